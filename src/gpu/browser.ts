@@ -1,0 +1,7 @@
+// The browser host: navigator.gpu in a page or a worker.
+import { openGpu, type Gpu, type OpenGpuOptions } from './device.ts';
+
+export function openBrowserGpu(options: OpenGpuOptions = {}): Promise<Gpu> {
+  const gpu = typeof navigator !== 'undefined' ? navigator.gpu : undefined;
+  return openGpu(gpu, options);
+}

@@ -1,0 +1,92 @@
+// Host side of matmul.wgsl: its variants, their specs and dispatch. See the .wgsl header for the contract.
+import source from '../../shaders/matmul.wgsl?raw';
+import { packParams, type KernelSpec, type Recorder } from '../kernel.ts';
+import { renderWgsl, type ElementType } from '../wgsl.ts';
+import type { MatmulShape } from '../ref/matmul.ref.ts';
+
+export const MATMUL_VARIANTS = ['naive', 'tiled', 'blocked'] as const;
+export type MatmulVariant = (typeof MATMUL_VARIANTS)[number];
+
+/** Output-tile edge per workgroup of each variant (its x/y dispatch divides N/M by this). */
+const TILE: Record<MatmulVariant, number> = { naive: 8, tiled: 16, blocked: 64 };
+
+export interface MatmulOptions {
+  variant: MatmulVariant;
+  elemA?: ElementType;
+  elemB?: ElementType;
+  transA?: boolean;
+  transB?: boolean;
+  hasBias?: boolean;
+  accumulate?: boolean;
+}
+
+export function matmulSpec(o: MatmulOptions): KernelSpec {
+  const elemA = o.elemA ?? 'f32';
+  const elemB = o.elemB ?? 'f32';
+  const flags = [o.transA && 'tA', o.transB && 'tB', o.hasBias && 'bias', o.accumulate && 'acc'].filter(Boolean);
+  return {
+    label: `matmul.${o.variant}.${elemA}x${elemB}${flags.length ? '.' + flags.join('.') : ''}`,
+    file: 'src/shaders/matmul.wgsl',
+    wgsl: renderWgsl('matmul', source, { ELEM_A: elemA, ELEM_B: elemB }),
+    entryPoint: o.variant,
+    constants: {
+      TRANS_A: o.transA ? 1 : 0,
+      TRANS_B: o.transB ? 1 : 0,
+      HAS_BIAS: o.hasBias ? 1 : 0,
+      ACCUMULATE: o.accumulate ? 1 : 0,
+    },
+    bindings: ['read', 'read', 'read', 'read_write'],
+    paramsBytes: 32,
+  };
+}
+
+/** Every spec the runtime can instantiate, for the compile-everything test. */
+export function allMatmulSpecs(hasF16: boolean): KernelSpec[] {
+  const elems: ElementType[] = hasF16 ? ['f32', 'f16'] : ['f32'];
+  const specs: KernelSpec[] = [];
+  for (const variant of MATMUL_VARIANTS)
+    for (const elemA of elems)
+      for (const elemB of elems)
+        for (const transA of [false, true])
+          for (const transB of [false, true])
+            for (const hasBias of [false, true])
+              for (const accumulate of [false, true])
+                specs.push(matmulSpec({ variant, elemA, elemB, transA, transB, hasBias, accumulate }));
+  return specs;
+}
+
+export interface MatmulBuffers {
+  A: GPUBuffer;
+  B: GPUBuffer;
+  C: GPUBuffer;
+  /** (N) f32; omit for no bias. */
+  bias?: GPUBuffer;
+}
+
+/** Records C = alpha·op(A)·op(B) (+ bias) (+ C when accumulate) into `rec`. */
+export function recordMatmul(
+  rec: Recorder,
+  shape: MatmulShape,
+  buffers: MatmulBuffers,
+  options: Omit<MatmulOptions, 'transA' | 'transB' | 'hasBias'>,
+): void {
+  const { M, N, K } = shape;
+  const batch = shape.batch ?? 1;
+  const spec = matmulSpec({ ...options, transA: shape.transA, transB: shape.transB, hasBias: !!buffers.bias });
+  const params = packParams([
+    ['u32', M],
+    ['u32', N],
+    ['u32', K],
+    ['u32', batch],
+    ['u32', shape.strideA ?? M * K],
+    ['u32', shape.strideB ?? K * N],
+    ['u32', M * N],
+    ['f32', shape.alpha ?? 1],
+  ]);
+  const tile = TILE[options.variant];
+  rec.dispatch(spec, [buffers.A, buffers.B, buffers.bias ?? rec.unused, buffers.C], params, [
+    Math.ceil(N / tile),
+    Math.ceil(M / tile),
+    batch,
+  ]);
+}

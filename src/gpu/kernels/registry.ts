@@ -1,0 +1,7 @@
+// Every kernel family's full set of variants, for the compile-everything test and pipeline warm-up.
+import type { KernelSpec } from '../kernel.ts';
+import { allMatmulSpecs } from './matmul.ts';
+
+export function allKernelSpecs(hasF16: boolean): KernelSpec[] {
+  return [...allMatmulSpecs(hasF16)];
+}
