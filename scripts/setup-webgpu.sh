@@ -24,7 +24,7 @@ if ((${#need_apt[@]})); then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null
 fi
 
-if [[ -f $DEST/env.sh && -f $DEST/lvp_icd.json ]]; then
+if [[ -f $DEST/env.json && -f $DEST/lvp_icd.json ]]; then
   say "lavapipe already in $DEST"
 else
   say "unpacking Mesa 25 lavapipe into $DEST"
@@ -49,6 +49,8 @@ export VK_ICD_FILENAMES="$DEST/lvp_icd.json"
 export LD_LIBRARY_PATH="$LIB\${LD_LIBRARY_PATH:+:\$LD_LIBRARY_PATH}"
 export XDG_RUNTIME_DIR="\${XDG_RUNTIME_DIR:-/tmp}"
 ENV
+  # The same for scripts/run-suite.mjs, which sets the environment per driver without a shell.
+  printf '{"VK_ICD_FILENAMES":"%s","LD_LIBRARY_PATH":"%s"}\n' "$DEST/lvp_icd.json" "$LIB" > "$DEST/env.json"
 fi
 [[ -f /usr/lib/chromium/vk_swiftshader_icd.json ]] && say "SwiftShader: /usr/lib/chromium/vk_swiftshader_icd.json"
 say "done"

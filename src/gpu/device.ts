@@ -59,6 +59,8 @@ export interface OpenGpuOptions {
   powerPreference?: GPUPowerPreference;
   /** Leave features out on purpose, e.g. to exercise the no-f16 path on an adapter that has f16. */
   disableFeatures?: WantedFeature[];
+  /** What the host tells the user to do when there is no adapter. */
+  noAdapterHint?: string;
 }
 
 function describeAdapter(adapter: GPUAdapter): GpuAdapterDescription {
@@ -82,10 +84,7 @@ export async function openGpu(gpu: GPU | undefined, options: OpenGpuOptions = {}
   if (!gpu) throw new GpuUnavailableError('WebGPU is not available in this environment (no navigator.gpu).');
   const adapter = await gpu.requestAdapter({ powerPreference: options.powerPreference ?? 'high-performance' });
   if (!adapter) {
-    throw new GpuUnavailableError(
-      'WebGPU found no adapter. In Chrome enable WebGPU (chrome://flags/#enable-unsafe-webgpu on Linux); ' +
-        'in Node run `npm run setup:webgpu` to install a CPU Vulkan driver.',
-    );
+    throw new GpuUnavailableError(options.noAdapterHint ? `WebGPU found no adapter. ${options.noAdapterHint}` : 'WebGPU found no adapter.');
   }
   const requiredLimits: Record<string, number> = {};
   for (const key of RAISED_LIMITS) {

@@ -23,6 +23,10 @@ export function nodeGpuEntry(dawnFlags: string[] = []): GPU {
   return entry;
 }
 
+const NODE_HINT =
+  'dawn.node needs a Vulkan driver: install your GPU\'s, or on Debian/Ubuntu without a GPU run `npm run setup:webgpu` ' +
+  'and then `source .webgpu/lavapipe/env.sh` (a CPU driver: correct, slow).';
+
 export function openNodeGpu(options: NodeGpuOptions = {}): Promise<Gpu> {
-  return openGpu(nodeGpuEntry(options.dawnFlags), options);
+  return openGpu(nodeGpuEntry(options.dawnFlags), { noAdapterHint: NODE_HINT, ...options });
 }

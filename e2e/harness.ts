@@ -1,0 +1,73 @@
+// The e2e harness: serves the built app (dist/) on 127.0.0.1, drives Debian's chromium with real WebGPU
+// (SwiftShader) through playwright-core, and fails a test if the page logs an error or asks any other host.
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { chromium, type Browser, type Page } from 'playwright-core';
+import { preview, type PreviewServer } from 'vite';
+
+export const ARTIFACTS = join(process.cwd(), 'artifacts', 'e2e');
+const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
+
+// --enable-unsafe-webgpu is the one flag headless Linux Chrome needs for WebGPU; the rest keep Chrome from reaching
+// for the network (there is none) and let it run as root.
+const CHROME_ARGS = [
+  '--enable-unsafe-webgpu',
+  '--no-sandbox',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+  '--no-first-run',
+  '--disable-quic',
+  '--disable-dev-shm-usage',
+];
+
+export interface Studio {
+  url: string;
+  browser: Browser;
+  page: Page;
+  /** Console errors, page errors and requests to hosts other than 127.0.0.1, in order. */
+  problems: string[];
+  screenshot(name: string): Promise<string>;
+  close(): Promise<void>;
+}
+
+export async function openStudio(): Promise<Studio> {
+  mkdirSync(ARTIFACTS, { recursive: true });
+  const server: PreviewServer = await preview({
+    configFile: join(process.cwd(), 'vite.config.ts'),
+    logLevel: 'warn',
+    preview: { host: '127.0.0.1', port: 0, strictPort: false, open: false },
+  });
+  const address = server.httpServer.address();
+  if (!address || typeof address === 'string') throw new Error('preview server has no port');
+  const url = `http://127.0.0.1:${address.port}/`;
+  const browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: CHROME_ARGS });
+  const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+  const page = await context.newPage();
+  const problems: string[] = [];
+  page.on('console', (msg) => {
+    if (msg.type() === 'error') problems.push(`console error: ${msg.text()}`);
+  });
+  page.on('pageerror', (err) => problems.push(`page error: ${err.message}`));
+  page.on('request', (req) => {
+    const host = new URL(req.url()).hostname;
+    if (!req.url().startsWith('data:') && !req.url().startsWith('blob:') && host !== '127.0.0.1') {
+      problems.push(`request to another host: ${req.url()}`);
+    }
+  });
+  return {
+    url,
+    browser,
+    page,
+    problems,
+    async screenshot(name) {
+      const path = join(ARTIFACTS, `${name}.png`);
+      await page.screenshot({ path, fullPage: true });
+      return path;
+    },
+    async close() {
+      await browser.close();
+      await new Promise<void>((resolve) => server.httpServer.close(() => resolve()));
+    },
+  };
+}

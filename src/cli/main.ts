@@ -1,0 +1,52 @@
+// `npx lora-studio <command>`: the studio's engine without the browser. Errors are one `error: …` line on stderr
+// and exit code 1; --debug adds the stack.
+import { openNodeGpu } from '../gpu/node.ts';
+
+const USAGE = `usage: lora-studio <command> [options]
+
+commands:
+  gpu        print the WebGPU adapter this machine gives, its limits and features
+
+options:
+  --debug    print stack traces with errors
+  --help     this text`;
+
+export class CliError extends Error {
+  override name = 'CliError';
+}
+
+async function gpuCommand(): Promise<void> {
+  const gpu = await openNodeGpu();
+  console.log(
+    JSON.stringify({ adapter: gpu.adapter, limits: gpu.limits, features: [...gpu.features] }, null, process.stdout.isTTY ? 2 : 0),
+  );
+  gpu.destroy();
+}
+
+const COMMANDS: Record<string, (args: string[]) => Promise<void>> = {
+  gpu: gpuCommand,
+};
+
+export async function main(argv: string[]): Promise<number> {
+  const debug = argv.includes('--debug');
+  const args = argv.filter((a) => a !== '--debug');
+  const [command, ...rest] = args;
+  if (!command || command === '--help' || command === 'help') {
+    console.log(USAGE);
+    return command ? 0 : 1;
+  }
+  const run = COMMANDS[command];
+  if (!run) {
+    console.error(`error: unknown command "${command}" (commands: ${Object.keys(COMMANDS).join(', ')})`);
+    return 1;
+  }
+  try {
+    await run(rest);
+    return 0;
+  } catch (err) {
+    const e = err as Error;
+    console.error(`error: ${e?.message ?? String(err)}`);
+    if (debug && e?.stack) console.error(e.stack);
+    return 1;
+  }
+}
