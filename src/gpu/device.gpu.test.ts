@@ -1,0 +1,51 @@
+import { describe, expect, it } from 'vitest';
+import { BufferPool, readF32, uploadBuffer } from './buffers.ts';
+import { nodeGpuEntry, openNodeGpu } from './node.ts';
+
+describe('the device layer (dawn.node)', () => {
+  it('asks for the adapter\'s own limits, not WebGPU\'s defaults', async () => {
+    const adapter = (await nodeGpuEntry().requestAdapter())!;
+    const gpu = await openNodeGpu();
+    for (const key of ['maxStorageBufferBindingSize', 'maxBufferSize', 'maxComputeWorkgroupStorageSize', 'maxComputeInvocationsPerWorkgroup'] as const) {
+      expect(gpu.limits[key], key).toBe((adapter.limits as unknown as Record<string, number>)[key]);
+    }
+    expect(gpu.limits.maxBufferSize).toBeGreaterThan(256 * 2 ** 20); // the WebGPU default
+    expect(gpu.hasF16).toBe(adapter.features.has('shader-f16'));
+    expect(gpu.adapter.name.length).toBeGreaterThan(0);
+    gpu.destroy();
+  });
+
+  it('can leave shader-f16 off to exercise the f32-only path', async () => {
+    const gpu = await openNodeGpu({ disableFeatures: ['shader-f16'] });
+    expect(gpu.hasF16).toBe(false);
+    expect(gpu.device.features.has('shader-f16')).toBe(false);
+    gpu.destroy();
+  });
+
+  it('reports device loss as an event with its reason', async () => {
+    const gpu = await openNodeGpu();
+    const seen: string[] = [];
+    gpu.onLost((e) => seen.push(e.reason));
+    gpu.destroy();
+    const event = await gpu.lost;
+    expect(event.reason).toBe('destroyed');
+    expect(seen).toEqual(['destroyed']);
+  });
+
+  it('pools buffers and counts live and peak bytes', async () => {
+    const gpu = await openNodeGpu();
+    const pool = new BufferPool(gpu.device);
+    const a = uploadBuffer(pool, gpu.device, new Float32Array([1, 2, 3]), 'a'); // 12 bytes
+    const b = pool.acquire(10, undefined, 'b'); // rounded up to 12
+    expect(pool.stats()).toEqual({ liveBytes: 24, peakBytes: 24, pooledBytes: 0 });
+    pool.release(b);
+    expect(pool.stats()).toMatchObject({ liveBytes: 12, pooledBytes: 12 });
+    expect(pool.acquire(12)).toBe(b); // reused, same size and usage
+    pool.release(b);
+    pool.trim();
+    expect(pool.stats()).toMatchObject({ liveBytes: 12, pooledBytes: 0, peakBytes: 24 });
+    expect([...(await readF32(gpu.device, a, 3))]).toEqual([1, 2, 3]);
+    expect(() => pool.acquire(gpu.limits.maxBufferSize + 4, undefined, 'huge')).toThrow(/huge.*maxBufferSize/);
+    gpu.destroy();
+  });
+});
