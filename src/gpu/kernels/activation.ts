@@ -1,0 +1,78 @@
+// Host side of activation.wgsl: GELU (tanh) and SwiGLU, forward and backward. See the .wgsl header for the contract.
+import source from '../../shaders/activation.wgsl?raw';
+import { packParams, type BindingAccess, type KernelSpec, type Recorder } from '../kernel.ts';
+import { renderWgsl } from '../wgsl.ts';
+import { foldWorkgroups, type FoldOptions } from './elementwise.ts';
+
+export const ACTIVATION_OPS = ['gelu_forward', 'gelu_backward', 'swiglu_forward', 'swiglu_backward'] as const;
+export type ActivationOp = (typeof ACTIVATION_OPS)[number];
+
+const BINDINGS: Record<ActivationOp, readonly BindingAccess[]> = {
+  gelu_forward: ['read', 'read_write'],
+  gelu_backward: ['read', 'read', 'read_write'],
+  swiglu_forward: ['read', 'read', 'read_write'],
+  swiglu_backward: ['read', 'read', 'read', 'read_write', 'read_write'],
+};
+
+const WG = 256;
+
+export function activationSpec(op: ActivationOp): KernelSpec {
+  return {
+    label: `activation.${op}`,
+    file: 'src/shaders/activation.wgsl',
+    wgsl: renderWgsl('activation', source),
+    entryPoint: op,
+    constants: {},
+    bindings: BINDINGS[op],
+    paramsBytes: 16,
+  };
+}
+
+export function allActivationSpecs(_hasF16: boolean): KernelSpec[] {
+  return ACTIVATION_OPS.map(activationSpec);
+}
+
+function record(rec: Recorder, op: ActivationOp, n: number, buffers: GPUBuffer[], fold: FoldOptions): void {
+  const params = packParams([
+    ['u32', n],
+    ['u32', 0],
+    ['u32', 0],
+    ['u32', 0],
+  ]);
+  rec.dispatch(activationSpec(op), buffers, params, foldWorkgroups(Math.ceil(n / WG), fold.maxWorkgroupsPerDim));
+}
+
+/** y = gelu_tanh(x) over n elements. */
+export function recordGelu(rec: Recorder, n: number, b: { x: GPUBuffer; y: GPUBuffer }, fold: FoldOptions = {}): void {
+  record(rec, 'gelu_forward', n, [b.x, b.y], fold);
+}
+
+/** dx = dy · gelu_tanh'(x) over n elements (x is the forward's input). */
+export function recordGeluBackward(
+  rec: Recorder,
+  n: number,
+  b: { x: GPUBuffer; dy: GPUBuffer; dx: GPUBuffer },
+  fold: FoldOptions = {},
+): void {
+  record(rec, 'gelu_backward', n, [b.x, b.dy, b.dx], fold);
+}
+
+/** out = silu(gate) ⊙ up over n elements. */
+export function recordSwiglu(
+  rec: Recorder,
+  n: number,
+  b: { gate: GPUBuffer; up: GPUBuffer; out: GPUBuffer },
+  fold: FoldOptions = {},
+): void {
+  record(rec, 'swiglu_forward', n, [b.gate, b.up, b.out], fold);
+}
+
+/** dgate = dout·up·silu'(gate), dup = dout·silu(gate) over n elements. */
+export function recordSwigluBackward(
+  rec: Recorder,
+  n: number,
+  b: { gate: GPUBuffer; up: GPUBuffer; dout: GPUBuffer; dgate: GPUBuffer; dup: GPUBuffer },
+  fold: FoldOptions = {},
+): void {
+  record(rec, 'swiglu_backward', n, [b.gate, b.up, b.dout, b.dgate, b.dup], fold);
+}
