@@ -3,6 +3,7 @@ import type { Engine } from '../engine.ts';
 import { matmulRef, type MatmulShape } from '../ref/matmul.ref.ts';
 import { mismatches, randomArray } from '../ref/testing.ts';
 import { download, testEngine, upload, zeros } from '../testing-gpu.ts';
+import { fromF16Array, toF16Array } from '../ref/elementwise.ref.ts';
 import { MATMUL_VARIANTS, recordMatmul, type MatmulVariant } from './matmul.ts';
 
 let e: Engine;
@@ -64,6 +65,26 @@ describe('matmul variants', () => {
     for (const variant of MATMUL_VARIANTS) results.push((await runMatmul(variant, shape, { seed: 5 })).got);
     for (let i = 1; i < results.length; i++) {
       expect(mismatches(results[i], results[0], { abs: 0, rel: 0 }), MATMUL_VARIANTS[i]).toEqual([]);
+    }
+  });
+});
+
+describe('matmul with f16 storage (adapters with shader-f16)', () => {
+  it.each(MATMUL_VARIANTS)('%s: f16 weights and f16 activations accumulate in f32', async (variant) => {
+    if (!e.gpu.hasF16) return; // SwiftShader: the f32-only path is what the other tests cover
+    for (const [elemA, elemB] of [['f32', 'f16'], ['f16', 'f16']] as const) {
+      const shape: MatmulShape = { M: 13, N: 21, K: 70, transB: true };
+      const A = randomArray(shape.M * shape.K, 21);
+      const B = randomArray(shape.N * shape.K, 22);
+      const A16 = toF16Array(A);
+      const B16 = toF16Array(B);
+      const C = zeros(e, shape.M * shape.N);
+      const rec = e.record('matmul-f16');
+      recordMatmul(rec, shape, { A: elemA === 'f16' ? upload(e, A16) : upload(e, A), B: upload(e, B16), C }, { variant, elemA, elemB });
+      await rec.submit();
+      // The reference multiplies the same rounded values, so only f32 accumulation error remains.
+      const want = matmulRef({ ...shape, A: elemA === 'f16' ? fromF16Array(A16) : A, B: fromF16Array(B16) });
+      expect(mismatches(await download(e, C, shape.M * shape.N), want, TOL), `${elemA}×${elemB}`).toEqual([]);
     }
   });
 });
