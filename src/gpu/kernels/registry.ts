@@ -1,7 +1,8 @@
 // Every kernel family's full set of variants, for the compile-everything test and pipeline warm-up.
 import type { KernelSpec } from '../kernel.ts';
 import { allMatmulSpecs } from './matmul.ts';
+import { allLoraSpecs } from './lora.ts';
 
 export function allKernelSpecs(hasF16: boolean): KernelSpec[] {
-  return [...allMatmulSpecs(hasF16)];
+  return [...allMatmulSpecs(hasF16), ...allLoraSpecs(hasF16)];
 }
