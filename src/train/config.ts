@@ -1,0 +1,199 @@
+// The training configuration: one typed object for the UI form, the CLI flags and the worker, validated once at the
+// boundary (as PEFT's LoraConfig.__post_init__ does). Every error names the field, its value and the valid range.
+
+export type Method = 'lora' | 'qlora';
+export type Schedule = 'cosine' | 'linear' | 'constant';
+
+export interface TrainConfig {
+  method: Method;
+  /** LoRA rank r. */
+  rank: number;
+  /** LoRA alpha; the update is scaled by alpha / r (alpha / √r with rsLoRA). */
+  alpha: number;
+  dropout: number;
+  /** Module names (e.g. q_proj, v_proj, c_attn); or one alias: 'all-linear' (every linear layer but the head, as PEFT)
+   *  or 'attention' (every attention projection); empty = the architecture's PEFT default. */
+  targets: string[];
+  rslora: boolean;
+  /** LoRA+: B's learning rate is lr × this ratio (1 = plain LoRA). */
+  loraPlusRatio: number;
+  lr: number;
+  beta1: number;
+  beta2: number;
+  eps: number;
+  weightDecay: number;
+  schedule: Schedule;
+  /** Warmup in optimizer steps; when null, warmupRatio of the total steps. */
+  warmupSteps: number | null;
+  warmupRatio: number;
+  /** Stop after this many optimizer steps; when null, after `epochs` passes over the data. */
+  maxSteps: number | null;
+  epochs: number;
+  batchSize: number;
+  gradAccum: number;
+  maxLength: number;
+  maxGradNorm: number;
+  /** Fraction of rows held out for evaluation (0 = none unless an eval file is given). */
+  evalSplit: number;
+  /** Evaluate every N optimizer steps (0 = only at the end). */
+  evalEvery: number;
+  /** Stop when eval loss has not improved for this many evaluations (0 = never). */
+  earlyStoppingPatience: number;
+  /** Checkpoint every N optimizer steps (and always at stop). */
+  checkpointEvery: number;
+  /** Train on prompt tokens too (default: only completions / assistant turns). */
+  trainOnPrompt: boolean;
+  packing: boolean;
+  seed: number;
+  /** QLoRA: quantize the absmax values too (bitsandbytes' compress_statistics). */
+  doubleQuant: boolean;
+}
+
+/** The CLI's defaults, as issue #5 fixes them (rank 8, alpha 16, lr 2e-4, batch 4, max length 512, 1 epoch, 3%
+ *  warmup, cosine, seed 42), with PEFT's and the HF Trainer's defaults elsewhere. */
+export const DEFAULT_CONFIG: TrainConfig = {
+  method: 'lora',
+  rank: 8,
+  alpha: 16,
+  dropout: 0,
+  targets: [],
+  rslora: false,
+  loraPlusRatio: 1,
+  lr: 2e-4,
+  beta1: 0.9,
+  beta2: 0.999,
+  eps: 1e-8,
+  weightDecay: 0,
+  schedule: 'cosine',
+  warmupSteps: null,
+  warmupRatio: 0.03,
+  maxSteps: null,
+  epochs: 1,
+  batchSize: 4,
+  gradAccum: 1,
+  maxLength: 512,
+  maxGradNorm: 1,
+  evalSplit: 0,
+  evalEvery: 0,
+  earlyStoppingPatience: 0,
+  checkpointEvery: 50,
+  trainOnPrompt: false,
+  packing: false,
+  seed: 42,
+  doubleQuant: false,
+};
+
+export type PresetName = 'quick' | 'balanced' | 'quality';
+
+/** Presets from the LoRA guide's advice: rank 4 for small, simple tasks; 8–16 for most; alpha = 2r; lr 1e-4…3e-4
+ *  (higher for smaller ranks); q/v projections by default, all linear layers when quality matters; dropout 0.05–0.1
+ *  and early stopping against overfitting; gradient clipping at 1.0 and ~3% warmup always. */
+export const PRESETS: Record<PresetName, { title: string; about: string; config: Partial<TrainConfig> }> = {
+  quick: {
+    title: 'Quick',
+    about: 'A first look in minutes: rank 4 on the attention q/v projections, short sequences, one epoch.',
+    config: { rank: 4, alpha: 8, dropout: 0, targets: [], lr: 3e-4, maxLength: 256, epochs: 1, batchSize: 4, evalSplit: 0 },
+  },
+  balanced: {
+    title: 'Balanced',
+    about: 'The usual choice: rank 8 on every attention projection, a little dropout, a held-out 5% to watch.',
+    config: { rank: 8, alpha: 16, dropout: 0.05, targets: ['attention'], lr: 2e-4, maxLength: 512, epochs: 2, evalSplit: 0.05, evalEvery: 25 },
+  },
+  quality: {
+    title: 'Quality',
+    about: 'Rank 16 on all linear layers, three epochs with early stopping on a 10% eval split.',
+    config: {
+      rank: 16, alpha: 32, dropout: 0.1, targets: ['all-linear'], lr: 1e-4, maxLength: 1024, epochs: 3,
+      evalSplit: 0.1, evalEvery: 25, earlyStoppingPatience: 3, weightDecay: 0.01,
+    },
+  },
+};
+
+export function applyPreset(name: PresetName, base: TrainConfig = DEFAULT_CONFIG): TrainConfig {
+  return { ...base, ...PRESETS[name].config };
+}
+
+export interface FieldError {
+  field: keyof TrainConfig;
+  message: string;
+}
+
+type NumberRule = { min: number; max: number; integer?: boolean; minExclusive?: boolean };
+
+const NUMBER_RULES: Partial<Record<keyof TrainConfig, NumberRule>> = {
+  rank: { min: 1, max: 1024, integer: true },
+  alpha: { min: 0, max: 1e6, minExclusive: true },
+  dropout: { min: 0, max: 0.9 },
+  loraPlusRatio: { min: 1, max: 1000 },
+  lr: { min: 0, max: 1, minExclusive: true },
+  beta1: { min: 0, max: 0.9999 },
+  beta2: { min: 0, max: 0.99999 },
+  eps: { min: 0, max: 1e-2, minExclusive: true },
+  weightDecay: { min: 0, max: 1 },
+  warmupRatio: { min: 0, max: 0.5 },
+  epochs: { min: 1, max: 1000, integer: true },
+  batchSize: { min: 1, max: 1024, integer: true },
+  gradAccum: { min: 1, max: 1024, integer: true },
+  maxLength: { min: 8, max: 32768, integer: true },
+  maxGradNorm: { min: 0, max: 1e6, minExclusive: true },
+  evalSplit: { min: 0, max: 0.5 },
+  evalEvery: { min: 0, max: 1e7, integer: true },
+  earlyStoppingPatience: { min: 0, max: 1000, integer: true },
+  checkpointEvery: { min: 1, max: 1e7, integer: true },
+  seed: { min: 0, max: 2 ** 32 - 1, integer: true },
+};
+
+function describeRange(r: NumberRule): string {
+  const lo = `${r.minExclusive ? '>' : '≥'} ${r.min}`;
+  return `${r.integer ? 'an integer ' : 'a number '}${lo} and ≤ ${r.max}`;
+}
+
+/** Every problem with a config, each naming the field, the value and what would be valid. */
+export function validateConfig(c: TrainConfig): FieldError[] {
+  const errors: FieldError[] = [];
+  for (const [field, rule] of Object.entries(NUMBER_RULES) as [keyof TrainConfig, NumberRule][]) {
+    const v = c[field] as unknown;
+    const ok =
+      typeof v === 'number' &&
+      Number.isFinite(v) &&
+      (rule.minExclusive ? v > rule.min : v >= rule.min) &&
+      v <= rule.max &&
+      (!rule.integer || Number.isInteger(v));
+    if (!ok) errors.push({ field, message: `${field} = ${JSON.stringify(v)}: must be ${describeRange(rule)}` });
+  }
+  for (const [field, nullableRule] of [
+    ['warmupSteps', { min: 0, max: 1e7, integer: true }],
+    ['maxSteps', { min: 1, max: 1e7, integer: true }],
+  ] as const) {
+    const v = c[field];
+    if (v !== null && !(Number.isInteger(v) && v >= nullableRule.min && v <= nullableRule.max)) {
+      errors.push({ field, message: `${field} = ${JSON.stringify(v)}: must be empty or ${describeRange(nullableRule)}` });
+    }
+  }
+  if (c.method !== 'lora' && c.method !== 'qlora') errors.push({ field: 'method', message: `method = ${JSON.stringify(c.method)}: must be lora or qlora` });
+  if (!['cosine', 'linear', 'constant'].includes(c.schedule)) {
+    errors.push({ field: 'schedule', message: `schedule = ${JSON.stringify(c.schedule)}: must be cosine, linear or constant` });
+  }
+  if (!Array.isArray(c.targets) || c.targets.some((t) => typeof t !== 'string' || !/^[\w.-]+$/.test(t))) {
+    errors.push({ field: 'targets', message: `targets = ${JSON.stringify(c.targets)}: must be module names like q_proj, or all-linear` });
+  }
+  if (c.doubleQuant && c.method !== 'qlora') {
+    errors.push({ field: 'doubleQuant', message: 'doubleQuant = true: only applies to method qlora' });
+  }
+  return errors;
+}
+
+export class ConfigError extends Error {
+  override name = 'ConfigError';
+  constructor(readonly errors: FieldError[]) {
+    super(errors.map((e) => e.message).join('; '));
+  }
+}
+
+/** A complete, valid config from defaults plus overrides; throws ConfigError listing every problem. */
+export function resolveConfig(overrides: Partial<TrainConfig>, base: TrainConfig = DEFAULT_CONFIG): TrainConfig {
+  const config = { ...base, ...overrides };
+  const errors = validateConfig(config);
+  if (errors.length) throw new ConfigError(errors);
+  return config;
+}
