@@ -1,8 +1,9 @@
 // Every kernel family's full set of variants, for the compile-everything test and pipeline warm-up.
 import type { KernelSpec } from '../kernel.ts';
 import { allMatmulSpecs } from './matmul.ts';
+import { allMatmulNf4Specs } from './matmul_nf4.ts';
 import { allLoraSpecs } from './lora.ts';
 
 export function allKernelSpecs(hasF16: boolean): KernelSpec[] {
-  return [...allMatmulSpecs(hasF16), ...allLoraSpecs(hasF16)];
+  return [...allMatmulSpecs(hasF16), ...allLoraSpecs(hasF16), ...allMatmulNf4Specs()];
 }
