@@ -1,9 +1,11 @@
 // Every kernel family's full set of variants, for the compile-everything test and pipeline warm-up.
 import type { KernelSpec } from '../kernel.ts';
 import { allMatmulSpecs } from './matmul.ts';
+import { allAttentionSpecs } from './attention.ts';
+import { allRopeSpecs } from './rope.ts';
 import { allMatmulNf4Specs } from './matmul_nf4.ts';
 import { allLoraSpecs } from './lora.ts';
 
 export function allKernelSpecs(hasF16: boolean): KernelSpec[] {
-  return [...allMatmulSpecs(hasF16), ...allLoraSpecs(hasF16), ...allMatmulNf4Specs()];
+  return [...allMatmulSpecs(hasF16), ...allLoraSpecs(hasF16), ...allMatmulNf4Specs(), ...allRopeSpecs(), ...allAttentionSpecs()];
 }

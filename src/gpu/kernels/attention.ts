@@ -1,0 +1,107 @@
+// Host side of attention.wgsl: causal self-attention (GQA, packed sequences) forward and backward, their specs and
+// dispatches. See the .wgsl header for the contract.
+import source from '../../shaders/attention.wgsl?raw';
+import { KernelError, packParams, type BindingAccess, type KernelSpec, type Recorder, type Workgroups } from '../kernel.ts';
+import { renderWgsl } from '../wgsl.ts';
+import { AttentionShapeError, attentionScale, checkShape, type AttentionShape } from '../ref/attention.ref.ts';
+
+export const ATTENTION_PASSES = ['forward', 'backward_prep', 'backward_dq', 'backward_dkv'] as const;
+export type AttentionPass = (typeof ATTENTION_PASSES)[number];
+
+/** The shader keeps rows in private arrays of this length. */
+export const ATTENTION_MAX_HEAD_DIM = 128;
+
+const BINDINGS: Record<AttentionPass, BindingAccess[]> = {
+  forward: ['read', 'read', 'read', 'read', 'read_write', 'read_write'], // Q K V seg → O L
+  backward_prep: ['read', 'read', 'read', 'read_write'], // O dO L → stats
+  backward_dq: ['read', 'read', 'read', 'read', 'read', 'read', 'read_write'], // Q K V seg dO stats → dQ
+  backward_dkv: ['read', 'read', 'read', 'read', 'read', 'read', 'read_write', 'read_write'], // … → dK dV
+};
+
+export function attentionSpec(pass: AttentionPass): KernelSpec {
+  return {
+    label: `attention.${pass}`,
+    file: 'src/shaders/attention.wgsl',
+    wgsl: renderWgsl('attention', source),
+    entryPoint: pass,
+    constants: {},
+    bindings: BINDINGS[pass],
+    paramsBytes: 32,
+  };
+}
+
+/** Every spec the runtime can instantiate, for the compile-everything test. */
+export function allAttentionSpecs(): KernelSpec[] {
+  return ATTENTION_PASSES.map(attentionSpec);
+}
+
+const WORKGROUP = 64;
+const MAX_GROUPS_X = 65535;
+
+/** One invocation per row, the flat index folded into x and y. */
+function rowGroups(rows: number): Workgroups {
+  const groups = Math.ceil(rows / WORKGROUP);
+  return [Math.min(groups, MAX_GROUPS_X), Math.ceil(groups / MAX_GROUPS_X), 1];
+}
+
+function params(shape: AttentionShape): ArrayBuffer {
+  checkShape(shape);
+  if (shape.D > ATTENTION_MAX_HEAD_DIM) {
+    throw new AttentionShapeError(`attention: head_dim ${shape.D} exceeds the kernel's maximum ${ATTENTION_MAX_HEAD_DIM}`);
+  }
+  const scale = attentionScale(shape);
+  if (!Number.isFinite(scale)) throw new KernelError(`attention: scale must be finite, got ${scale}`);
+  return packParams([
+    ['u32', shape.T],
+    ['u32', shape.Hq],
+    ['u32', shape.Hkv],
+    ['u32', shape.D],
+    ['f32', scale],
+  ]);
+}
+
+export interface AttentionForwardBuffers {
+  /** (T, Hq, D) */
+  Q: GPUBuffer;
+  /** (T, Hkv, D) */
+  K: GPUBuffer;
+  /** (T, Hkv, D) */
+  V: GPUBuffer;
+  /** (T) u32 segment ids */
+  seg: GPUBuffer;
+  /** (T, Hq, D) output */
+  O: GPUBuffer;
+  /** (T, Hq) output: log-sum-exp per row, kept for the backward pass */
+  L: GPUBuffer;
+}
+
+/** Records O = softmax(scale·QKᵀ + mask)·V and L into `rec`. */
+export function recordAttentionForward(rec: Recorder, shape: AttentionShape, b: AttentionForwardBuffers): void {
+  rec.dispatch(attentionSpec('forward'), [b.Q, b.K, b.V, b.seg, b.O, b.L], params(shape), rowGroups(shape.T * shape.Hq));
+}
+
+export interface AttentionBackwardBuffers extends AttentionForwardBuffers {
+  /** (T, Hq, D) upstream gradient */
+  dO: GPUBuffer;
+  /** (T, Hq, 2) f32 scratch, overwritten */
+  stats: GPUBuffer;
+  /** (T, Hq, D) output, overwritten */
+  dQ: GPUBuffer;
+  /** (T, Hkv, D) outputs, overwritten */
+  dK: GPUBuffer;
+  dV: GPUBuffer;
+}
+
+/** Bytes of the backward's `stats` scratch. */
+export function attentionStatsBytes(shape: AttentionShape): number {
+  return shape.T * shape.Hq * 2 * 4;
+}
+
+/** Records dQ, dK, dV (overwritten) from the forward's O and L: three dispatches, prep → dq → dkv. */
+export function recordAttentionBackward(rec: Recorder, shape: AttentionShape, b: AttentionBackwardBuffers): void {
+  const p = params(shape);
+  const rows = rowGroups(shape.T * shape.Hq);
+  rec.dispatch(attentionSpec('backward_prep'), [b.O, b.dO, b.L, b.stats], p, rows);
+  rec.dispatch(attentionSpec('backward_dq'), [b.Q, b.K, b.V, b.seg, b.dO, b.stats, b.dQ], p, rows);
+  rec.dispatch(attentionSpec('backward_dkv'), [b.Q, b.K, b.V, b.seg, b.dO, b.stats, b.dK, b.dV], p, rowGroups(shape.T * shape.Hkv));
+}
