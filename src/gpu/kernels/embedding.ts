@@ -1,0 +1,66 @@
+// Host side of embedding.wgsl: the token (+ learned position) embedding gather. See the .wgsl header for the contract.
+import source from '../../shaders/embedding.wgsl?raw';
+import { KernelError, packParams, type KernelSpec, type Recorder } from '../kernel.ts';
+import type { EmbeddingShape } from '../ref/embedding.ref.ts';
+import { renderWgsl, type ElementType } from '../wgsl.ts';
+import { foldWorkgroups, type FoldOptions } from './elementwise.ts';
+
+const WG = 256;
+
+export interface EmbeddingOptions {
+  /** Storage type of wte and wpe. */
+  elem?: ElementType;
+  /** Add learned position embeddings (GPT-2). */
+  hasPos?: boolean;
+}
+
+export function embeddingSpec(o: EmbeddingOptions = {}): KernelSpec {
+  const elem = o.elem ?? 'f32';
+  return {
+    label: `embedding.${elem}${o.hasPos ? '.pos' : ''}`,
+    file: 'src/shaders/embedding.wgsl',
+    wgsl: renderWgsl('embedding', source, { ELEM: elem }),
+    entryPoint: 'forward',
+    constants: { HAS_POS: o.hasPos ? 1 : 0 },
+    bindings: ['read', 'read', 'read', 'read', 'read_write'],
+    paramsBytes: 16,
+  };
+}
+
+export function allEmbeddingSpecs(hasF16: boolean): KernelSpec[] {
+  const elems: ElementType[] = hasF16 ? ['f32', 'f16'] : ['f32'];
+  return elems.flatMap((elem) => [false, true].map((hasPos) => embeddingSpec({ elem, hasPos })));
+}
+
+export interface EmbeddingBuffers {
+  ids: GPUBuffer; // (rows) u32
+  wte: GPUBuffer; // (vocab, C) elem
+  out: GPUBuffer; // (rows, C) f32
+  /** (rows) u32 and (maxPos, C) elem, for learned positions; give both or neither. */
+  positions?: GPUBuffer;
+  wpe?: GPUBuffer;
+}
+
+/** out[t] = wte[ids[t]] (+ wpe[positions[t]]). Out-of-range ids/positions contribute zeros (see the .wgsl). */
+export function recordEmbedding(
+  rec: Recorder,
+  shape: EmbeddingShape,
+  b: EmbeddingBuffers,
+  options: { elem?: ElementType } & FoldOptions = {},
+): void {
+  const hasPos = !!b.wpe;
+  if (hasPos !== !!b.positions) throw new KernelError('embedding: positions and wpe go together; give both or neither');
+  if (hasPos && !shape.maxPos) throw new KernelError(`embedding: wpe given but shape.maxPos is ${shape.maxPos}`);
+  const params = packParams([
+    ['u32', shape.rows],
+    ['u32', shape.C],
+    ['u32', shape.vocab],
+    ['u32', hasPos ? shape.maxPos! : 0],
+  ]);
+  rec.dispatch(
+    embeddingSpec({ elem: options.elem, hasPos }),
+    [b.ids, b.positions ?? rec.unused, b.wte, b.wpe ?? rec.unused, b.out],
+    params,
+    foldWorkgroups(Math.ceil((shape.rows * shape.C) / WG), options.maxWorkgroupsPerDim),
+  );
+}
