@@ -4,13 +4,15 @@ import { allMatmulSpecs } from './matmul.ts';
 import { allAttentionSpecs } from './attention.ts';
 import { allRopeSpecs } from './rope.ts';
 import { allMatmulNf4Specs } from './matmul_nf4.ts';
+import { allAdamwSpecs } from './adamw.ts';
 import { allLoraSpecs } from './lora.ts';
 import { allNormSpecs } from './norm.ts';
 import { allActivationSpecs } from './activation.ts';
 import { allEmbeddingSpecs } from './embedding.ts';
 import { allElementwiseSpecs } from './elementwise.ts';
+import { allColumnsSpecs } from './columns.ts';
 
 export function allKernelSpecs(hasF16: boolean): KernelSpec[] {
-  return [...allMatmulSpecs(hasF16), ...allLoraSpecs(hasF16), ...allMatmulNf4Specs(), ...allRopeSpecs(), ...allAttentionSpecs(),
-    ...allNormSpecs(hasF16), ...allActivationSpecs(hasF16), ...allEmbeddingSpecs(hasF16), ...allElementwiseSpecs(hasF16)];
+  return [...allMatmulSpecs(hasF16), ...allLoraSpecs(hasF16), ...allMatmulNf4Specs(), ...allAdamwSpecs(), ...allRopeSpecs(), ...allAttentionSpecs(),
+    ...allNormSpecs(hasF16), ...allActivationSpecs(hasF16), ...allEmbeddingSpecs(hasF16), ...allElementwiseSpecs(hasF16), ...allColumnsSpecs()];
 }
