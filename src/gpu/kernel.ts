@@ -134,6 +134,7 @@ export class Recorder {
   private readonly encoder: GPUCommandEncoder;
   private pass: GPUComputePassEncoder | null = null;
   private readonly uniforms: GPUBuffer[] = [];
+  private readonly finishers: (() => void)[] = [];
   private submitted = false;
 
   constructor(
@@ -186,6 +187,11 @@ export class Recorder {
     return this.pipelines.unused;
   }
 
+  /** Runs `fn` once the GPU has finished this submission: the place to release scratch buffers it used. */
+  afterSubmit(fn: () => void): void {
+    this.finishers.push(fn);
+  }
+
   copy(src: GPUBuffer, srcOffset: number, dst: GPUBuffer, dstOffset: number, bytes: number): void {
     this.endPass();
     this.encoder.copyBufferToBuffer(src, srcOffset, dst, dstOffset, bytes);
@@ -206,6 +212,7 @@ export class Recorder {
       await this.device.queue.onSubmittedWorkDone();
     } finally {
       for (const u of this.uniforms) u.destroy();
+      for (const fn of this.finishers) fn();
     }
   }
 }
