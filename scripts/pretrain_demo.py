@@ -1,0 +1,587 @@
+"""Pretrains the studio's bundled demo model from scratch, on CPU, on text generated here.
+
+Run:  /work/main/.venv-ref/bin/python scripts/pretrain_demo.py            # ~12 min on one CPU thread
+      /work/main/.venv-ref/bin/python scripts/pretrain_demo.py --steps 20 --out /tmp/demo-smoke   # quick check
+
+Writes public/models/demo-llama/ (the Hugging Face layout the studio loads, offline):
+  config.json, generation_config.json, model.safetensors (float16), tokenizer.json, tokenizer_config.json, README.md
+
+Why generate the text: the model ships inside the app, so its training data must carry no third-party licence.
+Every document below is built from small word lists and sentence templates in this file by a seeded
+random.Random, so the corpus is ours (released with the model under CC0) and the run is reproducible:
+the same seeds give the same corpus, the same tokenizer and (on the same torch build) the same weights.
+
+Pipeline:
+  1. corpus     ~40k short documents: templated children's stories, facts about colours/animals/numbers,
+                small arithmetic, and chat exchanges in ChatML (<|im_start|>user ... <|im_end|>), each
+                document followed by <|endoftext|>.
+  2. tokenizer  byte-level BPE (GPT-2 style pre-tokenizer and decoder) trained with the `tokenizers`
+                library; ids 0..2 are <|endoftext|>, <|im_start|>, <|im_end|>.
+  3. model      transformers' LlamaForCausalLM (RMSNorm, RoPE, SwiGLU, GQA 4 heads / 2 kv heads, tied
+                embeddings), ~1.3M parameters, trained with AdamW on random 256-token windows of the
+                packed corpus for a fixed number of steps (a wall-clock cap stops it early if the machine
+                is slow, and says so).
+  4. export     float16 safetensors + tokenizer files + a model card; then a generation sanity check.
+
+torch.set_num_threads(1): the development machine has 2 cores shared with other work.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import random
+import shutil
+import time
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+
+import torch  # noqa: E402
+from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers, processors, trainers  # noqa: E402
+from transformers import (  # noqa: E402
+    AutoModelForCausalLM,
+    AutoTokenizer,
+    GenerationConfig,
+    LlamaConfig,
+    LlamaForCausalLM,
+)
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+DEFAULT_OUT = os.path.join(ROOT, "public", "models", "demo-llama")
+
+CORPUS_SEED = 1234
+EVAL_SEED = 98765
+TRAIN_SEED = 42
+ROPE_THETA = 10000.0
+
+EOT, IM_START, IM_END = "<|endoftext|>", "<|im_start|>", "<|im_end|>"
+SPECIAL_TOKENS = [EOT, IM_START, IM_END]
+
+# The plain ChatML template (Qwen2.5's form without tools or a default system prompt). Must stay identical to
+# FALLBACK_CHAT_TEMPLATE in src/model/chat-template.ts and scripts/golden_tokenizers.py.
+CHAT_TEMPLATE = (
+    "{% for message in messages %}"
+    "{{ '<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>' + '\\n' }}"
+    "{% endfor %}"
+    "{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}"
+)
+
+# ---------------------------------------------------------------------------------------------------------------
+# 1. The generated corpus
+
+NUMBER_WORDS = [
+    "zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten",
+    "eleven", "twelve", "thirteen", "fourteen", "fifteen", "sixteen", "seventeen", "eighteen", "nineteen", "twenty",
+]
+
+# thing -> colour (the facts the model learns; sample datasets reuse them)
+THING_COLOURS = {
+    "sky": "blue", "sea": "blue", "grass": "green", "leaf": "green", "frog": "green", "sun": "yellow",
+    "banana": "yellow", "lemon": "yellow", "apple": "red", "tomato": "red", "strawberry": "red",
+    "snow": "white", "cloud": "white", "milk": "white", "coal": "black", "night": "black",
+    "carrot": "orange", "pumpkin": "orange", "plum": "purple", "grape": "purple",
+    "chocolate": "brown", "mud": "brown", "elephant": "grey", "rock": "grey", "flamingo": "pink",
+}
+COLOURS = sorted(set(THING_COLOURS.values()))
+
+# animal -> (sound, legs, home, food)
+ANIMALS = {
+    "cat": ("meow", 4, "house", "fish"),
+    "dog": ("woof", 4, "kennel", "bones"),
+    "cow": ("moo", 4, "barn", "grass"),
+    "duck": ("quack", 2, "pond", "bread"),
+    "sheep": ("baa", 4, "field", "grass"),
+    "horse": ("neigh", 4, "stable", "hay"),
+    "pig": ("oink", 4, "farm", "apples"),
+    "owl": ("hoot", 2, "tree", "mice"),
+    "frog": ("croak", 4, "pond", "flies"),
+    "lion": ("roar", 4, "den", "meat"),
+    "bee": ("buzz", 6, "hive", "nectar"),
+    "mouse": ("squeak", 4, "hole", "cheese"),
+    "snake": ("hiss", 0, "nest", "eggs"),
+    "bird": ("tweet", 2, "nest", "seeds"),
+    "bear": ("growl", 4, "cave", "honey"),
+    "rabbit": ("squeak", 4, "burrow", "carrots"),
+}
+
+NAMES = ["Tom", "Lily", "Max", "Mia", "Ben", "Anna", "Sam", "Lucy", "Leo", "Emma", "Tim", "Zoe", "Jack", "Ella",
+         "Finn", "Rosa", "Omar", "Nina", "Kai", "Ruby"]
+PLACES = ["park", "forest", "garden", "beach", "farm", "river", "hill", "town", "school", "lake"]
+OBJECTS = ["ball", "kite", "box", "hat", "book", "cake", "flower", "boat", "drum", "shell", "key", "cup"]
+ADJECTIVES = ["little", "big", "happy", "small", "kind", "brave", "shy", "funny", "sleepy", "clever"]
+FEELINGS = ["happy", "sad", "scared", "excited", "tired", "proud", "surprised"]
+WEATHER = ["sunny", "rainy", "windy", "cold", "warm", "cloudy"]
+ACTIVITIES = ["play with a ball", "read books", "sing songs", "dance", "run fast", "draw pictures",
+              "climb trees", "swim", "bake cakes", "look at the stars"]
+
+GREETINGS = ["Hello!", "Hi!", "Hi there!", "Good morning!", "Hello, how are you?"]
+GREETING_REPLIES = ["Hello! How can I help you today?", "Hi! What would you like to know?",
+                    "Hello! I am happy to help.", "I am well, thank you! How can I help?"]
+SYSTEM_PROMPTS = ["You are a helpful assistant.", "You are a friendly assistant. Answer briefly.",
+                  "You are a tiny demo model."]
+
+
+def a_or_an(word: str) -> str:
+    return ("an " if word[0] in "aeiou" else "a ") + word
+
+
+def plural(animal: str) -> str:
+    if animal in ("sheep", "mouse"):
+        return {"sheep": "sheep", "mouse": "mice"}[animal]
+    return animal + "s"
+
+
+def legs_phrase(animal: str) -> str:
+    n = ANIMALS[animal][1]
+    return f"{a_or_an(animal).capitalize()} has no legs." if n == 0 else \
+        f"{a_or_an(animal).capitalize()} has {NUMBER_WORDS[n]} legs."
+
+
+def colour_fact(r: random.Random) -> str:
+    thing, colour = r.choice(list(THING_COLOURS.items()))
+    return r.choice([
+        f"The {thing} is {colour}.",
+        f"The colour of the {thing} is {colour}.",
+        f"{a_or_an(thing).capitalize()} is {colour}." if thing not in ("sky", "sea", "sun", "grass", "snow", "night", "milk", "mud", "coal")
+        else f"The {thing} is {colour}.",
+    ])
+
+
+def animal_fact(r: random.Random) -> str:
+    animal = r.choice(list(ANIMALS))
+    sound, _legs, home, food = ANIMALS[animal]
+    return r.choice([
+        f"{a_or_an(animal).capitalize()} says {sound}.",
+        legs_phrase(animal),
+        f"{a_or_an(animal).capitalize()} lives in {a_or_an(home)}.",
+        f"{plural(animal).capitalize()} like to eat {food}.",
+        f"The {animal} says {sound}, {sound}!",
+    ])
+
+
+def number_fact(r: random.Random) -> str:
+    n = r.randint(0, 19)
+    a, b = r.sample(range(0, 21), 2)
+    return r.choice([
+        f"After {NUMBER_WORDS[n]} comes {NUMBER_WORDS[n + 1]}.",
+        f"The number after {n} is {n + 1}.",
+        f"{NUMBER_WORDS[max(a, b)].capitalize()} is more than {NUMBER_WORDS[min(a, b)]}.",
+        f"{max(a, b)} is bigger than {min(a, b)}.",
+        "Counting: " + ", ".join(NUMBER_WORDS[n:n + r.randint(3, 6)]) + ".",
+        f"{NUMBER_WORDS[n].capitalize()} is written {n}.",
+    ])
+
+
+def facts_document(r: random.Random) -> str:
+    makers = [colour_fact, animal_fact, number_fact]
+    return " ".join(r.choice(makers)(r) for _ in range(r.randint(3, 8)))
+
+
+def arithmetic_line(r: random.Random) -> str:
+    if r.random() < 0.6:
+        a, b = r.randint(0, 10), r.randint(0, 10)
+        return r.choice([f"{a} + {b} = {a + b}", f"{NUMBER_WORDS[a].capitalize()} plus {NUMBER_WORDS[b]} is {NUMBER_WORDS[a + b]}."])
+    a = r.randint(0, 20)
+    b = r.randint(0, a)
+    return r.choice([f"{a} - {b} = {a - b}", f"{NUMBER_WORDS[a].capitalize()} minus {NUMBER_WORDS[b]} is {NUMBER_WORDS[a - b]}."])
+
+
+def arithmetic_document(r: random.Random) -> str:
+    return "\n".join(arithmetic_line(r) for _ in range(r.randint(3, 8)))
+
+
+def story(r: random.Random, sentences: int | None = None) -> str:
+    name = r.choice(NAMES)
+    adjective = r.choice(ADJECTIVES)
+    animal = r.choice(list(ANIMALS))
+    place = r.choice(PLACES)
+    obj = r.choice(OBJECTS)
+    colour = r.choice(COLOURS)
+    friend = r.choice([n for n in NAMES if n != name])
+    opening = r.choice([
+        f"Once upon a time, there was a {adjective} {animal} named {name}.",
+        f"One {r.choice(WEATHER)} day, {name} went to the {place}.",
+        f"{name} was a {adjective} {animal} who lived near the {place}.",
+    ])
+    middle = [
+        f"{name} liked to {r.choice(ACTIVITIES)}.",
+        f"At the {place}, {name} found a {colour} {obj}.",
+        f"{name} met a {r.choice(ADJECTIVES)} {r.choice(list(ANIMALS))} named {friend}.",
+        f"The {obj} was {colour} and very pretty.",
+        f"{friend} said, \"Can I play with your {obj}?\"",
+        f"{name} felt {r.choice(FEELINGS)}.",
+        f"The sky was {r.choice(['blue', 'grey', 'dark', 'bright'])} and the wind was {r.choice(['soft', 'strong', 'cold'])}.",
+        f"They played together until the sun went down.",
+        f"{name} and {friend} shared the {obj}.",
+        f"Then it started to rain, so they ran home.",
+    ]
+    ending = r.choice([
+        f"In the end, {name} and {friend} became best friends.",
+        f"{name} went home and slept well. The end.",
+        f"From that day on, {name} always shared with friends.",
+        f"{name} learned that being kind makes everyone happy.",
+    ])
+    k = sentences if sentences is not None else r.randint(3, 6)
+    return " ".join([opening] + r.sample(middle, k) + [ending])
+
+
+def qa_pair(r: random.Random) -> tuple[str, str]:
+    """One question and its answer, about the same facts the other documents state."""
+    kind = r.randrange(10)
+    if kind == 0:
+        thing, colour = r.choice(list(THING_COLOURS.items()))
+        return f"What colour is the {thing}?", f"The {thing} is {colour}."
+    if kind == 1:
+        animal = r.choice(list(ANIMALS))
+        return f"What sound does {a_or_an(animal)} make?", f"{a_or_an(animal).capitalize()} says {ANIMALS[animal][0]}."
+    if kind == 2:
+        animal = r.choice(list(ANIMALS))
+        return f"How many legs does {a_or_an(animal)} have?", legs_phrase(animal)
+    if kind == 3:
+        animal = r.choice(list(ANIMALS))
+        return f"Where does {a_or_an(animal)} live?", f"{a_or_an(animal).capitalize()} lives in {a_or_an(ANIMALS[animal][2])}."
+    if kind == 4:
+        animal = r.choice(list(ANIMALS))
+        return f"What do {plural(animal)} eat?", f"{plural(animal).capitalize()} like to eat {ANIMALS[animal][3]}."
+    if kind == 5:
+        a, b = r.randint(0, 10), r.randint(0, 10)
+        return r.choice([(f"What is {a} + {b}?", f"{a} + {b} = {a + b}."),
+                         (f"What is {a} plus {b}?", f"{a} plus {b} is {a + b}.")])
+    if kind == 6:
+        a = r.randint(0, 20)
+        b = r.randint(0, a)
+        return f"What is {a} - {b}?", f"{a} - {b} = {a - b}."
+    if kind == 7:
+        n = r.randint(0, 19)
+        return f"What comes after {n}?", f"After {n} comes {n + 1}."
+    if kind == 8:
+        return r.choice(["Tell me a story.", "Tell me a short story.", "Can you tell me a story?"]), story(r, r.randint(2, 3))
+    if r.random() < 0.5:
+        return r.choice(GREETINGS), r.choice(GREETING_REPLIES)
+    return r.choice(["What is your name?", "Who are you?"]), "I am a tiny demo model. I know about colours, animals and numbers."
+
+
+def chatml(messages: list[dict[str, str]]) -> str:
+    """The text CHAT_TEMPLATE renders (without the generation prompt)."""
+    return "".join(f"{IM_START}{m['role']}\n{m['content']}{IM_END}\n" for m in messages)
+
+
+def chat_document(r: random.Random) -> str:
+    messages: list[dict[str, str]] = []
+    if r.random() < 0.3:
+        messages.append({"role": "system", "content": r.choice(SYSTEM_PROMPTS)})
+    for _ in range(1 if r.random() < 0.7 else 2):
+        question, answer = qa_pair(r)
+        messages += [{"role": "user", "content": question}, {"role": "assistant", "content": answer}]
+    return chatml(messages)
+
+
+DOCUMENT_KINDS = [(story, 0.35), (facts_document, 0.2), (arithmetic_document, 0.1), (chat_document, 0.35)]
+
+
+def generate_corpus(seed: int, documents: int) -> list[str]:
+    r = random.Random(seed)
+    makers, weights = zip(*DOCUMENT_KINDS)
+    return [r.choices(makers, weights)[0](r) for _ in range(documents)]
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# 2. The tokenizer
+
+def train_tokenizer(corpus: list[str], vocab_size: int) -> Tokenizer:
+    """GPT-2-style byte-level BPE; the special tokens take ids 0, 1, 2 and are never split."""
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)
+    tok.decoder = decoders.ByteLevel()
+    tok.post_processor = processors.ByteLevel(trim_offsets=False)
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        min_frequency=2,
+        special_tokens=[AddedToken(t, special=True, normalized=False) for t in SPECIAL_TOKENS],
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    # Chat documents contain the special tokens as text; train on the text around them only.
+    def pieces():
+        for doc in corpus:
+            for t in SPECIAL_TOKENS:
+                doc = doc.replace(t, "\n")
+            yield doc
+    tok.train_from_iterator(pieces(), trainer=trainer, length=len(corpus))
+    assert [tok.token_to_id(t) for t in SPECIAL_TOKENS] == [0, 1, 2], "special tokens must be ids 0, 1, 2"
+    return tok
+
+
+def encode_corpus(tok: Tokenizer, corpus: list[str]) -> torch.Tensor:
+    eot = tok.token_to_id(EOT)
+    ids: list[int] = []
+    for enc in tok.encode_batch(corpus, add_special_tokens=False):
+        ids.extend(enc.ids)
+        ids.append(eot)
+    return torch.tensor(ids, dtype=torch.long)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# 3. The model and its training
+
+def make_config(vocab_size: int, hidden: int, layers: int) -> LlamaConfig:
+    return LlamaConfig(
+        vocab_size=vocab_size,
+        hidden_size=hidden,
+        intermediate_size=int(round(hidden * 2.7 / 16)) * 16,
+        num_hidden_layers=layers,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        hidden_act="silu",
+        max_position_embeddings=256,
+        rms_norm_eps=1e-5,
+        rope_theta=ROPE_THETA,
+        tie_word_embeddings=True,
+        attention_bias=False,
+        mlp_bias=False,
+        bos_token_id=None,
+        eos_token_id=SPECIAL_TOKENS.index(IM_END),
+        pad_token_id=SPECIAL_TOKENS.index(EOT),
+    )
+
+
+def batches(data: torch.Tensor, batch: int, seq: int, g: torch.Generator):
+    while True:
+        starts = torch.randint(0, len(data) - seq - 1, (batch,), generator=g)
+        yield torch.stack([data[s:s + seq] for s in starts])
+
+
+@torch.no_grad()
+def eval_loss(model: LlamaForCausalLM, data: torch.Tensor, seq: int, windows: int = 16) -> float:
+    """Mean next-token loss over the first `windows` consecutive windows of the held-out stream (fixed)."""
+    model.eval()
+    x = data[: windows * seq].view(windows, seq)
+    loss = model(input_ids=x, labels=x).loss.item()
+    model.train()
+    return loss
+
+
+def lr_at(step: int, steps: int, peak: float, warmup: int) -> float:
+    """Linear warmup, then cosine decay to 10% of the peak."""
+    if step < warmup:
+        return peak * (step + 1) / warmup
+    progress = (step - warmup) / max(1, steps - warmup)
+    return peak * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress)))
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# 4. Export
+
+def model_card(params: int, cfg: LlamaConfig, stats: dict) -> str:
+    return f"""---
+license: mit
+tags: [demo, llama, tiny, generated-data]
+---
+
+# demo-llama: the studio's bundled DEMO model
+
+A **demo model**, not a useful assistant. It is about {params / 1e6:.2f}M parameters, pretrained from scratch on
+CPU on text that `scripts/pretrain_demo.py` *generates* from word lists and sentence templates: short children's
+stories, facts about colours, animals and numbers, small arithmetic, and chat exchanges in ChatML. It ships with
+the studio so that the app, its demo and its end-to-end tests work with no network. It knows only its corpus:
+expect short, simple, often wrong text outside it.
+
+## Architecture (transformers `LlamaForCausalLM`, model_type `llama`)
+
+| | |
+|---|---|
+| parameters | {params:,} (embeddings tied with the LM head) |
+| layers | {cfg.num_hidden_layers} |
+| hidden size | {cfg.hidden_size} |
+| intermediate size (SwiGLU) | {cfg.intermediate_size} |
+| attention heads / kv heads | {cfg.num_attention_heads} / {cfg.num_key_value_heads} (grouped-query), head_dim {cfg.hidden_size // cfg.num_attention_heads} |
+| context | {cfg.max_position_embeddings} tokens, RoPE theta {ROPE_THETA:g} |
+| vocabulary | {cfg.vocab_size} (byte-level BPE trained on the same corpus) |
+| storage | float16 safetensors |
+
+Special tokens: `<|endoftext|>` (0, document separator and padding), `<|im_start|>` (1), `<|im_end|>` (2, the
+chat EOS). No BOS token. The chat template is plain ChatML:
+
+```
+<|im_start|>user
+What colour is the sky?<|im_end|>
+<|im_start|>assistant
+The sky is blue.<|im_end|>
+```
+
+## Training
+
+Recipe: `.venv-ref/bin/python scripts/pretrain_demo.py` (torch {torch.__version__}, one CPU thread, seeds
+{CORPUS_SEED}/{EVAL_SEED}/{TRAIN_SEED}).
+
+- corpus: {stats['documents']:,} generated documents, {stats['train_tokens']:,} tokens
+- AdamW (betas 0.9/0.95, weight decay 0.1), peak lr {stats['lr']}, warmup {stats['warmup']}, cosine to 10%
+- {stats['steps_done']} steps of {stats['batch']} × {stats['seq']} tokens ({stats['tokens_seen']:,} tokens seen), {stats['minutes']:.1f} min
+- final train loss {stats['final_train_loss']:.3f}, held-out loss {stats['final_eval_loss']:.3f} (generated with another seed)
+
+## Licence
+
+Model weights and code: MIT (the project's licence). The training text is generated by the script and carries no
+third-party licence; we dedicate it to the public domain (CC0).
+"""
+
+
+def save(out_dir: str, model: LlamaForCausalLM, tok: Tokenizer, card: str) -> None:
+    if os.path.isdir(out_dir):
+        shutil.rmtree(out_dir)
+    os.makedirs(out_dir)
+    model = model.to(torch.float16)
+    model.config.dtype = torch.float16
+    model.generation_config = GenerationConfig(
+        bos_token_id=None,
+        eos_token_id=[SPECIAL_TOKENS.index(IM_END), SPECIAL_TOKENS.index(EOT)],
+        pad_token_id=SPECIAL_TOKENS.index(EOT),
+        do_sample=True,
+        temperature=0.7,
+        top_k=40,
+        top_p=0.9,
+        max_new_tokens=64,
+    )
+    model.save_pretrained(out_dir, safe_serialization=True)
+    # transformers 5 writes "dtype" and "rope_parameters"; loaders written for transformers 4 configs read
+    # "torch_dtype" and "rope_theta": record both spellings (transformers 5 reads the file back unchanged).
+    with open(os.path.join(out_dir, "config.json")) as f:
+        config = json.load(f)
+    config["torch_dtype"] = "float16"
+    config["rope_theta"] = ROPE_THETA
+    with open(os.path.join(out_dir, "config.json"), "w") as f:
+        json.dump(config, f, indent=2, sort_keys=True)
+        f.write("\n")
+
+    tok.save(os.path.join(out_dir, "tokenizer.json"))
+    # Written by hand so the chat template lives in tokenizer_config.json (transformers 5 would put it in a
+    # separate chat_template.jinja, which fewer loaders read).
+    tokenizer_config = {
+        "tokenizer_class": "PreTrainedTokenizerFast",
+        "bos_token": None,
+        "eos_token": IM_END,
+        "pad_token": EOT,
+        "unk_token": None,
+        "add_bos_token": False,
+        "add_eos_token": False,
+        "clean_up_tokenization_spaces": False,
+        "model_max_length": model.config.max_position_embeddings,
+        "chat_template": CHAT_TEMPLATE,
+        "added_tokens_decoder": {
+            str(i): {"content": t, "lstrip": False, "normalized": False, "rstrip": False,
+                     "single_word": False, "special": True}
+            for i, t in enumerate(SPECIAL_TOKENS)
+        },
+    }
+    with open(os.path.join(out_dir, "tokenizer_config.json"), "w") as f:
+        json.dump(tokenizer_config, f, indent=2)
+        f.write("\n")
+    with open(os.path.join(out_dir, "README.md"), "w") as f:
+        f.write(card)
+
+
+def sanity_check(out_dir: str) -> None:
+    """Reload what was written with transformers' Auto classes and generate greedily."""
+    tok = AutoTokenizer.from_pretrained(out_dir)
+    model = AutoModelForCausalLM.from_pretrained(out_dir, dtype=torch.float32)
+    model.eval()
+    assert tok.chat_template == CHAT_TEMPLATE, "chat template did not round-trip"
+    prompts = [
+        "Once upon a time, there was a",
+        tok.apply_chat_template([{"role": "user", "content": "What colour is the sky?"}],
+                                tokenize=False, add_generation_prompt=True),
+        tok.apply_chat_template([{"role": "user", "content": "What sound does a cow make?"}],
+                                tokenize=False, add_generation_prompt=True),
+        tok.apply_chat_template([{"role": "user", "content": "What is 3 + 4?"}],
+                                tokenize=False, add_generation_prompt=True),
+    ]
+    for prompt in prompts:
+        ids = tok(prompt, return_tensors="pt", add_special_tokens=False).input_ids
+        with torch.no_grad():
+            out = model.generate(ids, max_new_tokens=48, do_sample=False)
+        print("---- prompt:", repr(prompt))
+        print(tok.decode(out[0, ids.shape[1]:], skip_special_tokens=False))
+
+
+# ---------------------------------------------------------------------------------------------------------------
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--out", default=DEFAULT_OUT)
+    ap.add_argument("--documents", type=int, default=40_000)
+    ap.add_argument("--vocab", type=int, default=2048, help="upper bound; BPE stops when no pair occurs twice")
+    ap.add_argument("--hidden", type=int, default=160)
+    ap.add_argument("--layers", type=int, default=4)
+    ap.add_argument("--steps", type=int, default=1200)
+    ap.add_argument("--batch", type=int, default=8)
+    ap.add_argument("--seq", type=int, default=256)
+    ap.add_argument("--lr", type=float, default=3e-3)
+    ap.add_argument("--warmup", type=int, default=50)
+    ap.add_argument("--max-minutes", type=float, default=12.0, help="wall-clock cap on the training loop")
+    args = ap.parse_args()
+
+    torch.set_num_threads(1)
+    torch.manual_seed(TRAIN_SEED)
+    t0 = time.time()
+
+    corpus = generate_corpus(CORPUS_SEED, args.documents)
+    held_out = generate_corpus(EVAL_SEED, 400)
+    print(f"corpus: {len(corpus)} documents, {sum(map(len, corpus)):,} characters; example:\n  {corpus[0][:200]!r}")
+    tok = train_tokenizer(corpus, args.vocab)
+    train_ids, eval_ids = encode_corpus(tok, corpus), encode_corpus(tok, held_out)
+    print(f"tokenizer: vocab {tok.get_vocab_size()}; {len(train_ids):,} train tokens, {len(eval_ids):,} held-out "
+          f"({time.time() - t0:.1f}s)")
+
+    cfg = make_config(tok.get_vocab_size(), args.hidden, args.layers)
+    model = LlamaForCausalLM(cfg)
+    params = sum(p.numel() for p in model.parameters())  # tied: the embedding is counted once
+    print(f"model: {params:,} parameters")
+
+    decay = [p for n, p in model.named_parameters() if p.dim() >= 2]
+    no_decay = [p for n, p in model.named_parameters() if p.dim() < 2]
+    opt = torch.optim.AdamW([{"params": decay, "weight_decay": 0.1}, {"params": no_decay, "weight_decay": 0.0}],
+                            lr=args.lr, betas=(0.9, 0.95))
+    g = torch.Generator().manual_seed(TRAIN_SEED)
+    stream = batches(train_ids, args.batch, args.seq, g)
+    model.train()
+    t_train, smoothed, steps_done, loss_value = time.time(), None, 0, float("nan")
+    print("step   loss  smooth  held-out     lr  elapsed")
+    for step in range(args.steps):
+        if time.time() - t_train > args.max_minutes * 60:
+            print(f"wall-clock cap of {args.max_minutes} min reached after {step} of {args.steps} steps: stopping early")
+            break
+        for group in opt.param_groups:
+            group["lr"] = lr_at(step, args.steps, args.lr, args.warmup)
+        x = next(stream)
+        loss = model(input_ids=x, labels=x).loss
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        loss_value = loss.item()
+        smoothed = loss_value if smoothed is None else 0.95 * smoothed + 0.05 * loss_value
+        steps_done = step + 1
+        if step % 25 == 0 or steps_done == args.steps:
+            ev = eval_loss(model, eval_ids, args.seq) if step % 100 == 0 or steps_done == args.steps else float("nan")
+            print(f"{step:4d} {loss_value:6.3f} {smoothed:6.3f}  {ev:8.3f}  {opt.param_groups[0]['lr']:.2e}  "
+                  f"{time.time() - t_train:6.0f}s", flush=True)
+    minutes = (time.time() - t_train) / 60
+    final_eval = eval_loss(model, eval_ids, args.seq)
+    print(f"done: {steps_done} steps in {minutes:.1f} min; train loss {loss_value:.3f} (smoothed {smoothed:.3f}), "
+          f"held-out {final_eval:.3f}")
+
+    stats = dict(documents=len(corpus), train_tokens=len(train_ids), lr=args.lr, warmup=args.warmup,
+                 steps_done=steps_done, batch=args.batch, seq=args.seq,
+                 tokens_seen=steps_done * args.batch * args.seq, minutes=minutes,
+                 final_train_loss=smoothed, final_eval_loss=final_eval)
+    save(args.out, model, tok, model_card(params, cfg, stats))
+    total = sum(os.path.getsize(os.path.join(args.out, f)) for f in os.listdir(args.out))
+    print(f"wrote {args.out}: {sorted(os.listdir(args.out))}, {total / 1e6:.2f} MB")
+    sanity_check(args.out)
+
+
+if __name__ == "__main__":
+    main()
