@@ -6,6 +6,7 @@ import { allRopeSpecs } from './rope.ts';
 import { allMatmulNf4Specs } from './matmul_nf4.ts';
 import { allAdamwSpecs } from './adamw.ts';
 import { allLoraSpecs } from './lora.ts';
+import { allXentSpecs } from './xent.ts';
 import { allNormSpecs } from './norm.ts';
 import { allActivationSpecs } from './activation.ts';
 import { allEmbeddingSpecs } from './embedding.ts';
@@ -13,6 +14,6 @@ import { allElementwiseSpecs } from './elementwise.ts';
 import { allColumnsSpecs } from './columns.ts';
 
 export function allKernelSpecs(hasF16: boolean): KernelSpec[] {
-  return [...allMatmulSpecs(hasF16), ...allLoraSpecs(hasF16), ...allMatmulNf4Specs(), ...allAdamwSpecs(), ...allRopeSpecs(), ...allAttentionSpecs(),
+  return [...allMatmulSpecs(hasF16), ...allLoraSpecs(hasF16), ...allXentSpecs(hasF16), ...allMatmulNf4Specs(), ...allAdamwSpecs(), ...allRopeSpecs(), ...allAttentionSpecs(),
     ...allNormSpecs(hasF16), ...allActivationSpecs(hasF16), ...allEmbeddingSpecs(hasF16), ...allElementwiseSpecs(hasF16), ...allColumnsSpecs()];
 }

@@ -1,0 +1,154 @@
+// Host side of xent.wgsl: cross-entropy fused with the LM head, processed in chunks of token rows so only one chunk's
+// logits (chunkRows, V) ever exist, with the gradient of the hidden states computed in the same pass over each
+// chunk (the logits are computed once, not once for the loss and again for the backward). See the .wgsl header.
+import source from '../../shaders/xent.wgsl?raw';
+import { packParams, type KernelSpec, type Recorder } from '../kernel.ts';
+import { renderWgsl, type ElementType } from '../wgsl.ts';
+import type { XentShape } from '../ref/xent.ref.ts';
+
+export type { XentShape } from '../ref/xent.ref.ts';
+
+export const XENT_ENTRIES = ['logitsTiled', 'rowStats', 'gradHidden', 'reduce'] as const;
+export type XentEntry = (typeof XENT_ENTRIES)[number];
+
+/** Rows per chunk by default: 64 × a 150k vocabulary is a 39 MB logits scratch. */
+export const DEFAULT_CHUNK_ROWS = 64;
+
+export interface XentSpecOptions {
+  entry: XentEntry;
+  /** Storage of Wh; only logitsTiled and gradHidden read it. */
+  elem?: ElementType;
+  writeGrad?: boolean;
+  accumulate?: boolean;
+}
+
+export function xentSpec(o: XentSpecOptions): KernelSpec {
+  const readsWh = o.entry === 'logitsTiled' || o.entry === 'gradHidden';
+  const elem = readsWh ? (o.elem ?? 'f32') : 'f32';
+  const flags = [o.writeGrad && 'grad', o.accumulate && 'acc'].filter(Boolean);
+  return {
+    label: `xent.${o.entry}${readsWh ? '.' + elem : ''}${flags.length ? '.' + flags.join('.') : ''}`,
+    file: 'src/shaders/xent.wgsl',
+    wgsl: renderWgsl('xent', source, { ELEM: elem }),
+    entryPoint: o.entry,
+    constants: { WRITE_GRAD: o.writeGrad ? 1 : 0, ACCUMULATE: o.accumulate ? 1 : 0 },
+    bindings: ['read', 'read', 'read', 'read_write', 'read_write'],
+    paramsBytes: 32,
+  };
+}
+
+/** Every spec the runtime can instantiate, for the compile-everything test. */
+export function allXentSpecs(hasF16: boolean): KernelSpec[] {
+  const elems: ElementType[] = hasF16 ? ['f32', 'f16'] : ['f32'];
+  const specs: KernelSpec[] = [];
+  for (const elem of elems) {
+    specs.push(xentSpec({ entry: 'logitsTiled', elem }));
+    specs.push(xentSpec({ entry: 'gradHidden', elem }));
+  }
+  for (const writeGrad of [false, true]) specs.push(xentSpec({ entry: 'rowStats', writeGrad }));
+  for (const accumulate of [false, true]) specs.push(xentSpec({ entry: 'reduce', accumulate }));
+  return specs;
+}
+
+function params(s: XentShape, row0: number, rows: number, gradScale: number, logitsOffset: number): ArrayBuffer {
+  return packParams([
+    ['u32', s.T],
+    ['u32', s.C],
+    ['u32', s.V],
+    ['u32', row0],
+    ['u32', rows],
+    ['f32', gradScale],
+    ['u32', logitsOffset],
+    ['u32', 0],
+  ]);
+}
+
+function checkShape(s: XentShape): void {
+  for (const key of ['T', 'C', 'V'] as const) {
+    if (!(Number.isInteger(s[key]) && s[key] > 0)) throw new RangeError(`xent: ${key} = ${s[key]} must be a positive integer`);
+  }
+}
+
+/** Elements of the f32 `work` scratch recordCrossEntropy needs: the row stats (2T) and one chunk's logits. */
+export function xentScratchElements(shape: XentShape, chunkRows = DEFAULT_CHUNK_ROWS): number {
+  return 2 * shape.T + Math.min(chunkRows, shape.T) * shape.V;
+}
+
+export interface XentBuffers {
+  hs: GPUBuffer; // (T, C) f32
+  Wh: GPUBuffer; // [V, C] f32 or f16
+  labels: GPUBuffer; // (T) i32, already shifted; −100 = ignore
+  /** f32 scratch of xentScratchElements(shape, chunkRows). */
+  work: GPUBuffer;
+  /** (2) f32 output: [loss sum, count of counted tokens] (added to when accumulate). */
+  total: GPUBuffer;
+  /** (T, C) f32 output: the gradient of gradScale·(loss sum) w.r.t. hs. Omit for the loss alone (eval). */
+  dhs?: GPUBuffer;
+}
+
+export interface XentOptions {
+  elem?: ElementType;
+  /** 1/N with N the counted tokens of the whole accumulated batch (token-weighted loss). Needed with dhs. */
+  gradScale?: number;
+  /** Add the loss sum and count into `total` (accumulating over micro-batches). */
+  accumulate?: boolean;
+  chunkRows?: number;
+}
+
+/** Loss sum and count of counted tokens into `total`, and dhs when given, chunk by chunk over the T rows. */
+export function recordCrossEntropy(rec: Recorder, shape: XentShape, buffers: XentBuffers, options: XentOptions = {}): void {
+  checkShape(shape);
+  const { T, C, V } = shape;
+  const chunkRows = Math.min(options.chunkRows ?? DEFAULT_CHUNK_ROWS, T);
+  const maxGroups = 65535;
+  if (!(Number.isInteger(chunkRows) && chunkRows > 0 && chunkRows <= maxGroups)) {
+    throw new RangeError(`xent: chunkRows = ${options.chunkRows} must be an integer in 1..${maxGroups}`);
+  }
+  const withGrad = !!buffers.dhs;
+  const gradScale = options.gradScale ?? 0;
+  if (withGrad && !(Number.isFinite(gradScale) && gradScale >= 0)) {
+    throw new RangeError(`xent: gradScale = ${options.gradScale} must be a finite number ≥ 0 (1/N counted tokens)`);
+  }
+  const { hs, Wh, labels, work, total, dhs } = buffers;
+  const logitsOffset = 2 * T;
+  const elem = options.elem;
+  // `out` is dhs for gradHidden and total for reduce; the chunk passes that write neither get total.
+  for (let row0 = 0; row0 < T; row0 += chunkRows) {
+    const rows = Math.min(chunkRows, T - row0);
+    const prm = params(shape, row0, rows, gradScale, logitsOffset);
+    const bound = [hs, Wh, labels, work, total];
+    rec.dispatch(xentSpec({ entry: 'logitsTiled', elem }), bound, prm, [Math.ceil(V / 16), Math.ceil(rows / 16), 1]);
+    rec.dispatch(xentSpec({ entry: 'rowStats', writeGrad: withGrad }), bound, prm, [rows, 1, 1]);
+    if (dhs) {
+      rec.dispatch(xentSpec({ entry: 'gradHidden', elem }), [hs, Wh, labels, work, dhs], prm, [Math.ceil(C / 16), Math.ceil(rows / 16), 1]);
+    }
+  }
+  rec.dispatch(
+    xentSpec({ entry: 'reduce', accumulate: options.accumulate }),
+    [hs, Wh, labels, work, total],
+    params(shape, 0, T, gradScale, logitsOffset),
+    [1, 1, 1],
+  );
+}
+
+/** Plain logits (rows, V) = hs[row0 : row0+rows]·Whᵀ into `logits`, e.g. the last position's for generation. */
+export function recordLogits(
+  rec: Recorder,
+  shape: { C: number; V: number; T: number },
+  buffers: { hs: GPUBuffer; Wh: GPUBuffer; logits: GPUBuffer },
+  options: { elem?: ElementType; row0?: number; rows?: number } = {},
+): void {
+  checkShape(shape);
+  const row0 = options.row0 ?? 0;
+  const rows = options.rows ?? shape.T - row0;
+  if (!(Number.isInteger(row0) && Number.isInteger(rows) && row0 >= 0 && rows > 0 && row0 + rows <= shape.T)) {
+    throw new RangeError(`recordLogits: rows ${row0}..${row0 + rows} outside the T = ${shape.T} rows of hs`);
+  }
+  // logitsTiled reads hs and Wh and writes `work` only: labels gets hs (read-only either way), out the spare buffer.
+  const { hs, Wh, logits } = buffers;
+  rec.dispatch(xentSpec({ entry: 'logitsTiled', elem: options.elem }), [hs, Wh, hs, logits, rec.unused], params(shape, row0, rows, 0, 0), [
+    Math.ceil(shape.V / 16),
+    Math.ceil(rows / 16),
+    1,
+  ]);
+}
