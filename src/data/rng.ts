@@ -62,9 +62,20 @@ function rotl(x: number, k: number): number {
   return ((x << k) | (x >>> (32 - k))) >>> 0;
 }
 
-/** A seed derived from a base seed and a stream index (e.g. the epoch), so epochs differ. */
+/**
+ * A seed derived from a base seed and a stream index (e.g. the epoch). fmix32 is a bijection, so
+ * for a fixed stream distinct seeds give distinct derived seeds, and for a fixed seed distinct streams do.
+ */
 export function deriveSeed(seed: number, stream: number): number {
-  return new Rng([seed >>> 0, stream >>> 0, 0x2545f491, 0x9e3779b9]).nextU32();
+  const h = fmix32((seed ^ 0x9e3779b9) >>> 0);
+  return fmix32((h ^ fmix32((stream + 0x7f4a7c15) >>> 0)) >>> 0);
+}
+
+/** MurmurHash3's 32-bit finalizer. */
+function fmix32(x: number): number {
+  x = Math.imul(x ^ (x >>> 16), 0x85ebca6b) >>> 0;
+  x = Math.imul(x ^ (x >>> 13), 0xc2b2ae35) >>> 0;
+  return (x ^ (x >>> 16)) >>> 0;
 }
 
 /** Fisher–Yates in place. */
