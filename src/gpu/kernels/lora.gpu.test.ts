@@ -108,7 +108,7 @@ function expectClose(got: Record<string, Float32Array>, want: Record<string, Arr
 }
 
 const SHAPES: LoraShape[] = [1, 4, 8].flatMap((r) => [
-  { T: 7, inFeatures: 33, outFeatures: 19, r },
+  { T: 7, inFeatures: 33, outFeatures: 19, r, conv1d: false },
   { T: 7, inFeatures: 33, outFeatures: 19, r, conv1d: true },
 ]);
 
