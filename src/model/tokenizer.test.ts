@@ -141,3 +141,37 @@ function tinyByteLevelJson() {
     model: { type: 'BPE', vocab: { '<s>': 0, '</s>': 1, 'Ġ': 2, a: 3, b: 4 }, merges: [] as string[] },
   };
 }
+
+describe('streaming a SentencePiece-style (Metaspace + byte fallback) tokenizer', () => {
+  // The layout of Llama 2 / TinyLlama tokenizer.json: "▁" marks spaces, the decoder strips the
+  // first one, and characters outside the vocabulary are spelled as <0xNN> byte tokens.
+  const bytes = Array.from({ length: 256 }, (_, b) => `<0x${b.toString(16).toUpperCase().padStart(2, '0')}>`);
+  const vocab: Record<string, number> = { '<unk>': 0, '<s>': 1, '</s>': 2 };
+  bytes.forEach((b, i) => (vocab[b] = 3 + i));
+  vocab['▁Hello'] = 259;
+  vocab['▁world'] = 260;
+  vocab['▁'] = 261;
+  const tok = HfTokenizer.fromJson({
+    added_tokens: ['<unk>', '<s>', '</s>'].map((content, id) => ({ id, content, special: true, single_word: false, lstrip: false, rstrip: false, normalized: false })),
+    normalizer: null,
+    pre_tokenizer: { type: 'Metaspace', replacement: '▁', prepend_scheme: 'first', split: false },
+    post_processor: { type: 'TemplateProcessing', single: [{ SpecialToken: { id: '<s>', type_id: 0 } }, { Sequence: { id: 'A', type_id: 0 } }],
+      pair: [], special_tokens: { '<s>': { id: '<s>', ids: [1], tokens: ['<s>'] } } },
+    decoder: { type: 'Sequence', decoders: [
+      { type: 'Replace', pattern: { String: '▁' }, content: ' ' }, { type: 'ByteFallback' }, { type: 'Fuse' },
+      { type: 'Strip', content: ' ', start: 1, stop: 0 },
+    ] },
+    model: { type: 'BPE', vocab, merges: [], byte_fallback: true, fuse_unk: true, unk_token: '<unk>' },
+  }, { tokenizer_class: 'LlamaTokenizer' });
+
+  it('keeps the spaces a per-token decode would strip, and holds split characters', () => {
+    const wave = [...new TextEncoder().encode('👋')].map((b) => 3 + b);
+    const ids = [1, 259, 260, 261, ...wave, 2];
+    expect(tok.decode(ids, { skipSpecialTokens: true })).toBe('Hello world 👋');
+    const stream = tok.streamingDecoder({ skipSpecialTokens: true });
+    const deltas = ids.map((id) => stream.push(id));
+    expect(deltas).toEqual(['', 'Hello', ' world', ' ', '', '', '', '👋', '']);
+    expect(tok.special).toMatchObject({ bos: { id: 1 }, eos: { id: 2 }, unk: { id: 0 } });
+    expect(tok.specialPrefix).toEqual([1]);
+  });
+});
