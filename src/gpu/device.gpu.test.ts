@@ -49,3 +49,19 @@ describe('the device layer (dawn.node)', () => {
     gpu.destroy();
   });
 });
+
+describe('recorder', () => {
+  it('turns a rejected submission into an error naming the reason', async () => {
+    const { createEngine } = await import('./engine.ts');
+    const { KernelError } = await import('./kernel.ts');
+    const { recordMatmul } = await import('./kernels/matmul.ts');
+    const gpu = await openNodeGpu();
+    const e = createEngine(gpu);
+    const buf = e.buffers.acquire(16);
+    const rec = e.record();
+    // The same buffer as read-only input and writable output of one dispatch: invalid in WebGPU.
+    recordMatmul(rec, { M: 2, N: 2, K: 1 }, { A: buf, B: buf, C: buf }, { variant: 'naive' });
+    await expect(rec.submit()).rejects.toThrow(KernelError);
+    gpu.destroy();
+  });
+});

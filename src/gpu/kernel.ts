@@ -208,7 +208,12 @@ export class Recorder {
     this.submitted = true;
     try {
       await this.pipelines.ready();
+      // A dispatch Dawn rejects (e.g. one buffer bound writable twice) only invalidates the command buffer: catch it
+      // here so the caller gets the reason instead of silently stale outputs.
+      this.device.pushErrorScope('validation');
       this.device.queue.submit([this.encoder.finish()]);
+      const error = await this.device.popErrorScope();
+      if (error) throw new KernelError(`submission rejected: ${error.message}`);
       await this.device.queue.onSubmittedWorkDone();
     } finally {
       for (const u of this.uniforms) u.destroy();

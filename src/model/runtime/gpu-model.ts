@@ -1,0 +1,175 @@
+// A checkpoint's weights on the GPU, tensor by tensor: config.json's architecture, the checkpoint's tensors
+// (resolved to canonical names by weights.ts), the storage policy (f32, f16 where the adapter has shader-f16, NF4 for
+// the linear layers) and nothing else. The file is streamed in chunks to the GPU: never whole in JS memory.
+import { STORAGE_USAGE } from '../../gpu/buffers.ts';
+import type { Engine } from '../../gpu/engine.ts';
+import { uploadNf4 } from '../../gpu/kernels/nf4.ts';
+import { quantizeNf4 } from '../../gpu/ref/nf4.ref.ts';
+import type { ElementType } from '../../gpu/wgsl.ts';
+import type { Checkpoint } from '../checkpoint.ts';
+import type { ModelConfig } from '../config.ts';
+import { assertWeightsMatch, linearModules, resolveWeights, type LinearModule } from '../weights.ts';
+import type { BaseWeight, Linear } from './linear.ts';
+
+export type Quantization = 'none' | 'nf4';
+
+export interface LoadOptions {
+  /** Storage of embeddings, head and dense linear layers. f16 needs shader-f16. */
+  dtype: ElementType;
+  /** NF4 for every linear layer's weight (not embeddings, norms or the head), as `eval --quant nf4` and QLoRA. */
+  quant: Quantization;
+  doubleQuant?: boolean;
+  /** Where the weights came from, for messages. */
+  where: string;
+  onProgress?: (bytesDone: number, bytesTotal: number) => void;
+}
+
+export interface Norm {
+  kind: 'layernorm' | 'rmsnorm';
+  eps: number;
+  weight: GPUBuffer; // (C) f32
+  bias?: GPUBuffer; // (C) f32, LayerNorm
+}
+
+export interface Block {
+  attnNorm: Norm;
+  mlpNorm: Norm;
+  /** GPT-2: the fused c_attn (out 3C), else q, k, v. Keyed by canonical suffix: qkv | q | k | v | o | up | gate | down. */
+  linears: Map<string, Linear>;
+}
+
+export interface GpuModel {
+  config: ModelConfig;
+  dtype: ElementType;
+  quant: Quantization;
+  embed: GPUBuffer; // (V, C) dtype
+  posEmbed?: GPUBuffer; // (maxPositions, C) dtype, GPT-2
+  blocks: Block[];
+  finalNorm: Norm;
+  head: GPUBuffer; // (V, C) dtype; the embedding itself when tied
+  /** Bytes of weights on the GPU. */
+  weightBytes: number;
+  /** Every linear layer in forward order, with its PEFT module description. */
+  modules: { module: LinearModule; linear: Linear }[];
+}
+
+export class ModelLoadError extends Error {
+  override name = 'ModelLoadError';
+}
+
+function f32Of(x: Float32Array | Uint16Array): Float32Array {
+  if (!(x instanceof Float32Array)) throw new Error('expected f32 storage');
+  return x;
+}
+
+/** Uploads a model. The caller keeps the checkpoint open until this resolves and closes it afterwards. */
+export async function loadGpuModel(e: Engine, config: ModelConfig, checkpoint: Checkpoint, o: LoadOptions): Promise<GpuModel> {
+  if (o.dtype === 'f16' && !e.gpu.hasF16) {
+    throw new ModelLoadError(`${o.where}: f16 weights need the shader-f16 feature, which this GPU (${e.gpu.adapter.name}) lacks; use f32`);
+  }
+  const shapes = new Map(checkpoint.names().map((n) => [n, checkpoint.info(n).shape]));
+  const report = resolveWeights(config, shapes);
+  assertWeightsMatch(report, o.where);
+  const bytesTotal = checkpoint.totalBytes();
+  let bytesDone = 0;
+  const maxBinding = e.gpu.limits.maxStorageBufferBindingSize;
+  const uploaded = new Map<string, GPUBuffer>();
+  let weightBytes = 0;
+
+  const sourceOf = (canonical: string) => {
+    const t = report.tensors.get(canonical);
+    if (!t) throw new ModelLoadError(`${o.where}: ${canonical} is missing`);
+    return t.source;
+  };
+
+  /** Streams one tensor to a new GPU buffer in `dtype` (f32 for vectors), chunk by chunk. */
+  const dense = async (canonical: string, dtype: ElementType): Promise<GPUBuffer> => {
+    const source = sourceOf(canonical);
+    const cached = uploaded.get(`${source}:${dtype}`);
+    if (cached) return cached; // tied head: the embedding's buffer
+    const info = checkpoint.info(source);
+    const elements = info.shape.reduce((a, b) => a * b, 1);
+    const bytes = elements * (dtype === 'f16' ? 2 : 4);
+    if (bytes > maxBinding) {
+      throw new ModelLoadError(
+        `${o.where}: tensor ${source} needs ${bytes} bytes in one binding, above this GPU's maxStorageBufferBindingSize (${maxBinding}); ` +
+          'splitting large tensors across bindings is not supported yet',
+      );
+    }
+    const buffer = e.buffers.acquire(bytes, STORAGE_USAGE, canonical);
+    const storedPerElement = (info.end - info.begin) / elements;
+    const bytesPerElement = dtype === 'f16' ? 2 : 4;
+    // Chunks hold an even number of elements but the last, so every write but the last starts 4-byte aligned.
+    for await (const chunk of checkpoint.streamTensor(source, dtype)) {
+      const data = chunk.data;
+      const padded = data.byteLength % 4 === 0 ? data : padTo4(data);
+      e.device.queue.writeBuffer(buffer, chunk.elementOffset * bytesPerElement, padded.buffer as ArrayBuffer, padded.byteOffset, padded.byteLength);
+      bytesDone += data.length * storedPerElement;
+      o.onProgress?.(bytesDone, bytesTotal);
+    }
+    uploaded.set(`${source}:${dtype}`, buffer);
+    weightBytes += buffer.size;
+    return buffer;
+  };
+
+  const vector = async (canonical: string) => dense(canonical, 'f32');
+  const norm = async (prefix: string): Promise<Norm> => ({
+    kind: config.norm.kind,
+    eps: config.norm.eps,
+    weight: await vector(`${prefix}.weight`),
+    bias: config.norm.kind === 'layernorm' ? await vector(`${prefix}.bias`) : undefined,
+  });
+
+  const baseWeight = async (m: LinearModule): Promise<BaseWeight> => {
+    const canonical = `${m.canonical}.weight`;
+    if (o.quant === 'nf4') {
+      const source = sourceOf(canonical);
+      let w = f32Of(await checkpoint.readTensor(source, 'f32'));
+      if (m.fanInFanOut) w = transpose(w, m.inFeatures, m.outFeatures); // Conv1D [in, out] → [out, in], as transformers does
+      const q = uploadNf4(e, quantizeNf4(w, { doubleQuant: !!o.doubleQuant }), m.outFeatures, m.inFeatures, canonical);
+      bytesDone += checkpoint.info(source).end - checkpoint.info(source).begin;
+      o.onProgress?.(bytesDone, bytesTotal);
+      weightBytes += q.bytes;
+      return { kind: 'nf4', weight: q };
+    }
+    return { kind: 'dense', buffer: await dense(canonical, o.dtype), elem: o.dtype, conv1d: m.fanInFanOut };
+  };
+
+  const embed = await dense('embed.weight', o.dtype);
+  const posEmbed = config.positions.kind === 'learned' ? await dense('pos_embed.weight', o.dtype) : undefined;
+  const modules: GpuModel['modules'] = [];
+  const blocks: Block[] = [];
+  const all = linearModules(config);
+  for (let i = 0; i < config.numLayers; i++) {
+    if (config.qkNorm) throw new ModelLoadError(`${o.where}: ${config.modelType}'s q/k norms are not supported by the engine yet`);
+    const attnNorm = await norm(`layers.${i}.attn_norm`);
+    const linears = new Map<string, Linear>();
+    for (const m of all.filter((x) => x.layer === i)) {
+      const linear: Linear = {
+        path: m.peftPath,
+        inFeatures: m.inFeatures,
+        outFeatures: m.outFeatures,
+        weight: await baseWeight(m),
+        bias: m.hasBias ? await vector(`${m.canonical}.bias`) : undefined,
+      };
+      linears.set(m.canonical.slice(m.canonical.lastIndexOf('.') + 1), linear);
+      modules.push({ module: m, linear });
+    }
+    blocks.push({ attnNorm, mlpNorm: await norm(`layers.${i}.mlp_norm`), linears });
+  }
+  const finalNorm = await norm('final_norm');
+  const head = await dense('lm_head.weight', o.dtype);
+  return { config, dtype: o.dtype, quant: o.quant, embed, posEmbed, blocks, finalNorm, head, weightBytes, modules };
+}
+
+function padTo4<T extends Float32Array | Uint16Array>(data: T): Uint8Array {
+  const out = new Uint8Array(Math.ceil(data.byteLength / 4) * 4);
+  out.set(new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
+  return out;
+}
+
+function transpose(w: Float32Array, rows: number, cols: number): Float32Array {
+  const out = new Float32Array(w.length);
+  for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) out[c * rows + r] = w[r * cols + c];
+  return out;
+}

@@ -1,0 +1,341 @@
+// The transformer as explicit forward and backward passes over the kernels (llm.c's style, no autograd tape):
+//
+//   x = embed(tokens) (+ wpe[positions])
+//   per block:  n1 = norm(x);  q, k, v = linears(n1) (GPT-2: one fused c_attn, split by columns);  RoPE(q, k)
+//               o = attention(q, k, v; causal within segments);  xmid = x + o_proj(o)
+//               n2 = norm(xmid);  a = gelu(c_fc(n2)) | silu(gate(n2))·up(n2);  x' = xmid + down(a)
+//   hs = norm(x_L);  loss = Σ cross-entropy(hs·headᵀ, targets) over targets ≠ −100, and the count
+//
+// The base weights are frozen: the backward computes activation gradients all the way down and weight gradients
+// only for LoRA's A and B. Activations the backward reads are kept per block (see BlockActs).
+import type { Engine } from '../../gpu/engine.ts';
+import type { Recorder } from '../../gpu/kernel.ts';
+import { recordSwiglu, recordSwigluBackward, recordGelu, recordGeluBackward } from '../../gpu/kernels/activation.ts';
+import { attentionStatsBytes, recordAttentionBackward, recordAttentionForward } from '../../gpu/kernels/attention.ts';
+import { recordGatherColumns, recordScatterColumns } from '../../gpu/kernels/columns.ts';
+import { recordEmbedding } from '../../gpu/kernels/embedding.ts';
+import { normStatsLength, recordNormBackward, recordNormForward } from '../../gpu/kernels/norm.ts';
+import { recordRope, ropeInvFreq } from '../../gpu/kernels/rope.ts';
+import { recordCrossEntropy, xentScratchElements } from '../../gpu/kernels/xent.ts';
+import { uploadBuffer } from '../../gpu/buffers.ts';
+import type { ModelConfig } from '../config.ts';
+import type { Block, GpuModel, Norm } from './gpu-model.ts';
+import { recordLinearBackward, recordLinearForward, type KernelChoice, type Linear, type LinearSaved } from './linear.ts';
+
+/** One micro-batch on the CPU: rows packed along T. */
+export interface HostBatch {
+  tokens: Uint32Array; // (T)
+  positions: Uint32Array; // (T), restarting at 0 per row
+  segments: Uint32Array; // (T), one id per row; padding gets ids of its own
+  /** (T) the label each position predicts: labels[t+1] of the same row, −100 where nothing is trained. */
+  targets: Int32Array;
+}
+
+export interface Batch {
+  T: number;
+  tokens: GPUBuffer;
+  positions: GPUBuffer;
+  segments: GPUBuffer;
+  targets: GPUBuffer;
+  /** Targets ≠ −100: the denominator of this batch's mean loss. */
+  counted: number;
+}
+
+export function uploadBatch(e: Engine, b: HostBatch): Batch {
+  const T = b.tokens.length;
+  if (b.positions.length !== T || b.segments.length !== T || b.targets.length !== T) {
+    throw new Error(`batch: tokens, positions, segments and targets must have the same length (${T})`);
+  }
+  let counted = 0;
+  for (const t of b.targets) if (t !== -100) counted++;
+  return {
+    T,
+    tokens: uploadBuffer(e.buffers, e.device, b.tokens, 'batch.tokens'),
+    positions: uploadBuffer(e.buffers, e.device, b.positions, 'batch.positions'),
+    segments: uploadBuffer(e.buffers, e.device, b.segments, 'batch.segments'),
+    targets: uploadBuffer(e.buffers, e.device, b.targets, 'batch.targets'),
+    counted,
+  };
+}
+
+export function releaseBatch(e: Engine, b: Batch): void {
+  for (const buf of [b.tokens, b.positions, b.segments, b.targets]) e.buffers.release(buf);
+}
+
+interface BlockActs {
+  x: GPUBuffer; // (T, C) block input
+  n1: GPUBuffer;
+  stats1: GPUBuffer;
+  qkv?: GPUBuffer; // (T, 3C) GPT-2's fused projection output
+  q: GPUBuffer; // (T, Hq·D) after RoPE
+  k: GPUBuffer; // (T, Hkv·D) after RoPE
+  v: GPUBuffer;
+  o: GPUBuffer; // (T, Hq·D) attention output
+  lse: GPUBuffer; // (T, Hq)
+  xmid: GPUBuffer;
+  n2: GPUBuffer;
+  stats2: GPUBuffer;
+  up: GPUBuffer; // (T, I): c_fc output (GPT-2) or up_proj output
+  gate?: GPUBuffer; // (T, I) gate_proj output
+  act: GPUBuffer; // (T, I): gelu(up) or silu(gate)·up
+  saved: Map<string, LinearSaved>;
+}
+
+export interface ForwardActs {
+  T: number;
+  blocks: BlockActs[];
+  xL: GPUBuffer;
+  hs: GPUBuffer;
+  statsF: GPUBuffer;
+  /** (2) f32: [loss sum, counted tokens]. */
+  total: GPUBuffer;
+  work: GPUBuffer;
+}
+
+/** The engine-side model: weights plus what the kernels need that is not a weight (the RoPE table). */
+export interface Transformer {
+  model: GpuModel;
+  kernels: KernelChoice;
+  invFreq?: GPUBuffer; // (D/2) f32
+}
+
+export function createTransformer(e: Engine, model: GpuModel, kernels: KernelChoice): Transformer {
+  const c = model.config;
+  let invFreq: GPUBuffer | undefined;
+  if (c.positions.kind === 'rope') {
+    const table = ropeInvFreq({
+      headDim: c.headDim,
+      theta: c.positions.theta,
+      // config.ts keeps the type beside the scaling parameters; ropeInvFreq reads it from rope_type.
+      scaling: c.positions.type === 'default' ? null : { ...(c.positions.scaling ?? {}), rope_type: c.positions.type },
+      maxPositionEmbeddings: c.maxPositions,
+    });
+    invFreq = uploadBuffer(e.buffers, e.device, table, 'rope.invFreq');
+  }
+  return { model, kernels, invFreq };
+}
+
+function dims(c: ModelConfig) {
+  return { C: c.hiddenSize, I: c.intermediateSize, Hq: c.numHeads, Hkv: c.numKvHeads, D: c.headDim, qDim: c.numHeads * c.headDim, kvDim: c.numKvHeads * c.headDim };
+}
+
+function linear(block: Block, name: string): Linear {
+  const l = block.linears.get(name);
+  if (!l) throw new Error(`block has no ${name} projection`);
+  return l;
+}
+
+function normForward(rec: Recorder, n: Norm, T: number, C: number, x: GPUBuffer, y: GPUBuffer, stats: GPUBuffer): void {
+  recordNormForward(rec, { rows: T, C, eps: n.eps }, { x, weight: n.weight, bias: n.bias, y, stats }, { kind: n.kind });
+}
+
+/**
+ * Records the forward pass and the loss of one micro-batch. `keep`: the activations stay allocated for
+ * recordBackward (training); otherwise they are released once the submission completes (evaluation).
+ * `accumulateLoss` adds into `total` rather than overwriting it.
+ */
+export function recordForward(rec: Recorder, e: Engine, tf: Transformer, batch: Batch, keep: boolean, total?: GPUBuffer): ForwardActs {
+  const { model, kernels: k } = tf;
+  const cfg = model.config;
+  const { C, I, Hq, Hkv, D, qDim, kvDim } = dims(cfg);
+  const T = batch.T;
+  const owned: GPUBuffer[] = [];
+  const alloc = (floats: number, label: string) => {
+    const b = e.buffers.acquire(floats * 4, undefined, label);
+    owned.push(b);
+    return b;
+  };
+
+  let x = alloc(T * C, 'x0');
+  recordEmbedding(
+    rec,
+    { rows: T, C, vocab: cfg.vocabSize, maxPos: cfg.positions.kind === 'learned' ? cfg.maxPositions : 0 },
+    { ids: batch.tokens, wte: model.embed, out: x, positions: model.posEmbed ? batch.positions : undefined, wpe: model.posEmbed },
+    { elem: model.dtype },
+  );
+
+  const blocks: BlockActs[] = [];
+  for (const [i, block] of model.blocks.entries()) {
+    const a: BlockActs = {
+      x,
+      n1: alloc(T * C, `b${i}.n1`),
+      stats1: alloc(normStatsLength(T), `b${i}.stats1`),
+      q: alloc(T * qDim, `b${i}.q`),
+      k: alloc(T * kvDim, `b${i}.k`),
+      v: alloc(T * kvDim, `b${i}.v`),
+      o: alloc(T * qDim, `b${i}.o`),
+      lse: alloc(T * Hq, `b${i}.lse`),
+      xmid: alloc(T * C, `b${i}.xmid`),
+      n2: alloc(T * C, `b${i}.n2`),
+      stats2: alloc(normStatsLength(T), `b${i}.stats2`),
+      up: alloc(T * I, `b${i}.up`),
+      act: alloc(T * I, `b${i}.act`),
+      saved: new Map(),
+    };
+    const run = (name: string, input: GPUBuffer, out: GPUBuffer, accumulate = false) => {
+      const saved = recordLinearForward(rec, e, k, linear(block, name), T, input, out, accumulate);
+      a.saved.set(name, saved);
+      if (saved.h) owned.push(saved.h);
+    };
+
+    normForward(rec, block.attnNorm, T, C, x, a.n1, a.stats1);
+    if (cfg.family === 'gpt2') {
+      a.qkv = alloc(T * 3 * C, `b${i}.qkv`);
+      run('qkv', a.n1, a.qkv);
+      for (const [j, dst] of [a.q, a.k, a.v].entries()) {
+        recordGatherColumns(rec, { rows: T, wide: 3 * C, narrow: C, offset: j * C }, { wide: a.qkv, narrow: dst });
+      }
+    } else {
+      run('q', a.n1, a.q);
+      run('k', a.n1, a.k);
+      run('v', a.n1, a.v);
+    }
+    if (tf.invFreq) {
+      recordRope(rec, { T, H: Hq, D }, { y: a.q, positions: batch.positions, invFreq: tf.invFreq });
+      recordRope(rec, { T, H: Hkv, D }, { y: a.k, positions: batch.positions, invFreq: tf.invFreq });
+    }
+    recordAttentionForward(rec, { T, Hq, Hkv, D, scale: cfg.attentionScale }, { Q: a.q, K: a.k, V: a.v, seg: batch.segments, O: a.o, L: a.lse });
+    rec.copy(x, 0, a.xmid, 0, T * C * 4);
+    run('o', a.o, a.xmid, true);
+
+    normForward(rec, block.mlpNorm, T, C, a.xmid, a.n2, a.stats2);
+    const xout = alloc(T * C, `b${i}.out`);
+    rec.copy(a.xmid, 0, xout, 0, T * C * 4);
+    if (cfg.mlp === 'gated') {
+      a.gate = alloc(T * I, `b${i}.gate`);
+      run('gate', a.n2, a.gate);
+      run('up', a.n2, a.up);
+      recordSwiglu(rec, T * I, { gate: a.gate, up: a.up, out: a.act });
+    } else {
+      run('up', a.n2, a.up);
+      recordGelu(rec, T * I, { x: a.up, y: a.act });
+    }
+    run('down', a.act, xout, true);
+    blocks.push(a);
+    x = xout;
+  }
+
+  const hs = alloc(T * C, 'hs');
+  const statsF = alloc(normStatsLength(T), 'statsF');
+  normForward(rec, model.finalNorm, T, C, x, hs, statsF);
+  const work = alloc(xentScratchElements({ T, C, V: cfg.vocabSize }), 'xent.work');
+  const lossTotal = total ?? alloc(2, 'loss.total');
+  recordCrossEntropy(rec, { T, C, V: cfg.vocabSize }, { hs, Wh: model.head, labels: batch.targets, work, total: lossTotal }, {
+    elem: model.dtype,
+    accumulate: !!total,
+  });
+  const acts: ForwardActs = { T, blocks, xL: x, hs, statsF, total: lossTotal, work };
+  if (!keep) {
+    rec.afterSubmit(() => {
+      for (const b of owned) if (b !== lossTotal) e.buffers.release(b);
+    });
+  } else {
+    actsOwned.set(acts, owned);
+  }
+  return acts;
+}
+
+const actsOwned = new WeakMap<ForwardActs, GPUBuffer[]>();
+
+/** Frees what recordForward(keep = true) allocated, except `total` when the caller owns it. */
+export function releaseActs(e: Engine, acts: ForwardActs, keepTotal = false): void {
+  for (const b of actsOwned.get(acts) ?? []) if (!(keepTotal && b === acts.total)) e.buffers.release(b);
+  actsOwned.delete(acts);
+}
+
+export interface BackwardOptions {
+  /** 1 / (counted tokens of the whole optimizer step): the loss is token-weighted across micro-batches. */
+  gradScale: number;
+  /** Add into LoRA's dA/dB (every micro-batch after the first of a step). */
+  accumulateGrads: boolean;
+}
+
+/** Records the backward pass of a kept forward: LoRA gradients into each layer's dA/dB. */
+export function recordBackward(rec: Recorder, e: Engine, tf: Transformer, batch: Batch, acts: ForwardActs, o: BackwardOptions): void {
+  const { model, kernels: k } = tf;
+  const cfg = model.config;
+  const { C, I, Hq, Hkv, D, qDim, kvDim } = dims(cfg);
+  const T = batch.T;
+  const scratch: GPUBuffer[] = [];
+  const alloc = (floats: number, label: string) => {
+    const b = e.buffers.acquire(floats * 4, undefined, label);
+    scratch.push(b);
+    return b;
+  };
+  const lb = { accumulateGrads: o.accumulateGrads };
+
+  // Loss → hs → x_L. The cross-entropy's backward recomputes its logits chunk by chunk.
+  const dhs = alloc(T * C, 'dhs');
+  const work = alloc(xentScratchElements({ T, C, V: cfg.vocabSize }), 'xent.work.bw');
+  const discard = alloc(2, 'xent.total.bw');
+  recordCrossEntropy(rec, { T, C, V: cfg.vocabSize }, { hs: acts.hs, Wh: model.head, labels: batch.targets, work, total: discard, dhs }, {
+    elem: model.dtype,
+    gradScale: o.gradScale,
+  });
+  const dx = alloc(T * C, 'dx');
+  recordNormBackward(rec, { rows: T, C, eps: model.finalNorm.eps }, { x: acts.xL, weight: model.finalNorm.weight, dy: dhs, stats: acts.statsF, dx }, {
+    kind: model.finalNorm.kind,
+  });
+
+  const dAct = alloc(T * I, 'dAct');
+  const dUp = alloc(T * I, 'dUp');
+  const dGate = cfg.mlp === 'gated' ? alloc(T * I, 'dGate') : undefined;
+  const dn = alloc(T * C, 'dn');
+  const dO = alloc(T * qDim, 'dO');
+  const dQ = alloc(T * qDim, 'dQ');
+  const dK = alloc(T * kvDim, 'dK');
+  const dV = alloc(T * kvDim, 'dV');
+  const stats = e.buffers.acquire(attentionStatsBytes({ T, Hq, Hkv, D }), undefined, 'attn.stats');
+  scratch.push(stats);
+  const dQKV = cfg.family === 'gpt2' ? alloc(T * 3 * C, 'dQKV') : undefined;
+
+  for (let i = model.blocks.length - 1; i >= 0; i--) {
+    const block = model.blocks[i];
+    const a = acts.blocks[i];
+    const back = (name: string, input: GPUBuffer, dy: GPUBuffer, dIn: GPUBuffer | undefined, accumulateDx: boolean) =>
+      recordLinearBackward(rec, e, k, linear(block, name), T, input, a.saved.get(name)!, dy, dIn, { ...lb, accumulateDx });
+
+    // MLP: dx holds d(x_out) = d(xmid) through the residual, plus the MLP branch below.
+    back('down', a.act, dx, dAct, false);
+    if (cfg.mlp === 'gated') {
+      recordSwigluBackward(rec, T * I, { gate: a.gate!, up: a.up, dout: dAct, dgate: dGate!, dup: dUp });
+      back('gate', a.n2, dGate!, dn, false);
+      back('up', a.n2, dUp, dn, true);
+    } else {
+      recordGeluBackward(rec, T * I, { x: a.up, dy: dAct, dx: dUp });
+      back('up', a.n2, dUp, dn, false);
+    }
+    recordNormBackward(rec, { rows: T, C, eps: block.mlpNorm.eps }, { x: a.xmid, weight: block.mlpNorm.weight, dy: dn, stats: a.stats2, dx }, {
+      kind: block.mlpNorm.kind,
+      accumulate: true,
+    });
+
+    // Attention: dx now holds d(xmid) = d(x) through the residual, plus the attention branch below.
+    back('o', a.o, dx, dO, false);
+    recordAttentionBackward(rec, { T, Hq, Hkv, D, scale: cfg.attentionScale }, {
+      Q: a.q, K: a.k, V: a.v, seg: batch.segments, O: a.o, L: a.lse, dO, stats, dQ, dK, dV,
+    });
+    if (tf.invFreq) {
+      recordRope(rec, { T, H: Hq, D }, { y: dQ, positions: batch.positions, invFreq: tf.invFreq }, { inverse: true });
+      recordRope(rec, { T, H: Hkv, D }, { y: dK, positions: batch.positions, invFreq: tf.invFreq }, { inverse: true });
+    }
+    if (cfg.family === 'gpt2') {
+      for (const [j, src] of [dQ, dK, dV].entries()) {
+        recordScatterColumns(rec, { rows: T, wide: 3 * C, narrow: C, offset: j * C }, { narrow: src, wide: dQKV! });
+      }
+      back('qkv', a.n1, dQKV!, dn, false);
+    } else {
+      back('q', a.n1, dQ, dn, false);
+      back('k', a.n1, dK, dn, true);
+      back('v', a.n1, dV, dn, true);
+    }
+    recordNormBackward(rec, { rows: T, C, eps: block.attnNorm.eps }, { x: a.x, weight: block.attnNorm.weight, dy: dn, stats: a.stats1, dx }, {
+      kind: block.attnNorm.kind,
+      accumulate: true,
+    });
+  }
+  // dx is now d(embeddings): the embeddings are frozen, so it goes no further.
+  rec.afterSubmit(() => {
+    for (const b of scratch) e.buffers.release(b);
+  });
+}
