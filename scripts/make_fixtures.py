@@ -18,8 +18,12 @@ template where the architecture has one) and generation_config.json.
 | qwen2              | q/k/v biases, F16 storage, tied, ChatML template                                          |
 | qwen3              | q_norm/k_norm, explicit head_dim, tied                                                    |
 
-Also tests/fixtures/safetensors/mixed.safetensors: F32/BF16/F16 tensors written by the safetensors library itself,
-the byte-exact reference for the TypeScript writer.
+Also, in tests/fixtures/safetensors/: mixed.safetensors (F32/BF16/F16 tensors written by the safetensors library
+itself, the byte-exact reference for the TypeScript writer) and conversion.safetensors (f32 → f16 and bf16 → f16/f32
+as torch rounds them, the oracle for src/model/half.ts).
+
+Goldens are float64 forwards of the stored weights; F16/BF16 fixtures are upcast exactly. The output is
+deterministic: running this script twice writes identical bytes.
 
 Weights are re-initialised after construction (norm weights ≈ 1 ± 0.1, random biases, 1/sqrt(fan_in) matrices) so
 every parameter matters to the logits: transformers' default init (std 0.02, zero biases, unit norms) would let a
