@@ -4,6 +4,9 @@ import { BufferUsage } from './buffers.ts';
 
 export type BindingAccess = 'read' | 'read_write';
 
+/** A whole buffer, or a range of one (offset a multiple of 256 bytes), e.g. one tensor inside a flat buffer. */
+export type BufferRef = GPUBuffer | GPUBufferBinding;
+
 /** One compiled variant of a kernel family. Built by the family's module (e.g. kernels/matmul.ts), never by hand. */
 export interface KernelSpec {
   /** Pipeline label: unique per variant, shown in every error about it. */
@@ -145,7 +148,7 @@ export class Recorder {
     this.encoder = device.createCommandEncoder({ label });
   }
 
-  dispatch(spec: KernelSpec, buffers: readonly (GPUBuffer | GPUBufferBinding)[], params: ArrayBuffer | null, workgroups: Workgroups): void {
+  dispatch(spec: KernelSpec, buffers: readonly BufferRef[], params: ArrayBuffer | null, workgroups: Workgroups): void {
     if (this.submitted) throw new KernelError(`${spec.label}: recorder already submitted`);
     if (buffers.length !== spec.bindings.length) {
       throw new KernelError(`${spec.label}: expects ${spec.bindings.length} buffers, got ${buffers.length}`);

@@ -1,6 +1,7 @@
 // The typed message API between the UI and the engine worker. The worker alone owns the GPU device; the UI only
-// sends these requests and receives these events.
+// sends these requests and receives these events. Every request carries an id; events that answer one echo it.
 import type { GpuAdapterDescription, GpuLimits, WantedFeature } from '../gpu/device.ts';
+import type { TrainConfig } from './config.ts';
 
 export interface GpuReport {
   adapter: GpuAdapterDescription;
@@ -8,10 +9,78 @@ export interface GpuReport {
   features: WantedFeature[];
 }
 
-export type EngineRequest = { type: 'init' };
+/** Where a model comes from. */
+export type ModelSource =
+  | { kind: 'bundled'; path: string } // a folder under public/, e.g. models/demo-llama
+  | { kind: 'hub'; repo: string; revision?: string; token?: string; baseUrl?: string }
+  | { kind: 'folder'; files: File[] }; // a picked or dropped local folder (webkitRelativePath kept)
+
+export interface ModelSummary {
+  name: string;
+  modelType: string;
+  parameters: number;
+  layers: number;
+  hidden: number;
+  vocab: number;
+  maxPositions: number;
+  dtype: 'f32' | 'f16';
+  hasChatTemplate: boolean;
+  /** PEFT's default and all linear module names, for the target picker. */
+  defaultTargets: string[];
+  linearModules: string[];
+  weightBytes: number;
+}
+
+export interface DatasetSummary {
+  fileName: string;
+  format: string | null;
+  rows: number;
+  skipped: number;
+  truncated: number;
+  trainedTokens: number;
+  totalTokens: number;
+  errors: { line: number; reason: string }[];
+  /** Token-length histogram: bucket upper bounds and counts. */
+  histogram: { edges: number[]; counts: number[] };
+  /** A few rows for the preview: each token's text and whether it is trained. */
+  samples: { tokens: { text: string; trained: boolean }[] }[];
+}
+
+export interface StepMetrics {
+  step: number;
+  epoch: number;
+  loss: number;
+  lr: number;
+  gradNorm: number;
+  tokensPerSecond: number;
+  ms: number;
+  memBytes: number;
+  peakBytes: number;
+  evalLoss?: number;
+}
+
+export type EngineRequest =
+  | { type: 'init' }
+  | { type: 'load-model'; id: string; source: ModelSource; quant?: 'none' | 'nf4' }
+  | { type: 'load-dataset'; id: string; file: File | { url: string; name: string }; maxLength: number; trainOnPrompt: boolean; format?: string }
+  | { type: 'start-training'; id: string; runId: string; config: TrainConfig; samplePrompt?: string; resume?: boolean }
+  | { type: 'pause'; runId: string }
+  | { type: 'resume'; runId: string }
+  | { type: 'stop'; runId: string }
+  | { type: 'generate'; id: string; prompt: string; adapterRunId?: string; maxNewTokens: number; temperature: number; chat: boolean }
+  | { type: 'export-adapter'; id: string; runId: string; as: 'zip' | 'safetensors' };
 
 export type EngineEvent =
   | { type: 'gpu-ready'; gpu: GpuReport }
   | { type: 'gpu-unavailable'; message: string }
   | { type: 'gpu-lost'; reason: string; message: string }
-  | { type: 'error'; message: string };
+  | { type: 'error'; id?: string; message: string }
+  | { type: 'progress'; id: string; stage: string; done: number; total: number }
+  | { type: 'model-loaded'; id: string; model: ModelSummary }
+  | { type: 'dataset-loaded'; id: string; dataset: DatasetSummary }
+  | { type: 'metrics'; runId: string; steps: StepMetrics[]; totalSteps: number }
+  | { type: 'sample'; runId: string; step: number; text: string }
+  | { type: 'run-state'; runId: string; state: 'running' | 'paused' | 'stopped' | 'finished' | 'failed'; message?: string }
+  | { type: 'token'; id: string; text: string }
+  | { type: 'generated'; id: string; text: string }
+  | { type: 'adapter'; id: string; runId: string; fileName: string; bytes: Uint8Array };

@@ -2,7 +2,7 @@
 // computation as separate passes (recordLoraForwardUnfused/BackwardUnfused) so a benchmark can measure what the
 // fusion saves. See the .wgsl header for the contract.
 import source from '../../shaders/lora.wgsl?raw';
-import { packParams, type KernelSpec, type Recorder } from '../kernel.ts';
+import { packParams, type BufferRef, type KernelSpec, type Recorder } from '../kernel.ts';
 import { renderWgsl, type ElementType } from '../wgsl.ts';
 import { dropoutKeepScale, dropoutThreshold, type LoraShape } from '../ref/lora.ref.ts';
 import { recordMatmul, type MatmulVariant } from './matmul.ts';
@@ -102,8 +102,8 @@ export interface LoraForwardBuffers {
   x: GPUBuffer; // (T, in) f32
   W: GPUBuffer; // [out, in], or [in, out] when conv1d; elemW
   bias?: GPUBuffer; // (out) f32
-  A: GPUBuffer; // [r, in] f32
-  B: GPUBuffer; // [out, r] f32
+  A: BufferRef; // [r, in] f32
+  B: BufferRef; // [out, r] f32
   /** (T, r) f32, written: drop(x)·Aᵀ, kept for the backward. */
   h: GPUBuffer;
   /** (T, out) f32, written (added to when accumulate). */
@@ -113,16 +113,16 @@ export interface LoraForwardBuffers {
 export interface LoraBackwardBuffers {
   x: GPUBuffer; // (T, in)
   W: GPUBuffer; // as in the forward
-  A: GPUBuffer; // [r, in]
-  B: GPUBuffer; // [out, r]
+  A: BufferRef; // [r, in]
+  B: BufferRef; // [out, r]
   h: GPUBuffer; // (T, r), from the forward
   dy: GPUBuffer; // (T, out)
   /** (T, r) f32 scratch: g = dy·B. */
   g: GPUBuffer;
   /** (T, in) f32, written or accumulated; omit when x needs no gradient (e.g. the first layer's input). */
   dx?: GPUBuffer;
-  dA: GPUBuffer; // [r, in] f32
-  dB: GPUBuffer; // [out, r] f32
+  dA: BufferRef; // [r, in] f32
+  dB: BufferRef; // [out, r] f32
 }
 
 interface Dropout {
@@ -161,14 +161,14 @@ function params(M: number, N: number, K: number, R: number, scale: number, d: Dr
 const grid8 = (M: number, N: number) => [Math.ceil(N / 8), Math.ceil(M / 8), 1] as const;
 
 /** h = drop(x)·Aᵀ (T, r). Shared by the fused and unfused forward. */
-function recordDown(rec: Recorder, s: LoraShape, b: { x: GPUBuffer; A: GPUBuffer; h: GPUBuffer }, d: Dropout): void {
+function recordDown(rec: Recorder, s: LoraShape, b: { x: GPUBuffer; A: BufferRef; h: GPUBuffer }, d: Dropout): void {
   const spec = loraSpec({ entry: 'down', hasDropout: d.on });
   const u = rec.unused;
   rec.dispatch(spec, [b.x, u, u, u, b.A, b.h], params(s.T, s.r, s.inFeatures, 0, 1, d), grid8(s.T, s.r));
 }
 
 /** dA = s·gᵀ·drop(x) (+ dA). Shared by the fused and unfused backward. */
-function recordGradA(rec: Recorder, s: LoraShape, b: { x: GPUBuffer; g: GPUBuffer; dA: GPUBuffer }, scale: number, d: Dropout, accumulate: boolean): void {
+function recordGradA(rec: Recorder, s: LoraShape, b: { x: GPUBuffer; g: GPUBuffer; dA: BufferRef }, scale: number, d: Dropout, accumulate: boolean): void {
   const spec = loraSpec({ entry: 'gradA', hasDropout: d.on, accumulate });
   const u = rec.unused;
   rec.dispatch(spec, [b.x, u, u, b.g, u, b.dA], params(s.r, s.inFeatures, s.T, 0, scale, d), grid8(s.r, s.inFeatures));

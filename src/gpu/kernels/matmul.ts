@@ -1,6 +1,6 @@
 // Host side of matmul.wgsl: its variants, their specs and dispatch. See the .wgsl header for the contract.
 import source from '../../shaders/matmul.wgsl?raw';
-import { packParams, type KernelSpec, type Recorder } from '../kernel.ts';
+import { packParams, type BufferRef, type KernelSpec, type Recorder } from '../kernel.ts';
 import { renderWgsl, type ElementType } from '../wgsl.ts';
 import type { MatmulShape } from '../ref/matmul.ref.ts';
 
@@ -56,9 +56,9 @@ export function allMatmulSpecs(hasF16: boolean): KernelSpec[] {
 }
 
 export interface MatmulBuffers {
-  A: GPUBuffer;
-  B: GPUBuffer;
-  C: GPUBuffer;
+  A: BufferRef;
+  B: BufferRef;
+  C: BufferRef;
   /** (N) f32; omit for no bias. */
   bias?: GPUBuffer;
 }

@@ -2,7 +2,7 @@
 // The base weight is dense (f32/f16; nn.Linear's [out, in] or GPT-2's Conv1D [in, out]) or NF4 (always [out, in],
 // Conv1D transposed at quantization, as transformers does before bitsandbytes). Only LoRA's A and B get gradients.
 import type { Engine } from '../../gpu/engine.ts';
-import type { Recorder } from '../../gpu/kernel.ts';
+import type { BufferRef, Recorder } from '../../gpu/kernel.ts';
 import { recordLoraBackward, recordLoraForward, type LoraVariant } from '../../gpu/kernels/lora.ts';
 import { recordMatmul, type MatmulVariant } from '../../gpu/kernels/matmul.ts';
 import { recordMatmulNf4, type MatmulNf4Variant } from '../../gpu/kernels/matmul_nf4.ts';
@@ -18,10 +18,10 @@ export interface LoraPair {
   rank: number;
   scale: number;
   dropout: number;
-  A: GPUBuffer;
-  B: GPUBuffer;
-  dA: GPUBuffer;
-  dB: GPUBuffer;
+  A: BufferRef;
+  B: BufferRef;
+  dA: BufferRef;
+  dB: BufferRef;
   /** The dropout mask's seed for this layer; the trainer changes it every step, the backward reuses it. */
   seed: number;
 }
