@@ -2,6 +2,7 @@
 import type { KernelSpec } from '../kernel.ts';
 import { allMatmulSpecs } from './matmul.ts';
 import { allAttentionSpecs } from './attention.ts';
+import { allAttentionDecodeSpecs } from './attention_decode.ts';
 import { allRopeSpecs } from './rope.ts';
 import { allMatmulNf4Specs } from './matmul_nf4.ts';
 import { allAdamwSpecs } from './adamw.ts';
@@ -14,6 +15,6 @@ import { allElementwiseSpecs } from './elementwise.ts';
 import { allColumnsSpecs } from './columns.ts';
 
 export function allKernelSpecs(hasF16: boolean): KernelSpec[] {
-  return [...allMatmulSpecs(hasF16), ...allLoraSpecs(hasF16), ...allXentSpecs(hasF16), ...allMatmulNf4Specs(), ...allAdamwSpecs(), ...allRopeSpecs(), ...allAttentionSpecs(),
+  return [...allMatmulSpecs(hasF16), ...allLoraSpecs(hasF16), ...allXentSpecs(hasF16), ...allMatmulNf4Specs(), ...allAdamwSpecs(), ...allRopeSpecs(), ...allAttentionSpecs(), ...allAttentionDecodeSpecs(),
     ...allNormSpecs(hasF16), ...allActivationSpecs(hasF16), ...allEmbeddingSpecs(hasF16), ...allElementwiseSpecs(hasF16), ...allColumnsSpecs()];
 }
