@@ -13,8 +13,9 @@ export class FakeFileHandle {
   readonly kind = 'file' as const;
   /** Committed content. */
   bytes: Uint8Array;
-  /** createWritable calls so far (tests check parts are not rewritten). */
+  /** createWritable calls so far, and those that copied the existing bytes (tests check parts are not rewritten). */
   opens = 0;
+  keptOpens = 0;
 
   constructor(
     readonly name: string,
@@ -29,6 +30,7 @@ export class FakeFileHandle {
 
   async createWritable(options: { keepExistingData?: boolean } = {}): Promise<FakeWritable> {
     this.opens++;
+    if (options.keepExistingData) this.keptOpens++;
     return new FakeWritable(this, options.keepExistingData ? this.bytes.slice() : new Uint8Array(0));
   }
 }
