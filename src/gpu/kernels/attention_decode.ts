@@ -55,7 +55,7 @@ export interface AttentionDecodeBuffers {
 /** Records O = softmax(scale·Q·Kcᵀ, causal from position p0)·Vc for the n new rows. */
 export function recordAttentionDecode(rec: Recorder, shape: AttentionDecodeShape, b: AttentionDecodeBuffers): void {
   checked(shape);
-  const scale = attentionScale(shape);
+  const scale = attentionScale({ T: shape.n, Hq: shape.Hq, Hkv: shape.Hkv, D: shape.D, scale: shape.scale });
   if (!Number.isFinite(scale)) throw new KernelError(`attention_decode: scale must be finite, got ${scale}`);
   const params = packParams([
     ['u32', shape.n],
