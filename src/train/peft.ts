@@ -1,0 +1,398 @@
+// PEFT LoRA adapters in and out: adapter_config.json as PEFT 0.21 writes it, adapter_model.safetensors with PEFT's
+// key names, a .zip of both, and the import of any PEFT LoRA adapter (zip or folder) checked against a model.
+//
+// Layout (peft/utils/save_and_load.py): every LoRA linear layer contributes two F32 tensors,
+//   base_model.model.<module path>.lora_A.weight   [r, in]
+//   base_model.model.<module path>.lora_B.weight   [out, r]
+// whatever the base layer's storage (GPT-2's Conv1D keeps W as [in, out] but its LoRA pair is still nn.Linear-shaped;
+// fan_in_fan_out only says how the product B·A is folded into W). The forward is y = W x + scale · B (A x) with
+// scale = lora_alpha / r (lora_alpha / √r with rsLoRA). Older files (and raw state dicts) carry the adapter name:
+// "…lora_A.default.weight"; both spellings are read.
+
+import { unzipSync, zipSync } from 'fflate';
+import type { ModelFiles } from '../model/checkpoint.ts';
+import { readJsonFile } from '../model/checkpoint.ts';
+import type { ModelConfig } from '../model/config.ts';
+import { SafetensorsFile, writeSafetensors, type TensorToWrite } from '../model/safetensors.ts';
+import { memoryFolder } from '../model/sources/memory.ts';
+import { basePrefix, linearModules, selectTargetModules, type LinearModule } from '../model/weights.ts';
+
+export const ADAPTER_CONFIG_FILE = 'adapter_config.json';
+export const ADAPTER_WEIGHTS_FILE = 'adapter_model.safetensors';
+/** The PEFT release whose adapter_config.json layout buildAdapterConfig reproduces key for key. */
+export const PEFT_FORMAT_VERSION = '0.21.0';
+const KEY_PREFIX = 'base_model.model.';
+
+// ---------------------------------------------------------------------------------------------------------------
+// adapter_config.json
+
+export interface AdapterSettings {
+  /** base_model_name_or_path: the Hub repo id or the folder the base model was loaded from. */
+  baseModel: string;
+  rank: number;
+  alpha: number;
+  dropout: number;
+  /** Module names ("q_proj"), full module paths, "all-linear", or one regular expression string. */
+  targetModules: string | string[];
+  /** true for GPT-2 (Conv1D stores W as [in, out]). */
+  fanInFanOut: boolean;
+  rslora: boolean;
+  /** Needed for "all-linear": PEFT saves the expanded list of module paths, and so do we. */
+  model?: ModelConfig;
+}
+
+/** adapter_config.json as an object. The keys the engine reads are typed; PEFT's others are kept as they are. */
+export interface PeftAdapterConfig {
+  peft_type: string;
+  task_type: string | null;
+  base_model_name_or_path: string | null;
+  r: number;
+  lora_alpha: number;
+  lora_dropout: number;
+  target_modules: string[] | string | null;
+  fan_in_fan_out: boolean;
+  bias: string;
+  use_rslora: boolean;
+  use_dora: boolean;
+  [key: string]: unknown;
+}
+
+/** The update's multiplier: alpha / r, or alpha / √r with rsLoRA (PEFT's LoraLayer.update_layer). */
+export function loraScale(rank: number, alpha: number, rslora: boolean): number {
+  return rslora ? alpha / Math.sqrt(rank) : alpha / rank;
+}
+
+/**
+ * The object PEFT 0.21 saves for LoraConfig(task_type="CAUSAL_LM", r, lora_alpha, lora_dropout, target_modules,
+ * fan_in_fan_out, use_rslora) with every other field at its default (src/train/golden/adapter_config.*.json are the
+ * reference). target_modules is sorted (PEFT writes list(set), in hash order); "all-linear" is expanded to the module
+ * paths it selects, as PEFT does when it wraps the model.
+ */
+export function buildAdapterConfig(s: AdapterSettings): PeftAdapterConfig {
+  if (!Number.isInteger(s.rank) || s.rank < 1) throw new Error(`LoRA rank must be a positive integer, got ${s.rank}`);
+  if (!Number.isFinite(s.alpha) || s.alpha <= 0) throw new Error(`LoRA alpha must be a positive number, got ${s.alpha}`);
+  if (!(s.dropout >= 0 && s.dropout < 1)) throw new Error(`LoRA dropout must be in [0, 1), got ${s.dropout}`);
+  let targets: string[] | string;
+  if (typeof s.targetModules === 'string' && s.targetModules.toLowerCase() === 'all-linear') {
+    if (!s.model) throw new Error('target_modules "all-linear" needs the model config to be expanded into module paths');
+    targets = selectTargetModules(s.model, 'all-linear').map((m) => m.peftPath).sort();
+  } else if (typeof s.targetModules === 'string') {
+    targets = s.targetModules; // a regular expression: PEFT keeps the string
+  } else {
+    if (s.targetModules.length === 0) throw new Error('target_modules is empty');
+    targets = [...new Set(s.targetModules)].sort();
+  }
+  // Alphabetical, as PEFT's json.dumps(sort_keys=True).
+  return {
+    alora_invocation_tokens: null,
+    alpha_pattern: {},
+    arrow_config: null,
+    auto_mapping: null,
+    base_model_name_or_path: s.baseModel,
+    bias: 'none',
+    corda_config: null,
+    ensure_weight_tying: false,
+    eva_config: null,
+    exclude_modules: null,
+    fan_in_fan_out: s.fanInFanOut,
+    inference_mode: true,
+    init_lora_weights: true,
+    kasa_config: null,
+    layer_replication: null,
+    layers_pattern: null,
+    layers_to_transform: null,
+    loftq_config: {},
+    lora_alpha: s.alpha,
+    lora_bias: false,
+    lora_dropout: s.dropout,
+    lora_ga_config: null,
+    megatron_config: null,
+    megatron_core: 'megatron.core',
+    modules_to_save: null,
+    monteclora_config: null,
+    peft_type: 'LORA',
+    peft_version: PEFT_FORMAT_VERSION,
+    qalora_group_size: 16,
+    r: s.rank,
+    rank_pattern: {},
+    revision: null,
+    target_modules: targets,
+    target_parameters: null,
+    task_type: 'CAUSAL_LM',
+    trainable_token_indices: null,
+    use_bdlora: null,
+    use_dora: false,
+    use_qalora: false,
+    use_rslora: s.rslora,
+    velora_config: null,
+  };
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Export
+
+/** One trained LoRA pair, row-major. */
+export interface LoraModuleWeights {
+  /** PEFT's module path inside the *ForCausalLM (LinearModule.peftPath), e.g. "model.layers.0.self_attn.q_proj". */
+  peftPath: string;
+  inFeatures: number;
+  outFeatures: number;
+  A: Float32Array; // (r, in)
+  B: Float32Array; // (out, r)
+}
+
+export interface AdapterFiles {
+  'adapter_config.json': Uint8Array;
+  'adapter_model.safetensors': Uint8Array;
+}
+
+/** The adapter file's key of a module's A or B. */
+export function loraTensorName(peftPath: string, which: 'A' | 'B'): string {
+  return `${KEY_PREFIX}${peftPath}.lora_${which}.weight`;
+}
+
+/** adapter_config.json + adapter_model.safetensors bytes. Refuses a shape that disagrees with config.r and any NaN or
+ *  infinity (as PEFT's safe_merge does), naming the tensor and the first bad element. */
+export function exportAdapter(modules: LoraModuleWeights[], config: PeftAdapterConfig): AdapterFiles {
+  if (modules.length === 0) throw new Error('no LoRA modules to export');
+  const r = config.r;
+  const tensors = new Map<string, TensorToWrite>();
+  for (const m of modules) {
+    const a = loraTensorName(m.peftPath, 'A');
+    const b = loraTensorName(m.peftPath, 'B');
+    if (tensors.has(a)) throw new Error(`module ${m.peftPath} is given twice`);
+    checkLength(a, m.A, [r, m.inFeatures]);
+    checkLength(b, m.B, [m.outFeatures, r]);
+    checkFinite(a, m.A, m.inFeatures);
+    checkFinite(b, m.B, r);
+    tensors.set(a, { dtype: 'F32', shape: [r, m.inFeatures], data: m.A });
+    tensors.set(b, { dtype: 'F32', shape: [m.outFeatures, r], data: m.B });
+  }
+  return {
+    'adapter_config.json': new TextEncoder().encode(adapterConfigText(config)),
+    'adapter_model.safetensors': writeSafetensors(tensors, { format: 'pt' }),
+  };
+}
+
+/** JSON with sorted keys and two-space indent, as PEFT writes it. */
+export function adapterConfigText(config: PeftAdapterConfig): string {
+  const sorted = Object.fromEntries(Object.keys(config).sort().map((k) => [k, config[k]]));
+  return JSON.stringify(sorted, null, 2);
+}
+
+function checkLength(name: string, data: Float32Array, shape: [number, number]): void {
+  if (data.length !== shape[0] * shape[1]) {
+    throw new Error(`${name}: ${data.length} values, expected [${shape.join(', ')}] = ${shape[0] * shape[1]}`);
+  }
+}
+
+function checkFinite(name: string, data: Float32Array, cols: number): void {
+  for (let i = 0; i < data.length; i++) {
+    if (!Number.isFinite(data[i])) {
+      throw new Error(`${name} holds ${data[i]} at [${Math.floor(i / cols)}, ${i % cols}]: refusing to save a diverged adapter`);
+    }
+  }
+}
+
+/** The two files in one .zip (what the download button gives). */
+export function zipAdapter(files: AdapterFiles): Uint8Array {
+  return zipSync({ [ADAPTER_CONFIG_FILE]: files['adapter_config.json'], [ADAPTER_WEIGHTS_FILE]: files['adapter_model.safetensors'] }, { level: 6 });
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Import
+
+/** A LoRA pair read from a file, attached to the model's linear layer it adapts. */
+export interface AdapterModule extends LoraModuleWeights {
+  module: LinearModule;
+}
+
+export interface LoraAdapter {
+  /** adapter_config.json as read. */
+  config: PeftAdapterConfig;
+  rank: number;
+  alpha: number;
+  rslora: boolean;
+  /** alpha / r (alpha / √r with rsLoRA). */
+  scale: number;
+  dropout: number;
+  /** In the model's forward order. */
+  modules: AdapterModule[];
+  /** Loadable, but worth telling the user (a targeted module without weights, which PEFT would leave at B = 0). */
+  warnings: string[];
+}
+
+export class AdapterError extends Error {
+  constructor(
+    readonly where: string,
+    readonly problems: string[],
+  ) {
+    const shown = problems.slice(0, 12);
+    const more = problems.length > shown.length ? `\n  … and ${problems.length - shown.length} more` : '';
+    super(problems.length === 1 ? `${where}: ${problems[0]}` : `${where}:\n  ${shown.join('\n  ')}${more}`);
+    this.name = 'AdapterError';
+  }
+}
+
+/** Opens a PEFT adapter from a .zip's bytes (both files at the top or in one folder) or from a folder. */
+export function adapterFolder(source: Uint8Array | ModelFiles, name = 'adapter.zip'): ModelFiles {
+  if (!(source instanceof Uint8Array)) return source;
+  let entries: Record<string, Uint8Array>;
+  try {
+    entries = unzipSync(source);
+  } catch (e) {
+    throw new AdapterError(name, [`not a readable .zip (${(e as Error).message})`]);
+  }
+  const configs = Object.keys(entries).filter((p) => p === ADAPTER_CONFIG_FILE || p.endsWith(`/${ADAPTER_CONFIG_FILE}`));
+  if (configs.length === 0) throw new AdapterError(name, [`no ${ADAPTER_CONFIG_FILE} in the archive`]);
+  if (configs.length > 1) throw new AdapterError(name, [`several adapters in the archive (${configs.join(', ')}); zip one`]);
+  const dir = configs[0].slice(0, configs[0].length - ADAPTER_CONFIG_FILE.length);
+  const files: Record<string, Uint8Array> = {};
+  for (const [path, bytes] of Object.entries(entries)) if (path.startsWith(dir)) files[path.slice(dir.length)] = bytes;
+  return memoryFolder(files, name);
+}
+
+/**
+ * Reads a PEFT LoRA adapter and checks it against `model`: every tensor must be the A or B of one of the model's
+ * linear layers, with shapes [r, in] and [out, r]. F32, F16 and BF16 tensors are read (as f32). Everything wrong is
+ * reported at once in one AdapterError (unknown modules by name, wrong shapes with both shapes, …).
+ */
+export async function importAdapter(source: Uint8Array | ModelFiles, model: ModelConfig, name?: string): Promise<LoraAdapter> {
+  const folder = adapterFolder(source, name);
+  const where = name ?? folder.name;
+  const json = await readJsonFile(folder, ADAPTER_CONFIG_FILE);
+  if (json === null) throw new AdapterError(where, [`no ${ADAPTER_CONFIG_FILE}`]);
+  const config = checkAdapterConfig(`${where}/${ADAPTER_CONFIG_FILE}`, json);
+
+  const weights = await folder.open(ADAPTER_WEIGHTS_FILE);
+  if (!weights) {
+    const legacy = await folder.open('adapter_model.bin');
+    await legacy?.close?.();
+    throw new AdapterError(where, [
+      legacy
+        ? 'adapter_model.bin is a pickled PyTorch file, which cannot be read safely here; save the adapter with safe_serialization=True (adapter_model.safetensors)'
+        : `no ${ADAPTER_WEIGHTS_FILE}`,
+    ]);
+  }
+  const file = await SafetensorsFile.open(weights);
+  try {
+    return await readAdapterTensors(where, file, config, model);
+  } finally {
+    await file.close();
+  }
+}
+
+function checkAdapterConfig(where: string, json: unknown): PeftAdapterConfig {
+  if (typeof json !== 'object' || json === null || Array.isArray(json)) throw new AdapterError(where, ['not a JSON object']);
+  const c = json as Record<string, unknown>;
+  const problems: string[] = [];
+  if (c.peft_type !== 'LORA') problems.push(`peft_type is ${JSON.stringify(c.peft_type)}; only "LORA" adapters are supported`);
+  if (!Number.isInteger(c.r) || (c.r as number) < 1) problems.push(`"r" must be a positive integer, got ${JSON.stringify(c.r)}`);
+  const alpha = c.lora_alpha ?? 8; // PEFT's default
+  if (typeof alpha !== 'number' || !(alpha > 0)) problems.push(`"lora_alpha" must be a positive number, got ${JSON.stringify(c.lora_alpha)}`);
+  if (c.use_dora === true) problems.push('use_dora is true: DoRA adapters are not supported');
+  if (c.bias !== undefined && c.bias !== 'none') problems.push(`bias is ${JSON.stringify(c.bias)}: only "none" is supported (trained biases are not applied)`);
+  if (c.lora_bias === true) problems.push('lora_bias is true: a bias on lora_B is not supported');
+  if (Array.isArray(c.modules_to_save) && c.modules_to_save.length) problems.push(`modules_to_save ${JSON.stringify(c.modules_to_save)}: fully trained module copies are not supported`);
+  for (const key of ['rank_pattern', 'alpha_pattern'] as const) {
+    const v = c[key];
+    if (v && typeof v === 'object' && Object.keys(v).length) problems.push(`${key} ${JSON.stringify(v)}: per-module ranks or alphas are not supported`);
+  }
+  if (c.task_type != null && c.task_type !== 'CAUSAL_LM') problems.push(`task_type is ${JSON.stringify(c.task_type)}; expected "CAUSAL_LM"`);
+  if (problems.length) throw new AdapterError(where, problems);
+  return {
+    ...c,
+    lora_alpha: alpha as number,
+    lora_dropout: typeof c.lora_dropout === 'number' ? c.lora_dropout : 0,
+    use_rslora: c.use_rslora === true,
+    use_dora: false,
+    fan_in_fan_out: c.fan_in_fan_out === true,
+    bias: 'none',
+  } as PeftAdapterConfig;
+}
+
+// "base_model.model.<path>.lora_A.weight", also without the "base_model.model." prefix and with ".default".
+const KEY_RE = /^(?:base_model\.model\.)?(.+)\.lora_([AB])(?:\.default)?\.weight$/;
+
+async function readAdapterTensors(where: string, file: SafetensorsFile, config: PeftAdapterConfig, model: ModelConfig): Promise<LoraAdapter> {
+  const r = config.r;
+  const modules = linearModules(model);
+  // A module is found by its full path or by its path without the base-model prefix ("h.0.attn.c_attn").
+  const prefix = basePrefix(model);
+  const byPath = new Map<string, LinearModule>();
+  for (const m of modules) {
+    byPath.set(m.peftPath, m);
+    byPath.set(m.peftPath.slice(prefix.length), m);
+  }
+  const problems: string[] = [];
+  const found = new Map<LinearModule, { A?: string; B?: string }>();
+  for (const key of file.names()) {
+    const match = KEY_RE.exec(key);
+    if (!match) {
+      problems.push(`tensor "${key}" is not a LoRA A/B weight of a linear layer (lora_embedding, DoRA magnitudes, biases and modules_to_save are not supported)`);
+      continue;
+    }
+    const [, path, which] = match;
+    const m = byPath.get(path);
+    if (!m) {
+      const names = [...new Set(modules.map((x) => x.targetName))].join(', ');
+      problems.push(`tensor "${key}": the ${model.modelType} model has no linear layer "${path}" (its layers are ${prefix}…{${names}} in ${model.numLayers} layers)`);
+      continue;
+    }
+    const pair = found.get(m) ?? {};
+    const slot = which as 'A' | 'B';
+    if (pair[slot]) {
+      problems.push(`tensors "${pair[slot]}" and "${key}" are both lora_${slot} of ${m.peftPath}`);
+      continue;
+    }
+    pair[slot] = key;
+    found.set(m, pair);
+    const shape = file.info(key).shape;
+    const expected = slot === 'A' ? [r, m.inFeatures] : [m.outFeatures, r];
+    if (shape.length !== 2 || shape[0] !== expected[0] || shape[1] !== expected[1]) {
+      problems.push(`tensor "${key}" has shape [${shape.join(', ')}], expected [${expected.join(', ')}] (r = ${r}, ${m.targetName} in_features ${m.inFeatures}, out_features ${m.outFeatures})`);
+    }
+  }
+  for (const [m, pair] of found) {
+    if (!pair.A || !pair.B) problems.push(`${m.peftPath} has lora_${pair.A ? 'A' : 'B'} but no lora_${pair.A ? 'B' : 'A'}`);
+  }
+  if (found.size === 0 && problems.length === 0) problems.push(`${ADAPTER_WEIGHTS_FILE} holds no LoRA tensors`);
+  if (problems.length) throw new AdapterError(where, problems);
+
+  const warnings: string[] = [];
+  if (config.target_modules) {
+    try {
+      const present = new Set([...found.keys()].map((m) => m.peftPath));
+      for (const m of selectTargetModules(model, config.target_modules)) {
+        if (!present.has(m.peftPath)) warnings.push(`target_modules selects ${m.peftPath}, but the adapter has no weights for it (it stays at the base model)`);
+      }
+    } catch {
+      warnings.push(`target_modules ${JSON.stringify(config.target_modules)} selects none of this model's layers; using the tensors the file holds`);
+    }
+  }
+
+  const out: AdapterModule[] = [];
+  for (const m of modules) {
+    const pair = found.get(m);
+    if (!pair) continue;
+    const A = await file.readTensor(pair.A!, 'f32');
+    const B = await file.readTensor(pair.B!, 'f32');
+    out.push({ peftPath: m.peftPath, inFeatures: m.inFeatures, outFeatures: m.outFeatures, A: owned(A), B: owned(B), module: m });
+  }
+  const rslora = config.use_rslora;
+  return {
+    config,
+    rank: r,
+    alpha: config.lora_alpha,
+    rslora,
+    scale: loraScale(r, config.lora_alpha, rslora),
+    dropout: config.lora_dropout,
+    modules: out,
+    warnings,
+  };
+}
+
+/** A Float32Array that owns its buffer (a tensor read as F32 may be a view into a larger read). */
+function owned(a: Float32Array): Float32Array {
+  return a.byteOffset === 0 && a.buffer.byteLength === a.byteLength ? a : a.slice();
+}
