@@ -1,0 +1,191 @@
+// Folding a LoRA adapter into its base model: W' = W + s·B·A for every adapted linear layer, exported as an f16
+// safetensors checkpoint with config.json and the tokenizer files, loadable by transformers as a plain model.
+//
+// The merged model.safetensors is streamed: its header is computed up front from the checkpoint's shapes (every tensor
+// becomes F16, so the layout is known before any data is read), then tensors are produced one at a time. Peak memory
+// is one adapted weight matrix (read whole, merged, converted) or one chunk of any other tensor, so a 0.5B model merges
+// in a browser tab. Output is always one file (no sharding): fine up to a few GB, the models this app trains.
+
+import { readJsonFile, type ModelFiles } from '../model/checkpoint.ts';
+import { f32ArrayToF16 } from '../model/half.ts';
+import { openModelWeights } from '../model/load.ts';
+import { SafetensorsError } from '../model/safetensors.ts';
+import type { AdapterModule, LoraAdapter } from './peft.ts';
+
+/**
+ * W + scale·B·A, as a new array. W is [out, in] for nn.Linear, [in, out] for GPT-2's Conv1D (fanInFanOut), where the
+ * update is added transposed. A is [r, in], B is [out, r]. The product is accumulated in float64.
+ */
+export function mergeLora(
+  W: Float32Array,
+  A: Float32Array,
+  B: Float32Array,
+  scale: number,
+  fanInFanOut: boolean,
+  shape: { inFeatures: number; outFeatures: number },
+): Float32Array {
+  const { inFeatures: n, outFeatures: m } = shape;
+  const r = A.length / n;
+  if (W.length !== n * m) throw new Error(`mergeLora: W has ${W.length} values, expected ${fanInFanOut ? `[${n}, ${m}]` : `[${m}, ${n}]`}`);
+  if (!Number.isInteger(r) || B.length !== m * r) throw new Error(`mergeLora: A has ${A.length} and B ${B.length} values: not [r, ${n}] and [${m}, r]`);
+  const out = W.slice();
+  const row = new Float64Array(n);
+  for (let o = 0; o < m; o++) {
+    row.fill(0);
+    for (let k = 0; k < r; k++) {
+      const b = B[o * r + k] * scale;
+      if (b === 0) continue;
+      const a = k * n;
+      for (let i = 0; i < n; i++) row[i] += b * A[a + i];
+    }
+    if (fanInFanOut) for (let i = 0; i < n; i++) out[i * m + o] += row[i];
+    else for (let i = 0; i < n; i++) out[o * n + i] += row[i];
+  }
+  return out;
+}
+
+/** A file of the merged model, produced on demand. */
+export interface OutputFile {
+  path: string;
+  size: number;
+  /** The content, in order; each call starts from the beginning. */
+  chunks(): AsyncGenerator<Uint8Array>;
+}
+
+export interface MergedModel {
+  /** model.safetensors, config.json, then the tokenizer and generation files the base folder has. */
+  files: OutputFile[];
+  /** Releases the base checkpoint's file handles; call when every file has been written. */
+  close(): Promise<void>;
+}
+
+/** Files copied unchanged from the base model's folder when present. */
+export const COPIED_FILES = [
+  'generation_config.json',
+  'tokenizer.json',
+  'tokenizer_config.json',
+  'special_tokens_map.json',
+  'added_tokens.json',
+  'vocab.json',
+  'merges.txt',
+  'tokenizer.model',
+  'chat_template.jinja',
+  'chat_template.json',
+];
+
+/**
+ * The base model in `folder` with `adapter` merged into it, every tensor stored as F16. The base checkpoint is
+ * validated against its config first (openModelWeights). A value outside the f16 range after merging is an error
+ * naming the tensor rather than a silent infinity.
+ */
+export async function mergeModel(folder: ModelFiles, adapter: LoraAdapter, maxChunkBytes = 16 << 20): Promise<MergedModel> {
+  const weights = await openModelWeights(folder);
+  const checkpoint = weights.checkpoint;
+  const adapted = new Map<string, AdapterModule>();
+  for (const m of adapter.modules) adapted.set(weights.resolved(`${m.module.canonical}.weight`).source, m);
+
+  // Every tensor as F16, in safetensors' order (dtype, then name bytes: all F16 here, so name order).
+  const names = checkpoint.names().sort(compareUtf8);
+  const layout: { name: string; shape: number[]; begin: number; end: number }[] = [];
+  let offset = 0;
+  for (const name of names) {
+    const { shape, numel } = checkpoint.info(name);
+    layout.push({ name, shape, begin: offset, end: offset + 2 * numel });
+    offset += 2 * numel;
+  }
+  const header = safetensorsHeader(layout, { format: 'pt' });
+  const dataBytes = offset;
+
+  const model: OutputFile = {
+    path: 'model.safetensors',
+    size: header.length + dataBytes,
+    async *chunks() {
+      yield header;
+      for (const { name } of layout) {
+        const m = adapted.get(name);
+        if (m) {
+          const W = await checkpoint.readTensor(name, 'f32');
+          const merged = mergeLora(W, m.A, m.B, adapter.scale, m.module.fanInFanOut, m);
+          const half = f32ArrayToF16(merged);
+          checkF16(checkpoint.fileOf(name).name, name, half, 0);
+          yield bytesOf(half);
+        } else {
+          for await (const chunk of checkpoint.streamTensor(name, 'f16', maxChunkBytes)) {
+            checkF16(checkpoint.fileOf(name).name, name, chunk.data, chunk.elementOffset);
+            yield bytesOf(chunk.data);
+          }
+        }
+      }
+    },
+  };
+
+  const configJson = (await readJsonFile(folder, 'config.json')) as Record<string, unknown>;
+  // transformers 5 writes "dtype", older versions "torch_dtype": update whichever the base uses.
+  const dtypeKey = 'torch_dtype' in configJson && !('dtype' in configJson) ? 'torch_dtype' : 'dtype';
+  const configBytes = new TextEncoder().encode(`${JSON.stringify({ ...configJson, [dtypeKey]: 'float16' }, null, 2)}\n`);
+  const files: OutputFile[] = [model, { path: 'config.json', size: configBytes.length, async *chunks() { yield configBytes; } }];
+
+  for (const path of COPIED_FILES) {
+    const source = await folder.open(path);
+    if (!source) continue;
+    files.push({
+      path,
+      size: source.size,
+      async *chunks() {
+        for (let at = 0; at < source.size; at += maxChunkBytes) {
+          const bytes = await source.read(at, Math.min(maxChunkBytes, source.size - at));
+          if (bytes.length === 0) throw new Error(`${source.name}: short read at ${at} of ${source.size} bytes`);
+          yield bytes;
+        }
+      },
+    });
+  }
+  return { files, close: () => weights.close() };
+}
+
+/** A whole output file in memory: for small models and tests. */
+export async function readWhole(file: OutputFile): Promise<Uint8Array> {
+  const out = new Uint8Array(file.size);
+  let at = 0;
+  for await (const chunk of file.chunks()) {
+    if (at + chunk.length > file.size) throw new Error(`${file.path}: produced more than its declared ${file.size} bytes`);
+    out.set(chunk, at);
+    at += chunk.length;
+  }
+  if (at !== file.size) throw new Error(`${file.path}: produced ${at} bytes, declared ${file.size}`);
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+
+/** The 8-byte length and JSON header of an all-F16 safetensors file, formatted as writeSafetensors formats it. */
+function safetensorsHeader(layout: { name: string; shape: number[]; begin: number; end: number }[], metadata: Record<string, string>): Uint8Array {
+  const parts = [`"__metadata__":${JSON.stringify(metadata)}`];
+  for (const t of layout) parts.push(`${JSON.stringify(t.name)}:{"dtype":"F16","shape":[${t.shape.join(',')}],"data_offsets":[${t.begin},${t.end}]}`);
+  const json = new TextEncoder().encode(`{${parts.join(',')}}`);
+  const padded = Math.ceil(json.length / 8) * 8;
+  const out = new Uint8Array(8 + padded).fill(0x20, 8);
+  new DataView(out.buffer).setBigUint64(0, BigInt(padded), true);
+  out.set(json, 8);
+  return out;
+}
+
+function checkF16(file: string, name: string, half: Uint16Array, elementOffset: number): void {
+  for (let i = 0; i < half.length; i++) {
+    if ((half[i] & 0x7c00) === 0x7c00) {
+      throw new SafetensorsError(file, name, `element ${elementOffset + i} is ${half[i] & 0x3ff ? 'NaN' : 'infinite'} in f16 after merging (outside ±65504): the merged model cannot be stored as f16`);
+    }
+  }
+}
+
+function bytesOf(a: Uint16Array): Uint8Array {
+  return new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
+}
+
+function compareUtf8(a: string, b: string): number {
+  const ea = new TextEncoder().encode(a);
+  const eb = new TextEncoder().encode(b);
+  const n = Math.min(ea.length, eb.length);
+  for (let i = 0; i < n; i++) if (ea[i] !== eb[i]) return ea[i] - eb[i];
+  return ea.length - eb.length;
+}
