@@ -9,6 +9,7 @@
 // file's `done` only after the part holding those bytes is closed, so it never claims bytes that are not stored.
 
 import {
+  MemoryModelCache,
   checkStorageQuota,
   checkWriterInit,
   requestPersistentStorage,
@@ -221,6 +222,12 @@ export class OpfsModelCache implements ModelCache {
     }
     for (const name of names) await dir.removeEntry(name);
   }
+}
+
+/** The cache the studio uses: OPFS where the browser has it, else memory (its `name` says nothing is kept, for the
+ *  UI to show). */
+export function browserModelCache(): ModelCache {
+  return OpfsModelCache.available() ? new OpfsModelCache() : new MemoryModelCache();
 }
 
 function partName(path: string, part: number): string {

@@ -165,6 +165,8 @@ export function formatBytes(bytes: number): string {
 interface MemoryFile {
   meta: CachedFile;
   chunks: Uint8Array[];
+  /** starts[i]: offset of chunks[i] in the file. */
+  starts: number[];
 }
 
 /** Keeps files in JS memory: tests, and a browser with no OPFS (nothing survives a reload there). */
@@ -184,14 +186,15 @@ export class MemoryModelCache implements ModelCache {
     checkWriterInit(existing?.meta ?? null, init, `${key}/${path}`);
     const file: MemoryFile =
       init.from === 0 || !existing
-        ? { meta: { path, size: init.size, done: 0, etag: init.etag, missing: false }, chunks: [] }
-        : { meta: { ...existing.meta, size: init.size ?? existing.meta.size, etag: init.etag ?? existing.meta.etag }, chunks: existing.chunks };
+        ? { meta: { path, size: init.size, done: 0, etag: init.etag, missing: false }, chunks: [], starts: [] }
+        : { ...existing, meta: { ...existing.meta, size: init.size ?? existing.meta.size, etag: init.etag ?? existing.meta.etag } };
     files.set(path, file);
     return {
       get position() {
         return file.meta.done;
       },
       async write(chunk: Uint8Array) {
+        file.starts.push(file.meta.done);
         file.chunks.push(chunk.slice());
         file.meta.done += chunk.length;
       },
@@ -204,7 +207,7 @@ export class MemoryModelCache implements ModelCache {
   async markMissing(key: string, path: string): Promise<void> {
     let files = this.models.get(key);
     if (!files) this.models.set(key, (files = new Map()));
-    files.set(path, { meta: { path, size: null, done: 0, etag: null, missing: true }, chunks: [] });
+    files.set(path, { meta: { path, size: null, done: 0, etag: null, missing: true }, chunks: [], starts: [] });
   }
 
   async read(key: string, path: string, offset: number, length: number): Promise<Uint8Array> {
@@ -212,13 +215,20 @@ export class MemoryModelCache implements ModelCache {
     if (!file) throw new Error(`${key}/${path}: not in the cache`);
     const end = Math.min(offset + length, file.meta.done);
     const out = new Uint8Array(Math.max(0, end - offset));
-    let start = 0; // offset of the current chunk in the file
-    for (const chunk of file.chunks) {
+    // The last chunk starting at or before `offset`, then forward.
+    let lo = 0;
+    let hi = file.starts.length - 1;
+    while (lo < hi) {
+      const mid = (lo + hi + 1) >> 1;
+      if (file.starts[mid] <= offset) lo = mid;
+      else hi = mid - 1;
+    }
+    for (let i = lo; i < file.chunks.length && file.starts[i] < end; i++) {
+      const start = file.starts[i];
+      const chunk = file.chunks[i];
       const from = Math.max(offset, start);
       const to = Math.min(end, start + chunk.length);
       if (from < to) out.set(chunk.subarray(from - start, to - start), from - offset);
-      start += chunk.length;
-      if (start >= end) break;
     }
     return out;
   }

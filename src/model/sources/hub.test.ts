@@ -3,6 +3,10 @@ import { Checkpoint, readJsonFile } from '../checkpoint.ts';
 import { writeSafetensors } from '../safetensors.ts';
 import { MemoryModelCache, checkStorageQuota, requestPersistentStorage, type ModelCache } from './cache.ts';
 import { OpfsModelCache } from './cache-opfs.ts';
+import { NodeModelCache } from './cache-node.ts';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { FakeDirectoryHandle } from './testing-fs.ts';
 import { FakeHub } from './testing-hub-server.ts';
 import {
@@ -205,19 +209,66 @@ describe('hub source: download, cache, offline', () => {
     expect(gets[0].bytes + gets[1].bytes).toBeGreaterThanOrEqual(weights.length);
   });
 
-  it('starts over when the file changed on the server between the drop and the resume (If-Range)', async () => {
+  it.each([
+    ['longer', 100_000, 206], // the range is served, with another ETag: cancelled
+    ['shorter', 3_000, 416], // the stored bytes reach past the new end
+  ])('starts over when the file changed on the server between the drop and the resume (%s)', async (_, floats, status) => {
     const cache = new MemoryModelCache();
-    hub.addRepo('org/changing', { files: { 'model.safetensors': weights } });
+    const repo = `org/changing-${floats}`;
+    hub.addRepo(repo, { files: { 'model.safetensors': weights } });
     hub.dropNext('model.safetensors', 60_000);
-    await expectHubError(open('org/changing', { cache, retries: 0 }).open('model.safetensors'), /failed/);
-    const changed = writeSafetensors({ x: { dtype: 'F32', shape: [3000], data: ramp(3000, 0.7) } });
-    hub.addRepo('org/changing', { files: { 'model.safetensors': changed } });
-    const source = await open('org/changing', { cache }).open('model.safetensors');
-    const gets = hub.requests.filter((r) => r.repo === 'org/changing' && r.method === 'GET');
-    expect(gets[1].range).toMatch(/^bytes=\d+-$/);
-    expect(gets[1].status).toBe(200); // the server ignored the range: the ETag no longer matched
+    await expectHubError(open(repo, { cache, retries: 0 }).open('model.safetensors'), /failed/);
+    const changed = writeSafetensors({ x: { dtype: 'F32', shape: [floats], data: ramp(floats, 0.7) } });
+    hub.addRepo(repo, { files: { 'model.safetensors': changed } });
+    const source = await open(repo, { cache }).open('model.safetensors');
+    const gets = hub.requests.filter((r) => r.repo === repo && r.method === 'GET');
+    expect(gets.map((r) => [r.range === null ? 'whole' : 'range', r.status])).toEqual([
+      ['whole', 200],
+      ['range', status],
+      ['whole', 200],
+    ]);
     expect(source!.size).toBe(changed.length);
     expectSameBytes(await source!.read(0, changed.length), changed);
+  });
+
+  it('resumes when a cross-origin 206 hides its Content-Range', async () => {
+    const cache = new MemoryModelCache();
+    hub.dropNext('model.safetensors', 70_000);
+    await expectHubError(open('org/tiny', { cache, retries: 0 }).open('model.safetensors'), /failed/);
+    const hiding: typeof fetch = async (input, init) => {
+      const response = await fetch(input, init);
+      const headers = new Headers(response.headers);
+      headers.delete('Content-Range');
+      return new Response(response.body, { status: response.status, headers });
+    };
+    const source = await open('org/tiny', { cache, fetch: hiding }).open('model.safetensors');
+    expect(source!.size).toBe(weights.length);
+    expectSameBytes(await source!.read(0, weights.length), weights);
+  });
+
+  it('stops on abort keeping the bytes, and a later open resumes', async () => {
+    const cache = new MemoryModelCache();
+    const controller = new AbortController();
+    const stopping = open('org/tiny', { cache, signal: controller.signal, onProgress: (p) => p.bytesDone > 30_000 && controller.abort() });
+    await expectHubError(stopping.open('model.safetensors'), /download of model\.safetensors stopped; opening it again resumes it/);
+    const kept = (await cache.file(stopping.key, 'model.safetensors'))!.done;
+    expect(kept).toBeGreaterThan(30_000);
+    const source = await open('org/tiny', { cache }).open('model.safetensors');
+    const gets = hub.requests.filter((r) => r.path === 'model.safetensors' && r.method === 'GET');
+    expect(gets[gets.length - 1].range).toBe(`bytes=${kept}-`);
+    expectSameBytes(await source!.read(0, weights.length), weights);
+  });
+
+  it('loads through a disk cache, offline the second time (the CLI with a repo id)', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'hub-cache-'));
+    try {
+      await downloadModel(open('org/sharded', { cache: new NodeModelCache(dir) }));
+      const offline = open('org/sharded', { cache: new NodeModelCache(dir), fetch: offlineFetch() });
+      expect(await readJsonFile(offline, 'generation_config.json')).toEqual({ eos_token_id: 2 });
+      expectSameBytes(await (await Checkpoint.open(offline)).readTensor('a.weight', 'f32'), ramp(4096, 0.02));
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 
   it('downloads a sharded model with one progress stream over all files, sized up front', async () => {

@@ -150,7 +150,8 @@ export class HubModelFiles implements ModelFiles {
         const size = await this.download(path, meter);
         return size === null ? null : this.cachedSource(path, size);
       } catch (e) {
-        if (e instanceof HubError || this.options.signal?.aborted || attempt >= retries) throw this.explain(e, path);
+        const offline = (globalThis as { navigator?: { onLine?: boolean } }).navigator?.onLine === false;
+        if (e instanceof HubError || this.options.signal?.aborted || offline || attempt >= retries) throw this.explain(e, path);
         // A broken connection: resume from what the cache now holds, after a pause that grows with each try.
         await sleep((this.options.retryDelayMs ?? 1000) * 2 ** attempt);
       }
@@ -165,28 +166,33 @@ export class HubModelFiles implements ModelFiles {
   private async download(path: string, meter: ProgressMeter): Promise<number | null> {
     const cached = await this.cache.file(this.key, path);
     const have = cached && !cached.missing ? cached.done : 0;
-    const headers: Record<string, string> = {};
-    if (have > 0) {
-      headers.Range = `bytes=${have}-`;
-      if (cached!.etag) headers['If-Range'] = cached!.etag;
+    // Only a plain single range: "Range: bytes=N-" is CORS-safelisted, If-Range is not (it would add a preflight,
+    // which the Hub's CDN may not answer). A changed file is caught by comparing ETags below instead.
+    let response = await this.request(path, 'GET', have > 0 ? { Range: `bytes=${have}-` } : {});
+    const changed = response?.status === 206 && cached?.etag && response.headers.get('ETag') && response.headers.get('ETag') !== cached.etag;
+    if (changed || response?.status === 416) {
+      // The file changed since the stored bytes were fetched (another ETag, or now shorter than them): start over.
+      await response!.body?.cancel();
+      response = await this.request(path, 'GET', {});
     }
-    const response = await this.request(path, 'GET', headers);
     if (response === null) {
       await this.cache.markMissing(this.key, path);
       return null;
     }
 
-    // 206 continues the stored bytes; 200 (the server ignored the range, or the file changed) starts over.
+    // 206 continues the stored bytes; 200 (the server ignored the range) starts over.
     let from = 0;
     let size = contentLength(response);
     if (response.status === 206) {
-      const range = parseContentRange(response.headers.get('Content-Range'));
-      if (!range || range.start !== have) {
+      const header = response.headers.get('Content-Range');
+      const range = parseContentRange(header);
+      if (header !== null && range?.start !== have) {
         await response.body?.cancel();
-        throw new HubError(`${this.key}: ${path}: the server answered a resume from byte ${have} with "Content-Range: ${response.headers.get('Content-Range')}"`, 206, path);
+        throw new HubError(`${this.key}: ${path}: the server answered a resume from byte ${have} with "Content-Range: ${header}"`, 206, path);
       }
+      // A cross-origin response may hide Content-Range; a 206 to one "bytes=N-" range is that range.
       from = have;
-      size = range.total;
+      size = range ? range.total : size === null ? cached!.size : have + size;
     }
     const etag = response.headers.get('ETag');
     if (size !== null && this.cache.checkSpace) {
@@ -229,10 +235,10 @@ export class HubModelFiles implements ModelFiles {
     if (token) headers.Authorization = `Bearer ${token}`;
     const fetchFn = this.options.fetch ?? globalThis.fetch;
     const response = await fetchFn(this.url(path), { method, headers, signal: this.options.signal });
-    if (response.ok) return response;
-    if (method === 'GET') await response.body?.cancel();
-    const code = response.headers.get('X-Error-Code');
     const status = response.status;
+    if (response.ok) return response;
+    if (method === 'GET' && status !== 416) await response.body?.cancel();
+    const code = response.headers.get('X-Error-Code');
     if (status === 401 || status === 403) {
       const hint = token
         ? 'gated or private, and the access token was refused: check it has read access and that you accepted the model\'s terms on its Hub page'
@@ -242,7 +248,7 @@ export class HubModelFiles implements ModelFiles {
     if (status === 404 && code === 'RepoNotFound') throw new HubError(`${this.key}: no such repository on ${this.baseUrl} (HTTP 404 for ${path})`, status, path);
     if (status === 404 && code === 'RevisionNotFound') throw new HubError(`${this.key}: no revision "${this.revision}" (HTTP 404 for ${path})`, status, path);
     if (status === 404) return null;
-    if (status === 416) throw new HubError(`${this.key}: ${path}: the server refused the resume range (HTTP 416); delete the model from the cache and retry`, status, path);
+    if (status === 416 && headers.Range) return response; // the stored bytes reach past the file's end: it changed
     throw new HubError(`${this.key}: ${path}: HTTP ${status} ${response.statusText} from ${this.url(path)}`, status, path);
   }
 
