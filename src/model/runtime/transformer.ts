@@ -62,22 +62,28 @@ export function releaseBatch(e: Engine, b: Batch): void {
   for (const buf of [b.tokens, b.positions, b.segments, b.targets]) e.buffers.release(buf);
 }
 
-interface BlockActs {
-  x: GPUBuffer; // (T, C) block input
-  n1: GPUBuffer;
+/** The buffers one block's forward writes, T rows. */
+export interface BlockBuffers {
+  n1: GPUBuffer; // (T, C)
   stats1: GPUBuffer;
   qkv?: GPUBuffer; // (T, 3C) GPT-2's fused projection output
   q: GPUBuffer; // (T, Hq·D) after RoPE
   k: GPUBuffer; // (T, Hkv·D) after RoPE
   v: GPUBuffer;
   o: GPUBuffer; // (T, Hq·D) attention output
-  lse: GPUBuffer; // (T, Hq)
-  xmid: GPUBuffer;
+  xmid: GPUBuffer; // (T, C) x + attention branch
   n2: GPUBuffer;
   stats2: GPUBuffer;
   up: GPUBuffer; // (T, I): c_fc output (GPT-2) or up_proj output
   gate?: GPUBuffer; // (T, I) gate_proj output
   act: GPUBuffer; // (T, I): gelu(up) or silu(gate)·up
+  out: GPUBuffer; // (T, C) block output: xmid + MLP branch
+}
+
+/** What the backward reads of one block: its buffers, its input, attention's log-sum-exp, LoRA's saved h. */
+interface BlockActs extends BlockBuffers {
+  x: GPUBuffer; // (T, C) block input
+  lse: GPUBuffer; // (T, Hq)
   saved: Map<string, LinearSaved>;
 }
 
@@ -115,18 +121,104 @@ export function createTransformer(e: Engine, model: GpuModel, kernels: KernelCho
   return { model, kernels, invFreq };
 }
 
-function dims(c: ModelConfig) {
+export function dims(c: ModelConfig) {
   return { C: c.hiddenSize, I: c.intermediateSize, Hq: c.numHeads, Hkv: c.numKvHeads, D: c.headDim, qDim: c.numHeads * c.headDim, kvDim: c.numKvHeads * c.headDim };
 }
 
-function linear(block: Block, name: string): Linear {
+export function linear(block: Block, name: string): Linear {
   const l = block.linears.get(name);
   if (!l) throw new Error(`block has no ${name} projection`);
   return l;
 }
 
-function normForward(rec: Recorder, n: Norm, T: number, C: number, x: GPUBuffer, y: GPUBuffer, stats: GPUBuffer): void {
+export function normForward(rec: Recorder, n: Norm, T: number, C: number, x: GPUBuffer, y: GPUBuffer, stats: GPUBuffer): void {
   recordNormForward(rec, { rows: T, C, eps: n.eps }, { x, weight: n.weight, bias: n.bias, y, stats }, { kind: n.kind });
+}
+
+/** x (T, C) = embed(tokens) (+ wpe[positions] for learned positions). */
+export function recordEmbed(rec: Recorder, tf: Transformer, T: number, tokens: GPUBuffer, positions: GPUBuffer, x: GPUBuffer): void {
+  const { model } = tf;
+  const cfg = model.config;
+  recordEmbedding(
+    rec,
+    { rows: T, C: cfg.hiddenSize, vocab: cfg.vocabSize, maxPos: cfg.positions.kind === 'learned' ? cfg.maxPositions : 0 },
+    { ids: tokens, wte: model.embed, out: x, positions: model.posEmbed ? positions : undefined, wpe: model.posEmbed },
+    { elem: model.dtype },
+  );
+}
+
+/** Allocates one block's forward buffers for T rows; `alloc(floats, label)` decides who owns them. */
+export function allocBlockBuffers(cfg: ModelConfig, T: number, alloc: (floats: number, label: string) => GPUBuffer): BlockBuffers {
+  const { C, I, qDim, kvDim } = dims(cfg);
+  return {
+    n1: alloc(T * C, 'n1'),
+    stats1: alloc(normStatsLength(T), 'stats1'),
+    qkv: cfg.family === 'gpt2' ? alloc(T * 3 * C, 'qkv') : undefined,
+    q: alloc(T * qDim, 'q'),
+    k: alloc(T * kvDim, 'k'),
+    v: alloc(T * kvDim, 'v'),
+    o: alloc(T * qDim, 'o'),
+    xmid: alloc(T * C, 'xmid'),
+    n2: alloc(T * C, 'n2'),
+    stats2: alloc(normStatsLength(T), 'stats2'),
+    up: alloc(T * I, 'up'),
+    gate: cfg.mlp === 'gated' ? alloc(T * I, 'gate') : undefined,
+    act: alloc(T * I, 'act'),
+    out: alloc(T * C, 'out'),
+  };
+}
+
+/** Records one linear layer of the current block: out = layer(input) (+ out when accumulating). */
+export type LinearRunner = (name: string, input: GPUBuffer, out: GPUBuffer, accumulate?: boolean) => void;
+
+/** Records attention o = attend(q, k, v) (after RoPE): the training forward over packed segments, or the KV-cache
+ *  decode during generation. */
+export type AttentionRunner = (q: GPUBuffer, k: GPUBuffer, v: GPUBuffer, o: GPUBuffer) => void;
+
+/** Records one block: x (T, C) → b.out. Linears go through `run`, attention through `attend`. */
+export function recordBlockForward(
+  rec: Recorder,
+  tf: Transformer,
+  block: Block,
+  T: number,
+  positions: GPUBuffer,
+  x: GPUBuffer,
+  b: BlockBuffers,
+  run: LinearRunner,
+  attend: AttentionRunner,
+): void {
+  const cfg = tf.model.config;
+  const { C, I, Hq, Hkv, D } = dims(cfg);
+  normForward(rec, block.attnNorm, T, C, x, b.n1, b.stats1);
+  if (cfg.family === 'gpt2') {
+    run('qkv', b.n1, b.qkv!);
+    for (const [j, dst] of [b.q, b.k, b.v].entries()) {
+      recordGatherColumns(rec, { rows: T, wide: 3 * C, narrow: C, offset: j * C }, { wide: b.qkv!, narrow: dst });
+    }
+  } else {
+    run('q', b.n1, b.q);
+    run('k', b.n1, b.k);
+    run('v', b.n1, b.v);
+  }
+  if (tf.invFreq) {
+    recordRope(rec, { T, H: Hq, D }, { y: b.q, positions, invFreq: tf.invFreq });
+    recordRope(rec, { T, H: Hkv, D }, { y: b.k, positions, invFreq: tf.invFreq });
+  }
+  attend(b.q, b.k, b.v, b.o);
+  rec.copy(x, 0, b.xmid, 0, T * C * 4);
+  run('o', b.o, b.xmid, true);
+
+  normForward(rec, block.mlpNorm, T, C, b.xmid, b.n2, b.stats2);
+  rec.copy(b.xmid, 0, b.out, 0, T * C * 4);
+  if (cfg.mlp === 'gated') {
+    run('gate', b.n2, b.gate!);
+    run('up', b.n2, b.up);
+    recordSwiglu(rec, T * I, { gate: b.gate!, up: b.up, out: b.act });
+  } else {
+    run('up', b.n2, b.up);
+    recordGelu(rec, T * I, { x: b.up, y: b.act });
+  }
+  run('down', b.act, b.out, true);
 }
 
 /**
@@ -137,7 +229,7 @@ function normForward(rec: Recorder, n: Norm, T: number, C: number, x: GPUBuffer,
 export function recordForward(rec: Recorder, e: Engine, tf: Transformer, batch: Batch, keep: boolean, total?: GPUBuffer): ForwardActs {
   const { model, kernels: k } = tf;
   const cfg = model.config;
-  const { C, I, Hq, Hkv, D, qDim, kvDim } = dims(cfg);
+  const { C, Hq, Hkv, D } = dims(cfg);
   const T = batch.T;
   const owned: GPUBuffer[] = [];
   const alloc = (floats: number, label: string) => {
@@ -147,72 +239,22 @@ export function recordForward(rec: Recorder, e: Engine, tf: Transformer, batch: 
   };
 
   let x = alloc(T * C, 'x0');
-  recordEmbedding(
-    rec,
-    { rows: T, C, vocab: cfg.vocabSize, maxPos: cfg.positions.kind === 'learned' ? cfg.maxPositions : 0 },
-    { ids: batch.tokens, wte: model.embed, out: x, positions: model.posEmbed ? batch.positions : undefined, wpe: model.posEmbed },
-    { elem: model.dtype },
-  );
+  recordEmbed(rec, tf, T, batch.tokens, batch.positions, x);
 
   const blocks: BlockActs[] = [];
   for (const [i, block] of model.blocks.entries()) {
-    const a: BlockActs = {
-      x,
-      n1: alloc(T * C, `b${i}.n1`),
-      stats1: alloc(normStatsLength(T), `b${i}.stats1`),
-      q: alloc(T * qDim, `b${i}.q`),
-      k: alloc(T * kvDim, `b${i}.k`),
-      v: alloc(T * kvDim, `b${i}.v`),
-      o: alloc(T * qDim, `b${i}.o`),
-      lse: alloc(T * Hq, `b${i}.lse`),
-      xmid: alloc(T * C, `b${i}.xmid`),
-      n2: alloc(T * C, `b${i}.n2`),
-      stats2: alloc(normStatsLength(T), `b${i}.stats2`),
-      up: alloc(T * I, `b${i}.up`),
-      act: alloc(T * I, `b${i}.act`),
-      saved: new Map(),
-    };
-    const run = (name: string, input: GPUBuffer, out: GPUBuffer, accumulate = false) => {
+    const b = allocBlockBuffers(cfg, T, (floats, label) => alloc(floats, `b${i}.${label}`));
+    const a: BlockActs = { ...b, x, lse: alloc(T * Hq, `b${i}.lse`), saved: new Map() };
+    const run: LinearRunner = (name, input, out, accumulate = false) => {
       const saved = recordLinearForward(rec, e, k, linear(block, name), T, input, out, accumulate);
       a.saved.set(name, saved);
       if (saved.h) owned.push(saved.h);
     };
-
-    normForward(rec, block.attnNorm, T, C, x, a.n1, a.stats1);
-    if (cfg.family === 'gpt2') {
-      a.qkv = alloc(T * 3 * C, `b${i}.qkv`);
-      run('qkv', a.n1, a.qkv);
-      for (const [j, dst] of [a.q, a.k, a.v].entries()) {
-        recordGatherColumns(rec, { rows: T, wide: 3 * C, narrow: C, offset: j * C }, { wide: a.qkv, narrow: dst });
-      }
-    } else {
-      run('q', a.n1, a.q);
-      run('k', a.n1, a.k);
-      run('v', a.n1, a.v);
-    }
-    if (tf.invFreq) {
-      recordRope(rec, { T, H: Hq, D }, { y: a.q, positions: batch.positions, invFreq: tf.invFreq });
-      recordRope(rec, { T, H: Hkv, D }, { y: a.k, positions: batch.positions, invFreq: tf.invFreq });
-    }
-    recordAttentionForward(rec, { T, Hq, Hkv, D, scale: cfg.attentionScale }, { Q: a.q, K: a.k, V: a.v, seg: batch.segments, O: a.o, L: a.lse });
-    rec.copy(x, 0, a.xmid, 0, T * C * 4);
-    run('o', a.o, a.xmid, true);
-
-    normForward(rec, block.mlpNorm, T, C, a.xmid, a.n2, a.stats2);
-    const xout = alloc(T * C, `b${i}.out`);
-    rec.copy(a.xmid, 0, xout, 0, T * C * 4);
-    if (cfg.mlp === 'gated') {
-      a.gate = alloc(T * I, `b${i}.gate`);
-      run('gate', a.n2, a.gate);
-      run('up', a.n2, a.up);
-      recordSwiglu(rec, T * I, { gate: a.gate, up: a.up, out: a.act });
-    } else {
-      run('up', a.n2, a.up);
-      recordGelu(rec, T * I, { x: a.up, y: a.act });
-    }
-    run('down', a.act, xout, true);
+    recordBlockForward(rec, tf, block, T, batch.positions, x, b, run, (q, kk, v, o) =>
+      recordAttentionForward(rec, { T, Hq, Hkv, D, scale: cfg.attentionScale }, { Q: q, K: kk, V: v, seg: batch.segments, O: o, L: a.lse }),
+    );
     blocks.push(a);
-    x = xout;
+    x = b.out;
   }
 
   const hs = alloc(T * C, 'hs');
