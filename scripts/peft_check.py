@@ -1,0 +1,126 @@
+"""Loads adapters with the real PEFT and reports what it sees: the live check of our exported adapters.
+
+    .venv-ref/bin/python scripts/peft_check.py < jobs.json > results.json
+
+stdin: a JSON list of jobs
+    {"base": model folder, "adapter": adapter folder (adapter_config.json + adapter_model.safetensors),
+     "merged": optional folder of a merged model written by our mergeModel,
+     "rows": [{"input_ids": [...], "labels": [...] (optional, -100 = ignored; defaults to input_ids)}]}
+stdout: a JSON list with, per job,
+    {"load": {"file_tensors": n, "lora_parameters": n, "matched": n, "missing": [...], "unexpected": [...],
+              "mismatched": [...]},        # the file's tensors vs the LoRA weights PeftModel ended up holding
+     "base":   {"loss", "tokens"},          # adapter disabled
+     "adapter": {"loss", "tokens"},         # PeftModel.from_pretrained(base, adapter)
+     "peft_merged": {"loss", "tokens"},     # after merge_and_unload()
+     "merged": {"loss", "tokens"},          # our merged folder, when given
+     "max_abs_logit_diff": {"adapter_vs_base", "adapter_vs_peft_merged",
+                            "merged_vs_adapter", "merged_vs_peft_merged_f16"}}
+
+Everything runs in float64 with eager attention, each row on its own (no padding). Losses follow the issue-4 contract:
+logits at t predict labels[t+1], summed cross-entropy over labels[t+1] != -100 divided by their count over all rows.
+"merged_vs_peft_merged_f16" compares our merged model with PEFT's merged weights rounded to f16, the storage our
+merge writes: it isolates the merge from the f16 rounding that "merged_vs_adapter" also contains.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import warnings
+
+import torch
+from peft import PeftModel
+from safetensors.torch import load_file
+from transformers import AutoModelForCausalLM
+from transformers.utils import logging as hf_logging
+
+
+def load(folder: str) -> torch.nn.Module:
+    model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float64, attn_implementation="eager")
+    return model.eval()
+
+
+@torch.no_grad()
+def run(model, rows) -> tuple[list[torch.Tensor], float, int]:
+    """Logits per row, and the contract loss over all rows."""
+    logits, total, count = [], 0.0, 0
+    for row in rows:
+        ids = torch.tensor([row["input_ids"]])
+        labels = torch.tensor(row.get("labels") or row["input_ids"])
+        out = model(input_ids=ids).logits[0]
+        logits.append(out)
+        shift = labels[1:]
+        keep = shift != -100
+        if keep.any():
+            total += float(torch.nn.functional.cross_entropy(out[:-1][keep], shift[keep], reduction="sum"))
+            count += int(keep.sum())
+    return logits, (total / count if count else float("nan")), count
+
+
+def max_diff(a: list[torch.Tensor], b: list[torch.Tensor]) -> float:
+    return max(float((x - y).abs().max()) for x, y in zip(a, b))
+
+
+def check_load(model: PeftModel, adapter_dir: str) -> dict:
+    """Every tensor of the file must have landed in a LoRA weight of the model, with its value."""
+    stored = load_file(f"{adapter_dir}/adapter_model.safetensors")
+    params = {k: v for k, v in model.state_dict().items() if ".lora_A." in k or ".lora_B." in k}
+    matched, missing, unexpected, mismatched = 0, [], [], []
+    seen = set()
+    for key, value in stored.items():
+        # base_model.model.<path>.lora_A.weight → base_model.model.<path>.lora_A.default.weight
+        name = key.replace(".lora_A.weight", ".lora_A.default.weight").replace(".lora_B.weight", ".lora_B.default.weight")
+        if name not in params:
+            unexpected.append(key)
+            continue
+        seen.add(name)
+        if torch.equal(params[name], value.to(params[name].dtype)):
+            matched += 1
+        else:
+            mismatched.append(key)
+    missing = sorted(set(params) - seen)
+    return {"file_tensors": len(stored), "lora_parameters": len(params), "matched": matched, "missing": missing,
+            "unexpected": unexpected, "mismatched": mismatched}
+
+
+def job(spec: dict) -> dict:
+    rows = spec["rows"]
+    model = PeftModel.from_pretrained(load(spec["base"]), spec["adapter"])
+    model.eval()
+    result: dict = {"load": check_load(model, spec["adapter"])}
+    adapter_logits, loss, tokens = run(model, rows)
+    result["adapter"] = {"loss": loss, "tokens": tokens}
+    with model.disable_adapter():
+        base_logits, loss, tokens = run(model, rows)
+    result["base"] = {"loss": loss, "tokens": tokens}
+    merged = model.merge_and_unload()
+    peft_merged_logits, loss, tokens = run(merged, rows)
+    result["peft_merged"] = {"loss": loss, "tokens": tokens}
+    diffs = {
+        "adapter_vs_base": max_diff(adapter_logits, base_logits),
+        "adapter_vs_peft_merged": max_diff(adapter_logits, peft_merged_logits),
+    }
+    if spec.get("merged"):
+        ours = load(spec["merged"])
+        our_logits, loss, tokens = run(ours, rows)
+        result["merged"] = {"loss": loss, "tokens": tokens}
+        diffs["merged_vs_adapter"] = max_diff(our_logits, adapter_logits)
+        with torch.no_grad():
+            for p in merged.parameters():
+                p.copy_(p.to(torch.float16).to(torch.float64))
+        diffs["merged_vs_peft_merged_f16"] = max_diff(our_logits, run(merged, rows)[0])
+    result["max_abs_logit_diff"] = diffs
+    return result
+
+
+def main() -> None:
+    warnings.filterwarnings("ignore")
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+    jobs = json.load(sys.stdin)
+    json.dump([job(spec) for spec in jobs], sys.stdout)
+    sys.stdout.write("\n")
+
+
+if __name__ == "__main__":
+    main()
