@@ -1,11 +1,13 @@
 // `npx lora-studio <command>`: the studio's engine without the browser. Errors are one `error: …` line on stderr
 // and exit code 1; --debug adds the stack.
 import { openNodeGpu } from '../gpu/node.ts';
+import { evalCommand, EVAL_USAGE } from './eval.ts';
 
 const USAGE = `usage: lora-studio <command> [options]
 
 commands:
   gpu        print the WebGPU adapter this machine gives, its limits and features
+  eval       the mean next-token loss of a model on a JSONL file: ${EVAL_USAGE.replace('lora-studio eval ', '')}
 
 options:
   --debug    print stack traces with errors
@@ -25,6 +27,7 @@ async function gpuCommand(): Promise<void> {
 
 const COMMANDS: Record<string, (args: string[]) => Promise<void>> = {
   gpu: gpuCommand,
+  eval: evalCommand,
 };
 
 export async function main(argv: string[]): Promise<number> {
@@ -45,8 +48,13 @@ export async function main(argv: string[]): Promise<number> {
     return 0;
   } catch (err) {
     const e = err as Error;
-    console.error(`error: ${e?.message ?? String(err)}`);
+    console.error(`error: ${oneLine(e?.message ?? String(err))}`);
     if (debug && e?.stack) console.error(e.stack);
     return 1;
   }
+}
+
+/** Typed errors may list several problems on indented lines (WeightsError, AdapterError): keep them, on one line. */
+function oneLine(message: string): string {
+  return message.split('\n').map((l) => l.trim()).filter(Boolean).join('; ');
 }
