@@ -260,3 +260,36 @@ describe('importAdapter', () => {
     );
   });
 });
+
+// The training goldens (scripts/golden_train.py) are consumed by the trainer's GPU test; here, their internal
+// consistency with the model code: the modules PEFT wrapped are the ones selectTargetModules picks, sizes agree, and
+// the documented invariants hold (step-1 dA is exactly 0 since B starts at 0; the token count follows the contract).
+describe('training goldens', () => {
+  for (const name of ['gpt2', 'llama']) {
+    it(`train_${name}.json agrees with the model's PEFT modules and the loss contract`, async () => {
+      const g = JSON.parse(readFileSync(join(ROOT, 'tests', 'fixtures', 'golden', `train_${name}.json`), 'utf8'));
+      const model = await config(name);
+      const r = g.lora.r as number;
+      const expected = selectTargetModules(model, g.lora.target_modules);
+      expect(g.modules.map((m: { path: string }) => m.path)).toEqual(expected.map((m) => m.peftPath));
+      g.modules.forEach((m: { in: number; out: number; A0: number[] }, i: number) => {
+        expect([m.in, m.out]).toEqual([expected[i].inFeatures, expected[i].outFeatures]);
+        expect(m.A0).toHaveLength(r * m.in);
+        // PEFT's kaiming_uniform(a=√5) on [r, in]: bound = 1/√in.
+        expect(Math.max(...m.A0.map(Math.abs))).toBeLessThanOrEqual(1 / Math.sqrt(m.in));
+        for (const step of ['1', '2']) {
+          expect(g.grads[step][expected[i].peftPath].dA).toHaveLength(r * m.in);
+          expect(g.grads[step][expected[i].peftPath].dB).toHaveLength(m.out * r);
+        }
+        expect(g.grads['1'][expected[i].peftPath].dA.every((v: number) => v === 0)).toBe(true);
+        expect(g.grads['2'][expected[i].peftPath].dA.some((v: number) => v !== 0)).toBe(true);
+      });
+      const tokens = g.rows.reduce((n: number, row: { labels: number[] }) => n + row.labels.slice(1).filter((l) => l !== -100).length, 0);
+      expect(g.tokens).toBe(tokens);
+      expect(g.steps).toHaveLength(10);
+      const losses = g.steps.map((s: { loss: number }) => s.loss);
+      losses.forEach((l: number, i: number) => i > 0 && expect(l).toBeLessThan(losses[i - 1]));
+      expect(g.final_loss).toBeLessThan(losses[9]);
+    });
+  }
+});
