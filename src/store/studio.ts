@@ -1,11 +1,25 @@
 // The studio's one store, bound from slices per concern (zustand's slices pattern).
 import { create } from 'zustand';
+import { createDatasetSlice, type DatasetSlice } from './slices/dataset.ts';
 import { createGpuSlice, type GpuSlice } from './slices/gpu.ts';
+import { createModelsSlice, type ModelsSlice } from './slices/models.ts';
 import { createNavSlice, type NavSlice } from './slices/nav.ts';
 
-export type StudioState = GpuSlice & NavSlice;
+export type StudioState = GpuSlice & NavSlice & ModelsSlice & DatasetSlice;
 
-export const useStudio = create<StudioState>()((...a) => ({
-  ...createGpuSlice(...a),
-  ...createNavSlice(...a),
-}));
+export const useStudio = create<StudioState>()((...a) => {
+  const gpu = createGpuSlice(...a);
+  return {
+    ...gpu,
+    ...createNavSlice(...a),
+    ...createModelsSlice(...a),
+    ...createDatasetSlice(...a),
+    // Every engine event reaches every slice that owns some: the model slice before the dataset slice, which reads
+    // the newly loaded model.
+    applyEngineEvent(event) {
+      gpu.applyEngineEvent(event);
+      a[1]().onModelEvent(event);
+      a[1]().onDatasetEvent(event);
+    },
+  };
+});

@@ -1,12 +1,16 @@
 /// <reference lib="webworker" />
-// The engine worker: opens the GPU device and reports it. Training, evaluation and generation run here too, so the
-// UI thread never touches the GPU.
+// The engine worker: opens the GPU device and reports it, then serves the UI's requests (protocol.ts). Training,
+// evaluation and generation run here too, so the UI thread never touches the GPU. Handlers live in ./worker/*; the
+// state they share (engine, model, datasets) in ./worker/state.ts.
 import { openBrowserGpu } from '../gpu/browser.ts';
-import { GpuUnavailableError, type Gpu } from '../gpu/device.ts';
+import { createEngine } from '../gpu/engine.ts';
+import { GpuUnavailableError } from '../gpu/device.ts';
 import type { EngineEvent, EngineRequest } from './protocol.ts';
+import { handleLoadDataset } from './worker/datasets.ts';
+import { handleLoadModel } from './worker/models.ts';
+import { errorMessage, state } from './worker/state.ts';
 
 const scope = self as unknown as DedicatedWorkerGlobalScope;
-let gpu: Gpu | null = null;
 
 function post(event: EngineEvent): void {
   scope.postMessage(event);
@@ -14,18 +18,50 @@ function post(event: EngineEvent): void {
 
 async function init(): Promise<void> {
   try {
-    gpu ??= await openBrowserGpu();
-    gpu.onLost((e) => {
-      gpu = null;
-      post({ type: 'gpu-lost', reason: e.reason, message: e.message });
-    });
+    if (!state.gpu) {
+      const gpu = await openBrowserGpu();
+      state.gpu = gpu;
+      state.engine = createEngine(gpu);
+      gpu.onLost((e) => {
+        state.gpu = null;
+        state.engine = null;
+        state.kernels = null;
+        state.model = null;
+        state.datasets.clear();
+        post({ type: 'gpu-lost', reason: e.reason, message: e.message });
+      });
+    }
+    const gpu = state.gpu;
     post({ type: 'gpu-ready', gpu: { adapter: gpu.adapter, limits: gpu.limits, features: [...gpu.features] } });
   } catch (err) {
-    const message = err instanceof Error ? err.message : String(err);
+    const message = errorMessage(err);
     post(err instanceof GpuUnavailableError ? { type: 'gpu-unavailable', message } : { type: 'error', message });
   }
 }
 
+// Requests that use the GPU or the loaded model run one after another, in arrival order: a dataset dropped while the
+// model loads waits for its tokenizer.
+let queue: Promise<void> = Promise.resolve();
+function serial(id: string, work: () => Promise<void>): void {
+  queue = queue.then(work).catch((err) => {
+    console.warn(`engine: request ${id} failed`, err); // the stack, for developers; the user sees the message
+    post({ type: 'error', id, message: errorMessage(err) });
+  });
+}
+
 scope.onmessage = (msg: MessageEvent<EngineRequest>) => {
-  if (msg.data.type === 'init') void init();
+  const req = msg.data;
+  switch (req.type) {
+    case 'init':
+      void init();
+      break;
+    case 'load-model':
+      serial(req.id, () => handleLoadModel(req, post));
+      break;
+    case 'load-dataset':
+      serial(req.id, () => handleLoadDataset(req, post));
+      break;
+    default:
+      post({ type: 'error', id: 'id' in req ? req.id : undefined, message: `the engine cannot handle "${req.type}" requests yet` });
+  }
 };

@@ -1,9 +1,10 @@
 import { useStudio } from '../store/studio.ts';
 import { SCREENS, type Screen } from '../store/slices/nav.ts';
 import { GpuBadge } from './GpuBadge.tsx';
-import { GpuPanel } from './GpuPanel.tsx';
 import { NoWebGpu } from './NoWebGpu.tsx';
 import { ScreenPlaceholder } from './panels/ScreenPlaceholder.tsx';
+import { DataScreen } from './screens/DataScreen.tsx';
+import { ModelsScreen } from './screens/ModelsScreen.tsx';
 
 const LABELS: Record<Screen, string> = {
   models: 'Models',
@@ -43,15 +44,18 @@ export function App() {
           {status === 'unavailable' ? (
             <NoWebGpu />
           ) : (
-            <>
-              <ScreenPlaceholder screen={screen} title={LABELS[screen]} />
-              {screen === 'models' && <GpuPanel />}
-            </>
+            <ScreenView screen={screen} />
           )}
         </main>
       </div>
     </div>
   );
+}
+
+function ScreenView({ screen }: { screen: Screen }) {
+  if (screen === 'models') return <ModelsScreen />;
+  if (screen === 'data') return <DataScreen />;
+  return <ScreenPlaceholder screen={screen} title={LABELS[screen]} />;
 }
 
 function LostBanner() {

@@ -27,7 +27,8 @@ export const createGpuSlice: StateCreator<GpuSlice, [], [], GpuSlice> = (set) =>
         set({ gpuStatus: 'lost', gpuMessage: `The GPU device was lost (${event.reason}): ${event.message}` });
         break;
       case 'error':
-        set({ gpuStatus: 'error', gpuMessage: event.message });
+        // Errors that answer a request (a model that failed to load) belong to that request's slice.
+        if (event.id === undefined) set({ gpuStatus: 'error', gpuMessage: event.message });
         break;
     }
   },

@@ -1,0 +1,109 @@
+// The first two steps of the journey on the bundled demo model: pick it and wait until the engine worker has it on
+// the GPU; drop a JSONL file with one bad line (a real drop event carrying a DataTransfer built in the page) and see
+// the detected format, the counts and the rejected line with its reason. Screenshots of both screens, light and dark.
+import { closeSync, openSync, readFileSync, readSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { openStudio, type Studio } from './harness.ts';
+
+const FIXTURE = join(process.cwd(), 'e2e', 'fixtures', 'chat-with-bad-line.jsonl');
+const DEMO = join(process.cwd(), 'public', 'models', 'demo-llama');
+
+/** The demo checkpoint's parameter count, from its safetensors header (the model is tied: no lm_head stored). */
+function demoParameters(): number {
+  const fd = openSync(join(DEMO, 'model.safetensors'), 'r');
+  try {
+    const len = Buffer.alloc(8);
+    readSync(fd, len, 0, 8, 0);
+    const header = Buffer.alloc(Number(len.readBigUInt64LE(0)));
+    readSync(fd, header, 0, header.length, 8);
+    const entries = Object.entries(JSON.parse(header.toString('utf8')) as Record<string, { shape: number[] }>);
+    return entries.filter(([k]) => k !== '__metadata__').reduce((n, [, t]) => n + t.shape.reduce((a, b) => a * b, 1), 0);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+let studio: Studio;
+beforeAll(async () => {
+  studio = await openStudio();
+});
+afterAll(async () => {
+  await studio?.close();
+});
+
+describe('models and data', () => {
+  it('loads the bundled demo model', async () => {
+    const { page } = studio;
+    await page.goto(studio.url);
+    await page.getByTestId('adapter-name').waitFor({ timeout: 60_000 });
+    // Every catalogue card says, per method, whether it fits this adapter.
+    expect(await page.getByTestId('catalogue-card').count()).toBeGreaterThanOrEqual(6);
+    await expect.poll(() => page.locator('.fit-table').count()).toBeGreaterThanOrEqual(6);
+
+    const button = page.getByRole('button', { name: 'Use the demo model' });
+    await button.focus();
+    await page.keyboard.press('Enter');
+    const summary = page.getByTestId('model-summary');
+    await summary.waitFor({ timeout: 120_000 });
+    expect(await page.getByTestId('model-name').textContent()).toBe('demo-llama');
+    const text = (await summary.textContent()) ?? '';
+    expect(text).toContain('DEMO');
+    const config = JSON.parse(readFileSync(join(DEMO, 'config.json'), 'utf8'));
+    expect(text).toContain(`(${demoParameters().toLocaleString('en')})`);
+    expect(text).toContain(`llama, ${config.num_hidden_layers} layers, hidden ${config.hidden_size}`);
+    expect(await page.getByTestId('model-error').count()).toBe(0);
+    await studio.screenshot('models');
+    expect(studio.problems).toEqual([]);
+  });
+
+  it('detects the format of a dropped file and shows its rejected line', async () => {
+    const { page } = studio;
+    await page.getByRole('button', { name: 'Data', exact: true }).click();
+    await page.getByTestId('screen-data').waitFor();
+
+    const text = readFileSync(FIXTURE, 'utf8');
+    const transfer = await page.evaluateHandle((content) => {
+      const dt = new DataTransfer();
+      dt.items.add(new File([content], 'chat-with-bad-line.jsonl', { type: 'application/x-ndjson' }));
+      return dt;
+    }, text);
+    const zone = '[data-testid="data-dropzone"]';
+    await page.dispatchEvent(zone, 'dragenter', { dataTransfer: transfer });
+    await page.dispatchEvent(zone, 'dragover', { dataTransfer: transfer });
+    await page.dispatchEvent(zone, 'drop', { dataTransfer: transfer });
+
+    const report = page.getByTestId('dataset-report');
+    await report.waitFor({ timeout: 60_000 });
+    expect(await page.getByTestId('dataset-format').textContent()).toContain('OpenAI chat');
+    expect(await page.getByTestId('dataset-counts').textContent()).toBe('9 rows: 8 usable, 1 skipped');
+    const skipped = page.getByTestId('skipped-line');
+    expect(await skipped.count()).toBe(1);
+    const cells = await skipped.first().locator('td').allTextContents();
+    expect(cells[0]).toBe('5');
+    expect(cells[1]).toMatch(/^invalid JSON/);
+    // The rejected line itself is shown beside its reason.
+    await expect.poll(() => skipped.first().locator('td').nth(2).textContent()).toContain('What colour is the grass?');
+
+    // The histogram drew one bar per non-empty bucket; the preview marks trained and masked tokens.
+    await expect.poll(() => page.locator('[data-testid="length-histogram"] .recharts-bar-rectangle').count()).toBeGreaterThan(0);
+    const preview = page.getByTestId('dataset-preview');
+    expect(await preview.locator('pre.sample').count()).toBe(3);
+    const trained = (await preview.locator('pre.sample').first().locator('.tok.trained').allTextContents()).join('');
+    expect(trained).toBe('Arr! The sky be blue, matey!<|im_end|>');
+    expect(await preview.locator('pre.sample').first().locator('.tok.masked').count()).toBeGreaterThan(0);
+    await studio.screenshot('data');
+    expect(studio.problems).toEqual([]);
+  });
+
+  it('reads in dark mode too', async () => {
+    const { page } = studio;
+    await page.emulateMedia({ colorScheme: 'dark' });
+    await studio.screenshot('data-dark');
+    await page.getByRole('button', { name: 'Models', exact: true }).click();
+    await page.getByTestId('screen-models').waitFor();
+    await studio.screenshot('models-dark');
+    await page.emulateMedia({ colorScheme: 'light' });
+    expect(studio.problems).toEqual([]);
+  });
+});

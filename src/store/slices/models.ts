@@ -1,0 +1,86 @@
+// The model the studio works with: which load is in flight, its progress (bytes, rate, ETA), the loaded model's
+// summary, and the memory budget the catalogue's fit check uses. The engine worker does the loading.
+import type { StateCreator } from 'zustand';
+import type { EngineEvent, ModelSource, ModelSummary } from '../../train/protocol.ts';
+import { ProgressMeter, type ProgressStats } from '../../ui/components/progress-meter.ts';
+import { requestId, sendToEngine } from '../engine-link.ts';
+
+export type LoadStatus = 'idle' | 'loading' | 'loaded' | 'error';
+
+export interface StageProgress extends ProgressStats {
+  /** 'download' (Hub files), 'tuning' (kernel choice), 'weights' (checkpoint → GPU), 'dataset'. */
+  stage: string;
+}
+
+export interface ModelsSlice {
+  modelStatus: LoadStatus;
+  modelRequest: string | null;
+  /** What is being (or was last) loaded, in words: "demo-llama", a repo id, a folder name. */
+  modelLabel: string;
+  modelProgress: StageProgress | null;
+  model: ModelSummary | null;
+  modelError: string;
+  /** The user's GPU memory budget in bytes for fit checks; null: the default for this adapter. */
+  memoryBudget: number | null;
+  loadModel(source: ModelSource, label: string, quant?: 'none' | 'nf4'): void;
+  setMemoryBudget(bytes: number | null): void;
+  /** Applies the engine events that answer this slice's requests. */
+  onModelEvent(event: EngineEvent): void;
+}
+
+/** A ModelSource without secrets, for labels and logs. */
+export function describeSource(source: ModelSource): string {
+  if (source.kind === 'bundled') return source.path.split('/').filter(Boolean).at(-1) ?? source.path;
+  if (source.kind === 'hub') return source.revision ? `${source.repo}@${source.revision}` : source.repo;
+  return source.files.find((f) => f.webkitRelativePath)?.webkitRelativePath.split('/')[0] ?? `${source.files.length} files`;
+}
+
+export const createModelsSlice: StateCreator<ModelsSlice, [], [], ModelsSlice> = (set, get) => {
+  const meter = new ProgressMeter();
+  return {
+    modelStatus: 'idle',
+    modelRequest: null,
+    modelLabel: '',
+    modelProgress: null,
+    model: null,
+    modelError: '',
+    memoryBudget: null,
+
+    loadModel(source, label, quant = 'none') {
+      const id = requestId('model');
+      meter.reset();
+      set({ modelStatus: 'loading', modelRequest: id, modelLabel: label, modelProgress: null, modelError: '' });
+      if (!sendToEngine({ type: 'load-model', id, source, quant })) {
+        set({ modelStatus: 'error', modelError: 'The engine is not running: this browser has no WebGPU.' });
+      }
+    },
+
+    setMemoryBudget(bytes) {
+      set({ memoryBudget: bytes !== null && Number.isFinite(bytes) && bytes > 0 ? bytes : null });
+    },
+
+    onModelEvent(event) {
+      const pending = get().modelRequest;
+      if (!('id' in event) || event.id === undefined || event.id !== pending) return;
+      switch (event.type) {
+        case 'progress': {
+          const previous = get().modelProgress;
+          if (previous && previous.stage !== event.stage) meter.reset();
+          const stats = meter.update(performance.now(), event.done, event.total);
+          set({ modelProgress: { stage: event.stage, ...stats } });
+          break;
+        }
+        case 'model-loaded':
+          set({ modelStatus: 'loaded', model: event.model, modelProgress: null, modelError: '' });
+          break;
+        case 'error': {
+          // The worker releases the previous model just before the 'weights' stage: a failure before it (a bad repo id,
+          // a missing config) leaves that model loaded; a failure after it leaves none.
+          const released = get().modelProgress?.stage === 'weights';
+          set({ modelStatus: 'error', modelError: event.message, modelProgress: null, model: released ? null : get().model });
+          break;
+        }
+      }
+    },
+  };
+};

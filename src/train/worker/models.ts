@@ -1,0 +1,148 @@
+// 'load-model': a model from the bundled folder, the Hugging Face Hub or a local folder → weights on the GPU,
+// tokenizer and chat template in worker state → 'model-loaded' with its summary. Progress events carry bytes:
+// stage 'download' (Hub files into the browser's cache), then 'weights' (the checkpoint streamed to the GPU).
+import { chooseMatmulVariant, type TuningCache } from '../../gpu/kernels/matmul-tuning.ts';
+import { ChatTemplate } from '../../model/chat-template.ts';
+import { readText, type ModelFiles } from '../../model/checkpoint.ts';
+import { readModelConfig, loadTransformer } from '../../model/runtime/load.ts';
+import { kernelChoiceFor, type KernelChoice } from '../../model/runtime/linear.ts';
+import type { Transformer } from '../../model/runtime/transformer.ts';
+import { blobFolder } from '../../model/sources/blob.ts';
+import { MemoryModelCache, type ModelCache } from '../../model/sources/cache.ts';
+import { OpfsModelCache } from '../../model/sources/cache-opfs.ts';
+import { downloadModel, hubModel } from '../../model/sources/hub.ts';
+import { urlFolder } from '../../model/sources/url.ts';
+import { HfTokenizer } from '../../model/tokenizer.ts';
+import type { EngineRequest, ModelSource } from '../protocol.ts';
+import { requireEngine, state, UserError, type Post } from './state.ts';
+import { modelSummary } from './summary.ts';
+import { idbTuningCache } from './tuning-cache.ts';
+
+type LoadModel = Extract<EngineRequest, { type: 'load-model' }>;
+
+/** Progress events at most this often (the last one of a stage always comes). */
+const PROGRESS_INTERVAL_MS = 100;
+
+let hubCache: ModelCache | null = null;
+/** OPFS where the browser has it (a second load works offline), else memory. */
+function modelCache(): ModelCache {
+  hubCache ??= OpfsModelCache.available() ? new OpfsModelCache() : new MemoryModelCache();
+  return hubCache;
+}
+
+/** The bundled folder's URL: public/ is served at the app's root, which is the worker script's base too. */
+function bundledUrl(path: string): string {
+  const clean = path.replace(/^\/+/, '').replace(/\/+$/, '');
+  if (clean.split('/').some((p) => p === '..' || p === '')) throw new UserError(`"${path}" is not a bundled model folder`);
+  return new URL(`${clean}/`, new URL(import.meta.env.BASE_URL, self.location.origin)).href;
+}
+
+/** The files of a source, downloading a Hub model into the cache first. */
+async function filesOf(source: ModelSource, onProgress: (done: number, total: number) => void): Promise<ModelFiles> {
+  switch (source.kind) {
+    case 'bundled':
+      return urlFolder(bundledUrl(source.path), source.path.split('/').filter(Boolean).at(-1) ?? source.path);
+    case 'folder': {
+      if (source.files.length === 0) throw new UserError('the folder is empty: pick a Hugging Face model folder (config.json, model.safetensors, tokenizer.json)');
+      const top = source.files.find((f) => f.webkitRelativePath)?.webkitRelativePath.split('/')[0];
+      return blobFolder(source.files, top || 'local folder');
+    }
+    case 'hub': {
+      const hub = hubModel(source.repo, {
+        baseUrl: source.baseUrl,
+        revision: source.revision,
+        token: source.token || null,
+        cache: modelCache(),
+      });
+      await downloadModel(hub, (p) => onProgress(p.bytesDone, p.bytesTotal ?? 0));
+      return hub;
+    }
+  }
+}
+
+async function optionalText(files: ModelFiles, path: string): Promise<string | null> {
+  const source = await files.open(path);
+  if (!source) return null;
+  try {
+    return await readText(source);
+  } finally {
+    await source.close?.();
+  }
+}
+
+/** The kernel variants for this adapter, measured once per session (and remembered across sessions). */
+async function kernels(cache: TuningCache): Promise<KernelChoice> {
+  if (!state.kernels) {
+    const choice = await chooseMatmulVariant(requireEngine(), cache);
+    state.kernels = kernelChoiceFor(choice.variant);
+  }
+  return state.kernels;
+}
+
+/** Every GPU buffer of the base model, each once (a tied head is the embedding's buffer). */
+function modelBuffers(tf: Transformer): Set<GPUBuffer> {
+  const m = tf.model;
+  const out = new Set<GPUBuffer>([m.embed, m.head, m.finalNorm.weight]);
+  if (m.posEmbed) out.add(m.posEmbed);
+  if (m.finalNorm.bias) out.add(m.finalNorm.bias);
+  if (tf.invFreq) out.add(tf.invFreq);
+  for (const b of m.blocks) {
+    for (const n of [b.attnNorm, b.mlpNorm]) {
+      out.add(n.weight);
+      if (n.bias) out.add(n.bias);
+    }
+    for (const l of b.linears.values()) {
+      if (l.weight.kind === 'dense') out.add(l.weight.buffer);
+      else for (const buf of [l.weight.weight.codes, l.weight.weight.absmax, l.weight.weight.stats]) if (buf) out.add(buf);
+      if (l.bias) out.add(l.bias);
+    }
+  }
+  return out;
+}
+
+/** Frees the loaded model's weights (and the datasets tokenized for it) before another one loads. */
+export function unloadModel(): void {
+  const loaded = state.model;
+  if (!loaded) return;
+  state.model = null;
+  state.datasets.clear();
+  const e = requireEngine();
+  for (const buffer of modelBuffers(loaded.transformer)) e.buffers.release(buffer);
+  e.buffers.trim();
+}
+
+export async function handleLoadModel(req: LoadModel, post: Post): Promise<void> {
+  const e = requireEngine();
+  let lastEmit = 0;
+  const progress = (stage: string) => (done: number, total: number) => {
+    const now = performance.now();
+    if (now - lastEmit < PROGRESS_INTERVAL_MS && done < total) return;
+    lastEmit = now;
+    post({ type: 'progress', id: req.id, stage, done, total });
+  };
+
+  const files = await filesOf(req.source, progress('download'));
+  // Everything that can be wrong with the files is found before the GPU is touched.
+  const config = await readModelConfig(files);
+  const tokenizerJson = await optionalText(files, 'tokenizer.json');
+  const tokenizer = tokenizerJson === null ? null : HfTokenizer.fromJson(tokenizerJson, await optionalText(files, 'tokenizer_config.json'));
+  const jinjaFile = tokenizer ? await optionalText(files, 'chat_template.jinja') : null;
+  const template = tokenizer ? ChatTemplate.forTokenizer(tokenizer, { jinjaFile }) : null;
+
+  if (!state.kernels) post({ type: 'progress', id: req.id, stage: 'tuning', done: 0, total: 0 });
+  const choice = await kernels(await idbTuningCache());
+  unloadModel();
+
+  const quant = req.quant ?? 'none';
+  const dtype = e.gpu.hasF16 ? 'f16' : 'f32';
+  // The UI reads the start of this stage as "the previous model is gone" (see slices/models.ts).
+  post({ type: 'progress', id: req.id, stage: 'weights', done: 0, total: 0 });
+  const transformer = await loadTransformer(e, files, choice, { dtype, quant, onProgress: progress('weights') });
+  const summary = modelSummary(files.name, config, {
+    dtype,
+    hasChatTemplate: template !== null && !template.isFallback,
+    weightBytes: transformer.model.weightBytes,
+  });
+  state.model = { id: req.id, summary, config, files, transformer, tokenizer, template, quant };
+  post({ type: 'model-loaded', id: req.id, model: summary });
+}

@@ -1,0 +1,37 @@
+import { describe, expect, it } from 'vitest';
+import { CATALOGUE } from '../../model/catalogue.ts';
+import { defaultMemoryBudget, MAX_DEFAULT_BUDGET, methodFits, MIN_DEFAULT_BUDGET, targetShapes } from './model-fit.ts';
+
+const GiB = 1024 ** 3;
+const entry = (prefix: string) => CATALOGUE.find((e) => e.repo.startsWith(prefix))!;
+
+describe('model fit', () => {
+  it('defaults the budget to four max buffers, clamped', () => {
+    expect(defaultMemoryBudget({ maxBufferSize: 2 * GiB })).toBe(8 * GiB);
+    expect(defaultMemoryBudget({ maxBufferSize: 128 * 1024 ** 2 })).toBe(MIN_DEFAULT_BUDGET);
+    expect(defaultMemoryBudget({ maxBufferSize: 64 * GiB })).toBe(MAX_DEFAULT_BUDGET);
+  });
+
+  it('maps PEFT target names to shapes, GPT-2 c_attn included', () => {
+    const gpt2 = entry('openai-community/gpt2');
+    expect(targetShapes(gpt2.dims, gpt2.defaultTargets)).toEqual([[768, 2304]]);
+    const qwen = entry('Qwen');
+    expect(targetShapes(qwen.dims, qwen.defaultTargets)).toEqual([[896, 896], [896, 128]]);
+    expect(() => targetShapes(qwen.dims, ['nope'])).toThrow(/nope/);
+  });
+
+  it('says f16 needs shader-f16, and which methods fit a budget', () => {
+    const tiny = entry('HuggingFaceTB/SmolLM2-135M');
+    const noF16 = methodFits(tiny.dims, tiny.defaultTargets, { hasF16: false, limits: { maxBufferSize: 2 * GiB } }, 8 * GiB);
+    expect(noF16.map((f) => f.verdict.fits)).toEqual([true, false, true]);
+    expect(noF16[1].verdict.reason).toMatch(/shader-f16/);
+
+    const llama = entry('meta-llama');
+    const small = methodFits(llama.dims, llama.defaultTargets, { hasF16: true, limits: { maxBufferSize: 2 * GiB } }, 3 * GiB);
+    const [f32, f16, q] = small;
+    expect(f32.verdict.fits).toBe(false); // 1.2B parameters in f32 alone are 4.9 GB
+    expect(f32.verdict.reason).toMatch(/GiB/);
+    expect(q.estimate.totalBytes).toBeLessThan(f16.estimate.totalBytes);
+    expect(q.verdict.fits).toBe(true);
+  });
+});

@@ -1,0 +1,72 @@
+// Will a model train on this GPU? The catalogue's memory estimate per method, checked against the adapter's limits
+// and a memory budget, before anything is downloaded.
+//
+// WebGPU does not say how much memory a GPU has, so the budget is a guess the user can override: four times the
+// largest buffer the adapter allows (maxBufferSize is typically a quarter to a half of the memory on discrete GPUs,
+// and browsers cap it at 2–4 GiB on small ones), clamped to [1 GiB, 16 GiB].
+import { checkFit, estimateTrainingMemory, linearShapes, type FitVerdict, type MemoryEstimate, type ModelDims } from '../../model/memory.ts';
+
+export const BUDGET_PER_MAX_BUFFER = 4;
+export const MIN_DEFAULT_BUDGET = 1024 ** 3;
+export const MAX_DEFAULT_BUDGET = 16 * 1024 ** 3;
+
+/** The set-up the cards estimate: PEFT's default targets, rank 8, one row of 512 tokens. */
+export const CARD_SETUP = { rank: 8, batch: 1, seqLen: 512 } as const;
+
+export function defaultMemoryBudget(limits: { maxBufferSize: number }): number {
+  return Math.min(MAX_DEFAULT_BUDGET, Math.max(MIN_DEFAULT_BUDGET, BUDGET_PER_MAX_BUFFER * limits.maxBufferSize));
+}
+
+export type Method = 'lora-f32' | 'lora-f16' | 'qlora';
+
+export const METHOD_LABELS: Record<Method, string> = {
+  'lora-f32': 'LoRA, f32 base',
+  'lora-f16': 'LoRA, f16 base',
+  qlora: 'QLoRA (NF4 base)',
+};
+
+export interface MethodFit {
+  method: Method;
+  estimate: MemoryEstimate;
+  verdict: FitVerdict;
+}
+
+/** Per-layer (in, out) shapes of the LoRA targets; GPT-2's fused c_attn is q, k and v side by side. */
+export function targetShapes(dims: ModelDims, targets: readonly string[]): [number, number][] {
+  const shapes = linearShapes(dims);
+  const out: [number, number][] = [];
+  for (const t of targets) {
+    if (t === 'c_attn') {
+      const qkv = shapes.slice(0, 3);
+      out.push([dims.hiddenSize, qkv.reduce((s, l) => s + l.out, 0)]);
+      continue;
+    }
+    // GPT-2's attention output is c_proj inside attn; linearShapes names it o_proj.
+    const l = shapes.find((s) => s.name === t);
+    if (!l) throw new Error(`unknown LoRA target "${t}" (known: ${shapes.map((s) => s.name).join(', ')}, c_attn)`);
+    out.push([l.in, l.out]);
+  }
+  return out;
+}
+
+export function methodFits(
+  dims: ModelDims,
+  targets: readonly string[],
+  gpu: { hasF16: boolean; limits: { maxBufferSize: number } },
+  budgetBytes: number,
+): MethodFit[] {
+  const common = { dims, targets: targetShapes(dims, targets), ...CARD_SETUP };
+  const embeddingDtype = gpu.hasF16 ? 'f16' : 'f32';
+  const fit = (method: Method, estimate: MemoryEstimate, needsF16: boolean): MethodFit => ({
+    method,
+    estimate,
+    verdict: needsF16 && !gpu.hasF16
+      ? { fits: false, reason: 'f16 weights need shader-f16, which this GPU lacks' }
+      : checkFit(estimate, gpu.limits, budgetBytes),
+  });
+  return [
+    fit('lora-f32', estimateTrainingMemory({ ...common, base: 'f32', embeddingDtype: 'f32' }), false),
+    fit('lora-f16', estimateTrainingMemory({ ...common, base: 'f16', embeddingDtype: 'f16' }), true),
+    fit('qlora', estimateTrainingMemory({ ...common, base: 'nf4', embeddingDtype }), false),
+  ];
+}
