@@ -414,7 +414,7 @@ The sky is blue.<|im_end|>
 
 ## Training
 
-Recipe: `.venv-ref/bin/python scripts/pretrain_demo.py` (torch {torch.__version__}, one CPU thread, seeds
+Recipe: `{stats['command']}` (torch {torch.__version__}, one CPU thread, seeds
 {CORPUS_SEED}/{EVAL_SEED}/{TRAIN_SEED}).
 
 - corpus: {stats['documents']:,} generated documents, {stats['train_tokens']:,} tokens
@@ -508,6 +508,14 @@ def sanity_check(out_dir: str) -> None:
 
 # ---------------------------------------------------------------------------------------------------------------
 
+def replay_command(args: argparse.Namespace, steps_done: int) -> str:
+    """The command that rebuilds these exact weights: the defaults, plus --stop-at-step if the run was cut short."""
+    command = ".venv-ref/bin/python scripts/pretrain_demo.py"
+    if steps_done < args.steps:
+        command += f" --steps {args.steps} --stop-at-step {steps_done} --max-minutes 1000"
+    return command
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", default=DEFAULT_OUT)
@@ -521,6 +529,9 @@ def main() -> None:
     ap.add_argument("--lr", type=float, default=3e-3)
     ap.add_argument("--warmup", type=int, default=50)
     ap.add_argument("--max-minutes", type=float, default=12.0, help="wall-clock cap on the training loop")
+    ap.add_argument("--stop-at-step", type=int, default=None,
+                    help="stop after this many steps (the lr schedule still spans --steps): replays a run that the "
+                         "wall-clock cap stopped early, exactly; the model card prints the command")
     args = ap.parse_args()
 
     torch.set_num_threads(1)
@@ -549,7 +560,7 @@ def main() -> None:
     model.train()
     t_train, smoothed, steps_done, loss_value = time.time(), None, 0, float("nan")
     print("step   loss  smooth  held-out     lr  elapsed")
-    for step in range(args.steps):
+    for step in range(min(args.steps, args.stop_at_step or args.steps)):
         if time.time() - t_train > args.max_minutes * 60:
             print(f"wall-clock cap of {args.max_minutes} min reached after {step} of {args.steps} steps: stopping early")
             break
@@ -574,7 +585,7 @@ def main() -> None:
           f"held-out {final_eval:.3f}")
 
     stats = dict(documents=len(corpus), train_tokens=len(train_ids), lr=args.lr, warmup=args.warmup,
-                 steps_done=steps_done, batch=args.batch, seq=args.seq,
+                 steps_done=steps_done, batch=args.batch, seq=args.seq, command=replay_command(args, steps_done),
                  tokens_seen=steps_done * args.batch * args.seq, minutes=minutes,
                  final_train_loss=smoothed, final_eval_loss=final_eval)
     save(args.out, model, tok, model_card(params, cfg, stats))
