@@ -195,6 +195,12 @@ export class Recorder {
     this.finishers.push(fn);
   }
 
+  /** Zeroes `bytes` of `buffer` from `offset` (all of it by default), in order with the dispatches around it. */
+  clear(buffer: GPUBuffer, offset = 0, bytes?: number): void {
+    this.endPass();
+    this.encoder.clearBuffer(buffer, offset, bytes);
+  }
+
   copy(src: GPUBuffer, srcOffset: number, dst: GPUBuffer, dstOffset: number, bytes: number): void {
     this.endPass();
     this.encoder.copyBufferToBuffer(src, srcOffset, dst, dstOffset, bytes);

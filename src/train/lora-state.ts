@@ -1,0 +1,153 @@
+// The trainable state of a LoRA run on the GPU: every selected module's A [r, in] and B [out, r] laid out back to back
+// in one flat f32 params buffer (plus grads, and AdamW's two moments), so one AdamW step updates them all in three
+// dispatches. Each module's A and B are bound to the model's linears as ranges of those flat buffers.
+import { readF32, STORAGE_USAGE, writeBuffer } from '../gpu/buffers.ts';
+import type { Engine } from '../gpu/engine.ts';
+import type { BufferRef } from '../gpu/kernel.ts';
+import { planAdamwLayout, ADAMW_MAX_PARTIALS, type AdamwLayout } from '../gpu/kernels/adamw.ts';
+import { loraScale } from '../gpu/kernels/lora.ts';
+import { Rng } from '../data/rng.ts';
+import type { GpuModel } from '../model/runtime/gpu-model.ts';
+import { selectTargetModules, type LinearModule } from '../model/weights.ts';
+import type { Linear } from '../model/runtime/linear.ts';
+
+export interface LoraSpec {
+  rank: number;
+  alpha: number;
+  dropout: number;
+  rslora: boolean;
+  /** Module names / 'all-linear' / 'attention'; empty = PEFT's default for the architecture. */
+  targets: string[];
+  /** LoRA+: B's learning-rate multiplier. */
+  loraPlusRatio: number;
+}
+
+export interface LoraModule {
+  module: LinearModule;
+  linear: Linear;
+  /** Indices into the AdamW layout's segments. */
+  aSegment: number;
+  bSegment: number;
+}
+
+export interface LoraState {
+  spec: LoraSpec;
+  scale: number;
+  modules: LoraModule[];
+  layout: AdamwLayout;
+  params: GPUBuffer;
+  grads: GPUBuffer;
+  m: GPUBuffer;
+  v: GPUBuffer;
+  segments: GPUBuffer;
+  partials: GPUBuffer;
+  /** (2) f32 after each step: [gradient norm before clipping, clip coefficient]. */
+  norm: GPUBuffer;
+  trainableParams: number;
+}
+
+/** Resolves the user's target names against the model: aliases, PEFT defaults, errors that list what exists. */
+export function resolveTargets(model: GpuModel, targets: string[]): LinearModule[] {
+  const config = model.config;
+  if (targets.length === 0) return selectTargetModules(config);
+  if (targets.length === 1 && targets[0] === 'all-linear') return selectTargetModules(config, 'all-linear');
+  if (targets.length === 1 && targets[0] === 'attention') {
+    const names = config.family === 'gpt2' ? ['attn.c_attn', 'attn.c_proj'] : ['q_proj', 'k_proj', 'v_proj', 'o_proj'];
+    return selectTargetModules(config, names);
+  }
+  return selectTargetModules(config, targets);
+}
+
+function range(buffer: GPUBuffer, offset: number, length: number): GPUBufferBinding {
+  return { buffer, offset: offset * 4, size: length * 4 };
+}
+
+/**
+ * Allocates LoRA on the selected modules and attaches it to the model's linears. A starts as PEFT's
+ * kaiming_uniform(a=√5) — uniform(±1/√in) — from `seed`, or from `initialA` (module path → values) when given,
+ * and B as zeros, so the adapted model equals the base model at step 0.
+ */
+export function attachLora(e: Engine, model: GpuModel, spec: LoraSpec, seed: number, initialA?: Map<string, Float32Array>): LoraState {
+  const selected = resolveTargets(model, spec.targets);
+  const byPath = new Map(model.modules.map((m) => [m.module.peftPath, m.linear]));
+  const r = spec.rank;
+  const tensors = selected.flatMap((m) => [
+    { name: `${m.peftPath}.lora_A`, length: r * m.inFeatures, lrScale: 1 },
+    { name: `${m.peftPath}.lora_B`, length: m.outFeatures * r, lrScale: spec.loraPlusRatio },
+  ]);
+  const layout = planAdamwLayout(tensors);
+  const bytes = layout.totalLength * 4;
+  const alloc = (label: string) => {
+    const b = e.buffers.acquire(bytes, STORAGE_USAGE, label);
+    writeBuffer(e.device, b, new Float32Array(layout.totalLength));
+    return b;
+  };
+  const params = alloc('lora.params');
+  const state: LoraState = {
+    spec,
+    scale: loraScale(spec.alpha, r, spec.rslora),
+    modules: [],
+    layout,
+    params,
+    grads: alloc('lora.grads'),
+    m: alloc('lora.m'),
+    v: alloc('lora.v'),
+    segments: e.buffers.acquire(layout.table.byteLength, STORAGE_USAGE, 'lora.segments'),
+    partials: e.buffers.acquire(ADAMW_MAX_PARTIALS * 4, STORAGE_USAGE, 'lora.partials'),
+    norm: e.buffers.acquire(16, STORAGE_USAGE, 'lora.norm'),
+    trainableParams: tensors.reduce((s, t) => s + t.length, 0),
+  };
+  writeBuffer(e.device, state.segments, layout.table);
+
+  const host = new Float32Array(layout.totalLength);
+  const rng = new Rng(seed);
+  selected.forEach((m, i) => {
+    const linear = byPath.get(m.peftPath);
+    if (!linear) throw new Error(`LoRA target ${m.peftPath} is not a linear layer of the loaded model`);
+    const a = layout.segments[2 * i];
+    const b = layout.segments[2 * i + 1];
+    const given = initialA?.get(m.peftPath);
+    if (given) {
+      if (given.length !== a.length) throw new Error(`initial lora_A for ${m.peftPath} has ${given.length} values, expected ${a.length}`);
+      host.set(given, a.offset);
+    } else {
+      const bound = 1 / Math.sqrt(m.inFeatures);
+      for (let j = 0; j < a.length; j++) host[a.offset + j] = (rng.next() * 2 - 1) * bound;
+    }
+    linear.lora = {
+      rank: r,
+      scale: state.scale,
+      dropout: spec.dropout,
+      A: range(params, a.offset, a.length),
+      B: range(params, b.offset, b.length),
+      dA: range(state.grads, a.offset, a.length),
+      dB: range(state.grads, b.offset, b.length),
+      seed: 0,
+    };
+    state.modules.push({ module: m, linear, aSegment: 2 * i, bSegment: 2 * i + 1 });
+  });
+  writeBuffer(e.device, params, host);
+  return state;
+}
+
+/** Removes LoRA from the model's linears (the base model again) and frees its buffers. */
+export function detachLora(e: Engine, state: LoraState): void {
+  for (const m of state.modules) delete m.linear.lora;
+  for (const b of [state.params, state.grads, state.m, state.v, state.segments, state.partials, state.norm]) e.buffers.release(b);
+}
+
+/** Reads every module's A and B back to the CPU (for export and checkpoints). */
+export async function readLoraTensors(e: Engine, state: LoraState, which: 'params' | 'grads' = 'params') {
+  const flat = await readF32(e.device, which === 'params' ? state.params : state.grads, state.layout.totalLength);
+  return state.modules.map((m) => {
+    const a = state.layout.segments[m.aSegment];
+    const b = state.layout.segments[m.bSegment];
+    return {
+      module: m.module,
+      A: flat.slice(a.offset, a.offset + a.length),
+      B: flat.slice(b.offset, b.offset + b.length),
+    };
+  });
+}
+
+export type { BufferRef };

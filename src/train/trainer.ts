@@ -1,0 +1,293 @@
+// The LoRA/QLoRA training loop, host-agnostic (the browser's engine worker and the Node CLI drive it alike):
+// micro-batches in a seeded order, gradient accumulation token-weighted over the whole step, one command submission
+// per optimizer step (forward, backward and AdamW with the global-norm clip, no read-back but the loss and the
+// norm), warmup + schedule, evaluation, early stopping, and a checkpoint that resumes the same curve.
+import { readF32, writeBuffer } from '../gpu/buffers.ts';
+import type { Engine } from '../gpu/engine.ts';
+import { recordAdamwStep } from '../gpu/kernels/adamw.ts';
+import { Batcher } from '../data/batcher.ts';
+import type { TokenizedRow } from '../data/encode.ts';
+import { deriveSeed } from '../data/rng.ts';
+import { recordBackward, recordForward, releaseActs, releaseBatch, uploadBatch, type Transformer } from '../model/runtime/transformer.ts';
+import type { TrainConfig } from './config.ts';
+import { countTargets, toHostBatch } from './batches.ts';
+import { attachLora, readLoraTensors, type LoraState } from './lora-state.ts';
+import { lrMultiplier, warmupStepsFor } from './schedule.ts';
+import type { StepMetrics } from './protocol.ts';
+
+export interface TrainerOptions {
+  engine: Engine;
+  transformer: Transformer;
+  config: TrainConfig;
+  train: readonly TokenizedRow[];
+  eval?: readonly TokenizedRow[];
+  padId: number;
+  /** Start lora_A from these values (module path → [r, in]) instead of the seeded init: golden runs. */
+  initialA?: Map<string, Float32Array>;
+}
+
+/** Everything needed to continue a run exactly where it stopped. */
+export interface TrainerCheckpoint {
+  version: 1;
+  step: number;
+  /** The next micro-batch: epoch and index within it. */
+  epoch: number;
+  batchIndex: number;
+  config: TrainConfig;
+  /** Segment names of the flat buffers, to refuse a checkpoint of another model or target set. */
+  segments: string[];
+  params: Float32Array;
+  m: Float32Array;
+  v: Float32Array;
+  bestEvalLoss: number | null;
+  bestStep: number | null;
+  /** The best adapter's flat params (early stopping exports it); null until an evaluation. */
+  bestParams: Float32Array | null;
+  evalsWithoutImprovement: number;
+  history: StepMetrics[];
+}
+
+export class TrainingDivergedError extends Error {
+  override name = 'TrainingDivergedError';
+}
+
+/** The dropout mask seed of one module at one step: different every step, reproducible from the run's seed. */
+function dropoutSeed(seed: number, step: number, module: number): number {
+  return deriveSeed(deriveSeed(seed, step), module) >>> 0;
+}
+
+export class Trainer {
+  readonly lora: LoraState;
+  readonly batcher: Batcher;
+  readonly evalBatcher: Batcher | null;
+  readonly totalSteps: number;
+  readonly warmupSteps: number;
+  step = 0;
+  epoch = 0;
+  batchIndex = 0;
+  bestEvalLoss: number | null = null;
+  bestStep: number | null = null;
+  bestParams: Float32Array | null = null;
+  evalsWithoutImprovement = 0;
+  readonly history: StepMetrics[] = [];
+  private readonly lossTotal: GPUBuffer;
+
+  constructor(private readonly o: TrainerOptions) {
+    const { config, engine: e } = o;
+    if (config.method === 'qlora' && o.transformer.model.quant !== 'nf4') {
+      throw new Error('method qlora needs the model loaded with NF4 quantization');
+    }
+    if (o.train.length === 0) throw new Error('the training set has no usable row');
+    this.lora = attachLora(e, o.transformer.model, { ...config }, config.seed, o.initialA);
+    this.batcher = new Batcher(o.train, { batchSize: config.batchSize, padId: o.padId, seed: config.seed });
+    this.evalBatcher = o.eval?.length ? new Batcher(o.eval, { batchSize: config.batchSize, padId: o.padId, seed: null }) : null;
+    const stepsPerEpoch = Math.ceil(this.batcher.batchesPerEpoch / config.gradAccum);
+    this.totalSteps = config.maxSteps ?? config.epochs * stepsPerEpoch;
+    this.warmupSteps = warmupStepsFor(this.totalSteps, config.warmupSteps, config.warmupRatio);
+    this.lossTotal = e.buffers.acquire(16, undefined, 'train.loss');
+  }
+
+  get config(): TrainConfig {
+    return this.o.config;
+  }
+
+  get done(): boolean {
+    return this.step >= this.totalSteps;
+  }
+
+  /** PEFT's print_trainable_parameters. */
+  trainableReport(): string {
+    const c = this.o.transformer.model.config;
+    const base = countBaseParameters(this.o.transformer);
+    const t = this.lora.trainableParams;
+    return `trainable params: ${t.toLocaleString('en-US')} || all params: ${(base + t).toLocaleString('en-US')} || trainable%: ${((100 * t) / (base + t)).toFixed(4)} (${c.modelType})`;
+  }
+
+  /** The next `gradAccum` micro-batches, advancing (epoch, batchIndex). */
+  private nextMicroBatches() {
+    const out = [];
+    for (let i = 0; i < this.o.config.gradAccum; i++) {
+      out.push(this.batcher.batch(this.epoch, this.batchIndex));
+      this.batchIndex++;
+      if (this.batchIndex >= this.batcher.batchesPerEpoch) {
+        this.batchIndex = 0;
+        this.epoch++;
+      }
+    }
+    return out;
+  }
+
+  lrAt(step: number): number {
+    return this.o.config.lr * lrMultiplier(this.o.config.schedule, step, this.warmupSteps, this.totalSteps);
+  }
+
+  /** One optimizer step. Throws TrainingDivergedError on a NaN/Inf loss (the caller restores its last checkpoint). */
+  async trainStep(): Promise<StepMetrics> {
+    const { engine: e, transformer: tf, config } = this.o;
+    const started = performance.now();
+    const host = this.nextMicroBatches().map(toHostBatch);
+    const counted = host.reduce((s, b) => s + countTargets(b), 0);
+    if (counted === 0) throw new Error(`step ${this.step + 1}: no position of these micro-batches has a trained label`);
+    const processed = host.reduce((s, b) => s + b.segments.length, 0);
+    this.lora.modules.forEach((m, i) => (m.linear.lora!.seed = dropoutSeed(config.seed, this.step, i)));
+
+    const rec = e.record(`step ${this.step + 1}`);
+    rec.clear(this.lora.grads);
+    rec.clear(this.lossTotal);
+    for (const hb of host) {
+      const batch = uploadBatch(e, hb);
+      const acts = recordForward(rec, e, tf, batch, true, this.lossTotal);
+      recordBackward(rec, e, tf, batch, acts, { gradScale: 1 / counted, accumulateGrads: true });
+      releaseActs(e, acts); // later dispatches may reuse them: the GPU runs them in order
+      rec.afterSubmit(() => releaseBatch(e, batch)); // written by the CPU: not reusable until the GPU is done
+    }
+    const lr = this.lrAt(this.step);
+    const l = this.lora;
+    recordAdamwStep(
+      rec,
+      l.layout,
+      { params: l.params, grads: l.grads, m: l.m, v: l.v, segments: l.segments, partials: l.partials, norm: l.norm },
+      { lr, beta1: config.beta1, beta2: config.beta2, eps: config.eps, weightDecay: config.weightDecay, maxGradNorm: config.maxGradNorm },
+      this.step + 1,
+      e.gpu.limits.maxComputeWorkgroupsPerDimension,
+    );
+    await rec.submit();
+    const [lossSum, count] = await readF32(e.device, this.lossTotal, 2);
+    const [gradNorm] = await readF32(e.device, l.norm, 1);
+    const loss = lossSum / count;
+    if (!Number.isFinite(loss) || !Number.isFinite(gradNorm)) {
+      throw new TrainingDivergedError(
+        `step ${this.step + 1}: the loss became ${loss} (gradient norm ${gradNorm}). The learning rate (${lr.toExponential(2)}) is probably too high, ` +
+          'or the model overflows in f16; the run is paused at its last good checkpoint.',
+      );
+    }
+    this.step++;
+    const ms = performance.now() - started;
+    const mem = e.buffers.stats();
+    const metrics: StepMetrics = {
+      step: this.step,
+      epoch: this.epoch + this.batchIndex / this.batcher.batchesPerEpoch,
+      loss,
+      lr,
+      gradNorm,
+      tokensPerSecond: (processed / ms) * 1000,
+      ms,
+      memBytes: mem.liveBytes,
+      peakBytes: mem.peakBytes,
+    };
+    this.history.push(metrics);
+    return metrics;
+  }
+
+  /** Token-weighted mean loss over the eval set (the loss contract), with the adapter as it is now. */
+  async evaluate(): Promise<{ loss: number; tokens: number }> {
+    if (!this.evalBatcher) throw new Error('no eval set: give an eval split or an eval file');
+    const saved = this.lora.modules.map((m) => m.linear.lora!.dropout);
+    this.lora.modules.forEach((m) => (m.linear.lora!.dropout = 0)); // evaluation never drops
+    try {
+      return await evaluateLoss(this.o.engine, this.o.transformer, this.evalBatcher);
+    } finally {
+      this.lora.modules.forEach((m, i) => (m.linear.lora!.dropout = saved[i]));
+    }
+  }
+
+  /** Records an evaluation into the last step's metrics and tracks the best adapter; returns whether to stop early. */
+  async evaluateAndTrack(): Promise<{ loss: number; stop: boolean }> {
+    const { loss } = await this.evaluate();
+    const last = this.history[this.history.length - 1];
+    if (last) last.evalLoss = loss;
+    if (this.bestEvalLoss === null || loss < this.bestEvalLoss) {
+      this.bestEvalLoss = loss;
+      this.bestStep = this.step;
+      this.bestParams = await readF32(this.o.engine.device, this.lora.params, this.lora.layout.totalLength);
+      this.evalsWithoutImprovement = 0;
+    } else {
+      this.evalsWithoutImprovement++;
+    }
+    const patience = this.o.config.earlyStoppingPatience;
+    return { loss, stop: patience > 0 && this.evalsWithoutImprovement >= patience };
+  }
+
+  /** The adapter's tensors: the current ones, or the best evaluated ones (early stopping). */
+  async adapterTensors(which: 'current' | 'best' = 'current') {
+    const current = await readLoraTensors(this.o.engine, this.lora);
+    if (which === 'current' || !this.bestParams) return current;
+    const flat = this.bestParams;
+    return this.lora.modules.map((m, i) => {
+      const a = this.lora.layout.segments[m.aSegment];
+      const b = this.lora.layout.segments[m.bSegment];
+      return { module: current[i].module, A: flat.slice(a.offset, a.offset + a.length), B: flat.slice(b.offset, b.offset + b.length) };
+    });
+  }
+
+  async checkpoint(): Promise<TrainerCheckpoint> {
+    const { device } = this.o.engine;
+    const n = this.lora.layout.totalLength;
+    return {
+      version: 1,
+      step: this.step,
+      epoch: this.epoch,
+      batchIndex: this.batchIndex,
+      config: this.o.config,
+      segments: this.lora.layout.segments.map((s) => s.name),
+      params: await readF32(device, this.lora.params, n),
+      m: await readF32(device, this.lora.m, n),
+      v: await readF32(device, this.lora.v, n),
+      bestEvalLoss: this.bestEvalLoss,
+      bestStep: this.bestStep,
+      bestParams: this.bestParams,
+      evalsWithoutImprovement: this.evalsWithoutImprovement,
+      history: this.history.map((h) => ({ ...h })),
+    };
+  }
+
+  /** Continues from a checkpoint of the same model, targets and config. */
+  restore(ck: TrainerCheckpoint): void {
+    const names = this.lora.layout.segments.map((s) => s.name);
+    if (ck.segments.length !== names.length || ck.segments.some((s, i) => s !== names[i])) {
+      throw new Error('this checkpoint belongs to another model or another set of LoRA targets');
+    }
+    const { device } = this.o.engine;
+    writeBuffer(device, this.lora.params, ck.params);
+    writeBuffer(device, this.lora.m, ck.m);
+    writeBuffer(device, this.lora.v, ck.v);
+    this.step = ck.step;
+    this.epoch = ck.epoch;
+    this.batchIndex = ck.batchIndex;
+    this.bestEvalLoss = ck.bestEvalLoss;
+    this.bestStep = ck.bestStep;
+    this.bestParams = ck.bestParams;
+    this.evalsWithoutImprovement = ck.evalsWithoutImprovement;
+    this.history.splice(0, this.history.length, ...ck.history.map((h) => ({ ...h })));
+  }
+}
+
+/** Token-weighted loss over every batch of `batcher` (one epoch in order): one read-back at the end. */
+export async function evaluateLoss(e: Engine, tf: Transformer, batcher: Batcher): Promise<{ loss: number; tokens: number }> {
+  const total = e.buffers.acquire(16, undefined, 'eval.total');
+  try {
+    const clear = e.record('eval.clear');
+    clear.clear(total);
+    await clear.submit();
+    for (const mb of batcher.epoch(0)) {
+      const rec = e.record('eval');
+      const batch = uploadBatch(e, toHostBatch(mb));
+      recordForward(rec, e, tf, batch, false, total);
+      rec.afterSubmit(() => releaseBatch(e, batch));
+      await rec.submit();
+    }
+    const [sum, count] = await readF32(e.device, total, 2);
+    return { loss: sum / count, tokens: count };
+  } finally {
+    e.buffers.release(total);
+  }
+}
+
+function countBaseParameters(tf: Transformer): number {
+  const c = tf.model.config;
+  let n = c.vocabSize * c.hiddenSize * (c.tieWordEmbeddings ? 1 : 2);
+  if (c.positions.kind === 'learned') n += c.maxPositions * c.hiddenSize;
+  for (const { module: m } of tf.model.modules) n += m.inFeatures * m.outFeatures + (m.hasBias ? m.outFeatures : 0);
+  const normSize = c.hiddenSize * (c.norm.kind === 'layernorm' ? 2 : 1);
+  return n + normSize * (2 * c.numLayers + 1);
+}
