@@ -24,7 +24,7 @@ function countingRows(n: number, len: number, vocab: number, seed: number): Toke
   const rnd = () => ((s = (s * 1103515245 + 12345) >>> 0) >>> 8) / 16777216;
   return Array.from({ length: n }, () => {
     const start = 3 + Math.floor(rnd() * (vocab - len - 4));
-    const ids = Array.from({ length: len }, (_, i) => start + i);
+    const ids = Int32Array.from({ length: len }, (_, i) => start + i);
     return { input_ids: ids, labels: ids.map((id, i) => (i < 2 ? -100 : id)) };
   });
 }
