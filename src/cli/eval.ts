@@ -184,7 +184,7 @@ export async function evaluateRows(
 }
 
 /** A PEFT LoRA adapter folder or .zip, checked against the model's config (shapes, module paths). */
-async function readAdapter(path: string, config: ModelConfig): Promise<LoraAdapter> {
+export async function readAdapter(path: string, config: ModelConfig): Promise<LoraAdapter> {
   const info = await stat(path).catch(() => null);
   if (!info) throw new UsageError(`${path}: no such file or folder (--adapter takes a PEFT adapter folder or .zip)`);
   if (info.isDirectory()) return importAdapter(nodeFolder(path), config, path);
@@ -261,7 +261,7 @@ export function packForEval(rows: readonly TokenizedRow[]): HostBatch {
   return b;
 }
 
-async function requireFolder(dir: string): Promise<void> {
+export async function requireFolder(dir: string): Promise<void> {
   const info = await stat(dir).catch(() => null);
   if (!info) throw new UsageError(`${dir}: no such folder (--model takes a Hugging Face model folder)`);
   if (!info.isDirectory()) throw new UsageError(`${dir}: not a folder (--model takes a Hugging Face model folder)`);
@@ -269,7 +269,7 @@ async function requireFolder(dir: string): Promise<void> {
 
 /** tokenizer.json with tokenizer_config.json's special tokens, or null when the folder has no tokenizer.json (then
  *  only pre-tokenized rows can be evaluated). Errors name the folder. */
-async function readTokenizer(files: ModelFiles, dir: string): Promise<HfTokenizer | null> {
+export async function readTokenizer(files: ModelFiles, dir: string): Promise<HfTokenizer | null> {
   const text = async (name: string) => {
     const source = await files.open(name);
     if (!source) return null;
@@ -289,7 +289,7 @@ async function readTokenizer(files: ModelFiles, dir: string): Promise<HfTokenize
 }
 
 /** chat_template.jinja when the folder has one, else tokenizer_config.json's template, else the documented fallback. */
-async function readChatTemplate(dir: string, tokenizer: HfTokenizer): Promise<ChatTemplate> {
+export async function readChatTemplate(dir: string, tokenizer: HfTokenizer): Promise<ChatTemplate> {
   const jinjaFile = await readFile(join(dir, 'chat_template.jinja'), 'utf8').catch(() => null);
   return ChatTemplate.forTokenizer(tokenizer, { jinjaFile });
 }

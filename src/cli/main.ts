@@ -2,12 +2,14 @@
 // and exit code 1; --debug adds the stack.
 import { openNodeGpu } from '../gpu/node.ts';
 import { evalCommand, EVAL_USAGE } from './eval.ts';
+import { generateCommand, GENERATE_USAGE } from './generate.ts';
 
 const USAGE = `usage: lora-studio <command> [options]
 
 commands:
   gpu        print the WebGPU adapter this machine gives, its limits and features
   eval       the mean next-token loss of a model on a JSONL file: ${EVAL_USAGE.replace('lora-studio eval ', '')}
+  generate   text from a model, streamed as it comes: ${GENERATE_USAGE.replace('lora-studio generate ', '')}
 
 options:
   --debug    print stack traces with errors
@@ -28,6 +30,7 @@ async function gpuCommand(): Promise<void> {
 const COMMANDS: Record<string, (args: string[]) => Promise<void>> = {
   gpu: gpuCommand,
   eval: evalCommand,
+  generate: generateCommand,
 };
 
 export async function main(argv: string[]): Promise<number> {

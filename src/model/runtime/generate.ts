@@ -140,9 +140,14 @@ function randomSeed(): number {
   return crypto.getRandomValues(new Uint32Array(1))[0];
 }
 
-/** Checks what generate() is asked before anything touches the GPU; every message names the value. */
-function checkRequest(cfg: ModelConfig, promptIds: readonly number[], o: GenerateOptions, sampling: SamplingOptions): void {
-  checkSampling(sampling);
+function samplingOf(o: GenerateOptions): SamplingOptions {
+  return { temperature: o.temperature ?? GREEDY.temperature, topK: o.topK ?? GREEDY.topK, topP: o.topP ?? GREEDY.topP };
+}
+
+/** Checks what generate() would be asked, without the GPU (callers may check before loading anything); every
+ *  message names the value. */
+export function checkGenerateRequest(cfg: ModelConfig, promptIds: readonly number[], o: GenerateOptions): void {
+  checkSampling(samplingOf(o));
   if (!(Number.isInteger(o.maxNewTokens) && o.maxNewTokens >= 1)) {
     throw new GenerateError(`max new tokens must be an integer ≥ 1, got ${o.maxNewTokens}`);
   }
@@ -183,12 +188,8 @@ export async function generate(
   onToken?: OnToken,
 ): Promise<GenerateResult> {
   const cfg = tf.model.config;
-  const sampling: SamplingOptions = {
-    temperature: options.temperature ?? GREEDY.temperature,
-    topK: options.topK ?? GREEDY.topK,
-    topP: options.topP ?? GREEDY.topP,
-  };
-  checkRequest(cfg, promptIds, options, sampling);
+  const sampling = samplingOf(options);
+  checkGenerateRequest(cfg, promptIds, options);
   const seed = options.seed ?? randomSeed();
   const rng = new Rng(seed);
   const stops = new Set([...cfg.eosTokenIds, ...(options.stopTokenIds ?? [])]);
