@@ -1,7 +1,8 @@
 // The first two steps of the journey on the bundled demo model: pick it and wait until the engine worker has it on
 // the GPU; drop a JSONL file with one bad line (a real drop event carrying a DataTransfer built in the page) and see
 // the detected format, the counts and the rejected line with its reason. Screenshots of both screens, light and dark.
-import { closeSync, openSync, readFileSync, readSync } from 'node:fs';
+import { closeSync, cpSync, mkdtempSync, openSync, readFileSync, readSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openStudio, type Studio } from './harness.ts';
@@ -93,6 +94,35 @@ describe('models and data', () => {
     expect(trained).toBe('Arr! The sky be blue, matey!<|im_end|>');
     expect(await preview.locator('pre.sample').first().locator('.tok.masked').count()).toBeGreaterThan(0);
     await studio.screenshot('data');
+    expect(studio.problems).toEqual([]);
+  });
+
+  it('loads a sample dataset served by the app', async () => {
+    const { page } = studio;
+    await page.getByRole('button', { name: 'Use the sample Pirate voice (chat)' }).click();
+    await expect.poll(() => page.getByTestId('dataset-counts').textContent(), { timeout: 60_000 }).toBe('400 rows: 400 usable, 0 skipped');
+    expect(await page.locator('#report-title').textContent()).toBe('chat-pirate.jsonl');
+    expect(studio.problems).toEqual([]);
+  });
+
+  it('loads a model from a picked folder, and re-tokenizes the dataset with it', async () => {
+    const { page } = studio;
+    await page.getByRole('button', { name: 'Models', exact: true }).click();
+    // The demo model's files under another folder name, so the loaded model's name tells which load finished.
+    const dir = mkdtempSync(join(tmpdir(), 'lora-studio-e2e-'));
+    const folder = join(dir, 'my-local-model');
+    cpSync(DEMO, folder, { recursive: true });
+    try {
+      await page.getByTestId('model-dropzone').locator('input[type="file"]').setInputFiles(folder);
+      await expect.poll(() => page.getByTestId('model-name').textContent(), { timeout: 120_000 }).toBe('my-local-model');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+    expect(await page.getByTestId('model-error').count()).toBe(0);
+    expect(await page.getByTestId('model-summary').textContent()).toContain(`(${demoParameters().toLocaleString('en')})`);
+
+    await page.getByRole('button', { name: 'Data', exact: true }).click();
+    await expect.poll(() => page.getByTestId('dataset-counts').textContent(), { timeout: 60_000 }).toBe('400 rows: 400 usable, 0 skipped');
     expect(studio.problems).toEqual([]);
   });
 
