@@ -1,8 +1,13 @@
 // The first two steps of the journey on the bundled demo model: pick it and wait until the engine worker has it on
 // the GPU; drop a JSONL file with one bad line (a real drop event carrying a DataTransfer built in the page) and see
-// the detected format, the counts and the rejected line with its reason. Screenshots of both screens, light and dark.
-import { closeSync, cpSync, mkdtempSync, openSync, readFileSync, readSync, rmSync } from 'node:fs';
+// the detected format, the counts and the rejected line with its reason. Then the other ways in: a sample dataset
+// served by the app, the demo model's files from a picked folder, and from a Hub (a fake one on 127.0.0.1) through
+// the browser's cache. Screenshots of both screens, light and dark.
+import { closeSync, cpSync, mkdtempSync, openSync, readdirSync, readFileSync, readSync, rmSync } from 'node:fs';
+import { createServer, request, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
+import { FakeHub } from '../src/model/sources/testing-hub-server.ts';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openStudio, type Studio } from './harness.ts';
@@ -23,6 +28,30 @@ function demoParameters(): number {
   } finally {
     closeSync(fd);
   }
+}
+
+/** CORS in front of the fake Hub: the page (another port, so another origin) may read its answers, as from the real Hub. */
+async function corsProxy(target: string): Promise<{ url: string; server: Server }> {
+  const cors = {
+    'Access-Control-Allow-Origin': '*',
+    'Access-Control-Allow-Headers': 'Authorization, Range, If-Range, Accept',
+    'Access-Control-Allow-Methods': 'GET, HEAD',
+    'Access-Control-Expose-Headers': 'Content-Range, Content-Length, ETag, X-Error-Code, Accept-Ranges',
+  };
+  const server = createServer((req, res) => {
+    if (req.method === 'OPTIONS') {
+      res.writeHead(204, cors).end();
+      return;
+    }
+    const upstream = request(`${target}${req.url}`, { method: req.method, headers: req.headers }, (up) => {
+      res.writeHead(up.statusCode ?? 502, { ...up.headers, ...cors });
+      up.pipe(res);
+    });
+    upstream.on('error', () => res.destroy());
+    req.pipe(upstream);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, server };
 }
 
 let studio: Studio;
@@ -124,6 +153,54 @@ describe('models and data', () => {
     await page.getByRole('button', { name: 'Data', exact: true }).click();
     await expect.poll(() => page.getByTestId('dataset-counts').textContent(), { timeout: 60_000 }).toBe('400 rows: 400 usable, 0 skipped');
     expect(studio.problems).toEqual([]);
+  });
+
+  it('downloads a model from a Hub (a local one), keeps it in the browser cache, loads it again offline, deletes it', async () => {
+    const { page } = studio;
+    const hub = await new FakeHub().start();
+    const files: Record<string, Uint8Array> = {};
+    for (const name of readdirSync(DEMO)) files[name] = readFileSync(join(DEMO, name));
+    hub.addRepo('studio/demo-llama', { files });
+    const proxy = await corsProxy(hub.baseUrl);
+    try {
+      await page.getByRole('button', { name: 'Models', exact: true }).click();
+      await page.getByText('Hub address').click();
+      await page.getByLabel('Hub URL (a mirror, or a local server)').fill(proxy.url);
+      await page.getByLabel('Repo id').fill('studio/demo-llama');
+      await page.getByRole('button', { name: 'Download and load', exact: true }).first().click();
+      const key = `${proxy.url}/studio/demo-llama@main`;
+      await expect.poll(() => page.getByTestId('model-name').textContent(), { timeout: 120_000 }).toBe(key);
+      expect(hub.bytesServed('model.safetensors')).toBe(files['model.safetensors'].length);
+
+      const cached = page.getByTestId('cached-model');
+      await expect.poll(() => cached.count()).toBe(1);
+      expect(await cached.first().textContent()).toContain(key);
+
+      // Loaded again from the cache: not one more byte from the Hub.
+      const served = hub.bytesServed();
+      await page.getByRole('button', { name: 'Use the demo model' }).click();
+      await expect.poll(() => page.getByTestId('model-name').textContent(), { timeout: 120_000 }).toBe('demo-llama');
+      await page.getByRole('button', { name: 'Download and load', exact: true }).first().click();
+      await expect.poll(() => page.getByTestId('model-name').textContent(), { timeout: 120_000 }).toBe(key);
+      expect(hub.bytesServed()).toBe(served);
+
+      await page.getByRole('button', { name: `Delete ${key} from this browser` }).click();
+      await expect.poll(() => cached.count()).toBe(0);
+
+      // A repo the Hub does not have: the reason, in words, and the loaded model stays.
+      await page.getByLabel('Repo id').fill('studio/missing');
+      await page.getByRole('button', { name: 'Download and load', exact: true }).first().click();
+      const error = page.getByTestId('model-error');
+      await error.waitFor({ timeout: 60_000 });
+      expect(await error.textContent()).toMatch(/studio\/missing@main: gated or private: add an access token/);
+      expect(await error.textContent()).not.toMatch(/\bat .*:\d+:\d+/); // no stack trace
+      expect(await page.getByTestId('model-name').textContent()).toBe(key);
+      expect(await page.getByTestId('gpu-badge').textContent()).not.toContain('no WebGPU');
+      expect(studio.problems).toEqual([]);
+    } finally {
+      await new Promise<void>((resolve) => proxy.server.close(() => resolve()));
+      await hub.stop();
+    }
   });
 
   it('reads in dark mode too', async () => {

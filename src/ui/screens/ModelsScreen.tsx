@@ -2,6 +2,7 @@
 // or a local folder. Loading happens in the engine worker; this screen shows its progress and the loaded model.
 import { useId, useState } from 'react';
 import { CATALOGUE, type CatalogueEntry } from '../../model/catalogue.ts';
+import { DEFAULT_HUB_URL } from '../../model/sources/hub.ts';
 import { describeSource } from '../../store/slices/models.ts';
 import { useStudio } from '../../store/studio.ts';
 import type { ModelSource } from '../../train/protocol.ts';
@@ -10,6 +11,7 @@ import { droppedFiles } from '../components/dropped-files.ts';
 import { ProgressBar } from '../components/ProgressBar.tsx';
 import { formatBytes } from '../format.ts';
 import { GpuPanel } from '../GpuPanel.tsx';
+import { CachedModels } from './CachedModels.tsx';
 import { defaultMemoryBudget, METHOD_LABELS, methodFits } from './model-fit.ts';
 
 export const DEMO_MODEL_PATH = 'models/demo-llama';
@@ -33,11 +35,15 @@ export function ModelsScreen() {
   const [quant, setQuant] = useState<'none' | 'nf4'>('none');
   const [repo, setRepo] = useState('');
   const [token, setToken] = useState(''); // memory only: never stored or logged
-  const ids = { repo: useId(), token: useId(), quant: useId() };
+  const [hubUrl, setHubUrl] = useState(DEFAULT_HUB_URL);
+  const ids = { repo: useId(), token: useId(), quant: useId(), hub: useId() };
   const busy = status === 'loading';
 
   const start = (source: ModelSource) => load(source, describeSource(source), quant);
-  const loadHub = (id: string) => start({ kind: 'hub', repo: id.trim(), token: token.trim() || undefined });
+  const loadHub = (id: string) => {
+    const baseUrl = hubUrl.trim().replace(/\/+$/, '');
+    start({ kind: 'hub', repo: id.trim(), token: token.trim() || undefined, baseUrl: baseUrl && baseUrl !== DEFAULT_HUB_URL ? baseUrl : undefined });
+  };
 
   return (
     <section aria-labelledby="models-title" data-testid="screen-models" className="screen">
@@ -84,8 +90,17 @@ export function ModelsScreen() {
             Download and load
           </button>
         </form>
+        <details>
+          <summary>Hub address</summary>
+          <div className="row">
+            <label htmlFor={ids.hub}>Hub URL (a mirror, or a local server)</label>
+            <input id={ids.hub} value={hubUrl} onChange={(e) => setHubUrl(e.target.value)} spellCheck={false} autoComplete="off" size={32} />
+          </div>
+        </details>
         <p className="muted small">Files are cached in this browser, so the next load works offline.</p>
       </section>
+
+      <CachedModels />
 
       <section className="card" aria-labelledby="folder-title">
         <h3 id="folder-title">From a folder on this computer</h3>
