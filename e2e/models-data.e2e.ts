@@ -203,6 +203,15 @@ describe('models and data', () => {
     }
   });
 
+  it('loads the demo model for QLoRA, its linear layers in NF4', async () => {
+    const { page } = studio;
+    await page.getByLabel('Base weights').selectOption('nf4');
+    await page.getByRole('button', { name: 'Use the demo model' }).click();
+    await expect.poll(() => page.getByTestId('model-summary').textContent(), { timeout: 120_000 }).toContain('NF4 linear layers');
+    expect(await page.getByTestId('model-name').textContent()).toBe('demo-llama');
+    expect(studio.problems).toEqual([]);
+  });
+
   it('reads in dark mode too', async () => {
     const { page } = studio;
     await page.emulateMedia({ colorScheme: 'dark' });

@@ -77,6 +77,11 @@ export const createDatasetSlice: StateCreator<DatasetSlice & Pick<ModelsSlice, '
     },
 
     onDatasetEvent(event) {
+      if (event.type === 'gpu-lost') {
+        // The worker dropped its rows with the model; the file stays chosen and loads again with the next model.
+        set({ dataset: null, datasetId: null, datasetStatus: 'idle', datasetProgress: null, datasetRequest: null });
+        return;
+      }
       // A new model means new token ids: tokenize the current file again (the worker dropped the old rows).
       if (event.type === 'model-loaded') {
         const source = get().datasetSource;

@@ -53,6 +53,16 @@ describe('models slice', () => {
     expect(useStudio.getState().model).toBeNull();
   });
 
+  it('records NF4 loads and forgets the model when the GPU is lost', () => {
+    useStudio.getState().loadModel({ kind: 'bundled', path: 'models/demo-llama' }, 'demo-llama', 'nf4');
+    const id = (sent.at(-1) as { id: string }).id;
+    expect(sent.at(-1)).toMatchObject({ quant: 'nf4' });
+    useStudio.getState().applyEngineEvent({ type: 'model-loaded', id, model: summary });
+    expect(useStudio.getState().modelQuant).toBe('nf4');
+    useStudio.getState().applyEngineEvent({ type: 'gpu-lost', reason: 'unknown', message: 'reset' });
+    expect(useStudio.getState()).toMatchObject({ model: null, modelStatus: 'idle', gpuStatus: 'lost' });
+  });
+
   it('says so when no engine runs', () => {
     linkEngine(null);
     useStudio.getState().loadModel({ kind: 'bundled', path: 'models/demo-llama' }, 'demo-llama');

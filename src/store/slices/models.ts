@@ -19,6 +19,8 @@ export interface ModelsSlice {
   modelLabel: string;
   modelProgress: StageProgress | null;
   model: ModelSummary | null;
+  /** How the loaded (or loading) model's linear layers are stored: 'nf4' for QLoRA. */
+  modelQuant: 'none' | 'nf4';
   modelError: string;
   /** The user's GPU memory budget in bytes for fit checks; null: the default for this adapter. */
   memoryBudget: number | null;
@@ -37,18 +39,21 @@ export function describeSource(source: ModelSource): string {
 
 export const createModelsSlice: StateCreator<ModelsSlice, [], [], ModelsSlice> = (set, get) => {
   const meter = new ProgressMeter();
+  let pendingQuant: 'none' | 'nf4' = 'none';
   return {
     modelStatus: 'idle',
     modelRequest: null,
     modelLabel: '',
     modelProgress: null,
     model: null,
+    modelQuant: 'none',
     modelError: '',
     memoryBudget: null,
 
     loadModel(source, label, quant = 'none') {
       const id = requestId('model');
       meter.reset();
+      pendingQuant = quant;
       set({ modelStatus: 'loading', modelRequest: id, modelLabel: label, modelProgress: null, modelError: '' });
       if (!sendToEngine({ type: 'load-model', id, source, quant })) {
         set({ modelStatus: 'error', modelError: 'The engine is not running: this browser has no WebGPU.' });
@@ -60,6 +65,11 @@ export const createModelsSlice: StateCreator<ModelsSlice, [], [], ModelsSlice> =
     },
 
     onModelEvent(event) {
+      if (event.type === 'gpu-lost') {
+        // The weights went with the device.
+        set({ model: null, modelStatus: 'idle', modelProgress: null, modelRequest: null });
+        return;
+      }
       const pending = get().modelRequest;
       if (!('id' in event) || event.id === undefined || event.id !== pending) return;
       switch (event.type) {
@@ -71,7 +81,7 @@ export const createModelsSlice: StateCreator<ModelsSlice, [], [], ModelsSlice> =
           break;
         }
         case 'model-loaded':
-          set({ modelStatus: 'loaded', model: event.model, modelProgress: null, modelError: '' });
+          set({ modelStatus: 'loaded', model: event.model, modelQuant: pendingQuant, modelProgress: null, modelError: '' });
           break;
         case 'error': {
           // The worker releases the previous model just before the 'weights' stage: a failure before it (a bad repo id,

@@ -134,6 +134,7 @@ function LoadedModel() {
   const label = useStudio((s) => s.modelLabel);
   const progress = useStudio((s) => s.modelProgress);
   const model = useStudio((s) => s.model);
+  const quant = useStudio((s) => s.modelQuant);
   const error = useStudio((s) => s.modelError);
   return (
     <section className="card loaded-model" aria-labelledby="loaded-title" data-testid="loaded-model">
@@ -163,7 +164,7 @@ function LoadedModel() {
             <dt>Vocabulary / context</dt>
             <dd>{model.vocab.toLocaleString('en')} tokens / {model.maxPositions.toLocaleString('en')} positions</dd>
             <dt>Weights on the GPU</dt>
-            <dd>{formatBytes(model.weightBytes)} ({model.dtype})</dd>
+            <dd>{formatBytes(model.weightBytes)} ({quant === 'nf4' ? `NF4 linear layers, ${model.dtype} embeddings` : model.dtype})</dd>
             <dt>Chat template</dt>
             <dd>{model.hasChatTemplate ? 'its own' : 'none: chat data is rendered with the ChatML fallback'}</dd>
             <dt>LoRA targets (PEFT default)</dt>
