@@ -268,7 +268,7 @@ export function referenceGradients(m: RefModel, b: HostBatch, gradScale: number)
     const dQ = unrope(Hq, att.dQ);
     const dK = unrope(Hkv, att.dK);
     if (cfg.family === 'gpt2') {
-      let dQKV = new Float64Array(T * 3 * C);
+      let dQKV: Float64Array = new Float64Array(T * 3 * C);
       for (const [j, d] of [dQ, dK, att.dV].entries()) dQKV = scatterColumnsRef({ rows: T, wide: 3 * C, narrow: C, offset: j * C }, d, dQKV, false);
       dn = back(i, 'attn.qkv', a.n1, dQKV);
     } else {

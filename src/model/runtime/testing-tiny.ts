@@ -2,6 +2,7 @@
 // canonical names (for the float64 reference) and the same weights as a model.safetensors under transformers' names
 // (for the GPU loader), random LoRA pairs with B ≠ 0, and a batch of two packed segments. Used by tests only.
 import { rng } from '../../gpu/ref/testing.ts';
+import { f16ArrayToF32, f32ArrayToF16 } from '../half.ts';
 import type { ModelFiles } from '../checkpoint.ts';
 import { parseModelConfig, type ModelConfig } from '../config.ts';
 import { writeSafetensors, type TensorToWrite } from '../safetensors.ts';
@@ -26,9 +27,11 @@ function uniform(next: () => number, n: number, a: number, center = 0): Float32A
 
 /**
  * Random weights for `json`: embeddings ±1 (positions ±0.5), linears with unit-ish output variance (±√3/√in),
- * norm weights 1 ± 0.3 and biases ±0.1, so every path carries signal and no softmax saturates.
+ * norm weights 1 ± 0.3 and biases ±0.1, so every path carries signal and no softmax saturates. `stored` 'F16'
+ * rounds every weight to f16 first and writes F16: the f32 values the reference reads are then exactly the ones an
+ * f16 (or widened f32) GPU model holds.
  */
-export function tinyModel(json: Record<string, unknown>, seed: number): TinyModel {
+export function tinyModel(json: Record<string, unknown>, seed: number, storedAs: 'F32' | 'F16' = 'F32'): TinyModel {
   const config = parseModelConfig(json, 'tiny/config.json');
   const next = rng(seed);
   const weights = new Map<string, Float32Array>();
@@ -42,8 +45,14 @@ export function tinyModel(json: Record<string, unknown>, seed: number): TinyMode
       values = uniform(next, n, Math.sqrt(3 / fanIn));
     } else if (t.canonical.endsWith('.bias')) values = uniform(next, n, 0.1);
     else values = uniform(next, n, 0.3, 1);
+    if (storedAs === 'F16') {
+      const bits = f32ArrayToF16(values);
+      values = f16ArrayToF32(bits);
+      stored.set(t.hfName, { dtype: 'F16', shape: t.shape, data: bits });
+    } else {
+      stored.set(t.hfName, { dtype: 'F32', shape: t.shape, data: values });
+    }
     weights.set(t.canonical, values);
-    stored.set(t.hfName, { dtype: 'F32', shape: t.shape, data: values });
   }
   const files = memoryFolder({ 'config.json': JSON.stringify(json), 'model.safetensors': writeSafetensors(stored) }, 'tiny');
   return { json, config, weights, files };
