@@ -113,4 +113,16 @@ describe('training invariants (llama fixture)', () => {
     detachLora(e, split.t.lora);
     for (let i = 0; i < 3; i++) expect(Math.abs(split.losses[i] - whole.losses[i])).toBeLessThan(2e-6 * whole.losses[i]);
   });
+
+  it('packing changes nothing but the layout: the same loss over the same rows', async () => {
+    const tf = await load('llama');
+    const rows = [...countingRows(3, 5, tf.model.config.vocabSize, 11), ...countingRows(3, 9, tf.model.config.vocabSize, 12)];
+    // One micro-batch holds every row (packed: every block), so the first step's loss covers the same positions.
+    const plain = await trainLosses(tf, rows, config({ batchSize: 6, maxSteps: 1, maxLength: 32 }), 1);
+    detachLora(e, plain.t.lora);
+    const packed = await trainLosses(tf, rows, config({ batchSize: 6, maxSteps: 1, maxLength: 32, packing: true }), 1);
+    expect(packed.t.batcher.rows.length).toBeLessThan(rows.length); // it did pack
+    detachLora(e, packed.t.lora);
+    expect(Math.abs(packed.losses[0] - plain.losses[0])).toBeLessThan(2e-6 * plain.losses[0]);
+  });
 });

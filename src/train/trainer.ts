@@ -7,7 +7,8 @@ import type { Engine } from '../gpu/engine.ts';
 import { recordAdamwStep } from '../gpu/kernels/adamw.ts';
 import { Batcher } from '../data/batcher.ts';
 import type { TokenizedRow } from '../data/encode.ts';
-import { deriveSeed } from '../data/rng.ts';
+import { deriveSeed, shuffled } from '../data/rng.ts';
+import { packRows } from '../data/packing.ts';
 import { recordBackward, recordForward, releaseActs, releaseBatch, uploadBatch, type Transformer } from '../model/runtime/transformer.ts';
 import type { TrainConfig } from './config.ts';
 import { countTargets, toHostBatch } from './batches.ts';
@@ -79,7 +80,10 @@ export class Trainer {
     }
     if (o.train.length === 0) throw new Error('the training set has no usable row');
     this.lora = attachLora(e, o.transformer.model, { ...config }, config.seed, o.initialA);
-    this.batcher = new Batcher(o.train, { batchSize: config.batchSize, padId: o.padId, seed: config.seed });
+    // Packing: rows shuffled once with the run's seed, then packed next-fit into maxLength blocks, each row its own
+    // segment (block-diagonal causal attention, positions restarting per row).
+    const train = config.packing ? packRows(shuffled(o.train, config.seed), config.maxLength) : o.train;
+    this.batcher = new Batcher(train, { batchSize: config.batchSize, padId: o.padId, seed: config.seed });
     this.evalBatcher = o.eval?.length ? new Batcher(o.eval, { batchSize: config.batchSize, padId: o.padId, seed: null }) : null;
     const stepsPerEpoch = Math.ceil(this.batcher.batchesPerEpoch / config.gradAccum);
     this.totalSteps = config.maxSteps ?? config.epochs * stepsPerEpoch;
