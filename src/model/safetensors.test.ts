@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { fromF16Bits } from './half.ts';
+import { fromF16Bits } from '../gpu/half.ts';
 import { SafetensorsError, SafetensorsFile, readSafetensorsHeader, writeSafetensors, type TensorToWrite } from './safetensors.ts';
 import { MemorySource } from './sources/memory.ts';
 import { NodeFileSource } from './sources/node-file.ts';

@@ -8,7 +8,7 @@
 // 1 GB checkpoint loads in a browser tab. Every error is a SafetensorsError that names the file and, where there is
 // one, the tensor.
 
-import { bf16ArrayToF16, bf16ArrayToF32, f16ArrayToF32, f32ArrayToF16 } from './half.ts';
+import { bf16ArrayToF16, bf16ArrayToF32, f16ArrayToF32, f32ArrayToF16 } from '../gpu/half.ts';
 
 /** Random-access bytes: a file on disk, a browser File/Blob, an HTTP resource. */
 export interface ByteSource {

@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { mismatches, randomArray } from '../gpu/ref/testing.ts';
 import { Checkpoint } from '../model/checkpoint.ts';
-import { f32ArrayToF16 } from '../model/half.ts';
+import { f32ArrayToF16 } from '../gpu/half.ts';
 import { readModelConfig } from '../model/load.ts';
 import { SafetensorsError, SafetensorsFile, writeSafetensors, type TensorToWrite } from '../model/safetensors.ts';
 import { memoryFolder, MemorySource } from '../model/sources/memory.ts';

@@ -7,7 +7,7 @@
 // in a browser tab. Output is always one file (no sharding): fine up to a few GB, the models this app trains.
 
 import { readJsonFile, type ModelFiles } from '../model/checkpoint.ts';
-import { f32ArrayToF16 } from '../model/half.ts';
+import { f32ArrayToF16 } from '../gpu/half.ts';
 import { openModelWeights } from '../model/load.ts';
 import { SafetensorsError } from '../model/safetensors.ts';
 import type { AdapterModule, LoraAdapter } from './peft.ts';

@@ -4,7 +4,7 @@ import { unzipSync } from 'fflate';
 import { describe, expect, it } from 'vitest';
 import { randomArray } from '../gpu/ref/testing.ts';
 import type { ModelConfig } from '../model/config.ts';
-import { f32ArrayToF16, f16ArrayToF32 } from '../model/half.ts';
+import { f32ArrayToF16, f16ArrayToF32 } from '../gpu/half.ts';
 import { readModelConfig } from '../model/load.ts';
 import { SafetensorsFile, writeSafetensors, type TensorToWrite } from '../model/safetensors.ts';
 import { memoryFolder, MemorySource } from '../model/sources/memory.ts';

@@ -2,7 +2,7 @@
 // canonical names (for the float64 reference) and the same weights as a model.safetensors under transformers' names
 // (for the GPU loader), random LoRA pairs with B ≠ 0, and a batch of two packed segments. Used by tests only.
 import { rng } from '../../gpu/ref/testing.ts';
-import { f16ArrayToF32, f32ArrayToF16 } from '../half.ts';
+import { f16ArrayToF32, f32ArrayToF16 } from '../../gpu/half.ts';
 import type { ModelFiles } from '../checkpoint.ts';
 import { parseModelConfig, type ModelConfig } from '../config.ts';
 import { writeSafetensors, type TensorToWrite } from '../safetensors.ts';
