@@ -10,12 +10,12 @@ import { SafetensorsFile, writeSafetensors, type TensorToWrite } from '../model/
 import { memoryFolder, MemorySource } from '../model/sources/memory.ts';
 import { nodeFolder } from '../model/sources/node-file.ts';
 import { selectTargetModules } from '../model/weights.ts';
+import { loraScale } from '../gpu/kernels/lora.ts';
 import {
   AdapterError,
   buildAdapterConfig,
   exportAdapter,
   importAdapter,
-  loraScale,
   loraTensorName,
   zipAdapter,
   type AdapterSettings,
@@ -80,9 +80,9 @@ describe('buildAdapterConfig', () => {
     expect(() => buildAdapterConfig(settings({ baseModel: 'm', targetModules: 'all-linear' }))).toThrow(/needs the model config/);
   });
 
-  it('scales by alpha/r, or alpha/sqrt(r) with rsLoRA', () => {
-    expect(loraScale(4, 8, false)).toBe(2);
-    expect(loraScale(16, 8, true)).toBe(2);
+  it('scales by alpha/r, or alpha/sqrt(r) with rsLoRA (the kernels\' loraScale(alpha, r, rslora))', () => {
+    expect(loraScale(8, 4, false)).toBe(2);
+    expect(loraScale(8, 16, true)).toBe(2);
   });
 });
 

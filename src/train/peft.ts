@@ -16,6 +16,7 @@ import type { ModelConfig } from '../model/config.ts';
 import { SafetensorsFile, writeSafetensors, type TensorToWrite } from '../model/safetensors.ts';
 import { memoryFolder } from '../model/sources/memory.ts';
 import { basePrefix, linearModules, selectTargetModules, type LinearModule } from '../model/weights.ts';
+import { loraScale } from '../gpu/kernels/lora.ts';
 
 export const ADAPTER_CONFIG_FILE = 'adapter_config.json';
 export const ADAPTER_WEIGHTS_FILE = 'adapter_model.safetensors';
@@ -55,11 +56,6 @@ export interface PeftAdapterConfig {
   use_rslora: boolean;
   use_dora: boolean;
   [key: string]: unknown;
-}
-
-/** The update's multiplier: alpha / r, or alpha / √r with rsLoRA (PEFT's LoraLayer.update_layer). */
-export function loraScale(rank: number, alpha: number, rslora: boolean): number {
-  return rslora ? alpha / Math.sqrt(rank) : alpha / rank;
 }
 
 /**
@@ -385,7 +381,7 @@ async function readAdapterTensors(where: string, file: SafetensorsFile, config: 
     rank: r,
     alpha: config.lora_alpha,
     rslora,
-    scale: loraScale(r, config.lora_alpha, rslora),
+    scale: loraScale(config.lora_alpha, r, rslora),
     dropout: config.lora_dropout,
     modules: out,
     warnings,

@@ -1,17 +1,13 @@
 // A model folder (disk, a picked browser folder, the Hub) to a ready Transformer on the GPU: config.json,
 // the checkpoint, the storage policy, the kernel variants.
 import type { Engine } from '../../gpu/engine.ts';
-import { Checkpoint, readJsonFile, type ModelFiles } from '../checkpoint.ts';
-import { parseModelConfig, type ModelConfig } from '../config.ts';
+import { Checkpoint, type ModelFiles } from '../checkpoint.ts';
+import { readModelConfig } from '../load.ts';
 import { loadGpuModel, type LoadOptions } from './gpu-model.ts';
 import type { KernelChoice } from './linear.ts';
 import { createTransformer, type Transformer } from './transformer.ts';
 
-export async function readModelConfig(files: ModelFiles): Promise<ModelConfig> {
-  const json = await readJsonFile(files, 'config.json');
-  if (json === null) throw new Error(`${files.name}: no config.json (is this a Hugging Face model folder?)`);
-  return parseModelConfig(json, `${files.name}/config.json`);
-}
+export { readModelConfig };
 
 export async function loadTransformer(
   e: Engine,
