@@ -1,0 +1,165 @@
+// What a run measures: command-line options and the shapes each mode covers. Pure, so the choice of shapes per
+// mode and driver is unit-tested (scripts/bench-lib.test.ts).
+
+export const SECTIONS = ['matmul', 'lora', 'nf4', 'memory', 'training'] as const;
+export type Section = (typeof SECTIONS)[number];
+
+export interface BenchOptions {
+  /** Smaller token counts, fewer repetitions, and on CPU drivers no 1B-sized shape: minutes on lavapipe. */
+  quick: boolean;
+  /** One JSON document on stdout instead of tables. */
+  json: boolean;
+  /** Also write the JSON document to this file (tables still on stdout). */
+  jsonOut?: string;
+  /** Timed submissions per measurement (the median is reported); undefined: the mode's default. */
+  reps?: number;
+  /** Untimed submissions first (pipeline compilation, driver warm-up); undefined: the mode's default. */
+  warmup?: number;
+  sections: Section[];
+  /** Time by wall clock even where timestamp-query exists (submission overhead included, for both us and TF.js). */
+  wallClock: boolean;
+  /** The adapter's fp32 peak in GFLOP/s, when the user knows it: adds "% of peak" to the matmul table. */
+  peakGflops?: number;
+  help: boolean;
+}
+
+export const USAGE = `usage: npm run bench -- [options]
+
+options:
+  --quick             smaller shapes and fewer repetitions (CPU drivers: minutes, not hours)
+  --json              print one JSON document instead of tables
+  --json-out FILE     also write the JSON document to FILE (tables still printed)
+  --reps N            timed submissions per measurement (median reported)
+  --warmup N          untimed submissions before timing
+  --only a,b          run only these sections: ${SECTIONS.join(', ')}
+  --peak-gflops N     the GPU's fp32 peak, to report % of peak for the matmuls
+  --wall-clock        time by wall clock even where timestamp-query exists
+  --help              this text`;
+
+function positive(flag: string, value: string | undefined, integer: boolean): number {
+  const n = Number(value);
+  if (value === undefined || !Number.isFinite(n) || n <= 0 || (integer && !Number.isInteger(n))) {
+    throw new RangeError(`${flag} needs a positive ${integer ? 'integer' : 'number'}, got ${value === undefined ? 'nothing' : `"${value}"`}`);
+  }
+  return n;
+}
+
+/** Parses the arguments after `npm run bench --`. Throws RangeError naming the flag on anything it does not know. */
+export function parseArgs(argv: readonly string[]): BenchOptions {
+  const o: BenchOptions = { quick: false, json: false, wallClock: false, sections: [...SECTIONS], help: false };
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i];
+    const [flag, inline] = arg.startsWith('--') && arg.includes('=') ? [arg.slice(0, arg.indexOf('=')), arg.slice(arg.indexOf('=') + 1)] : [arg, undefined];
+    const value = () => inline ?? argv[++i];
+    switch (flag) {
+      case '--quick':
+        o.quick = true;
+        break;
+      case '--json':
+        o.json = true;
+        break;
+      case '--wall-clock':
+        o.wallClock = true;
+        break;
+      case '--help':
+      case '-h':
+        o.help = true;
+        break;
+      case '--json-out': {
+        const file = value();
+        if (!file || file.startsWith('--')) throw new RangeError(`--json-out needs a file name, got ${file ? `"${file}"` : 'nothing'}`);
+        o.jsonOut = file;
+        break;
+      }
+      case '--reps':
+        o.reps = positive(flag, value(), true);
+        break;
+      case '--warmup':
+        o.warmup = positive(flag, value(), true);
+        break;
+      case '--peak-gflops':
+        o.peakGflops = positive(flag, value(), false);
+        break;
+      case '--only': {
+        const names = (value() ?? '').split(',').filter(Boolean);
+        const unknown = names.filter((n) => !(SECTIONS as readonly string[]).includes(n));
+        if (names.length === 0 || unknown.length > 0) {
+          throw new RangeError(`--only: "${unknown.join(',') || ''}" is not a section; choose from ${SECTIONS.join(', ')}`);
+        }
+        o.sections = names as Section[];
+        break;
+      }
+      default:
+        throw new RangeError(`unknown option "${arg}"\n${USAGE}`);
+    }
+  }
+  return o;
+}
+
+export interface Timing {
+  warmup: number;
+  reps: number;
+}
+
+/** Repetitions per measurement: the user's, else 1 + 3 quick or 2 + 10 full. */
+export function timingFor(o: Pick<BenchOptions, 'quick' | 'reps' | 'warmup'>): Timing {
+  return { warmup: o.warmup ?? (o.quick ? 1 : 2), reps: o.reps ?? (o.quick ? 3 : 10) };
+}
+
+/** One benchmarked weight shape: y (M, N) = x (M, K) · Wᵀ with W [N, K] as nn.Linear stores it. */
+export interface LinearCase {
+  name: string;
+  M: number;
+  K: number;
+  N: number;
+}
+
+/** The model shapes of the matmul and NF4 tables (K = in features, N = out features). */
+export const MODEL_LINEARS: readonly Omit<LinearCase, 'M'>[] = [
+  { name: 'GPT-2 c_attn', K: 768, N: 2304 },
+  { name: 'Qwen2.5-0.5B MLP up', K: 896, N: 4864 },
+  { name: '1B MLP up (Llama-3.2-1B)', K: 2048, N: 8192 },
+];
+
+export interface LinearPlan {
+  cases: LinearCase[];
+  /** Shapes left out, with why, to print under the table. */
+  skipped: string[];
+}
+
+/** Full runs: M = 512 tokens at every shape. Quick: M = 64, and on a CPU driver the 1B shape is left out (one
+ *  product of it takes tens of seconds on lavapipe). */
+export function linearPlan(quick: boolean, isCpu: boolean): LinearPlan {
+  const M = quick ? 64 : 512;
+  const cases: LinearCase[] = [];
+  const skipped: string[] = [];
+  for (const s of MODEL_LINEARS) {
+    if (quick && isCpu && s.K * s.N > 8_000_000) {
+      skipped.push(`${s.name} (${M}×${s.K}×${s.N}): left out by --quick on a CPU driver`);
+      continue;
+    }
+    cases.push({ ...s, M });
+  }
+  return { cases, skipped };
+}
+
+export interface LoraCase {
+  name: string;
+  T: number;
+  inFeatures: number;
+  outFeatures: number;
+  r: number;
+  /** GPT-2's Conv1D stores W as [in, out]. */
+  conv1d: boolean;
+}
+
+/** GPT-2's c_attn (Conv1D 768→2304) and Qwen2.5-0.5B's MLP up projection (896→4864), at r = 8 and 16; T = 512
+ *  tokens, 32 with --quick (forward + backward is about three products of the layer's size). */
+export function loraPlan(quick: boolean): LoraCase[] {
+  const T = quick ? 32 : 512;
+  const layers = [
+    { name: 'GPT-2 c_attn', inFeatures: 768, outFeatures: 2304, conv1d: true },
+    { name: 'Qwen2.5-0.5B MLP up', inFeatures: 896, outFeatures: 4864, conv1d: false },
+  ];
+  return layers.flatMap((l) => [8, 16].map((r) => ({ ...l, T, r })));
+}
