@@ -1,4 +1,4 @@
-// Folding a LoRA adapter into its base model: W' = W + s·B·A for every adapted linear layer, exported as an f16
+// Folding a LoRA adapter into its base model: W' = W + s·B·A for every adapted linear layer, exported as an f16 (or f32)
 // safetensors checkpoint with config.json and the tokenizer files, loadable by transformers as a plain model.
 //
 // The merged model.safetensors is streamed: its header is computed up front from the checkpoint's shapes (every tensor
@@ -78,22 +78,29 @@ export const COPIED_FILES = [
  * validated against its config first (openModelWeights). A value outside the f16 range after merging is an error
  * naming the tensor rather than a silent infinity.
  */
-export async function mergeModel(folder: ModelFiles, adapter: LoraAdapter, maxChunkBytes = 16 << 20): Promise<MergedModel> {
+export async function mergeModel(
+  folder: ModelFiles,
+  adapter: LoraAdapter,
+  maxChunkBytes = 16 << 20,
+  /** f16 (the default: half the size, what transformers loads as torch_dtype float16), or f32 for exactness. */
+  dtype: 'f16' | 'f32' = 'f16',
+): Promise<MergedModel> {
   const weights = await openModelWeights(folder);
   const checkpoint = weights.checkpoint;
   const adapted = new Map<string, AdapterModule>();
   for (const m of adapter.modules) adapted.set(weights.resolved(`${m.module.canonical}.weight`).source, m);
 
-  // Every tensor as F16, in safetensors' order (dtype, then name bytes: all F16 here, so name order).
+  // Every tensor in one dtype, in safetensors' order (dtype, then name bytes: one dtype here, so name order).
+  const itemBytes = dtype === 'f16' ? 2 : 4;
   const names = checkpoint.names().sort(compareUtf8);
   const layout: { name: string; shape: number[]; begin: number; end: number }[] = [];
   let offset = 0;
   for (const name of names) {
     const { shape, numel } = checkpoint.info(name);
-    layout.push({ name, shape, begin: offset, end: offset + 2 * numel });
-    offset += 2 * numel;
+    layout.push({ name, shape, begin: offset, end: offset + itemBytes * numel });
+    offset += itemBytes * numel;
   }
-  const header = safetensorsHeader(layout, { format: 'pt' });
+  const header = safetensorsHeader(layout, { format: 'pt' }, dtype === 'f16' ? 'F16' : 'F32');
   const dataBytes = offset;
 
   const model: OutputFile = {
@@ -106,12 +113,16 @@ export async function mergeModel(folder: ModelFiles, adapter: LoraAdapter, maxCh
         if (m) {
           const W = await checkpoint.readTensor(name, 'f32');
           const merged = mergeLora(W, m.A, m.B, adapter.scale, m.module.fanInFanOut, m);
-          const half = f32ArrayToF16(merged);
-          checkF16(checkpoint.fileOf(name).name, name, half, 0);
-          yield bytesOf(half);
+          if (dtype === 'f32') {
+            yield bytesOf(merged);
+          } else {
+            const half = f32ArrayToF16(merged);
+            checkF16(checkpoint.fileOf(name).name, name, half, 0);
+            yield bytesOf(half);
+          }
         } else {
-          for await (const chunk of checkpoint.streamTensor(name, 'f16', maxChunkBytes)) {
-            checkF16(checkpoint.fileOf(name).name, name, chunk.data, chunk.elementOffset);
+          for await (const chunk of checkpoint.streamTensor(name, dtype, maxChunkBytes)) {
+            if (chunk.data instanceof Uint16Array) checkF16(checkpoint.fileOf(name).name, name, chunk.data, chunk.elementOffset);
             yield bytesOf(chunk.data);
           }
         }
@@ -122,7 +133,7 @@ export async function mergeModel(folder: ModelFiles, adapter: LoraAdapter, maxCh
   const configJson = (await readJsonFile(folder, 'config.json')) as Record<string, unknown>;
   // transformers 5 writes "dtype", older versions "torch_dtype": update whichever the base uses.
   const dtypeKey = 'torch_dtype' in configJson && !('dtype' in configJson) ? 'torch_dtype' : 'dtype';
-  const configBytes = new TextEncoder().encode(`${JSON.stringify({ ...configJson, [dtypeKey]: 'float16' }, null, 2)}\n`);
+  const configBytes = new TextEncoder().encode(`${JSON.stringify({ ...configJson, [dtypeKey]: dtype === 'f16' ? 'float16' : 'float32' }, null, 2)}\n`);
   const files: OutputFile[] = [model, { path: 'config.json', size: configBytes.length, async *chunks() { yield configBytes; } }];
 
   for (const path of COPIED_FILES) {
@@ -158,10 +169,14 @@ export async function readWhole(file: OutputFile): Promise<Uint8Array> {
 
 // ---------------------------------------------------------------------------------------------------------------
 
-/** The 8-byte length and JSON header of an all-F16 safetensors file, formatted as writeSafetensors formats it. */
-function safetensorsHeader(layout: { name: string; shape: number[]; begin: number; end: number }[], metadata: Record<string, string>): Uint8Array {
+/** The 8-byte length and JSON header of a one-dtype safetensors file, formatted as writeSafetensors formats it. */
+function safetensorsHeader(
+  layout: { name: string; shape: number[]; begin: number; end: number }[],
+  metadata: Record<string, string>,
+  dtype: 'F16' | 'F32',
+): Uint8Array {
   const parts = [`"__metadata__":${JSON.stringify(metadata)}`];
-  for (const t of layout) parts.push(`${JSON.stringify(t.name)}:{"dtype":"F16","shape":[${t.shape.join(',')}],"data_offsets":[${t.begin},${t.end}]}`);
+  for (const t of layout) parts.push(`${JSON.stringify(t.name)}:{"dtype":"${dtype}","shape":[${t.shape.join(',')}],"data_offsets":[${t.begin},${t.end}]}`);
   const json = new TextEncoder().encode(`{${parts.join(',')}}`);
   const padded = Math.ceil(json.length / 8) * 8;
   const out = new Uint8Array(8 + padded).fill(0x20, 8);
@@ -178,7 +193,7 @@ function checkF16(file: string, name: string, half: Uint16Array, elementOffset: 
   }
 }
 
-function bytesOf(a: Uint16Array): Uint8Array {
+function bytesOf(a: Uint16Array | Float32Array): Uint8Array {
   return new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
 }
 
