@@ -3,16 +3,20 @@
 // Layout (row-major):
 //   ids        (rows) u32 token ids
 //   positions  (rows) u32 position of each token (restarts per packed sequence); read only when HAS_POS
-//   wte        (vocab, C)  {{ELEM}}  (f16 only where the adapter has shader-f16)
+//   wte        (shardRows, C) {{ELEM}}: rows firstRow … firstRow + shardRows − 1 of the (vocab, C) table (f16 only
+//              where the adapter has shader-f16). A table over the binding limit is split by rows (src/gpu/sharded.ts)
+//              and this kernel runs once per shard; a table that fits is one shard, firstRow 0, shardRows = vocab.
 //   wpe        (maxPos, C) {{ELEM}}  GPT-2's learned positions; read only when HAS_POS
 //   out        (rows, C) f32
 // Out-of-range indices never read out of bounds: an id ≥ vocab contributes a zero token vector and a position
 // ≥ maxPos a zero position vector (so a bad id gives a row of zeros, or the position vector alone, which a test can
 // see, rather than a silently clamped real token). The host validates ids before upload; this is the backstop.
+// Each token is written by exactly one shard's dispatch: the shard holding its id, or for an id ≥ vocab the shard
+// with ownsOutOfRange set (the host sets it on the first). Other shards leave the token's row untouched.
 // No backward: the embeddings are frozen.
 //
 // Bindings: ids, positions, wte, wpe, out, then the params uniform.
-// Dispatch: one thread per output element, 256 per workgroup, ⌈rows·C/256⌉ workgroups folded into (x, y) when over
+// Dispatch (once per shard): one thread per output element, 256 per workgroup, ⌈rows·C/256⌉ workgroups folded into (x, y) when over
 // 65535 (flat workgroup index wid.y·nwg.x + wid.x; the tail is guarded).
 
 struct Params {
@@ -20,6 +24,10 @@ struct Params {
   C: u32,
   vocab: u32,
   maxPos: u32,
+  firstRow: u32,
+  shardRows: u32,
+  ownsOutOfRange: u32,
+  pad: u32,
 }
 
 override HAS_POS: bool = false;
@@ -40,9 +48,12 @@ fn forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: 
   if (i >= p.rows * p.C) { return; }
   let t = i / p.C;
   let c = i % p.C;
-  var v = 0.0;
   let id = ids[t];
-  if (id < p.vocab) { v = f32(wte[id * p.C + c]); }
+  let local = id - p.firstRow; // wraps past shardRows for ids below the shard
+  let inShard = local < p.shardRows;
+  if (!inShard && !(p.ownsOutOfRange != 0u && id >= p.vocab)) { return; }
+  var v = 0.0;
+  if (inShard) { v = f32(wte[local * p.C + c]); }
   if (HAS_POS) {
     let pos = positions[t];
     if (pos < p.maxPos) { v += f32(wpe[pos * p.C + c]); }

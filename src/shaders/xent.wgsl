@@ -4,16 +4,21 @@
 // The T positions are processed in chunks of `rows` rows starting at `row0`, so the largest temporary is one chunk's
 // logits (rows, V), never all T×V of them (150k vocabulary × a long batch would not fit). Per chunk:
 //   logitsTiled logits (rows, V) = hs[row0 …]·Whᵀ                                (tiled matmul)
+//               one dispatch per shard of Wh: that shard's columns shardRow0 … shardRow0 + shardRows − 1
 //   rowStats    per row: max and Σexp in one online pass, lse; loss_t, counted_t; with WRITE_GRAD the row is
 //               overwritten in place by (softmax − onehot)·gradScale (zeros for ignored rows)
 //   gradHidden  dhs[row0 …] (rows, C) = that row block · Wh                        (tiled matmul, K = V)
+//               one dispatch per shard, K over the shard's vocabulary rows; with ACCUMULATE (every shard after
+//               the first) each thread continues the running sum already in dhs, so the f32 fma chain runs over
+//               v = 0 … V−1 in the same order however Wh is split (sharded = unsharded, bit for bit)
 // and once at the end:
 //   reduce      total = (Σ loss_t, Σ counted_t) over all T (+ total when ACCUMULATE)
 // No float atomics: per-row results go to the row stats, then one workgroup reduces them in a fixed order.
 //
 // Layout:
 //   hs:      (T, C) f32
-//   Wh:      [V, C] {{ELEM}} (f32, or f16 with shader-f16)
+//   Wh:      [shardRows, C] {{ELEM}} (f32, or f16 with shader-f16): rows shardRow0 … of the [V, C] LM head. A head
+//            over the binding limit is split by rows (src/gpu/sharded.ts); one that fits is one shard (0, V).
 //   labels:  (T) i32; −100 (or anything outside [0, V)) = no loss at that position
 //   work:    f32 scratch: row stats (2, T) at 0 — work[t] = loss_t (0 if ignored), work[T + t] = 1 if counted
 //            else 0 — then one chunk's logits (rows, V) from logitsOffset (recordLogits: offset 0, the output)
@@ -22,9 +27,9 @@
 // Every entry point shares these bindings; the host binds a real buffer to each (two writable slots only, so a
 // forward-only run or recordLogits can fill the one it does not use with the recorder's spare buffer).
 // Dispatch (x, y, z):
-//   logitsTiled 16×16 threads   (⌈V/16⌉, ⌈rows/16⌉, 1)
+//   logitsTiled 16×16 threads   (⌈shardRows/16⌉, ⌈rows/16⌉, 1)   per shard
 //   rowStats    256 threads     (rows, 1, 1)            one workgroup per row
-//   gradHidden  16×16 threads   (⌈C/16⌉, ⌈rows/16⌉, 1)
+//   gradHidden  16×16 threads   (⌈C/16⌉, ⌈rows/16⌉, 1)           per shard
 //   reduce      256 threads     (1, 1, 1)
 
 struct Params {
@@ -35,7 +40,10 @@ struct Params {
   rows: u32,
   gradScale: f32,
   logitsOffset: u32,
-  pad: u32,
+  shardRow0: u32, // first vocabulary row of the bound Wh shard (logitsTiled, gradHidden)
+  shardRows: u32, // its rows
+  pad0: u32,
+  pad1: u32,
 }
 
 override WRITE_GRAD: bool = false;
@@ -59,9 +67,9 @@ fn loadHs(m: u32, k: u32) -> f32 {
   return hs[(p.row0 + m) * p.C + k];
 }
 
-// Whᵀ[k, v] = Wh[v, k]
+// Whᵀ[k, v] = Wh[v, k], v local to the shard
 fn loadWhT(k: u32, v: u32) -> f32 {
-  if (k >= p.C || v >= p.V) { return 0.0; }
+  if (k >= p.C || v >= p.shardRows) { return 0.0; }
   return f32(Wh[v * p.C + k]);
 }
 
@@ -79,7 +87,7 @@ fn logitsTiled(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_
     }
     workgroupBarrier();
   }
-  if (m < p.rows && v < p.V) { work[p.logitsOffset + m * p.V + v] = acc; }
+  if (m < p.rows && v < p.shardRows) { work[p.logitsOffset + m * p.V + p.shardRow0 + v] = acc; }
 }
 
 // --- per-row log-sum-exp, loss and gradient coefficients ----------------------------------------------------------
@@ -147,13 +155,14 @@ fn rowStats(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id)
 
 // --- dhs = G·Wh over the chunk's rows -----------------------------------------------------------------------------
 
+// v local to the shard
 fn loadG(m: u32, v: u32) -> f32 {
-  if (m >= p.rows || v >= p.V) { return 0.0; }
-  return work[p.logitsOffset + m * p.V + v];
+  if (m >= p.rows || v >= p.shardRows) { return 0.0; }
+  return work[p.logitsOffset + m * p.V + p.shardRow0 + v];
 }
 
 fn loadWh(v: u32, c: u32) -> f32 {
-  if (v >= p.V || c >= p.C) { return 0.0; }
+  if (v >= p.shardRows || c >= p.C) { return 0.0; }
   return f32(Wh[v * p.C + c]);
 }
 
@@ -161,8 +170,10 @@ fn loadWh(v: u32, c: u32) -> f32 {
 fn gradHidden(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
   let m = wid.y * TS + lid.y;
   let c = wid.x * TS + lid.x;
+  let inside = m < p.rows && c < p.C;
   var acc = 0.0;
-  for (var v0 = 0u; v0 < p.V; v0 += TS) {
+  if (ACCUMULATE && inside) { acc = out[(p.row0 + m) * p.C + c]; } // the previous shards' running sum
+  for (var v0 = 0u; v0 < p.shardRows; v0 += TS) {
     tileA[lid.y * TS + lid.x] = loadG(m, v0 + lid.x);
     tileB[lid.y * TS + lid.x] = loadWh(v0 + lid.y, c);
     workgroupBarrier();
@@ -171,7 +182,7 @@ fn gradHidden(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_i
     }
     workgroupBarrier();
   }
-  if (m < p.rows && c < p.C) { out[(p.row0 + m) * p.C + c] = acc; }
+  if (inside) { out[(p.row0 + m) * p.C + c] = acc; }
 }
 
 // --- loss sum and count over all T rows ---------------------------------------------------------------------------

@@ -2,6 +2,7 @@
 import source from '../../shaders/embedding.wgsl?raw';
 import { KernelError, packParams, type KernelSpec, type Recorder } from '../kernel.ts';
 import type { EmbeddingShape } from '../ref/embedding.ref.ts';
+import { shardsOf, tableElem, type RowShardedTable } from '../sharded.ts';
 import { renderWgsl, type ElementType } from '../wgsl.ts';
 import { foldWorkgroups, type FoldOptions } from './elementwise.ts';
 
@@ -23,7 +24,7 @@ export function embeddingSpec(o: EmbeddingOptions = {}): KernelSpec {
     entryPoint: 'forward',
     constants: { HAS_POS: o.hasPos ? 1 : 0 },
     bindings: ['read', 'read', 'read', 'read', 'read_write'],
-    paramsBytes: 16,
+    paramsBytes: 32,
   };
 }
 
@@ -34,14 +35,16 @@ export function allEmbeddingSpecs(hasF16: boolean): KernelSpec[] {
 
 export interface EmbeddingBuffers {
   ids: GPUBuffer; // (rows) u32
-  wte: GPUBuffer; // (vocab, C) elem
+  /** (vocab, C) elem: one buffer, or split by rows into shards (one dispatch per shard). */
+  wte: GPUBuffer | RowShardedTable;
   out: GPUBuffer; // (rows, C) f32
   /** (rows) u32 and (maxPos, C) elem, for learned positions; give both or neither. */
   positions?: GPUBuffer;
   wpe?: GPUBuffer;
 }
 
-/** out[t] = wte[ids[t]] (+ wpe[positions[t]]). Out-of-range ids/positions contribute zeros (see the .wgsl). */
+/** out[t] = wte[ids[t]] (+ wpe[positions[t]]). Out-of-range ids/positions contribute zeros (see the .wgsl).
+ *  A sharded wte is gathered shard by shard, each token written by the one dispatch that owns its id. */
 export function recordEmbedding(
   rec: Recorder,
   shape: EmbeddingShape,
@@ -51,16 +54,24 @@ export function recordEmbedding(
   const hasPos = !!b.wpe;
   if (hasPos !== !!b.positions) throw new KernelError('embedding: positions and wpe go together; give both or neither');
   if (hasPos && !shape.maxPos) throw new KernelError(`embedding: wpe given but shape.maxPos is ${shape.maxPos}`);
-  const params = packParams([
-    ['u32', shape.rows],
-    ['u32', shape.C],
-    ['u32', shape.vocab],
-    ['u32', hasPos ? shape.maxPos! : 0],
-  ]);
-  rec.dispatch(
-    embeddingSpec({ elem: options.elem, hasPos }),
-    [b.ids, b.positions ?? rec.unused, b.wte, b.wpe ?? rec.unused, b.out],
-    params,
-    foldWorkgroups(Math.ceil((shape.rows * shape.C) / WG), options.maxWorkgroupsPerDim),
-  );
+  const elem = tableElem('embedding', b.wte, shape.vocab, shape.C, options.elem);
+  const workgroups = foldWorkgroups(Math.ceil((shape.rows * shape.C) / WG), options.maxWorkgroupsPerDim);
+  shardsOf(b.wte, shape.vocab).forEach((shard, i) => {
+    const params = packParams([
+      ['u32', shape.rows],
+      ['u32', shape.C],
+      ['u32', shape.vocab],
+      ['u32', hasPos ? shape.maxPos! : 0],
+      ['u32', shard.firstRow],
+      ['u32', shard.rows],
+      ['u32', i === 0 ? 1 : 0], // ids past the vocabulary: zeros (+ position), written once
+      ['u32', 0],
+    ]);
+    rec.dispatch(
+      embeddingSpec({ elem, hasPos }),
+      [b.ids, b.positions ?? rec.unused, shard.buffer, b.wpe ?? rec.unused, b.out],
+      params,
+      workgroups,
+    );
+  });
 }

@@ -4,6 +4,7 @@ import type { Engine } from '../engine.ts';
 import { fromF16Array, toF16Array } from '../ref/elementwise.ref.ts';
 import { mismatches, randomArray, rng, type Tolerance } from '../ref/testing.ts';
 import { IGNORE_INDEX, logitsRef, xentBackwardRef, xentForwardRef, type XentRefInputs } from '../ref/xent.ref.ts';
+import { uploadRowSharded } from '../sharded.ts';
 import { download, testEngine, upload, zeros } from '../testing-gpu.ts';
 import type { ElementType } from '../wgsl.ts';
 import { recordCrossEntropy, recordLogits, xentScratchElements } from './xent.ts';
@@ -33,12 +34,25 @@ function makeInputs(T: number, C: number, V: number, labels: Labels, seed: numbe
   return { T, C, V, hs: randomArray(T * C, seed + 2, 2), Wh, labels: lab };
 }
 
-async function runXent(x: XentRefInputs, elem: ElementType, o: { chunkRows?: number; withGrad: boolean; total0?: [number, number] }) {
+/** Wh on the GPU: one buffer, or split by rows into shards of at most `shardRows` rows' worth of bytes. */
+function uploadWh(x: XentRefInputs, elem: ElementType, shardRows?: number) {
+  const data = elem === 'f16' ? toF16Array(x.Wh) : Float32Array.from(x.Wh);
+  if (shardRows === undefined) return upload(e, data);
+  const table = uploadRowSharded(e.buffers, e.device, data, x.V, x.C, shardRows * x.C * (elem === 'f16' ? 2 : 4), 'Wh');
+  expect(table.shards.length).toBeGreaterThan(1);
+  return table;
+}
+
+async function runXent(
+  x: XentRefInputs,
+  elem: ElementType,
+  o: { chunkRows?: number; withGrad: boolean; total0?: [number, number]; shardRows?: number },
+) {
   const { T, C, V } = x;
   const gradScale = 1 / 7;
   const buffers = {
     hs: upload(e, Float32Array.from(x.hs)),
-    Wh: elem === 'f16' ? upload(e, toF16Array(x.Wh)) : upload(e, Float32Array.from(x.Wh)),
+    Wh: uploadWh(x, elem, o.shardRows),
     labels: uploadBuffer(e.buffers, e.device, Int32Array.from(x.labels), 'labels'),
     work: zeros(e, xentScratchElements(x, o.chunkRows)),
     total: upload(e, Float32Array.from(o.total0 ?? [0, 0])),
@@ -118,5 +132,50 @@ describe('recordLogits', () => {
     );
     await rec.submit();
     expect(mismatches(await download(e, out, 2 * 301), logitsRef(x, 7, 2), TOL_F32)).toEqual([]);
+  });
+});
+
+// An LM head split by rows (src/gpu/sharded.ts): logits shard by shard into their columns, row stats over the whole
+// row, dhs continued shard after shard. The logits of one (row, v) and the order of dhs's fma chain over v do not
+// depend on the split, so the results must equal the single-buffer run exactly, not just within tolerance.
+describe.each(['f32', 'f16'] as const)('cross-entropy and logits with a row-sharded %s Wh', (elem) => {
+  // V not a multiple of the shard, shards of 3 rows (f16 at odd C: 2), and one of 7 > the 16-wide tile's remainder.
+  const CASES: [number, number, number, number][] = [
+    [9, 5, 50, 3],
+    [33, 24, 301, 3],
+    [33, 24, 301, 37],
+    [1, 5, 3, 2],
+  ];
+  it.for(CASES)('T=%i C=%i V=%i, shards of %i rows: identical to one buffer', async ([T, C, V, shardRows], ctx) => {
+    if (elem === 'f16' && !e.gpu.hasF16) ctx.skip(`${e.gpu.adapter.name} has no shader-f16`);
+    const x = makeInputs(T, C, V, 'mixed', T * 7 + C * 3 + V, elem);
+    const chunkRows = T > 1 ? 4 : undefined;
+    const one = await runXent(x, elem, { withGrad: true, chunkRows });
+    const split = await runXent(x, elem, { withGrad: true, chunkRows, shardRows });
+    expect(Array.from(split.total)).toEqual(Array.from(one.total));
+    expect(Array.from(split.rows)).toEqual(Array.from(one.rows));
+    expect(Array.from(split.dhs!)).toEqual(Array.from(one.dhs!));
+    // Forward only (eval) as well.
+    const fwd = await runXent(x, elem, { withGrad: false, chunkRows, shardRows });
+    expect(Array.from(fwd.total)).toEqual(Array.from(one.total));
+    // And the reference, so neither path can be wrong the same way.
+    const tol = elem === 'f16' ? TOL_F16 : TOL_F32;
+    expect(mismatches(split.total, [split.want.f.lossSum, split.want.f.count], tol)).toEqual([]);
+    expect(mismatches(split.dhs!, split.want.dhs, tol), 'dhs').toEqual([]);
+
+    const rows = Math.min(2, T);
+    const row0 = T - rows;
+    const logits = async (Wh: GPUBuffer | ReturnType<typeof uploadWh>) => {
+      const out = upload(e, new Float32Array(rows * V + 1).fill(42));
+      const rec = e.record('logits-test');
+      recordLogits(rec, x, { hs: upload(e, Float32Array.from(x.hs)), Wh, logits: out }, { elem, row0, rows });
+      await rec.submit();
+      return download(e, out, rows * V + 1);
+    };
+    const want = await logits(uploadWh(x, elem));
+    const got = await logits(uploadWh(x, elem, shardRows));
+    expect(Array.from(got)).toEqual(Array.from(want));
+    expect(got[rows * V], 'wrote past the logits').toBe(42);
+    expect(mismatches(got.subarray(0, rows * V), logitsRef(x, row0, rows), TOL_F32)).toEqual([]);
   });
 });

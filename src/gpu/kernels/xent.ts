@@ -5,6 +5,7 @@ import source from '../../shaders/xent.wgsl?raw';
 import { packParams, type KernelSpec, type Recorder } from '../kernel.ts';
 import { renderWgsl, type ElementType } from '../wgsl.ts';
 import type { XentShape } from '../ref/xent.ref.ts';
+import { shardsOf, tableElem, type RowShardedTable, type TableShard } from '../sharded.ts';
 
 export type { XentShape } from '../ref/xent.ref.ts';
 
@@ -19,6 +20,7 @@ export interface XentSpecOptions {
   /** Storage of Wh; only logitsTiled and gradHidden read it. */
   elem?: ElementType;
   writeGrad?: boolean;
+  /** reduce: add into total; gradHidden: continue the running sum in dhs (every Wh shard after the first). */
   accumulate?: boolean;
 }
 
@@ -33,7 +35,7 @@ export function xentSpec(o: XentSpecOptions): KernelSpec {
     entryPoint: o.entry,
     constants: { WRITE_GRAD: o.writeGrad ? 1 : 0, ACCUMULATE: o.accumulate ? 1 : 0 },
     bindings: ['read', 'read', 'read', 'read_write', 'read_write'],
-    paramsBytes: 32,
+    paramsBytes: 48,
   };
 }
 
@@ -43,14 +45,15 @@ export function allXentSpecs(hasF16: boolean): KernelSpec[] {
   const specs: KernelSpec[] = [];
   for (const elem of elems) {
     specs.push(xentSpec({ entry: 'logitsTiled', elem }));
-    specs.push(xentSpec({ entry: 'gradHidden', elem }));
+    for (const accumulate of [false, true]) specs.push(xentSpec({ entry: 'gradHidden', elem, accumulate }));
   }
   for (const writeGrad of [false, true]) specs.push(xentSpec({ entry: 'rowStats', writeGrad }));
   for (const accumulate of [false, true]) specs.push(xentSpec({ entry: 'reduce', accumulate }));
   return specs;
 }
 
-function params(s: XentShape, row0: number, rows: number, gradScale: number, logitsOffset: number): ArrayBuffer {
+/** `shard`: the Wh shard bound (logitsTiled, gradHidden); the other entries ignore it. */
+function params(s: XentShape, row0: number, rows: number, gradScale: number, logitsOffset: number, shard?: TableShard): ArrayBuffer {
   return packParams([
     ['u32', s.T],
     ['u32', s.C],
@@ -59,6 +62,9 @@ function params(s: XentShape, row0: number, rows: number, gradScale: number, log
     ['u32', rows],
     ['f32', gradScale],
     ['u32', logitsOffset],
+    ['u32', shard?.firstRow ?? 0],
+    ['u32', shard?.rows ?? s.V],
+    ['u32', 0],
     ['u32', 0],
   ]);
 }
@@ -76,7 +82,8 @@ export function xentScratchElements(shape: XentShape, chunkRows = DEFAULT_CHUNK_
 
 export interface XentBuffers {
   hs: GPUBuffer; // (T, C) f32
-  Wh: GPUBuffer; // [V, C] f32 or f16
+  /** [V, C] f32 or f16: one buffer, or split by rows into shards (one logits and one dhs dispatch per shard). */
+  Wh: GPUBuffer | RowShardedTable;
   labels: GPUBuffer; // (T) i32, already shifted; −100 = ignore
   /** f32 scratch of xentScratchElements(shape, chunkRows). */
   work: GPUBuffer;
@@ -111,21 +118,36 @@ export function recordCrossEntropy(rec: Recorder, shape: XentShape, buffers: Xen
   }
   const { hs, Wh, labels, work, total, dhs } = buffers;
   const logitsOffset = 2 * T;
-  const elem = options.elem;
+  const elem = tableElem('xent', Wh, V, C, options.elem);
+  const shards = shardsOf(Wh, V);
   // `out` is dhs for gradHidden and total for reduce; the chunk passes that write neither get total.
   for (let row0 = 0; row0 < T; row0 += chunkRows) {
     const rows = Math.min(chunkRows, T - row0);
+    // The chunk's logits, shard by shard into their columns; then the row stats over the whole row.
+    for (const shard of shards) {
+      rec.dispatch(
+        xentSpec({ entry: 'logitsTiled', elem }),
+        [hs, shard.buffer, labels, work, total],
+        params(shape, row0, rows, gradScale, logitsOffset, shard),
+        [Math.ceil(shard.rows / 16), Math.ceil(rows / 16), 1],
+      );
+    }
     const prm = params(shape, row0, rows, gradScale, logitsOffset);
-    const bound = [hs, Wh, labels, work, total];
-    rec.dispatch(xentSpec({ entry: 'logitsTiled', elem }), bound, prm, [Math.ceil(V / 16), Math.ceil(rows / 16), 1]);
-    rec.dispatch(xentSpec({ entry: 'rowStats', writeGrad: withGrad }), bound, prm, [rows, 1, 1]);
+    rec.dispatch(xentSpec({ entry: 'rowStats', writeGrad: withGrad }), [hs, shards[0].buffer, labels, work, total], prm, [rows, 1, 1]);
     if (dhs) {
-      rec.dispatch(xentSpec({ entry: 'gradHidden', elem }), [hs, Wh, labels, work, dhs], prm, [Math.ceil(C / 16), Math.ceil(rows / 16), 1]);
+      shards.forEach((shard, i) => {
+        rec.dispatch(
+          xentSpec({ entry: 'gradHidden', elem, accumulate: i > 0 }),
+          [hs, shard.buffer, labels, work, dhs],
+          params(shape, row0, rows, gradScale, logitsOffset, shard),
+          [Math.ceil(C / 16), Math.ceil(rows / 16), 1],
+        );
+      });
     }
   }
   rec.dispatch(
     xentSpec({ entry: 'reduce', accumulate: options.accumulate }),
-    [hs, Wh, labels, work, total],
+    [hs, shards[0].buffer, labels, work, total],
     params(shape, 0, T, gradScale, logitsOffset),
     [1, 1, 1],
   );
@@ -135,7 +157,7 @@ export function recordCrossEntropy(rec: Recorder, shape: XentShape, buffers: Xen
 export function recordLogits(
   rec: Recorder,
   shape: { C: number; V: number; T: number },
-  buffers: { hs: GPUBuffer; Wh: GPUBuffer; logits: GPUBuffer },
+  buffers: { hs: GPUBuffer; Wh: GPUBuffer | RowShardedTable; logits: GPUBuffer },
   options: { elem?: ElementType; row0?: number; rows?: number } = {},
 ): void {
   checkShape(shape);
@@ -145,10 +167,14 @@ export function recordLogits(
     throw new RangeError(`recordLogits: rows ${row0}..${row0 + rows} outside the T = ${shape.T} rows of hs`);
   }
   // logitsTiled reads hs and Wh and writes `work` only: labels gets hs (read-only either way), out the spare buffer.
+  // A sharded Wh: one dispatch per shard, each into its own columns of the (rows, V) logits.
   const { hs, Wh, logits } = buffers;
-  rec.dispatch(xentSpec({ entry: 'logitsTiled', elem: options.elem }), [hs, Wh, hs, logits, rec.unused], params(shape, row0, rows, 0, 0), [
-    Math.ceil(shape.V / 16),
-    Math.ceil(rows / 16),
-    1,
-  ]);
+  const elem = tableElem('recordLogits', Wh, shape.V, shape.C, options.elem);
+  for (const shard of shardsOf(Wh, shape.V)) {
+    rec.dispatch(xentSpec({ entry: 'logitsTiled', elem }), [hs, shard.buffer, hs, logits, rec.unused], params(shape, row0, rows, 0, 0, shard), [
+      Math.ceil(shard.rows / 16),
+      Math.ceil(rows / 16),
+      1,
+    ]);
+  }
 }
