@@ -34,6 +34,8 @@ export class BufferPool {
   private pooled = 0;
   private readonly free = new Map<string, GPUBuffer[]>();
   private readonly sizes = new WeakMap<GPUBuffer, number>();
+  private pendingChecks: Promise<void>[] = [];
+  private failure: GpuOutOfMemoryError | null = null;
 
   constructor(private readonly device: GPUDevice) {}
 
@@ -52,12 +54,33 @@ export class BufferPool {
           `${label}: ${size} bytes exceeds this GPU's maxBufferSize (${this.device.limits.maxBufferSize} bytes)`,
         );
       }
+      // Allocation failures arrive asynchronously as an out-of-memory error: caught here and raised, naming the
+      // buffer, by the next ready() (every submission awaits it) instead of a lost device later.
+      this.device.pushErrorScope('out-of-memory');
       buffer = this.device.createBuffer({ size, usage, label });
+      this.pendingChecks.push(
+        this.device.popErrorScope().then((error) => {
+          if (error) {
+            this.failure ??= new GpuOutOfMemoryError(
+              `the GPU ran out of memory allocating ${label} (${size} bytes; ${this.live} bytes in use): ` +
+                'use a smaller model, QLoRA, a shorter max length or a smaller batch',
+            );
+          }
+        }),
+      );
       this.sizes.set(buffer, size);
     }
     this.live += size;
     this.peak = Math.max(this.peak, this.live + this.pooled);
     return buffer;
+  }
+
+  /** Resolves when every allocation so far is known to have succeeded; throws GpuOutOfMemoryError otherwise. */
+  async ready(): Promise<void> {
+    const pending = this.pendingChecks;
+    this.pendingChecks = [];
+    await Promise.all(pending);
+    if (this.failure) throw this.failure;
   }
 
   /** Returns a buffer to the pool for reuse (its contents are not cleared). */

@@ -65,3 +65,28 @@ describe('recorder', () => {
     gpu.destroy();
   });
 });
+
+describe('out of GPU memory', () => {
+  // lavapipe backs buffers with overcommitted host memory: its allocations never fail up front, so there is
+  // nothing to observe there. SwiftShader, like real GPUs, refuses what it cannot back.
+  const observable = process.env.LORA_STUDIO_DRIVER === 'lavapipe' ? it.skip : it;
+  observable('is an error naming the buffer at the next submission, not a lost device', async () => {
+    const { createEngine } = await import('./engine.ts');
+    const { GpuOutOfMemoryError } = await import('./buffers.ts');
+    const gpu = await openNodeGpu();
+    const e = createEngine(gpu);
+    // Within maxBufferSize, far beyond what a CPU driver (or any GPU) can back at once.
+    const size = Math.floor(Math.min(gpu.limits.maxBufferSize, 2 ** 40) / 4) * 4;
+    const held: GPUBuffer[] = [];
+    let error: unknown = null;
+    for (let i = 0; i < 64 && !error; i++) {
+      held.push(e.buffers.acquire(size, undefined, `huge-${i}`));
+      await e.buffers.ready().catch((err) => (error = err));
+    }
+    // 64 × maxBufferSize (up to 256 GiB) is more than any machine this runs on can back.
+    expect(error, `${held.length} buffers of ${size} bytes were all allocated`).toBeInstanceOf(GpuOutOfMemoryError);
+    expect(String((error as Error).message)).toMatch(/ran out of memory allocating huge-\d+/);
+    for (const b of held) b.destroy();
+    gpu.destroy();
+  });
+});

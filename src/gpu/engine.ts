@@ -21,6 +21,6 @@ export function createEngine(gpu: Gpu): Engine {
     device: gpu.device,
     buffers,
     pipelines,
-    record: (label) => new Recorder(gpu.device, pipelines, label),
+    record: (label) => new Recorder(gpu.device, pipelines, label, () => buffers.ready()),
   };
 }

@@ -144,6 +144,8 @@ export class Recorder {
     private readonly device: GPUDevice,
     private readonly pipelines: PipelineCache,
     label = 'step',
+    /** Awaited before submitting, e.g. the buffer pool's allocation check. */
+    private readonly beforeSubmit?: () => Promise<void>,
   ) {
     this.encoder = device.createCommandEncoder({ label });
   }
@@ -217,6 +219,7 @@ export class Recorder {
     this.submitted = true;
     try {
       await this.pipelines.ready();
+      await this.beforeSubmit?.();
       // A dispatch Dawn rejects (e.g. one buffer bound writable twice) only invalidates the command buffer: catch it
       // here so the caller gets the reason instead of silently stale outputs.
       this.device.pushErrorScope('validation');
