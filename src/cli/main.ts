@@ -3,6 +3,7 @@
 import { openNodeGpu } from '../gpu/node.ts';
 import { evalCommand, EVAL_USAGE } from './eval.ts';
 import { generateCommand, GENERATE_USAGE } from './generate.ts';
+import { trainCommand, TRAIN_USAGE } from './train.ts';
 
 const USAGE = `usage: lora-studio <command> [options]
 
@@ -10,6 +11,7 @@ commands:
   gpu        print the WebGPU adapter this machine gives, its limits and features
   eval       the mean next-token loss of a model on a JSONL file: ${EVAL_USAGE.replace('lora-studio eval ', '')}
   generate   text from a model, streamed as it comes: ${GENERATE_USAGE.replace('lora-studio generate ', '')}
+  train      LoRA/QLoRA fine-tuning into a PEFT adapter: ${TRAIN_USAGE.replace('lora-studio train ', '')}
 
 options:
   --debug    print stack traces with errors
@@ -31,6 +33,7 @@ const COMMANDS: Record<string, (args: string[]) => Promise<void>> = {
   gpu: gpuCommand,
   eval: evalCommand,
   generate: generateCommand,
+  train: trainCommand,
 };
 
 export async function main(argv: string[]): Promise<number> {

@@ -1,0 +1,430 @@
+// `lora-studio train`: LoRA / QLoRA fine-tuning of a model folder on a JSONL file, written as a PEFT adapter.
+//
+//   flags → TrainConfig (config.ts validates; errors name the flag and the valid range)
+//   → model folder, tokenizer, rows (src/cli/load.ts, as eval reads them), eval rows (--eval-data or --eval-split)
+//   → [--resume: the newest complete checkpoint-<step>/ of --out, same config and data required]
+//   → the GPU: the model (NF4 base for qlora, exactly as `eval --quant nf4`), the Trainer (src/train/trainer.ts)
+//   → per step: one JSON line on stdout (or a progress bar on a terminal), appended to --out/metrics.jsonl;
+//     evaluation every --eval-every steps and at the end; checkpoint-<step>/ every --checkpoint-every steps and at
+//     the end (src/train/checkpoint-fs.ts: temporary folder, then rename)
+//   → --out/adapter_config.json + adapter_model.safetensors (the best evaluated adapter with early stopping)
+//   → a JSON summary line.
+//
+// stdout carries only JSON lines; the trainable-parameter report, the dataset report and skipped lines go to stderr.
+// A NaN/Inf loss stops the run with an error naming the step; the checkpoints already written stay as they are.
+import { appendFile, mkdir, readdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import { splitEval, type DatasetRow, type TokenizedRow } from '../data/index.ts';
+import type { Engine } from '../gpu/engine.ts';
+import { createEngine } from '../gpu/engine.ts';
+import type { TuningCache } from '../gpu/kernels/matmul-tuning.ts';
+import { openNodeGpu } from '../gpu/node.ts';
+import type { ModelConfig } from '../model/config.ts';
+import type { GpuModel } from '../model/runtime/gpu-model.ts';
+import { loadTransformer } from '../model/runtime/load.ts';
+import { linearModules, selectTargetModules, type LinearModule } from '../model/weights.ts';
+import { checkpointName, latestCheckpoint, leftoverTemporaries, listCheckpoints, writeCheckpoint, writeFileAtomic, type StoredCheckpoint } from '../train/checkpoint-fs.ts';
+import { ConfigError, DEFAULT_CONFIG, resolveConfig, type TrainConfig } from '../train/config.ts';
+import { detachLora, resolveTargets } from '../train/lora-state.ts';
+import { ADAPTER_CONFIG_FILE, ADAPTER_WEIGHTS_FILE, buildAdapterConfig, exportAdapter, type AdapterFiles } from '../train/peft.ts';
+import type { StepMetrics } from '../train/protocol.ts';
+import { Trainer, TrainingDivergedError } from '../train/trainer.ts';
+import { optionalString, parseFlags, requiredString, UsageError, type FlagValues } from './args.ts';
+import { openModelFolder, percent, processIo, readRows, type CliIo, type ModelFolder } from './load.ts';
+import { cliKernelChoice } from './tuning-cache.ts';
+
+export interface TrainDeps {
+  io?: CliIo;
+  /** An engine to run on (tests share one); by default the command opens the GPU and closes it when done. */
+  engine?: Engine;
+  tuningCache?: TuningCache;
+  /** A matmul variant to force (default: $LORA_STUDIO_MATMUL). */
+  matmulOverride?: string;
+  /** Called after every optimizer step, before its evaluation and checkpoint (tests inject faults here). */
+  afterStep?: (trainer: Trainer) => void | Promise<void>;
+}
+
+export const TRAIN_USAGE =
+  'lora-studio train --model DIR --data FILE.jsonl --out DIR [--method lora|qlora] [--rank 8] [--alpha 16] [--dropout 0] ' +
+  '[--targets q_proj,v_proj|all-linear] [--steps N | --epochs N] [--lr 2e-4] [--batch N] [--grad-accum N] [--max-len N] ' +
+  '[--warmup STEPS] [--schedule cosine|linear|constant] [--seed N] [--eval-data FILE | --eval-split FRACTION] [--eval-every N] ' +
+  '[--early-stopping N] [--checkpoint-every N] [--double-quant] [--rslora] [--lora-plus RATIO] [--weight-decay W] ' +
+  '[--train-on-prompt] [--resume]';
+
+export const METRICS_FILE = 'metrics.jsonl';
+
+/** The flags that set a TrainConfig field, and how the flag's text becomes the field's value. */
+const CONFIG_FLAGS: Record<string, { field: keyof TrainConfig; kind: 'number' | 'string' | 'boolean' | 'list' }> = {
+  method: { field: 'method', kind: 'string' },
+  rank: { field: 'rank', kind: 'number' },
+  alpha: { field: 'alpha', kind: 'number' },
+  dropout: { field: 'dropout', kind: 'number' },
+  targets: { field: 'targets', kind: 'list' },
+  steps: { field: 'maxSteps', kind: 'number' },
+  epochs: { field: 'epochs', kind: 'number' },
+  lr: { field: 'lr', kind: 'number' },
+  batch: { field: 'batchSize', kind: 'number' },
+  'grad-accum': { field: 'gradAccum', kind: 'number' },
+  'max-len': { field: 'maxLength', kind: 'number' },
+  warmup: { field: 'warmupSteps', kind: 'number' },
+  schedule: { field: 'schedule', kind: 'string' },
+  seed: { field: 'seed', kind: 'number' },
+  'eval-split': { field: 'evalSplit', kind: 'number' },
+  'eval-every': { field: 'evalEvery', kind: 'number' },
+  'early-stopping': { field: 'earlyStoppingPatience', kind: 'number' },
+  'checkpoint-every': { field: 'checkpointEvery', kind: 'number' },
+  'double-quant': { field: 'doubleQuant', kind: 'boolean' },
+  rslora: { field: 'rslora', kind: 'boolean' },
+  'lora-plus': { field: 'loraPlusRatio', kind: 'number' },
+  'weight-decay': { field: 'weightDecay', kind: 'number' },
+  'train-on-prompt': { field: 'trainOnPrompt', kind: 'boolean' },
+};
+
+const FLAG_OF = new Map(Object.entries(CONFIG_FLAGS).map(([flag, { field }]) => [field, flag]));
+
+const FLAGS = {
+  model: { type: 'string' },
+  data: { type: 'string' },
+  out: { type: 'string' },
+  'eval-data': { type: 'string' },
+  resume: { type: 'boolean' },
+  help: { type: 'boolean' },
+  ...Object.fromEntries(Object.entries(CONFIG_FLAGS).map(([flag, f]) => [flag, { type: f.kind === 'boolean' ? 'boolean' : 'string' }])),
+} as const;
+
+/** A number as written on a command line ("2e-4", "0.05", "8"); anything else is NaN, which validation reports. */
+function parseNumber(text: string): number {
+  return /^[+-]?(\d+\.?\d*|\.\d+)(e[+-]?\d+)?$/i.test(text.trim()) ? Number(text) : NaN;
+}
+
+/**
+ * The run's TrainConfig: DEFAULT_CONFIG (issue 5's CLI defaults) with the flags given. Every invalid value is reported
+ * at once, each as `--flag VALUE: must be …` (config.ts's range).
+ */
+export function configFromFlags(flags: FlagValues): TrainConfig {
+  const overrides: Record<string, unknown> = {};
+  for (const [flag, { field, kind }] of Object.entries(CONFIG_FLAGS)) {
+    const v = flags[flag];
+    if (v === undefined) continue;
+    if (kind === 'boolean') overrides[field] = v === true;
+    else if (kind === 'string') overrides[field] = v;
+    else if (kind === 'list') overrides[field] = String(v).split(',').map((s) => s.trim()).filter(Boolean);
+    else overrides[field] = parseNumber(String(v));
+  }
+  if (flags.steps !== undefined && flags.epochs !== undefined) throw new UsageError('train: give --steps or --epochs, not both');
+  if (flags['eval-split'] !== undefined && flags['eval-data'] !== undefined) {
+    throw new UsageError('train: give --eval-data or --eval-split, not both');
+  }
+  try {
+    return resolveConfig(overrides as Partial<TrainConfig>);
+  } catch (e) {
+    if (!(e instanceof ConfigError)) throw e;
+    const lines = e.errors.map(({ field, message }) => {
+      const flag = FLAG_OF.get(field);
+      if (!flag) return message;
+      const given = flags[flag];
+      // config.ts says "rank = 0: must be …"; on the command line that is "--rank 0: must be …".
+      const why = message.slice(message.indexOf(': ') + 2);
+      return `--${flag}${typeof given === 'string' ? ` ${JSON.stringify(given)}` : ''}: ${why}`;
+    });
+    throw new UsageError(`train: ${lines.join('; ')}`);
+  }
+}
+
+/** The training rows and the eval rows (--eval-data, else an --eval-split of the training file, else none). */
+interface RunData {
+  train: DatasetRow[];
+  eval: TokenizedRow[];
+  /** Compared on --resume: the same rows in the same order, else the checkpoint's data position means nothing. */
+  fingerprint: string;
+}
+
+interface RunInfo {
+  model: string;
+  data: string;
+}
+
+export async function trainCommand(args: string[], deps: TrainDeps = {}): Promise<void> {
+  const io = deps.io ?? processIo;
+  const started = performance.now();
+  const flags = parseFlags('train', args, FLAGS);
+  if (flags.help) {
+    io.stdout(`usage: ${TRAIN_USAGE}`);
+    return;
+  }
+  const modelDir = requiredString('train', flags, 'model');
+  const dataPath = requiredString('train', flags, 'data');
+  const outDir = requiredString('train', flags, 'out');
+  const evalPath = optionalString(flags, 'eval-data');
+  const resume = flags.resume === true;
+  let config = configFromFlags(flags);
+  if (config.method === 'qlora' && config.dropout > 0) {
+    // linear.ts refuses it at the first step (the NF4 LoRA path has no dropout mask yet): say so before any work.
+    throw new UsageError(`train: --dropout ${config.dropout} with --method qlora: LoRA dropout over an NF4 base is not supported yet; use --dropout 0 (or --method lora)`);
+  }
+  const hasEval = evalPath !== undefined || config.evalSplit > 0;
+  if (!hasEval && config.earlyStoppingPatience > 0) throw new UsageError('train: --early-stopping needs an eval set (--eval-data or --eval-split)');
+  if (!hasEval && config.evalEvery > 0) throw new UsageError('train: --eval-every needs an eval set (--eval-data or --eval-split)');
+
+  // Everything that can be wrong with the inputs is checked before the GPU is opened.
+  const model = await openModelFolder(modelDir);
+  config = fitToModel(config, model.config, modelDir, flags['max-len'] !== undefined, io);
+  const targets = checkTargets(config, model.config);
+  const data = await readRunData(model, dataPath, evalPath, config, io);
+  const run: RunInfo = { model: modelDir, data: data.fingerprint };
+  const resumeFrom = await prepareOut(outDir, resume, config, run, io);
+
+  const owned = deps.engine ? null : createEngine(await openNodeGpu());
+  const e = deps.engine ?? owned!;
+  let trainer: Trainer | null = null;
+  try {
+    const { kernels, matmul } = await cliKernelChoice(e, deps.tuningCache, deps.matmulOverride);
+    if (matmul.source === 'measured') io.stderr(`train: matmul variant ${matmul.variant} (measured on ${e.gpu.adapter.name}, cached)`);
+    const tf = await loadTransformer(e, model.files, kernels, {
+      dtype: 'f32',
+      // QLoRA's base is the NF4 model `eval --quant nf4` evaluates.
+      quant: config.method === 'qlora' ? 'nf4' : 'none',
+      doubleQuant: config.doubleQuant,
+      onProgress: io.tty ? (done, total) => io.progress(`train: loading weights ${percent(done, total)}`) : undefined,
+    });
+    const padId = model.tokenizer?.padIdOrFallback ?? 0;
+    trainer = new Trainer({ engine: e, transformer: tf, config, train: data.train, eval: data.eval, padId });
+    if (io.tty) io.progress('');
+    io.stderr(`train: ${trainer.trainableReport()}`);
+    io.stderr(
+      `train: ${data.train.length} training rows${data.eval.length ? `, ${data.eval.length} eval rows` : ''}; ${trainer.totalSteps} steps ` +
+        `(batch ${config.batchSize} × grad-accum ${config.gradAccum}, ${trainer.batcher.batchesPerEpoch} batches per epoch), warmup ${trainer.warmupSteps}`,
+    );
+    const adapterConfig = buildAdapterConfig({
+      baseModel: modelDir,
+      rank: config.rank,
+      alpha: config.alpha,
+      dropout: config.dropout,
+      targetModules: targets,
+      fanInFanOut: model.config.family === 'gpt2',
+      rslora: config.rslora,
+      model: model.config,
+    });
+    const adapterFiles = async (which: 'current' | 'best'): Promise<AdapterFiles> => {
+      const tensors = await trainer!.adapterTensors(which);
+      return exportAdapter(
+        tensors.map((t) => ({ peftPath: t.module.peftPath, inFeatures: t.module.inFeatures, outFeatures: t.module.outFeatures, A: t.A, B: t.B })),
+        adapterConfig,
+      );
+    };
+
+    const metricsPath = join(outDir, METRICS_FILE);
+    let lastCheckpoint: string | null = null;
+    if (resumeFrom) {
+      trainer.restore(resumeFrom.checkpoint);
+      lastCheckpoint = resumeFrom.dir;
+      io.stderr(`train: resuming from ${resumeFrom.dir} (step ${resumeFrom.step} of ${trainer.totalSteps})`);
+    }
+    // The curve so far (empty, or the checkpoint's): steps a crashed run logged after its last checkpoint are redone.
+    await writeFileAtomic(metricsPath, trainer.history.map((h) => `${metricsLine(h)}\n`).join(''));
+
+    const checkpoint = async () => {
+      const ck = await trainer!.checkpoint();
+      lastCheckpoint = await writeCheckpoint(outDir, ck, await adapterFiles('current'), run);
+    };
+    let stoppedEarly = false;
+    while (!trainer.done) {
+      try {
+        await trainer.trainStep();
+      } catch (err) {
+        if (!(err instanceof TrainingDivergedError)) throw err;
+        // The adapter on the GPU is now NaN: nothing more is written; the checkpoints on disk are the good ones.
+        const message = err.message.replace(/;? ?the run is paused at its last good checkpoint\.?$/, '.');
+        throw new Error(
+          `train: ${message} ${lastCheckpoint ? `The last good checkpoint is ${lastCheckpoint}.` : 'No checkpoint was written before it.'}`,
+        );
+      }
+      await deps.afterStep?.(trainer);
+      const step = trainer.step;
+      if (trainer.evalBatcher && ((config.evalEvery > 0 && step % config.evalEvery === 0) || trainer.done)) {
+        stoppedEarly = (await trainer.evaluateAndTrack()).stop;
+      }
+      const metrics = trainer.history[trainer.history.length - 1];
+      const line = metricsLine(metrics);
+      await appendFile(metricsPath, `${line}\n`);
+      if (io.tty) io.progress(progressBar(metrics, trainer.totalSteps, started));
+      else io.stdout(line);
+      if (step % config.checkpointEvery === 0 || trainer.done || stoppedEarly) {
+        await checkpoint();
+      }
+      if (stoppedEarly) {
+        io.stderr(`train: early stopping at step ${step}: no eval improvement in ${config.earlyStoppingPatience} evaluations (best step ${trainer.bestStep})`);
+        break;
+      }
+    }
+    if (io.tty) io.progress('');
+
+    // With early stopping the best evaluated adapter is the one exported; otherwise the last.
+    const which = config.earlyStoppingPatience > 0 && trainer.bestParams ? 'best' : 'current';
+    const files = await adapterFiles(which);
+    await writeFileAtomic(join(outDir, ADAPTER_WEIGHTS_FILE), files['adapter_model.safetensors']);
+    await writeFileAtomic(join(outDir, ADAPTER_CONFIG_FILE), files['adapter_config.json']);
+    await writeFileAtomic(metricsPath, trainer.history.map((h) => `${metricsLine(h)}\n`).join(''));
+
+    const last = trainer.history[trainer.history.length - 1];
+    const lastEval = [...trainer.history].reverse().find((h) => h.evalLoss !== undefined);
+    io.stdout(
+      JSON.stringify({
+        final_loss: last?.loss ?? null,
+        final_eval_loss: lastEval?.evalLoss ?? null,
+        steps: trainer.step,
+        time_s: round((performance.now() - started) / 1000, 3),
+        trainable_params: trainer.lora.trainableParams,
+        ...(config.earlyStoppingPatience > 0 ? { best_step: trainer.bestStep, best_eval_loss: trainer.bestEvalLoss, stopped_early: stoppedEarly } : {}),
+        out: outDir,
+      }),
+    );
+  } finally {
+    if (io.tty) io.progress('');
+    if (trainer && deps.engine) detachLora(e, trainer.lora);
+    owned?.gpu.destroy();
+  }
+}
+
+/** A step's JSON line (stdout and metrics.jsonl). */
+export function metricsLine(m: StepMetrics): string {
+  return JSON.stringify({
+    step: m.step,
+    loss: m.loss,
+    lr: m.lr,
+    grad_norm: m.gradNorm,
+    tokens_per_s: round(m.tokensPerSecond, 1),
+    ms: round(m.ms, 2),
+    mem_bytes: m.memBytes,
+    peak_bytes: m.peakBytes,
+    ...(m.evalLoss !== undefined ? { eval_loss: m.evalLoss } : {}),
+  });
+}
+
+function round(x: number, digits: number): number {
+  const f = 10 ** digits;
+  return Math.round(x * f) / f;
+}
+
+function progressBar(m: StepMetrics, total: number, started: number): string {
+  const width = 24;
+  const filled = Math.round((width * m.step) / Math.max(1, total));
+  const elapsed = (performance.now() - started) / 1000;
+  const eval_ = m.evalLoss !== undefined ? ` eval ${m.evalLoss.toFixed(4)}` : '';
+  return (
+    `train: [${'#'.repeat(filled)}${'-'.repeat(width - filled)}] ${m.step}/${total} loss ${m.loss.toFixed(4)}${eval_} ` +
+    `lr ${m.lr.toExponential(2)} ${Math.round(m.tokensPerSecond)} tok/s ${elapsed.toFixed(0)}s`
+  );
+}
+
+/** --max-len against the model: learned positions cap it; the default (512) is lowered to fit, a given value is not. */
+function fitToModel(config: TrainConfig, model: ModelConfig, dir: string, maxLenGiven: boolean, io: CliIo): TrainConfig {
+  if (model.positions.kind !== 'learned' || config.maxLength <= model.maxPositions) return config;
+  if (maxLenGiven) throw new UsageError(`train: --max-len ${config.maxLength} exceeds ${dir}'s ${model.maxPositions} learned positions`);
+  io.stderr(`train: max length ${config.maxLength} lowered to ${dir}'s ${model.maxPositions} learned positions`);
+  return { ...config, maxLength: model.maxPositions };
+}
+
+/** The modules --targets selects on this model (errors list what exists), as adapter_config.json's target_modules:
+ *  "all-linear" stays as such (buildAdapterConfig expands it as PEFT does); module names when every module of those
+ *  names is selected (PEFT matches names as path suffixes); else the full module paths. */
+function checkTargets(config: TrainConfig, model: ModelConfig): string | string[] {
+  let selected: LinearModule[];
+  const given = config.targets.join(',') || '(default)';
+  try {
+    // resolveTargets reads nothing but the config of the model it is given.
+    selected = resolveTargets({ config: model } as GpuModel, config.targets);
+    // PEFT only fails when no name matches; a misspelt name among good ones would silently train fewer layers.
+    const aliases = ['all-linear', 'attention'];
+    for (const t of config.targets) if (!aliases.includes(t)) selectTargetModules(model, [t]);
+  } catch (e) {
+    throw new UsageError(`train: --targets ${given}: ${(e as Error).message}`);
+  }
+  if (config.targets.length === 1 && config.targets[0] === 'all-linear') return 'all-linear';
+  const names = [...new Set(selected.map((m) => m.targetName))].sort();
+  const byName = linearModules(model).filter((m) => names.includes(m.targetName));
+  return byName.length === selected.length ? names : selected.map((m) => m.peftPath).sort();
+}
+
+async function readRunData(model: ModelFolder, dataPath: string, evalPath: string | undefined, config: TrainConfig, io: CliIo): Promise<RunData> {
+  const common = { command: 'train', model, maxLength: config.maxLength, io, countedAs: 'trained', trainOnPrompt: config.trainOnPrompt };
+  const { rows } = await readRows(dataPath, { ...common, flag: 'data' });
+  let train: DatasetRow[] = rows;
+  let evalRows: TokenizedRow[] = [];
+  if (evalPath !== undefined) {
+    evalRows = (await readRows(evalPath, { ...common, flag: 'eval-data' })).rows;
+  } else if (config.evalSplit > 0) {
+    if (rows.length < 2) throw new UsageError(`train: --eval-split needs at least 2 usable rows in ${dataPath}, it has ${rows.length}`);
+    const split = splitEval(rows, config.evalSplit, config.seed);
+    train = split.train;
+    evalRows = split.eval;
+    io.stderr(`train: --eval-split ${config.evalSplit}: ${evalRows.length} of ${rows.length} rows held out for evaluation`);
+  }
+  return { train, eval: evalRows, fingerprint: `train ${train.length} rows ${hashRows(train)}; eval ${evalRows.length} rows ${hashRows(evalRows)}` };
+}
+
+/** FNV-1a over every row's ids and labels: equal rows in equal order give equal hashes. */
+function hashRows(rows: readonly TokenizedRow[]): string {
+  let h = 0x811c9dc5;
+  const mix = (x: number) => {
+    h ^= x & 0xffff;
+    h = Math.imul(h, 0x01000193);
+    h ^= x >>> 16;
+    h = Math.imul(h, 0x01000193);
+  };
+  for (const row of rows) {
+    mix(row.input_ids.length);
+    for (let i = 0; i < row.input_ids.length; i++) {
+      mix(row.input_ids[i]);
+      mix(row.labels[i]);
+    }
+  }
+  return (h >>> 0).toString(16).padStart(8, '0');
+}
+
+/**
+ * Makes --out ready: without --resume it must not already hold a run (refused rather than mixing two runs' files);
+ * with --resume, the newest complete checkpoint, which must have been written with this config and these rows.
+ */
+async function prepareOut(outDir: string, resume: boolean, config: TrainConfig, run: RunInfo, io: CliIo): Promise<StoredCheckpoint | null> {
+  await mkdir(outDir, { recursive: true }).catch((e: Error) => {
+    throw new UsageError(`train: --out ${outDir}: cannot create the folder (${e.message})`);
+  });
+  const leftovers = await leftoverTemporaries(outDir);
+  if (leftovers.length) io.stderr(`train: ignoring ${leftovers.length} unfinished write(s) of an interrupted run: ${leftovers.join(', ')}`);
+  if (!resume) {
+    const { complete } = await listCheckpoints(outDir);
+    const entries = new Set(await readdir(outDir));
+    const existing = complete.length ? checkpointName(complete[complete.length - 1].step) : entries.has(ADAPTER_WEIGHTS_FILE) ? ADAPTER_WEIGHTS_FILE : null;
+    if (existing) {
+      throw new UsageError(`train: --out ${outDir} already holds a run (${existing}); pass --resume to continue it, or choose another --out`);
+    }
+    return null;
+  }
+  const stored = await latestCheckpoint(outDir, (m) => io.stderr(`train: ${m}`));
+  if (!stored) throw new UsageError(`train: --resume: ${outDir} holds no complete checkpoint-<step> folder to resume from`);
+  const differences = configDifferences(stored.checkpoint.config, config);
+  if (differences.length) {
+    throw new UsageError(
+      `train: --resume: ${stored.dir} was written with another configuration (${differences.join('; ')}); ` +
+        'resume with the same flags, or start a new run in another --out',
+    );
+  }
+  const before = stored.run as Partial<RunInfo> | undefined;
+  if (before?.data !== undefined && before.data !== run.data) {
+    throw new UsageError(`train: --resume: the data differ from the run in ${stored.dir} (then: ${before.data}; now: ${run.data})`);
+  }
+  return stored;
+}
+
+/** "--lr 0.001 (checkpoint: 0.0002)" for every field that differs. */
+function configDifferences(saved: TrainConfig, now: TrainConfig): string[] {
+  const keys = new Set([...Object.keys(DEFAULT_CONFIG), ...Object.keys(saved), ...Object.keys(now)] as (keyof TrainConfig)[]);
+  const out: string[] = [];
+  for (const k of keys) {
+    const a = JSON.stringify(saved[k]);
+    const b = JSON.stringify(now[k]);
+    if (a !== b) out.push(`${FLAG_OF.has(k) ? `--${FLAG_OF.get(k)}` : k} ${b ?? 'unset'} (checkpoint: ${a ?? 'unset'})`);
+  }
+  return out;
+}
