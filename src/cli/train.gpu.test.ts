@@ -335,6 +335,15 @@ describe('flag errors (before the GPU is opened)', () => {
     expect(state.config).toMatchObject({ method: 'qlora', doubleQuant: true });
   });
 
+  it('--packing trains on rows packed into --max-len blocks', async () => {
+    const out = join(dir, 'packing');
+    const run = await train([...base().slice(0, 4), '--out', out, '--packing', '--max-len', '16', '--steps', '2', '--batch', '1']);
+    // 4 rows of 6 tokens in blocks of 16: 2 rows per block, 2 blocks per epoch.
+    expect(run.err.join('\n')).toContain('2 batches per epoch');
+    expect(run.steps.map((s) => Number.isFinite(s.loss))).toEqual([true, true]);
+    expect(JSON.parse(readFileSync(join(out, 'checkpoint-2', 'trainer_state.json'), 'utf8')).config).toMatchObject({ packing: true, maxLength: 16 });
+  });
+
   it('a learned-position model refuses a longer --max-len and lowers the default', async () => {
     const args = ['--model', model('gpt2'), '--data', jsonl('gpt2-flags.jsonl', countingRows(4, 6, 320, 1)), '--out', join(dir, 'gpt2-flags')];
     const { message } = await trainError([...args, '--max-len', '100']);

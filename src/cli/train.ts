@@ -49,7 +49,7 @@ export const TRAIN_USAGE =
   '[--targets q_proj,v_proj|all-linear] [--steps N | --epochs N] [--lr 2e-4] [--batch N] [--grad-accum N] [--max-len N] ' +
   '[--warmup STEPS] [--schedule cosine|linear|constant] [--seed N] [--eval-data FILE | --eval-split FRACTION] [--eval-every N] ' +
   '[--early-stopping N] [--checkpoint-every N] [--double-quant] [--rslora] [--lora-plus RATIO] [--weight-decay W] ' +
-  '[--train-on-prompt] [--resume]';
+  '[--train-on-prompt] [--packing] [--resume]';
 
 export const METRICS_FILE = 'metrics.jsonl';
 
@@ -78,6 +78,7 @@ const CONFIG_FLAGS: Record<string, { field: keyof TrainConfig; kind: 'number' | 
   'lora-plus': { field: 'loraPlusRatio', kind: 'number' },
   'weight-decay': { field: 'weightDecay', kind: 'number' },
   'train-on-prompt': { field: 'trainOnPrompt', kind: 'boolean' },
+  packing: { field: 'packing', kind: 'boolean' },
 };
 
 const FLAG_OF = new Map(Object.entries(CONFIG_FLAGS).map(([flag, { field }]) => [field, flag]));
