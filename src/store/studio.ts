@@ -4,8 +4,10 @@ import { createDatasetSlice, type DatasetSlice } from './slices/dataset.ts';
 import { createGpuSlice, type GpuSlice } from './slices/gpu.ts';
 import { createModelsSlice, type ModelsSlice } from './slices/models.ts';
 import { createNavSlice, type NavSlice } from './slices/nav.ts';
+import { createRunsSlice, type RunsSlice } from './slices/runs.ts';
+import { createTrainSlice, type TrainSlice } from './slices/train.ts';
 
-export type StudioState = GpuSlice & NavSlice & ModelsSlice & DatasetSlice;
+export type StudioState = GpuSlice & NavSlice & ModelsSlice & DatasetSlice & TrainSlice & RunsSlice;
 
 export const useStudio = create<StudioState>()((...a) => {
   const gpu = createGpuSlice(...a);
@@ -14,12 +16,16 @@ export const useStudio = create<StudioState>()((...a) => {
     ...createNavSlice(...a),
     ...createModelsSlice(...a),
     ...createDatasetSlice(...a),
+    ...createTrainSlice(...a),
+    ...createRunsSlice(...a),
     // Every engine event reaches every slice that owns some: the model slice before the dataset slice, which reads
     // the newly loaded model.
     applyEngineEvent(event) {
       gpu.applyEngineEvent(event);
       a[1]().onModelEvent(event);
       a[1]().onDatasetEvent(event);
+      a[1]().onTrainEvent(event);
+      a[1]().onRunsEvent(event);
     },
   };
 });

@@ -8,12 +8,13 @@ import { GpuUnavailableError } from '../gpu/device.ts';
 import type { EngineEvent, EngineRequest } from './protocol.ts';
 import { handleLoadDataset } from './worker/datasets.ts';
 import { handleLoadModel } from './worker/models.ts';
+import { activeRunId, handleExportAdapter, handleRunControl, handleStartTraining } from './worker/training.ts';
 import { errorMessage, state } from './worker/state.ts';
 
 const scope = self as unknown as DedicatedWorkerGlobalScope;
 
-function post(event: EngineEvent): void {
-  scope.postMessage(event);
+function post(event: EngineEvent, transfer: Transferable[] = []): void {
+  scope.postMessage(event, transfer);
 }
 
 async function init(): Promise<void> {
@@ -48,6 +49,18 @@ function serial(id: string, work: () => Promise<void>): void {
     post({ type: 'error', id, message: errorMessage(err) });
   });
 }
+// A training run queues each step here, so requests sent during a run take their turn between steps.
+function exclusive<T>(work: () => Promise<T>): Promise<T> {
+  const result = queue.then(work);
+  queue = result.then(() => {}, () => {});
+  return result;
+}
+/** Loading another model or dataset would pull them from under a run. */
+function refuseDuringRun(id: string): boolean {
+  const run = activeRunId();
+  if (run) post({ type: 'error', id, message: 'a training run is using the model and dataset: stop it (Train screen) before loading another' });
+  return run !== null;
+}
 
 scope.onmessage = (msg: MessageEvent<EngineRequest>) => {
   const req = msg.data;
@@ -56,10 +69,21 @@ scope.onmessage = (msg: MessageEvent<EngineRequest>) => {
       void init();
       break;
     case 'load-model':
-      serial(req.id, () => handleLoadModel(req, post));
+      if (!refuseDuringRun(req.id)) serial(req.id, () => handleLoadModel(req, post));
       break;
     case 'load-dataset':
-      serial(req.id, () => handleLoadDataset(req, post));
+      if (!refuseDuringRun(req.id)) serial(req.id, () => handleLoadDataset(req, post));
+      break;
+    case 'start-training':
+      serial(req.id, () => handleStartTraining(req, post, exclusive));
+      break;
+    case 'pause':
+    case 'resume':
+    case 'stop':
+      handleRunControl(req, post);
+      break;
+    case 'export-adapter':
+      serial(req.id, () => handleExportAdapter(req, post));
       break;
     default:
       post({ type: 'error', id: 'id' in req ? req.id : undefined, message: `the engine cannot handle "${req.type}" requests yet` });

@@ -1,6 +1,7 @@
 // The typed message API between the UI and the engine worker. The worker alone owns the GPU device; the UI only
 // sends these requests and receives these events. Every request carries an id; events that answer one echo it.
 import type { GpuAdapterDescription, GpuLimits, WantedFeature } from '../gpu/device.ts';
+import type { ModelDims } from '../model/memory.ts';
 import type { TrainConfig } from './config.ts';
 
 export interface GpuReport {
@@ -29,6 +30,10 @@ export interface ModelSummary {
   defaultTargets: string[];
   linearModules: string[];
   weightBytes: number;
+  /** Architecture numbers for the Train screen's memory estimate and trainable-parameter count. */
+  dims?: ModelDims;
+  /** One block's linear layers: path inside the block (e.g. "self_attn.q_proj"), in and out features. */
+  layerModules?: { path: string; in: number; out: number }[];
 }
 
 export interface DatasetSummary {
@@ -63,7 +68,20 @@ export type EngineRequest =
   | { type: 'init' }
   | { type: 'load-model'; id: string; source: ModelSource; quant?: 'none' | 'nf4' }
   | { type: 'load-dataset'; id: string; file: File | { url: string; name: string }; maxLength: number; trainOnPrompt: boolean; format?: string }
-  | { type: 'start-training'; id: string; runId: string; config: TrainConfig; samplePrompt?: string; resume?: boolean }
+  | {
+      type: 'start-training';
+      id: string;
+      runId: string;
+      config: TrainConfig;
+      samplePrompt?: string;
+      /** Resume runId from its last checkpoint (its own config and name; `config` is ignored). */
+      resume?: boolean;
+      /** The dataset (its load request id) to train on; the latest loaded when omitted. */
+      datasetId?: string;
+      name?: string;
+      /** A sample for the fixed prompt every this many steps (and at the end). */
+      sampleEvery?: number;
+    }
   | { type: 'pause'; runId: string }
   | { type: 'resume'; runId: string }
   | { type: 'stop'; runId: string }
@@ -79,7 +97,22 @@ export type EngineEvent =
   | { type: 'model-loaded'; id: string; model: ModelSummary }
   | { type: 'dataset-loaded'; id: string; dataset: DatasetSummary }
   | { type: 'metrics'; runId: string; steps: StepMetrics[]; totalSteps: number }
-  | { type: 'sample'; runId: string; step: number; text: string }
+  | {
+      type: 'run-started';
+      id: string;
+      runId: string;
+      name: string;
+      totalSteps: number;
+      /** PEFT's print_trainable_parameters line. */
+      trainable: string;
+      trainableParams: number;
+      /** The checkpoint's step when resumed. */
+      resumedFrom: number | null;
+      trainRows: number;
+      evalRows: number;
+      config: TrainConfig;
+    }
+  | { type: 'sample'; runId: string; step: number; text: string; prompt?: string }
   | { type: 'run-state'; runId: string; state: 'running' | 'paused' | 'stopped' | 'finished' | 'failed'; message?: string }
   | { type: 'token'; id: string; text: string }
   | { type: 'generated'; id: string; text: string }

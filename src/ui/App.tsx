@@ -5,6 +5,8 @@ import { NoWebGpu } from './NoWebGpu.tsx';
 import { ScreenPlaceholder } from './panels/ScreenPlaceholder.tsx';
 import { DataScreen } from './screens/DataScreen.tsx';
 import { ModelsScreen } from './screens/ModelsScreen.tsx';
+import { RunsScreen } from './screens/RunsScreen.tsx';
+import { TrainScreen } from './screens/TrainScreen.tsx';
 
 const LABELS: Record<Screen, string> = {
   models: 'Models',
@@ -55,6 +57,8 @@ export function App() {
 function ScreenView({ screen }: { screen: Screen }) {
   if (screen === 'models') return <ModelsScreen />;
   if (screen === 'data') return <DataScreen />;
+  if (screen === 'train') return <TrainScreen />;
+  if (screen === 'runs') return <RunsScreen />;
   return <ScreenPlaceholder screen={screen} title={LABELS[screen]} />;
 }
 

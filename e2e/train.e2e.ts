@@ -1,0 +1,134 @@
+// Train → Run → Runs on the bundled demo model and the pirate sample dataset: a tiny config (rank 4, max length 64,
+// batch 2), start, watch the loss chart grow, stop, download the adapter .zip and check PEFT's two files and keys,
+// reload the page and find the run in Runs with its whole curve. Screenshots of the three screens.
+import { unzipSync } from 'fflate';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ARTIFACTS, openStudio, type Studio } from './harness.ts';
+
+const DEMO = join(process.cwd(), 'public', 'models', 'demo-llama');
+
+function safetensorsHeader(bytes: Uint8Array): Record<string, { dtype: string; shape: number[] }> & { __metadata__?: Record<string, string> } {
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const len = Number(view.getBigUint64(0, true));
+  return JSON.parse(new TextDecoder().decode(bytes.subarray(8, 8 + len)));
+}
+
+const points = (studio: Studio, testId: string) => studio.page.getByTestId(testId).first().getAttribute('data-points').then(Number);
+
+let studio: Studio;
+beforeAll(async () => {
+  studio = await openStudio();
+});
+afterAll(async () => {
+  await studio?.close();
+});
+
+describe('train, run, runs', () => {
+  it('trains the demo model a few steps with live charts, and stops', async () => {
+    const { page } = studio;
+    await page.goto(studio.url);
+    await page.getByTestId('adapter-name').waitFor({ timeout: 60_000 });
+    await page.getByRole('button', { name: 'Use the demo model' }).click();
+    await page.getByTestId('model-summary').waitFor({ timeout: 120_000 });
+    await page.getByRole('button', { name: 'Data', exact: true }).click();
+    await page.getByRole('button', { name: 'Use the sample Pirate voice (chat)' }).click();
+    await expect.poll(() => page.getByTestId('dataset-counts').textContent(), { timeout: 60_000 }).toBe('400 rows: 400 usable, 0 skipped');
+
+    await page.getByRole('button', { name: 'Train', exact: true }).click();
+    await page.getByTestId('screen-train').waitFor();
+    await page.getByRole('button', { name: /^Quick/ }).click();
+    // A field error names the valid range, and Start says why it is disabled.
+    await page.getByLabel('Rank r').fill('0');
+    await expect.poll(() => page.locator('[data-field="rank"] .field-error').textContent()).toContain('rank = 0: must be an integer ≥ 1 and ≤ 1024');
+    expect(await page.getByTestId('start-training').isDisabled()).toBe(true);
+    expect(await page.getByTestId('start-blocker').textContent()).toMatch(/Fix the field/);
+
+    const before = await page.getByTestId('trainable-params').textContent();
+    await page.getByLabel('Rank r').fill('4');
+    await page.getByLabel('Alpha α').fill('8');
+    await expect.poll(() => page.getByTestId('trainable-params').textContent()).not.toBe(before);
+    const config = JSON.parse(readFileSync(join(DEMO, 'config.json'), 'utf8'));
+    const kv = (config.hidden_size / config.num_attention_heads) * (config.num_key_value_heads ?? config.num_attention_heads);
+    // PEFT's default for llama: q_proj and v_proj, r·(in + out) each, in every layer.
+    const expected = config.num_hidden_layers * 4 * (config.hidden_size * 2 + config.hidden_size + kv);
+    expect(await page.getByTestId('trainable-params').textContent()).toContain(expected.toLocaleString('en'));
+    await page.getByRole('radio', { name: 'max steps' }).check();
+    await page.getByLabel('Max steps', { exact: true }).fill('400');
+    await page.getByLabel('Batch size').fill('2');
+    await page.getByLabel('Max length (tokens)').fill('64');
+    await page.getByLabel('Checkpoint every (steps)').fill('5');
+    await page.getByLabel('Eval split').fill('0.02');
+    await page.getByLabel('Evaluate every (steps, 0 = at the end)').fill('4');
+    await page.getByLabel('Run name').fill('pirate r4');
+    expect(await page.getByTestId('memory-estimate').textContent()).toMatch(/KiB|MiB/);
+    await studio.screenshot('train');
+
+    await page.getByTestId('start-training').click();
+    await expect.poll(() => page.getByTestId('run-phase').textContent(), { timeout: 60_000 }).toBe('Training');
+    await expect.poll(() => points(studio, 'loss-chart'), { timeout: 90_000 }).toBeGreaterThanOrEqual(3);
+    const first = await points(studio, 'loss-chart');
+    await expect.poll(() => points(studio, 'loss-chart'), { timeout: 90_000 }).toBeGreaterThan(first + 2);
+    // The eval loss shows up every 4 steps, and the lr and grad-norm charts follow the same steps.
+    await expect.poll(() => page.getByTestId('run-loss').textContent(), { timeout: 60_000 }).toMatch(/^\d+\.\d{4}/);
+    await expect.poll(() => points(studio, 'lr-chart')).toBeGreaterThan(first);
+    await studio.screenshot('run');
+
+    await page.getByRole('button', { name: 'Stop and save' }).click();
+    await expect.poll(() => page.getByTestId('run-phase').textContent(), { timeout: 90_000 }).toBe('Stopped');
+    const progress = (await page.getByTestId('run-progress').textContent()) ?? '';
+    const steps = Number(/Step (\d+) of 400/.exec(progress)?.[1]);
+    expect(steps).toBeGreaterThan(first + 2);
+    expect(steps).toBeLessThan(400);
+    expect(await points(studio, 'loss-chart')).toBe(steps);
+    expect(await page.getByTestId('run-message').textContent()).toContain(`stopped at step ${steps} of 400`);
+    expect(studio.problems).toEqual([]);
+  });
+
+  it('downloads the adapter as a PEFT zip', async () => {
+    const { page } = studio;
+    await page.getByRole('button', { name: 'Runs', exact: true }).click();
+    const card = page.getByTestId('run-card');
+    await expect.poll(() => card.count(), { timeout: 30_000 }).toBe(1);
+    expect(await card.getByTestId('run-status').textContent()).toBe('stopped');
+    const [download] = await Promise.all([
+      page.waitForEvent('download'),
+      card.getByRole('button', { name: 'Download the adapter of pirate r4 as a PEFT .zip' }).click(),
+    ]);
+    expect(download.suggestedFilename()).toBe('pirate-r4-adapter.zip');
+    const path = join(ARTIFACTS, 'pirate-r4-adapter.zip');
+    await download.saveAs(path);
+    const files = unzipSync(new Uint8Array(readFileSync(path)));
+    expect(Object.keys(files).sort()).toEqual(['adapter_config.json', 'adapter_model.safetensors']);
+    const adapterConfig = JSON.parse(new TextDecoder().decode(files['adapter_config.json']));
+    expect(adapterConfig).toMatchObject({ peft_type: 'LORA', task_type: 'CAUSAL_LM', r: 4, lora_alpha: 8, target_modules: ['q_proj', 'v_proj'], base_model_name_or_path: 'demo-llama' });
+    const header = safetensorsHeader(files['adapter_model.safetensors']);
+    expect(header.__metadata__).toEqual({ format: 'pt' });
+    const keys = Object.keys(header).filter((k) => k !== '__metadata__').sort();
+    const config = JSON.parse(readFileSync(join(DEMO, 'config.json'), 'utf8'));
+    expect(keys).toHaveLength(config.num_hidden_layers * 2 * 2);
+    for (const k of keys) expect(k).toMatch(/^base_model\.model\.model\.layers\.\d+\.self_attn\.[qv]_proj\.lora_[AB]\.weight$/);
+    expect(header['base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight']).toMatchObject({ dtype: 'F32', shape: [4, config.hidden_size] });
+    expect(header['base_model.model.model.layers.0.self_attn.q_proj.lora_B.weight']).toMatchObject({ dtype: 'F32', shape: [config.hidden_size, 4] });
+    expect(studio.problems).toEqual([]);
+  });
+
+  it('finds the run with its curve after a reload', async () => {
+    const { page } = studio;
+    const stepsBefore = Number(/Steps(\d+) of 400/.exec((await page.getByTestId('run-card').textContent()) ?? '')?.[1]);
+    await page.reload();
+    await page.getByTestId('adapter-name').waitFor({ timeout: 60_000 });
+    await page.getByRole('button', { name: 'Runs', exact: true }).click();
+    const card = page.getByTestId('run-card');
+    await expect.poll(() => card.count(), { timeout: 30_000 }).toBe(1);
+    expect(await card.getByTestId('run-name').textContent()).toBe('pirate r4');
+    expect(await card.getByTestId('run-status').textContent()).toBe('stopped');
+    expect(stepsBefore).toBeGreaterThan(3);
+    await expect.poll(() => card.getByTestId('run-curve').getAttribute('data-points').then(Number)).toBe(stepsBefore);
+    expect(await card.getByTestId('run-final').textContent()).toMatch(/train loss \d+\.\d{4}, eval loss \d+\.\d{4}/);
+    expect(await page.getByTestId('storage').textContent()).toMatch(/used of/);
+    await studio.screenshot('runs');
+    expect(studio.problems).toEqual([]);
+  });
+});

@@ -1,0 +1,360 @@
+// Saved training runs in IndexedDB (idb-keyval), read and written by both the engine worker (which trains) and the
+// page (which lists, renames, deletes and downloads). The storage is a plain key-value interface so the pointer logic
+// is tested in Node with a Map.
+//
+//   run:<id>                  RunRecord: config, status, curves, samples, final numbers, pointers to the blobs below
+//   ckpt:<id>:<step>:<nonce>  TrainerCheckpoint (adapter, AdamW moments, step, data position, history)
+//   adapter:<id>:<nonce>      the exported PEFT files (adapter_config.json + adapter_model.safetensors)
+//
+// A blob is never overwritten in place: the new one is written under a new key, then the run's pointer is switched
+// (one transaction), then the old key is deleted. A crash between any two of these leaves the last good blob
+// reachable; at worst an orphan the next collectGarbage() removes.
+import { createStore, del, get, getMany, keys, set, update, type UseStore } from 'idb-keyval';
+import type { TrainConfig } from '../train/config.ts';
+import type { TrainerCheckpoint } from '../train/trainer.ts';
+import type { StepMetrics } from '../train/protocol.ts';
+
+// ---------------------------------------------------------------------------------------------------------------
+// Records
+
+/** 'running' in a record nobody holds the lock of means the tab that ran it is gone: shown as interrupted. */
+export type RunStatus = 'running' | 'paused' | 'stopped' | 'finished' | 'failed';
+
+export interface RunSample {
+  step: number;
+  prompt: string;
+  text: string;
+}
+
+export interface RunFinal {
+  steps: number;
+  trainLoss: number | null;
+  evalLoss: number | null;
+  bestStep: number | null;
+  /** Wall time spent training (pauses excluded). */
+  seconds: number;
+  tokensPerSecond: number;
+  peakBytes: number;
+  /** Which adapter was exported: the last one, or the best evaluated one (early stopping). */
+  exported: 'current' | 'best';
+}
+
+export interface BlobPointer {
+  key: string;
+  step: number;
+  bytes: number;
+}
+
+export interface RunRecord {
+  id: string;
+  name: string;
+  created: number;
+  updated: number;
+  model: { name: string; modelType: string; quant: 'none' | 'nf4'; dtype: 'f32' | 'f16'; parameters: number };
+  dataset: { fileName: string; rows: number; format: string | null; evalRows: number };
+  config: TrainConfig;
+  status: RunStatus;
+  /** Why it stopped, failed or paused, in words; empty otherwise. */
+  message: string;
+  totalSteps: number;
+  trainableParams: number;
+  curves: StepMetrics[];
+  samples: RunSample[];
+  final: RunFinal | null;
+  checkpoint: BlobPointer | null;
+  adapter: BlobPointer | null;
+}
+
+export interface StoredAdapter {
+  'adapter_config.json': Uint8Array;
+  'adapter_model.safetensors': Uint8Array;
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Storage interfaces
+
+export interface KeyValue {
+  get<T>(key: string): Promise<T | undefined>;
+  getMany<T>(keys: string[]): Promise<(T | undefined)[]>;
+  set(key: string, value: unknown): Promise<void>;
+  del(key: string): Promise<void>;
+  /** Read-modify-write in one transaction. */
+  update<T>(key: string, fn: (old: T | undefined) => T): Promise<void>;
+  keys(): Promise<string[]>;
+}
+
+/** What navigator.storage reports; null when the browser does not say. */
+export interface StorageInfo {
+  estimate(): Promise<{ usage: number; quota: number } | null>;
+}
+
+export function idbKeyValue(dbName = 'lora-studio-runs'): KeyValue {
+  let store: UseStore | null = null;
+  const s = () => (store ??= createStore(dbName, 'kv'));
+  return {
+    get: (k) => get(k, s()),
+    getMany: (ks) => getMany(ks, s()),
+    set: (k, v) => set(k, v, s()),
+    del: (k) => del(k, s()),
+    update: (k, fn) => update(k, fn, s()),
+    keys: async () => (await keys(s())).map(String),
+  };
+}
+
+export const browserStorage: StorageInfo = {
+  async estimate() {
+    const storage = typeof navigator !== 'undefined' ? navigator.storage : undefined;
+    if (!storage?.estimate) return null;
+    const e = await storage.estimate();
+    return e.quota ? { usage: e.usage ?? 0, quota: e.quota } : null;
+  },
+};
+
+export class StorageFullError extends Error {
+  override name = 'StorageFullError';
+}
+
+/** IndexedDB's quota failure, whichever way the browser spells it. */
+export function isQuotaError(err: unknown): boolean {
+  const name = (err as { name?: string } | null)?.name;
+  return name === 'QuotaExceededError' || name === 'NS_ERROR_DOM_QUOTA_REACHED';
+}
+
+function mib(bytes: number): string {
+  return bytes >= 1024 ** 3 ? `${(bytes / 1024 ** 3).toFixed(2)} GiB` : `${(bytes / 1024 ** 2).toFixed(1)} MiB`;
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Sizes
+
+/** Bytes a checkpoint takes (its Float32Arrays plus ~120 bytes per history step). */
+export function checkpointBytes(ck: TrainerCheckpoint): number {
+  return (ck.params.byteLength + ck.m.byteLength + ck.v.byteLength + (ck.bestParams?.byteLength ?? 0)) + ck.history.length * 120;
+}
+
+export function adapterBytes(a: StoredAdapter): number {
+  return a['adapter_config.json'].byteLength + a['adapter_model.safetensors'].byteLength;
+}
+
+const runKey = (id: string) => `run:${id}`;
+
+function nonce(): string {
+  return Math.random().toString(36).slice(2, 10);
+}
+
+/** A new run id: sortable by time, unique across tabs. */
+export function newRunId(now = Date.now()): string {
+  return `${now.toString(36)}-${nonce()}`;
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// The store
+
+export class RunsDb {
+  constructor(
+    private readonly kv: KeyValue,
+    private readonly storage: StorageInfo = browserStorage,
+  ) {}
+
+  async get(id: string): Promise<RunRecord | null> {
+    return (await this.kv.get<RunRecord>(runKey(id))) ?? null;
+  }
+
+  /** Every run, newest first. */
+  async list(): Promise<RunRecord[]> {
+    const ids = (await this.kv.keys()).filter((k) => k.startsWith('run:'));
+    const records = (await this.kv.getMany<RunRecord>(ids)).filter((r): r is RunRecord => !!r);
+    return records.sort((a, b) => b.created - a.created);
+  }
+
+  async create(record: RunRecord): Promise<void> {
+    await this.write(runKey(record.id), record, 'the new run');
+  }
+
+  /** Changes a run in one transaction; throws when it does not exist (deleted in another tab, say). */
+  async patch(id: string, change: Partial<RunRecord> | ((r: RunRecord) => Partial<RunRecord>)): Promise<RunRecord> {
+    let out: RunRecord | null = null;
+    await this.guard('the run', () =>
+      this.kv.update<RunRecord>(runKey(id), (old) => {
+        // Throwing inside the transaction writes nothing (a put of undefined would create the key).
+        if (!old) throw new Error(`run ${id} does not exist (deleted in another tab?)`);
+        out = { ...old, ...(typeof change === 'function' ? change(old) : change), updated: Date.now() };
+        return out;
+      }),
+    );
+    return out!;
+  }
+
+  async rename(id: string, name: string): Promise<RunRecord> {
+    const clean = name.trim();
+    if (!clean) throw new Error('a run needs a name');
+    return this.patch(id, { name: clean.slice(0, 200) });
+  }
+
+  /** Deletes a run with its checkpoint and adapter (and any orphan blob of it). */
+  async delete(id: string): Promise<void> {
+    await this.kv.del(runKey(id));
+    const mine = (await this.kv.keys()).filter((k) => k.startsWith(`ckpt:${id}:`) || k.startsWith(`adapter:${id}:`));
+    for (const k of mine) await this.kv.del(k);
+  }
+
+  async saveCheckpoint(id: string, ck: TrainerCheckpoint, extra: Partial<RunRecord> = {}): Promise<BlobPointer> {
+    return this.swap(id, 'checkpoint', `ckpt:${id}:${ck.step}:${nonce()}`, ck, { step: ck.step, bytes: checkpointBytes(ck) }, extra);
+  }
+
+  async loadCheckpoint(id: string): Promise<TrainerCheckpoint | null> {
+    const r = await this.get(id);
+    if (!r?.checkpoint) return null;
+    return (await this.kv.get<TrainerCheckpoint>(r.checkpoint.key)) ?? null;
+  }
+
+  async saveAdapter(id: string, files: StoredAdapter, step: number, extra: Partial<RunRecord> = {}): Promise<BlobPointer> {
+    return this.swap(id, 'adapter', `adapter:${id}:${nonce()}`, files, { step, bytes: adapterBytes(files) }, extra);
+  }
+
+  async loadAdapter(id: string): Promise<StoredAdapter | null> {
+    const r = await this.get(id);
+    if (!r?.adapter) return null;
+    return (await this.kv.get<StoredAdapter>(r.adapter.key)) ?? null;
+  }
+
+  /** Removes blobs no run points to (left by a crash between writing one and switching the pointer). */
+  async collectGarbage(keep: ReadonlySet<string> = new Set()): Promise<string[]> {
+    const all = await this.kv.keys();
+    const runs = await this.list();
+    const live = new Set(runs.flatMap((r) => [r.checkpoint?.key, r.adapter?.key]).filter((k): k is string => !!k));
+    const orphans = all.filter((k) => (k.startsWith('ckpt:') || k.startsWith('adapter:')) && !live.has(k) && !keep.has(k));
+    for (const k of orphans) await this.kv.del(k);
+    return orphans;
+  }
+
+  /** Bytes this origin uses against its quota (all of the origin's storage, as the browser counts it). */
+  async usage(): Promise<{ usage: number; quota: number } | null> {
+    return this.storage.estimate();
+  }
+
+  /** Refuses, with what to do, a write of `bytes` that would not fit the quota. */
+  async ensureRoom(bytes: number, what: string): Promise<void> {
+    const e = await this.storage.estimate().catch(() => null);
+    if (!e) return;
+    const free = e.quota - e.usage;
+    if (bytes > free) {
+      throw new StorageFullError(
+        `saving ${what} needs ${mib(bytes)} but only ${mib(Math.max(0, free))} of this browser's ${mib(e.quota)} storage quota is free; ` +
+          'delete old runs on the Runs screen (or free disk space) and try again',
+      );
+    }
+  }
+
+  /** Write-new, switch-pointer, delete-old (see the file header). */
+  private async swap(
+    id: string,
+    field: 'checkpoint' | 'adapter',
+    key: string,
+    value: unknown,
+    meta: { step: number; bytes: number },
+    extra: Partial<RunRecord>,
+  ): Promise<BlobPointer> {
+    const what = field === 'checkpoint' ? `the checkpoint of step ${meta.step}` : 'the adapter';
+    await this.ensureRoom(meta.bytes, what);
+    await this.write(key, value, what);
+    const pointer: BlobPointer = { key, ...meta };
+    let previous: string | undefined;
+    try {
+      await this.patch(id, (r) => {
+        previous = r[field]?.key;
+        return { ...extra, [field]: pointer };
+      });
+    } catch (err) {
+      await this.kv.del(key).catch(() => {}); // the run is gone, or the pointer could not be written: no orphan
+      throw err;
+    }
+    if (previous && previous !== key) await this.kv.del(previous).catch(() => {}); // an orphan at worst
+    return pointer;
+  }
+
+  private async write(key: string, value: unknown, what: string): Promise<void> {
+    await this.guard(what, () => this.kv.set(key, value));
+  }
+
+  private async guard<T>(what: string, work: () => Promise<T>): Promise<T> {
+    try {
+      return await work();
+    } catch (err) {
+      if (isQuotaError(err)) {
+        const e = await this.storage.estimate().catch(() => null);
+        const state = e ? ` (${mib(e.usage)} of ${mib(e.quota)} used)` : '';
+        throw new StorageFullError(`the browser's storage is full${state}: ${what} was not saved; delete old runs on the Runs screen and try again`);
+      }
+      throw err;
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// One tab per run (Web Locks)
+
+export const runLockName = (id: string) => `lora-studio:run:${id}`;
+
+/** Takes the run's lock if no other tab (or worker) holds it; returns its release, or null when it is held. */
+export async function tryLockRun(id: string, locks: LockManager | undefined = globalThis.navigator?.locks): Promise<(() => void) | null> {
+  if (!locks) return () => {}; // no Web Locks (very old browser): nothing to coordinate with
+  return new Promise((resolve, reject) => {
+    locks
+      .request(runLockName(id), { ifAvailable: true }, (lock) => {
+        if (!lock) {
+          resolve(null);
+          return undefined;
+        }
+        // Held until the returned promise settles: until release() is called.
+        return new Promise<void>((release) => resolve(() => release()));
+      })
+      .catch(reject);
+  });
+}
+
+/** Ids of the runs whose lock some tab holds now. */
+export async function lockedRunIds(locks: LockManager | undefined = globalThis.navigator?.locks): Promise<Set<string>> {
+  if (!locks) return new Set();
+  const snapshot = await locks.query();
+  const prefix = runLockName('');
+  return new Set((snapshot.held ?? []).map((l) => l.name ?? '').filter((n) => n.startsWith(prefix)).map((n) => n.slice(prefix.length)));
+}
+
+/** Asks the browser once per origin not to evict saved runs (a page-only API). */
+export async function requestPersistenceOnce(flagStore: Pick<Storage, 'getItem' | 'setItem'> | undefined = globalThis.localStorage): Promise<boolean | null> {
+  const storage = typeof navigator !== 'undefined' ? navigator.storage : undefined;
+  if (!storage?.persist || !storage.persisted) return null;
+  if (await storage.persisted()) return true;
+  if (flagStore?.getItem('lora-studio:persist-asked')) return false;
+  flagStore?.setItem('lora-studio:persist-asked', String(Date.now()));
+  return storage.persist();
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// CSV
+
+const CSV_COLUMNS: [string, (m: StepMetrics) => number | undefined][] = [
+  ['step', (m) => m.step],
+  ['epoch', (m) => m.epoch],
+  ['loss', (m) => m.loss],
+  ['eval_loss', (m) => m.evalLoss],
+  ['lr', (m) => m.lr],
+  ['grad_norm', (m) => m.gradNorm],
+  ['tokens_per_s', (m) => m.tokensPerSecond],
+  ['ms', (m) => m.ms],
+  ['mem_bytes', (m) => m.memBytes],
+  ['peak_bytes', (m) => m.peakBytes],
+];
+
+/** One row per step, the CLI's metric names; an empty cell where a step has no eval loss. Full precision. */
+export function metricsCsv(curves: readonly StepMetrics[]): string {
+  const lines = [CSV_COLUMNS.map(([name]) => name).join(',')];
+  for (const m of curves) {
+    lines.push(CSV_COLUMNS.map(([, pick]) => {
+      const v = pick(m);
+      return v === undefined || v === null ? '' : String(v);
+    }).join(','));
+  }
+  return `${lines.join('\n')}\n`;
+}

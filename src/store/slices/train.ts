@@ -1,0 +1,219 @@
+// Training: the config being edited (presets and every field), and the run this tab trains: its phase, totals and
+// samples. The per-step metrics themselves go to liveMetrics (metrics-buffer.ts), outside the store: one store update
+// per worker batch at most, never one per step.
+import type { StateCreator } from 'zustand';
+import { applyPreset, DEFAULT_CONFIG, validateConfig, type FieldError, type PresetName, type TrainConfig } from '../../train/config.ts';
+import type { EngineEvent } from '../../train/protocol.ts';
+import { requestId, sendToEngine } from '../engine-link.ts';
+import { saveFile } from '../downloads.ts';
+import { liveMetrics } from '../metrics-buffer.ts';
+import { newRunId, requestPersistenceOnce, type RunSample } from '../runs-db.ts';
+import type { DatasetSlice } from './dataset.ts';
+import type { ModelsSlice } from './models.ts';
+import type { NavSlice } from './nav.ts';
+
+export type RunPhase = 'starting' | 'running' | 'pausing' | 'paused' | 'stopping' | 'stopped' | 'finished' | 'failed';
+
+export interface LiveRun {
+  runId: string;
+  /** The start-training request, whose error means the run never started. */
+  request: string;
+  name: string;
+  phase: RunPhase;
+  message: string;
+  totalSteps: number;
+  step: number;
+  trainable: string;
+  trainableParams: number;
+  resumedFrom: number | null;
+  trainRows: number;
+  evalRows: number;
+  config: TrainConfig | null;
+}
+
+export interface TrainSlice {
+  trainConfig: TrainConfig;
+  /** The preset last applied; 'custom' once a field is edited after it. */
+  trainPreset: PresetName | 'custom';
+  runName: string;
+  /** Empty: the prompt of the dataset's first (eval) row. */
+  samplePrompt: string;
+  liveRun: LiveRun | null;
+  runSamples: RunSample[];
+  trainError: string;
+  setTrainConfig(patch: Partial<TrainConfig>): void;
+  applyTrainPreset(name: PresetName): void;
+  setRunName(name: string): void;
+  setSamplePrompt(prompt: string): void;
+  startTraining(): void;
+  /** Continues a saved run from its last checkpoint (Runs screen). */
+  resumeSavedRun(runId: string, name: string): void;
+  /** Takes a saved run's config into the form (Runs screen's "re-run"). */
+  rerunWith(config: TrainConfig, name: string): void;
+  pauseRun(): void;
+  continueRun(): void;
+  stopRun(): void;
+  exportLiveAdapter(as: 'zip' | 'safetensors'): void;
+  onTrainEvent(event: EngineEvent): void;
+}
+
+type Deps = TrainSlice & Pick<ModelsSlice, 'model'> & Pick<DatasetSlice, 'datasetId' | 'dataset'> & Pick<NavSlice, 'go'>;
+
+/** Why Start cannot be pressed now, in words; empty when it can. */
+export function startBlocker(s: Pick<Deps, 'model' | 'datasetId' | 'dataset' | 'liveRun' | 'trainConfig'>, errors: FieldError[]): string {
+  if (!s.model) return 'Load a model on the Models screen first.';
+  if (!s.datasetId || !s.dataset) return 'Load a dataset on the Data screen first.';
+  if (s.liveRun && isActive(s.liveRun.phase)) return `Run "${s.liveRun.name}" is in progress: stop it first.`;
+  if (errors.length) return `Fix ${errors.length === 1 ? 'the field' : `the ${errors.length} fields`} marked below.`;
+  return '';
+}
+
+export function isActive(phase: RunPhase): boolean {
+  return phase === 'starting' || phase === 'running' || phase === 'pausing' || phase === 'paused' || phase === 'stopping';
+}
+
+const downloadsInFlight = new Set<string>();
+
+export const createTrainSlice: StateCreator<Deps, [], [], TrainSlice> = (set, get) => {
+  const begin = (runId: string, name: string, resume: boolean) => {
+    const { trainConfig, datasetId, samplePrompt } = get();
+    const id = requestId('train');
+    liveMetrics.reset();
+    set({
+      trainError: '',
+      runSamples: [],
+      liveRun: {
+        runId, request: id, name, phase: 'starting', message: '', totalSteps: 0, step: 0, trainable: '', trainableParams: 0,
+        resumedFrom: null, trainRows: 0, evalRows: 0, config: null,
+      },
+    });
+    void requestPersistenceOnce().catch(() => null);
+    const ok = sendToEngine({
+      type: 'start-training', id, runId, config: trainConfig, resume, name, datasetId: datasetId ?? undefined,
+      samplePrompt: samplePrompt.trim() || undefined,
+    });
+    if (!ok) set({ liveRun: null, trainError: 'The engine is not running: this browser has no WebGPU.' });
+  };
+  const control = (type: 'pause' | 'resume' | 'stop', phase: RunPhase) => {
+    const run = get().liveRun;
+    if (!run || !isActive(run.phase)) return;
+    sendToEngine({ type, runId: run.runId });
+    set({ liveRun: { ...run, phase } });
+  };
+  const patchRun = (runId: string, patch: Partial<LiveRun>) => {
+    const run = get().liveRun;
+    if (run && run.runId === runId) set({ liveRun: { ...run, ...patch } });
+  };
+
+  return {
+    trainConfig: applyPreset('quick', DEFAULT_CONFIG),
+    trainPreset: 'quick',
+    runName: '',
+    samplePrompt: '',
+    liveRun: null,
+    runSamples: [],
+    trainError: '',
+
+    setTrainConfig(patch) {
+      set({ trainConfig: { ...get().trainConfig, ...patch }, trainPreset: 'custom' });
+    },
+    applyTrainPreset(name) {
+      // A preset keeps what it does not set (seed, checkpointing, the method the loaded weights allow).
+      set({ trainConfig: applyPreset(name, get().trainConfig), trainPreset: name });
+    },
+    setRunName(name) {
+      set({ runName: name });
+    },
+    setSamplePrompt(prompt) {
+      set({ samplePrompt: prompt });
+    },
+
+    startTraining() {
+      const s = get();
+      const errors = validateConfig(s.trainConfig);
+      const blocker = startBlocker(s, errors);
+      if (blocker) {
+        set({ trainError: blocker });
+        return;
+      }
+      const name = s.runName.trim() || `${s.model!.name} · r${s.trainConfig.rank} · ${s.dataset!.fileName}`;
+      begin(newRunId(), name, false);
+    },
+    resumeSavedRun(runId, name) {
+      const s = get();
+      const blocker = startBlocker(s, []);
+      if (blocker) {
+        set({ trainError: blocker });
+        s.go('train');
+        return;
+      }
+      begin(runId, name, true);
+      s.go('train');
+    },
+    rerunWith(config, name) {
+      set({ trainConfig: { ...config }, trainPreset: 'custom', runName: `${name} (again)` });
+      get().go('train');
+    },
+    pauseRun() {
+      control('pause', 'pausing');
+    },
+    continueRun() {
+      control('resume', 'running');
+    },
+    stopRun() {
+      control('stop', 'stopping');
+    },
+    exportLiveAdapter(as) {
+      const run = get().liveRun;
+      if (!run) return;
+      const id = requestId('export');
+      downloadsInFlight.add(id);
+      sendToEngine({ type: 'export-adapter', id, runId: run.runId, as });
+    },
+
+    onTrainEvent(event) {
+      switch (event.type) {
+        case 'run-started':
+          liveMetrics.reset();
+          patchRun(event.runId, {
+            name: event.name, totalSteps: event.totalSteps, trainable: event.trainable, trainableParams: event.trainableParams,
+            resumedFrom: event.resumedFrom, trainRows: event.trainRows, evalRows: event.evalRows, config: event.config,
+            step: event.resumedFrom ?? 0,
+          });
+          break;
+        case 'metrics': {
+          if (get().liveRun?.runId !== event.runId) break;
+          liveMetrics.push(event.steps);
+          patchRun(event.runId, { step: event.steps.at(-1)?.step ?? 0, totalSteps: event.totalSteps });
+          break;
+        }
+        case 'sample':
+          if (get().liveRun?.runId === event.runId) {
+            set({ runSamples: [...get().runSamples, { step: event.step, prompt: event.prompt ?? '', text: event.text }].slice(-20) });
+          }
+          break;
+        case 'run-state': {
+          const run = get().liveRun;
+          if (!run || run.runId !== event.runId) break;
+          // A pause request answered by 'running' (a late batch) keeps showing "pausing" until the pause lands.
+          if (event.state === 'running' && (run.phase === 'pausing' || run.phase === 'stopping')) break;
+          patchRun(event.runId, { phase: event.state, message: event.message ?? '' });
+          break;
+        }
+        case 'adapter':
+          if (downloadsInFlight.delete(event.id)) saveFile(event.bytes, event.fileName, event.fileName.endsWith('.zip') ? 'application/zip' : 'application/octet-stream');
+          break;
+        case 'error': {
+          const run = get().liveRun;
+          if (event.id !== undefined && downloadsInFlight.delete(event.id)) {
+            set({ trainError: event.message });
+          } else if (run && event.id === run.request) {
+            // The start was refused: there is no run.
+            set({ liveRun: null, trainError: event.message });
+          }
+          break;
+        }
+      }
+    },
+  };
+};

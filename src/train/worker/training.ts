@@ -1,0 +1,487 @@
+// 'start-training', 'pause', 'resume', 'stop' and 'export-adapter': a Trainer over the loaded model and dataset, run
+// one optimizer step at a time through the worker's GPU queue so other requests (and the control messages) get
+// through between steps. Metrics go out in batches (METRICS_INTERVAL_MS), evaluations every evalEvery steps with
+// early stopping, a greedy sample for a fixed prompt every sampleEvery steps, checkpoints to IndexedDB (runs-db.ts)
+// every checkpointEvery steps, at pause and at stop; the adapter is saved with the run when it stops or finishes.
+//
+//   running ──pause──▶ paused ──resume──▶ running ──(done | early stop)──▶ finished
+//      │                  │                  └──stop──▶ stopped
+//      ├─ NaN/Inf loss ─▶ failed   (diagnosis; the last good checkpoint kept)
+//      └─ device lost ──▶ paused   (resumable from the last checkpoint once a model is loaded again)
+import { IGNORE_INDEX, splitEval, type TokenizedRow } from '../../data/index.ts';
+import { generate } from '../../model/runtime/generate.ts';
+import { selectTargetModules, type LinearModule } from '../../model/weights.ts';
+import { RunsDb, idbKeyValue, StorageFullError, tryLockRun, type RunRecord, type StoredAdapter } from '../../store/runs-db.ts';
+import { ConfigError, validateConfig, type TrainConfig } from '../config.ts';
+import { detachLora } from '../lora-state.ts';
+import { buildAdapterConfig, exportAdapter, zipAdapter } from '../peft.ts';
+import type { EngineEvent, EngineRequest, StepMetrics } from '../protocol.ts';
+import { Trainer, TrainingDivergedError, type TrainerCheckpoint } from '../trainer.ts';
+import { adapterFileName } from './training-names.ts';
+import { errorMessage, requireDataset, requireEngine, requireModel, state, UserError, type LoadedModel } from './state.ts';
+
+type StartTraining = Extract<EngineRequest, { type: 'start-training' }>;
+type RunControl = Extract<EngineRequest, { type: 'pause' | 'resume' | 'stop' }>;
+type ExportAdapter = Extract<EngineRequest, { type: 'export-adapter' }>;
+
+/** Posts an event, moving the listed buffers instead of copying them. */
+export type PostTransfer = (event: EngineEvent, transfer?: Transferable[]) => void;
+/** Runs GPU work in the worker's request order (engine-worker.ts's queue). */
+export type Exclusive = <T>(work: () => Promise<T>) => Promise<T>;
+
+export const METRICS_INTERVAL_MS = 250;
+export const SAMPLE_NEW_TOKENS = 32;
+const DEFAULT_SAMPLES_PER_RUN = 10;
+
+interface ActiveRun {
+  id: string;
+  record: RunRecord;
+  trainer: Trainer;
+  model: LoadedModel;
+  control: 'run' | 'pause' | 'stop';
+  /** Why the loop paused by itself (storage full), shown with the paused state. */
+  pauseMessage: string;
+  wake: (() => void) | null;
+  pending: StepMetrics[];
+  lastFlush: number;
+  promptIds: number[];
+  sampleEvery: number;
+  lastEvalStep: number;
+  lastSampleStep: number;
+  /** Training wall time before this session (resumed runs) and since the current stretch began. */
+  secondsBefore: number;
+  stretchStart: number;
+  releaseLock: () => void;
+}
+
+let active: ActiveRun | null = null;
+let runsDb: RunsDb | null = null;
+function db(): RunsDb {
+  runsDb ??= new RunsDb(idbKeyValue());
+  return runsDb;
+}
+
+/** The run this worker is training (running or paused), if any: model and dataset loads must wait for it. */
+export function activeRunId(): string | null {
+  return active?.id ?? null;
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Pure helpers
+
+/** Rows cut to the config's max length (the first maxLength tokens, as the loss contract truncates); rows left with
+ *  no trained position are dropped and counted. */
+export function truncateRows(rows: readonly TokenizedRow[], maxLength: number): { rows: TokenizedRow[]; dropped: number } {
+  const out: TokenizedRow[] = [];
+  let dropped = 0;
+  for (const r of rows) {
+    const row = r.input_ids.length > maxLength ? { input_ids: r.input_ids.subarray(0, maxLength), labels: r.labels.subarray(0, maxLength) } : r;
+    let trained = false;
+    for (let t = 1; t < row.labels.length && !trained; t++) trained = row.labels[t] !== IGNORE_INDEX;
+    if (trained) out.push(row);
+    else dropped++;
+  }
+  return { rows: out, dropped };
+}
+
+/** The fixed sample prompt from a row: everything before its first trained token (the question of a chat row, the
+ *  instruction of an Alpaca row); for plain text, which trains from the start, its first few tokens. */
+export function promptFromRow(row: TokenizedRow, maxPrompt: number): number[] {
+  let first = 1;
+  while (first < row.labels.length && row.labels[first] === IGNORE_INDEX) first++;
+  const take = first >= 4 ? first : Math.min(8, Math.max(1, Math.floor(row.input_ids.length / 2)));
+  return Array.from(row.input_ids.subarray(0, Math.min(take, maxPrompt)));
+}
+
+/** target_modules for adapter_config.json: the module names when they select exactly the trained modules in PEFT's
+ *  suffix matching, else the full module paths (e.g. GPT-2's attention c_proj without the MLP's c_proj). */
+export function adapterTargets(trained: readonly LinearModule[], all: readonly LinearModule[]): string[] {
+  const names = [...new Set(trained.map((m) => m.targetName))].sort();
+  const bySuffix = all.filter((m) => names.some((n) => m.peftPath.endsWith(`.${n}`)));
+  if (bySuffix.length === trained.length) return names;
+  return trained.map((m) => m.peftPath).sort();
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Start
+
+export async function handleStartTraining(req: StartTraining, post: PostTransfer, exclusive: Exclusive): Promise<void> {
+  const e = requireEngine();
+  const model = requireModel();
+  if (active) throw new UserError(`run "${active.record.name}" is ${active.control === 'pause' ? 'paused' : 'running'} in this tab: stop it first`);
+  const dataset = requireDataset(req.datasetId);
+  if (dataset.modelId !== model.id) throw new UserError('the dataset was tokenized for another model: load it again on the Data screen');
+
+  const store = db();
+  let record: RunRecord | null = null;
+  let checkpoint: TrainerCheckpoint | null = null;
+  let config: TrainConfig;
+  if (req.resume) {
+    record = await store.get(req.runId);
+    if (!record) throw new UserError(`run ${req.runId} is not saved in this browser`);
+    checkpoint = await store.loadCheckpoint(req.runId);
+    if (!checkpoint) throw new UserError(`run "${record.name}" has no checkpoint to resume from`);
+    if (record.model.name !== model.summary.name) {
+      throw new UserError(`run "${record.name}" trained ${record.model.name}: load that model to resume it (loaded: ${model.summary.name})`);
+    }
+    if (record.dataset.fileName !== dataset.summary.fileName || record.dataset.rows !== dataset.summary.rows) {
+      throw new UserError(
+        `run "${record.name}" trained on ${record.dataset.fileName} (${record.dataset.rows} rows): load that dataset to resume it ` +
+          `(loaded: ${dataset.summary.fileName}, ${dataset.summary.rows} rows)`,
+      );
+    }
+    config = checkpoint.config;
+  } else {
+    const errors = validateConfig(req.config);
+    if (errors.length) throw new UserError(new ConfigError(errors).message);
+    config = req.config;
+  }
+  if (config.method === 'qlora' && model.quant !== 'nf4') {
+    throw new UserError('QLoRA trains over an NF4 base: load the model again with "Base weights: NF4" on the Models screen, or choose LoRA');
+  }
+  if (config.method === 'lora' && model.quant === 'nf4') {
+    throw new UserError('the model is loaded with NF4 weights: choose QLoRA, or load it again in full precision for LoRA');
+  }
+  if (config.maxLength > model.config.maxPositions) {
+    throw new UserError(`maxLength = ${config.maxLength}: must be ≤ the model's ${model.config.maxPositions} positions`);
+  }
+
+  const { rows, dropped } = truncateRows(dataset.data.rows, config.maxLength);
+  if (rows.length === 0) throw new UserError(`no row of ${dataset.summary.fileName} keeps a trained token within ${config.maxLength} tokens`);
+  let train: TokenizedRow[] = rows;
+  let evalRows: TokenizedRow[] = [];
+  if (config.evalSplit > 0) {
+    if (rows.length < 2) throw new UserError(`an eval split needs at least 2 usable rows; ${dataset.summary.fileName} has ${rows.length}`);
+    ({ train, eval: evalRows } = splitEval(rows, config.evalSplit, config.seed));
+  }
+
+  const release = await tryLockRun(req.runId);
+  if (!release) throw new UserError('this run is open in another tab: it can only be trained in one tab at a time');
+  let trainer: Trainer;
+  try {
+    trainer = new Trainer({ engine: e, transformer: model.transformer, config, train, eval: evalRows, padId: model.tokenizer?.padIdOrFallback ?? 0 });
+  } catch (err) {
+    release();
+    throw new UserError(errorMessage(err));
+  }
+  try {
+    if (checkpoint) trainer.restore(checkpoint);
+    const now = Date.now();
+    const name = record?.name ?? (req.name?.trim() || `${model.summary.name} · r${config.rank} · ${dataset.summary.fileName}`);
+    if (record) {
+      record = await store.patch(req.runId, { status: 'running', message: '' });
+    } else {
+      record = {
+        id: req.runId,
+        name,
+        created: now,
+        updated: now,
+        model: { name: model.summary.name, modelType: model.summary.modelType, quant: model.quant, dtype: model.summary.dtype, parameters: model.summary.parameters },
+        dataset: { fileName: dataset.summary.fileName, rows: dataset.summary.rows, format: dataset.summary.format, evalRows: evalRows.length },
+        config,
+        status: 'running',
+        message: '',
+        totalSteps: trainer.totalSteps,
+        trainableParams: trainer.lora.trainableParams,
+        curves: [],
+        samples: [],
+        final: null,
+        checkpoint: null,
+        adapter: null,
+      };
+      await store.create(record);
+    }
+  } catch (err) {
+    detachLora(e, trainer.lora);
+    release();
+    throw err instanceof StorageFullError ? new UserError(err.message) : err;
+  }
+
+  const promptIds = req.samplePrompt?.trim() && model.tokenizer
+    ? model.tokenizer.encode(req.samplePrompt.trim()).slice(0, Math.max(1, model.config.maxPositions - SAMPLE_NEW_TOKENS))
+    : promptFromRow(evalRows[0] ?? train[0], model.config.maxPositions - SAMPLE_NEW_TOKENS);
+  const run: ActiveRun = {
+    id: req.runId,
+    record,
+    trainer,
+    model,
+    control: 'run',
+    pauseMessage: '',
+    wake: null,
+    pending: [],
+    lastFlush: performance.now(),
+    promptIds,
+    sampleEvery: req.sampleEvery && req.sampleEvery > 0 ? Math.floor(req.sampleEvery) : Math.max(1, Math.round(trainer.totalSteps / DEFAULT_SAMPLES_PER_RUN)),
+    lastEvalStep: trainer.history.findLast((h) => h.evalLoss !== undefined)?.step ?? -1,
+    lastSampleStep: record.samples.at(-1)?.step ?? -1,
+    secondsBefore: record.final?.seconds ?? 0,
+    stretchStart: performance.now(),
+    releaseLock: release,
+  };
+  active = run;
+  post({
+    type: 'run-started',
+    id: req.id,
+    runId: run.id,
+    name: record.name,
+    totalSteps: trainer.totalSteps,
+    trainable: trainer.trainableReport(),
+    trainableParams: trainer.lora.trainableParams,
+    resumedFrom: checkpoint?.step ?? null,
+    trainRows: train.length,
+    evalRows: evalRows.length,
+    config,
+  });
+  if (dropped > 0) post({ type: 'sample', runId: run.id, step: trainer.step, prompt: '', text: `(${dropped} rows had no trained token within ${config.maxLength} tokens and were left out)` });
+  if (trainer.history.length) post({ type: 'metrics', runId: run.id, steps: trainer.history.map((h) => ({ ...h })), totalSteps: trainer.totalSteps });
+  post({ type: 'run-state', runId: run.id, state: 'running' });
+  void loop(run, post, exclusive);
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// The loop
+
+/** A macrotask boundary: queued messages (pause, stop, other requests) run here. */
+const yieldToMessages = () => new Promise<void>((resolve) => setTimeout(resolve, 0));
+
+function flush(run: ActiveRun, post: PostTransfer): void {
+  if (run.pending.length === 0) return;
+  post({ type: 'metrics', runId: run.id, steps: run.pending.map((m) => ({ ...m })), totalSteps: run.trainer.totalSteps });
+  run.pending = [];
+  run.lastFlush = performance.now();
+}
+
+function trainingSeconds(run: ActiveRun): number {
+  return run.secondsBefore + (performance.now() - run.stretchStart) / 1000;
+}
+
+async function loop(run: ActiveRun, post: PostTransfer, exclusive: Exclusive): Promise<void> {
+  const t = run.trainer;
+  let earlyStop = false;
+  try {
+    while (!t.done && !earlyStop) {
+      if (run.control === 'stop') break;
+      if (run.control === 'pause') {
+        flush(run, post);
+        run.secondsBefore = trainingSeconds(run);
+        const message = run.pauseMessage;
+        // A checkpoint at pause: a closed tab loses nothing of a paused run.
+        if (!message) await exclusive(() => saveCheckpoint(run)).catch((err) => post({ type: 'error', message: `checkpoint at pause: ${errorMessage(err)}` }));
+        await db().patch(run.id, { status: 'paused', message, curves: t.history }).catch(() => {});
+        post({ type: 'run-state', runId: run.id, state: 'paused', message: message || undefined });
+        await new Promise<void>((resolve) => (run.wake = resolve));
+        run.wake = null;
+        run.pauseMessage = '';
+        run.stretchStart = performance.now();
+        if ((run.control as ActiveRun['control']) === 'run') {
+          await db().patch(run.id, { status: 'running', message: '' }).catch(() => {});
+          post({ type: 'run-state', runId: run.id, state: 'running' });
+        }
+        continue;
+      }
+      earlyStop = await exclusive(() => step(run, post));
+      if (performance.now() - run.lastFlush >= METRICS_INTERVAL_MS) flush(run, post);
+      await yieldToMessages();
+    }
+    const stopped = run.control === 'stop' && !t.done && !earlyStop;
+    const message = earlyStop
+      ? `early stopping: eval loss did not improve for ${t.config.earlyStoppingPatience} evaluations (best ${t.bestEvalLoss?.toFixed(4)} at step ${t.bestStep})`
+      : stopped ? `stopped at step ${t.step} of ${t.totalSteps}` : '';
+    await exclusive(() => finish(run, post, stopped ? 'stopped' : 'finished', message));
+  } catch (err) {
+    await exclusive(() => fail(run, post, err)).catch((inner) => post({ type: 'error', message: errorMessage(inner) }));
+  }
+}
+
+/** One optimizer step with what falls due after it; returns whether early stopping says to stop. */
+async function step(run: ActiveRun, post: PostTransfer): Promise<boolean> {
+  const t = run.trainer;
+  const m = await t.trainStep();
+  let stop = false;
+  const every = t.config.evalEvery;
+  if (t.evalBatcher && ((every > 0 && m.step % every === 0) || t.done)) {
+    stop = (await t.evaluateAndTrack()).stop; // sets m.evalLoss (m is the history's last entry)
+    run.lastEvalStep = m.step;
+  }
+  run.pending.push(m);
+  if (m.step % run.sampleEvery === 0) {
+    flush(run, post);
+    await sample(run, post);
+  }
+  if (m.step % t.config.checkpointEvery === 0 && !t.done) {
+    try {
+      await saveCheckpoint(run);
+    } catch (err) {
+      if (!(err instanceof StorageFullError)) throw err;
+      // Never a silent loss: the run waits, with the reason, until the user frees space and resumes.
+      run.control = 'pause';
+      run.pauseMessage = `${err.message}. The run is paused; its last saved checkpoint is ${run.record.checkpoint ? `step ${run.record.checkpoint.step}` : 'none'}.`;
+    }
+  }
+  return stop;
+}
+
+async function sample(run: ActiveRun, post: PostTransfer): Promise<void> {
+  const tok = run.model.tokenizer;
+  if (!tok || run.promptIds.length === 0) return;
+  const cfg = run.model.config;
+  const maxNewTokens = Math.min(SAMPLE_NEW_TOKENS, cfg.maxPositions - run.promptIds.length);
+  if (maxNewTokens < 1) return;
+  const stops = [tok.eosId, tok.tokenToId('<|im_end|>')].filter((id): id is number => id !== null && id !== undefined);
+  const result = await generate(requireEngine(), run.model.transformer, run.promptIds, {
+    maxNewTokens, temperature: 0, stopTokenIds: stops, vocabLimit: Math.min(cfg.vocabSize, tok.vocabSize ?? cfg.vocabSize),
+  });
+  const s = { step: run.trainer.step, prompt: tok.decode(run.promptIds), text: tok.decode(result.tokens, { skipSpecialTokens: true }) };
+  run.lastSampleStep = s.step;
+  run.record = { ...run.record, samples: [...run.record.samples, s].slice(-50) };
+  post({ type: 'sample', runId: run.id, ...s });
+}
+
+async function saveCheckpoint(run: ActiveRun): Promise<void> {
+  const ck = await run.trainer.checkpoint();
+  const pointer = await db().saveCheckpoint(run.id, ck, { curves: ck.history, samples: run.record.samples });
+  run.record = { ...run.record, checkpoint: pointer };
+}
+
+/** The PEFT files of the run's adapter as it is now (or its best evaluated one). */
+async function adapterFiles(run: ActiveRun, which: 'current' | 'best'): Promise<StoredAdapter> {
+  const t = run.trainer;
+  const c = t.config;
+  const modelConfig = run.model.config;
+  const tensors = await t.adapterTensors(which);
+  const trained = t.lora.modules.map((m) => m.module);
+  const config = buildAdapterConfig({
+    baseModel: run.model.summary.name,
+    rank: c.rank,
+    alpha: c.alpha,
+    dropout: c.dropout,
+    targetModules: adapterTargets(trained, selectTargetModules(modelConfig, 'all-linear')),
+    fanInFanOut: modelConfig.linearLayout === 'conv1d',
+    rslora: c.rslora,
+    model: modelConfig,
+  });
+  return exportAdapter(
+    tensors.map((x) => ({ peftPath: x.module.peftPath, inFeatures: x.module.inFeatures, outFeatures: x.module.outFeatures, A: x.A, B: x.B })),
+    config,
+  );
+}
+
+function lastLoss(history: readonly StepMetrics[], key: 'loss' | 'evalLoss'): number | null {
+  for (let i = history.length - 1; i >= 0; i--) if (history[i][key] !== undefined) return history[i][key]!;
+  return null;
+}
+
+async function finish(run: ActiveRun, post: PostTransfer, status: 'stopped' | 'finished', message: string): Promise<void> {
+  const t = run.trainer;
+  const store = db();
+  try {
+    // Evaluation "only at the end" (evalEvery 0) and a stop between evaluations both end with one.
+    if (t.evalBatcher && run.lastEvalStep !== t.step && t.step > 0) {
+      await t.evaluateAndTrack();
+      run.lastEvalStep = t.step;
+      const last = t.history.at(-1);
+      if (last && !run.pending.includes(last)) run.pending.push(last);
+    }
+    flush(run, post);
+    if (run.lastSampleStep !== t.step && t.step > 0) await sample(run, post).catch((err) => console.warn('sample failed', err));
+    const seconds = trainingSeconds(run);
+    const which = t.config.earlyStoppingPatience > 0 && t.bestParams ? 'best' : 'current';
+    let problem = '';
+    try {
+      await saveCheckpoint(run);
+    } catch (err) {
+      problem = ` The checkpoint was not saved: ${errorMessage(err)}.`;
+    }
+    const processed = t.history.reduce((s, h) => s + (h.tokensPerSecond * h.ms) / 1000, 0);
+    const final = {
+      steps: t.step,
+      trainLoss: lastLoss(t.history, 'loss'),
+      evalLoss: which === 'best' ? t.bestEvalLoss : lastLoss(t.history, 'evalLoss'),
+      bestStep: t.bestStep,
+      seconds,
+      tokensPerSecond: seconds > 0 ? processed / seconds : 0,
+      peakBytes: t.history.reduce((p, h) => Math.max(p, h.peakBytes), 0),
+      exported: which,
+    } as const;
+    const done = { status, message: message + problem, curves: t.history, samples: run.record.samples, final, totalSteps: t.totalSteps };
+    if (t.step > 0) {
+      try {
+        await store.saveAdapter(run.id, await adapterFiles(run, which), which === 'best' ? (t.bestStep ?? t.step) : t.step, done);
+      } catch (err) {
+        done.message += ` The adapter was not saved: ${errorMessage(err)}.`;
+        await store.patch(run.id, done);
+      }
+    } else {
+      await store.patch(run.id, done);
+    }
+    post({ type: 'run-state', runId: run.id, state: status, message: done.message || undefined });
+  } finally {
+    end(run);
+  }
+}
+
+async function fail(run: ActiveRun, post: PostTransfer, err: unknown): Promise<void> {
+  const t = run.trainer;
+  flush(run, post);
+  const lost = state.gpu === null; // engine-worker's onLost cleared it
+  const ck = run.record.checkpoint;
+  const kept = ck ? `the last good checkpoint (step ${ck.step}) is kept` : 'no checkpoint had been saved yet';
+  try {
+    if (lost) {
+      const message = `The GPU device was lost at step ${t.step}: ${errorMessage(err)}. ${ck ? `Resume continues from step ${ck.step}` : 'Nothing to resume from yet'}; load the model again first.`;
+      await db().patch(run.id, { status: 'paused', message, curves: t.history.slice(0, ck?.step ?? 0) }).catch(() => {});
+      post({ type: 'run-state', runId: run.id, state: 'paused', message });
+    } else {
+      const diagnosis = err instanceof TrainingDivergedError ? err.message : `training failed at step ${t.step + 1}: ${errorMessage(err)}`;
+      const message = `${diagnosis.replace(/;? ?the run is paused at its last good checkpoint\.?$/, '')}; ${kept}.`;
+      await db().patch(run.id, { status: 'failed', message, curves: t.history, samples: run.record.samples }).catch(() => {});
+      post({ type: 'run-state', runId: run.id, state: 'failed', message });
+    }
+  } finally {
+    end(run, !lost);
+  }
+}
+
+/** Frees the run's LoRA buffers (the base model is plain again) and its lock. */
+function end(run: ActiveRun, detach = true): void {
+  if (active === run) active = null;
+  if (detach && state.engine) detachLora(state.engine, run.trainer.lora);
+  run.releaseLock();
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Control and export
+
+/** pause / resume / stop: answered at once, not queued behind the steps they control. */
+export function handleRunControl(req: RunControl, post: PostTransfer): void {
+  const run = active;
+  if (!run || run.id !== req.runId) {
+    post({ type: 'error', message: `run ${req.runId} is not training in this tab` });
+    return;
+  }
+  if (req.type === 'pause' && run.control === 'run') run.control = 'pause';
+  if (req.type === 'resume') run.control = 'run';
+  if (req.type === 'stop') run.control = 'stop';
+  if (req.type !== 'pause') run.wake?.();
+}
+
+export async function handleExportAdapter(req: ExportAdapter, post: PostTransfer): Promise<void> {
+  let files: StoredAdapter | null;
+  let name: string;
+  if (active && active.id === req.runId) {
+    if (active.trainer.step === 0) throw new UserError('the run has not trained a step yet: nothing to export');
+    files = await adapterFiles(active, 'current');
+    name = active.record.name;
+  } else {
+    const record = await db().get(req.runId);
+    if (!record) throw new UserError(`run ${req.runId} is not saved in this browser`);
+    files = await db().loadAdapter(req.runId);
+    if (!files) throw new UserError(`run "${record.name}" has no saved adapter (it ${record.status === 'failed' ? 'failed' : 'did not finish'})`);
+    name = record.name;
+  }
+  const bytes = req.as === 'zip' ? zipAdapter(files) : files['adapter_model.safetensors'].slice();
+  post(
+    { type: 'adapter', id: req.id, runId: req.runId, fileName: adapterFileName(name, req.as), bytes },
+    [bytes.buffer as ArrayBuffer],
+  );
+}

@@ -1,0 +1,287 @@
+// Train: a preset or every field of the config, with the trainable parameters and the memory estimate updating as
+// you edit and each field's error naming its valid range; Start (or why not); then the live run (RunView).
+import { useId, useMemo, useState, type ReactNode } from 'react';
+import { PRESETS, validateConfig, type FieldError, type PresetName, type TrainConfig } from '../../train/config.ts';
+import { isActive, startBlocker } from '../../store/slices/train.ts';
+import { useStudio } from '../../store/studio.ts';
+import { formatBytes } from '../format.ts';
+import { formatCount } from './ModelsScreen.tsx';
+import { RunView } from './RunView.tsx';
+import { trainPlan } from './train-plan.ts';
+
+export function TrainScreen() {
+  const run = useStudio((s) => s.liveRun);
+  return (
+    <section aria-labelledby="train-title" data-testid="screen-train" className="screen">
+      <h2 id="train-title">Train</h2>
+      {run && <RunView />}
+      <TrainForm />
+    </section>
+  );
+}
+
+type Setter = (patch: Partial<TrainConfig>) => void;
+
+function TrainForm() {
+  const config = useStudio((s) => s.trainConfig);
+  const preset = useStudio((s) => s.trainPreset);
+  const model = useStudio((s) => s.model);
+  const dataset = useStudio((s) => s.dataset);
+  const datasetId = useStudio((s) => s.datasetId);
+  const liveRun = useStudio((s) => s.liveRun);
+  const error = useStudio((s) => s.trainError);
+  const set = useStudio((s) => s.setTrainConfig);
+  const applyPreset = useStudio((s) => s.applyTrainPreset);
+  const start = useStudio((s) => s.startTraining);
+  const runName = useStudio((s) => s.runName);
+  const setRunName = useStudio((s) => s.setRunName);
+  const samplePrompt = useStudio((s) => s.samplePrompt);
+  const setSamplePrompt = useStudio((s) => s.setSamplePrompt);
+  const go = useStudio((s) => s.go);
+  const errors = useMemo(() => validateConfig(config), [config]);
+  const plan = useMemo(() => (model ? trainPlan(model, config) : null), [model, config]);
+  const blocker = startBlocker({ model, dataset, datasetId, liveRun, trainConfig: config }, errors) || plan?.problem || '';
+  const locked = !!liveRun && isActive(liveRun.phase);
+
+  return (
+    <form
+      className="train-form"
+      aria-label="Training configuration"
+      onSubmit={(e) => {
+        e.preventDefault();
+        start();
+      }}
+    >
+      <fieldset className="presets" disabled={locked}>
+        <legend>Preset</legend>
+        <div className="preset-list">
+          {(Object.keys(PRESETS) as PresetName[]).map((name) => (
+            <button
+              key={name}
+              type="button"
+              className={`card preset${preset === name ? ' selected' : ''}`}
+              aria-pressed={preset === name}
+              onClick={() => applyPreset(name)}
+            >
+              <strong>{PRESETS[name].title}</strong>
+              <span className="small">{PRESETS[name].about}</span>
+            </button>
+          ))}
+        </div>
+        {preset === 'custom' && <p className="muted small">Edited: no preset matches exactly.</p>}
+      </fieldset>
+
+      <fieldset disabled={locked}>
+        <legend>LoRA</legend>
+        <div className="form-grid">
+          <Field label="Method" field="method" errors={errors}>
+            {(id) => (
+              <select id={id} value={config.method} onChange={(e) => set({ method: e.target.value as TrainConfig['method'], doubleQuant: e.target.value === 'qlora' && config.doubleQuant })}>
+                <option value="lora">LoRA (full-precision base)</option>
+                <option value="qlora">QLoRA (NF4 base: load the model with NF4 weights)</option>
+              </select>
+            )}
+          </Field>
+          <NumberField label="Rank r" field="rank" config={config} set={set} errors={errors} step={1} />
+          <NumberField label="Alpha α" field="alpha" config={config} set={set} errors={errors} help={config.rank > 0 ? `scale α/r = ${(config.alpha / config.rank).toPrecision(3)}` : undefined} />
+          <NumberField label="Dropout" field="dropout" config={config} set={set} errors={errors} step={0.01} />
+          {config.method === 'qlora' && (
+            <Field label="Double quantization" field="doubleQuant" errors={errors}>
+              {(id) => <input id={id} type="checkbox" checked={config.doubleQuant} onChange={(e) => set({ doubleQuant: e.target.checked })} />}
+            </Field>
+          )}
+        </div>
+        <Targets config={config} set={set} errors={errors} />
+      </fieldset>
+
+      <fieldset disabled={locked}>
+        <legend>Optimisation</legend>
+        <div className="form-grid">
+          <NumberField label="Learning rate" field="lr" config={config} set={set} errors={errors} step="any" />
+          <Field label="Schedule" field="schedule" errors={errors}>
+            {(id) => (
+              <select id={id} value={config.schedule} onChange={(e) => set({ schedule: e.target.value as TrainConfig['schedule'] })}>
+                <option value="cosine">cosine</option>
+                <option value="linear">linear</option>
+                <option value="constant">constant</option>
+              </select>
+            )}
+          </Field>
+          <Choice
+            label="Warmup"
+            options={[['ratio', 'fraction of steps'], ['steps', 'steps']]}
+            value={config.warmupSteps === null ? 'ratio' : 'steps'}
+            onChange={(v) => set({ warmupSteps: v === 'steps' ? 10 : null })}
+          />
+          {config.warmupSteps === null
+            ? <NumberField label="Warmup fraction" field="warmupRatio" config={config} set={set} errors={errors} step={0.01} />
+            : <NumberField label="Warmup steps" field="warmupSteps" config={config} set={set} errors={errors} step={1} />}
+          <Choice
+            label="Length"
+            options={[['epochs', 'epochs'], ['steps', 'max steps']]}
+            value={config.maxSteps === null ? 'epochs' : 'steps'}
+            onChange={(v) => set({ maxSteps: v === 'steps' ? 100 : null })}
+          />
+          {config.maxSteps === null
+            ? <NumberField label="Epochs" field="epochs" config={config} set={set} errors={errors} step={1} />
+            : <NumberField label="Max steps" field="maxSteps" config={config} set={set} errors={errors} step={1} />}
+          <NumberField label="Batch size" field="batchSize" config={config} set={set} errors={errors} step={1} />
+          <NumberField label="Gradient accumulation" field="gradAccum" config={config} set={set} errors={errors} step={1} help={`effective batch ${config.batchSize * config.gradAccum || '—'}`} />
+          <NumberField label="Max length (tokens)" field="maxLength" config={config} set={set} errors={errors} step={1} help={model ? `model context ${model.maxPositions}` : undefined} />
+          <NumberField label="Weight decay" field="weightDecay" config={config} set={set} errors={errors} step={0.01} />
+          <NumberField label="Seed" field="seed" config={config} set={set} errors={errors} step={1} />
+        </div>
+      </fieldset>
+
+      <fieldset disabled={locked}>
+        <legend>Evaluation and checkpoints</legend>
+        <div className="form-grid">
+          <NumberField label="Eval split" field="evalSplit" config={config} set={set} errors={errors} step={0.01} help={dataset && config.evalSplit > 0 ? `≈ ${Math.max(1, Math.round(config.evalSplit * dataset.rows))} of ${dataset.rows} rows` : undefined} />
+          <NumberField label="Evaluate every (steps, 0 = at the end)" field="evalEvery" config={config} set={set} errors={errors} step={1} />
+          <NumberField label="Early stopping patience (0 = off)" field="earlyStoppingPatience" config={config} set={set} errors={errors} step={1} />
+          <NumberField label="Checkpoint every (steps)" field="checkpointEvery" config={config} set={set} errors={errors} step={1} />
+          <Field label="Run name" field={null} errors={errors}>
+            {(id) => <input id={id} value={runName} onChange={(e) => setRunName(e.target.value)} placeholder="model · rank · dataset" />}
+          </Field>
+          <Field label="Sample prompt" field={null} errors={errors}>
+            {(id) => <input id={id} value={samplePrompt} onChange={(e) => setSamplePrompt(e.target.value)} placeholder="the first row's prompt" />}
+          </Field>
+        </div>
+      </fieldset>
+
+      <section className="card plan" aria-labelledby="plan-title" data-testid="train-plan">
+        <h3 id="plan-title">What this trains</h3>
+        {!model && <p className="muted">No model loaded: <button type="button" className="link" onClick={() => go('models')}>pick one</button>.</p>}
+        {plan && (
+          <dl className="facts">
+            <dt>Trainable parameters</dt>
+            <dd data-testid="trainable-params">
+              {plan.trainableParams.toLocaleString('en')} ({formatCount(plan.trainableParams)}
+              {model ? `, ${((100 * plan.trainableParams) / (model.parameters + plan.trainableParams)).toFixed(3)}% of ${formatCount(model.parameters)}` : ''})
+            </dd>
+            <dt>LoRA on</dt>
+            <dd><code>{plan.modules.join(', ') || '—'}</code>{model ? ` × ${model.layers} layers` : ''}</dd>
+            <dt>GPU memory (estimate)</dt>
+            <dd data-testid="memory-estimate">
+              {plan.memory
+                ? `${formatBytes(plan.memory.totalBytes)}: weights ${formatBytes(plan.memory.baseWeightBytes)}, LoRA + AdamW ${formatBytes(plan.memory.loraBytes)}, activations ${formatBytes(plan.memory.activationBytes + plan.memory.transientBytes)}`
+                : '—'}
+            </dd>
+          </dl>
+        )}
+        {dataset && <p className="muted small">Dataset: {dataset.fileName}, {dataset.rows} rows.</p>}
+      </section>
+
+      {error && <p className="error" role="alert" data-testid="train-error">{error}</p>}
+      <div className="row">
+        <button type="submit" className="primary" disabled={!!blocker} aria-describedby={blocker ? 'start-blocker' : undefined} data-testid="start-training">
+          Start training
+        </button>
+        {blocker && <span id="start-blocker" className="muted" data-testid="start-blocker">{blocker}</span>}
+      </div>
+    </form>
+  );
+}
+
+function Field({ label, field, errors, help, children }: {
+  label: string;
+  field: keyof TrainConfig | null;
+  errors: FieldError[];
+  help?: string;
+  children: (id: string, describedBy: string | undefined) => ReactNode;
+}) {
+  const id = useId();
+  const errId = useId();
+  const error = field ? errors.find((e) => e.field === field) : undefined;
+  return (
+    <div className={`field${error ? ' invalid' : ''}`} data-field={field ?? undefined}>
+      <label htmlFor={id}>{label}</label>
+      {children(id, error ? errId : undefined)}
+      {help && !error && <span className="muted small">{help}</span>}
+      {error && <span id={errId} className="error small field-error" role="alert">{error.message}</span>}
+    </div>
+  );
+}
+
+/** A number input that keeps what is typed (an empty or half-typed value is an error, not a silent default). */
+function NumberField({ label, field, config, set, errors, step, help }: {
+  label: string;
+  field: keyof TrainConfig;
+  config: TrainConfig;
+  set: Setter;
+  errors: FieldError[];
+  step?: number | 'any';
+  help?: string;
+}) {
+  const value = config[field] as number | null;
+  const [draft, setDraft] = useState<string | null>(null);
+  const shown = draft ?? (value === null || Number.isNaN(value) ? '' : String(value));
+  return (
+    <Field label={label} field={field} errors={errors} help={help}>
+      {(id, describedBy) => (
+        <input
+          id={id}
+          type="number"
+          step={step ?? 'any'}
+          inputMode="decimal"
+          value={shown}
+          aria-invalid={describedBy ? true : undefined}
+          aria-describedby={describedBy}
+          onChange={(e) => {
+            setDraft(e.target.value);
+            const text = e.target.value.trim();
+            set({ [field]: text === '' ? Number.NaN : Number(text) } as Partial<TrainConfig>);
+          }}
+          onBlur={() => setDraft(null)}
+        />
+      )}
+    </Field>
+  );
+}
+
+function Choice({ label, options, value, onChange }: { label: string; options: [string, string][]; value: string; onChange(v: string): void }) {
+  const name = useId();
+  return (
+    <fieldset className="choice">
+      <legend>{label}</legend>
+      {options.map(([v, text]) => (
+        <label key={v}>
+          <input type="radio" name={name} value={v} checked={value === v} onChange={() => onChange(v)} /> {text}
+        </label>
+      ))}
+    </fieldset>
+  );
+}
+
+function Targets({ config, set, errors }: { config: TrainConfig; set: Setter; errors: FieldError[] }) {
+  const model = useStudio((s) => s.model);
+  const name = useId();
+  const t = config.targets;
+  const mode = t.length === 0 ? 'default' : t.length === 1 && (t[0] === 'all-linear' || t[0] === 'attention') ? t[0] : 'custom';
+  const modules = model?.linearModules ?? [];
+  const error = errors.find((e) => e.field === 'targets');
+  return (
+    <fieldset className="choice targets" data-testid="targets">
+      <legend>Target modules</legend>
+      <label><input type="radio" name={name} checked={mode === 'default'} onChange={() => set({ targets: [] })} /> PEFT default{model ? ` (${model.defaultTargets.join(', ')})` : ''}</label>
+      <label><input type="radio" name={name} checked={mode === 'attention'} onChange={() => set({ targets: ['attention'] })} /> every attention projection</label>
+      <label><input type="radio" name={name} checked={mode === 'all-linear'} onChange={() => set({ targets: ['all-linear'] })} /> all-linear (every linear layer but the head)</label>
+      <label><input type="radio" name={name} checked={mode === 'custom'} onChange={() => set({ targets: model?.defaultTargets.slice() ?? ['q_proj'] })} disabled={!model} /> choose:</label>
+      {mode === 'custom' && (
+        <div className="row">
+          {modules.map((m) => (
+            <label key={m}>
+              <input
+                type="checkbox"
+                checked={t.includes(m)}
+                onChange={(e) => set({ targets: e.target.checked ? [...t, m] : t.filter((x) => x !== m) })}
+              />{' '}
+              <code>{m}</code>
+            </label>
+          ))}
+        </div>
+      )}
+      {error && <span className="error small" role="alert">{error.message}</span>}
+    </fieldset>
+  );
+}
