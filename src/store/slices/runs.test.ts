@@ -1,0 +1,84 @@
+import { beforeEach, describe, expect, it } from 'vitest';
+import { unzipSync } from 'fflate';
+import { DEFAULT_CONFIG } from '../../train/config.ts';
+import { setDownloader } from '../downloads.ts';
+import { RunsDb, type KeyValue, type RunRecord } from '../runs-db.ts';
+import { useStudio } from '../studio.ts';
+import { linkRunsDb, shownStatus } from './runs.ts';
+
+class MapKv implements KeyValue {
+  map = new Map<string, unknown>();
+  async get<T>(k: string) { return this.map.get(k) as T | undefined; }
+  async getMany<T>(ks: string[]) { return ks.map((k) => this.map.get(k) as T | undefined); }
+  async set(k: string, v: unknown) { this.map.set(k, v); }
+  async del(k: string) { this.map.delete(k); }
+  async update<T>(k: string, fn: (o: T | undefined) => T) { this.map.set(k, fn(this.map.get(k) as T | undefined)); }
+  async keys() { return [...this.map.keys()]; }
+}
+
+const record = (id: string, created: number, extra: Partial<RunRecord> = {}): RunRecord => ({
+  id, name: `Run ${id}`, created, updated: created,
+  model: { name: 'demo', modelType: 'llama', quant: 'none', dtype: 'f32', parameters: 10 },
+  dataset: { fileName: 'a.jsonl', rows: 4, format: 'text', evalRows: 0 }, config: DEFAULT_CONFIG, status: 'stopped', message: '',
+  totalSteps: 4, trainableParams: 8, curves: [{ step: 1, epoch: 0, loss: 2, lr: 1e-4, gradNorm: 1, tokensPerSecond: 5, ms: 3, memBytes: 1, peakBytes: 1 }],
+  samples: [], final: null, checkpoint: null, adapter: null, ...extra,
+});
+
+let db: RunsDb;
+let saved: { name: string; blob: Blob }[];
+beforeEach(async () => {
+  db = new RunsDb(new MapKv(), { estimate: async () => ({ usage: 100, quota: 1000 }) });
+  linkRunsDb(db);
+  saved = [];
+  setDownloader((blob, name) => saved.push({ name, blob }));
+  useStudio.setState({ runs: [], runsLoaded: false, runsError: '', liveRun: null });
+  await db.create(record('a', 1));
+  await db.create(record('b', 2, { status: 'running' }));
+});
+
+describe('runs slice', () => {
+  it('lists saved runs newest first with the storage estimate', async () => {
+    await useStudio.getState().refreshRuns();
+    const s = useStudio.getState();
+    expect(s.runs.map((r) => r.id)).toEqual(['b', 'a']);
+    expect(s.storage).toEqual({ usage: 100, quota: 1000 });
+    expect(s.runsLoaded).toBe(true);
+  });
+
+  it('renames and deletes, and refuses to delete the run this tab trains', async () => {
+    await useStudio.getState().refreshRuns();
+    await useStudio.getState().renameRun('a', 'pirates');
+    expect(useStudio.getState().runs.find((r) => r.id === 'a')?.name).toBe('pirates');
+    expect((await db.get('a'))?.name).toBe('pirates');
+    useStudio.setState({ liveRun: { runId: 'b', phase: 'running' } as never });
+    await useStudio.getState().deleteRun('b');
+    expect(useStudio.getState().runsError).toMatch(/training in this tab/);
+    expect(await db.get('b')).not.toBeNull();
+    await useStudio.getState().deleteRun('a');
+    expect(await db.get('a')).toBeNull();
+    expect(useStudio.getState().runs.map((r) => r.id)).toEqual(['b']);
+  });
+
+  it('downloads the saved adapter as a PEFT zip or bare safetensors, and the metrics as CSV', async () => {
+    await db.saveAdapter('a', { 'adapter_config.json': new TextEncoder().encode('{"r": 8}'), 'adapter_model.safetensors': new Uint8Array([1, 2, 3]) }, 4);
+    await useStudio.getState().refreshRuns();
+    await useStudio.getState().downloadRun('a', 'zip');
+    await useStudio.getState().downloadRun('a', 'safetensors');
+    await useStudio.getState().exportRunCsv('a');
+    expect(saved.map((s) => s.name)).toEqual(['run-a-adapter.zip', 'adapter_model.safetensors', 'run-a-metrics.csv']);
+    const zip = unzipSync(new Uint8Array(await saved[0].blob.arrayBuffer()));
+    expect(Object.keys(zip).sort()).toEqual(['adapter_config.json', 'adapter_model.safetensors']);
+    expect([...new Uint8Array(await saved[1].blob.arrayBuffer())]).toEqual([1, 2, 3]);
+    expect((await saved[2].blob.text()).split('\n')[1]).toBe('1,0,2,,0.0001,1,5,3,1,1');
+    // A run without an adapter says why.
+    await useStudio.getState().downloadRun('b', 'zip');
+    expect(useStudio.getState().runsError).toMatch(/no saved adapter/);
+  });
+
+  it('shows a running record nobody holds as interrupted', () => {
+    const r = record('x', 1, { status: 'running' });
+    expect(shownStatus(r, [])).toBe('interrupted');
+    expect(shownStatus(r, ['x'])).toBe('running');
+    expect(shownStatus({ ...r, status: 'finished' }, [])).toBe('finished');
+  });
+});
