@@ -1,10 +1,13 @@
 // A checkpoint's weights on the GPU, tensor by tensor: config.json's architecture, the checkpoint's tensors
 // (resolved to canonical names by weights.ts), the storage policy (f32, f16 where the adapter has shader-f16, NF4 for
 // the linear layers) and nothing else. The file is streamed in chunks to the GPU: never whole in JS memory.
+// The (V, C) tables (embedding, LM head) are split by rows into shards when they exceed one storage binding
+// (src/gpu/sharded.ts): GPT-2's wte in f32 is 154 MB, over lavapipe's 128 MiB limit.
 import { STORAGE_USAGE } from '../../gpu/buffers.ts';
 import type { Engine } from '../../gpu/engine.ts';
 import { uploadNf4 } from '../../gpu/kernels/nf4.ts';
 import { quantizeNf4 } from '../../gpu/ref/nf4.ref.ts';
+import { allocateRowSharded, rowShardedBytes, tableBindingLimit, writeRows, type RowShardedTable } from '../../gpu/sharded.ts';
 import type { ElementType } from '../../gpu/wgsl.ts';
 import type { Checkpoint } from '../checkpoint.ts';
 import type { ModelConfig } from '../config.ts';
@@ -22,6 +25,8 @@ export interface LoadOptions {
   /** Where the weights came from, for messages. */
   where: string;
   onProgress?: (bytesDone: number, bytesTotal: number) => void;
+  /** Split the embedding and head tables as if this were the GPU's binding limit (tests force small shards). */
+  maxBindingBytes?: number;
 }
 
 export interface Norm {
@@ -42,11 +47,11 @@ export interface GpuModel {
   config: ModelConfig;
   dtype: ElementType;
   quant: Quantization;
-  embed: GPUBuffer; // (V, C) dtype
+  embed: RowShardedTable; // (V, C) dtype, one shard when it fits in a binding
   posEmbed?: GPUBuffer; // (maxPositions, C) dtype, GPT-2
   blocks: Block[];
   finalNorm: Norm;
-  head: GPUBuffer; // (V, C) dtype; the embedding itself when tied
+  head: RowShardedTable; // (V, C) dtype; the embedding itself when tied
   /** Bytes of weights on the GPU. */
   weightBytes: number;
   /** Every linear layer in forward order, with its PEFT module description. */
@@ -73,7 +78,9 @@ export async function loadGpuModel(e: Engine, config: ModelConfig, checkpoint: C
   const bytesTotal = checkpoint.totalBytes();
   let bytesDone = 0;
   const maxBinding = e.gpu.limits.maxStorageBufferBindingSize;
+  const tableLimit = Math.min(tableBindingLimit(e.device), o.maxBindingBytes ?? Infinity);
   const uploaded = new Map<string, GPUBuffer>();
+  const tables = new Map<string, RowShardedTable>();
   let weightBytes = 0;
 
   const sourceOf = (canonical: string) => {
@@ -86,14 +93,14 @@ export async function loadGpuModel(e: Engine, config: ModelConfig, checkpoint: C
   const dense = async (canonical: string, dtype: ElementType): Promise<GPUBuffer> => {
     const source = sourceOf(canonical);
     const cached = uploaded.get(`${source}:${dtype}`);
-    if (cached) return cached; // tied head: the embedding's buffer
+    if (cached) return cached;
     const info = checkpoint.info(source);
     const elements = info.shape.reduce((a, b) => a * b, 1);
     const bytes = elements * (dtype === 'f16' ? 2 : 4);
     if (bytes > maxBinding) {
       throw new ModelLoadError(
         `${o.where}: tensor ${source} needs ${bytes} bytes in one binding, above this GPU's maxStorageBufferBindingSize (${maxBinding}); ` +
-          'splitting large tensors across bindings is not supported yet',
+          'only the embedding and LM head tables are split across bindings',
       );
     }
     const buffer = e.buffers.acquire(bytes, STORAGE_USAGE, canonical);
@@ -110,6 +117,27 @@ export async function loadGpuModel(e: Engine, config: ModelConfig, checkpoint: C
     uploaded.set(`${source}:${dtype}`, buffer);
     weightBytes += buffer.size;
     return buffer;
+  };
+
+  /** Streams a (rows, cols) table to the GPU in `o.dtype`, split by rows into shards that each fit one binding. */
+  const table = async (canonical: string): Promise<RowShardedTable> => {
+    const source = sourceOf(canonical);
+    const cached = tables.get(source);
+    if (cached) return cached; // tied head: the embedding's table
+    const info = checkpoint.info(source);
+    if (info.shape.length !== 2) throw new ModelLoadError(`${o.where}: ${source} has shape [${info.shape}], expected (rows, cols)`);
+    const [rows, cols] = info.shape;
+    const t = allocateRowSharded(e.buffers, rows, cols, o.dtype, tableLimit, canonical);
+    const storedPerElement = (info.end - info.begin) / (rows * cols);
+    // Chunks hold an even number of elements but the last and shards start on even elements: the writes stay aligned.
+    for await (const chunk of checkpoint.streamTensor(source, o.dtype)) {
+      writeRows(e.device, t, chunk.elementOffset, chunk.data);
+      bytesDone += chunk.data.length * storedPerElement;
+      o.onProgress?.(bytesDone, bytesTotal);
+    }
+    tables.set(source, t);
+    weightBytes += rowShardedBytes(t);
+    return t;
   };
 
   const vector = async (canonical: string) => dense(canonical, 'f32');
@@ -135,7 +163,7 @@ export async function loadGpuModel(e: Engine, config: ModelConfig, checkpoint: C
     return { kind: 'dense', buffer: await dense(canonical, o.dtype), elem: o.dtype, conv1d: m.fanInFanOut };
   };
 
-  const embed = await dense('embed.weight', o.dtype);
+  const embed = await table('embed.weight');
   const posEmbed = config.positions.kind === 'learned' ? await dense('pos_embed.weight', o.dtype) : undefined;
   const modules: GpuModel['modules'] = [];
   const blocks: Block[] = [];
@@ -158,7 +186,7 @@ export async function loadGpuModel(e: Engine, config: ModelConfig, checkpoint: C
     blocks.push({ attnNorm, mlpNorm: await norm(`layers.${i}.mlp_norm`), linears });
   }
   const finalNorm = await norm('final_norm');
-  const head = await dense('lm_head.weight', o.dtype);
+  const head = await table('lm_head.weight');
   return { config, dtype: o.dtype, quant: o.quant, embed, posEmbed, blocks, finalNorm, head, weightBytes, modules };
 }
 

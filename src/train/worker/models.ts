@@ -82,7 +82,8 @@ async function kernels(cache: TuningCache): Promise<KernelChoice> {
 /** Every GPU buffer of the base model, each once (a tied head is the embedding's buffer). */
 function modelBuffers(tf: Transformer): Set<GPUBuffer> {
   const m = tf.model;
-  const out = new Set<GPUBuffer>([m.embed, m.head, m.finalNorm.weight]);
+  const out = new Set<GPUBuffer>([m.finalNorm.weight]);
+  for (const s of [...m.embed.shards, ...m.head.shards]) out.add(s.buffer);
   if (m.posEmbed) out.add(m.posEmbed);
   if (m.finalNorm.bias) out.add(m.finalNorm.bias);
   if (tf.invFreq) out.add(tf.invFreq);
