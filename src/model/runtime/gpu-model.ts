@@ -187,6 +187,10 @@ export async function loadGpuModel(e: Engine, config: ModelConfig, checkpoint: C
   }
   const finalNorm = await norm('final_norm');
   const head = await table('lm_head.weight');
+  // A model too big for this GPU's memory fails here, naming the tensor, rather than at the first step.
+  await e.buffers.ready().catch((err: Error) => {
+    throw new ModelLoadError(`${o.where}: ${err.message}`);
+  });
   return { config, dtype: o.dtype, quant: o.quant, embed, posEmbed, blocks, finalNorm, head, weightBytes, modules };
 }
 
