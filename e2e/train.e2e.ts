@@ -60,26 +60,36 @@ describe('train, run, runs', () => {
     await page.getByLabel('Max length (tokens)').fill('64');
     await page.getByLabel('Checkpoint every (steps)').fill('5');
     await page.getByLabel('Eval split').fill('0.02');
-    await page.getByLabel('Evaluate every (steps, 0 = at the end)').fill('4');
+    await page.getByLabel('Evaluate every (steps, 0 = at the end)').fill('3');
     await page.getByLabel('Run name').fill('pirate r4');
     expect(await page.getByTestId('memory-estimate').textContent()).toMatch(/KiB|MiB/);
     await studio.screenshot('train');
 
     await page.getByTestId('start-training').click();
     await expect.poll(() => page.getByTestId('run-phase').textContent(), { timeout: 60_000 }).toBe('Training');
-    await expect.poll(() => points(studio, 'loss-chart'), { timeout: 90_000 }).toBeGreaterThanOrEqual(3);
+    await expect.poll(() => points(studio, 'loss-chart'), { timeout: 90_000 }).toBeGreaterThanOrEqual(2);
     const first = await points(studio, 'loss-chart');
-    await expect.poll(() => points(studio, 'loss-chart'), { timeout: 90_000 }).toBeGreaterThan(first + 2);
-    // The eval loss shows up every 4 steps, and the lr and grad-norm charts follow the same steps.
+    await expect.poll(() => points(studio, 'loss-chart'), { timeout: 90_000 }).toBeGreaterThan(first);
+    // The eval loss shows up every 3 steps, and the lr and grad-norm charts follow the same steps.
     await expect.poll(() => page.getByTestId('run-loss').textContent(), { timeout: 60_000 }).toMatch(/^\d+\.\d{4}/);
     await expect.poll(() => points(studio, 'lr-chart')).toBeGreaterThan(first);
     await studio.screenshot('run');
+
+    // Pause and resume get through between steps: paused, the curve stops growing; resumed, it grows again.
+    await page.getByRole('button', { name: 'Pause', exact: true }).click();
+    await expect.poll(() => page.getByTestId('run-phase').textContent(), { timeout: 60_000 }).toBe('Paused');
+    const paused = await points(studio, 'loss-chart');
+    await page.waitForTimeout(1500);
+    expect(await points(studio, 'loss-chart')).toBe(paused);
+    await page.getByRole('button', { name: 'Resume', exact: true }).click();
+    await expect.poll(() => page.getByTestId('run-phase').textContent(), { timeout: 30_000 }).toBe('Training');
+    await expect.poll(() => points(studio, 'loss-chart'), { timeout: 60_000 }).toBeGreaterThan(paused);
 
     await page.getByRole('button', { name: 'Stop and save' }).click();
     await expect.poll(() => page.getByTestId('run-phase').textContent(), { timeout: 90_000 }).toBe('Stopped');
     const progress = (await page.getByTestId('run-progress').textContent()) ?? '';
     const steps = Number(/Step (\d+) of 400/.exec(progress)?.[1]);
-    expect(steps).toBeGreaterThan(first + 2);
+    expect(steps).toBeGreaterThan(first + 1);
     expect(steps).toBeLessThan(400);
     expect(await points(studio, 'loss-chart')).toBe(steps);
     expect(await page.getByTestId('run-message').textContent()).toContain(`stopped at step ${steps} of 400`);
@@ -124,7 +134,7 @@ describe('train, run, runs', () => {
     await expect.poll(() => card.count(), { timeout: 30_000 }).toBe(1);
     expect(await card.getByTestId('run-name').textContent()).toBe('pirate r4');
     expect(await card.getByTestId('run-status').textContent()).toBe('stopped');
-    expect(stepsBefore).toBeGreaterThan(3);
+    expect(stepsBefore).toBeGreaterThan(2);
     await expect.poll(() => card.getByTestId('run-curve').getAttribute('data-points').then(Number)).toBe(stepsBefore);
     expect(await card.getByTestId('run-final').textContent()).toMatch(/train loss \d+\.\d{4}, eval loss \d+\.\d{4}/);
     expect(await page.getByTestId('storage').textContent()).toMatch(/used of/);

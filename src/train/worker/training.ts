@@ -232,9 +232,9 @@ export async function handleStartTraining(req: StartTraining, post: PostTransfer
     evalRows: evalRows.length,
     config,
   });
-  if (dropped > 0) post({ type: 'sample', runId: run.id, step: trainer.step, prompt: '', text: `(${dropped} rows had no trained token within ${config.maxLength} tokens and were left out)` });
   if (trainer.history.length) post({ type: 'metrics', runId: run.id, steps: trainer.history.map((h) => ({ ...h })), totalSteps: trainer.totalSteps });
-  post({ type: 'run-state', runId: run.id, state: 'running' });
+  const note = dropped > 0 ? `${dropped} rows have no trained token within ${config.maxLength} tokens and are left out.` : undefined;
+  post({ type: 'run-state', runId: run.id, state: 'running', message: note });
   void loop(run, post, exclusive);
 }
 
