@@ -13,8 +13,11 @@ if ((${#idx[@]} == 0)); then
   echo "reference python: pip has no configured index here; PEFT live tests will be skipped"; exit 0
 fi
 args=(--index-url "${idx[0]}"); for i in "${idx[@]:1}"; do args+=(--extra-index-url "$i"); done
-python3 -m venv .venv-ref && \
-  timeout 600 .venv-ref/bin/pip install -q "${args[@]}" torch==2.13.0+cpu transformers==5.17.0 peft==0.21.0 \
-  && echo "reference python: installed torch, transformers, peft into .venv-ref" \
-  || echo "reference python: install failed; PEFT live tests will be skipped"
+mkdir -p artifacts
+log=artifacts/setup-reference-python.log
+echo "reference python: installing torch, transformers, peft into .venv-ref (log: $log)"
+python3 -m venv .venv-ref >"$log" 2>&1 && \
+  timeout 600 .venv-ref/bin/pip install -q "${args[@]}" torch==2.13.0+cpu transformers==5.17.0 peft==0.21.0 >>"$log" 2>&1 \
+  && echo "reference python: ready" \
+  || echo "reference python: install failed (see $log); PEFT live tests will be skipped"
 exit 0
