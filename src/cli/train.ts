@@ -25,7 +25,7 @@ import { loadTransformer } from '../model/runtime/load.ts';
 import { linearModules, selectTargetModules, type LinearModule } from '../model/weights.ts';
 import { checkpointName, latestCheckpoint, leftoverTemporaries, listCheckpoints, writeCheckpoint, writeFileAtomic, type StoredCheckpoint } from '../train/checkpoint-fs.ts';
 import { ConfigError, DEFAULT_CONFIG, resolveConfig, type TrainConfig } from '../train/config.ts';
-import { detachLora, resolveTargets } from '../train/lora-state.ts';
+import { resolveTargets } from '../train/lora-state.ts';
 import { ADAPTER_CONFIG_FILE, ADAPTER_WEIGHTS_FILE, buildAdapterConfig, exportAdapter, type AdapterFiles } from '../train/peft.ts';
 import type { StepMetrics } from '../train/protocol.ts';
 import { Trainer, TrainingDivergedError } from '../train/trainer.ts';
@@ -282,7 +282,7 @@ export async function trainCommand(args: string[], deps: TrainDeps = {}): Promis
     );
   } finally {
     if (io.tty) io.progress('');
-    if (trainer && deps.engine) detachLora(e, trainer.lora);
+    if (trainer && deps.engine) trainer.dispose();
     owned?.gpu.destroy();
   }
 }

@@ -12,7 +12,7 @@ import { packRows } from '../data/packing.ts';
 import { recordBackward, recordForward, releaseActs, releaseBatch, uploadBatch, type Transformer } from '../model/runtime/transformer.ts';
 import type { TrainConfig } from './config.ts';
 import { countTargets, toHostBatch } from './batches.ts';
-import { attachLora, readLoraTensors, type LoraState } from './lora-state.ts';
+import { attachLora, detachLora, readLoraTensors, type LoraState } from './lora-state.ts';
 import { lrMultiplier, warmupStepsFor } from './schedule.ts';
 import type { StepMetrics } from './protocol.ts';
 
@@ -72,6 +72,7 @@ export class Trainer {
   evalsWithoutImprovement = 0;
   readonly history: StepMetrics[] = [];
   private readonly lossTotal: GPUBuffer;
+  private disposed = false;
 
   constructor(private readonly o: TrainerOptions) {
     const { config, engine: e } = o;
@@ -89,6 +90,15 @@ export class Trainer {
     this.totalSteps = config.maxSteps ?? config.epochs * stepsPerEpoch;
     this.warmupSteps = warmupStepsFor(this.totalSteps, config.warmupSteps, config.warmupRatio);
     this.lossTotal = e.buffers.acquire(16, undefined, 'train.loss');
+  }
+
+  /** Frees what the trainer holds on the GPU: its loss buffer and the LoRA state (the model is plain again, ready
+   *  for another run). Call once, when the run ends; later calls do nothing. */
+  dispose(): void {
+    if (this.disposed) return;
+    this.disposed = true;
+    this.o.engine.buffers.release(this.lossTotal);
+    detachLora(this.o.engine, this.lora);
   }
 
   get config(): TrainConfig {
