@@ -12,6 +12,9 @@ export interface BenchContext {
   timing: Timing;
   options: BenchOptions;
   tfjs: TfjsPeer | { error: string };
+  /** Our fastest matmul of table 1 (any variant, shape, weight type): the roofline the training step is put
+   *  against. Unset when the matmul section did not run. */
+  bestMatmul?: { gflops: number; label: string };
   /** Keyed by matmulKey. */
   matmulTimes: Map<string, Measurement>;
   /** Progress on stderr, so stdout holds only tables or JSON. */

@@ -1,6 +1,6 @@
 // `npm run bench`: the benchmark suite of issue 7 through dawn.node. Tables (aligned Markdown) on stdout, progress
 // on stderr; --json prints one JSON document instead. Sections: 1 matmul vs TF.js, 2 fused LoRA vs unfused, 3 NF4
-// vs f16/f32 weights, 4 memory vs the analytic estimate, 5 training step (not until the trainer exists).
+// vs f16/f32 weights, 4 memory vs the analytic estimate, 5 training steps through the trainer.
 import { writeFileSync } from 'node:fs';
 import { createEngine } from '../src/gpu/engine.ts';
 import { nodeGpuEntry, openNodeGpu } from '../src/gpu/node.ts';
@@ -49,7 +49,7 @@ async function main(argv: string[]): Promise<number> {
     lora: () => runLora(ctx),
     nf4: () => runNf4(ctx),
     memory: () => runMemory(ctx),
-    training: () => runTraining(),
+    training: () => runTraining(ctx),
   };
   const results: Partial<Record<Section, unknown>> = {};
   const failures: string[] = [];

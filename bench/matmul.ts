@@ -104,6 +104,7 @@ export async function runMatmul(ctx: BenchContext): Promise<SectionResult> {
           const g = gflops(flops, m.ms);
           // The product is checked against the peer's once per variant (f16 weights differ by their rounding).
           const relDiff = peerOutput ? maxRelDiff(await readF32(ctx.e.device, b.y, c.M * c.N), peerOutput) : null;
+          if (!ctx.bestMatmul || g > ctx.bestMatmul.gflops) ctx.bestMatmul = { gflops: g, label: `${variant} ${elemW} at ${shape}` };
           rows.push({ shape, name: c.name, M: c.M, K: c.K, N: c.N, kernel: `ours ${variant}`, weights: elemW, ms: m.ms, gflops: g, clock: m.clock, vsTfjs: ratio(g, peerGflops), percentOfPeak: peak && (100 * g) / peak, relDiffVsTfjs: relDiff });
         }
       }

@@ -1,8 +1,8 @@
 // Table 4: GPU memory of a Qwen2.5-0.5B-shaped layer stack for LoRA over f32 weights, LoRA over f16 weights and
 // QLoRA (NF4), measured by the BufferPool's live/peak counters while every tensor of the stack is allocated as a
 // real GPU buffer of its shape, against the analytic estimate (src/model/memory.ts). No model runs: weights, LoRA
-// parameters, their gradients and AdamW moments are allocated; activations are the estimate's alone until the
-// trainer exists (issue 5).
+// parameters, their gradients and AdamW moments are allocated; activations are the estimate's alone here (table 5
+// measures the trainer's own peak on the models it runs).
 import { BufferPool, GpuOutOfMemoryError } from '../src/gpu/buffers.ts';
 import { CATALOGUE } from '../src/model/catalogue.ts';
 import { estimateTrainingMemory, linearShapes, type BaseDtype, type ModelDims } from '../src/model/memory.ts';
@@ -86,7 +86,7 @@ export async function runMemory(ctx: BenchContext): Promise<SectionResult> {
       ]),
       notes: [
         'measured: BufferPool live/peak bytes while real GPU buffers of every weight (linears, q/k/v biases, norms, tied embedding) and every LoRA A/B with its gradient and two AdamW moments are held; no model runs.',
-        'estimate: estimateTrainingMemory (src/model/memory.ts). Activations and transients are not allocated here: they are the estimate alone until the trainer (issue 5) can be measured.',
+        'estimate: estimateTrainingMemory (src/model/memory.ts). Activations and transients are not allocated here: they are the estimate alone (table 5 has the trainer\'s measured peak).',
         `embeddings in ${emb} for every config${emb === 'f32' ? ' (no shader-f16 on this adapter)' : ''}; NF4 without double quantization, as the estimate assumes.`,
         `QLoRA / LoRA-f32: measured weights + LoRA state ${formatRatio(ratio(q.measured?.peakBytes, f32.measured?.peakBytes))}, estimated training total ${formatRatio(ratio(q.estimate.totalBytes, f32.estimate.totalBytes))} (target ≤ 0.40× of the LoRA-f32 peak).`,
       ],

@@ -1,7 +1,7 @@
 // The benchmark suite's pure helpers (bench/lib): the arithmetic behind every GFLOP/s and ratio it prints, the
 // table layout pasted into BENCHMARKS.md, and which shapes each mode covers.
 import { describe, expect, it } from 'vitest';
-import { linearPlan, loraPlan, parseArgs, SECTIONS, timingFor } from '../bench/lib/plan.ts';
+import { linearPlan, loraPlan, parseArgs, SECTIONS, timingFor, trainingPlan } from '../bench/lib/plan.ts';
 import {
   formatBytes,
   formatMs,
@@ -14,6 +14,7 @@ import {
   maxRelDiff,
   median,
   ratio,
+  trainingStepFlops,
 } from '../bench/lib/stats.ts';
 import { renderTable } from '../bench/lib/table.ts';
 
@@ -43,6 +44,16 @@ describe('stats', () => {
     const rankIn = 3 * matmulFlops(512, 8, 768); // h = x·Aᵀ, dx += g·A, dA = gᵀ·x
     const rankOut = 3 * matmulFlops(512, 8, 2304); // y += h·Bᵀ, g = dy·B, dB = dyᵀ·h
     expect(loraForwardBackwardFlops(s)).toBe(base + rankIn + rankOut);
+  });
+
+  it('training-step model FLOPs: forward + input gradient of every frozen product, causal attention 3× forward', () => {
+    // One token, one layer: 4·(linear + head) plus 6·T·qDim.
+    expect(trainingStepFlops({ tokens: 1, seqLen: 1, layers: 1, linearParams: 10, vocab: 3, hidden: 2, qDim: 4 })).toBe(4 * (10 + 6) + 6 * 4);
+    // GPT-2 small at 256 tokens: 85M linear params, tied 50257×768 head, 12 layers of qDim 768.
+    const s = { tokens: 256, seqLen: 256, layers: 12, linearParams: 84_934_656, vocab: 50257, hidden: 768, qDim: 768 };
+    const expected = 4 * 256 * (84_934_656 + 50257 * 768) + 6 * 12 * 256 * 256 * 768;
+    expect(trainingStepFlops(s)).toBe(expected);
+    expect(expected / 1e9).toBeCloseTo(130.1, 1); // about 130 GFLOP per step
   });
 
   it('ratio is null when it cannot be formed', () => {
@@ -152,5 +163,18 @@ describe('plan', () => {
       ['Qwen2.5-0.5B MLP up', 16, false, 512],
     ]);
     expect(loraPlan(true).every((c) => c.T === 32)).toBe(true);
+  });
+
+  it('training: fixtures always; real-sized random models only in full runs on a GPU', () => {
+    const gpu = trainingPlan(false, false);
+    expect(gpu.cases.map((c) => c.name)).toEqual(['fixture gpt2 (tiny)', 'fixture qwen2 (tiny)', 'GPT-2 small, random weights', 'Qwen2.5-0.5B, random weights']);
+    expect(gpu.skipped).toEqual([]);
+    for (const [quick, isCpu] of [[true, false], [true, true], [false, true]] as const) {
+      const p = trainingPlan(quick, isCpu);
+      expect(p.cases.map((c) => c.source)).toEqual([{ fixture: 'gpt2' }, { fixture: 'qwen2' }]);
+      expect(p.skipped).toHaveLength(2);
+    }
+    // The GPT-2 fixture has 64 positions: no case may ask for more.
+    expect(Math.max(...trainingPlan(false, false).cases.filter((c) => 'fixture' in c.source).map((c) => c.seqLen))).toBeLessThanOrEqual(64);
   });
 });

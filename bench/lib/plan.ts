@@ -163,3 +163,35 @@ export function loraPlan(quick: boolean): LoraCase[] {
   ];
   return layers.flatMap((l) => [8, 16].map((r) => ({ ...l, T, r })));
 }
+
+export interface TrainingCase {
+  name: string;
+  /** A committed tiny model under tests/fixtures/models, or random weights at a real model's dimensions. */
+  source: { fixture: string } | { random: 'gpt2-small' | 'qwen2.5-0.5b' };
+  seqLen: number;
+}
+
+export interface TrainingPlan {
+  cases: TrainingCase[];
+  skipped: string[];
+}
+
+/** Training steps on the fixtures (every mode), and on GPT-2-small-sized and Qwen2.5-0.5B-sized random weights in
+ *  full runs on a real GPU (one step of GPT-2 small at 256 tokens is minutes on a CPU driver). */
+export function trainingPlan(quick: boolean, isCpu: boolean): TrainingPlan {
+  const seqLen = quick ? 32 : 64;
+  const cases: TrainingCase[] = [
+    { name: 'fixture gpt2 (tiny)', source: { fixture: 'gpt2' }, seqLen },
+    { name: 'fixture qwen2 (tiny)', source: { fixture: 'qwen2' }, seqLen },
+  ];
+  const skipped: string[] = [];
+  const large: TrainingCase[] = [
+    { name: 'GPT-2 small, random weights', source: { random: 'gpt2-small' }, seqLen: 256 },
+    { name: 'Qwen2.5-0.5B, random weights', source: { random: 'qwen2.5-0.5b' }, seqLen: 256 },
+  ];
+  for (const c of large) {
+    if (quick || isCpu) skipped.push(`${c.name} (1 × ${c.seqLen} tokens): ${quick ? 'left out by --quick' : 'left out on a CPU driver'}`);
+    else cases.push(c);
+  }
+  return { cases, skipped };
+}
