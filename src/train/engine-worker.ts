@@ -1,13 +1,13 @@
 /// <reference lib="webworker" />
 // The engine worker: opens the GPU device and reports it, then serves the UI's requests (protocol.ts). Training,
 // evaluation and generation run here too, so the UI thread never touches the GPU. Handlers live in ./worker/*; the
-// state they share (engine, model, datasets) in ./worker/state.ts.
+// state they share (engine, model, datasets) in ./worker/state.ts. A lost device is replaced by ./worker/recovery.ts.
 import { openBrowserGpu } from '../gpu/browser.ts';
-import { createEngine } from '../gpu/engine.ts';
 import { GpuUnavailableError } from '../gpu/device.ts';
 import type { EngineEvent, EngineRequest } from './protocol.ts';
 import { handleLoadDataset } from './worker/datasets.ts';
 import { handleLoadModel } from './worker/models.ts';
+import { adoptGpu, gpuReport, setDebugMode, simulateDeviceLoss, type RecoveryHost } from './worker/recovery.ts';
 import { activeRunId, handleExportAdapter, handleRunControl, handleStartTraining } from './worker/training.ts';
 import { errorMessage, state } from './worker/state.ts';
 
@@ -17,23 +17,12 @@ function post(event: EngineEvent, transfer: Transferable[] = []): void {
   scope.postMessage(event, transfer);
 }
 
+const recoveryHost: RecoveryHost = { post, exclusive: (work) => exclusive(work) };
+
 async function init(): Promise<void> {
   try {
-    if (!state.gpu) {
-      const gpu = await openBrowserGpu();
-      state.gpu = gpu;
-      state.engine = createEngine(gpu);
-      gpu.onLost((e) => {
-        state.gpu = null;
-        state.engine = null;
-        state.kernels = null;
-        state.model = null;
-        state.datasets.clear();
-        post({ type: 'gpu-lost', reason: e.reason, message: e.message });
-      });
-    }
-    const gpu = state.gpu;
-    post({ type: 'gpu-ready', gpu: { adapter: gpu.adapter, limits: gpu.limits, features: [...gpu.features] } });
+    if (!state.gpu) adoptGpu(await openBrowserGpu(), recoveryHost);
+    post({ type: 'gpu-ready', gpu: gpuReport(state.gpu!) });
   } catch (err) {
     const message = errorMessage(err);
     post(err instanceof GpuUnavailableError ? { type: 'gpu-unavailable', message } : { type: 'error', message });
@@ -84,6 +73,12 @@ scope.onmessage = (msg: MessageEvent<EngineRequest>) => {
       break;
     case 'export-adapter':
       serial(req.id, () => handleExportAdapter(req, post));
+      break;
+    case 'debug-mode':
+      setDebugMode(req.enabled);
+      break;
+    case 'debug-lose-device':
+      simulateDeviceLoss(post); // at once: a loss comes in the middle of whatever runs
       break;
     default:
       post({ type: 'error', id: 'id' in req ? req.id : undefined, message: `the engine cannot handle "${req.type}" requests yet` });

@@ -86,12 +86,22 @@ export type EngineRequest =
   | { type: 'resume'; runId: string }
   | { type: 'stop'; runId: string }
   | { type: 'generate'; id: string; prompt: string; adapterRunId?: string; maxNewTokens: number; temperature: number; chat: boolean }
-  | { type: 'export-adapter'; id: string; runId: string; as: 'zip' | 'safetensors' };
+  | { type: 'export-adapter'; id: string; runId: string; as: 'zip' | 'safetensors' }
+  /** Debug mode (the page's URL has ?debug=1): until it is on, 'debug-lose-device' is refused. */
+  | { type: 'debug-mode'; enabled: boolean }
+  /** Destroys the GPU device as a driver reset would lose it, so the recovery path runs (tests, ?debug=1 only). */
+  | { type: 'debug-lose-device' };
 
 export type EngineEvent =
   | { type: 'gpu-ready'; gpu: GpuReport }
   | { type: 'gpu-unavailable'; message: string }
+  /** The device is gone for good (or was destroyed on purpose): the model and datasets went with it. */
   | { type: 'gpu-lost'; reason: string; message: string }
+  /** The device was lost and the engine is getting a new one (see worker/recovery.ts): model, datasets and the run
+   *  are kept; `message` says what it is doing now (asking for a device, loading the model again). */
+  | { type: 'gpu-recovering'; reason: string; message: string }
+  /** A new device is up, the model is reloaded and the run (if any) resumed; `message` says from which step. */
+  | { type: 'gpu-recovered'; gpu: GpuReport; message: string }
   | { type: 'error'; id?: string; message: string }
   | { type: 'progress'; id: string; stage: string; done: number; total: number }
   | { type: 'model-loaded'; id: string; model: ModelSummary }

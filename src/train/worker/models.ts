@@ -144,6 +144,6 @@ export async function handleLoadModel(req: LoadModel, post: Post): Promise<void>
     hasChatTemplate: template !== null && !template.isFallback,
     weightBytes: transformer.model.weightBytes,
   });
-  state.model = { id: req.id, summary, config, files, transformer, tokenizer, template, quant };
+  state.model = { id: req.id, summary, config, files, transformer, tokenizer, template, quant, source: req.source };
   post({ type: 'model-loaded', id: req.id, model: summary });
 }

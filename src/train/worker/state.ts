@@ -10,7 +10,7 @@ import type { ModelFiles } from '../../model/checkpoint.ts';
 import type { KernelChoice } from '../../model/runtime/linear.ts';
 import type { Transformer } from '../../model/runtime/transformer.ts';
 import type { HfTokenizer } from '../../model/tokenizer.ts';
-import type { DatasetSummary, EngineEvent, ModelSummary } from '../protocol.ts';
+import type { DatasetSummary, EngineEvent, ModelSource, ModelSummary } from '../protocol.ts';
 
 export interface LoadedModel {
   /** The request id that loaded it. */
@@ -24,6 +24,8 @@ export interface LoadedModel {
   tokenizer: HfTokenizer | null;
   template: ChatTemplate | null;
   quant: 'none' | 'nf4';
+  /** Where it was loaded from: after a lost device the same model is loaded again from here (recovery.ts). */
+  source: ModelSource;
 }
 
 export interface LoadedDataset {

@@ -7,13 +7,14 @@
 //   running ──pause──▶ paused ──resume──▶ running ──(done | early stop)──▶ finished
 //      │                  │                  └──stop──▶ stopped
 //      ├─ NaN/Inf loss ─▶ failed   (diagnosis; the last good checkpoint kept)
-//      └─ device lost ──▶ paused   (resumable from the last checkpoint once a model is loaded again)
+//      └─ device lost ──▶ abandoned here; recovery.ts restarts it from its last checkpoint on a new device
+//                         (paused, resumable from the Runs screen, when no new device comes)
 import { IGNORE_INDEX, splitEval, type TokenizedRow } from '../../data/index.ts';
+import type { Engine } from '../../gpu/engine.ts';
 import { generate } from '../../model/runtime/generate.ts';
 import { selectTargetModules, type LinearModule } from '../../model/weights.ts';
 import { RunsDb, idbKeyValue, StorageFullError, tryLockRun, type RunRecord, type StoredAdapter } from '../../store/runs-db.ts';
 import { ConfigError, validateConfig, type TrainConfig } from '../config.ts';
-import { detachLora } from '../lora-state.ts';
 import { buildAdapterConfig, exportAdapter, zipAdapter } from '../peft.ts';
 import type { EngineEvent, EngineRequest, StepMetrics } from '../protocol.ts';
 import { Trainer, TrainingDivergedError, type TrainerCheckpoint } from '../trainer.ts';
@@ -35,6 +36,12 @@ const DEFAULT_SAMPLES_PER_RUN = 10;
 
 interface ActiveRun {
   id: string;
+  /** The request that started it: recovery starts it again with it after a lost device. */
+  request: StartTraining;
+  /** The engine it trains on (a lost device's engine stays dead; recovery makes a new one). */
+  engine: Engine;
+  /** Set when the device was lost under it: the loop ends without writing anything, recovery takes over. */
+  lost: boolean;
   record: RunRecord;
   trainer: Trainer;
   model: LoadedModel;
@@ -64,6 +71,39 @@ function db(): RunsDb {
 /** The run this worker is training (running or paused), if any: model and dataset loads must wait for it. */
 export function activeRunId(): string | null {
   return active?.id ?? null;
+}
+
+/** What recovery needs to start a run again on a new device. */
+export interface LostRun {
+  request: StartTraining;
+  runId: string;
+  name: string;
+  /** What the user last asked: a paused run comes back paused, a stopping one stops. */
+  control: 'run' | 'pause' | 'stop';
+  /** The step trained when the device went, and the step of the last saved checkpoint. */
+  step: number;
+  checkpointStep: number | null;
+  /** The run's Web Lock, kept across the recovery so no other tab takes the run meanwhile. */
+  releaseLock: () => void;
+}
+
+/** The device under the active run is gone: the run stops being active at once (its loop ends quietly at its next
+ *  await, its GPU state died with the device) and what restarting it needs is returned. Null when no run is active. */
+export function abandonActiveRun(): LostRun | null {
+  const run = active;
+  if (!run) return null;
+  active = null;
+  run.lost = true;
+  run.wake?.(); // a paused loop wakes up to end
+  return {
+    request: run.request,
+    runId: run.id,
+    name: run.record.name,
+    control: run.control,
+    step: run.trainer.step,
+    checkpointStep: run.record.checkpoint?.step ?? null,
+    releaseLock: run.releaseLock,
+  };
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -105,7 +145,8 @@ export function adapterTargets(trained: readonly LinearModule[], all: readonly L
 // ---------------------------------------------------------------------------------------------------------------
 // Start
 
-export async function handleStartTraining(req: StartTraining, post: PostTransfer, exclusive: Exclusive): Promise<void> {
+/** Starts (or resumes) a run. `heldLock`: the run's lock, already held (recovery restarting a run after a lost device). */
+export async function handleStartTraining(req: StartTraining, post: PostTransfer, exclusive: Exclusive, heldLock?: () => void): Promise<void> {
   const e = requireEngine();
   const model = requireModel();
   if (active) throw new UserError(`run "${active.record.name}" is ${active.control === 'pause' ? 'paused' : 'running'} in this tab: stop it first`);
@@ -155,7 +196,7 @@ export async function handleStartTraining(req: StartTraining, post: PostTransfer
     ({ train, eval: evalRows } = splitEval(rows, config.evalSplit, config.seed));
   }
 
-  const release = await tryLockRun(req.runId);
+  const release = heldLock ?? (await tryLockRun(req.runId));
   if (!release) throw new UserError('this run is open in another tab: it can only be trained in one tab at a time');
   let trainer: Trainer;
   try {
@@ -192,7 +233,7 @@ export async function handleStartTraining(req: StartTraining, post: PostTransfer
       await store.create(record);
     }
   } catch (err) {
-    detachLora(e, trainer.lora);
+    trainer.dispose();
     release();
     throw err instanceof StorageFullError ? new UserError(err.message) : err;
   }
@@ -202,6 +243,9 @@ export async function handleStartTraining(req: StartTraining, post: PostTransfer
     : promptFromRow(evalRows[0] ?? train[0], model.config.maxPositions - SAMPLE_NEW_TOKENS);
   const run: ActiveRun = {
     id: req.runId,
+    request: req,
+    engine: e,
+    lost: false,
     record,
     trainer,
     model,
@@ -245,7 +289,7 @@ export async function handleStartTraining(req: StartTraining, post: PostTransfer
 const yieldToMessages = () => new Promise<void>((resolve) => setTimeout(resolve, 0));
 
 function flush(run: ActiveRun, post: PostTransfer): void {
-  if (run.pending.length === 0) return;
+  if (run.pending.length === 0 || run.lost) return; // a lost run's steps past its checkpoint are trained again
   post({ type: 'metrics', runId: run.id, steps: run.pending.map((m) => ({ ...m })), totalSteps: run.trainer.totalSteps });
   run.pending = [];
   run.lastFlush = performance.now();
@@ -260,17 +304,20 @@ async function loop(run: ActiveRun, post: PostTransfer, exclusive: Exclusive): P
   let earlyStop = false;
   try {
     while (!t.done && !earlyStop) {
+      if (run.lost) return;
       if (run.control === 'stop') break;
       if (run.control === 'pause') {
         flush(run, post);
         run.secondsBefore = trainingSeconds(run);
         const message = run.pauseMessage;
         // A checkpoint at pause: a closed tab loses nothing of a paused run.
-        if (!message) await exclusive(() => saveCheckpoint(run)).catch((err) => post({ type: 'error', message: `checkpoint at pause: ${errorMessage(err)}` }));
+        if (!message) await exclusive(() => saveCheckpoint(run)).catch((err) => run.lost || post({ type: 'error', message: `checkpoint at pause: ${errorMessage(err)}` }));
+        if (run.lost) return;
         await db().patch(run.id, { status: 'paused', message, curves: t.history }).catch(() => {});
         post({ type: 'run-state', runId: run.id, state: 'paused', message: message || undefined });
         await new Promise<void>((resolve) => (run.wake = resolve));
         run.wake = null;
+        if (run.lost) return;
         run.pauseMessage = '';
         run.stretchStart = performance.now();
         if ((run.control as ActiveRun['control']) === 'run') {
@@ -279,16 +326,19 @@ async function loop(run: ActiveRun, post: PostTransfer, exclusive: Exclusive): P
         }
         continue;
       }
-      earlyStop = await exclusive(() => step(run, post));
+      // A step queued before the device went runs after recovery's turn: it must not touch the dead device.
+      earlyStop = await exclusive(() => (run.lost ? Promise.resolve(false) : step(run, post)));
       if (performance.now() - run.lastFlush >= METRICS_INTERVAL_MS) flush(run, post);
       await yieldToMessages();
     }
+    if (run.lost) return;
     const stopped = run.control === 'stop' && !t.done && !earlyStop;
     const message = earlyStop
       ? `early stopping: eval loss did not improve for ${t.config.earlyStoppingPatience} evaluations (best ${t.bestEvalLoss?.toFixed(4)} at step ${t.bestStep})`
       : stopped ? `stopped at step ${t.step} of ${t.totalSteps}` : '';
     await exclusive(() => finish(run, post, stopped ? 'stopped' : 'finished', message));
   } catch (err) {
+    if (run.lost) return;
     await exclusive(() => fail(run, post, err)).catch((inner) => post({ type: 'error', message: errorMessage(inner) }));
   }
 }
@@ -420,10 +470,18 @@ async function finish(run: ActiveRun, post: PostTransfer, status: 'stopped' | 'f
   }
 }
 
+/** How long a failed step waits for the device's lost event: a lost device fails the step's read-back before (or
+ *  just after) its lost promise settles, and a loss is recovered, not reported as a failure. */
+const LOST_GRACE_MS = 1000;
+
 async function fail(run: ActiveRun, post: PostTransfer, err: unknown): Promise<void> {
   const t = run.trainer;
+  if (!(err instanceof TrainingDivergedError)) {
+    await Promise.race([run.engine.gpu.lost, new Promise((resolve) => setTimeout(resolve, LOST_GRACE_MS))]);
+  }
+  if (run.lost) return; // recovery.ts took the run over (its onLost listener ran before the race settled)
   flush(run, post);
-  const lost = state.gpu === null; // engine-worker's onLost cleared it
+  const lost = state.gpu === null || state.gpu !== run.engine.gpu; // a device destroyed on purpose: no recovery
   const ck = run.record.checkpoint;
   const kept = ck ? `the last good checkpoint (step ${ck.step}) is kept` : 'no checkpoint had been saved yet';
   try {
@@ -442,10 +500,11 @@ async function fail(run: ActiveRun, post: PostTransfer, err: unknown): Promise<v
   }
 }
 
-/** Frees the run's LoRA buffers (the base model is plain again) and its lock. */
+/** Frees the run's GPU state (the base model is plain again) and its lock; a lost run's belong to recovery now. */
 function end(run: ActiveRun, detach = true): void {
+  if (run.lost) return;
   if (active === run) active = null;
-  if (detach && state.engine) detachLora(state.engine, run.trainer.lora);
+  if (detach && state.engine === run.engine) run.trainer.dispose();
   run.releaseLock();
 }
 

@@ -1,0 +1,73 @@
+// A lost GPU device mid-run, recovered by itself: the demo model and the pirate sample, a tiny run checkpointing every
+// step; after two steps the debug hook (?debug=1) destroys the device; the banner says "GPU lost, recovering…", then
+// that the run resumed from its last checkpoint, and the step count and the loss curve go on past it. Stopped; a
+// screenshot; no console error (the expected "device lost" messages are warnings).
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { openStudio, type Studio } from './harness.ts';
+
+let studio: Studio;
+beforeAll(async () => {
+  studio = await openStudio();
+});
+afterAll(async () => {
+  await studio?.close();
+});
+
+const points = () => studio.page.getByTestId('loss-chart').first().getAttribute('data-points').then(Number);
+const stepOf = async () => Number(/Step (\d+) of/.exec((await studio.page.getByTestId('run-progress').textContent()) ?? '')?.[1] ?? NaN);
+
+describe('device lost', () => {
+  it('recovers the device and resumes the run from its last checkpoint', async () => {
+    const { page } = studio;
+    await page.goto(`${studio.url}?debug=1`);
+    await page.getByTestId('adapter-name').waitFor({ timeout: 60_000 });
+    await page.getByRole('button', { name: 'Use the demo model' }).click();
+    await page.getByTestId('model-summary').waitFor({ timeout: 120_000 });
+    await page.getByRole('button', { name: 'Data', exact: true }).click();
+    await page.getByRole('button', { name: 'Use the sample Pirate voice (chat)' }).click();
+    await expect.poll(() => page.getByTestId('dataset-counts').textContent(), { timeout: 60_000 }).toBe('400 rows: 400 usable, 0 skipped');
+
+    await page.getByRole('button', { name: 'Train', exact: true }).click();
+    await page.getByTestId('screen-train').waitFor();
+    await page.getByRole('button', { name: /^Quick/ }).click();
+    await page.getByLabel('Rank r').fill('4');
+    await page.getByLabel('Alpha α').fill('8');
+    await page.getByRole('radio', { name: 'max steps' }).check();
+    await page.getByLabel('Max steps', { exact: true }).fill('400');
+    await page.getByLabel('Batch size').fill('2');
+    await page.getByLabel('Max length (tokens)').fill('64');
+    await page.getByLabel('Checkpoint every (steps)').fill('1');
+    await page.getByLabel('Eval split').fill('0');
+    await page.getByLabel('Run name').fill('device lost');
+    await page.getByTestId('start-training').click();
+    await expect.poll(() => page.getByTestId('run-phase').textContent(), { timeout: 60_000 }).toBe('Training');
+    await expect.poll(points, { timeout: 90_000 }).toBeGreaterThanOrEqual(2);
+
+    const lostAt = await stepOf();
+    await page.getByRole('button', { name: 'Simulate GPU loss' }).click();
+    const banner = page.getByTestId('gpu-banner');
+    await expect.poll(() => banner.textContent(), { timeout: 30_000 }).toContain('GPU lost, recovering…');
+    // The badge says so while the engine replaces the device.
+    expect(await page.getByTestId('gpu-badge').textContent()).toBe('GPU lost');
+
+    await expect.poll(() => banner.textContent(), { timeout: 120_000 }).toMatch(/GPU recovered on .*"device lost" resumed from step \d+/);
+    const resumedFrom = Number(/resumed from step (\d+)/.exec((await banner.textContent()) ?? '')?.[1]);
+    // Checkpoints every step: at most the step in flight when the device went is trained again.
+    expect(resumedFrom).toBeGreaterThanOrEqual(lostAt - 1);
+    expect(await page.getByTestId('gpu-badge').textContent()).not.toBe('GPU lost');
+    await expect.poll(() => page.getByTestId('run-phase').textContent(), { timeout: 30_000 }).toBe('Training');
+    expect(await page.getByTestId('run-message').textContent()).toContain(`GPU recovered: resumed from step ${resumedFrom}`);
+
+    // The curve goes on from the checkpoint: it holds the steps before it, and grows past it.
+    await expect.poll(stepOf, { timeout: 90_000 }).toBeGreaterThan(resumedFrom + 1);
+    await expect.poll(points, { timeout: 30_000 }).toBeGreaterThan(resumedFrom + 1);
+    await studio.screenshot('device-lost');
+
+    await page.getByRole('button', { name: 'Stop and save' }).click();
+    await expect.poll(() => page.getByTestId('run-phase').textContent(), { timeout: 90_000 }).toBe('Stopped');
+    const steps = await stepOf();
+    expect(steps).toBeGreaterThan(resumedFrom + 1);
+    expect(await points()).toBe(steps);
+    expect(studio.problems).toEqual([]);
+  });
+});
