@@ -12,7 +12,6 @@ import { tinyModel } from '../src/model/runtime/testing-tiny.ts';
 import { nodeFolder } from '../src/model/sources/node-file.ts';
 import type { ModelFiles } from '../src/model/checkpoint.ts';
 import { DEFAULT_CONFIG } from '../src/train/config.ts';
-import { detachLora } from '../src/train/lora-state.ts';
 import { Trainer } from '../src/train/trainer.ts';
 import { rng } from '../src/gpu/ref/testing.ts';
 import type { BenchContext, SectionResult } from './context.ts';
@@ -175,6 +174,6 @@ async function runCase(ctx: BenchContext, c: TrainingCase, variant: TrainingRow[
       loss,
     };
   } finally {
-    detachLora(e, trainer.lora);
+    trainer.dispose();
   }
 }
