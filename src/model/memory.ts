@@ -101,24 +101,29 @@ export function estimateTrainingMemory(x: TrainMemoryInput): MemoryEstimate {
   const linearElements = linears.reduce((s, l) => s + l.in * l.out, 0) * d.numLayers;
   const embedding = (d.vocabSize + (d.learnedPositions ?? 0)) * d.hiddenSize * embBytesPer;
   const head = d.tieWordEmbeddings ? 0 : d.vocabSize * d.hiddenSize * embBytesPer;
-  const norms = (2 * d.numLayers + 1) * d.hiddenSize * 4;
-  const baseWeightBytes = linearBytes(linearElements, x.base) + embedding + head + norms;
+  const norms = (2 * d.numLayers + 1) * d.hiddenSize * 4 * (d.normBias ? 2 : 1);
+  // Biases stay f32 whatever the weights' storage (the engine reads them as f32).
+  const biased = d.linearBias === 'all' ? linears : d.linearBias === 'qkv' ? linears.slice(0, 3) : [];
+  const biases = biased.reduce((s, l) => s + l.out, 0) * d.numLayers * 4;
+  const baseWeightBytes = linearBytes(linearElements, x.base) + embedding + head + norms + biases;
 
   // LoRA: A (r, in) and B (out, r) per target, each with a gradient and two AdamW moments, all f32.
   const loraParams = x.targets.reduce((s, [i, o]) => s + x.rank * (i + o), 0) * d.numLayers;
   const loraBytes = loraParams * 4 * 4;
 
   // Activations kept per layer for the explicit backward (f32): the block input and both norm outputs (3·C),
-  // q, k, v and the attention output (C + 2·kv + C), per-row log-sum-exp (heads), the MLP's hidden
-  // activations (gated: gate, up, act = 3·I; GPT-2: pre- and post-GELU = 2·I) and each LoRA's h (r per target).
+  // q, k, v and the attention output (C + 2·kv + C), per-row log-sum-exp (heads), the MLP's hidden inputs (gated:
+  // gate and up = 2·I; GPT-2: c_fc's output = I — the activation itself is recomputed in the backward) and each
+  // LoRA's h (r per target).
   const T = x.batch * x.seqLen;
   const kvDim = d.numKvHeads * d.headDim;
   const qDim = d.numHeads * d.headDim;
   const perToken =
-    3 * d.hiddenSize + 2 * qDim + 2 * kvDim + d.numHeads + (d.gatedMlp ? 3 : 2) * d.intermediateSize + x.rank * x.targets.length;
+    3 * d.hiddenSize + 2 * qDim + 2 * kvDim + d.numHeads + (d.gatedMlp ? 2 : 1) * d.intermediateSize + x.rank * x.targets.length;
   const activationBytes = T * perToken * 4 * d.numLayers + T * d.hiddenSize * 4 * 2; // + final norm in/out
 
-  // Transients: the gradient flowing through one layer (a few T×max(C, I) buffers) and one logits chunk.
+  // Transients: the gradient flowing through one layer (a few T×max(C, I) buffers, the shared MLP activation among
+  // them) and one logits chunk.
   const widest = Math.max(d.hiddenSize, d.intermediateSize, qDim + 2 * kvDim);
   const transientBytes = 4 * T * widest * 4 + Math.min(T, XENT_CHUNK_ROWS) * d.vocabSize * 4;
 

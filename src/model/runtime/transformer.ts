@@ -241,9 +241,14 @@ export function recordForward(rec: Recorder, e: Engine, tf: Transformer, batch: 
   let x = alloc(T * C, 'x0');
   recordEmbed(rec, tf, T, batch.tokens, batch.positions, x);
 
+  // The MLP's activation (gelu(up) or silu(gate)·up) is only the down projection's input: the backward recomputes
+  // it from up (and gate), so one (T, I) buffer serves every block instead of one kept per block.
+  let sharedAct: GPUBuffer | undefined;
   const blocks: BlockActs[] = [];
   for (const [i, block] of model.blocks.entries()) {
-    const b = allocBlockBuffers(cfg, T, (floats, label) => alloc(floats, `b${i}.${label}`));
+    const b = allocBlockBuffers(cfg, T, (floats, label) =>
+      label === 'act' ? (sharedAct ??= alloc(floats, 'act')) : alloc(floats, `b${i}.${label}`),
+    );
     const a: BlockActs = { ...b, x, lse: alloc(T * Hq, `b${i}.lse`), saved: new Map() };
     const run: LinearRunner = (name, input, out, accumulate = false) => {
       const saved = recordLinearForward(rec, e, k, linear(block, name), T, input, out, accumulate);
@@ -337,8 +342,12 @@ export function recordBackward(rec: Recorder, e: Engine, tf: Transformer, batch:
     const back = (name: string, input: GPUBuffer, dy: GPUBuffer, dIn: GPUBuffer | undefined, accumulateDx: boolean) =>
       recordLinearBackward(rec, e, k, linear(block, name), T, input, a.saved.get(name)!, dy, dIn, { ...lb, accumulateDx });
 
-    // MLP: dx holds d(x_out) = d(xmid) through the residual, plus the MLP branch below.
-    back('down', a.act, dx, dAct, false);
+    // MLP: dx holds d(x_out) = d(xmid) through the residual, plus the MLP branch below. The down projection's
+    // input is recomputed (the forward kept one shared buffer for it) into dGate (or dUp), before they are written.
+    const act = dGate ?? dUp;
+    if (cfg.mlp === 'gated') recordSwiglu(rec, T * I, { gate: a.gate!, up: a.up, out: act });
+    else recordGelu(rec, T * I, { x: a.up, y: act });
+    back('down', act, dx, dAct, false);
     if (cfg.mlp === 'gated') {
       recordSwigluBackward(rec, T * I, { gate: a.gate!, up: a.up, dout: dAct, dgate: dGate!, dup: dUp });
       back('gate', a.n2, dGate!, dn, false);
