@@ -1,7 +1,8 @@
 // A lost GPU device mid-run, recovered by itself: the demo model and the pirate sample, a tiny run checkpointing every
 // step; after two steps the debug hook (?debug=1) destroys the device; the banner says "GPU lost, recovering…", then
 // that the run resumed from its last checkpoint, and the step count and the loss curve go on past it. Stopped; a
-// screenshot; no console error (the expected "device lost" messages are warnings).
+// screenshot; no console error (the expected "device lost" messages are warnings). Then a tab closed mid-run: after
+// the reload a banner offers the interrupted run, and one click loads its model and dataset again and resumes it.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openStudio, type Studio } from './harness.ts';
 
@@ -68,6 +69,36 @@ describe('device lost', () => {
     const steps = await stepOf();
     expect(steps).toBeGreaterThan(resumedFrom + 1);
     expect(await points()).toBe(steps);
+    expect(studio.problems).toEqual([]);
+  });
+
+  it('offers a run interrupted by a closed tab for resume, and resumes it in one click', async () => {
+    const { page } = studio;
+    await page.getByLabel('Run name').fill('interrupted');
+    await page.getByTestId('start-training').click();
+    await expect.poll(() => page.getByTestId('run-phase').textContent(), { timeout: 60_000 }).toBe('Training');
+    await expect.poll(stepOf, { timeout: 90_000 }).toBeGreaterThanOrEqual(2);
+
+    // The tab goes away mid-run (its worker with it): the record still says running, and no tab holds its lock.
+    await page.reload();
+    const banner = page.getByTestId('interrupted-banner');
+    await banner.waitFor({ timeout: 60_000 });
+    expect(await banner.textContent()).toMatch(/Run interrupted was interrupted at step \d+ of 400 when its tab closed/);
+    await studio.screenshot('interrupted-run');
+    const resume = banner.getByRole('button', { name: /^Resume from step \d+$/ });
+    const from = Number(/(\d+)$/.exec((await resume.textContent()) ?? '')?.[1]);
+    expect(from).toBeGreaterThanOrEqual(1);
+
+    // Nothing is loaded after the reload: the click loads the demo model and the pirate sample, then resumes.
+    await resume.click();
+    await expect.poll(() => page.getByTestId('run-phase').textContent(), { timeout: 180_000 }).toBe('Training');
+    expect(await page.getByTestId('model-summary').count()).toBe(0); // on the Train screen, not the Models one
+    await expect.poll(stepOf, { timeout: 90_000 }).toBeGreaterThan(from);
+    expect(await points()).toBeGreaterThan(from); // the curve before the checkpoint came back with the run
+    expect(await banner.count()).toBe(0);
+
+    await page.getByRole('button', { name: 'Stop and save' }).click();
+    await expect.poll(() => page.getByTestId('run-phase').textContent(), { timeout: 90_000 }).toBe('Stopped');
     expect(studio.problems).toEqual([]);
   });
 });

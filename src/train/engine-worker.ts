@@ -61,7 +61,13 @@ scope.onmessage = (msg: MessageEvent<EngineRequest>) => {
       if (!refuseDuringRun(req.id)) serial(req.id, () => handleLoadModel(req, post));
       break;
     case 'load-dataset':
-      if (!refuseDuringRun(req.id)) serial(req.id, () => handleLoadDataset(req, post));
+      if (!refuseDuringRun(req.id)) {
+        serial(req.id, async () => {
+          await handleLoadDataset(req, post);
+          const loaded = state.datasets.get(req.id);
+          if (loaded) loaded.request = req; // for the run's resume sources
+        });
+      }
       break;
     case 'start-training':
       serial(req.id, () => handleStartTraining(req, post, exclusive));

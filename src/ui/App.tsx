@@ -3,6 +3,7 @@ import { sendToEngine } from '../store/engine-link.ts';
 import { useStudio } from '../store/studio.ts';
 import { SCREENS, type Screen } from '../store/slices/nav.ts';
 import { GpuBadge } from './GpuBadge.tsx';
+import { InterruptedRunBanner } from './InterruptedRunBanner.tsx';
 import { NoWebGpu } from './NoWebGpu.tsx';
 import { ScreenPlaceholder } from './panels/ScreenPlaceholder.tsx';
 import { DataScreen } from './screens/DataScreen.tsx';
@@ -44,6 +45,7 @@ export function App() {
       </header>
       {status === 'lost' && (recovering ? <RecoveringBanner /> : <LostBanner />)}
       {status !== 'lost' && notice && <RecoveredBanner notice={notice} />}
+      <InterruptedRunBanner />
       <div className="app-body">
         <nav className="app-nav" aria-label="Studio sections">
           <ul>

@@ -10,7 +10,7 @@ import type { ModelFiles } from '../../model/checkpoint.ts';
 import type { KernelChoice } from '../../model/runtime/linear.ts';
 import type { Transformer } from '../../model/runtime/transformer.ts';
 import type { HfTokenizer } from '../../model/tokenizer.ts';
-import type { DatasetSummary, EngineEvent, ModelSource, ModelSummary } from '../protocol.ts';
+import type { DatasetSummary, EngineEvent, EngineRequest, ModelSource, ModelSummary } from '../protocol.ts';
 
 export interface LoadedModel {
   /** The request id that loaded it. */
@@ -34,6 +34,8 @@ export interface LoadedDataset {
   modelId: string;
   data: TokenizedDataset;
   summary: DatasetSummary;
+  /** The load's file and options, remembered with a run so it can be loaded again (train/resume-sources.ts). */
+  request?: Pick<Extract<EngineRequest, { type: 'load-dataset' }>, 'file' | 'maxLength' | 'trainOnPrompt' | 'format'>;
 }
 
 export interface WorkerState {

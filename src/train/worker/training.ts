@@ -15,6 +15,7 @@ import { generate } from '../../model/runtime/generate.ts';
 import { selectTargetModules, type LinearModule } from '../../model/weights.ts';
 import { RunsDb, idbKeyValue, StorageFullError, tryLockRun, type RunRecord, type StoredAdapter } from '../../store/runs-db.ts';
 import { ConfigError, validateConfig, type TrainConfig } from '../config.ts';
+import { deleteResumeSources, resumeSourcesFor, saveResumeSources } from '../resume-sources.ts';
 import { buildAdapterConfig, exportAdapter, zipAdapter } from '../peft.ts';
 import type { EngineEvent, EngineRequest, StepMetrics } from '../protocol.ts';
 import { Trainer, TrainingDivergedError, type TrainerCheckpoint } from '../trainer.ts';
@@ -263,6 +264,11 @@ export async function handleStartTraining(req: StartTraining, post: PostTransfer
     releaseLock: release,
   };
   active = run;
+  if (dataset.request) {
+    // So a tab closed mid-run can load the same model and data again and resume in one click (App.tsx's banner).
+    const sources = resumeSourcesFor(run.id, { source: model.source, quant: model.quant, name: model.summary.name }, dataset.request);
+    void saveResumeSources(sources).catch((err) => console.warn(`run ${run.id}: its model and dataset sources were not saved`, err));
+  }
   post({
     type: 'run-started',
     id: req.id,
@@ -465,6 +471,7 @@ async function finish(run: ActiveRun, post: PostTransfer, status: 'stopped' | 'f
       await store.patch(run.id, done);
     }
     post({ type: 'run-state', runId: run.id, state: status, message: done.message || undefined });
+    void deleteResumeSources(run.id).catch(() => {}); // only an interrupted run needs them
   } finally {
     end(run);
   }
