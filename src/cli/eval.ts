@@ -9,17 +9,15 @@
 //
 // stdout carries only the final JSON line; reports (format, truncated rows, bad lines) go to stderr, and progress
 // too when stderr is a terminal.
-import { readF32, uploadBuffer, writeBuffer } from '../gpu/buffers.ts';
+import { readF32, writeBuffer } from '../gpu/buffers.ts';
 import type { Engine } from '../gpu/engine.ts';
 import type { TuningCache } from '../gpu/kernels/matmul-tuning.ts';
 import { createEngine } from '../gpu/engine.ts';
 import { openNodeGpu } from '../gpu/node.ts';
 import { IGNORE_INDEX, type TokenizedRow } from '../data/index.ts';
-import type { GpuModel } from '../model/runtime/gpu-model.ts';
-import type { Linear } from '../model/runtime/linear.ts';
 import { loadTransformer } from '../model/runtime/load.ts';
 import { recordForward, releaseBatch, uploadBatch, type HostBatch, type Transformer } from '../model/runtime/transformer.ts';
-import type { LoraAdapter } from '../train/peft.ts';
+import { attachAdapter } from '../train/attach-adapter.ts';
 import { optionalInt, optionalString, oneOf, parseFlags, requiredString, UsageError } from './args.ts';
 import { openModelFolder, percent, processIo, readAdapter, readRows, type CliIo } from './load.ts';
 import { cliKernelChoice } from './tuning-cache.ts';
@@ -150,39 +148,8 @@ export async function evaluateRows(
   return { loss: lossSum / tokens, tokens, lossSum, batches: batches.length };
 }
 
-/**
- * Puts an imported adapter's A [r, in] and B [out, r] on the model's linears (evaluation: dropout 0). The gradient
- * buffers the LoRA layer type carries are allocated (zeros) but never written by a forward. Returns the undo.
- */
-export function attachAdapter(e: Engine, model: GpuModel, adapter: LoraAdapter): () => void {
-  const byPath = new Map(model.modules.map((m) => [m.module.peftPath, m.linear]));
-  const buffers: GPUBuffer[] = [];
-  const upload = (data: Float32Array, label: string) => {
-    const b = uploadBuffer(e.buffers, e.device, data, label);
-    buffers.push(b);
-    return b;
-  };
-  const attached: Linear[] = [];
-  for (const m of adapter.modules) {
-    const linear = byPath.get(m.peftPath);
-    if (!linear) throw new Error(`adapter module ${m.peftPath} is not a linear layer of the loaded model`);
-    linear.lora = {
-      rank: adapter.rank,
-      scale: adapter.scale,
-      dropout: 0,
-      A: upload(m.A, `${m.peftPath}.lora_A`),
-      B: upload(m.B, `${m.peftPath}.lora_B`),
-      dA: upload(new Float32Array(m.A.length), `${m.peftPath}.lora_dA`),
-      dB: upload(new Float32Array(m.B.length), `${m.peftPath}.lora_dB`),
-      seed: 0,
-    };
-    attached.push(linear);
-  }
-  return () => {
-    for (const linear of attached) delete linear.lora;
-    for (const b of buffers) e.buffers.release(b);
-  };
-}
+// Lives in src/train/attach-adapter.ts (browser-safe: the studio's worker uses it too); re-exported for old callers.
+export { attachAdapter };
 
 /** Consecutive runs of whole rows holding at most `budget` tokens each (a row longer than the budget goes alone). */
 export function planBatches(rows: readonly TokenizedRow[], budget: number): { start: number; end: number }[] {

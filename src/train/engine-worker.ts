@@ -6,6 +6,8 @@ import { openBrowserGpu } from '../gpu/browser.ts';
 import { GpuUnavailableError } from '../gpu/device.ts';
 import type { EngineEvent, EngineRequest } from './protocol.ts';
 import { handleLoadDataset } from './worker/datasets.ts';
+import { handleEvaluate } from './worker/evaluation.ts';
+import { abortGeneration, handleGenerate } from './worker/generation.ts';
 import { handleLoadModel } from './worker/models.ts';
 import { adoptGpu, gpuReport, setDebugMode, simulateDeviceLoss, type RecoveryHost } from './worker/recovery.ts';
 import { activeRunId, handleExportAdapter, handleRunControl, handleStartTraining } from './worker/training.ts';
@@ -86,7 +88,19 @@ scope.onmessage = (msg: MessageEvent<EngineRequest>) => {
     case 'debug-lose-device':
       simulateDeviceLoss(post); // at once: a loss comes in the middle of whatever runs
       break;
-    default:
-      post({ type: 'error', id: 'id' in req ? req.id : undefined, message: `the engine cannot handle "${req.type}" requests yet` });
+    case 'generate':
+      serial(req.id, () => handleGenerate(req, post));
+      break;
+    case 'abort-generation':
+      abortGeneration(req.id); // at once, not behind the generation it ends
+      break;
+    case 'evaluate':
+      serial(req.id, () => handleEvaluate(req, post));
+      break;
+    default: {
+      // Every request type is handled above; this answers a page from another build that sends one this worker lacks.
+      const unknown = req as { type: string; id?: string };
+      post({ type: 'error', id: unknown.id, message: `the engine cannot handle "${unknown.type}" requests` });
+    }
   }
 };

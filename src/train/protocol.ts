@@ -64,6 +64,27 @@ export interface StepMetrics {
   evalLoss?: number;
 }
 
+/** Generation settings beyond the first ones (all optional, so older senders still type-check). */
+export interface GenerateExtras {
+  /** Sample among the k most likely tokens (0 = all). */
+  topK?: number;
+  /** Sample within the smallest set of tokens whose probability reaches p (1 = all). */
+  topP?: number;
+  /** Strings that end the text (cut before them). */
+  stop?: string[];
+  /** The sampling RNG's seed; random when omitted. */
+  seed?: number;
+}
+
+/** How a generation ended ('token' events carry the text in batches; 'generated' the whole of it). */
+export interface GeneratedExtras {
+  stopReason?: 'eos' | 'length' | 'stop' | 'aborted';
+  promptTokens?: number;
+  newTokens?: number;
+  seconds?: number;
+  seed?: number;
+}
+
 export type EngineRequest =
   | { type: 'init' }
   | { type: 'load-model'; id: string; source: ModelSource; quant?: 'none' | 'nf4' }
@@ -85,7 +106,13 @@ export type EngineRequest =
   | { type: 'pause'; runId: string }
   | { type: 'resume'; runId: string }
   | { type: 'stop'; runId: string }
-  | { type: 'generate'; id: string; prompt: string; adapterRunId?: string; maxNewTokens: number; temperature: number; chat: boolean }
+  | { type: 'generate'; id: string; prompt: string; adapterRunId?: string; maxNewTokens: number; temperature: number; chat: boolean } & GenerateExtras
+  /** Ends generation `id` after its current token (it answers 'generated' with stopReason 'aborted'). */
+  | { type: 'abort-generation'; id: string }
+  /** The token-weighted loss (the loss contract) of the base model, or with a run's adapter, on a dataset's eval split:
+   *  the rows a run with these settings holds out (cut to maxLength, then splitEval(rows, evalSplit, seed)), batched as
+   *  its evaluations are; all rows when evalSplit is 0. */
+  | { type: 'evaluate'; id: string; adapterRunId?: string; datasetId?: string; evalSplit: number; seed: number; batchSize: number; maxLength: number }
   | { type: 'export-adapter'; id: string; runId: string; as: 'zip' | 'safetensors' }
   /** Debug mode (the page's URL has ?debug=1): until it is on, 'debug-lose-device' is refused. */
   | { type: 'debug-mode'; enabled: boolean }
@@ -125,5 +152,6 @@ export type EngineEvent =
   | { type: 'sample'; runId: string; step: number; text: string; prompt?: string }
   | { type: 'run-state'; runId: string; state: 'running' | 'paused' | 'stopped' | 'finished' | 'failed'; message?: string }
   | { type: 'token'; id: string; text: string }
-  | { type: 'generated'; id: string; text: string }
+  | { type: 'generated'; id: string; text: string } & GeneratedExtras
+  | { type: 'evaluated'; id: string; adapterRunId?: string; loss: number; tokens: number; rows: number }
   | { type: 'adapter'; id: string; runId: string; fileName: string; bytes: Uint8Array };

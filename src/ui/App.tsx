@@ -6,8 +6,10 @@ import { GpuBadge } from './GpuBadge.tsx';
 import { InterruptedRunBanner } from './InterruptedRunBanner.tsx';
 import { NoWebGpu } from './NoWebGpu.tsx';
 import { ScreenPlaceholder } from './panels/ScreenPlaceholder.tsx';
+import { CompareScreen } from './screens/CompareScreen.tsx';
 import { DataScreen } from './screens/DataScreen.tsx';
 import { ModelsScreen } from './screens/ModelsScreen.tsx';
+import { PlaygroundScreen } from './screens/PlaygroundScreen.tsx';
 import { RunsScreen } from './screens/RunsScreen.tsx';
 import { TrainScreen } from './screens/TrainScreen.tsx';
 
@@ -75,6 +77,8 @@ function ScreenView({ screen }: { screen: Screen }) {
   if (screen === 'data') return <DataScreen />;
   if (screen === 'train') return <TrainScreen />;
   if (screen === 'runs') return <RunsScreen />;
+  if (screen === 'compare') return <CompareScreen />;
+  if (screen === 'playground') return <PlaygroundScreen />;
   return <ScreenPlaceholder screen={screen} title={LABELS[screen]} />;
 }
 

@@ -1,0 +1,204 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import { create } from 'zustand';
+import { DEFAULT_CONFIG, type TrainConfig } from '../../train/config.ts';
+import type { EngineRequest, ModelSummary, StepMetrics } from '../../train/protocol.ts';
+import { linkEngine } from '../engine-link.ts';
+import type { RunRecord } from '../runs-db.ts';
+import {
+  baseEvalBlocker,
+  baseEvalKey,
+  compareRows,
+  createCompareSlice,
+  overlayRows,
+  rankSweepConfigs,
+  sameBase,
+  type CompareSlice,
+} from './compare.ts';
+
+function step(n: number, loss: number, evalLoss?: number): StepMetrics {
+  return { step: n, epoch: 0, loss, lr: 1e-3, gradNorm: 1, tokensPerSecond: 100 + n, ms: 500, memBytes: 1000, peakBytes: 1000 + n, evalLoss };
+}
+
+function run(id: string, o: Partial<RunRecord> = {}, config: Partial<TrainConfig> = {}): RunRecord {
+  return {
+    id,
+    name: `run ${id}`,
+    created: 0,
+    updated: 0,
+    model: { name: 'demo-llama', modelType: 'llama', quant: 'none', dtype: 'f32', parameters: 1000 },
+    dataset: { fileName: 'chat.jsonl', rows: 100, format: 'messages', evalRows: 10 },
+    config: { ...DEFAULT_CONFIG, evalSplit: 0.1, ...config },
+    status: 'finished',
+    message: '',
+    totalSteps: 3,
+    trainableParams: 4096,
+    curves: [step(1, 3), step(2, 2.5), step(3, 2, 2.2)],
+    samples: [],
+    final: null,
+    checkpoint: null,
+    adapter: { key: `adapter:${id}:x`, step: 3, bytes: 17000 },
+    ...o,
+  };
+}
+
+describe('rankSweepConfigs', () => {
+  const base: TrainConfig = { ...DEFAULT_CONFIG, rank: 8, alpha: 16, seed: 7, lr: 3e-4, targets: ['q_proj', 'v_proj'], maxSteps: 5 };
+
+  it('scales alpha with rank (α = 2r) and keeps everything else, seed and data settings included', () => {
+    const configs = rankSweepConfigs(base);
+    expect(configs.map((c) => [c.rank, c.alpha])).toEqual([[4, 8], [8, 16], [16, 32], [64, 128]]);
+    for (const c of configs) {
+      expect({ ...c, rank: base.rank, alpha: base.alpha }).toEqual(base);
+      expect(c.alpha / c.rank).toBe(2);
+    }
+    // Copies: editing one config's targets cannot change another's (or the Train screen's).
+    configs[0].targets.push('o_proj');
+    expect(configs[1].targets).toEqual(['q_proj', 'v_proj']);
+    expect(base.targets).toEqual(['q_proj', 'v_proj']);
+  });
+
+  it('holds alpha fixed when asked', () => {
+    expect(rankSweepConfigs(base, [2, 4], 'fixed').map((c) => [c.rank, c.alpha])).toEqual([[2, 16], [4, 16]]);
+  });
+
+  it('refuses repeated ranks, no ranks, and ranks the config validation rejects', () => {
+    expect(() => rankSweepConfigs(base, [4, 4])).toThrow(/ranks must differ/);
+    expect(() => rankSweepConfigs(base, [])).toThrow(/at least one rank/);
+    expect(() => rankSweepConfigs(base, [0])).toThrow(/rank 0: rank = 0/);
+  });
+});
+
+describe('compare table', () => {
+  it('puts the base model first, then each run with its final numbers', () => {
+    const a = run('a', {
+      final: { steps: 3, trainLoss: 1.9, evalLoss: 2.1, bestStep: null, seconds: 12.5, tokensPerSecond: 321, peakBytes: 5e6, exported: 'current' },
+    }, { rank: 4, alpha: 8 });
+    const rows = compareRows([a], 3.25);
+    expect(rows.map((r) => r.key)).toEqual(['base', 'a']);
+    expect(rows[0]).toMatchObject({ label: 'demo-llama (base model)', rank: null, trainableParams: 0, adapterBytes: null, evalLoss: 3.25, trainLoss: null });
+    expect(rows[1]).toMatchObject({
+      rank: 4, alpha: 8, trainableParams: 4096, adapterBytes: 17000, trainLoss: 1.9, evalLoss: 2.1, seconds: 12.5, tokensPerSecond: 321, peakBytes: 5e6, steps: 3,
+    });
+  });
+
+  it('reads an interrupted run (no final numbers) from its curve', () => {
+    const [, row] = compareRows([run('b', { adapter: null })], null);
+    expect(row).toMatchObject({ trainLoss: 2, evalLoss: 2.2, seconds: 1.5, tokensPerSecond: 103, peakBytes: 1003, steps: 3, adapterBytes: null });
+    expect(compareRows([], 1)).toEqual([]);
+  });
+
+  it('overlays curves by step, one train and one eval series per run', () => {
+    const a = run('a');
+    const b = run('b', { curves: [step(1, 4), step(2, 3.5, 3.6)] });
+    const rows = overlayRows([a, b]);
+    expect(rows).toEqual([
+      { step: 1, t0: 3, t1: 4 },
+      { step: 2, t0: 2.5, t1: 3.5, e1: 3.6 },
+      { step: 3, t0: 2, e0: 2.2 },
+    ]);
+  });
+
+  it('thins long curves but keeps the last and every evaluated step', () => {
+    const curves = Array.from({ length: 1000 }, (_, i) => step(i + 1, 5 - i / 1000, (i + 1) % 250 === 0 ? 4 : undefined));
+    const rows = overlayRows([run('a', { curves })], 100);
+    expect(rows.length).toBeLessThanOrEqual(104);
+    expect(rows.at(-1)!.step).toBe(1000);
+    expect(rows.filter((r) => r.e0 !== undefined).map((r) => r.step)).toEqual([250, 500, 750, 1000]);
+  });
+
+  it('knows which runs share a base and what the base eval depends on', () => {
+    expect(sameBase(run('a'), run('b'))).toBe(true);
+    expect(sameBase(run('a'), run('b', { model: { ...run('b').model, quant: 'nf4' } }))).toBe(false);
+    // Rank and alpha do not change the held-out rows; seed and split do.
+    expect(baseEvalKey(run('a', {}, { rank: 4 }))).toBe(baseEvalKey(run('b', {}, { rank: 64, alpha: 128 })));
+    expect(baseEvalKey(run('a'))).not.toBe(baseEvalKey(run('b', {}, { seed: 1 })));
+  });
+
+  it('says what to load before the base model can be evaluated', () => {
+    const model = { name: 'demo-llama' } as ModelSummary;
+    const dataset = { fileName: 'chat.jsonl', rows: 100 } as never;
+    const ready = { model, modelQuant: 'none' as const, dataset, datasetId: 'dataset-1' };
+    expect(baseEvalBlocker(ready, run('a'))).toBe('');
+    expect(baseEvalBlocker({ ...ready, model: null }, run('a'))).toMatch(/load demo-llama on the Models screen/);
+    expect(baseEvalBlocker({ ...ready, dataset: { fileName: 'other.jsonl', rows: 100 } as never }, run('a'))).toMatch(/load chat.jsonl on the Data screen/);
+    expect(baseEvalBlocker(ready, run('a', {}, { evalSplit: 0 }))).toMatch(/no eval rows/);
+  });
+});
+
+describe('compare slice', () => {
+  let sent: EngineRequest[] = [];
+  afterEach(() => linkEngine(null));
+
+  function store(runs: RunRecord[] = []) {
+    sent = [];
+    linkEngine({ send: (r) => sent.push(r) });
+    return create<CompareSlice & Record<string, unknown>>()((set, get, api) => ({
+      runs,
+      refreshRuns: async () => {},
+      trainConfig: { ...DEFAULT_CONFIG, maxSteps: 3, seed: 11 },
+      liveRun: null,
+      model: { name: 'demo-llama', hasChatTemplate: true } as ModelSummary,
+      modelQuant: 'none',
+      dataset: { fileName: 'chat.jsonl', rows: 100 },
+      datasetId: 'dataset-1',
+      startGeneration: ({ adapterRunId }: { adapterRunId: string | null }) => `gen-${adapterRunId ?? 'base'}`,
+      ...createCompareSlice(set as never, get as never, api as never),
+    }));
+  }
+
+  it('runs the rank sweep one run at a time, each after the previous one ended', () => {
+    const s = store();
+    s.getState().startRankSweep([2, 4]);
+    const starts = () => sent.filter((r) => r.type === 'start-training') as Extract<EngineRequest, { type: 'start-training' }>[];
+    expect(starts()).toHaveLength(1);
+    const first = starts()[0];
+    expect([first.config.rank, first.config.alpha, first.config.seed, first.datasetId]).toEqual([2, 4, 11, 'dataset-1']);
+    const apply = s.getState().onCompareEvent;
+    apply({ type: 'run-started', id: first.id, runId: first.runId, name: 'x', totalSteps: 3, trainable: '', trainableParams: 1, resumedFrom: null, trainRows: 9, evalRows: 1, config: first.config });
+    apply({ type: 'metrics', runId: first.runId, steps: [step(2, 1)], totalSteps: 3 });
+    expect(s.getState().sweep!.items[0]).toMatchObject({ status: 'running', step: 2, totalSteps: 3 });
+    expect(starts()).toHaveLength(1); // still waiting
+    apply({ type: 'run-state', runId: first.runId, state: 'finished' });
+    expect(starts()).toHaveLength(2);
+    const second = starts()[1];
+    expect([second.config.rank, second.config.alpha]).toEqual([4, 8]);
+    expect(second.runId).not.toBe(first.runId);
+    apply({ type: 'run-state', runId: second.runId, state: 'finished' });
+    expect(s.getState().sweep).toMatchObject({ status: 'done', message: '2 of 2 runs trained' });
+  });
+
+  it('ends the sweep when a run cannot start, and cancels by stopping the current run', () => {
+    const s = store();
+    s.getState().startRankSweep([2, 4, 8]);
+    const first = sent[0] as Extract<EngineRequest, { type: 'start-training' }>;
+    s.getState().onCompareEvent({ type: 'error', id: first.id, message: 'no dataset' });
+    expect(s.getState().sweep!.status).toBe('failed');
+    expect(s.getState().sweep!.items.map((it) => it.status)).toEqual(['failed', 'cancelled', 'cancelled']);
+
+    s.getState().startRankSweep([2, 4]);
+    const again = sent.at(-1) as Extract<EngineRequest, { type: 'start-training' }>;
+    s.getState().cancelRankSweep();
+    expect(sent.at(-1)).toEqual({ type: 'stop', runId: again.runId });
+    s.getState().onCompareEvent({ type: 'run-state', runId: again.runId, state: 'stopped' });
+    expect(sent.filter((r) => r.type === 'start-training')).toHaveLength(2); // nothing more started
+    expect(s.getState().sweep!.items.map((it) => it.status)).toEqual(['stopped', 'cancelled']);
+  });
+
+  it('measures the base model once per eval set, and generates for the base and each adapter', () => {
+    const s = store([run('a'), run('b', { adapter: null }), run('c', {}, { rank: 64 })]);
+    s.getState().setCompareRuns(['a', 'b', 'c']);
+    s.getState().evaluateBase();
+    s.getState().evaluateBase();
+    const evals = sent.filter((r) => r.type === 'evaluate');
+    expect(evals).toHaveLength(1);
+    expect(evals[0]).toMatchObject({ evalSplit: 0.1, seed: DEFAULT_CONFIG.seed, maxLength: DEFAULT_CONFIG.maxLength, datasetId: 'dataset-1' });
+    expect(evals[0]).not.toHaveProperty('adapterRunId');
+    s.getState().onCompareEvent({ type: 'evaluated', id: (evals[0] as { id: string }).id, loss: 3.5, tokens: 40, rows: 10 });
+    expect(Object.values(s.getState().baseEvals)[0]).toMatchObject({ status: 'done', loss: 3.5 });
+
+    s.getState().setComparePrompt('Hello');
+    s.getState().generateCompare();
+    // b has no saved adapter: no column for it.
+    expect(s.getState().compareGenerations).toEqual({ base: 'gen-base', a: 'gen-a', c: 'gen-c' });
+  });
+});
