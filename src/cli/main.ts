@@ -4,6 +4,7 @@ import { openNodeGpu } from '../gpu/node.ts';
 import { evalCommand, EVAL_USAGE } from './eval.ts';
 import { generateCommand, GENERATE_USAGE } from './generate.ts';
 import { trainCommand, TRAIN_USAGE } from './train.ts';
+import { mergeCommand, MERGE_USAGE } from './merge.ts';
 
 const USAGE = `usage: lora-studio <command> [options]
 
@@ -12,6 +13,7 @@ commands:
   eval       the mean next-token loss of a model on a JSONL file: ${EVAL_USAGE.replace('lora-studio eval ', '')}
   generate   text from a model, streamed as it comes: ${GENERATE_USAGE.replace('lora-studio generate ', '')}
   train      LoRA/QLoRA fine-tuning into a PEFT adapter: ${TRAIN_USAGE.replace('lora-studio train ', '')}
+  merge      the base model with an adapter folded in, as a plain model folder: ${MERGE_USAGE.replace('lora-studio merge ', '')}
 
 options:
   --debug    print stack traces with errors
@@ -34,6 +36,7 @@ const COMMANDS: Record<string, (args: string[]) => Promise<void>> = {
   eval: evalCommand,
   generate: generateCommand,
   train: trainCommand,
+  merge: (args) => mergeCommand(args),
 };
 
 export async function main(argv: string[]): Promise<number> {

@@ -1,0 +1,57 @@
+// `lora-studio merge`: the base model with a PEFT LoRA adapter folded in (W + s·B·A, Conv1D-aware), written as a
+// plain Hugging Face folder that loads without PEFT. Streams tensor by tensor (src/train/merge.ts); every file is
+// written to a temporary name and renamed, so an interrupted merge never leaves a half file under the real name.
+import { createWriteStream } from 'node:fs';
+import { mkdir, rename, rm, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import { finished } from 'node:stream/promises';
+import { mergeModel } from '../train/merge.ts';
+import { oneOf, parseFlags, requiredString, UsageError } from './args.ts';
+import { openModelFolder, processIo, readAdapter, type CliIo } from './load.ts';
+
+export const MERGE_USAGE = 'lora-studio merge --model DIR --adapter DIR|FILE.zip --out DIR [--dtype f16|f32]';
+
+const FLAGS = {
+  model: { type: 'string' },
+  adapter: { type: 'string' },
+  out: { type: 'string' },
+  dtype: { type: 'string' },
+} as const;
+
+export async function mergeCommand(args: string[], io: CliIo = processIo): Promise<void> {
+  const values = parseFlags('merge', args, FLAGS);
+  const modelDir = requiredString('merge', values, 'model');
+  const adapterPath = requiredString('merge', values, 'adapter');
+  const out = requiredString('merge', values, 'out');
+  const dtype = oneOf('merge', values, 'dtype', ['f16', 'f32'] as const, 'f16');
+  const existing = await stat(join(out, 'model.safetensors')).catch(() => null);
+  if (existing) throw new UsageError(`${out} already holds a model.safetensors: choose another --out`);
+
+  const folder = await openModelFolder(modelDir);
+  const adapter = await readAdapter(adapterPath, folder.config);
+  const merged = await mergeModel(folder.files, adapter, undefined, dtype);
+  await mkdir(out, { recursive: true });
+  try {
+    for (const file of merged.files) {
+      const target = join(out, file.path);
+      const temporary = `${target}.partial`;
+      const stream = createWriteStream(temporary);
+      try {
+        for await (const chunk of file.chunks()) {
+          if (!stream.write(chunk)) await new Promise<void>((resolve) => stream.once('drain', () => resolve()));
+        }
+        stream.end();
+        await finished(stream);
+      } catch (err) {
+        stream.destroy();
+        await rm(temporary, { force: true });
+        throw err;
+      }
+      await rename(temporary, target);
+      io.stderr(`merge: wrote ${target} (${file.size} bytes)`);
+    }
+  } finally {
+    await merged.close();
+  }
+  io.stdout(JSON.stringify({ out, dtype, modules: adapter.modules.length, rank: adapter.rank, scale: adapter.scale }));
+}
