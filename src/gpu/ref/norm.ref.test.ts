@@ -1,22 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { normBackwardRef, normForwardRef, type NormKind, type NormShape } from './norm.ref.ts';
-import { mismatches, randomArray } from './testing.ts';
-
-/** ∂loss/∂x[i] by float64 central differences, one coordinate at a time. */
-function numericGrad(loss: (x: Float64Array) => number, x0: ArrayLike<number>, h = 1e-6): Float64Array {
-  const x = Float64Array.from(x0 as ArrayLike<number>);
-  const grad = new Float64Array(x.length);
-  for (let i = 0; i < x.length; i++) {
-    const v = x[i];
-    x[i] = v + h;
-    const up = loss(x);
-    x[i] = v - h;
-    const down = loss(x);
-    x[i] = v;
-    grad[i] = (up - down) / (2 * h);
-  }
-  return grad;
-}
+import { mismatches, numericGrad, randomArray } from './testing.ts';
 
 const dot = (a: ArrayLike<number>, b: ArrayLike<number>) => Array.from(a).reduce((s, v, i) => s + v * b[i], 0);
 

@@ -43,3 +43,20 @@ export function mismatches(actual: ArrayLike<number>, expected: ArrayLike<number
   if (count > show) out.push(`… ${count - show} more of ${expected.length}`);
   return out;
 }
+
+/** ∂loss/∂x[i] by float64 central differences, one coordinate at a time: the independent check of every
+ *  reference backward. `loss` may keep the array it is given only for the duration of the call. */
+export function numericGrad(loss: (x: Float64Array) => number, x0: ArrayLike<number>, h = 1e-6): Float64Array {
+  const x = Float64Array.from(x0 as ArrayLike<number>);
+  const grad = new Float64Array(x.length);
+  for (let i = 0; i < x.length; i++) {
+    const v = x[i];
+    x[i] = v + h;
+    const up = loss(x);
+    x[i] = v - h;
+    const down = loss(x);
+    x[i] = v;
+    grad[i] = (up - down) / (2 * h);
+  }
+  return grad;
+}
