@@ -2,7 +2,8 @@
 // step; after two steps the debug hook (?debug=1) destroys the device; the banner says "GPU lost, recovering…", then
 // that the run resumed from its last checkpoint, and the step count and the loss curve go on past it. Stopped; a
 // screenshot; no console error (the expected "device lost" messages are warnings). Then a tab closed mid-run: after
-// the reload a banner offers the interrupted run, and one click loads its model and dataset again and resumes it.
+// the reload a banner offers the interrupted run, and one click loads its model and dataset again and resumes it;
+// paused, it loses its device again and comes back paused.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openStudio, type Studio } from './harness.ts';
 
@@ -96,6 +97,19 @@ describe('device lost', () => {
     await expect.poll(stepOf, { timeout: 90_000 }).toBeGreaterThan(from);
     expect(await points()).toBeGreaterThan(from); // the curve before the checkpoint came back with the run
     expect(await banner.count()).toBe(0);
+
+    // A paused run that loses its device comes back paused, at its checkpoint, and trains on when resumed.
+    await page.getByRole('button', { name: 'Pause', exact: true }).click();
+    await expect.poll(() => page.getByTestId('run-phase').textContent(), { timeout: 60_000 }).toBe('Paused');
+    const pausedAt = await stepOf();
+    await page.getByRole('button', { name: 'Simulate GPU loss' }).click();
+    const gpuBanner = page.getByTestId('gpu-banner');
+    await expect.poll(() => gpuBanner.textContent(), { timeout: 120_000 }).toContain(`"interrupted" is back at its checkpoint at step ${pausedAt}, paused`);
+    await expect.poll(() => page.getByTestId('run-phase').textContent(), { timeout: 60_000 }).toBe('Paused');
+    await page.waitForTimeout(1500);
+    expect(await stepOf()).toBe(pausedAt);
+    await page.getByRole('button', { name: 'Resume', exact: true }).click();
+    await expect.poll(stepOf, { timeout: 90_000 }).toBeGreaterThan(pausedAt);
 
     await page.getByRole('button', { name: 'Stop and save' }).click();
     await expect.poll(() => page.getByTestId('run-phase').textContent(), { timeout: 90_000 }).toBe('Stopped');

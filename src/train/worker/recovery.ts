@@ -17,7 +17,7 @@ import { idbKeyValue, RunsDb } from '../../store/runs-db.ts';
 import type { EngineEvent, EngineRequest, GpuReport } from '../protocol.ts';
 import { handleLoadModel } from './models.ts';
 import { errorMessage, state, type LoadedModel } from './state.ts';
-import { abandonActiveRun, handleRunControl, handleStartTraining, type Exclusive, type LostRun, type PostTransfer } from './training.ts';
+import { abandonActiveRun, handleStartTraining, type Exclusive, type LostRun, type PostTransfer } from './training.ts';
 
 /** Waits between tries for a new device: ~15 s in all, long enough for a driver reset, short enough to give up. */
 export const RETRY_DELAYS_MS: readonly number[] = [250, 1000, 2000, 4000, 8000];
@@ -141,7 +141,10 @@ async function recover(model: LoadedModel | null, run: LostRun | null, why: stri
     return;
   }
   const redone = run.step > from ? ` (steps ${from + 1}–${run.step} are trained again)` : '';
-  const resumed = run.checkpointStep === null ? 'restarted from step 0 (no checkpoint had been saved yet)' : `resumed from step ${from}${redone}`;
+  const resumed =
+    run.checkpointStep === null ? 'restarted from step 0 (no checkpoint had been saved yet)'
+    : run.control === 'pause' ? `is back at its checkpoint at step ${from}, paused`
+    : `resumed from step ${from}${redone}`;
   if (run.control === 'run') host.post({ type: 'run-state', runId: run.runId, state: 'running', message: `GPU recovered: ${resumed}.` });
   host.post({ type: 'gpu-recovered', gpu: gpuReport(gpu), message: `GPU recovered on ${gpu.adapter.name}: "${run.name}" ${resumed}.` });
 }
@@ -176,10 +179,9 @@ async function reloadModel(model: LoadedModel, post: PostTransfer): Promise<void
   });
 }
 
+/** What the user asked for last still holds: a paused run comes back paused, a stopping one stops (and saves). */
 async function restartRun(run: LostRun, resume: boolean, host: RecoveryHost): Promise<void> {
-  await handleStartTraining({ ...run.request, resume }, host.post, host.exclusive, run.releaseLock);
-  // What the user asked for last still holds: a paused run pauses again (after a checkpoint), a stopping one stops.
-  if (run.control !== 'run') handleRunControl({ type: run.control, runId: run.runId }, host.post);
+  await handleStartTraining({ ...run.request, resume }, host.post, host.exclusive, { releaseLock: run.releaseLock, control: run.control });
 }
 
 function resumeHint(run: LostRun): string {

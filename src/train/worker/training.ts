@@ -146,8 +146,14 @@ export function adapterTargets(trained: readonly LinearModule[], all: readonly L
 // ---------------------------------------------------------------------------------------------------------------
 // Start
 
-/** Starts (or resumes) a run. `heldLock`: the run's lock, already held (recovery restarting a run after a lost device). */
-export async function handleStartTraining(req: StartTraining, post: PostTransfer, exclusive: Exclusive, heldLock?: () => void): Promise<void> {
+/** Starts (or resumes) a run. `restart`: recovery starting a run again after a lost device, with the run's lock it
+ *  kept and what the user last asked (a paused run comes back paused, before any step). */
+export async function handleStartTraining(
+  req: StartTraining,
+  post: PostTransfer,
+  exclusive: Exclusive,
+  restart?: { releaseLock: () => void; control: LostRun['control'] },
+): Promise<void> {
   const e = requireEngine();
   const model = requireModel();
   if (active) throw new UserError(`run "${active.record.name}" is ${active.control === 'pause' ? 'paused' : 'running'} in this tab: stop it first`);
@@ -197,7 +203,7 @@ export async function handleStartTraining(req: StartTraining, post: PostTransfer
     ({ train, eval: evalRows } = splitEval(rows, config.evalSplit, config.seed));
   }
 
-  const release = heldLock ?? (await tryLockRun(req.runId));
+  const release = restart?.releaseLock ?? (await tryLockRun(req.runId));
   if (!release) throw new UserError('this run is open in another tab: it can only be trained in one tab at a time');
   let trainer: Trainer;
   try {
@@ -250,7 +256,7 @@ export async function handleStartTraining(req: StartTraining, post: PostTransfer
     record,
     trainer,
     model,
-    control: 'run',
+    control: restart?.control ?? 'run',
     pauseMessage: '',
     wake: null,
     pending: [],
