@@ -1,9 +1,10 @@
 // Which matmul variant this adapter gets: measured once per adapter on a model-sized shape and cached, or forced by
 // a setting (LORA_STUDIO_MATMUL in Node). All variants give the same bits (same k order), so the choice changes
 // speed only, never a run's numbers. CPU drivers pay heavily for workgroup barriers and pick `naive`; real GPUs
-// pick a tiled one.
+// pick a tiled one (blocked4 where its vec4 loads pay). A variant chosen here that does not apply to some shape
+// (blocked4 needs multiples of 4, see matmulVariantApplies) runs as `blocked` there.
 import type { Engine } from '../engine.ts';
-import { MATMUL_VARIANTS, recordMatmul, type MatmulVariant } from './matmul.ts';
+import { MATMUL_VARIANTS, matmulVariantApplies, recordMatmul, type MatmulVariant } from './matmul.ts';
 
 /** Where a choice is remembered between sessions (localStorage in the browser, a JSON file in Node). */
 export interface TuningCache {
@@ -15,8 +16,13 @@ export function isMatmulVariant(v: unknown): v is MatmulVariant {
   return typeof v === 'string' && (MATMUL_VARIANTS as readonly string[]).includes(v);
 }
 
-/** Times one variant on an (M, K) × (K, N) product: median of `reps` submissions, in milliseconds. */
+/** Times one variant on an (M, K) × (N, K)ᵀ product (nn.Linear's layout): median of `reps` submissions, in
+ *  milliseconds. Refuses a shape the variant would not run itself, so a time is never another variant's. */
 export async function timeMatmulVariant(e: Engine, variant: MatmulVariant, M: number, N: number, K: number, reps = 3): Promise<number> {
+  const shape = { M, N, K, transB: true };
+  if (!matmulVariantApplies(variant, shape)) {
+    throw new RangeError(`timeMatmulVariant: ${variant} does not apply to M=${M} N=${N} K=${K} (see matmulVariantApplies)`);
+  }
   const A = e.buffers.acquire(M * K * 4, undefined, 'tune.A');
   const B = e.buffers.acquire(K * N * 4, undefined, 'tune.B');
   const C = e.buffers.acquire(M * N * 4, undefined, 'tune.C');
@@ -24,7 +30,7 @@ export async function timeMatmulVariant(e: Engine, variant: MatmulVariant, M: nu
     const times: number[] = [];
     for (let i = 0; i <= reps; i++) {
       const rec = e.record('matmul-tune');
-      recordMatmul(rec, { M, N, K, transB: true }, { A, B, C }, { variant });
+      recordMatmul(rec, shape, { A, B, C }, { variant });
       const t0 = performance.now();
       await rec.submit();
       if (i > 0) times.push(performance.now() - t0); // the first run includes pipeline compilation
@@ -43,7 +49,8 @@ export interface MatmulChoice {
 }
 
 /** The variant for this engine's adapter: the override if valid, else the cached measurement, else a fresh one
- *  (on a shape small enough for CPU drivers, large enough to separate the variants on a GPU). */
+ *  (on a shape small enough for CPU drivers, large enough to separate the variants on a GPU; a multiple of 4, so
+ *  every variant runs itself). */
 export async function chooseMatmulVariant(e: Engine, cache?: TuningCache, override?: string): Promise<MatmulChoice> {
   if (override) {
     if (!isMatmulVariant(override)) {

@@ -4,11 +4,28 @@ import { packParams, type BufferRef, type KernelSpec, type Recorder } from '../k
 import { renderWgsl, type ElementType } from '../wgsl.ts';
 import type { MatmulShape } from '../ref/matmul.ref.ts';
 
-export const MATMUL_VARIANTS = ['naive', 'tiled', 'blocked'] as const;
+export const MATMUL_VARIANTS = ['naive', 'tiled', 'blocked', 'blocked4'] as const;
 export type MatmulVariant = (typeof MATMUL_VARIANTS)[number];
 
 /** Output-tile edge per workgroup of each variant (its x/y dispatch divides N/M by this). */
-const TILE: Record<MatmulVariant, number> = { naive: 8, tiled: 16, blocked: 64 };
+const TILE: Record<MatmulVariant, number> = { naive: 8, tiled: 16, blocked: 64, blocked4: 64 };
+
+/** What a variant runs instead where it does not apply (same tile, scalar loads). */
+const FALLBACK = 'blocked' satisfies MatmulVariant;
+
+/** Whether `variant` can run `shape`. blocked4 moves 4 consecutive elements of each operand as one vec4, so along
+ *  each operand's contiguous dimension (A: k, or m when transA; B: n, or k when transB) the size and the batch
+ *  stride must be multiples of 4: then every vec4 starts on a vec4 boundary and lies wholly inside or outside the
+ *  matrix. Model shapes pass (hidden sizes are multiples of 4, whatever the token count M); the rest falls back. */
+export function matmulVariantApplies(variant: MatmulVariant, shape: MatmulShape): boolean {
+  if (variant !== 'blocked4') return true;
+  const { M, N, K } = shape;
+  const contiguousA = shape.transA ? M : K;
+  const contiguousB = shape.transB ? K : N;
+  const strideA = shape.strideA ?? M * K;
+  const strideB = shape.strideB ?? K * N;
+  return [contiguousA, contiguousB, strideA, strideB].every((n) => n % 4 === 0);
+}
 
 export interface MatmulOptions {
   variant: MatmulVariant;
@@ -35,7 +52,8 @@ export function matmulSpec(o: MatmulOptions): KernelSpec {
       HAS_BIAS: o.hasBias ? 1 : 0,
       ACCUMULATE: o.accumulate ? 1 : 0,
     },
-    bindings: ['read', 'read', 'read', 'read_write'],
+    // A, B, bias, C, then A and B again as the vec4 views A4, B4 (only blocked4 reads them).
+    bindings: ['read', 'read', 'read', 'read_write', 'read', 'read'],
     paramsBytes: 32,
   };
 }
@@ -63,16 +81,18 @@ export interface MatmulBuffers {
   bias?: GPUBuffer;
 }
 
-/** Records C = alpha·op(A)·op(B) (+ bias) (+ C when accumulate) into `rec`. */
+/** Records C = alpha·op(A)·op(B) (+ bias) (+ C when accumulate) into `rec`. Returns the variant dispatched: the one
+ *  asked for, or `blocked` where it does not apply to the shape (see matmulVariantApplies); the bits are the same. */
 export function recordMatmul(
   rec: Recorder,
   shape: MatmulShape,
   buffers: MatmulBuffers,
   options: Omit<MatmulOptions, 'transA' | 'transB' | 'hasBias'>,
-): void {
+): MatmulVariant {
   const { M, N, K } = shape;
   const batch = shape.batch ?? 1;
-  const spec = matmulSpec({ ...options, transA: shape.transA, transB: shape.transB, hasBias: !!buffers.bias });
+  const variant = matmulVariantApplies(options.variant, shape) ? options.variant : FALLBACK;
+  const spec = matmulSpec({ ...options, variant, transA: shape.transA, transB: shape.transB, hasBias: !!buffers.bias });
   const params = packParams([
     ['u32', M],
     ['u32', N],
@@ -83,10 +103,12 @@ export function recordMatmul(
     ['u32', M * N],
     ['f32', shape.alpha ?? 1],
   ]);
-  const tile = TILE[options.variant];
-  rec.dispatch(spec, [buffers.A, buffers.B, buffers.bias ?? rec.unused, buffers.C], params, [
+  const tile = TILE[variant];
+  const { A, B } = buffers;
+  rec.dispatch(spec, [A, B, buffers.bias ?? rec.unused, buffers.C, A, B], params, [
     Math.ceil(N / tile),
     Math.ceil(M / tile),
     batch,
   ]);
+  return variant;
 }
