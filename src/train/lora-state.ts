@@ -65,10 +65,23 @@ function range(buffer: GPUBuffer, offset: number, length: number): GPUBufferBind
 /**
  * Allocates LoRA on the selected modules and attaches it to the model's linears. A starts as PEFT's
  * kaiming_uniform(a=√5) — uniform(±1/√in) — from `seed`, or from `initialA` (module path → values) when given,
- * and B as zeros, so the adapted model equals the base model at step 0.
+ * and B as zeros, so the adapted model equals the base model at step 0 — or from `initialB` when given (continuing
+ * from a saved adapter: step 0 is then that adapter). Every path in either map must be a selected module.
  */
-export function attachLora(e: Engine, model: GpuModel, spec: LoraSpec, seed: number, initialA?: Map<string, Float32Array>): LoraState {
+export function attachLora(
+  e: Engine,
+  model: GpuModel,
+  spec: LoraSpec,
+  seed: number,
+  initialA?: Map<string, Float32Array>,
+  initialB?: Map<string, Float32Array>,
+): LoraState {
   const selected = resolveTargets(model, spec.targets);
+  const chosen = new Set(selected.map((m) => m.peftPath));
+  for (const [which, given] of [['A', initialA], ['B', initialB]] as const) {
+    const extra = [...(given?.keys() ?? [])].filter((p) => !chosen.has(p));
+    if (extra.length) throw new Error(`initial lora_${which} given for ${extra.join(', ')}, which the targets ${JSON.stringify(spec.targets)} do not select`);
+  }
   const byPath = new Map(model.modules.map((m) => [m.module.peftPath, m.linear]));
   const r = spec.rank;
   const tensors = selected.flatMap((m) => [
@@ -76,6 +89,13 @@ export function attachLora(e: Engine, model: GpuModel, spec: LoraSpec, seed: num
     { name: `${m.peftPath}.lora_B`, length: m.outFeatures * r, lrScale: spec.loraPlusRatio },
   ]);
   const layout = planAdamwLayout(tensors);
+  // Checked before anything is allocated or attached, so a refusal leaves the model as it was.
+  selected.forEach((m, i) => {
+    for (const [which, given, seg] of [['A', initialA, layout.segments[2 * i]], ['B', initialB, layout.segments[2 * i + 1]]] as const) {
+      const values = given?.get(m.peftPath);
+      if (values && values.length !== seg.length) throw new Error(`initial lora_${which} for ${m.peftPath} has ${values.length} values, expected ${seg.length}`);
+    }
+  });
   const bytes = layout.totalLength * 4;
   const alloc = (label: string) => {
     const b = e.buffers.acquire(bytes, STORAGE_USAGE, label);
@@ -108,12 +128,13 @@ export function attachLora(e: Engine, model: GpuModel, spec: LoraSpec, seed: num
     const b = layout.segments[2 * i + 1];
     const given = initialA?.get(m.peftPath);
     if (given) {
-      if (given.length !== a.length) throw new Error(`initial lora_A for ${m.peftPath} has ${given.length} values, expected ${a.length}`);
       host.set(given, a.offset);
     } else {
       const bound = 1 / Math.sqrt(m.inFeatures);
       for (let j = 0; j < a.length; j++) host[a.offset + j] = (rng.next() * 2 - 1) * bound;
     }
+    const givenB = initialB?.get(m.peftPath);
+    if (givenB) host.set(givenB, b.offset);
     linear.lora = {
       rank: r,
       scale: state.scale,

@@ -25,6 +25,8 @@ export interface TrainerOptions {
   padId: number;
   /** Start lora_A from these values (module path → [r, in]) instead of the seeded init: golden runs. */
   initialA?: Map<string, Float32Array>;
+  /** Start lora_B from these values (module path → [out, r]) instead of zeros: continuing from a saved adapter. */
+  initialB?: Map<string, Float32Array>;
 }
 
 /** Everything needed to continue a run exactly where it stopped. */
@@ -80,7 +82,7 @@ export class Trainer {
       throw new Error('method qlora needs the model loaded with NF4 quantization');
     }
     if (o.train.length === 0) throw new Error('the training set has no usable row');
-    this.lora = attachLora(e, o.transformer.model, { ...config }, config.seed, o.initialA);
+    this.lora = attachLora(e, o.transformer.model, { ...config }, config.seed, o.initialA, o.initialB);
     // Packing: rows shuffled once with the run's seed, then packed next-fit into maxLength blocks, each row its own
     // segment (block-diagonal causal attention, positions restarting per row).
     const train = config.packing ? packRows(shuffled(o.train, config.seed), config.maxLength) : o.train;
