@@ -3,7 +3,7 @@
 // that the run resumed from its last checkpoint, and the step count and the loss curve go on past it. Stopped; a
 // screenshot; no console error (the expected "device lost" messages are warnings). Then a tab closed mid-run: after
 // the reload a banner offers the interrupted run, and one click loads its model and dataset again and resumes it;
-// paused, it loses its device again and comes back paused.
+// paused, it loses its device again and comes back paused; stopped while its device is replaced, it stops and saves.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openStudio, type Studio } from './harness.ts';
 
@@ -111,8 +111,14 @@ describe('device lost', () => {
     await page.getByRole('button', { name: 'Resume', exact: true }).click();
     await expect.poll(stepOf, { timeout: 90_000 }).toBeGreaterThan(pausedAt);
 
+    // Stop pressed while the device is being replaced: the run comes back only to stop at its checkpoint and save.
+    await page.getByRole('button', { name: 'Simulate GPU loss' }).click();
     await page.getByRole('button', { name: 'Stop and save' }).click();
-    await expect.poll(() => page.getByTestId('run-phase').textContent(), { timeout: 90_000 }).toBe('Stopped');
+    await expect.poll(() => page.getByTestId('run-phase').textContent(), { timeout: 120_000 }).toBe('Stopped');
+    const stoppedAt = await stepOf();
+    expect(stoppedAt).toBeGreaterThan(pausedAt);
+    expect(await page.getByTestId('run-message').textContent()).toContain(`stopped at step ${stoppedAt} of 400`);
+    await expect.poll(() => gpuBanner.textContent(), { timeout: 30_000 }).toContain(`"interrupted" stops at its checkpoint at step ${stoppedAt}`);
     expect(studio.problems).toEqual([]);
   });
 });

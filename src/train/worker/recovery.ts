@@ -17,7 +17,7 @@ import { idbKeyValue, RunsDb } from '../../store/runs-db.ts';
 import type { EngineEvent, EngineRequest, GpuReport } from '../protocol.ts';
 import { handleLoadModel } from './models.ts';
 import { errorMessage, state, type LoadedModel } from './state.ts';
-import { abandonActiveRun, handleStartTraining, type Exclusive, type LostRun, type PostTransfer } from './training.ts';
+import { abandonActiveRun, forgetLostRun, handleStartTraining, type Exclusive, type LostRun, type PostTransfer } from './training.ts';
 
 /** Waits between tries for a new device: ~15 s in all, long enough for a driver reset, short enough to give up. */
 export const RETRY_DELAYS_MS: readonly number[] = [250, 1000, 2000, 4000, 8000];
@@ -98,6 +98,7 @@ function onDeviceLost(gpu: Gpu, event: DeviceLostEvent, host: RecoveryHost): voi
   host.post({ type: 'gpu-recovering', reason, message: `the device was lost (${why}); asking for a new one` });
   void host.exclusive(() => recover(model, run, why, reason, host)).catch((err) => {
     console.warn('engine: recovery failed', err);
+    if (run) forgetLostRun(run.runId);
     run?.releaseLock();
     host.post({ type: 'gpu-lost', reason, message: `the GPU device was lost and could not be recovered: ${errorMessage(err)}. Reload the page.` });
   });
@@ -144,6 +145,7 @@ async function recover(model: LoadedModel | null, run: LostRun | null, why: stri
   const resumed =
     run.checkpointStep === null ? 'restarted from step 0 (no checkpoint had been saved yet)'
     : run.control === 'pause' ? `is back at its checkpoint at step ${from}, paused`
+    : run.control === 'stop' ? `stops at its checkpoint at step ${from}`
     : `resumed from step ${from}${redone}`;
   if (run.control === 'run') host.post({ type: 'run-state', runId: run.runId, state: 'running', message: `GPU recovered: ${resumed}.` });
   host.post({ type: 'gpu-recovered', gpu: gpuReport(gpu), message: `GPU recovered on ${gpu.adapter.name}: "${run.name}" ${resumed}.` });
@@ -193,6 +195,7 @@ function resumeHint(run: LostRun): string {
 /** A run that cannot go on here: saved as paused (resumable from its checkpoint), its lock released, and shown as
  *  stopped in this tab so its Resume button on the Runs screen is not blocked by a run that no longer trains. */
 async function giveUpRun(run: LostRun, message: string, host: RecoveryHost): Promise<void> {
+  forgetLostRun(run.runId);
   try {
     await (host.pauseRun ?? pauseInDb)(run.runId, message);
   } catch (err) {

@@ -19,6 +19,7 @@ import { deleteResumeSources, resumeSourcesFor, saveResumeSources } from '../res
 import { buildAdapterConfig, exportAdapter, zipAdapter } from '../peft.ts';
 import type { EngineEvent, EngineRequest, StepMetrics } from '../protocol.ts';
 import { Trainer, TrainingDivergedError, type TrainerCheckpoint } from '../trainer.ts';
+import { continuationFor } from './continue.ts';
 import { adapterFileName } from './training-names.ts';
 import { errorMessage, requireDataset, requireEngine, requireModel, state, UserError, type LoadedModel } from './state.ts';
 
@@ -88,6 +89,10 @@ export interface LostRun {
   releaseLock: () => void;
 }
 
+/** A run abandoned by a lost device until recovery starts it again or gives it up: pause, resume and stop sent
+ *  meanwhile change the state it comes back in. */
+let lostRun: LostRun | null = null;
+
 /** The device under the active run is gone: the run stops being active at once (its loop ends quietly at its next
  *  await, its GPU state died with the device) and what restarting it needs is returned. Null when no run is active. */
 export function abandonActiveRun(): LostRun | null {
@@ -96,7 +101,7 @@ export function abandonActiveRun(): LostRun | null {
   active = null;
   run.lost = true;
   run.wake?.(); // a paused loop wakes up to end
-  return {
+  return (lostRun = {
     request: run.request,
     runId: run.id,
     name: run.record.name,
@@ -104,7 +109,12 @@ export function abandonActiveRun(): LostRun | null {
     step: run.trainer.step,
     checkpointStep: run.record.checkpoint?.step ?? null,
     releaseLock: run.releaseLock,
-  };
+  });
+}
+
+/** Recovery gave the lost run up (or started it again): controls for it are answered as usual again. */
+export function forgetLostRun(runId: string): void {
+  if (lostRun?.runId === runId) lostRun = null;
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -203,11 +213,16 @@ export async function handleStartTraining(
     ({ train, eval: evalRows } = splitEval(rows, config.evalSplit, config.seed));
   }
 
+  // Continuing a saved adapter: the LoRA starts from its A and B (a resumed run's checkpoint holds its own).
+  const from = req.initFromRunId && !req.resume ? await continuationFor(req.initFromRunId, config, model) : null;
   const release = restart?.releaseLock ?? (await tryLockRun(req.runId));
   if (!release) throw new UserError('this run is open in another tab: it can only be trained in one tab at a time');
   let trainer: Trainer;
   try {
-    trainer = new Trainer({ engine: e, transformer: model.transformer, config, train, eval: evalRows, padId: model.tokenizer?.padIdOrFallback ?? 0 });
+    trainer = new Trainer({
+      engine: e, transformer: model.transformer, config, train, eval: evalRows, padId: model.tokenizer?.padIdOrFallback ?? 0,
+      initialA: from?.initialA, initialB: from?.initialB,
+    });
   } catch (err) {
     release();
     throw new UserError(errorMessage(err));
@@ -236,6 +251,7 @@ export async function handleStartTraining(
         final: null,
         checkpoint: null,
         adapter: null,
+        ...(from && { continuedFrom: from.parent }),
       };
       await store.create(record);
     }
@@ -270,6 +286,7 @@ export async function handleStartTraining(
     releaseLock: release,
   };
   active = run;
+  if (restart) forgetLostRun(run.id);
   if (dataset.request) {
     // So a tab closed mid-run can load the same model and data again and resume in one click (App.tsx's banner).
     const sources = resumeSourcesFor(run.id, { source: model.source, quant: model.quant, name: model.summary.name }, dataset.request);
@@ -527,6 +544,13 @@ function end(run: ActiveRun, detach = true): void {
 /** pause / resume / stop: answered at once, not queued behind the steps they control. */
 export function handleRunControl(req: RunControl, post: PostTransfer): void {
   const run = active;
+  if ((!run || run.id !== req.runId) && lostRun?.runId === req.runId) {
+    // The device is being replaced: the run restarts in the state asked for last.
+    if (req.type === 'pause' && lostRun.control === 'run') lostRun.control = 'pause';
+    if (req.type === 'resume') lostRun.control = 'run';
+    if (req.type === 'stop') lostRun.control = 'stop';
+    return;
+  }
   if (!run || run.id !== req.runId) {
     post({ type: 'error', message: `run ${req.runId} is not training in this tab` });
     return;
