@@ -17,8 +17,9 @@ import type { StepMetrics } from '../train/protocol.ts';
 // ---------------------------------------------------------------------------------------------------------------
 // Records
 
-/** 'running' in a record nobody holds the lock of means the tab that ran it is gone: shown as interrupted. */
-export type RunStatus = 'running' | 'paused' | 'stopped' | 'finished' | 'failed';
+/** 'running' in a record nobody holds the lock of means the tab that ran it is gone: shown as interrupted.
+ *  'imported': not trained here, a PEFT adapter imported from a file, a folder or the Hub (no curve, no checkpoint). */
+export type RunStatus = 'running' | 'paused' | 'stopped' | 'finished' | 'failed' | 'imported';
 
 export interface RunSample {
   step: number;
@@ -63,6 +64,10 @@ export interface RunRecord {
   final: RunFinal | null;
   checkpoint: BlobPointer | null;
   adapter: BlobPointer | null;
+  /** An imported adapter: where it came from ("org/repo on the Hub", a file or folder name). */
+  importedFrom?: string;
+  /** A run that continued another run's adapter: which one, and the step that adapter was saved at. */
+  continuedFrom?: { runId: string; name: string; step: number };
 }
 
 export interface StoredAdapter {

@@ -7,6 +7,8 @@ import { GpuUnavailableError } from '../gpu/device.ts';
 import type { EngineEvent, EngineRequest } from './protocol.ts';
 import { handleLoadDataset } from './worker/datasets.ts';
 import { handleEvaluate } from './worker/evaluation.ts';
+import { handleImportAdapter } from './worker/import.ts';
+import { abortMerge, handleMerge } from './worker/merge.ts';
 import { abortGeneration, handleGenerate } from './worker/generation.ts';
 import { handleLoadModel } from './worker/models.ts';
 import { adoptGpu, gpuReport, setDebugMode, simulateDeviceLoss, type RecoveryHost } from './worker/recovery.ts';
@@ -81,6 +83,16 @@ scope.onmessage = (msg: MessageEvent<EngineRequest>) => {
       break;
     case 'export-adapter':
       serial(req.id, () => handleExportAdapter(req, post));
+      break;
+    case 'import-adapter':
+      serial(req.id, () => handleImportAdapter(req, post));
+      break;
+    case 'merge-model':
+      // Not queued: it reads files, not the GPU, and takes a while; generation and training go on meanwhile.
+      void handleMerge(req, post).catch((err) => post({ type: 'error', id: req.id, message: errorMessage(err) }));
+      break;
+    case 'abort-merge':
+      abortMerge(req.id);
       break;
     case 'debug-mode':
       setDebugMode(req.enabled);

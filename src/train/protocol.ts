@@ -16,6 +16,17 @@ export type ModelSource =
   | { kind: 'hub'; repo: string; revision?: string; token?: string; baseUrl?: string }
   | { kind: 'folder'; files: File[] }; // a picked or dropped local folder (webkitRelativePath kept)
 
+/** Where an imported PEFT adapter comes from. */
+export type AdapterSource =
+  | { kind: 'zip'; file: File } // a .zip holding adapter_config.json and adapter_model.safetensors
+  /** The files of the adapter's folder (the page keeps that folder's only: a worker sees names, not paths). */
+  | { kind: 'folder'; files: File[]; name: string }
+  | { kind: 'hub'; repo: string; revision?: string; token?: string; baseUrl?: string };
+
+/** Where a merged model goes: a folder the user picked (File System Access API; each file streamed to disk), or one
+ *  .zip handed back to the page (small models only, see worker/merge.ts). */
+export type MergeTarget = { kind: 'directory'; handle: FileSystemDirectoryHandle } | { kind: 'zip' };
+
 export interface ModelSummary {
   name: string;
   modelType: string;
@@ -102,6 +113,9 @@ export type EngineRequest =
       name?: string;
       /** A sample for the fixed prompt every this many steps (and at the end). */
       sampleEvery?: number;
+      /** Continue from this saved run's adapter: the LoRA starts from its A and B (rank, alpha and targets must
+       *  match it). Ignored when resuming, whose checkpoint holds the params. */
+      initFromRunId?: string;
     }
   | { type: 'pause'; runId: string }
   | { type: 'resume'; runId: string }
@@ -114,6 +128,12 @@ export type EngineRequest =
    *  its evaluations are; all rows when evalSplit is 0. */
   | { type: 'evaluate'; id: string; adapterRunId?: string; datasetId?: string; evalSplit: number; seed: number; batchSize: number; maxLength: number }
   | { type: 'export-adapter'; id: string; runId: string; as: 'zip' | 'safetensors' }
+  /** Checks a PEFT adapter against the loaded model and saves it as run `runId` (status 'imported'). */
+  | { type: 'import-adapter'; id: string; runId: string; source: AdapterSource; name?: string }
+  /** The loaded base model with run `runId`'s adapter folded in, streamed to `to` (progress stage 'merge'). */
+  | { type: 'merge-model'; id: string; runId: string; dtype: 'f16' | 'f32'; to: MergeTarget }
+  /** Ends merge `id` (it answers 'error' with "cancelled"; files written so far are left as they are). */
+  | { type: 'abort-merge'; id: string }
   /** Debug mode (the page's URL has ?debug=1): until it is on, 'debug-lose-device' is refused. */
   | { type: 'debug-mode'; enabled: boolean }
   /** Destroys the GPU device as a driver reset would lose it, so the recovery path runs (tests, ?debug=1 only). */
@@ -154,4 +174,7 @@ export type EngineEvent =
   | { type: 'token'; id: string; text: string }
   | { type: 'generated'; id: string; text: string } & GeneratedExtras
   | { type: 'evaluated'; id: string; adapterRunId?: string; loss: number; tokens: number; rows: number }
-  | { type: 'adapter'; id: string; runId: string; fileName: string; bytes: Uint8Array };
+  | { type: 'adapter'; id: string; runId: string; fileName: string; bytes: Uint8Array }
+  | { type: 'adapter-imported'; id: string; runId: string; name: string; modules: number; warnings: string[] }
+  /** A merge is done: into `folder` of the picked directory, or as `zip` to save. */
+  | { type: 'merged'; id: string; runId: string; files: { path: string; size: number }[]; folder?: string; zip?: { fileName: string; blob: Blob } };

@@ -25,7 +25,7 @@ const PROGRESS_INTERVAL_MS = 100;
 
 let hubCache: ModelCache | null = null;
 /** OPFS where the browser has it (a second load works offline), else memory. */
-function modelCache(): ModelCache {
+export function modelCache(): ModelCache {
   hubCache ??= OpfsModelCache.available() ? new OpfsModelCache() : new MemoryModelCache();
   return hubCache;
 }

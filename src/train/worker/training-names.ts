@@ -11,6 +11,11 @@ export function metricsFileName(runName: string): string {
   return `${runSlug(runName)}-metrics.csv`;
 }
 
+/** The folder (or .zip, without its extension) a run's merged model is saved as: "demo · r4" → "demo-r4-merged". */
+export function mergedModelName(runName: string): string {
+  return `${runSlug(runName)}-merged`;
+}
+
 function runSlug(runName: string): string {
   return runName.toLowerCase().replace(/[^a-z0-9.]+/g, '-').replace(/^-+|-+$/g, '').slice(0, 80) || 'run';
 }

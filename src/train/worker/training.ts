@@ -19,6 +19,7 @@ import { deleteResumeSources, resumeSourcesFor, saveResumeSources } from '../res
 import { buildAdapterConfig, exportAdapter, zipAdapter } from '../peft.ts';
 import type { EngineEvent, EngineRequest, StepMetrics } from '../protocol.ts';
 import { Trainer, TrainingDivergedError, type TrainerCheckpoint } from '../trainer.ts';
+import { continuationFor } from './continue.ts';
 import { adapterFileName } from './training-names.ts';
 import { errorMessage, requireDataset, requireEngine, requireModel, state, UserError, type LoadedModel } from './state.ts';
 
@@ -212,11 +213,16 @@ export async function handleStartTraining(
     ({ train, eval: evalRows } = splitEval(rows, config.evalSplit, config.seed));
   }
 
+  // Continuing a saved adapter: the LoRA starts from its A and B (a resumed run's checkpoint holds its own).
+  const from = req.initFromRunId && !req.resume ? await continuationFor(req.initFromRunId, config, model) : null;
   const release = restart?.releaseLock ?? (await tryLockRun(req.runId));
   if (!release) throw new UserError('this run is open in another tab: it can only be trained in one tab at a time');
   let trainer: Trainer;
   try {
-    trainer = new Trainer({ engine: e, transformer: model.transformer, config, train, eval: evalRows, padId: model.tokenizer?.padIdOrFallback ?? 0 });
+    trainer = new Trainer({
+      engine: e, transformer: model.transformer, config, train, eval: evalRows, padId: model.tokenizer?.padIdOrFallback ?? 0,
+      initialA: from?.initialA, initialB: from?.initialB,
+    });
   } catch (err) {
     release();
     throw new UserError(errorMessage(err));
@@ -245,6 +251,7 @@ export async function handleStartTraining(
         final: null,
         checkpoint: null,
         adapter: null,
+        ...(from && { continuedFrom: from.parent }),
       };
       await store.create(record);
     }

@@ -1,0 +1,46 @@
+// "Continue training" from a saved run's adapter (trained here or imported): the new run's LoRA starts from that
+// adapter's A and B (Trainer's initialA / initialB), so its first step begins exactly where the adapter is. The rank,
+// the scale (alpha, rsLoRA) and the targets must be the adapter's: the Train screen locks them; this checks again.
+import type { TrainConfig } from '../config.ts';
+import { loraScale } from '../../gpu/kernels/lora.ts';
+import type { LoraAdapter } from '../peft.ts';
+import { loadRunAdapter, workerRunsDb } from './adapters.ts';
+import { UserError, type LoadedModel } from './state.ts';
+
+export interface Continuation {
+  /** Module path → lora_A [r, in] and lora_B [out, r]. */
+  initialA: Map<string, Float32Array>;
+  initialB: Map<string, Float32Array>;
+  parent: { runId: string; name: string; step: number };
+}
+
+/** What keeps `config` from continuing `adapter`, in words; empty when nothing does. */
+export function continuationProblems(adapter: Pick<LoraAdapter, 'rank' | 'alpha' | 'rslora' | 'scale'>, config: Pick<TrainConfig, 'rank' | 'alpha' | 'rslora'>): string[] {
+  const problems: string[] = [];
+  if (config.rank !== adapter.rank) return [`rank ${config.rank} differs from the adapter's r = ${adapter.rank}`];
+  const scale = loraScale(config.alpha, config.rank, config.rslora);
+  if (Math.abs(scale - adapter.scale) > 1e-12 * Math.max(1, adapter.scale)) {
+    problems.push(
+      `alpha ${config.alpha}${config.rslora ? ' with rsLoRA' : ''} scales the update by ${scale.toPrecision(4)}, the adapter's ` +
+        `lora_alpha ${adapter.alpha}${adapter.rslora ? ' with rsLoRA' : ''} by ${adapter.scale.toPrecision(4)}`,
+    );
+  }
+  return problems;
+}
+
+/** The initial A and B maps of a run continuing run `runId`'s adapter, checked against `config` and the model. */
+export async function continuationFor(runId: string, config: TrainConfig, model: LoadedModel): Promise<Continuation> {
+  const record = await workerRunsDb().get(runId);
+  if (!record) throw new UserError(`run ${runId}, to continue from, does not exist (deleted?)`);
+  if (record.model.name !== model.summary.name) {
+    throw new UserError(`"${record.name}" is an adapter of ${record.model.name}: load that model to continue it (loaded: ${model.summary.name})`);
+  }
+  const { adapter } = await loadRunAdapter(runId);
+  const problems = continuationProblems(adapter, config);
+  if (problems.length) throw new UserError(`cannot continue "${record.name}": ${problems.join('; ')}`);
+  return {
+    initialA: new Map(adapter.modules.map((m) => [m.peftPath, m.A])),
+    initialB: new Map(adapter.modules.map((m) => [m.peftPath, m.B])),
+    parent: { runId, name: record.name, step: record.adapter?.step ?? 0 },
+  };
+}

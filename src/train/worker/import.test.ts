@@ -1,0 +1,165 @@
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { parseModelConfig, type ModelConfig } from '../../model/config.ts';
+import { selectTargetModules } from '../../model/weights.ts';
+import { RunsDb, type KeyValue } from '../../store/runs-db.ts';
+import { DEFAULT_CONFIG } from '../config.ts';
+import { buildAdapterConfig, exportAdapter, importAdapter, zipAdapter, type AdapterFiles } from '../peft.ts';
+import type { EngineEvent } from '../protocol.ts';
+import { loadRunAdapter, setWorkerRunsDb } from './adapters.ts';
+import { continuationProblems } from './continue.ts';
+import { defaultImportName, describeAdapterSource, handleImportAdapter, importedRunConfig } from './import.ts';
+import { state, UserError, type LoadedModel } from './state.ts';
+
+const FIXTURE = join(process.cwd(), 'tests', 'fixtures', 'models');
+const fixtureConfig = (name: string): ModelConfig => parseModelConfig(JSON.parse(readFileSync(join(FIXTURE, name, 'config.json'), 'utf8')), name);
+
+class MapKv implements KeyValue {
+  readonly map = new Map<string, unknown>();
+  async get<T>(k: string) {
+    return structuredClone(this.map.get(k)) as T | undefined;
+  }
+  async getMany<T>(ks: string[]) {
+    return ks.map((k) => structuredClone(this.map.get(k)) as T | undefined);
+  }
+  async set(k: string, v: unknown) {
+    this.map.set(k, structuredClone(v));
+  }
+  async del(k: string) {
+    this.map.delete(k);
+  }
+  async update<T>(k: string, fn: (old: T | undefined) => T) {
+    this.map.set(k, structuredClone(fn(structuredClone(this.map.get(k)) as T | undefined)));
+  }
+  async keys() {
+    return [...this.map.keys()];
+  }
+}
+
+/** A PEFT adapter for `config` with deterministic small A and B. */
+function makeAdapter(config: ModelConfig, targets: string[] | 'all-linear', rank: number, alpha: number, rslora = false): AdapterFiles {
+  const modules = selectTargetModules(config, targets).map((m, i) => ({
+    peftPath: m.peftPath,
+    inFeatures: m.inFeatures,
+    outFeatures: m.outFeatures,
+    A: Float32Array.from({ length: rank * m.inFeatures }, (_, j) => Math.sin(i + j) / 10),
+    B: Float32Array.from({ length: m.outFeatures * rank }, (_, j) => Math.cos(i * 7 + j) / 10),
+  }));
+  return exportAdapter(modules, buildAdapterConfig({
+    baseModel: 'someone/base', rank, alpha, dropout: 0.05, targetModules: targets, fanInFanOut: config.linearLayout === 'conv1d', rslora, model: config,
+  }));
+}
+
+const llama = fixtureConfig('llama');
+let kv: MapKv;
+let events: EngineEvent[];
+const post = (e: EngineEvent) => events.push(e);
+
+beforeEach(() => {
+  kv = new MapKv();
+  events = [];
+  setWorkerRunsDb(new RunsDb(kv, { estimate: async () => ({ usage: 0, quota: 1e9 }) }));
+  state.model = {
+    id: 'model-1', config: llama, quant: 'none',
+    summary: { name: 'llama', modelType: 'llama', dtype: 'f32', parameters: 12345 },
+  } as unknown as LoadedModel;
+});
+afterEach(() => {
+  setWorkerRunsDb(null);
+  state.model = null;
+});
+
+describe('importing an adapter', () => {
+  it('stores a .zip as an imported run with its config, listed and loadable like a trained run', async () => {
+    const files = makeAdapter(llama, ['q_proj', 'v_proj'], 4, 8);
+    const file = new File([zipAdapter(files) as Uint8Array<ArrayBuffer>], 'pirate-lora.zip');
+    await handleImportAdapter({ type: 'import-adapter', id: 'imp-1', runId: 'run-a', source: { kind: 'zip', file } }, post);
+
+    expect(events).toEqual([{ type: 'adapter-imported', id: 'imp-1', runId: 'run-a', name: 'pirate-lora', modules: 4, warnings: [] }]);
+    const runs = new RunsDb(kv);
+    const [record] = await runs.list();
+    expect(record).toMatchObject({
+      id: 'run-a', name: 'pirate-lora', status: 'imported', importedFrom: 'pirate-lora.zip', totalSteps: 0, curves: [], checkpoint: null,
+      model: { name: 'llama', modelType: 'llama', quant: 'none', dtype: 'f32', parameters: 12345 },
+    });
+    expect(record.config).toEqual({ ...DEFAULT_CONFIG, rank: 4, alpha: 8, dropout: 0.05, rslora: false, targets: ['q_proj', 'v_proj'] });
+    const m = selectTargetModules(llama, ['q_proj', 'v_proj']);
+    expect(record.trainableParams).toBe(m.reduce((s, x) => s + 4 * (x.inFeatures + x.outFeatures), 0));
+    // The files as they came, under the run's adapter pointer.
+    expect(await runs.loadAdapter('run-a')).toEqual({ ...files });
+    const { adapter } = await loadRunAdapter('run-a');
+    expect(adapter.modules.map((x) => x.peftPath)).toEqual(m.map((x) => x.peftPath));
+  });
+
+  it('takes a folder, and a name', async () => {
+    const files = makeAdapter(llama, 'all-linear', 2, 2, true);
+    const picked = Object.entries(files).map(([name, bytes]) => new File([bytes as Uint8Array<ArrayBuffer>], name));
+    await handleImportAdapter({ type: 'import-adapter', id: 'imp-2', runId: 'run-b', source: { kind: 'folder', files: picked, name: 'checkpoint-100' }, name: ' mine ' }, post);
+    const record = (await new RunsDb(kv).get('run-b'))!;
+    expect(record.name).toBe('mine');
+    expect(record.importedFrom).toBe('checkpoint-100');
+    expect(record.config).toMatchObject({ rank: 2, alpha: 2, rslora: true });
+    expect(record.config.targets).toEqual(['down_proj', 'gate_proj', 'k_proj', 'o_proj', 'q_proj', 'up_proj', 'v_proj']);
+  });
+
+  it("refuses another model's adapter, naming the tensors, and stores nothing", async () => {
+    const gpt2 = fixtureConfig('gpt2');
+    const file = new File([zipAdapter(makeAdapter(gpt2, ['c_attn'], 4, 8)) as Uint8Array<ArrayBuffer>], 'gpt2-lora.zip');
+    const failure = handleImportAdapter({ type: 'import-adapter', id: 'imp-3', runId: 'run-c', source: { kind: 'zip', file } }, post);
+    await expect(failure).rejects.toBeInstanceOf(UserError);
+    await expect(failure).rejects.toThrow(/tensor "base_model\.model\.transformer\.h\.0\.attn\.c_attn\.lora_A\.weight": the llama model has no linear layer "transformer\.h\.0\.attn\.c_attn"/);
+    await expect(failure).rejects.toThrow(/checked against llama/);
+    expect(kv.map.size).toBe(0);
+    expect(events).toEqual([]);
+  });
+
+  it('refuses a wrong shape with both shapes, and a file that is no zip', async () => {
+    const other = { ...llama, hiddenSize: 16 } as ModelConfig; // the same module names, other shapes
+    const file = new File([zipAdapter(makeAdapter(other, ['q_proj'], 4, 8)) as Uint8Array<ArrayBuffer>], 'small.zip');
+    await expect(handleImportAdapter({ type: 'import-adapter', id: 'i', runId: 'r', source: { kind: 'zip', file } }, post))
+      .rejects.toThrow(/lora_A\.weight" has shape \[4, 16\], expected \[4, 32\]/);
+    const junk = new File([new Uint8Array([1, 2, 3])], 'junk.zip');
+    await expect(handleImportAdapter({ type: 'import-adapter', id: 'j', runId: 'r', source: { kind: 'zip', file: junk } }, post))
+      .rejects.toThrow(/junk\.zip: not a readable \.zip/);
+    expect(kv.map.size).toBe(0);
+  });
+
+  it('needs a loaded model', async () => {
+    state.model = null;
+    const file = new File([zipAdapter(makeAdapter(llama, ['q_proj'], 4, 8)) as Uint8Array<ArrayBuffer>], 'a.zip');
+    await expect(handleImportAdapter({ type: 'import-adapter', id: 'i', runId: 'r', source: { kind: 'zip', file } }, post)).rejects.toThrow(/no model is loaded/);
+  });
+
+  it('names sources without their token', () => {
+    const hub = { kind: 'hub' as const, repo: 'org/pirate-lora', token: 'hf_secret', baseUrl: 'http://127.0.0.1:9/' };
+    expect(describeAdapterSource(hub)).toBe('org/pirate-lora on the Hub (http://127.0.0.1:9/)');
+    expect(describeAdapterSource(hub)).not.toContain('hf_secret');
+    expect(defaultImportName(hub)).toBe('pirate-lora');
+    expect(defaultImportName({ kind: 'zip', file: new File([], 'x.ZIP') })).toBe('x');
+  });
+
+  it("derives targets that select exactly the adapter's modules (GPT-2's attention c_proj by path)", async () => {
+    const gpt2 = fixtureConfig('gpt2');
+    const files = makeAdapter(gpt2, ['attn.c_proj'], 2, 4);
+    const adapter = await importAdapter(zipAdapter(files), gpt2);
+    const config = importedRunConfig(adapter, gpt2);
+    expect(config.targets).toEqual(selectTargetModules(gpt2, ['attn.c_proj']).map((m) => m.peftPath));
+    expect(selectTargetModules(gpt2, config.targets).map((m) => m.peftPath)).toEqual(adapter.modules.map((m) => m.peftPath));
+  });
+});
+
+describe('continuing an adapter', () => {
+  const adapter = { rank: 8, alpha: 16, rslora: false, scale: 2 };
+  it('accepts the same rank and scale', () => {
+    expect(continuationProblems(adapter, { rank: 8, alpha: 16, rslora: false })).toEqual([]);
+    // rsLoRA with alpha·√r/r gives the same scale: the same function, accepted.
+    expect(continuationProblems({ rank: 4, alpha: 4, rslora: true, scale: 2 }, { rank: 4, alpha: 8, rslora: false })).toEqual([]);
+  });
+  it('names a rank or scale that differs', () => {
+    expect(continuationProblems(adapter, { rank: 4, alpha: 8, rslora: false })).toEqual(["rank 4 differs from the adapter's r = 8"]);
+    expect(continuationProblems(adapter, { rank: 8, alpha: 8, rslora: false })).toEqual([
+      "alpha 8 scales the update by 1.000, the adapter's lora_alpha 16 by 2.000",
+    ]);
+  });
+});
