@@ -25,3 +25,8 @@ export function saveFile(data: Uint8Array | string, fileName: string, type: stri
   const part = typeof data === 'string' ? data : (data as Uint8Array<ArrayBuffer>);
   downloader(new Blob([part], { type }), fileName);
 }
+
+/** A Blob the worker built (a merged model's .zip): saved as it is, never copied into one array. */
+export function saveBlob(blob: Blob, fileName: string): void {
+  downloader(blob, fileName);
+}

@@ -2,6 +2,7 @@
 // summary, and the memory budget the catalogue's fit check uses. The engine worker does the loading.
 import type { StateCreator } from 'zustand';
 import type { EngineEvent, ModelSource, ModelSummary } from '../../train/protocol.ts';
+import { DEFAULT_HUB_URL } from '../../model/sources/hub.ts';
 import { ProgressMeter, type ProgressStats } from '../../ui/components/progress-meter.ts';
 import { requestId, sendToEngine } from '../engine-link.ts';
 
@@ -24,10 +25,19 @@ export interface ModelsSlice {
   modelError: string;
   /** The user's GPU memory budget in bytes for fit checks; null: the default for this adapter. */
   memoryBudget: number | null;
+  /** The Hub address models and adapters are downloaded from (a mirror or a local server; huggingface.co by default). */
+  hubUrl: string;
+  setHubUrl(url: string): void;
   loadModel(source: ModelSource, label: string, quant?: 'none' | 'nf4'): void;
   setMemoryBudget(bytes: number | null): void;
   /** Applies the engine events that answer this slice's requests. */
   onModelEvent(event: EngineEvent): void;
+}
+
+/** The Hub URL as a source's baseUrl: undefined for the default (so cache keys stay "org/name@main"). */
+export function hubBaseUrl(hubUrl: string): string | undefined {
+  const base = hubUrl.trim().replace(/\/+$/, '');
+  return base && base !== DEFAULT_HUB_URL ? base : undefined;
 }
 
 /** A ModelSource without secrets, for labels and logs. */
@@ -49,6 +59,11 @@ export const createModelsSlice: StateCreator<ModelsSlice, [], [], ModelsSlice> =
     modelQuant: 'none',
     modelError: '',
     memoryBudget: null,
+    hubUrl: DEFAULT_HUB_URL,
+
+    setHubUrl(url) {
+      set({ hubUrl: url });
+    },
 
     loadModel(source, label, quant = 'none') {
       const id = requestId('model');

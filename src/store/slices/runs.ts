@@ -2,12 +2,36 @@
 // another tab holds (Web Locks), and the actions of the Runs screen: rename, delete, download, CSV. The worker writes
 // the records while it trains; this slice re-reads them when a run changes state.
 import type { StateCreator } from 'zustand';
-import type { EngineEvent } from '../../train/protocol.ts';
-import { zipAdapter } from '../../train/peft.ts';
+import type { AdapterSource, EngineEvent } from '../../train/protocol.ts';
+import { ADAPTER_CONFIG_FILE, zipAdapter } from '../../train/peft.ts';
 import { adapterFileName, metricsFileName } from '../../train/worker/training-names.ts';
-import { saveFile } from '../downloads.ts';
-import { idbKeyValue, lockedRunIds, metricsCsv, RunsDb, type RunRecord } from '../runs-db.ts';
+import { requestId, sendToEngine } from '../engine-link.ts';
+import { saveBlob, saveFile } from '../downloads.ts';
+import { idbKeyValue, lockedRunIds, metricsCsv, newRunId, RunsDb, type RunRecord } from '../runs-db.ts';
+import type { ModelsSlice } from './models.ts';
 import { isActive, type TrainSlice } from './train.ts';
+
+/** The adapter import of the Runs screen: one at a time. */
+export interface ImportState {
+  phase: 'idle' | 'importing' | 'done' | 'error';
+  request: string | null;
+  /** Bytes downloaded (Hub adapters). */
+  done: number;
+  total: number;
+  /** What happened, in words (the worker's error as it is: every problem of the file). */
+  message: string;
+  warnings: string[];
+}
+
+/** A merge of one run's adapter into the base model. */
+export interface MergeState {
+  request: string;
+  to: 'folder' | 'zip';
+  phase: 'merging' | 'done' | 'error' | 'cancelled';
+  done: number;
+  total: number;
+  message: string;
+}
 
 export interface RunsSlice {
   runs: RunRecord[];
@@ -21,8 +45,42 @@ export interface RunsSlice {
   deleteRun(id: string): Promise<void>;
   downloadRun(id: string, as: 'zip' | 'safetensors'): Promise<void>;
   exportRunCsv(id: string): Promise<void>;
+  adapterImport: ImportState;
+  /** Checks a PEFT adapter against the loaded model (in the worker) and saves it as an 'imported' run. */
+  importAdapter(source: AdapterSource, name?: string): void;
+  /** By run id. */
+  merges: Record<string, MergeState>;
+  /** The loaded base model with the run's adapter folded in: into a picked folder (streamed), or as one .zip. */
+  mergeRun(runId: string, dtype: 'f16' | 'f32', to: 'folder' | 'zip'): Promise<void>;
+  cancelMerge(runId: string): void;
   onRunsEvent(event: EngineEvent): void;
 }
+
+/** Whether this browser can save into a folder the user picks (File System Access API: Chrome, Edge). */
+export function canPickFolder(scope: object = globalThis): boolean {
+  return typeof (scope as { showDirectoryPicker?: unknown }).showDirectoryPicker === 'function';
+}
+
+export const NO_FOLDER_PICKER =
+  'This browser cannot save into a folder (no File System Access API) and cannot stream a multi-file download: use ' +
+  '"Download .zip" for small models (up to 200 MiB), or merge on the command line: npx lora-studio merge --model MODEL_DIR --adapter ADAPTER_DIR --out MERGED_DIR';
+
+/**
+ * The adapter's files in a picked or dropped folder: the folder holding adapter_config.json (the shallowest one when
+ * several do, e.g. a training output with checkpoint-N/ folders), only its own files — the worker gets names, not
+ * paths. `path` is relative to the picked folder, or "picked/…" as webkitRelativePath gives it.
+ */
+export function adapterFolderFiles(picked: readonly { path: string; file: File }[], fallbackName = 'adapter folder'): { files: File[]; name: string } {
+  const configs = picked.filter((p) => p.path === ADAPTER_CONFIG_FILE || p.path.endsWith(`/${ADAPTER_CONFIG_FILE}`));
+  if (configs.length === 0) throw new Error(`no ${ADAPTER_CONFIG_FILE} in the folder: pick the folder PEFT saved the adapter into (adapter_config.json, adapter_model.safetensors)`);
+  const depth = (p: string) => p.split('/').length;
+  const config = configs.reduce((a, b) => (depth(b.path) < depth(a.path) ? b : a));
+  const dir = config.path.slice(0, config.path.length - ADAPTER_CONFIG_FILE.length); // "" or "a/b/"
+  const files = picked.filter((p) => p.path.startsWith(dir) && !p.path.slice(dir.length).includes('/')).map((p) => p.file);
+  const name = dir.replace(/\/$/, '').split('/').at(-1) || fallbackName;
+  return { files, name };
+}
+
 
 let db: RunsDb | null = null;
 /** Tests link a RunsDb over a Map; the page uses IndexedDB. */
@@ -39,7 +97,11 @@ export function shownStatus(r: RunRecord, locked: readonly string[]): RunRecord[
   return (r.status === 'running' || r.status === 'paused') && !locked.includes(r.id) ? (r.status === 'running' ? 'interrupted' : 'paused') : r.status;
 }
 
-export const createRunsSlice: StateCreator<RunsSlice & Pick<TrainSlice, 'liveRun'>, [], [], RunsSlice> = (set, get) => {
+const IDLE_IMPORT: ImportState = { phase: 'idle', request: null, done: 0, total: 0, message: '', warnings: [] };
+
+type Deps = RunsSlice & Pick<TrainSlice, 'liveRun'> & Pick<ModelsSlice, 'model'>;
+
+export const createRunsSlice: StateCreator<Deps, [], [], RunsSlice> = (set, get) => {
   const guard = async (work: () => Promise<void>) => {
     try {
       await work();
@@ -54,6 +116,11 @@ export const createRunsSlice: StateCreator<RunsSlice & Pick<TrainSlice, 'liveRun
     return r;
   };
   let refreshing: Promise<void> | null = null;
+  const patchMerge = (runId: string, change: Partial<MergeState>) => {
+    const m = get().merges[runId];
+    if (m) set({ merges: { ...get().merges, [runId]: { ...m, ...change } } });
+  };
+  const mergeOf = (request: string | undefined) => Object.entries(get().merges).find(([, m]) => m.request === request && m.phase === 'merging')?.[0];
   return {
     runs: [],
     runsLoaded: false,
@@ -108,8 +175,92 @@ export const createRunsSlice: StateCreator<RunsSlice & Pick<TrainSlice, 'liveRun
       });
     },
 
+    adapterImport: IDLE_IMPORT,
+    importAdapter(source, name) {
+      if (get().adapterImport.phase === 'importing') return;
+      if (!get().model) {
+        set({ adapterImport: { ...IDLE_IMPORT, phase: 'error', message: 'Load the base model first (Models screen): the adapter is checked against it.' } });
+        return;
+      }
+      const request = requestId('import');
+      set({ adapterImport: { ...IDLE_IMPORT, phase: 'importing', request } });
+      if (!sendToEngine({ type: 'import-adapter', id: request, runId: newRunId(), source, name })) {
+        set({ adapterImport: { ...IDLE_IMPORT, phase: 'error', message: 'The engine is not running: this browser has no WebGPU.' } });
+      }
+    },
+
+    merges: {},
+    async mergeRun(runId, dtype, to) {
+      if (get().merges[runId]?.phase === 'merging') return;
+      const request = requestId('merge');
+      const start = (message = '') => set({ merges: { ...get().merges, [runId]: { request, to, phase: message ? 'error' : 'merging', done: 0, total: 0, message } } });
+      let target: { kind: 'zip' } | { kind: 'directory'; handle: FileSystemDirectoryHandle } = { kind: 'zip' };
+      if (to === 'folder') {
+        if (!canPickFolder()) return start(NO_FOLDER_PICKER);
+        try {
+          // First thing after the click: the picker needs the user's gesture.
+          const pick = (globalThis as unknown as { showDirectoryPicker(o: object): Promise<FileSystemDirectoryHandle> }).showDirectoryPicker;
+          target = { kind: 'directory', handle: await pick({ mode: 'readwrite', id: 'lora-studio-merge' }) };
+        } catch (err) {
+          if ((err as { name?: string })?.name === 'AbortError') return; // the user closed the picker
+          return start(`The folder could not be opened: ${err instanceof Error ? err.message : String(err)}`);
+        }
+      }
+      start();
+      if (!sendToEngine({ type: 'merge-model', id: request, runId, dtype, to: target })) {
+        patchMerge(runId, { phase: 'error', message: 'The engine is not running: this browser has no WebGPU.' });
+      }
+    },
+    cancelMerge(runId) {
+      const m = get().merges[runId];
+      if (m?.phase === 'merging') sendToEngine({ type: 'abort-merge', id: m.request });
+    },
+
     onRunsEvent(event) {
-      if (event.type === 'run-state') void get().refreshRuns();
+      const imp = get().adapterImport;
+      switch (event.type) {
+        case 'run-state':
+          void get().refreshRuns();
+          break;
+        case 'progress': {
+          if (event.id === imp.request && imp.phase === 'importing') set({ adapterImport: { ...imp, done: event.done, total: event.total } });
+          const runId = mergeOf(event.id);
+          if (runId) patchMerge(runId, { done: event.done, total: event.total });
+          break;
+        }
+        case 'adapter-imported':
+          if (event.id !== imp.request) break;
+          set({
+            adapterImport: {
+              ...imp, phase: 'done', warnings: event.warnings,
+              message: `Imported "${event.name}": ${event.modules} LoRA module${event.modules === 1 ? '' : 's'}. It is listed below, in Compare and in the Playground.`,
+            },
+          });
+          void get().refreshRuns();
+          break;
+        case 'merged': {
+          const runId = mergeOf(event.id);
+          if (!runId) break;
+          const bytes = event.files.reduce((s, f) => s + f.size, 0);
+          const size = bytes >= 1024 ** 2 ? `${(bytes / 1024 ** 2).toFixed(1)} MiB` : `${(bytes / 1024).toFixed(1)} KiB`;
+          if (event.zip) saveBlob(event.zip.blob, event.zip.fileName);
+          patchMerge(runId, {
+            phase: 'done',
+            message: event.zip
+              ? `Merged: ${event.zip.fileName} (${event.files.length} files, ${size}) is downloading.`
+              : `Merged into ${event.folder}/ in the folder you picked: ${event.files.map((f) => f.path).join(', ')} (${size}).`,
+          });
+          break;
+        }
+        case 'error': {
+          if (event.id !== undefined && event.id === imp.request && imp.phase === 'importing') {
+            set({ adapterImport: { ...imp, phase: 'error', message: event.message } });
+          }
+          const runId = mergeOf(event.id);
+          if (runId) patchMerge(runId, { phase: event.message === 'the merge was cancelled' ? 'cancelled' : 'error', message: event.message });
+          break;
+        }
+      }
     },
   };
 };

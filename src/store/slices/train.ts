@@ -7,7 +7,7 @@ import type { EngineEvent } from '../../train/protocol.ts';
 import { requestId, sendToEngine } from '../engine-link.ts';
 import { saveFile } from '../downloads.ts';
 import { liveMetrics } from '../metrics-buffer.ts';
-import { newRunId, requestPersistenceOnce, type RunSample } from '../runs-db.ts';
+import { newRunId, requestPersistenceOnce, type RunRecord, type RunSample } from '../runs-db.ts';
 import type { DatasetSlice } from './dataset.ts';
 import type { ModelsSlice } from './models.ts';
 import type { NavSlice } from './nav.ts';
@@ -31,6 +31,24 @@ export interface LiveRun {
   config: TrainConfig | null;
 }
 
+/** A saved run's adapter the next run continues from: its rank, alpha, targets and rsLoRA are locked in the form. */
+export interface TrainFrom {
+  runId: string;
+  name: string;
+  rank: number;
+  alpha: number;
+  rslora: boolean;
+  targets: string[];
+}
+
+/** The config fields an adapter fixes: the next run's LoRA must have the adapter's shape and scale. */
+export const LOCKED_BY_ADAPTER = ['rank', 'alpha', 'rslora', 'targets'] as const;
+
+/** `config` with the adapter's fields put back (whatever a preset or an edit did to them). */
+export function lockToAdapter(config: TrainConfig, from: TrainFrom | null): TrainConfig {
+  return from ? { ...config, rank: from.rank, alpha: from.alpha, rslora: from.rslora, targets: [...from.targets] } : config;
+}
+
 export interface TrainSlice {
   trainConfig: TrainConfig;
   /** The preset last applied; 'custom' once a field is edited after it. */
@@ -50,6 +68,11 @@ export interface TrainSlice {
   resumeSavedRun(runId: string, name: string): void;
   /** Takes a saved run's config into the form (Runs screen's "re-run"). */
   rerunWith(config: TrainConfig, name: string): void;
+  /** The run the next start continues from (its adapter's A and B), or null: a fresh LoRA. */
+  trainFrom: TrainFrom | null;
+  /** Runs screen's "Continue training": the form takes the run's config with its adapter's fields locked. */
+  continueFromRun(run: Pick<RunRecord, 'id' | 'name' | 'config'>): void;
+  clearTrainFrom(): void;
   pauseRun(): void;
   continueRun(): void;
   stopRun(): void;
@@ -76,7 +99,7 @@ const downloadsInFlight = new Set<string>();
 
 export const createTrainSlice: StateCreator<Deps, [], [], TrainSlice> = (set, get) => {
   const begin = (runId: string, name: string, resume: boolean) => {
-    const { trainConfig, datasetId, samplePrompt } = get();
+    const { trainConfig, datasetId, samplePrompt, trainFrom } = get();
     const id = requestId('train');
     liveMetrics.reset();
     set({
@@ -91,6 +114,7 @@ export const createTrainSlice: StateCreator<Deps, [], [], TrainSlice> = (set, ge
     const ok = sendToEngine({
       type: 'start-training', id, runId, config: trainConfig, resume, name, datasetId: datasetId ?? undefined,
       samplePrompt: samplePrompt.trim() || undefined,
+      ...(trainFrom && !resume && { initFromRunId: trainFrom.runId }),
     });
     if (!ok) set({ liveRun: null, trainError: 'The engine is not running: this browser has no WebGPU.' });
   };
@@ -115,11 +139,11 @@ export const createTrainSlice: StateCreator<Deps, [], [], TrainSlice> = (set, ge
     trainError: '',
 
     setTrainConfig(patch) {
-      set({ trainConfig: { ...get().trainConfig, ...patch }, trainPreset: 'custom' });
+      set({ trainConfig: lockToAdapter({ ...get().trainConfig, ...patch }, get().trainFrom), trainPreset: 'custom' });
     },
     applyTrainPreset(name) {
       // A preset keeps what it does not set (seed, checkpointing, the method the loaded weights allow).
-      set({ trainConfig: applyPreset(name, get().trainConfig), trainPreset: name });
+      set({ trainConfig: lockToAdapter(applyPreset(name, get().trainConfig), get().trainFrom), trainPreset: name });
     },
     setRunName(name) {
       set({ runName: name });
@@ -151,8 +175,19 @@ export const createTrainSlice: StateCreator<Deps, [], [], TrainSlice> = (set, ge
       s.go('train');
     },
     rerunWith(config, name) {
-      set({ trainConfig: { ...config }, trainPreset: 'custom', runName: `${name} (again)` });
+      set({ trainConfig: { ...config }, trainPreset: 'custom', runName: `${name} (again)`, trainFrom: null });
       get().go('train');
+    },
+    trainFrom: null,
+    continueFromRun(run) {
+      const c = run.config;
+      const from: TrainFrom = { runId: run.id, name: run.name, rank: c.rank, alpha: c.alpha, rslora: c.rslora, targets: [...c.targets] };
+      // The rest of the form stays as it is (this dataset's settings); a continued run starts its schedule anew.
+      set({ trainFrom: from, trainConfig: lockToAdapter(get().trainConfig, from), trainPreset: 'custom', runName: `${run.name} (continued)`, trainError: '' });
+      get().go('train');
+    },
+    clearTrainFrom() {
+      set({ trainFrom: null });
     },
     pauseRun() {
       control('pause', 'pausing');
@@ -174,6 +209,8 @@ export const createTrainSlice: StateCreator<Deps, [], [], TrainSlice> = (set, ge
     onTrainEvent(event) {
       switch (event.type) {
         case 'run-started':
+          // The continuation has started: the next run starts fresh unless "Continue training" is chosen again.
+          if (get().liveRun?.runId === event.runId && event.resumedFrom === null && get().trainFrom) set({ trainFrom: null });
           liveMetrics.reset();
           patchRun(event.runId, {
             name: event.name, totalSteps: event.totalSteps, trainable: event.trainable, trainableParams: event.trainableParams,

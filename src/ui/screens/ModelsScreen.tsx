@@ -2,8 +2,7 @@
 // or a local folder. Loading happens in the engine worker; this screen shows its progress and the loaded model.
 import { useId, useState } from 'react';
 import { CATALOGUE, type CatalogueEntry } from '../../model/catalogue.ts';
-import { DEFAULT_HUB_URL } from '../../model/sources/hub.ts';
-import { describeSource } from '../../store/slices/models.ts';
+import { describeSource, hubBaseUrl } from '../../store/slices/models.ts';
 import { useStudio } from '../../store/studio.ts';
 import type { ModelSource } from '../../train/protocol.ts';
 import { DropZone } from '../components/DropZone.tsx';
@@ -35,14 +34,14 @@ export function ModelsScreen() {
   const [quant, setQuant] = useState<'none' | 'nf4'>('none');
   const [repo, setRepo] = useState('');
   const [token, setToken] = useState(''); // memory only: never stored or logged
-  const [hubUrl, setHubUrl] = useState(DEFAULT_HUB_URL);
+  const hubUrl = useStudio((s) => s.hubUrl); // shared with the Runs screen's adapter import
+  const setHubUrl = useStudio((s) => s.setHubUrl);
   const ids = { repo: useId(), token: useId(), quant: useId(), hub: useId() };
   const busy = status === 'loading';
 
   const start = (source: ModelSource) => load(source, describeSource(source), quant);
   const loadHub = (id: string) => {
-    const baseUrl = hubUrl.trim().replace(/\/+$/, '');
-    start({ kind: 'hub', repo: id.trim(), token: token.trim() || undefined, baseUrl: baseUrl && baseUrl !== DEFAULT_HUB_URL ? baseUrl : undefined });
+    start({ kind: 'hub', repo: id.trim(), token: token.trim() || undefined, baseUrl: hubBaseUrl(hubUrl) });
   };
 
   return (

@@ -1,13 +1,17 @@
 // Runs: every run saved in this browser (IndexedDB) with its status, curve and final numbers; rename, delete, re-run
-// with the same config, resume from the last checkpoint, download the adapter (.zip or bare .safetensors), export the
-// metrics as CSV; and the storage used against the browser's quota.
+// with the same config, resume from the last checkpoint, continue training from the adapter, download the adapter
+// (.zip or bare .safetensors) or the base model with it merged in, export the metrics as CSV; import a PEFT adapter
+// (a .zip, a folder or a Hub repo) as a run; and the storage used against the browser's quota.
 import { useEffect, useId, useMemo, useState } from 'react';
 import { chartRows } from '../../store/metrics-buffer.ts';
 import type { RunRecord } from '../../store/runs-db.ts';
-import { shownStatus } from '../../store/slices/runs.ts';
+import { hubBaseUrl } from '../../store/slices/models.ts';
+import { adapterFolderFiles, canPickFolder, NO_FOLDER_PICKER, shownStatus } from '../../store/slices/runs.ts';
 import { isActive } from '../../store/slices/train.ts';
 import { useStudio } from '../../store/studio.ts';
 import { COLORS, CurveChart } from '../components/CurveChart.tsx';
+import { DropZone } from '../components/DropZone.tsx';
+import { droppedFiles } from '../components/dropped-files.ts';
 import { formatDuration } from '../components/progress-meter.ts';
 import { formatBytes } from '../format.ts';
 
@@ -24,6 +28,7 @@ export function RunsScreen() {
       <h2 id="runs-title">Runs</h2>
       <p className="muted">Every run saved in this browser, with its checkpoint and adapter.</p>
       <Storage />
+      <ImportAdapter />
       {error && <p className="error" role="alert" data-testid="runs-error">{error}</p>}
       {loaded && runs.length === 0 && <p className="muted">No runs yet: start one on the Train screen.</p>}
       <ul className="runs">
@@ -50,7 +55,158 @@ function Storage() {
 
 const STATUS_LABELS: Record<string, string> = {
   running: 'training', paused: 'paused', stopped: 'stopped', finished: 'finished', failed: 'failed', interrupted: 'interrupted (tab closed)',
+  imported: 'imported',
 };
+
+function ImportAdapter() {
+  const model = useStudio((s) => s.model);
+  const state = useStudio((s) => s.adapterImport);
+  const importAdapter = useStudio((s) => s.importAdapter);
+  const hubUrl = useStudio((s) => s.hubUrl);
+  const [name, setName] = useState('');
+  const [repo, setRepo] = useState('');
+  const [token, setToken] = useState(''); // memory only: never stored or logged
+  const [pickError, setPickError] = useState('');
+  const ids = { name: useId(), repo: useId(), token: useId(), zip: useId(), title: useId() };
+  const busy = state.phase === 'importing';
+  const off = busy || !model;
+  const run = (work: () => void) => {
+    setPickError('');
+    try {
+      work();
+    } catch (err) {
+      setPickError(err instanceof Error ? err.message : String(err));
+    }
+  };
+  const fromFolder = (picked: { path: string; file: File }[]) =>
+    run(() => {
+      const zip = picked.length === 1 && /\.zip$/i.test(picked[0].file.name) ? picked[0].file : null;
+      if (zip) return importAdapter({ kind: 'zip', file: zip }, name.trim() || undefined);
+      const { files, name: folder } = adapterFolderFiles(picked);
+      importAdapter({ kind: 'folder', files, name: folder }, name.trim() || undefined);
+    });
+
+  return (
+    <section className="card" aria-labelledby={ids.title} data-testid="import-adapter">
+      <h3 id={ids.title}>Import adapter</h3>
+      <p className="muted small">
+        A PEFT LoRA adapter (adapter_config.json and adapter_model.safetensors){model ? ` for ${model.name}` : ''}: checked against the loaded
+        model, then listed here, in Compare and in the Playground like a trained run, ready to continue training or merge.
+      </p>
+      {!model && <p className="muted">Load its base model on the Models screen first: the adapter is checked against it.</p>}
+      <div className="row">
+        <label htmlFor={ids.name}>Name (optional)</label>
+        <input id={ids.name} value={name} onChange={(e) => setName(e.target.value)} placeholder="the file, folder or repo name" />
+      </div>
+      <div className="row">
+        <label htmlFor={ids.zip}>Adapter .zip</label>
+        <input
+          id={ids.zip}
+          type="file"
+          accept=".zip,application/zip"
+          disabled={off}
+          data-testid="import-zip-input"
+          onChange={(e) => {
+            const file = e.currentTarget.files?.[0];
+            e.currentTarget.value = '';
+            if (file) run(() => importAdapter({ kind: 'zip', file }, name.trim() || undefined));
+          }}
+        />
+      </div>
+      <DropZone
+        label="Drop an adapter folder or .zip here"
+        pickLabel="Choose an adapter folder…"
+        directory
+        testId="adapter-dropzone"
+        onPick={(files) => {
+          if (!off) fromFolder(files.map((file) => ({ path: file.webkitRelativePath || file.name, file })));
+        }}
+        onDrop={(transfer) => {
+          if (!off) void droppedFiles(transfer).then(fromFolder);
+        }}
+      />
+      <form
+        className="hub-form"
+        onSubmit={(e) => {
+          e.preventDefault();
+          if (repo.trim()) run(() => importAdapter({ kind: 'hub', repo: repo.trim(), token: token.trim() || undefined, baseUrl: hubBaseUrl(hubUrl) }, name.trim() || undefined));
+        }}
+      >
+        <label htmlFor={ids.repo}>Hugging Face repo id</label>
+        <input id={ids.repo} value={repo} onChange={(e) => setRepo(e.target.value)} placeholder="owner/my-lora-adapter" spellCheck={false} autoComplete="off" />
+        <label htmlFor={ids.token}>Access token (private repos; kept in this tab only)</label>
+        <input id={ids.token} type="password" value={token} onChange={(e) => setToken(e.target.value)} placeholder="hf_…" autoComplete="off" />
+        <button type="submit" disabled={off || !repo.trim()}>Import from the Hub</button>
+        <span className="muted small">from {hubUrl} (the Hub address of the Models screen)</span>
+      </form>
+      {busy && (
+        <div data-testid="import-progress">
+          {state.total > 0 ? <BytesProgress label="Downloading the adapter" done={state.done} total={state.total} /> : <p className="muted">Checking the adapter…</p>}
+        </div>
+      )}
+      {(pickError || state.phase === 'error') && <pre className="error small" role="alert" data-testid="import-error">{pickError || state.message}</pre>}
+      {state.phase === 'done' && (
+        <div data-testid="import-done">
+          <p>{state.message}</p>
+          {state.warnings.length > 0 && <ul className="small warn">{state.warnings.map((w) => <li key={w}>{w}</li>)}</ul>}
+        </div>
+      )}
+    </section>
+  );
+}
+
+function BytesProgress({ label, done, total }: { label: string; done: number; total: number }) {
+  return (
+    <div className="progress" role="status">
+      <div className="progress-label">
+        <span>{label}…</span>
+        {total > 0 && <span className="muted">{formatBytes(done)} of {formatBytes(total)}</span>}
+      </div>
+      {total > 0 ? <progress max={total} value={done} aria-label={label} /> : <progress aria-label={label} />}
+    </div>
+  );
+}
+
+/** "Download merged model": the loaded base model with this run's adapter folded in, f16 or f32. */
+function MergePanel({ run }: { run: RunRecord }) {
+  const model = useStudio((s) => s.model);
+  const merge = useStudio((s) => s.merges[run.id]);
+  const start = useStudio((s) => s.mergeRun);
+  const cancel = useStudio((s) => s.cancelMerge);
+  const [dtype, setDtype] = useState<'f16' | 'f32'>('f16');
+  const dtypeId = useId();
+  const folder = canPickFolder();
+  const wrongModel = !model ? `Load ${run.model.name} on the Models screen first: the merge reads its files.` : model.name !== run.model.name ? `Load ${run.model.name} first (loaded: ${model.name}).` : '';
+  const busy = merge?.phase === 'merging';
+  return (
+    <div className="card merge-panel" data-testid="merge-panel" data-status={merge?.phase ?? 'idle'}>
+      <p className="small">
+        The base model with this adapter folded in (W + s·B·A), with config.json and the tokenizer files: a plain model
+        for transformers, streamed to disk so it never sits whole in memory.
+      </p>
+      {wrongModel && <p className="muted">{wrongModel}</p>}
+      <div className="row">
+        <label htmlFor={dtypeId}>Weights</label>
+        <select id={dtypeId} value={dtype} onChange={(e) => setDtype(e.target.value as 'f16' | 'f32')} disabled={busy}>
+          <option value="f16">f16 (half the size)</option>
+          <option value="f32">f32 (exact)</option>
+        </select>
+        <button type="button" disabled={busy || !!wrongModel || !folder} onClick={() => void start(run.id, dtype, 'folder')}>
+          Save into a folder…
+        </button>
+        <button type="button" disabled={busy || !!wrongModel} onClick={() => void start(run.id, dtype, 'zip')}>
+          Download .zip (up to 200 MiB)
+        </button>
+        {busy && <button type="button" onClick={() => cancel(run.id)}>Cancel</button>}
+      </div>
+      {!folder && <p className="muted small" data-testid="merge-no-folder">{NO_FOLDER_PICKER}</p>}
+      {busy && <BytesProgress label="Merging" done={merge.done} total={merge.total} />}
+      {merge && merge.phase !== 'merging' && merge.message && (
+        <p className={merge.phase === 'error' ? 'error small' : 'small'} role={merge.phase === 'error' ? 'alert' : undefined} data-testid="merge-message">{merge.message}</p>
+      )}
+    </div>
+  );
+}
 
 function RunCard({ run }: { run: RunRecord }) {
   const locked = useStudio((s) => s.lockedRuns);
@@ -61,7 +217,9 @@ function RunCard({ run }: { run: RunRecord }) {
   const csv = useStudio((s) => s.exportRunCsv);
   const resume = useStudio((s) => s.resumeSavedRun);
   const rerun = useStudio((s) => s.rerunWith);
+  const continueFrom = useStudio((s) => s.continueFromRun);
   const [editing, setEditing] = useState<string | null>(null);
+  const [merging, setMerging] = useState(false);
   const nameId = useId();
   const rows = useMemo(() => chartRows(run.curves, 400), [run.curves]);
   const status = shownStatus(run, locked);
@@ -91,10 +249,18 @@ function RunCard({ run }: { run: RunRecord }) {
         )}
         <span className={`status status-${status}`} data-testid="run-status">{STATUS_LABELS[status] ?? status}{elsewhere ? ' in another tab' : ''}</span>
       </div>
-      <p className="muted small">
-        {new Date(run.created).toLocaleString()} · {run.model.name}{run.model.quant === 'nf4' ? ' (NF4)' : ''} · {run.dataset.fileName} ({run.dataset.rows} rows) ·{' '}
-        {run.config.method} r{run.config.rank} α{run.config.alpha} · lr {run.config.lr} · {run.trainableParams.toLocaleString('en')} trainable
-      </p>
+      {run.status === 'imported' ? (
+        <p className="muted small" data-testid="run-imported">
+          {new Date(run.created).toLocaleString()} · for {run.model.name} · imported from {run.importedFrom} · r{run.config.rank} α{run.config.alpha}
+          {run.config.rslora ? ' (rsLoRA)' : ''} on {run.config.targets.join(', ')} · {run.trainableParams.toLocaleString('en')} parameters
+        </p>
+      ) : (
+        <p className="muted small">
+          {new Date(run.created).toLocaleString()} · {run.model.name}{run.model.quant === 'nf4' ? ' (NF4)' : ''} · {run.dataset.fileName} ({run.dataset.rows} rows) ·{' '}
+          {run.config.method} r{run.config.rank} α{run.config.alpha} · lr {run.config.lr} · {run.trainableParams.toLocaleString('en')} trainable
+          {run.continuedFrom ? ` · continued from "${run.continuedFrom.name}" (its adapter at step ${run.continuedFrom.step})` : ''}
+        </p>
+      )}
       {run.message && <p className={run.status === 'failed' ? 'error small' : 'muted small'}>{run.message}</p>}
       <dl className="facts small">
         <dt>Steps</dt>
@@ -144,7 +310,13 @@ function RunCard({ run }: { run: RunRecord }) {
         <button type="button" disabled={run.curves.length === 0} onClick={() => void csv(run.id)} aria-label={`Export the metrics of ${run.name} as CSV`}>
           Metrics CSV
         </button>
+        <button type="button" disabled={!run.adapter} aria-expanded={merging} onClick={() => setMerging(!merging)} aria-label={`Download ${run.name} merged into its base model`}>
+          Download merged model
+        </button>
         {canResume && <button type="button" onClick={() => resume(run.id, run.name)}>Resume from step {run.checkpoint!.step}</button>}
+        <button type="button" disabled={!run.adapter || here} onClick={() => continueFrom(run)} aria-label={`Continue training from the adapter of ${run.name}`}>
+          Continue training
+        </button>
         <button type="button" onClick={() => rerun(run.config, run.name)}>Re-run with this config</button>
         <button type="button" onClick={() => setEditing(run.name)} disabled={editing !== null}>Rename</button>
         <button
@@ -158,6 +330,7 @@ function RunCard({ run }: { run: RunRecord }) {
           Delete
         </button>
       </div>
+      {merging && run.adapter && <MergePanel run={run} />}
     </li>
   );
 }

@@ -38,6 +38,8 @@ function TrainForm() {
   const samplePrompt = useStudio((s) => s.samplePrompt);
   const setSamplePrompt = useStudio((s) => s.setSamplePrompt);
   const go = useStudio((s) => s.go);
+  const from = useStudio((s) => s.trainFrom);
+  const clearFrom = useStudio((s) => s.clearTrainFrom);
   const errors = useMemo(() => validateConfig(config), [config]);
   const plan = useMemo(() => (model ? trainPlan(model, config) : null), [model, config]);
   const blocker = startBlocker({ model, dataset, datasetId, liveRun, trainConfig: config }, errors) || plan?.problem || '';
@@ -71,6 +73,16 @@ function TrainForm() {
         {preset === 'custom' && <p className="muted small">Edited: no preset matches exactly.</p>}
       </fieldset>
 
+      {from && (
+        <section className="card" data-testid="train-from" aria-label="Continuing an adapter">
+          <p>
+            Continues from the adapter of <strong>{from.name}</strong>: the new run&apos;s LoRA starts from its A and B. Its rank, alpha,
+            target modules and rsLoRA are the adapter&apos;s and cannot be changed here.
+          </p>
+          <button type="button" onClick={clearFrom} disabled={locked}>Start from a fresh LoRA instead</button>
+        </section>
+      )}
+
       <fieldset disabled={locked}>
         <legend>LoRA</legend>
         <div className="form-grid">
@@ -82,8 +94,11 @@ function TrainForm() {
               </select>
             )}
           </Field>
-          <NumberField label="Rank r" field="rank" config={config} set={set} errors={errors} step={1} />
-          <NumberField label="Alpha α" field="alpha" config={config} set={set} errors={errors} help={config.rank > 0 ? `scale α/r = ${(config.alpha / config.rank).toPrecision(3)}` : undefined} />
+          <NumberField label="Rank r" field="rank" config={config} set={set} errors={errors} step={1} disabled={!!from} />
+          <NumberField
+            label="Alpha α" field="alpha" config={config} set={set} errors={errors} disabled={!!from}
+            help={config.rank > 0 ? `scale α/${config.rslora ? '√r' : 'r'} = ${(config.alpha / (config.rslora ? Math.sqrt(config.rank) : config.rank)).toPrecision(3)}` : undefined}
+          />
           <NumberField label="Dropout" field="dropout" config={config} set={set} errors={errors} step={0.01} />
           {config.method === 'qlora' && (
             <Field label="Double quantization" field="doubleQuant" errors={errors}>
@@ -91,7 +106,13 @@ function TrainForm() {
             </Field>
           )}
         </div>
-        <Targets config={config} set={set} errors={errors} />
+        {from ? (
+          <p className="small" data-testid="locked-targets">
+            Target modules (the adapter&apos;s): <code>{from.targets.join(', ') || 'PEFT default'}</code>{from.rslora ? ' · rsLoRA' : ''}
+          </p>
+        ) : (
+          <Targets config={config} set={set} errors={errors} />
+        )}
       </fieldset>
 
       <fieldset disabled={locked}>
@@ -204,7 +225,7 @@ function Field({ label, field, errors, help, children }: {
 }
 
 /** A number input that keeps what is typed (an empty or half-typed value is an error, not a silent default). */
-function NumberField({ label, field, config, set, errors, step, help }: {
+function NumberField({ label, field, config, set, errors, step, help, disabled }: {
   label: string;
   field: keyof TrainConfig;
   config: TrainConfig;
@@ -212,6 +233,7 @@ function NumberField({ label, field, config, set, errors, step, help }: {
   errors: FieldError[];
   step?: number | 'any';
   help?: string;
+  disabled?: boolean;
 }) {
   const value = config[field] as number | null;
   const [draft, setDraft] = useState<string | null>(null);
@@ -225,6 +247,7 @@ function NumberField({ label, field, config, set, errors, step, help }: {
           step={step ?? 'any'}
           inputMode="decimal"
           value={shown}
+          disabled={disabled}
           aria-invalid={describedBy ? true : undefined}
           aria-describedby={describedBy}
           onChange={(e) => {

@@ -29,6 +29,11 @@ describe('train plan', () => {
     expect(trainPlan(gpt2, { ...DEFAULT_CONFIG, targets: ['nope'] }).problem).toMatch(/match no linear layer .*c_attn/);
   });
 
+  it("takes an imported adapter's full module paths (GPT-2's attention c_proj without the MLP's)", () => {
+    const paths = ['transformer.h.0.attn.c_proj', 'transformer.h.1.attn.c_proj'];
+    expect(trainPlan(gpt2, { ...DEFAULT_CONFIG, targets: paths }).modules).toEqual(['attn.c_proj']);
+  });
+
   it('estimates memory with the NF4 base for QLoRA and the batch × max length', () => {
     const lora = trainPlan(llama, { ...DEFAULT_CONFIG, rank: 8, batchSize: 2, maxLength: 64 });
     const qlora = trainPlan(llama, { ...DEFAULT_CONFIG, method: 'qlora', rank: 8, batchSize: 2, maxLength: 64 });

@@ -16,8 +16,10 @@ export interface TrainPlan {
 
 type LayerModule = NonNullable<ModelSummary['layerModules']>[number];
 
+/** PEFT's suffix match; a full module path ("model.layers.0.self_attn.q_proj", an imported adapter's targets) matches
+ *  the block's module it ends with (counted in every layer: an estimate when only some layers are adapted). */
 function matches(m: LayerModule, names: readonly string[]): boolean {
-  return names.some((t) => m.path === t || m.path.endsWith(`.${t}`));
+  return names.some((t) => m.path === t || m.path.endsWith(`.${t}`) || t.endsWith(`.${m.path}`));
 }
 
 /** The block's modules the targets select (aliases and the PEFT default included). */
