@@ -20,6 +20,9 @@
 // give the same bits. Entry points and dispatch (x, y, z):
 //   naive   8×8 threads, one output each                                       (⌈N/8⌉,  ⌈M/8⌉,  1)
 //   tiled   16×16 threads, 16×16 shared-memory tiles, each W element decoded once per tile   (⌈N/16⌉, ⌈M/16⌉, 1)
+//   blocked 16×16 threads, 4×4 outputs each, 64×64 output tile, k-steps of 16 (matmul.wgsl's blocked); the
+//           (16 k, 64 n) weight tile is decoded into shared memory once per k-step, so each W element is decoded
+//           once per 64 rows of A                                        (⌈N/64⌉, ⌈M/64⌉, 1)
 
 struct Params {
   M: u32,
@@ -129,4 +132,60 @@ fn tiled(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) li
     workgroupBarrier();
   }
   store(m, n, acc);
+}
+
+const BT = 64u; // output tile edge
+const BK = 16u; // k-step
+var<workgroup> blockA: array<f32, 1024>; // (BT m, BK k)
+var<workgroup> blockB: array<f32, 1024>; // (BK k, BT n), decoded
+
+// Thread tid's 4 elements of the (BK k, BT n) tile of op(W) at (k0, n0), decoded into blockB. The 4 are consecutive
+// in W's storage (along k when TRANS_B, along n otherwise), so a thread's decodes read neighbouring code bytes.
+fn decodeTileB(k0: u32, n0: u32, tid: u32) {
+  if (TRANS_B) { // W stored (N, K): n = tid / 4, k = 4·(tid % 4) … +3
+    let n = tid / 4u;
+    let k = 4u * (tid % 4u);
+    for (var j = 0u; j < 4u; j++) { blockB[(k + j) * BT + n] = loadB(k0 + k + j, n0 + n); }
+    return;
+  }
+  let k = tid / 16u; // W stored (K, N): k = tid / 16, n = 4·(tid % 16) … +3
+  let n = 4u * (tid % 16u);
+  for (var j = 0u; j < 4u; j++) { blockB[k * BT + n + j] = loadB(k0 + k, n0 + n + j); }
+}
+
+@compute @workgroup_size(16, 16, 1)
+fn blocked(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>,
+           @builtin(local_invocation_index) tid: u32) {
+  let m0 = wid.y * BT;
+  let n0 = wid.x * BT;
+  // Thread (x, y) owns rows y, y+16, y+32, y+48 and the same columns from x (strided, as matmul.wgsl's blocked);
+  // each of its 16 outputs has one accumulator that sees k = 0, 1, …, K-1 in order.
+  var acc: array<array<f32, 4>, 4>;
+  for (var k0 = 0u; k0 < p.K; k0 += BK) {
+    for (var l = 0u; l < 4u; l++) {
+      let e = tid + 256u * l;
+      blockA[e] = loadA(m0 + e / BK, k0 + e % BK);
+    }
+    decodeTileB(k0, n0, tid);
+    workgroupBarrier();
+    for (var kk = 0u; kk < BK; kk++) {
+      var a: array<f32, 4>;
+      var w: array<f32, 4>;
+      for (var i = 0u; i < 4u; i++) {
+        a[i] = blockA[(lid.y + 16u * i) * BK + kk];
+        w[i] = blockB[kk * BT + lid.x + 16u * i];
+      }
+      for (var i = 0u; i < 4u; i++) {
+        for (var j = 0u; j < 4u; j++) {
+          acc[i][j] = fma(a[i], w[j], acc[i][j]);
+        }
+      }
+    }
+    workgroupBarrier();
+  }
+  for (var i = 0u; i < 4u; i++) {
+    for (var j = 0u; j < 4u; j++) {
+      store(m0 + lid.y + 16u * i, n0 + lid.x + 16u * j, acc[i][j]);
+    }
+  }
 }

@@ -14,13 +14,14 @@ beforeAll(async () => {
 
 // [out, in] weights at odd sizes: in not a multiple of 64 (blocks straddle rows), odd element counts (the last
 // byte holds one element), a single element, and one with > 256 blocks so double quantization has two
-// second-level blocks.
+// second-level blocks; M and N past one 64×64 output tile.
 const WEIGHTS = [
   { out: 7, in: 65, M: 5 }, // 455 elements: odd
   { out: 33, in: 70, M: 3 },
   { out: 1, in: 1, M: 2 },
   { out: 19, in: 3, M: 17 }, // 57 elements: odd, one short block
   { out: 70, in: 251, M: 2 }, // 17570 elements: 275 blocks
+  { out: 67, in: 17, M: 66 }, // 1139 elements: odd; M, and out forward, span two 64-wide tiles of blocked
 ];
 
 interface Case {
@@ -83,12 +84,22 @@ describe.each(MATMUL_NF4_VARIANTS)('matmul_nf4 %s', (variant) => {
 });
 
 describe('matmul_nf4 variants', () => {
-  it('give the same bits: k is accumulated in the same order everywhere', async () => {
-    const c = quantized(45, 93, false, 3);
-    for (const transB of [true, false]) {
-      const a = await run('naive', c, { M: 20, transB, seed: 8 });
-      const b = await run('tiled', c, { M: 20, transB, seed: 8 });
-      expect(mismatches(b.got, a.got, { abs: 0, rel: 0 }), `transB=${transB}`).toEqual([]);
-    }
-  });
+  // Shapes spanning several tiles of every variant: M = 66 is two 64-row tiles of blocked, K = 93 and 67 are not
+  // multiples of the k-steps (16) or of the NF4 block (64), and 70 × 67 has an odd element count.
+  const SHAPES = [
+    { out: 45, in: 93, M: 20 },
+    { out: 70, in: 67, M: 66 },
+  ];
+  for (const doubleQuant of [false, true]) {
+    it.each(SHAPES)(`give the same bits: k is accumulated in the same order everywhere, out=$out in=$in M=$M, double quant ${doubleQuant}`, async (s) => {
+      const c = quantized(s.out, s.in, doubleQuant, s.out + s.in);
+      for (const transB of [true, false]) {
+        const a = await run('naive', c, { M: s.M, transB, seed: 8 });
+        for (const variant of MATMUL_NF4_VARIANTS.filter((v) => v !== 'naive')) {
+          const b = await run(variant, c, { M: s.M, transB, seed: 8 });
+          expect(mismatches(b.got, a.got, { abs: 0, rel: 0 }), `${variant} transB=${transB}`).toEqual([]);
+        }
+      }
+    });
+  }
 });

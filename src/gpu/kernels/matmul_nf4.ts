@@ -4,11 +4,11 @@ import source from '../../shaders/matmul_nf4.wgsl?raw';
 import { packParams, type KernelSpec, type Recorder } from '../kernel.ts';
 import type { Nf4Weight } from './nf4.ts';
 
-export const MATMUL_NF4_VARIANTS = ['naive', 'tiled'] as const;
+export const MATMUL_NF4_VARIANTS = ['naive', 'tiled', 'blocked'] as const;
 export type MatmulNf4Variant = (typeof MATMUL_NF4_VARIANTS)[number];
 
 /** Output-tile edge per workgroup of each variant. */
-const TILE: Record<MatmulNf4Variant, number> = { naive: 8, tiled: 16 };
+const TILE: Record<MatmulNf4Variant, number> = { naive: 8, tiled: 16, blocked: 64 };
 
 export interface MatmulNf4Options {
   variant: MatmulNf4Variant;

@@ -45,7 +45,10 @@ export interface KernelChoice {
 
 export function kernelChoiceFor(matmul: MatmulVariant): KernelChoice {
   const tiled = matmul !== 'naive';
-  return { matmul, lora: tiled ? 'tiled' : 'naive', nf4: tiled ? 'tiled' : 'naive' };
+  // NF4 has one register-blocked variant (no vec4 twin: its weight is decoded, not loaded as vec4), so both blocked
+  // matmul variants map to it.
+  const nf4: MatmulNf4Variant = matmul === 'blocked' || matmul === 'blocked4' ? 'blocked' : tiled ? 'tiled' : 'naive';
+  return { matmul, lora: tiled ? 'tiled' : 'naive', nf4 };
 }
 
 /** Scratch a layer's forward keeps for its backward: h = drop(x)·Aᵀ (T, r). */
