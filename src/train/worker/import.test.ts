@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { parseModelConfig, type ModelConfig } from '../../model/config.ts';
 import { selectTargetModules } from '../../model/weights.ts';
+import { FakeHub } from '../../model/sources/testing-hub-server.ts';
 import { RunsDb, type KeyValue } from '../../store/runs-db.ts';
 import { DEFAULT_CONFIG } from '../config.ts';
 import { buildAdapterConfig, exportAdapter, importAdapter, zipAdapter, type AdapterFiles } from '../peft.ts';
@@ -123,6 +124,26 @@ describe('importing an adapter', () => {
     await expect(handleImportAdapter({ type: 'import-adapter', id: 'j', runId: 'r', source: { kind: 'zip', file: junk } }, post))
       .rejects.toThrow(/junk\.zip: not a readable \.zip/);
     expect(kv.map.size).toBe(0);
+  });
+
+  it('downloads a Hub repo (a gated one, with its token) with progress, and names a repo that is no adapter', async () => {
+    const hub = await new FakeHub().start();
+    try {
+      const files = makeAdapter(llama, ['q_proj'], 4, 8);
+      hub.addRepo('org/llama-lora', { files: { ...files, 'README.md': '# an adapter' }, token: 'hf_gated' });
+      hub.addRepo('org/not-an-adapter', { files: { 'config.json': '{}' } });
+      await handleImportAdapter({ type: 'import-adapter', id: 'h1', runId: 'run-h', source: { kind: 'hub', repo: 'org/llama-lora', token: 'hf_gated', baseUrl: hub.baseUrl } }, post);
+      expect(events.at(-1)).toMatchObject({ type: 'adapter-imported', name: 'llama-lora', modules: 2 });
+      expect(events.some((e) => e.type === 'progress' && e.id === 'h1' && e.stage === 'download')).toBe(true);
+      const record = (await new RunsDb(kv).get('run-h'))!;
+      expect(record.importedFrom).toBe(`org/llama-lora on the Hub (${hub.baseUrl})`);
+      expect(JSON.stringify(record)).not.toContain('hf_gated');
+      expect(hub.requests.every((r) => r.authorization === 'Bearer hf_gated' || r.repo !== 'org/llama-lora')).toBe(true);
+      await expect(handleImportAdapter({ type: 'import-adapter', id: 'h2', runId: 'run-x', source: { kind: 'hub', repo: 'org/not-an-adapter', baseUrl: hub.baseUrl } }, post))
+        .rejects.toThrow('org/not-an-adapter: no adapter_config.json');
+    } finally {
+      await hub.stop();
+    }
   });
 
   it('needs a loaded model', async () => {
