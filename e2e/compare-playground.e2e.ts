@@ -20,10 +20,7 @@ const nav = (name: string) => studio.page.getByRole('button', { name, exact: tru
 describe('playground and compare', () => {
   it('generates text with the bundled model in the Playground', async () => {
     const { page } = studio;
-    await page.goto(studio.url);
-    await page.getByTestId('adapter-name').waitFor({ timeout: 60_000 });
-    await page.getByRole('button', { name: 'Use the demo model' }).click();
-    await page.getByTestId('model-summary').waitFor({ timeout: 120_000 });
+    await studio.openWithDemoModel();
 
     await nav('Playground');
     await page.getByTestId('screen-playground').waitFor();

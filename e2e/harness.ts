@@ -28,6 +28,10 @@ export interface Studio {
   /** Console errors, page errors and requests to hosts other than 127.0.0.1, in order. */
   problems: string[];
   screenshot(name: string): Promise<string>;
+  /** Opens the studio (with `query`, e.g. '?debug=1'), waits for the adapter and loads the bundled demo model. */
+  openWithDemoModel(query?: string): Promise<void>;
+  /** On the Data screen, loads the sample Pirate voice (chat) dataset and waits for its counts. */
+  loadPirateSample(): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -64,6 +68,21 @@ export async function openStudio(): Promise<Studio> {
       const path = join(ARTIFACTS, `${name}.png`);
       await page.screenshot({ path, fullPage: true });
       return path;
+    },
+    async openWithDemoModel(query = '') {
+      await page.goto(`${url}${query}`);
+      await page.getByTestId('adapter-name').waitFor({ timeout: 60_000 });
+      await page.getByRole('button', { name: 'Use the demo model' }).click();
+      await page.getByTestId('model-summary').waitFor({ timeout: 120_000 });
+    },
+    async loadPirateSample() {
+      await page.getByRole('button', { name: 'Data', exact: true }).click();
+      await page.getByRole('button', { name: 'Use the sample Pirate voice (chat)' }).click();
+      const counts = page.getByTestId('dataset-counts');
+      await counts.waitFor({ timeout: 60_000 });
+      for (let i = 0; i < 600 && (await counts.textContent()) !== '400 rows: 400 usable, 0 skipped'; i++) await page.waitForTimeout(100);
+      const text = await counts.textContent();
+      if (text !== '400 rows: 400 usable, 0 skipped') throw new Error(`the pirate sample did not load: ${text}`);
     },
     async close() {
       await browser.close();

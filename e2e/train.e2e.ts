@@ -28,13 +28,8 @@ afterAll(async () => {
 describe('train, run, runs', () => {
   it('trains the demo model a few steps with live charts, and stops', async () => {
     const { page } = studio;
-    await page.goto(studio.url);
-    await page.getByTestId('adapter-name').waitFor({ timeout: 60_000 });
-    await page.getByRole('button', { name: 'Use the demo model' }).click();
-    await page.getByTestId('model-summary').waitFor({ timeout: 120_000 });
-    await page.getByRole('button', { name: 'Data', exact: true }).click();
-    await page.getByRole('button', { name: 'Use the sample Pirate voice (chat)' }).click();
-    await expect.poll(() => page.getByTestId('dataset-counts').textContent(), { timeout: 60_000 }).toBe('400 rows: 400 usable, 0 skipped');
+    await studio.openWithDemoModel();
+    await studio.loadPirateSample();
 
     await page.getByRole('button', { name: 'Train', exact: true }).click();
     await page.getByTestId('screen-train').waitFor();
