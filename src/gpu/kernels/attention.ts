@@ -4,6 +4,7 @@ import source from '../../shaders/attention.wgsl?raw';
 import { KernelError, packParams, type BindingAccess, type KernelSpec, type Recorder, type Workgroups } from '../kernel.ts';
 import { renderWgsl } from '../wgsl.ts';
 import { AttentionShapeError, attentionScale, checkShape, type AttentionShape } from '../ref/attention.ref.ts';
+import { foldWorkgroups } from './elementwise.ts';
 
 export const ATTENTION_PASSES = ['forward', 'backward_prep', 'backward_dq', 'backward_dkv'] as const;
 export type AttentionPass = (typeof ATTENTION_PASSES)[number];
@@ -36,12 +37,9 @@ export function allAttentionSpecs(): KernelSpec[] {
 }
 
 const WORKGROUP = 64;
-const MAX_GROUPS_X = 65535;
-
 /** One invocation per row, the flat index folded into x and y. */
 function rowGroups(rows: number): Workgroups {
-  const groups = Math.ceil(rows / WORKGROUP);
-  return [Math.min(groups, MAX_GROUPS_X), Math.ceil(groups / MAX_GROUPS_X), 1];
+  return foldWorkgroups(Math.ceil(rows / WORKGROUP));
 }
 
 function params(shape: AttentionShape): ArrayBuffer {

@@ -6,6 +6,7 @@ import { renderWgsl } from '../wgsl.ts';
 import { AttentionShapeError, attentionScale } from '../ref/attention.ref.ts';
 import { checkDecodeShape, type AttentionDecodeShape } from '../ref/attention_decode.ref.ts';
 import { ATTENTION_MAX_HEAD_DIM } from './attention.ts';
+import { foldWorkgroups } from './elementwise.ts';
 
 export type { AttentionDecodeShape } from '../ref/attention_decode.ref.ts';
 
@@ -27,11 +28,9 @@ export function allAttentionDecodeSpecs(): KernelSpec[] {
 }
 
 const WORKGROUP = 64;
-const MAX_GROUPS_X = 65535;
-
+/** One invocation per row, the flat index folded into x and y. */
 function rowGroups(rows: number): Workgroups {
-  const groups = Math.ceil(rows / WORKGROUP);
-  return [Math.min(groups, MAX_GROUPS_X), Math.ceil(groups / MAX_GROUPS_X), 1];
+  return foldWorkgroups(Math.ceil(rows / WORKGROUP));
 }
 
 function checked(shape: AttentionDecodeShape): void {

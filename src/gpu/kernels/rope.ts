@@ -4,6 +4,7 @@ import source from '../../shaders/rope.wgsl?raw';
 import { KernelError, packParams, type KernelSpec, type Recorder } from '../kernel.ts';
 import { renderWgsl } from '../wgsl.ts';
 import type { RopeShape } from '../ref/rope.ref.ts';
+import { foldWorkgroups } from './elementwise.ts';
 
 // ---------------------------------------------------------------------------------------------------------------
 // inv_freq
@@ -154,7 +155,6 @@ export interface RopeBuffers {
 }
 
 const WORKGROUP = 64;
-const MAX_GROUPS_X = 65535;
 
 /** Records y = RoPE(x) (or its inverse, the backward pass) into `rec`; in place when `buffers.x` is omitted. */
 export function recordRope(rec: Recorder, shape: RopeShape, buffers: RopeBuffers, options: { inverse?: boolean } = {}): void {
@@ -169,9 +169,5 @@ export function recordRope(rec: Recorder, shape: RopeShape, buffers: RopeBuffers
     ['u32', 0],
   ]);
   const groups = Math.ceil((T * H * (D / 2)) / WORKGROUP);
-  rec.dispatch(spec, [buffers.x ?? rec.unused, buffers.positions, buffers.invFreq, buffers.y], params, [
-    Math.min(groups, MAX_GROUPS_X),
-    Math.ceil(groups / MAX_GROUPS_X),
-    1,
-  ]);
+  rec.dispatch(spec, [buffers.x ?? rec.unused, buffers.positions, buffers.invFreq, buffers.y], params, foldWorkgroups(groups));
 }
