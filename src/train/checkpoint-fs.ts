@@ -13,9 +13,7 @@ import { mkdir, open, readdir, readFile, rename, rm, stat } from 'node:fs/promis
 import { join } from 'node:path';
 import { SafetensorsFile, writeSafetensors, type TensorToWrite } from '../model/safetensors.ts';
 import { MemorySource } from '../model/sources/memory.ts';
-import type { TrainConfig } from './config.ts';
 import { ADAPTER_CONFIG_FILE, ADAPTER_WEIGHTS_FILE, type AdapterFiles } from './peft.ts';
-import type { StepMetrics } from './protocol.ts';
 import type { TrainerCheckpoint } from './trainer.ts';
 
 export const OPTIMIZER_FILE = 'optimizer.safetensors';
@@ -28,20 +26,9 @@ export function checkpointName(step: number): string {
   return `checkpoint-${step}`;
 }
 
-/** trainer_state.json: the checkpoint's scalars, plus what the caller wants to compare on resume (`run`). */
-interface TrainerStateJson {
-  version: 1;
-  step: number;
-  epoch: number;
-  batchIndex: number;
-  config: TrainConfig;
-  segments: string[];
-  bestEvalLoss: number | null;
-  bestStep: number | null;
-  evalsWithoutImprovement: number;
-  history: StepMetrics[];
-  run: unknown;
-}
+/** trainer_state.json: the checkpoint's scalars (its arrays go to optimizer.safetensors), plus what the caller wants
+ *  to compare on resume (`run`). */
+type TrainerStateJson = Omit<TrainerCheckpoint, 'params' | 'm' | 'v' | 'bestParams'> & { run: unknown };
 
 export interface StoredCheckpoint {
   dir: string;
