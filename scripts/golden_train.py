@@ -70,7 +70,7 @@ MODELS = ROOT / "tests" / "fixtures" / "models"
 OUT = ROOT / "tests" / "fixtures" / "golden"
 CONFIG_OUT = ROOT / "src" / "train" / "golden"
 
-FIXTURES = ("gpt2", "llama")
+FIXTURES = ("gpt2", "llama", "qwen3")
 SEED = 1234
 STEPS = 10
 LR = 1e-3

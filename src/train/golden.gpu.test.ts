@@ -29,7 +29,7 @@ beforeAll(async () => {
   e = await testEngine();
 });
 
-describe.each(['gpt2', 'llama'])('golden LoRA run against PEFT: %s', (name) => {
+describe.each(['gpt2', 'llama', 'qwen3'])('golden LoRA run against PEFT: %s', (name) => {
   it('first 10 losses, grad norms and the step-1/2 gradients match', async () => {
     const g: TrainGolden = JSON.parse(readFileSync(join(FIXTURES, 'golden', `train_${name}.json`), 'utf8'));
     const tf = await loadTransformer(e, nodeFolder(join(FIXTURES, 'models', name)), kernelChoiceFor('naive'), { dtype: 'f32', quant: 'none' });

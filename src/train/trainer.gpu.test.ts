@@ -46,7 +46,7 @@ async function trainLosses(tf: Transformer, rows: TokenizedRow[], cfg: TrainConf
 // SwiftShader is ~5× slower and the kernels' f32 paths they use are covered on it by the kernel tests.
 const longRuns = driverName === 'swiftshader' ? it.skip : it;
 
-describe.each(['gpt2', 'llama', 'mistral', 'qwen2'])('LoRA training on %s', (name) => {
+describe.each(['gpt2', 'llama', 'mistral', 'qwen2', 'qwen3'])('LoRA training on %s', (name) => {
   longRuns('a learnable synthetic dataset loses at least 20% of its loss in 60 steps', async () => {
     const tf = await load(name);
     const rows = countingRows(16, 12, tf.model.config.vocabSize, 7);

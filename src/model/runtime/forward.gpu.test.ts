@@ -18,7 +18,7 @@ beforeAll(async () => {
   e = await testEngine();
 });
 
-const FP32_FIXTURES = ['gpt2', 'llama', 'llama-rope-scaling', 'llama-sharded', 'mistral'];
+const FP32_FIXTURES = ['gpt2', 'llama', 'llama-rope-scaling', 'llama-sharded', 'mistral', 'qwen3'];
 const F16_FIXTURES = ['gpt2-f16', 'qwen2'];
 
 async function logitsAndLoss(name: string, dtype: 'f32' | 'f16') {

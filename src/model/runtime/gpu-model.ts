@@ -41,6 +41,9 @@ export interface Block {
   mlpNorm: Norm;
   /** GPT-2: the fused c_attn (out 3C), else q, k, v. Keyed by canonical suffix: qkv | q | k | v | o | up | gate | down. */
   linears: Map<string, Linear>;
+  /** Qwen3: RMSNorm over each head's head_dim on q and k, before RoPE (weights of size head_dim). */
+  qNorm?: Norm;
+  kNorm?: Norm;
 }
 
 export interface GpuModel {
@@ -169,7 +172,6 @@ export async function loadGpuModel(e: Engine, config: ModelConfig, checkpoint: C
   const blocks: Block[] = [];
   const all = linearModules(config);
   for (let i = 0; i < config.numLayers; i++) {
-    if (config.qkNorm) throw new ModelLoadError(`${o.where}: ${config.modelType}'s q/k norms are not supported by the engine yet`);
     const attnNorm = await norm(`layers.${i}.attn_norm`);
     const linears = new Map<string, Linear>();
     for (const m of all.filter((x) => x.layer === i)) {
@@ -183,7 +185,9 @@ export async function loadGpuModel(e: Engine, config: ModelConfig, checkpoint: C
       linears.set(m.canonical.slice(m.canonical.lastIndexOf('.') + 1), linear);
       modules.push({ module: m, linear });
     }
-    blocks.push({ attnNorm, mlpNorm: await norm(`layers.${i}.mlp_norm`), linears });
+    const headNorm = async (name: string): Promise<Norm> => ({ kind: 'rmsnorm', eps: config.norm.eps, weight: await vector(`layers.${i}.attn.${name}.weight`) });
+    const qkNorms = config.qkNorm ? { qNorm: await headNorm('q_norm'), kNorm: await headNorm('k_norm') } : {};
+    blocks.push({ attnNorm, mlpNorm: await norm(`layers.${i}.mlp_norm`), linears, ...qkNorms });
   }
   const finalNorm = await norm('final_norm');
   const head = await table('lm_head.weight');

@@ -69,6 +69,11 @@ export interface BlockBuffers {
   qkv?: GPUBuffer; // (T, 3C) GPT-2's fused projection output
   q: GPUBuffer; // (T, Hq·D) after RoPE
   k: GPUBuffer; // (T, Hkv·D) after RoPE
+  /** Qwen3's q/k norms: the projections before their per-head RMSNorm, and its row stats (T·H, 2). */
+  qRaw?: GPUBuffer;
+  kRaw?: GPUBuffer;
+  qStats?: GPUBuffer;
+  kStats?: GPUBuffer;
   v: GPUBuffer;
   o: GPUBuffer; // (T, Hq·D) attention output
   xmid: GPUBuffer; // (T, C) x + attention branch
@@ -156,6 +161,14 @@ export function allocBlockBuffers(cfg: ModelConfig, T: number, alloc: (floats: n
     qkv: cfg.family === 'gpt2' ? alloc(T * 3 * C, 'qkv') : undefined,
     q: alloc(T * qDim, 'q'),
     k: alloc(T * kvDim, 'k'),
+    ...(cfg.qkNorm
+      ? {
+          qRaw: alloc(T * qDim, 'qRaw'),
+          kRaw: alloc(T * kvDim, 'kRaw'),
+          qStats: alloc(normStatsLength(T * cfg.numHeads), 'qStats'),
+          kStats: alloc(normStatsLength(T * cfg.numKvHeads), 'kStats'),
+        }
+      : {}),
     v: alloc(T * kvDim, 'v'),
     o: alloc(T * qDim, 'o'),
     xmid: alloc(T * C, 'xmid'),
@@ -195,6 +208,13 @@ export function recordBlockForward(
     for (const [j, dst] of [b.q, b.k, b.v].entries()) {
       recordGatherColumns(rec, { rows: T, wide: 3 * C, narrow: C, offset: j * C }, { wide: b.qkv!, narrow: dst });
     }
+  } else if (block.qNorm && block.kNorm) {
+    // Qwen3: each head's q and k are RMS-normalised over head_dim (rows T·H of width D) before RoPE.
+    run('q', b.n1, b.qRaw!);
+    run('k', b.n1, b.kRaw!);
+    run('v', b.n1, b.v);
+    normForward(rec, block.qNorm, T * Hq, D, b.qRaw!, b.q, b.qStats!);
+    normForward(rec, block.kNorm, T * Hkv, D, b.kRaw!, b.k, b.kStats!);
   } else {
     run('q', b.n1, b.q);
     run('k', b.n1, b.k);
@@ -335,6 +355,8 @@ export function recordBackward(rec: Recorder, e: Engine, tf: Transformer, batch:
   const stats = e.buffers.acquire(attentionStatsBytes({ T, Hq, Hkv, D }), undefined, 'attn.stats');
   scratch.push(stats);
   const dQKV = cfg.family === 'gpt2' ? alloc(T * 3 * C, 'dQKV') : undefined;
+  const dQraw = cfg.qkNorm ? alloc(T * qDim, 'dQraw') : undefined;
+  const dKraw = cfg.qkNorm ? alloc(T * kvDim, 'dKraw') : undefined;
 
   for (let i = model.blocks.length - 1; i >= 0; i--) {
     const block = model.blocks[i];
@@ -375,6 +397,13 @@ export function recordBackward(rec: Recorder, e: Engine, tf: Transformer, batch:
         recordScatterColumns(rec, { rows: T, wide: 3 * C, narrow: C, offset: j * C }, { narrow: src, wide: dQKV! });
       }
       back('qkv', a.n1, dQKV!, dn, false);
+    } else if (block.qNorm && block.kNorm) {
+      // Through Qwen3's per-head norms first: d(projection) from d(normalised q/k).
+      recordNormBackward(rec, { rows: T * Hq, C: D, eps: block.qNorm.eps }, { x: a.qRaw!, weight: block.qNorm.weight, dy: dQ, stats: a.qStats!, dx: dQraw! }, { kind: 'rmsnorm' });
+      recordNormBackward(rec, { rows: T * Hkv, C: D, eps: block.kNorm.eps }, { x: a.kRaw!, weight: block.kNorm.weight, dy: dK, stats: a.kStats!, dx: dKraw! }, { kind: 'rmsnorm' });
+      back('q', a.n1, dQraw!, dn, false);
+      back('k', a.n1, dKraw!, dn, true);
+      back('v', a.n1, dV, dn, true);
     } else {
       back('q', a.n1, dQ, dn, false);
       back('k', a.n1, dK, dn, true);
