@@ -312,7 +312,6 @@ describe('flag errors (before the GPU is opened)', () => {
     [['--method', 'dora'], 'train: --method "dora": must be lora or qlora'],
     [['--eval-split', '0.7'], 'train: --eval-split "0.7": must be a number ≥ 0 and ≤ 0.5'],
     [['--double-quant'], 'train: --double-quant: only applies to method qlora'],
-    [['--method', 'qlora', '--dropout', '0.1'], 'train: --dropout 0.1 with --method qlora: LoRA dropout over an NF4 base is not supported yet'],
     [['--steps', '3', '--epochs', '2'], 'give --steps or --epochs, not both'],
     [['--early-stopping', '2'], '--early-stopping needs an eval set'],
     [['--targets', 'q_proj,nope'], 'train: --targets q_proj,nope: target_modules ["nope"] matches no linear layer of this llama model (its linear layers: q_proj,'],

@@ -159,10 +159,6 @@ export async function trainCommand(args: string[], deps: TrainDeps = {}): Promis
   const evalPath = optionalString(flags, 'eval-data');
   const resume = flags.resume === true;
   let config = configFromFlags(flags);
-  if (config.method === 'qlora' && config.dropout > 0) {
-    // linear.ts refuses it at the first step (the NF4 LoRA path has no dropout mask yet): say so before any work.
-    throw new UsageError(`train: --dropout ${config.dropout} with --method qlora: LoRA dropout over an NF4 base is not supported yet; use --dropout 0 (or --method lora)`);
-  }
   const hasEval = evalPath !== undefined || config.evalSplit > 0;
   if (!hasEval && config.earlyStoppingPatience > 0) throw new UsageError('train: --early-stopping needs an eval set (--eval-data or --eval-split)');
   if (!hasEval && config.evalEvery > 0) throw new UsageError('train: --eval-every needs an eval set (--eval-data or --eval-split)');

@@ -175,7 +175,7 @@ function recordGradA(rec: Recorder, s: LoraShape, b: { x: GPUBuffer; g: GPUBuffe
 }
 
 /** g = dy·B and dB = s·dyᵀ·h (+ dB): plain matmuls. */
-function recordGradB(rec: Recorder, s: LoraShape, b: LoraBackwardBuffers, scale: number, accumulate: boolean): void {
+function recordGradB(rec: Recorder, s: LoraShape, b: Omit<LoraBackwardBuffers, 'W'>, scale: number, accumulate: boolean): void {
   recordMatmul(rec, { M: s.T, N: s.r, K: s.outFeatures }, { A: b.dy, B: b.B, C: b.g }, { variant: 'naive' });
   recordMatmul(
     rec,
@@ -249,6 +249,52 @@ export function recordLoraBackward(rec: Recorder, shape: LoraShape, buffers: Lor
 
 // --- the same without fusion, for measuring what fusion gains -------------------------------------------------------
 
+/** The low-rank path alone, added to a base output computed elsewhere (the unfused twin below, and the NF4 base of
+ *  QLoRA): h = drop(x)·Aᵀ, y += s·h·Bᵀ. */
+export function recordLoraPathForward(
+  rec: Recorder,
+  shape: LoraShape,
+  buffers: Pick<LoraForwardBuffers, 'x' | 'A' | 'B' | 'h' | 'y'>,
+  options: Pick<LoraOptions, 'scale' | 'dropout' | 'seed'> & { variant?: MatmulVariant },
+): void {
+  checkShape(shape);
+  recordDown(rec, shape, buffers, dropoutOf(options));
+  recordMatmul(
+    rec,
+    { M: shape.T, N: shape.outFeatures, K: shape.r, transB: true, alpha: options.scale },
+    { A: buffers.h, B: buffers.B, C: buffers.y },
+    { variant: options.variant ?? 'naive', accumulate: true },
+  );
+}
+
+/** The low-rank path's backward beside a base dx computed elsewhere: dB, g = dy·B, dx += s·(g·A)∘mask (with dropout
+ *  through `scratch` (T, in)), dA. */
+export function recordLoraPathBackward(
+  rec: Recorder,
+  shape: LoraShape,
+  buffers: Omit<LoraBackwardBuffers, 'W'> & { scratch?: GPUBuffer },
+  options: Pick<LoraBackwardOptions, 'scale' | 'dropout' | 'seed' | 'accumulateGrads'> & { variant?: MatmulVariant },
+): void {
+  checkShape(shape);
+  const d = dropoutOf(options);
+  const { T, inFeatures, r } = shape;
+  const variant = options.variant ?? 'naive';
+  recordGradB(rec, shape, buffers, options.scale, !!options.accumulateGrads);
+  if (buffers.dx) {
+    const rankShape = { M: T, N: inFeatures, K: r };
+    if (!d.on) {
+      recordMatmul(rec, { ...rankShape, alpha: options.scale }, { A: buffers.g, B: buffers.A, C: buffers.dx }, { variant, accumulate: true });
+    } else {
+      if (!buffers.scratch) throw new RangeError('LoRA backward: dropout > 0 needs a (T, in) scratch buffer');
+      recordMatmul(rec, rankShape, { A: buffers.g, B: buffers.A, C: buffers.scratch }, { variant });
+      const spec = loraSpec({ entry: 'maskedAdd', hasDropout: true });
+      const u = rec.unused;
+      rec.dispatch(spec, [u, u, u, buffers.scratch, u, buffers.dx], params(T, inFeatures, 0, 0, options.scale, d), grid8(T, inFeatures));
+    }
+  }
+  recordGradA(rec, shape, buffers, options.scale, d, !!options.accumulateGrads);
+}
+
 /** Forward as separate passes: h = drop(x)·Aᵀ; y = x·Wᵀ + b (+ y); y += s·h·Bᵀ (a second full pass over y). */
 export function recordLoraForwardUnfused(
   rec: Recorder,
@@ -257,21 +303,14 @@ export function recordLoraForwardUnfused(
   options: Omit<LoraOptions, 'variant'> & { variant: MatmulVariant; accumulate?: boolean },
 ): void {
   checkShape(shape);
-  const d = dropoutOf(options);
-  const { T, inFeatures, outFeatures, r } = shape;
-  recordDown(rec, shape, buffers, d);
+  const { T, inFeatures, outFeatures } = shape;
   recordMatmul(
     rec,
     { M: T, N: outFeatures, K: inFeatures, transB: !shape.conv1d },
     { A: buffers.x, B: buffers.W, bias: buffers.bias, C: buffers.y },
     { variant: options.variant, elemB: options.elemW, accumulate: options.accumulate },
   );
-  recordMatmul(
-    rec,
-    { M: T, N: outFeatures, K: r, transB: true, alpha: options.scale },
-    { A: buffers.h, B: buffers.B, C: buffers.y },
-    { variant: options.variant, accumulate: true },
-  );
+  recordLoraPathForward(rec, shape, buffers, options);
 }
 
 /** Backward as separate passes. With dropout the rank-r term needs `scratch` (T, in) f32 for g·A before masking. */
@@ -282,9 +321,7 @@ export function recordLoraBackwardUnfused(
   options: Omit<LoraBackwardOptions, 'variant'> & { variant: MatmulVariant },
 ): void {
   checkShape(shape);
-  const d = dropoutOf(options);
-  const { T, inFeatures, outFeatures, r } = shape;
-  recordGradB(rec, shape, buffers, options.scale, !!options.accumulateGrads);
+  const { T, inFeatures, outFeatures } = shape;
   if (buffers.dx) {
     recordMatmul(
       rec,
@@ -292,18 +329,8 @@ export function recordLoraBackwardUnfused(
       { A: buffers.dy, B: buffers.W, C: buffers.dx },
       { variant: options.variant, elemB: options.elemW, accumulate: options.accumulateDx },
     );
-    const rankShape = { M: T, N: inFeatures, K: r };
-    if (!d.on) {
-      recordMatmul(rec, { ...rankShape, alpha: options.scale }, { A: buffers.g, B: buffers.A, C: buffers.dx }, { variant: options.variant, accumulate: true });
-    } else {
-      if (!buffers.scratch) throw new RangeError('recordLoraBackwardUnfused: dropout > 0 needs a (T, in) scratch buffer');
-      recordMatmul(rec, rankShape, { A: buffers.g, B: buffers.A, C: buffers.scratch }, { variant: options.variant });
-      const spec = loraSpec({ entry: 'maskedAdd', hasDropout: true });
-      const u = rec.unused;
-      rec.dispatch(spec, [u, u, u, buffers.scratch, u, buffers.dx], params(T, inFeatures, 0, 0, options.scale, d), grid8(T, inFeatures));
-    }
   }
-  recordGradA(rec, shape, buffers, options.scale, d, !!options.accumulateGrads);
+  recordLoraPathBackward(rec, shape, buffers, options);
 }
 
 /** Test hook: the kernel's dropout hash of indices 0..count-1 as (low 16 bits, high 16 bits) pairs in `out` (2·count f32). */

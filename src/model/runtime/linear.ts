@@ -3,7 +3,7 @@
 // Conv1D transposed at quantization, as transformers does before bitsandbytes). Only LoRA's A and B get gradients.
 import type { Engine } from '../../gpu/engine.ts';
 import type { BufferRef, Recorder } from '../../gpu/kernel.ts';
-import { recordLoraBackward, recordLoraForward, type LoraVariant } from '../../gpu/kernels/lora.ts';
+import { recordLoraBackward, recordLoraForward, recordLoraPathBackward, recordLoraPathForward, type LoraVariant } from '../../gpu/kernels/lora.ts';
 import { recordMatmul, type MatmulVariant } from '../../gpu/kernels/matmul.ts';
 import { recordMatmulNf4, type MatmulNf4Variant } from '../../gpu/kernels/matmul_nf4.ts';
 import type { Nf4Weight } from '../../gpu/kernels/nf4.ts';
@@ -80,16 +80,13 @@ export function recordLinearForward(
   }
   recordBase(rec, k, layer, T, x, y, accumulate);
   if (!lora) return {};
-  // NF4 base: the low-rank path as two small matmuls after the fused-dequantization base pass. This path has no
-  // dropout mask yet, so it refuses dropout rather than silently training without it.
-  if (lora.dropout > 0) throw new Error(`${layer.path}: LoRA dropout over an NF4 base is not supported yet; use dropout 0 with QLoRA`);
+  // NF4 base (QLoRA): the low-rank path, dropout mask included, after the fused-dequantization base pass.
   const h = e.buffers.acquire(T * lora.rank * 4, undefined, `${layer.path}.h`);
-  recordMatmul(rec, { M: T, N: lora.rank, K: layer.inFeatures, transB: true }, { A: x, B: lora.A, C: h }, { variant: 'naive' });
-  recordMatmul(
+  recordLoraPathForward(
     rec,
-    { M: T, N: layer.outFeatures, K: lora.rank, transB: true, alpha: lora.scale },
-    { A: h, B: lora.B, C: y },
-    { variant: 'naive', accumulate: true },
+    { T, inFeatures: layer.inFeatures, outFeatures: layer.outFeatures, r: lora.rank },
+    { x, A: lora.A, B: lora.B, h, y },
+    { scale: lora.scale, dropout: lora.dropout, seed: lora.seed },
   );
   return { h };
 }
@@ -162,23 +159,17 @@ export function recordLinearBackward(
     }
   }
   if (!lora) return;
-  // NF4 base, LoRA path unfused: g = dy·B (T, r); dx += s·g·A; dA = s·gᵀ·x; dB = s·dyᵀ·h.
+  // NF4 base (QLoRA), the LoRA path beside the base dx: dB; g = dy·B; dx += s·(g·A)∘mask; dA = s·gᵀ·drop(x).
   const g = e.buffers.acquire(T * lora.rank * 4, undefined, `${layer.path}.g`);
-  recordMatmul(rec, { M: T, N: lora.rank, K: layer.outFeatures }, { A: dy, B: lora.B, C: g }, { variant: 'naive' });
-  if (dx) {
-    recordMatmul(rec, { M: T, N: layer.inFeatures, K: lora.rank, alpha: lora.scale }, { A: g, B: lora.A, C: dx }, { variant: 'naive', accumulate: true });
-  }
-  recordMatmul(
+  const scratch = dx && lora.dropout > 0 ? e.buffers.acquire(T * layer.inFeatures * 4, undefined, `${layer.path}.scratch`) : undefined;
+  recordLoraPathBackward(
     rec,
-    { M: lora.rank, N: layer.inFeatures, K: T, transA: true, alpha: lora.scale },
-    { A: g, B: x, C: lora.dA },
-    { variant: 'naive', accumulate: o.accumulateGrads },
+    { T, inFeatures: layer.inFeatures, outFeatures: layer.outFeatures, r: lora.rank },
+    { x, A: lora.A, B: lora.B, h: saved.h!, dy, g, dx, dA: lora.dA, dB: lora.dB, scratch },
+    { scale: lora.scale, dropout: lora.dropout, seed: lora.seed, accumulateGrads: o.accumulateGrads },
   );
-  recordMatmul(
-    rec,
-    { M: layer.outFeatures, N: lora.rank, K: T, transA: true, alpha: lora.scale },
-    { A: dy, B: saved.h!, C: lora.dB },
-    { variant: 'naive', accumulate: o.accumulateGrads },
-  );
-  rec.afterSubmit(() => e.buffers.release(g));
+  rec.afterSubmit(() => {
+    e.buffers.release(g);
+    if (scratch) e.buffers.release(scratch);
+  });
 }
