@@ -60,3 +60,22 @@ describe.each(F16_FIXTURES)('forward parity with f16 weights: %s', (name) => {
     expect(Math.abs(lossSum / count - golden.loss) / golden.loss).toBeLessThan(1e-4);
   });
 });
+
+describe('unsupported architectures are refused by name, not run wrongly', () => {
+  it('an activation the MLP kernels do not implement', async () => {
+    const { readFile } = await import('node:fs/promises');
+    const { memoryFolder } = await import('../sources/memory.ts');
+    const dir = join(FIXTURES, 'models', 'gpt2');
+    const config = JSON.parse(await readFile(join(dir, 'config.json'), 'utf8'));
+    const folder = memoryFolder(
+      {
+        'config.json': JSON.stringify({ ...config, activation_function: 'relu' }),
+        'model.safetensors': new Uint8Array(await readFile(join(dir, 'model.safetensors'))),
+      },
+      'gpt2-relu',
+    );
+    await expect(loadTransformer(e, folder, kernelChoiceFor('naive'), { dtype: 'f32', quant: 'none' })).rejects.toThrow(
+      /gpt2-relu: a plain MLP with activation "relu" is not supported by the engine \(supported: gelu_new, gelu_pytorch_tanh\)/,
+    );
+  });
+});

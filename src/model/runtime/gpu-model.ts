@@ -72,6 +72,15 @@ function f32Of(x: Float32Array | Uint16Array): Float32Array {
 
 /** Uploads a model. The caller keeps the checkpoint open until this resolves and closes it afterwards. */
 export async function loadGpuModel(e: Engine, config: ModelConfig, checkpoint: Checkpoint, o: LoadOptions): Promise<GpuModel> {
+  // The MLP kernels implement GELU's tanh approximation (GPT-2's gelu_new = gelu_pytorch_tanh) and SiLU-gated MLPs;
+  // anything else would run silently wrong, so it is refused by name.
+  const activationOk = config.mlp === 'gated' ? config.activation === 'silu' : config.activation === 'gelu_new' || config.activation === 'gelu_pytorch_tanh';
+  if (!activationOk) {
+    throw new ModelLoadError(
+      `${o.where}: a ${config.mlp} MLP with activation "${config.activation}" is not supported by the engine ` +
+        `(supported: ${config.mlp === 'gated' ? 'silu' : 'gelu_new, gelu_pytorch_tanh'})`,
+    );
+  }
   if (o.dtype === 'f16' && !e.gpu.hasF16) {
     throw new ModelLoadError(`${o.where}: f16 weights need the shader-f16 feature, which this GPU (${e.gpu.adapter.name}) lacks; use f32`);
   }
