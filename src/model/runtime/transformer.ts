@@ -39,6 +39,8 @@ export interface Batch {
   targets: GPUBuffer;
   /** Targets ≠ −100: the denominator of this batch's mean loss. */
   counted: number;
+  /** Tokens of the longest row (largest position + 1). */
+  longestRow: number;
 }
 
 export function uploadBatch(e: Engine, b: HostBatch): Batch {
@@ -48,6 +50,8 @@ export function uploadBatch(e: Engine, b: HostBatch): Batch {
   }
   let counted = 0;
   for (const t of b.targets) if (t !== -100) counted++;
+  let longestRow = 0;
+  for (const p of b.positions) longestRow = Math.max(longestRow, p + 1);
   return {
     T,
     tokens: uploadBuffer(e.buffers, e.device, b.tokens, 'batch.tokens'),
@@ -55,6 +59,7 @@ export function uploadBatch(e: Engine, b: HostBatch): Batch {
     segments: uploadBuffer(e.buffers, e.device, b.segments, 'batch.segments'),
     targets: uploadBuffer(e.buffers, e.device, b.targets, 'batch.targets'),
     counted,
+    longestRow,
   };
 }
 
@@ -249,6 +254,11 @@ export function recordBlockForward(
 export function recordForward(rec: Recorder, e: Engine, tf: Transformer, batch: Batch, keep: boolean, total?: GPUBuffer): ForwardActs {
   const { model, kernels: k } = tf;
   const cfg = model.config;
+  // The attention kernel has no sliding window: a row longer than the window would attend past it, unlike
+  // transformers, so it is refused (rows within the window are exact).
+  if (cfg.slidingWindow !== null && batch.longestRow > cfg.slidingWindow) {
+    throw new Error(`a row of ${batch.longestRow} tokens exceeds this model's sliding window of ${cfg.slidingWindow}, which the engine does not implement: use a max length ≤ ${cfg.slidingWindow}`);
+  }
   const { C, Hq, Hkv, D } = dims(cfg);
   const T = batch.T;
   const owned: GPUBuffer[] = [];
