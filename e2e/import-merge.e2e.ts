@@ -14,6 +14,7 @@ import { parseModelConfig } from '../src/model/config.ts';
 import { selectTargetModules } from '../src/model/weights.ts';
 import { buildAdapterConfig, exportAdapter, zipAdapter } from '../src/train/peft.ts';
 import { ARTIFACTS, openStudio, type Studio } from './harness.ts';
+import { rawSafetensorsHeader } from '../src/model/testing-safetensors.ts';
 
 const DEMO = join(process.cwd(), 'public', 'models', 'demo-llama');
 const RANK = 4;
@@ -37,11 +38,6 @@ function demoAdapterZip(): { path: string; modules: number } {
   const path = join(mkdtempSync(join(tmpdir(), 'lora-import-')), 'demo-pirate-lora.zip');
   writeFileSync(path, zipAdapter(files));
   return { path, modules: modules.length };
-}
-
-function safetensorsHeader(bytes: Uint8Array): Record<string, { dtype: string; shape: number[] }> {
-  const len = Number(new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength).getBigUint64(0, true));
-  return JSON.parse(new TextDecoder().decode(bytes.subarray(8, 8 + len)));
 }
 
 let studio: Studio;
@@ -136,8 +132,8 @@ describe('import, continue, merge', () => {
     expect(names).toEqual(
       ['config.json', 'generation_config.json', 'model.safetensors', 'tokenizer.json', 'tokenizer_config.json'].map((f) => `demo-pirate-lora-merged/${f}`),
     );
-    const header = safetensorsHeader(entries['demo-pirate-lora-merged/model.safetensors']);
-    const base = safetensorsHeader(new Uint8Array(readFileSync(join(DEMO, 'model.safetensors'))));
+    const header = rawSafetensorsHeader(entries['demo-pirate-lora-merged/model.safetensors']);
+    const base = rawSafetensorsHeader(new Uint8Array(readFileSync(join(DEMO, 'model.safetensors'))));
     const tensors = Object.keys(header).filter((k) => k !== '__metadata__');
     expect(tensors.sort()).toEqual(Object.keys(base).filter((k) => k !== '__metadata__').sort());
     expect(new Set(tensors.map((k) => header[k].dtype))).toEqual(new Set(['F16']));

@@ -3,7 +3,7 @@
 // the detected format, the counts and the rejected line with its reason. Then the other ways in: a sample dataset
 // served by the app, the demo model's files from a picked folder, and from a Hub (a fake one on 127.0.0.1) through
 // the browser's cache. Screenshots of both screens, light and dark.
-import { closeSync, cpSync, mkdtempSync, openSync, readdirSync, readFileSync, readSync, rmSync } from 'node:fs';
+import { cpSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { createServer, request, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -11,24 +11,10 @@ import { FakeHub } from '../src/model/sources/testing-hub-server.ts';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openStudio, type Studio } from './harness.ts';
+import { storedParameters } from '../src/model/testing-safetensors.ts';
 
 const FIXTURE = join(process.cwd(), 'e2e', 'fixtures', 'chat-with-bad-line.jsonl');
 const DEMO = join(process.cwd(), 'public', 'models', 'demo-llama');
-
-/** The demo checkpoint's parameter count, from its safetensors header (the model is tied: no lm_head stored). */
-function demoParameters(): number {
-  const fd = openSync(join(DEMO, 'model.safetensors'), 'r');
-  try {
-    const len = Buffer.alloc(8);
-    readSync(fd, len, 0, 8, 0);
-    const header = Buffer.alloc(Number(len.readBigUInt64LE(0)));
-    readSync(fd, header, 0, header.length, 8);
-    const entries = Object.entries(JSON.parse(header.toString('utf8')) as Record<string, { shape: number[] }>);
-    return entries.filter(([k]) => k !== '__metadata__').reduce((n, [, t]) => n + t.shape.reduce((a, b) => a * b, 1), 0);
-  } finally {
-    closeSync(fd);
-  }
-}
 
 /** CORS in front of the fake Hub: the page (another port, so another origin) may read its answers, as from the real Hub. */
 async function corsProxy(target: string): Promise<{ url: string; server: Server }> {
@@ -80,7 +66,7 @@ describe('models and data', () => {
     const text = (await summary.textContent()) ?? '';
     expect(text).toContain('DEMO');
     const config = JSON.parse(readFileSync(join(DEMO, 'config.json'), 'utf8'));
-    expect(text).toContain(`(${demoParameters().toLocaleString('en')})`);
+    expect(text).toContain(`(${storedParameters(join(DEMO, 'model.safetensors')).toLocaleString('en')})`);
     expect(text).toContain(`llama, ${config.num_hidden_layers} layers, hidden ${config.hidden_size}`);
     expect(await page.getByTestId('model-error').count()).toBe(0);
     await studio.screenshot('models');
@@ -148,7 +134,7 @@ describe('models and data', () => {
       rmSync(dir, { recursive: true, force: true });
     }
     expect(await page.getByTestId('model-error').count()).toBe(0);
-    expect(await page.getByTestId('model-summary').textContent()).toContain(`(${demoParameters().toLocaleString('en')})`);
+    expect(await page.getByTestId('model-summary').textContent()).toContain(`(${storedParameters(join(DEMO, 'model.safetensors')).toLocaleString('en')})`);
 
     await page.getByRole('button', { name: 'Data', exact: true }).click();
     await expect.poll(() => page.getByTestId('dataset-counts').textContent(), { timeout: 60_000 }).toBe('400 rows: 400 usable, 0 skipped');

@@ -6,14 +6,9 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ARTIFACTS, openStudio, type Studio } from './harness.ts';
+import { rawSafetensorsHeader } from '../src/model/testing-safetensors.ts';
 
 const DEMO = join(process.cwd(), 'public', 'models', 'demo-llama');
-
-function safetensorsHeader(bytes: Uint8Array): Record<string, { dtype: string; shape: number[] }> & { __metadata__?: Record<string, string> } {
-  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  const len = Number(view.getBigUint64(0, true));
-  return JSON.parse(new TextDecoder().decode(bytes.subarray(8, 8 + len)));
-}
 
 const points = (studio: Studio, testId: string) => studio.page.getByTestId(testId).first().getAttribute('data-points').then(Number);
 
@@ -108,7 +103,7 @@ describe('train, run, runs', () => {
     expect(Object.keys(files).sort()).toEqual(['adapter_config.json', 'adapter_model.safetensors']);
     const adapterConfig = JSON.parse(new TextDecoder().decode(files['adapter_config.json']));
     expect(adapterConfig).toMatchObject({ peft_type: 'LORA', task_type: 'CAUSAL_LM', r: 4, lora_alpha: 8, target_modules: ['q_proj', 'v_proj'], base_model_name_or_path: 'demo-llama' });
-    const header = safetensorsHeader(files['adapter_model.safetensors']);
+    const header = rawSafetensorsHeader(files['adapter_model.safetensors']);
     expect(header.__metadata__).toEqual({ format: 'pt' });
     const keys = Object.keys(header).filter((k) => k !== '__metadata__').sort();
     const config = JSON.parse(readFileSync(join(DEMO, 'config.json'), 'utf8'));

@@ -3,14 +3,15 @@
 // app, its demo and its e2e suite rely on offline: these tests pin down what they promise.
 //
 // The safetensors header is parsed by hand here (8-byte little-endian length, then JSON) rather than through
-// ./safetensors.ts, so a bug there cannot hide a bad file here.
+// ./safetensors.ts (./testing-safetensors.ts), so a bug there cannot hide a bad file here.
 
-import { closeSync, openSync, readFileSync, readSync, readdirSync, statSync } from 'node:fs';
+import { readFileSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 
 import { ChatTemplate, FALLBACK_CHAT_TEMPLATE } from './chat-template.ts';
 import { HfTokenizer } from './tokenizer.ts';
+import { rawSafetensorsHeaderOfFile, type RawHeaderEntry } from './testing-safetensors.ts';
 
 const ROOT = join(import.meta.dirname, '..', '..');
 const MODEL_DIR = join(ROOT, 'public', 'models', 'demo-llama');
@@ -19,26 +20,10 @@ const FIXTURES_DIR = join(ROOT, 'e2e', 'fixtures');
 
 const readJson = (path: string) => JSON.parse(readFileSync(path, 'utf8'));
 
-interface HeaderEntry {
-  dtype: string;
-  shape: number[];
-  data_offsets: [number, number];
-}
-
-function readSafetensorsHeader(path: string): { tensors: Map<string, HeaderEntry>; headerLength: number; fileSize: number } {
-  const fd = openSync(path, 'r');
-  try {
-    const lengthBytes = Buffer.alloc(8);
-    readSync(fd, lengthBytes, 0, 8, 0);
-    const headerLength = Number(lengthBytes.readBigUInt64LE(0));
-    const headerBytes = Buffer.alloc(headerLength);
-    readSync(fd, headerBytes, 0, headerLength, 8);
-    const json = JSON.parse(headerBytes.toString('utf8')) as Record<string, HeaderEntry>;
-    const tensors = new Map(Object.entries(json).filter(([name]) => name !== '__metadata__'));
-    return { tensors, headerLength, fileSize: statSync(path).size };
-  } finally {
-    closeSync(fd);
-  }
+function readSafetensorsHeader(path: string): { tensors: Map<string, RawHeaderEntry>; headerLength: number; fileSize: number } {
+  const { header, headerLength, fileSize } = rawSafetensorsHeaderOfFile(path);
+  const tensors = new Map(Object.entries(header).filter(([name]) => name !== '__metadata__') as [string, RawHeaderEntry][]);
+  return { tensors, headerLength, fileSize };
 }
 
 const product = (shape: number[]) => shape.reduce((a, b) => a * b, 1);

@@ -1,4 +1,4 @@
-import { closeSync, createReadStream, openSync, readFileSync, readSync } from 'node:fs';
+import { createReadStream, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { IGNORE_INDEX, loadJsonlDataset } from '../../data/index.ts';
@@ -8,6 +8,7 @@ import { HfTokenizer } from '../../model/tokenizer.ts';
 import { datasetSummary, dimsFromConfig, modelSummary, tokenPreview } from './summary.ts';
 import { parameterCount } from '../../model/memory.ts';
 import { CATALOGUE } from '../../model/catalogue.ts';
+import { storedParameters } from '../../model/testing-safetensors.ts';
 
 const ROOT = join(import.meta.dirname, '..', '..', '..');
 const DEMO = join(ROOT, 'public', 'models', 'demo-llama');
@@ -17,21 +18,6 @@ const read = (p: string) => readFileSync(p, 'utf8');
 const demoConfig = parseModelConfig(JSON.parse(read(join(DEMO, 'config.json'))));
 const tokenizer = HfTokenizer.fromJson(read(join(DEMO, 'tokenizer.json')), read(join(DEMO, 'tokenizer_config.json')));
 const template = ChatTemplate.forTokenizer(tokenizer);
-
-/** Parameters stored in a safetensors file, from its header alone (read by hand, independent of safetensors.ts). */
-function storedParameters(path: string): number {
-  const fd = openSync(path, 'r');
-  try {
-    const len = Buffer.alloc(8);
-    readSync(fd, len, 0, 8, 0);
-    const header = Buffer.alloc(Number(len.readBigUInt64LE(0)));
-    readSync(fd, header, 0, header.length, 8);
-    const entries = Object.entries(JSON.parse(header.toString('utf8')) as Record<string, { shape: number[] }>);
-    return entries.filter(([k]) => k !== '__metadata__').reduce((n, [, t]) => n + t.shape.reduce((a, b) => a * b, 1), 0);
-  } finally {
-    closeSync(fd);
-  }
-}
 
 describe('model summary', () => {
   it('counts the demo model parameters from its config as its checkpoint stores them (tied head)', () => {
