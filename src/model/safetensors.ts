@@ -312,7 +312,8 @@ export interface TensorToWrite {
 // then by name bytes; so do we, so that our files are byte-identical to safetensors.save_file's.
 const DTYPE_RANK: Record<SafetensorsDtype, number> = { F32: 0, BF16: 1, F16: 2 };
 
-function compareUtf8(a: string, b: string): number {
+/** Orders strings by their UTF-8 bytes, as the Rust library orders tensor names. */
+export function compareUtf8(a: string, b: string): number {
   const ea = new TextEncoder().encode(a);
   const eb = new TextEncoder().encode(b);
   const n = Math.min(ea.length, eb.length);

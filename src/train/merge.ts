@@ -9,7 +9,7 @@
 import { readJsonFile, type ModelFiles } from '../model/checkpoint.ts';
 import { f32ArrayToF16 } from '../gpu/half.ts';
 import { openModelWeights } from '../model/load.ts';
-import { SafetensorsError } from '../model/safetensors.ts';
+import { compareUtf8, SafetensorsError } from '../model/safetensors.ts';
 import type { AdapterModule, LoraAdapter } from './peft.ts';
 
 /**
@@ -197,10 +197,3 @@ function bytesOf(a: Uint16Array | Float32Array): Uint8Array {
   return new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
 }
 
-function compareUtf8(a: string, b: string): number {
-  const ea = new TextEncoder().encode(a);
-  const eb = new TextEncoder().encode(b);
-  const n = Math.min(ea.length, eb.length);
-  for (let i = 0; i < n; i++) if (ea[i] !== eb[i]) return ea[i] - eb[i];
-  return ea.length - eb.length;
-}

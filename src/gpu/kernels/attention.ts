@@ -38,7 +38,7 @@ export function allAttentionSpecs(): KernelSpec[] {
 
 const WORKGROUP = 64;
 /** One invocation per row, the flat index folded into x and y. */
-function rowGroups(rows: number): Workgroups {
+export function rowGroups(rows: number): Workgroups {
   return foldWorkgroups(Math.ceil(rows / WORKGROUP));
 }
 

@@ -1,12 +1,11 @@
 // Host side of attention_decode.wgsl: attention of new rows against a KV cache (generation), and the copy that
 // appends the new rows' K and V to the cache first. See the .wgsl header for the contract.
 import source from '../../shaders/attention_decode.wgsl?raw';
-import { KernelError, packParams, type KernelSpec, type Recorder, type Workgroups } from '../kernel.ts';
+import { KernelError, packParams, type KernelSpec, type Recorder } from '../kernel.ts';
 import { renderWgsl } from '../wgsl.ts';
 import { AttentionShapeError, attentionScale } from '../ref/attention.ref.ts';
 import { checkDecodeShape, type AttentionDecodeShape } from '../ref/attention_decode.ref.ts';
-import { ATTENTION_MAX_HEAD_DIM } from './attention.ts';
-import { foldWorkgroups } from './elementwise.ts';
+import { ATTENTION_MAX_HEAD_DIM, rowGroups } from './attention.ts';
 
 export type { AttentionDecodeShape } from '../ref/attention_decode.ref.ts';
 
@@ -25,12 +24,6 @@ export function attentionDecodeSpec(): KernelSpec {
 /** Every spec the runtime can instantiate, for the compile-everything test. */
 export function allAttentionDecodeSpecs(): KernelSpec[] {
   return [attentionDecodeSpec()];
-}
-
-const WORKGROUP = 64;
-/** One invocation per row, the flat index folded into x and y. */
-function rowGroups(rows: number): Workgroups {
-  return foldWorkgroups(Math.ceil(rows / WORKGROUP));
 }
 
 function checked(shape: AttentionDecodeShape): void {
