@@ -1,6 +1,8 @@
 // GPU buffers: allocation through one pool that counts live and peak bytes (the trainer and the UI report the peak),
 // reuse of released buffers of the same size and usage, and helpers to upload and read back.
 
+import { gpuCounters } from './counters.ts';
+
 /** GPUBufferUsage's bits, usable before dawn.node has installed the GPUBufferUsage global (fixed by the spec). */
 export const BufferUsage = {
   MAP_READ: 0x0001,
@@ -57,6 +59,7 @@ export class BufferPool {
       // Allocation failures arrive asynchronously as an out-of-memory error: caught here and raised, naming the
       // buffer, by the next ready() (every submission awaits it) instead of a lost device later.
       this.device.pushErrorScope('out-of-memory');
+      gpuCounters(this.device).buffersCreated++;
       buffer = this.device.createBuffer({ size, usage, label });
       this.pendingChecks.push(
         this.device.popErrorScope().then((error) => {
@@ -121,18 +124,26 @@ export function uploadBuffer(pool: BufferPool, device: GPUDevice, data: TypedArr
 }
 
 export function writeBuffer(device: GPUDevice, buffer: GPUBuffer, data: TypedArray, byteOffset = 0): void {
+  writeQueue(device.queue, buffer, data, byteOffset);
+}
+
+/** queue.writeBuffer of a typed array, padded to 4 bytes as WebGPU requires. */
+export function writeQueue(queue: GPUQueue, buffer: GPUBuffer, data: TypedArray, byteOffset = 0): void {
   if (data.byteLength % 4 === 0) {
-    device.queue.writeBuffer(buffer, byteOffset, data.buffer as ArrayBuffer, data.byteOffset, data.byteLength);
+    queue.writeBuffer(buffer, byteOffset, data.buffer as ArrayBuffer, data.byteOffset, data.byteLength);
   } else {
     const padded = new Uint8Array(align4(data.byteLength));
     padded.set(new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
-    device.queue.writeBuffer(buffer, byteOffset, padded);
+    queue.writeBuffer(buffer, byteOffset, padded);
   }
 }
 
 /** Copies `bytes` from `buffer` (from `byteOffset`) to the CPU. Waits for all submitted work. */
 export async function readBuffer(device: GPUDevice, buffer: GPUBuffer, bytes = buffer.size, byteOffset = 0): Promise<ArrayBuffer> {
   const size = align4(bytes);
+  const counters = gpuCounters(device);
+  counters.buffersCreated++;
+  counters.readbacks++;
   const staging = device.createBuffer({ size, usage: BufferUsage.MAP_READ | BufferUsage.COPY_DST, label: 'readback' });
   const encoder = device.createCommandEncoder({ label: 'readback' });
   encoder.copyBufferToBuffer(buffer, byteOffset, staging, 0, size);

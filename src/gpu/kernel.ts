@@ -1,6 +1,7 @@
 // Kernels: a typed descriptor per pipeline variant, a per-device pipeline cache whose creation errors carry the
 // kernel's label and the WGSL line:column, and a recorder that puts many dispatches into one command submission.
-import { BufferUsage } from './buffers.ts';
+import { BufferUsage, writeQueue, type TypedArray } from './buffers.ts';
+import { gpuCounters } from './counters.ts';
 
 export type BindingAccess = 'read' | 'read_write';
 
@@ -32,10 +33,14 @@ export class KernelError extends Error {
 }
 
 interface CompiledKernel {
+  /** The cache key: label and constants. */
+  key: string;
   pipeline: GPUComputePipeline;
   layout: GPUBindGroupLayout;
   /** Settles once compilation messages and validation are known; rejects with ShaderCompileError/KernelError. */
   checked: Promise<void>;
+  /** Bind groups made for this pipeline, by the identity and range of every buffer bound (see bindGroupKey). */
+  bindGroups: Map<string, GPUBindGroup>;
 }
 
 function formatCompileErrors(spec: KernelSpec, messages: readonly GPUCompilationMessage[]): string {
@@ -48,19 +53,77 @@ function formatCompileErrors(spec: KernelSpec, messages: readonly GPUCompilation
     .join('\n');
 }
 
-/** Creates and caches pipelines per device. Creation is synchronous so a step can be recorded without awaiting;
- *  `ready()` (awaited by every submit) surfaces shader errors with file, line and column. */
-export class PipelineCache {
-  private readonly compiled = new Map<string, CompiledKernel>();
-  private readonly pending = new Set<Promise<void>>();
+/** Bind groups kept at most, over all pipelines: a run's steady state needs one per dispatch of a step (~700 for
+ *  a 12-layer model); past this many (buffers come and go during evaluation, sampling, another run) the cache starts
+ *  again rather than holding destroyed buffers' bind groups forever. */
+const MAX_CACHED_BIND_GROUPS = 16384;
 
-  private unusedBinding: GPUBuffer | null = null;
+/** Bytes of one uniform chunk: the params of up to 256 dispatches (one per 256-byte slot). */
+const UNIFORM_CHUNK_BYTES = 64 * 1024;
+
+/**
+ * Every dispatch's params uniform lives in a few device-wide chunks, bound with a dynamic offset, so no dispatch
+ * creates a buffer and a dispatch's bind group stays the same from step to step. A recorder fills CPU copies of the
+ * chunks while recording and writes them with queue.writeBuffer right before its submit: writes and submits are
+ * ordered on the queue, so two recorders sharing a chunk never see each other's params.
+ */
+export class UniformArena {
+  private readonly chunks: GPUBuffer[] = [];
 
   constructor(private readonly device: GPUDevice) {}
 
+  readonly chunkBytes = UNIFORM_CHUNK_BYTES;
+
+  /** The slot size: params are at most a few dozen bytes, each slot is one offset alignment (256 on most GPUs). */
+  get slotBytes(): number {
+    return Math.max(256, this.device.limits.minUniformBufferOffsetAlignment ?? 256);
+  }
+
+  chunk(index: number): GPUBuffer {
+    while (this.chunks.length <= index) {
+      gpuCounters(this.device).buffersCreated++;
+      this.chunks.push(
+        this.device.createBuffer({
+          size: this.chunkBytes,
+          usage: BufferUsage.UNIFORM | BufferUsage.COPY_DST,
+          label: `uniforms.${this.chunks.length}`,
+        }),
+      );
+    }
+    return this.chunks[index];
+  }
+}
+
+/** A small integer per GPUBuffer object, for bind-group keys (buffers have no identity a Map key can combine). */
+const bufferIds = new WeakMap<GPUBuffer, number>();
+let nextBufferId = 1;
+export function bufferId(buffer: GPUBuffer): number {
+  let id = bufferIds.get(buffer);
+  if (id === undefined) bufferIds.set(buffer, (id = nextBufferId++));
+  return id;
+}
+
+/** Creates and caches pipelines per device. Creation is synchronous so a step can be recorded without awaiting;
+ *  `ready()` (awaited by every submit) surfaces shader errors with file, line and column. Also owns what every
+ *  recorder on the device shares: the uniform arena and the bind groups already made. */
+export class PipelineCache {
+  private readonly compiled = new Map<string, CompiledKernel>();
+  private readonly pending = new Set<Promise<void>>();
+  private cachedBindGroups = 0;
+
+  private unusedBinding: GPUBuffer | null = null;
+  readonly uniforms: UniformArena;
+
+  constructor(readonly device: GPUDevice) {
+    this.uniforms = new UniformArena(device);
+  }
+
   /** A small read-only storage buffer to fill a binding that the chosen variant does not read (e.g. no bias). */
   get unused(): GPUBuffer {
-    this.unusedBinding ??= this.device.createBuffer({ size: 16, usage: BufferUsage.STORAGE, label: 'unused-binding' });
+    if (!this.unusedBinding) {
+      gpuCounters(this.device).buffersCreated++;
+      this.unusedBinding = this.device.createBuffer({ size: 16, usage: BufferUsage.STORAGE, label: 'unused-binding' });
+    }
     return this.unusedBinding;
   }
 
@@ -80,7 +143,13 @@ export class PipelineCache {
           buffer: { type: (access === 'read' ? 'read-only-storage' : 'storage') as GPUBufferBindingType },
         })),
         ...(spec.paramsBytes > 0
-          ? [{ binding: spec.bindings.length, visibility: 4, buffer: { type: 'uniform' as GPUBufferBindingType } }]
+          ? [
+              {
+                binding: spec.bindings.length,
+                visibility: 4,
+                buffer: { type: 'uniform' as GPUBufferBindingType, hasDynamicOffset: true, minBindingSize: spec.paramsBytes },
+              },
+            ]
           : []),
       ],
     });
@@ -98,10 +167,42 @@ export class PipelineCache {
       if (error) throw new KernelError(`${spec.label}: pipeline creation failed: ${error.message}`);
     })();
     checked.catch(() => {}); // reported through ready(); never an unhandled rejection
-    const entry = { pipeline, layout, checked };
+    const entry: CompiledKernel = { key, pipeline, layout, checked, bindGroups: new Map() };
     this.compiled.set(key, entry);
     this.pending.add(checked);
     return entry;
+  }
+
+  /** The bind group of `kernel` over these buffers (and uniform chunk): made once, then the same object. */
+  bindGroup(kernel: CompiledKernel, spec: KernelSpec, buffers: readonly BufferRef[], uniformChunk: GPUBuffer | null): GPUBindGroup {
+    let key = '';
+    for (const b of buffers) {
+      if ('buffer' in b) key += `${bufferId(b.buffer)}@${b.offset ?? 0}+${b.size ?? -1},`;
+      else key += `${bufferId(b)},`;
+    }
+    if (uniformChunk) key += `u${bufferId(uniformChunk)}`;
+    const hit = kernel.bindGroups.get(key);
+    if (hit) return hit;
+    if (this.cachedBindGroups >= MAX_CACHED_BIND_GROUPS) {
+      for (const k of this.compiled.values()) k.bindGroups.clear();
+      this.cachedBindGroups = 0;
+    }
+    const entries: GPUBindGroupEntry[] = buffers.map((b, binding) => ({
+      binding,
+      resource: 'buffer' in b ? b : { buffer: b },
+    }));
+    if (uniformChunk) entries.push({ binding: buffers.length, resource: { buffer: uniformChunk, offset: 0, size: spec.paramsBytes } });
+    gpuCounters(this.device).bindGroupsCreated++;
+    const group = this.device.createBindGroup({ layout: kernel.layout, entries, label: spec.label });
+    kernel.bindGroups.set(key, group);
+    this.cachedBindGroups++;
+    return group;
+  }
+
+  /** Forgets every cached bind group (e.g. before destroying many buffers at once). */
+  clearBindGroups(): void {
+    for (const k of this.compiled.values()) k.bindGroups.clear();
+    this.cachedBindGroups = 0;
   }
 
   /** Resolves when every pipeline created so far is known good; rejects with the first error otherwise. */
@@ -132,25 +233,98 @@ export function packParams(fields: readonly ParamField[]): ArrayBuffer {
 
 export type Workgroups = readonly [number, number, number];
 
-/** Records dispatches into one command encoder (one compute pass between copies) and submits them together. */
+/** What a dispatch costs, for the profiler's TFLOP/s and GB/s columns (approximate: the work the math needs, not
+ *  what a kernel's tiling re-reads). */
+export interface DispatchCost {
+  flops?: number;
+  bytes?: number;
+}
+
+/** One dispatch as the profiler sees it. */
+export interface DispatchInfo {
+  /** The kernel variant's label, e.g. matmul.blocked4.f32.tB. */
+  kernel: string;
+  /** Where in the model it runs, e.g. b3/bwd/mlp.down (see Recorder.scope). */
+  scope: string;
+  cost?: DispatchCost;
+}
+
+/** Per-dispatch GPU timing (the profiler): each dispatch then gets a compute pass of its own with timestamp writes. */
+export interface DispatchTiming {
+  /** Timestamp writes for this dispatch's pass, or null to leave it untimed (e.g. out of query slots). */
+  timestampWrites(info: DispatchInfo): GPUComputePassTimestampWrites | null;
+  /** Called once before the command buffer is finished: resolve the queries, copy them for reading. */
+  beforeFinish(encoder: GPUCommandEncoder): void;
+}
+
+export interface RecorderOptions {
+  /** Awaited before submitting, e.g. the buffer pool's allocation check. */
+  beforeSubmit?: () => Promise<void>;
+  timing?: DispatchTiming;
+}
+
+/** Records dispatches into one command encoder (one compute pass between copies) and submits them together.
+ *  Nothing it records allocates: params go into the device's uniform arena, bind groups come from the pipeline
+ *  cache, and CPU→GPU writes (`write`) are deferred to the submit, in order with it on the queue. */
 export class Recorder {
   private readonly encoder: GPUCommandEncoder;
   private pass: GPUComputePassEncoder | null = null;
-  private readonly uniforms: GPUBuffer[] = [];
   private readonly finishers: (() => void)[] = [];
+  private readonly writes: { buffer: GPUBuffer; offset: number; data: TypedArray }[] = [];
+  /** CPU copies of the uniform chunks this recorder uses, and the bytes used in the last one. */
+  private readonly uniformData: Uint8Array[] = [];
+  private uniformUsed = 0;
+  private readonly scopes: string[] = [];
+  private readonly beforeSubmit?: () => Promise<void>;
+  private readonly timing?: DispatchTiming;
   private submitted = false;
 
   constructor(
     private readonly device: GPUDevice,
     private readonly pipelines: PipelineCache,
     label = 'step',
-    /** Awaited before submitting, e.g. the buffer pool's allocation check. */
-    private readonly beforeSubmit?: () => Promise<void>,
+    /** Awaited before submitting (the buffer pool's allocation check), or the recorder's options. */
+    options?: (() => Promise<void>) | RecorderOptions,
   ) {
+    const o: RecorderOptions = typeof options === 'function' ? { beforeSubmit: options } : (options ?? {});
+    this.beforeSubmit = o.beforeSubmit;
+    this.timing = o.timing;
     this.encoder = device.createCommandEncoder({ label });
   }
 
-  dispatch(spec: KernelSpec, buffers: readonly BufferRef[], params: ArrayBuffer | null, workgroups: Workgroups): void {
+  /** Labels the dispatches recorded inside `fn` (nested: 'b3' then 'bwd' gives b3/bwd), for the profiler. */
+  scope<T>(name: string, fn: () => T): T {
+    this.scopes.push(name);
+    try {
+      return fn();
+    } finally {
+      this.scopes.pop();
+    }
+  }
+
+  /** Writes `data` into `buffer` at `byteOffset` when this recorder submits, before its commands run: the way to
+   *  upload a batch without racing an earlier submission that still reads the buffer. */
+  write(buffer: GPUBuffer, data: TypedArray, byteOffset = 0): void {
+    if (this.submitted) throw new KernelError(`${buffer.label}: recorder already submitted`);
+    this.writes.push({ buffer, offset: byteOffset, data });
+  }
+
+  /** Copies `params` into the next free uniform slot; returns its chunk and byte offset. */
+  private placeParams(params: ArrayBuffer): { chunk: GPUBuffer; offset: number } {
+    const arena = this.pipelines.uniforms;
+    const slot = Math.ceil(params.byteLength / arena.slotBytes) * arena.slotBytes;
+    if (this.uniformData.length === 0 || this.uniformUsed + slot > arena.chunkBytes) {
+      this.uniformData.push(new Uint8Array(arena.chunkBytes));
+      this.uniformUsed = 0;
+    }
+    const index = this.uniformData.length - 1;
+    const offset = this.uniformUsed;
+    this.uniformData[index].set(new Uint8Array(params), offset);
+    this.uniformUsed += slot;
+    return { chunk: arena.chunk(index), offset };
+  }
+
+  dispatch(spec: KernelSpec, buffers: readonly BufferRef[], params: ArrayBuffer | null, workgroups: Workgroups, cost?: DispatchCost): void {
     if (this.submitted) throw new KernelError(`${spec.label}: recorder already submitted`);
     if (buffers.length !== spec.bindings.length) {
       throw new KernelError(`${spec.label}: expects ${spec.bindings.length} buffers, got ${buffers.length}`);
@@ -163,28 +337,27 @@ export class Recorder {
       throw new KernelError(`${spec.label}: workgroup count ${workgroups.join('×')} outside 0..${maxGroups}`);
     }
     if (workgroups.some((n) => n === 0)) return;
-    const { pipeline, layout } = this.pipelines.get(spec);
-    const entries: GPUBindGroupEntry[] = buffers.map((b, binding) => ({
-      binding,
-      resource: 'buffer' in b ? b : { buffer: b },
-    }));
-    if (params) {
-      const uniform = this.device.createBuffer({
-        size: params.byteLength,
-        usage: BufferUsage.UNIFORM,
-        mappedAtCreation: true,
-        label: `${spec.label}.params`,
-      });
-      new Uint8Array(uniform.getMappedRange()).set(new Uint8Array(params));
-      uniform.unmap();
-      this.uniforms.push(uniform);
-      entries.push({ binding: buffers.length, resource: { buffer: uniform } });
+    const kernel = this.pipelines.get(spec);
+    const uniform = params ? this.placeParams(params) : null;
+    const bindGroup = this.pipelines.bindGroup(kernel, spec, buffers, uniform?.chunk ?? null);
+    const counters = gpuCounters(this.pipelines.device);
+    counters.dispatches++;
+    if (this.timing) {
+      // Profiling: a pass per dispatch, so each one's begin/end timestamps are its own.
+      const timestampWrites = this.timing.timestampWrites({ kernel: spec.label, scope: this.scopes.join('/'), cost });
+      this.endPass();
+      counters.passes++;
+      this.pass = this.encoder.beginComputePass(timestampWrites ? { label: spec.label, timestampWrites } : { label: spec.label });
+    } else if (!this.pass) {
+      counters.passes++;
+      this.pass = this.encoder.beginComputePass({ label: 'compute' });
     }
-    const bindGroup = this.device.createBindGroup({ layout, entries, label: spec.label });
-    this.pass ??= this.encoder.beginComputePass({ label: 'compute' });
-    this.pass.setPipeline(pipeline);
-    this.pass.setBindGroup(0, bindGroup);
-    this.pass.dispatchWorkgroups(workgroups[0], workgroups[1], workgroups[2]);
+    const pass = this.pass!;
+    pass.setPipeline(kernel.pipeline);
+    if (uniform) pass.setBindGroup(0, bindGroup, [uniform.offset]);
+    else pass.setBindGroup(0, bindGroup);
+    pass.dispatchWorkgroups(workgroups[0], workgroups[1], workgroups[2]);
+    if (this.timing) this.endPass();
   }
 
   /** A buffer for a binding the kernel variant ignores. */
@@ -213,23 +386,55 @@ export class Recorder {
     this.pass = null;
   }
 
-  /** Submits everything recorded, after making sure every pipeline used compiled. Resolves when the GPU is done. */
-  async submit(): Promise<void> {
+  /** Submits everything recorded without waiting for the GPU: resolves once the submission is on the queue (its
+   *  pipelines compiled, its allocations and validation checked). Call `done()` to wait for the GPU. */
+  async submitNoWait(): Promise<void> {
     this.endPass();
     this.submitted = true;
     try {
       await this.pipelines.ready();
       await this.beforeSubmit?.();
+      this.timing?.beforeFinish(this.encoder);
       // A dispatch Dawn rejects (e.g. one buffer bound writable twice) only invalidates the command buffer: catch it
       // here so the caller gets the reason instead of silently stale outputs.
       this.device.pushErrorScope('validation');
-      this.device.queue.submit([this.encoder.finish()]);
+      const { queue } = this.device;
+      // Deferred writes and the params go onto the queue right before the commands that read them: nothing awaits
+      // between here and submit, so no other recorder's submit can come in between.
+      for (const w of this.writes) writeQueue(queue, w.buffer, w.data, w.offset);
+      this.uniformData.forEach((data, i) => {
+        const bytes = i === this.uniformData.length - 1 ? this.uniformUsed : data.byteLength;
+        queue.writeBuffer(this.pipelines.uniforms.chunk(i), 0, data.buffer as ArrayBuffer, 0, bytes);
+      });
+      queue.submit([this.encoder.finish()]);
+      gpuCounters(this.pipelines.device).submits++;
       const error = await this.device.popErrorScope();
       if (error) throw new KernelError(`submission rejected: ${error.message}`);
+    } catch (e) {
+      this.finish();
+      throw e;
+    }
+  }
+
+  /** Waits for the GPU to finish this submission, then runs the afterSubmit callbacks. */
+  async done(): Promise<void> {
+    try {
       await this.device.queue.onSubmittedWorkDone();
     } finally {
-      for (const u of this.uniforms) u.destroy();
-      for (const fn of this.finishers) fn();
+      this.finish();
     }
+  }
+
+  private finished = false;
+  private finish(): void {
+    if (this.finished) return;
+    this.finished = true;
+    for (const fn of this.finishers) fn();
+  }
+
+  /** Submits everything recorded, after making sure every pipeline used compiled. Resolves when the GPU is done. */
+  async submit(): Promise<void> {
+    await this.submitNoWait();
+    await this.done();
   }
 }
