@@ -2,15 +2,15 @@
 // live in their own modules (kernels/*.ts) and take an Engine, rather than the Engine knowing every kernel.
 import { BufferPool } from './buffers.ts';
 import type { Gpu } from './device.ts';
-import { PipelineCache, Recorder } from './kernel.ts';
+import { PipelineCache, Recorder, type DispatchTiming } from './kernel.ts';
 
 export interface Engine {
   readonly gpu: Gpu;
   readonly device: GPUDevice;
   readonly buffers: BufferPool;
   readonly pipelines: PipelineCache;
-  /** A recorder for one command submission (e.g. one training step). */
-  record(label?: string): Recorder;
+  /** A recorder for one command submission (e.g. one training step); `timing` times each dispatch (profiler). */
+  record(label?: string, options?: { timing?: DispatchTiming }): Recorder;
 }
 
 export function createEngine(gpu: Gpu): Engine {
@@ -21,6 +21,6 @@ export function createEngine(gpu: Gpu): Engine {
     device: gpu.device,
     buffers,
     pipelines,
-    record: (label) => new Recorder(gpu.device, pipelines, label, () => buffers.ready()),
+    record: (label, options) => new Recorder(gpu.device, pipelines, label, { beforeSubmit: () => buffers.ready(), timing: options?.timing }),
   };
 }
