@@ -1,10 +1,10 @@
-import { beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { unzipSync } from 'fflate';
 import { DEFAULT_CONFIG } from '../../train/config.ts';
 import { setDownloader } from '../downloads.ts';
-import { RunsDb, type KeyValue, type RunRecord } from '../runs-db.ts';
+import { runLockName, RunsDb, type KeyValue, type RunRecord } from '../runs-db.ts';
 import { useStudio } from '../studio.ts';
-import { linkRunsDb, shownStatus } from './runs.ts';
+import { linkRunsDb, runHolder, shownStatus } from './runs.ts';
 
 class MapKv implements KeyValue {
   map = new Map<string, unknown>();
@@ -80,5 +80,58 @@ describe('runs slice', () => {
     expect(shownStatus(r, [])).toBe('interrupted');
     expect(shownStatus(r, ['x'])).toBe('running');
     expect(shownStatus({ ...r, status: 'finished' }, [])).toBe('finished');
+  });
+
+  describe('which tab holds a run (Web Locks)', () => {
+    /** navigator.locks as the page sees it: the run locks some worker holds now. */
+    let held: string[];
+    beforeEach(() => {
+      held = [];
+      vi.stubGlobal('navigator', { locks: { query: async () => ({ held: held.map((id) => ({ name: runLockName(id) })), pending: [] }) } });
+    });
+    afterEach(() => vi.unstubAllGlobals());
+    const holderOf = (id: string) => {
+      const s = useStudio.getState();
+      return runHolder(s.runs.find((r) => r.id === id)!, s.lockedRuns, s.liveRun);
+    };
+
+    it('a run that just finished in this tab is finished here and deletable, though its lock is not released yet', async () => {
+      // This tab trains b: its worker holds b's lock.
+      held = ['b'];
+      useStudio.setState({ liveRun: { runId: 'b', phase: 'running', message: '' } as never });
+      await useStudio.getState().refreshRuns();
+      expect(holderOf('b')).toBe('this-tab');
+      // The worker saves the end, reports it, and only then releases the lock: the list is read in between.
+      await db.patch('b', { status: 'finished' });
+      useStudio.getState().applyEngineEvent({ type: 'run-state', runId: 'b', state: 'finished' });
+      await useStudio.getState().refreshRuns();
+      const s = useStudio.getState();
+      expect(s.liveRun?.phase).toBe('finished');
+      expect(s.lockedRuns).toEqual(['b']);
+      expect(shownStatus(s.runs.find((r) => r.id === 'b')!, s.lockedRuns)).toBe('finished');
+      expect(holderOf('b')).toBeNull(); // not "finished in another tab", and Delete is enabled
+      await useStudio.getState().deleteRun('b');
+      expect(useStudio.getState().runsError).toBe('');
+      expect(await db.get('b')).toBeNull();
+    });
+
+    it('a run another tab trains, or resumed after it ended here, is held by that tab and not deleted', async () => {
+      held = ['a', 'b'];
+      await useStudio.getState().refreshRuns();
+      expect(holderOf('b')).toBe('another-tab');
+      // a ended in this tab, then another tab resumed it: its record says running again.
+      useStudio.setState({ liveRun: { runId: 'a', phase: 'stopped', message: '' } as never });
+      await db.patch('a', { status: 'running' });
+      await useStudio.getState().refreshRuns();
+      expect(holderOf('a')).toBe('another-tab');
+      await useStudio.getState().deleteRun('a');
+      expect(useStudio.getState().runsError).toMatch(/training in another tab/);
+      expect(await db.get('a')).not.toBeNull();
+      // Nobody holds a stopped run.
+      held = [];
+      await db.patch('a', { status: 'stopped' });
+      await useStudio.getState().refreshRuns();
+      expect(holderOf('a')).toBeNull();
+    });
   });
 });

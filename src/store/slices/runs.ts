@@ -9,7 +9,7 @@ import { requestId, sendToEngine } from '../engine-link.ts';
 import { saveBlob, saveFile } from '../downloads.ts';
 import { idbKeyValue, lockedRunIds, metricsCsv, newRunId, RunsDb, type RunRecord } from '../runs-db.ts';
 import type { ModelsSlice } from './models.ts';
-import { isActive, type TrainSlice } from './train.ts';
+import { isActive, type LiveRun, type TrainSlice } from './train.ts';
 
 /** The adapter import of the Runs screen: one at a time. */
 export interface ImportState {
@@ -97,6 +97,20 @@ export function shownStatus(r: RunRecord, locked: readonly string[]): RunRecord[
   return (r.status === 'running' || r.status === 'paused') && !locked.includes(r.id) ? (r.status === 'running' ? 'interrupted' : 'paused') : r.status;
 }
 
+/**
+ * Where a saved run is being trained: in this tab, in another tab, or nowhere. The worker reports a run's end before
+ * it lets go of the run's lock, so the list read at that report still sees the lock: a lock on the run this tab last
+ * trained whose record has ended is this tab's own, being released, not another tab's. (Its record says 'running' or
+ * 'paused' again only once a tab resumes it.)
+ */
+export function runHolder(r: RunRecord, locked: readonly string[], live: Pick<LiveRun, 'runId' | 'phase'> | null): 'this-tab' | 'another-tab' | null {
+  const mine = live?.runId === r.id;
+  if (mine && isActive(live.phase)) return 'this-tab';
+  if (!locked.includes(r.id)) return null;
+  if (mine && r.status !== 'running' && r.status !== 'paused') return null;
+  return 'another-tab';
+}
+
 const IDLE_IMPORT: ImportState = { phase: 'idle', request: null, done: 0, total: 0, message: '', warnings: [] };
 
 type Deps = RunsSlice & Pick<TrainSlice, 'liveRun'> & Pick<ModelsSlice, 'model'>;
@@ -152,7 +166,8 @@ export const createRunsSlice: StateCreator<Deps, [], [], RunsSlice> = (set, get)
         const live = get().liveRun;
         if (live && live.runId === id && isActive(live.phase)) throw new Error('this run is training in this tab: stop it before deleting it');
         const locked = await lockedRunIds().catch(() => new Set<string>());
-        if (locked.has(id)) throw new Error('this run is training in another tab: stop it there before deleting it');
+        const r = (await runsDb().get(id)) ?? record(id);
+        if (runHolder(r, [...locked], live) === 'another-tab') throw new Error('this run is training in another tab: stop it there before deleting it');
         await runsDb().delete(id);
         set({ runs: get().runs.filter((r) => r.id !== id), storage: await runsDb().usage().catch(() => get().storage) });
       });

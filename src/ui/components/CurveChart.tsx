@@ -1,7 +1,9 @@
 // A line chart of a run's curve (recharts), used live by the run view and for saved runs on the Runs screen. The
 // number of points drawn is on the container (data-points) so tests can watch a chart grow.
+import { useMemo } from 'react';
 import { CartesianGrid, Legend, Line, LineChart, ResponsiveContainer, Tooltip, XAxis, YAxis } from 'recharts';
 import type { ChartRow } from '../../store/metrics-buffer.ts';
+import { axisTicks } from './axis-ticks.ts';
 
 export interface CurveLine {
   key: keyof ChartRow;
@@ -25,6 +27,8 @@ export function CurveChart({ rows, lines, title, testId, height = 220, log = fal
   log?: boolean;
 }) {
   const last = rows.at(-1);
+  // Our own ticks on a linear axis, printed with the digits their step needs; recharts' own on a log axis.
+  const axis = useMemo(() => (log ? null : axisTicks(rows.flatMap((r) => lines.map((l) => r[l.key])))), [rows, lines, log]);
   const summary = last
     ? lines.map((l) => {
         const v = [...rows].reverse().find((r) => r[l.key] !== undefined)?.[l.key];
@@ -40,7 +44,13 @@ export function CurveChart({ rows, lines, title, testId, height = 220, log = fal
           <LineChart data={rows} margin={{ top: 8, right: 12, bottom: 4, left: 0 }}>
             <CartesianGrid strokeDasharray="3 3" vertical={false} />
             <XAxis dataKey="step" type="number" domain={['dataMin', 'dataMax']} allowDecimals={false} />
-            <YAxis width={56} scale={log ? 'log' : 'auto'} domain={['auto', 'auto']} tickFormatter={(v: number) => (Math.abs(v) < 1e-2 && v !== 0 ? v.toExponential(0) : String(+v.toPrecision(3)))} />
+            <YAxis
+              width={56}
+              scale={log ? 'log' : 'auto'}
+              domain={axis ? axis.domain : ['auto', 'auto']}
+              ticks={axis?.ticks}
+              tickFormatter={axis ? axis.format : (v: number) => (Math.abs(v) < 1e-2 && v !== 0 ? v.toExponential(0) : String(+v.toPrecision(3)))}
+            />
             <Tooltip formatter={(v) => (typeof v === 'number' ? v.toPrecision(5) : String(v))} labelFormatter={(s) => `step ${s}`} />
             {lines.length > 1 && <Legend />}
             {lines.map((l) => (

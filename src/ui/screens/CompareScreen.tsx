@@ -18,6 +18,7 @@ import {
 import type { Generation } from '../../store/slices/generations.ts';
 import { useStudio } from '../../store/studio.ts';
 import type { RunRecord } from '../../store/runs-db.ts';
+import { axisTicks } from '../components/axis-ticks.ts';
 import { formatDuration } from '../components/progress-meter.ts';
 import { formatBytes } from '../format.ts';
 import { GenerationCard } from './PlaygroundScreen.tsx';
@@ -159,6 +160,7 @@ function SweepProgress({ sweep }: { sweep: RankSweep }) {
 
 function OverlayChart({ runs }: { runs: RunRecord[] }) {
   const rows = useMemo(() => overlayRows(runs), [runs]);
+  const axis = useMemo(() => axisTicks(rows.flatMap((r) => Object.entries(r).filter(([k]) => k !== 'step').map(([, v]) => v))), [rows]);
   const hasEval = rows.some((r) => Object.keys(r).some((k) => k.startsWith('e')));
   return (
     <figure className="card chart" data-testid="compare-chart" data-runs={runs.length}>
@@ -171,7 +173,7 @@ function OverlayChart({ runs }: { runs: RunRecord[] }) {
           <LineChart data={rows} margin={{ top: 8, right: 12, bottom: 4, left: 0 }}>
             <CartesianGrid strokeDasharray="3 3" vertical={false} />
             <XAxis dataKey="step" type="number" domain={['dataMin', 'dataMax']} allowDecimals={false} />
-            <YAxis width={56} domain={['auto', 'auto']} tickFormatter={(v: number) => String(+v.toPrecision(3))} />
+            <YAxis width={56} domain={axis ? axis.domain : ['auto', 'auto']} ticks={axis?.ticks} tickFormatter={axis?.format} />
             <Tooltip formatter={(v) => (typeof v === 'number' ? v.toPrecision(5) : String(v))} labelFormatter={(s) => `step ${s}`} />
             <Legend />
             {runs.map((r, i) => (

@@ -6,8 +6,7 @@ import { useEffect, useId, useMemo, useState } from 'react';
 import { chartRows } from '../../store/metrics-buffer.ts';
 import type { RunRecord } from '../../store/runs-db.ts';
 import { hubBaseUrl } from '../../store/slices/models.ts';
-import { adapterFolderFiles, canPickFolder, NO_FOLDER_PICKER, shownStatus } from '../../store/slices/runs.ts';
-import { isActive } from '../../store/slices/train.ts';
+import { adapterFolderFiles, canPickFolder, NO_FOLDER_PICKER, runHolder, shownStatus } from '../../store/slices/runs.ts';
 import { useStudio } from '../../store/studio.ts';
 import { COLORS, CurveChart } from '../components/CurveChart.tsx';
 import { DropZone } from '../components/DropZone.tsx';
@@ -223,8 +222,9 @@ function RunCard({ run }: { run: RunRecord }) {
   const nameId = useId();
   const rows = useMemo(() => chartRows(run.curves, 400), [run.curves]);
   const status = shownStatus(run, locked);
-  const here = live?.runId === run.id && isActive(live.phase);
-  const elsewhere = locked.includes(run.id) && !here;
+  const holder = runHolder(run, locked, live);
+  const here = holder === 'this-tab';
+  const elsewhere = holder === 'another-tab';
   const canResume = !!run.checkpoint && !here && !elsewhere && run.status !== 'finished' && run.checkpoint.step < run.totalSteps;
   const f = run.final;
 
