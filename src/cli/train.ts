@@ -31,6 +31,7 @@ import type { StepMetrics } from '../train/protocol.ts';
 import { Trainer, TrainingDivergedError } from '../train/trainer.ts';
 import { optionalString, parseFlags, requiredString, UsageError, type FlagValues } from './args.ts';
 import { openModelFolder, percent, processIo, readRows, type CliIo, type ModelFolder } from './load.ts';
+import { presetBase, PRESET_USAGE } from './preset.ts';
 import { cliKernelChoice } from './tuning-cache.ts';
 
 export interface TrainDeps {
@@ -45,11 +46,11 @@ export interface TrainDeps {
 }
 
 export const TRAIN_USAGE =
-  'lora-studio train --model DIR --data FILE.jsonl --out DIR [--method lora|qlora] [--rank 8] [--alpha 16] [--dropout 0] ' +
+  `lora-studio train --model DIR --data FILE.jsonl --out DIR ${PRESET_USAGE} [--method lora|qlora] [--rank 8] [--alpha 16] [--dropout 0] ` +
   '[--targets q_proj,v_proj|all-linear] [--steps N | --epochs N] [--lr 2e-4] [--batch N] [--grad-accum N] [--max-len N] ' +
   '[--warmup STEPS] [--schedule cosine|linear|constant] [--seed N] [--eval-data FILE | --eval-split FRACTION] [--eval-every N] ' +
   '[--early-stopping N] [--checkpoint-every N] [--double-quant] [--rslora] [--lora-plus RATIO] [--weight-decay W] ' +
-  '[--train-on-prompt] [--packing] [--resume]';
+  '[--train-on-prompt] [--packing] [--resume] (explicit flags override the preset)';
 
 export const METRICS_FILE = 'metrics.jsonl';
 
@@ -89,6 +90,7 @@ const FLAGS = {
   out: { type: 'string' },
   'eval-data': { type: 'string' },
   resume: { type: 'boolean' },
+  preset: { type: 'string' },
   help: { type: 'boolean' },
   ...Object.fromEntries(Object.entries(CONFIG_FLAGS).map(([flag, f]) => [flag, { type: f.kind === 'boolean' ? 'boolean' : 'string' }])),
 } as const;
@@ -117,7 +119,7 @@ export function configFromFlags(flags: FlagValues): TrainConfig {
     throw new UsageError('train: give --eval-data or --eval-split, not both');
   }
   try {
-    return resolveConfig(overrides as Partial<TrainConfig>);
+    return resolveConfig(overrides as Partial<TrainConfig>, presetBase(flags));
   } catch (e) {
     if (!(e instanceof ConfigError)) throw e;
     const lines = e.errors.map(({ field, message }) => {

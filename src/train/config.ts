@@ -83,35 +83,7 @@ export const DEFAULT_CONFIG: TrainConfig = {
   doubleQuant: false,
 };
 
-export type PresetName = 'quick' | 'balanced' | 'quality';
-
-/** Presets from the LoRA guide's advice: rank 4 for small, simple tasks; 8–16 for most; alpha = 2r; lr 1e-4…3e-4
- *  (higher for smaller ranks); q/v projections by default, all linear layers when quality matters; dropout 0.05–0.1
- *  and early stopping against overfitting; gradient clipping at 1.0 and ~3% warmup always. */
-export const PRESETS: Record<PresetName, { title: string; about: string; config: Partial<TrainConfig> }> = {
-  quick: {
-    title: 'Quick',
-    about: 'A first look in minutes: rank 4 on the attention q/v projections, short sequences, one epoch.',
-    config: { rank: 4, alpha: 8, dropout: 0, targets: [], lr: 3e-4, maxLength: 256, epochs: 1, batchSize: 4, evalSplit: 0 },
-  },
-  balanced: {
-    title: 'Balanced',
-    about: 'The usual choice: rank 8 on every attention projection, a little dropout, a held-out 5% to watch.',
-    config: { rank: 8, alpha: 16, dropout: 0.05, targets: ['attention'], lr: 2e-4, maxLength: 512, epochs: 2, evalSplit: 0.05, evalEvery: 25 },
-  },
-  quality: {
-    title: 'Quality',
-    about: 'Rank 16 on all linear layers, three epochs with early stopping on a 10% eval split.',
-    config: {
-      rank: 16, alpha: 32, dropout: 0.1, targets: ['all-linear'], lr: 1e-4, maxLength: 1024, epochs: 3,
-      evalSplit: 0.1, evalEvery: 25, earlyStoppingPatience: 3, weightDecay: 0.01,
-    },
-  },
-};
-
-export function applyPreset(name: PresetName, base: TrainConfig = DEFAULT_CONFIG): TrainConfig {
-  return { ...base, ...PRESETS[name].config };
-}
+export { applyPreset, PRESET_NAMES, PRESETS, type PresetName } from './presets.ts';
 
 export interface FieldError {
   field: keyof TrainConfig;
