@@ -416,10 +416,12 @@ export class Recorder {
     }
   }
 
-  /** Waits for the GPU to finish this submission, then runs the afterSubmit callbacks. */
-  async done(): Promise<void> {
+  /** Waits for the GPU to finish this submission, then runs the afterSubmit callbacks. `finished`: a promise that
+   *  settles only once the submission is done (e.g. mapping a buffer its last command copied into), awaited instead
+   *  of a separate onSubmittedWorkDone. */
+  async done(finished?: Promise<unknown>): Promise<void> {
     try {
-      await this.device.queue.onSubmittedWorkDone();
+      await (finished ?? this.device.queue.onSubmittedWorkDone());
     } finally {
       this.finish();
     }

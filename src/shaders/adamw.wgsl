@@ -10,8 +10,15 @@
 //             lrScale multiplies the learning rate (LoRA+ gives B a larger one); decay = 0 exempts the tensor
 //             from weight decay (biases, norms)
 //   partials: (numPartials) f32, Σg² of each workgroup's share of G
-//   norm: (2) f32, written by `finalize`: [‖G‖₂, clip coefficient min(1, maxNorm / (‖G‖₂ + 1e-6))]
-//         (torch.nn.utils.clip_grad_norm_; maxNorm ≤ 0 disables clipping: coefficient 1)
+//   norm: (8) f32, the step's status (the trainer reads all of it back in one copy):
+//         [0] ‖G‖₂ and [1] the clip coefficient min(1, maxNorm / (‖G‖₂ + 1e-6)), written by `finalize`
+//             (torch.nn.utils.clip_grad_norm_; maxNorm ≤ 0 disables clipping: coefficient 1)
+//         [2] 1 when this step was skipped, else 0, written by `finalize`
+//         [3] sticky: 1 once any step was not finite; every later step is skipped too until the host clears it
+//             (so a step recorded before the host saw the bad one cannot move the parameters on)
+//         [4] [5] the loss sum and token count, copied in by the trainer before `finalize` (0 when unused)
+//   The finite guard: a step whose ‖G‖₂ or loss sum is NaN/±Inf changes nothing (P, M, V untouched) — the host
+//   reads the status one step late and restores its last checkpoint; nothing after the bad step was applied.
 //
 // Per element of a segment, with g = G · coefficient and lr' = lr · lrScale (torch.optim.AdamW's order):
 //   p ← p · (1 − lr'·weightDecay)            decoupled decay, only when the segment decays
@@ -77,6 +84,11 @@ fn sumsq(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) li
   if (lid.x == 0u) { partials[wid.x] = scratch[0]; }
 }
 
+// NaN or ±Inf, by the exponent bits: compilers may fold `x != x` away under fast-math assumptions.
+fn notFinite(x: f32) -> bool {
+  return (bitcast<u32>(x) & 0x7f800000u) == 0x7f800000u;
+}
+
 @compute @workgroup_size(256, 1, 1)
 fn finalize(@builtin(local_invocation_id) lid: vec3<u32>) {
   var acc = 0.0;
@@ -87,6 +99,9 @@ fn finalize(@builtin(local_invocation_id) lid: vec3<u32>) {
     let total = sqrt(scratch[0]);
     norm[0] = total;
     norm[1] = select(1.0, min(1.0, p.maxNorm / (total + 1e-6)), p.maxNorm > 0.0);
+    let bad = notFinite(total) || notFinite(norm[4]) || norm[3] != 0.0;
+    norm[2] = select(0.0, 1.0, bad);
+    norm[3] = select(0.0, 1.0, bad);
   }
 }
 
@@ -104,7 +119,7 @@ fn findSegment(i: u32) -> u32 {
 @compute @workgroup_size(256, 1, 1)
 fn update(@builtin(global_invocation_id) gid: vec3<u32>) {
   let i = gid.y * p.rowStride + gid.x;
-  if (i >= p.total || p.numSegments == 0u) { return; }
+  if (i >= p.total || p.numSegments == 0u || norm[2] != 0.0) { return; }
   let s = findSegment(i);
   let offset = segments[s * 4u];
   if (i < offset || i >= offset + segments[s * 4u + 1u]) { return; } // padding between segments

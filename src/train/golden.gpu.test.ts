@@ -29,10 +29,19 @@ beforeAll(async () => {
   e = await testEngine();
 });
 
-describe.each(['gpt2', 'llama', 'qwen3'])('golden LoRA run against PEFT: %s', (name) => {
+// naive: the fused LoRA kernels; blocked4: the route a GPU takes (base matmul + the rank-r path, see kernelChoiceFor).
+const RUNS = [
+  ['gpt2', 'naive'],
+  ['llama', 'naive'],
+  ['qwen3', 'naive'],
+  ['gpt2', 'blocked4'],
+  ['llama', 'blocked4'],
+] as const;
+
+describe.each(RUNS)('golden LoRA run against PEFT: %s, %s kernels', (name, variant) => {
   it('first 10 losses, grad norms and the step-1/2 gradients match', async () => {
     const g: TrainGolden = JSON.parse(readFileSync(join(FIXTURES, 'golden', `train_${name}.json`), 'utf8'));
-    const tf = await loadTransformer(e, nodeFolder(join(FIXTURES, 'models', name)), kernelChoiceFor('naive'), { dtype: 'f32', quant: 'none' });
+    const tf = await loadTransformer(e, nodeFolder(join(FIXTURES, 'models', name)), kernelChoiceFor(variant), { dtype: 'f32', quant: 'none' });
     const trainer = new Trainer({
       engine: e,
       transformer: tf,

@@ -4,7 +4,7 @@
 import { readF32, STORAGE_USAGE, writeBuffer } from '../gpu/buffers.ts';
 import type { Engine } from '../gpu/engine.ts';
 import type { BufferRef } from '../gpu/kernel.ts';
-import { planAdamwLayout, ADAMW_MAX_PARTIALS, type AdamwLayout } from '../gpu/kernels/adamw.ts';
+import { planAdamwLayout, ADAMW_MAX_PARTIALS, ADAMW_STATUS_FLOATS, type AdamwLayout } from '../gpu/kernels/adamw.ts';
 import { loraScale } from '../gpu/kernels/lora.ts';
 import { Rng } from '../data/rng.ts';
 import type { GpuModel } from '../model/runtime/gpu-model.ts';
@@ -41,7 +41,7 @@ export interface LoraState {
   v: GPUBuffer;
   segments: GPUBuffer;
   partials: GPUBuffer;
-  /** (2) f32 after each step: [gradient norm before clipping, clip coefficient]. */
+  /** (ADAMW_STATUS_FLOATS) f32 after each step: the step's status, see adamw.wgsl. */
   norm: GPUBuffer;
   trainableParams: number;
 }
@@ -114,10 +114,11 @@ export function attachLora(
     v: alloc('lora.v'),
     segments: e.buffers.acquire(layout.table.byteLength, STORAGE_USAGE, 'lora.segments'),
     partials: e.buffers.acquire(ADAMW_MAX_PARTIALS * 4, STORAGE_USAGE, 'lora.partials'),
-    norm: e.buffers.acquire(16, STORAGE_USAGE, 'lora.norm'),
+    norm: e.buffers.acquire(ADAMW_STATUS_FLOATS * 4, STORAGE_USAGE, 'lora.norm'),
     trainableParams: tensors.reduce((s, t) => s + t.length, 0),
   };
   writeBuffer(e.device, state.segments, layout.table);
+  writeBuffer(e.device, state.norm, new Float32Array(ADAMW_STATUS_FLOATS)); // a reused buffer could hold a sticky skip
 
   const host = new Float32Array(layout.totalLength);
   const rng = new Rng(seed);

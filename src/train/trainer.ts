@@ -2,14 +2,16 @@
 // micro-batches in a seeded order, gradient accumulation token-weighted over the whole step, one command submission
 // per optimizer step (forward, backward and AdamW with the global-norm clip, no read-back but the loss and the
 // norm), warmup + schedule, evaluation, early stopping, and a checkpoint that resumes the same curve.
-import { readF32, writeBuffer } from '../gpu/buffers.ts';
+import { BufferUsage, readF32, writeBuffer } from '../gpu/buffers.ts';
+import { gpuCounters } from '../gpu/counters.ts';
 import type { Engine } from '../gpu/engine.ts';
-import { recordAdamwStep } from '../gpu/kernels/adamw.ts';
+import { ADAMW_STATUS_FLOATS, ADAMW_STATUS_LOSS_OFFSET_BYTES, recordAdamwStep } from '../gpu/kernels/adamw.ts';
+import { Workspace } from '../gpu/workspace.ts';
 import { Batcher } from '../data/batcher.ts';
 import type { TokenizedRow } from '../data/encode.ts';
 import { deriveSeed, shuffled } from '../data/rng.ts';
 import { packRows } from '../data/packing.ts';
-import { recordBackward, recordForward, releaseActs, releaseBatch, uploadBatch, type Transformer } from '../model/runtime/transformer.ts';
+import { recordBackward, recordForward, releaseActs, releaseBatch, uploadBatch, uploadBatchInto, type Transformer } from '../model/runtime/transformer.ts';
 import type { TrainConfig } from './config.ts';
 import { countTargets, toHostBatch } from './batches.ts';
 import { attachLora, detachLora, readLoraTensors, type LoraState } from './lora-state.ts';
@@ -74,6 +76,11 @@ export class Trainer {
   evalsWithoutImprovement = 0;
   readonly history: StepMetrics[] = [];
   private readonly lossTotal: GPUBuffer;
+  /** Activations and batch buffers by role, the same every step (see Workspace). */
+  private readonly workspace: Workspace;
+  /** The step's status (AdamW's norm buffer: grad norm, skip flags, loss sum and count), copied here by the step's
+   *  own submission: the one read-back of a step. */
+  private readonly status: GPUBuffer;
   private disposed = false;
 
   constructor(private readonly o: TrainerOptions) {
@@ -92,6 +99,14 @@ export class Trainer {
     this.totalSteps = config.maxSteps ?? config.epochs * stepsPerEpoch;
     this.warmupSteps = warmupStepsFor(this.totalSteps, config.warmupSteps, config.warmupRatio);
     this.lossTotal = e.buffers.acquire(16, undefined, 'train.loss');
+    this.workspace = new Workspace(e.buffers);
+    // Row-scaled buffers sized once for the largest micro-batch the run can make (B rows × the longest row), so
+    // steps over shorter rows reuse them and the pool's peak stays flat over the run.
+    const longest = (rows: readonly { input_ids: ArrayLike<number> }[]) => rows.reduce((m, r) => Math.max(m, r.input_ids.length), 0);
+    this.workspace.reserveRows(Math.min(config.batchSize, train.length) * longest(train));
+    o.transformer.workspace = this.workspace;
+    gpuCounters(e.device).buffersCreated++;
+    this.status = e.device.createBuffer({ size: ADAMW_STATUS_FLOATS * 4, usage: BufferUsage.MAP_READ | BufferUsage.COPY_DST, label: 'train.status' });
   }
 
   /** Frees what the trainer holds on the GPU: its loss buffer and the LoRA state (the model is plain again, ready
@@ -100,6 +115,9 @@ export class Trainer {
     if (this.disposed) return;
     this.disposed = true;
     this.o.engine.buffers.release(this.lossTotal);
+    if (this.o.transformer.workspace === this.workspace) this.o.transformer.workspace = undefined;
+    this.workspace.release();
+    this.status.destroy();
     detachLora(this.o.engine, this.lora);
   }
 
@@ -150,28 +168,35 @@ export class Trainer {
     const rec = e.record(`step ${this.step + 1}`);
     rec.clear(this.lora.grads);
     rec.clear(this.lossTotal);
-    for (const hb of host) {
-      const batch = uploadBatch(e, hb);
+    host.forEach((hb, slot) => {
+      const batch = uploadBatchInto(rec, this.workspace, hb, slot);
       const acts = recordForward(rec, e, tf, batch, true, this.lossTotal);
       recordBackward(rec, e, tf, batch, acts, { gradScale: 1 / counted, accumulateGrads: true });
-      releaseActs(e, acts); // later dispatches may reuse them: the GPU runs them in order
-      rec.afterSubmit(() => releaseBatch(e, batch)); // written by the CPU: not reusable until the GPU is done
-    }
+      releaseActs(e, acts); // nothing to free from a workspace; kept for a pool-backed transformer
+    });
     const lr = this.lrAt(this.step);
     const l = this.lora;
-    recordAdamwStep(
-      rec,
-      l.layout,
-      { params: l.params, grads: l.grads, m: l.m, v: l.v, segments: l.segments, partials: l.partials, norm: l.norm },
-      { lr, beta1: config.beta1, beta2: config.beta2, eps: config.eps, weightDecay: config.weightDecay, maxGradNorm: config.maxGradNorm },
-      this.step + 1,
-      e.gpu.limits.maxComputeWorkgroupsPerDimension,
+    // AdamW's finite guard reads the loss beside the gradient norm: a non-finite step changes nothing.
+    rec.copy(this.lossTotal, 0, l.norm, ADAMW_STATUS_LOSS_OFFSET_BYTES, 8);
+    rec.scope('optimizer', () =>
+      recordAdamwStep(
+        rec,
+        l.layout,
+        { params: l.params, grads: l.grads, m: l.m, v: l.v, segments: l.segments, partials: l.partials, norm: l.norm },
+        { lr, beta1: config.beta1, beta2: config.beta2, eps: config.eps, weightDecay: config.weightDecay, maxGradNorm: config.maxGradNorm },
+        this.step + 1,
+        e.gpu.limits.maxComputeWorkgroupsPerDimension,
+      ),
     );
-    await rec.submit();
-    const [lossSum, count] = await readF32(e.device, this.lossTotal, 2);
-    const [gradNorm] = await readF32(e.device, l.norm, 1);
+    rec.copy(l.norm, 0, this.status, 0, ADAMW_STATUS_FLOATS * 4);
+    await rec.submitNoWait();
+    gpuCounters(e.device).readbacks++;
+    const mapped = this.status.mapAsync(0x0001 /* GPUMapMode.READ */);
+    await rec.done(mapped); // the copy is the submission's last command: mapped means done
+    const [gradNorm, , skipped, , lossSum, count] = new Float32Array(this.status.getMappedRange().slice(0));
+    this.status.unmap();
     const loss = lossSum / count;
-    if (!Number.isFinite(loss) || !Number.isFinite(gradNorm)) {
+    if (skipped !== 0 || !Number.isFinite(loss) || !Number.isFinite(gradNorm)) {
       throw new TrainingDivergedError(
         `step ${this.step + 1}: the loss became ${loss} (gradient norm ${gradNorm}). The learning rate (${lr.toExponential(2)}) is probably too high, ` +
           'or the model overflows in f16; the run is paused at its last good checkpoint.',
@@ -267,6 +292,7 @@ export class Trainer {
     writeBuffer(device, this.lora.params, ck.params);
     writeBuffer(device, this.lora.m, ck.m);
     writeBuffer(device, this.lora.v, ck.v);
+    writeBuffer(device, this.lora.norm, new Float32Array(ADAMW_STATUS_FLOATS)); // clears AdamW's sticky skip
     this.step = ck.step;
     this.epoch = ck.epoch;
     this.batchIndex = ck.batchIndex;
@@ -287,7 +313,7 @@ export async function evaluateLoss(e: Engine, tf: Transformer, batcher: Batcher)
     await clear.submit();
     for (const mb of batcher.epoch(0)) {
       const rec = e.record('eval');
-      const batch = uploadBatch(e, toHostBatch(mb));
+      const batch = tf.workspace ? uploadBatchInto(rec, tf.workspace, toHostBatch(mb), 0) : uploadBatch(e, toHostBatch(mb));
       recordForward(rec, e, tf, batch, false, total);
       rec.afterSubmit(() => releaseBatch(e, batch));
       await rec.submit();

@@ -7,6 +7,7 @@ import { mismatches, randomArray } from '../ref/testing.ts';
 import { download, testEngine, upload, zeros } from '../testing-gpu.ts';
 import {
   ADAMW_MAX_PARTIALS,
+  ADAMW_STATUS_FLOATS,
   planAdamwLayout,
   recordAdamwStep,
   type AdamwBuffers,
@@ -37,7 +38,7 @@ function allocate(layout: AdamwLayout, params: Float32Array): AdamwBuffers {
     v: zeros(e, n),
     segments: upload(e, layout.table),
     partials: zeros(e, ADAMW_MAX_PARTIALS),
-    norm: zeros(e, 2),
+    norm: zeros(e, ADAMW_STATUS_FLOATS),
   };
 }
 
@@ -66,6 +67,7 @@ async function runAgainstRef(tensors: AdamwTensorSpec[], h: AdamwHyper, steps: n
     expect(mismatches(await download(e, b.m, n), ref.m, TOL), `m, step ${t}`).toEqual([]);
     expect(mismatches(await download(e, b.v, n), ref.v, TOL), `v, step ${t}`).toEqual([]);
     expect(mismatches(await download(e, b.norm, 2), [norm, coefficient], { abs: 0, rel: 1e-5 }), `norm, step ${t}`).toEqual([]);
+    expect(Array.from(await download(e, b.norm, 4)).slice(2), `skip flags, step ${t}`).toEqual([0, 0]);
   }
   return { layout, params: await download(e, b.params, layout.totalLength) };
 }
@@ -109,6 +111,48 @@ describe('adamw', () => {
       expect((await download(e, b.norm, 1))[0]).toBeCloseTo(s.norm, 4);
     }
   });
+});
+
+describe('adamw finite guard', () => {
+  const tensors: AdamwTensorSpec[] = [
+    { name: 'a', length: 37 },
+    { name: 'b', length: 5, lrScale: 4 },
+  ];
+
+  async function state(b: AdamwBuffers, n: number) {
+    return { params: await download(e, b.params, n), m: await download(e, b.m, n), v: await download(e, b.v, n) };
+  }
+
+  for (const [what, poison] of [
+    ['a NaN gradient', (g: Float32Array) => (g[3] = NaN)],
+    ['an infinite gradient', (g: Float32Array) => (g[40] = Infinity)],
+    ['a NaN loss', null],
+  ] as const) {
+    it(`skips the step on ${what}, and every later step until the host clears the sticky flag`, async () => {
+      const layout = planAdamwLayout(tensors);
+      const n = layout.totalLength;
+      const b = allocate(layout, flatten(layout, tensors.map((t, i) => randomArray(t.length, 50 + i)), PAD));
+      const grads = (t: number) => flatten(layout, tensors.map((x, i) => randomArray(x.length, 60 + t * 10 + i)), 0);
+      await step(layout, b, grads(1), HYPER, 1);
+      const good = await state(b, n);
+
+      const bad = grads(2);
+      if (poison) poison(bad);
+      else writeBuffer(e.device, b.norm, new Float32Array([NaN, 3]), 16); // the loss sum and count slots
+      await step(layout, b, bad, HYPER, 2);
+      expect(await state(b, n), 'nothing moves on the bad step').toEqual(good);
+      expect(Array.from(await download(e, b.norm, 4)).slice(2)).toEqual([1, 1]);
+
+      writeBuffer(e.device, b.norm, new Float32Array([0, 0]), 16);
+      await step(layout, b, grads(3), HYPER, 3); // finite, but recorded before the host saw the bad step
+      expect(await state(b, n), 'sticky: the next step is skipped too').toEqual(good);
+
+      writeBuffer(e.device, b.norm, new Float32Array(ADAMW_STATUS_FLOATS)); // the host restores and clears
+      await step(layout, b, grads(3), HYPER, 2);
+      expect(Array.from(await download(e, b.norm, 4)).slice(2)).toEqual([0, 0]);
+      expect((await download(e, b.params, n))[0]).not.toBe(good.params[0]);
+    });
+  }
 });
 
 describe('planAdamwLayout', () => {

@@ -78,9 +78,15 @@ export interface AdamwBuffers {
   segments: GPUBuffer;
   /** (ADAMW_MAX_PARTIALS) f32 scratch. */
   partials: GPUBuffer;
-  /** (2) f32: [gradient norm before clipping, clip coefficient] after the step. */
+  /** (ADAMW_STATUS_FLOATS) f32, the step's status (see adamw.wgsl): [gradient norm before clipping, clip coefficient,
+   *  skipped, sticky not-finite, loss sum, token count, 0, 0]. Zero it once before the first step. */
   norm: GPUBuffer;
 }
+
+/** Floats of AdamW's status buffer (`norm`). */
+export const ADAMW_STATUS_FLOATS = 8;
+/** Where the loss sum and count go in the status buffer (copied in by the trainer before the step). */
+export const ADAMW_STATUS_LOSS_OFFSET_BYTES = 16;
 
 /** How many workgroups the Σg² pass uses for `total` elements. */
 export function adamwPartials(total: number): number {

@@ -28,7 +28,8 @@ const MODELS = [
   { name: 'gpt2, 2 layers', json: tinyGpt2Json({ layers: 2 }) },
 ];
 const CASES = [
-  ...MODELS.flatMap((m) => (['naive', 'tiled'] as const).map((variant) => ({ ...m, variant, stored: 'F32' as const }))),
+  // blocked4: dense LoRA layers take the unfused route (the chosen base matmul, then the rank-r terms beside it).
+  ...MODELS.flatMap((m) => (['naive', 'tiled', 'blocked4'] as const).map((variant) => ({ ...m, variant, stored: 'F32' as const }))),
   // f16 weights: f16 storage where the adapter has shader-f16 (the f16 matmul, LoRA, embedding and head paths),
   // else the same values widened to f32. Rounded to f16 before either side sees them, so the tolerance is unchanged.
   { ...MODELS[0], name: `${MODELS[0].name}, f16 weights`, variant: 'tiled' as const, stored: 'F16' as const },

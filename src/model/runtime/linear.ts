@@ -3,11 +3,18 @@
 // Conv1D transposed at quantization, as transformers does before bitsandbytes). Only LoRA's A and B get gradients.
 import type { Engine } from '../../gpu/engine.ts';
 import type { BufferRef, Recorder } from '../../gpu/kernel.ts';
-import { recordLoraBackward, recordLoraForward, recordLoraPathBackward, recordLoraPathForward, type LoraVariant } from '../../gpu/kernels/lora.ts';
+import {
+  recordLoraBackward,
+  recordLoraForward,
+  recordLoraPathBackward,
+  recordLoraPathForward,
+  type LoraVariant,
+} from '../../gpu/kernels/lora.ts';
 import { recordMatmul, type MatmulVariant } from '../../gpu/kernels/matmul.ts';
 import { recordMatmulNf4, type MatmulNf4Variant } from '../../gpu/kernels/matmul_nf4.ts';
 import type { Nf4Weight } from '../../gpu/kernels/nf4.ts';
 import type { ElementType } from '../../gpu/wgsl.ts';
+import type { Workspace } from '../../gpu/workspace.ts';
 
 export type BaseWeight =
   | { kind: 'dense'; buffer: GPUBuffer; elem: ElementType; conv1d: boolean }
@@ -36,19 +43,26 @@ export interface Linear {
   lora?: LoraPair;
 }
 
+/** How a dense layer with LoRA runs: one of lora.wgsl's fused passes, or `unfused` — the chosen base matmul
+ *  followed by the low-rank path (the composition QLoRA uses beside NF4). */
+export type LoraRoute = LoraVariant | 'unfused';
+
 /** Which kernel variants this engine uses (chosen once per adapter, see matmul-tuning.ts). */
 export interface KernelChoice {
   matmul: MatmulVariant;
-  lora: LoraVariant;
+  lora: LoraRoute;
   nf4: MatmulNf4Variant;
 }
 
 export function kernelChoiceFor(matmul: MatmulVariant): KernelChoice {
-  const tiled = matmul !== 'naive';
+  const blocked = matmul === 'blocked' || matmul === 'blocked4';
   // NF4 has one register-blocked variant (no vec4 twin: its weight is decoded, not loaded as vec4), so both blocked
   // matmul variants map to it.
-  const nf4: MatmulNf4Variant = matmul === 'blocked' || matmul === 'blocked4' ? 'blocked' : tiled ? 'tiled' : 'naive';
-  return { matmul, lora: tiled ? 'tiled' : 'naive', nf4 };
+  const nf4: MatmulNf4Variant = blocked ? 'blocked' : matmul === 'tiled' ? 'tiled' : 'naive';
+  // The fused LoRA kernel exists with 8×8 and 16×16 tiles only: where a register-blocked matmul was chosen (on a GPU
+  // it is several times faster than 16×16 tiles), the base product runs on it and the rank-r terms beside it.
+  const lora: LoraRoute = blocked ? 'unfused' : matmul === 'tiled' ? 'tiled' : 'naive';
+  return { matmul, lora, nf4 };
 }
 
 /** Scratch a layer's forward keeps for its backward: h = drop(x)·Aᵀ (T, r). */
@@ -56,7 +70,15 @@ export interface LinearSaved {
   h?: GPUBuffer;
 }
 
-/** y = layer(x) for T rows (overwrites y, or adds into it when `accumulate`). */
+/** Scratch for one layer: from the workspace when given (the same buffer every step: never released), else from
+ *  the pool (released by the caller, or after the submission). */
+function layerScratch(e: Engine, ws: Workspace | undefined, role: string, rows: number, floatsPerRow: number): { buffer: GPUBuffer; pooled: boolean } {
+  if (ws) return { buffer: ws.get(role, ws.rows(rows) * floatsPerRow * 4), pooled: false };
+  return { buffer: e.buffers.acquire(rows * floatsPerRow * 4, undefined, role), pooled: true };
+}
+
+/** y = layer(x) for T rows (overwrites y, or adds into it when `accumulate`). With a workspace, the saved h is the
+ *  workspace's (the caller must not release it). */
 export function recordLinearForward(
   rec: Recorder,
   e: Engine,
@@ -66,10 +88,11 @@ export function recordLinearForward(
   x: GPUBuffer,
   y: GPUBuffer,
   accumulate = false,
+  ws?: Workspace,
 ): LinearSaved {
   const { weight, lora } = layer;
-  if (lora && weight.kind === 'dense') {
-    const h = e.buffers.acquire(T * lora.rank * 4, undefined, `${layer.path}.h`);
+  if (lora && weight.kind === 'dense' && k.lora !== 'unfused') {
+    const h = layerScratch(e, ws, `${layer.path}.h`, T, lora.rank).buffer;
     recordLoraForward(
       rec,
       { T, inFeatures: layer.inFeatures, outFeatures: layer.outFeatures, r: lora.rank, conv1d: weight.conv1d },
@@ -80,13 +103,14 @@ export function recordLinearForward(
   }
   recordBase(rec, k, layer, T, x, y, accumulate);
   if (!lora) return {};
-  // NF4 base (QLoRA): the low-rank path, dropout mask included, after the fused-dequantization base pass.
-  const h = e.buffers.acquire(T * lora.rank * 4, undefined, `${layer.path}.h`);
+  // The low-rank path, dropout mask included, after the base pass (NF4 with fused dequantization, or the chosen
+  // dense matmul): y += s·drop(x)·Aᵀ·Bᵀ.
+  const h = layerScratch(e, ws, `${layer.path}.h`, T, lora.rank).buffer;
   recordLoraPathForward(
     rec,
     { T, inFeatures: layer.inFeatures, outFeatures: layer.outFeatures, r: lora.rank },
     { x, A: lora.A, B: lora.B, h, y },
-    { scale: lora.scale, dropout: lora.dropout, seed: lora.seed },
+    { scale: lora.scale, dropout: lora.dropout, seed: lora.seed, variant: k.matmul },
   );
   return { h };
 }
@@ -125,14 +149,21 @@ export function recordLinearBackward(
   dy: GPUBuffer,
   dx: GPUBuffer | undefined,
   o: LinearBackwardOptions,
+  ws?: Workspace,
 ): void {
   const { weight, lora } = layer;
-  if (lora && weight.kind === 'dense') {
-    const g = e.buffers.acquire(T * lora.rank * 4, undefined, `${layer.path}.g`);
+  // g (T, r) and the dropout scratch (T, in) live only within this layer's backward: in a workspace every layer
+  // shares one of each (the GPU runs the layers one after another).
+  const scratch = (role: string, floatsPerRow: number) => {
+    const s = layerScratch(e, ws, role, T, floatsPerRow);
+    if (s.pooled) rec.afterSubmit(() => e.buffers.release(s.buffer));
+    return s.buffer;
+  };
+  if (lora && weight.kind === 'dense' && k.lora !== 'unfused') {
     recordLoraBackward(
       rec,
       { T, inFeatures: layer.inFeatures, outFeatures: layer.outFeatures, r: lora.rank, conv1d: weight.conv1d },
-      { x, W: weight.buffer, A: lora.A, B: lora.B, h: saved.h!, dy, g, dx, dA: lora.dA, dB: lora.dB },
+      { x, W: weight.buffer, A: lora.A, B: lora.B, h: saved.h!, dy, g: scratch(ws ? 'lora.g' : `${layer.path}.g`, lora.rank), dx, dA: lora.dA, dB: lora.dB },
       {
         variant: k.lora,
         elemW: weight.elem,
@@ -143,7 +174,6 @@ export function recordLinearBackward(
         accumulateGrads: o.accumulateGrads,
       },
     );
-    rec.afterSubmit(() => e.buffers.release(g));
     return;
   }
   if (dx) {
@@ -159,17 +189,15 @@ export function recordLinearBackward(
     }
   }
   if (!lora) return;
-  // NF4 base (QLoRA), the LoRA path beside the base dx: dB; g = dy·B; dx += s·(g·A)∘mask; dA = s·gᵀ·drop(x).
-  const g = e.buffers.acquire(T * lora.rank * 4, undefined, `${layer.path}.g`);
-  const scratch = dx && lora.dropout > 0 ? e.buffers.acquire(T * layer.inFeatures * 4, undefined, `${layer.path}.scratch`) : undefined;
+  // The LoRA path beside the base dx (NF4, or the chosen dense matmul): dB; g = dy·B; dx += s·(g·A)∘mask;
+  // dA = s·gᵀ·drop(x).
   recordLoraPathBackward(
     rec,
     { T, inFeatures: layer.inFeatures, outFeatures: layer.outFeatures, r: lora.rank },
-    { x, A: lora.A, B: lora.B, h: saved.h!, dy, g, dx, dA: lora.dA, dB: lora.dB, scratch },
-    { scale: lora.scale, dropout: lora.dropout, seed: lora.seed, accumulateGrads: o.accumulateGrads },
+    {
+      x, A: lora.A, B: lora.B, h: saved.h!, dy, g: scratch(ws ? 'lora.g' : `${layer.path}.g`, lora.rank), dx, dA: lora.dA, dB: lora.dB,
+      scratch: dx && lora.dropout > 0 ? scratch(ws ? 'lora.dropoutScratch' : `${layer.path}.scratch`, layer.inFeatures) : undefined,
+    },
+    { scale: lora.scale, dropout: lora.dropout, seed: lora.seed, accumulateGrads: o.accumulateGrads, variant: k.matmul },
   );
-  rec.afterSubmit(() => {
-    e.buffers.release(g);
-    if (scratch) e.buffers.release(scratch);
-  });
 }

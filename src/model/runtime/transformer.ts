@@ -18,6 +18,7 @@ import { normStatsLength, recordNormBackward, recordNormForward } from '../../gp
 import { recordRope, ropeInvFreq } from '../../gpu/kernels/rope.ts';
 import { recordCrossEntropy, xentScratchElements } from '../../gpu/kernels/xent.ts';
 import { uploadBuffer } from '../../gpu/buffers.ts';
+import type { Workspace } from '../../gpu/workspace.ts';
 import type { ModelConfig } from '../config.ts';
 import type { Block, GpuModel, Norm } from './gpu-model.ts';
 import { recordLinearBackward, recordLinearForward, type KernelChoice, type Linear, type LinearSaved } from './linear.ts';
@@ -33,6 +34,8 @@ export interface HostBatch {
 
 export interface Batch {
   T: number;
+  /** Whether its buffers came from the pool (releaseBatch hands them back) or from a workspace (kept). */
+  pooled: boolean;
   tokens: GPUBuffer;
   positions: GPUBuffer;
   segments: GPUBuffer;
@@ -45,6 +48,19 @@ export interface Batch {
 
 export function uploadBatch(e: Engine, b: HostBatch): Batch {
   const T = b.tokens.length;
+  return {
+    T,
+    pooled: true,
+    tokens: uploadBuffer(e.buffers, e.device, b.tokens, 'batch.tokens'),
+    positions: uploadBuffer(e.buffers, e.device, b.positions, 'batch.positions'),
+    segments: uploadBuffer(e.buffers, e.device, b.segments, 'batch.segments'),
+    targets: uploadBuffer(e.buffers, e.device, b.targets, 'batch.targets'),
+    ...batchStats(b),
+  };
+}
+
+function batchStats(b: HostBatch): { counted: number; longestRow: number } {
+  const T = b.tokens.length;
   if (b.positions.length !== T || b.segments.length !== T || b.targets.length !== T) {
     throw new Error(`batch: tokens, positions, segments and targets must have the same length (${T})`);
   }
@@ -52,18 +68,33 @@ export function uploadBatch(e: Engine, b: HostBatch): Batch {
   for (const t of b.targets) if (t !== -100) counted++;
   let longestRow = 0;
   for (const p of b.positions) longestRow = Math.max(longestRow, p + 1);
+  return { counted, longestRow };
+}
+
+/** The batch in `slot`'s workspace buffers (one slot per micro-batch of a submission), written when `rec` submits:
+ *  no allocation once the workspace holds the run's largest batch. */
+export function uploadBatchInto(rec: Recorder, ws: Workspace, b: HostBatch, slot: number): Batch {
+  const T = b.tokens.length;
+  const stats = batchStats(b);
+  const bytes = ws.rows(T) * 4;
+  const put = (name: string, data: Uint32Array | Int32Array) => {
+    const buffer = ws.get(`batch${slot}.${name}`, bytes);
+    rec.write(buffer, data);
+    return buffer;
+  };
   return {
     T,
-    tokens: uploadBuffer(e.buffers, e.device, b.tokens, 'batch.tokens'),
-    positions: uploadBuffer(e.buffers, e.device, b.positions, 'batch.positions'),
-    segments: uploadBuffer(e.buffers, e.device, b.segments, 'batch.segments'),
-    targets: uploadBuffer(e.buffers, e.device, b.targets, 'batch.targets'),
-    counted,
-    longestRow,
+    pooled: false,
+    tokens: put('tokens', b.tokens),
+    positions: put('positions', b.positions),
+    segments: put('segments', b.segments),
+    targets: put('targets', b.targets),
+    ...stats,
   };
 }
 
 export function releaseBatch(e: Engine, b: Batch): void {
+  if (!b.pooled) return;
   for (const buf of [b.tokens, b.positions, b.segments, b.targets]) e.buffers.release(buf);
 }
 
@@ -113,6 +144,24 @@ export interface Transformer {
   model: GpuModel;
   kernels: KernelChoice;
   invFreq?: GPUBuffer; // (D/2) f32
+  /** Where recordForward/recordBackward take their activations: a workspace (the same buffers every step: the
+   *  trainer sets one) or, when absent, the engine's pool (acquired and released per recording). */
+  workspace?: Workspace;
+}
+
+/** Activation buffers for one recording: from the transformer's workspace (by role, sized for its reserved rows)
+ *  or from the pool (collected in `owned` for the caller to release). `rows` is what row-scaled buffers are sized
+ *  for. */
+function activationSource(e: Engine, tf: Transformer, T: number) {
+  const ws = tf.workspace;
+  const owned: GPUBuffer[] = [];
+  const alloc = (floats: number, label: string): GPUBuffer => {
+    if (ws) return ws.get(label, floats * 4);
+    const b = e.buffers.acquire(floats * 4, undefined, label);
+    owned.push(b);
+    return b;
+  };
+  return { rows: ws ? ws.rows(T) : T, owned, alloc, ws };
 }
 
 export function createTransformer(e: Engine, model: GpuModel, kernels: KernelChoice): Transformer {
@@ -261,14 +310,9 @@ export function recordForward(rec: Recorder, e: Engine, tf: Transformer, batch: 
   }
   const { C, Hq, Hkv, D } = dims(cfg);
   const T = batch.T;
-  const owned: GPUBuffer[] = [];
-  const alloc = (floats: number, label: string) => {
-    const b = e.buffers.acquire(floats * 4, undefined, label);
-    owned.push(b);
-    return b;
-  };
+  const { rows: R, owned, alloc, ws } = activationSource(e, tf, T);
 
-  let x = alloc(T * C, 'x0');
+  let x = alloc(R * C, 'x0');
   recordEmbed(rec, tf, T, batch.tokens, batch.positions, x);
 
   // The MLP's activation (gelu(up) or silu(gate)·up) is only the down projection's input: the backward recomputes
@@ -276,30 +320,39 @@ export function recordForward(rec: Recorder, e: Engine, tf: Transformer, batch: 
   let sharedAct: GPUBuffer | undefined;
   const blocks: BlockActs[] = [];
   for (const [i, block] of model.blocks.entries()) {
-    const b = allocBlockBuffers(cfg, T, (floats, label) =>
+    const b = allocBlockBuffers(cfg, R, (floats, label) =>
       label === 'act' ? (sharedAct ??= alloc(floats, 'act')) : alloc(floats, `b${i}.${label}`),
     );
-    const a: BlockActs = { ...b, x, lse: alloc(T * Hq, `b${i}.lse`), saved: new Map() };
-    const run: LinearRunner = (name, input, out, accumulate = false) => {
-      const saved = recordLinearForward(rec, e, k, linear(block, name), T, input, out, accumulate);
-      a.saved.set(name, saved);
-      if (saved.h) owned.push(saved.h);
-    };
-    recordBlockForward(rec, tf, block, T, batch.positions, x, b, run, (q, kk, v, o) =>
-      recordAttentionForward(rec, { T, Hq, Hkv, D, scale: cfg.attentionScale }, { Q: q, K: kk, V: v, seg: batch.segments, O: o, L: a.lse }),
+    const a: BlockActs = { ...b, x, lse: alloc(R * Hq, `b${i}.lse`), saved: new Map() };
+    const run: LinearRunner = (name, input, out, accumulate = false) =>
+      rec.scope(name, () => {
+        const saved = recordLinearForward(rec, e, k, linear(block, name), T, input, out, accumulate, ws);
+        a.saved.set(name, saved);
+        if (saved.h && !ws) owned.push(saved.h);
+      });
+    rec.scope(`b${i}`, () =>
+      rec.scope('fwd', () =>
+        recordBlockForward(rec, tf, block, T, batch.positions, x, b, run, (q, kk, v, o) =>
+          rec.scope('attn', () =>
+            recordAttentionForward(rec, { T, Hq, Hkv, D, scale: cfg.attentionScale }, { Q: q, K: kk, V: v, seg: batch.segments, O: o, L: a.lse }),
+          ),
+        ),
+      ),
     );
     blocks.push(a);
     x = b.out;
   }
 
-  const hs = alloc(T * C, 'hs');
-  const statsF = alloc(normStatsLength(T), 'statsF');
-  normForward(rec, model.finalNorm, T, C, x, hs, statsF);
-  const work = alloc(xentScratchElements({ T, C, V: cfg.vocabSize }), 'xent.work');
+  const hs = alloc(R * C, 'hs');
+  const statsF = alloc(normStatsLength(R), 'statsF');
+  const work = alloc(xentScratchElements({ T: R, C, V: cfg.vocabSize }), 'xent.work');
   const lossTotal = total ?? alloc(2, 'loss.total');
-  recordCrossEntropy(rec, { T, C, V: cfg.vocabSize }, { hs, Wh: model.head, labels: batch.targets, work, total: lossTotal }, {
-    elem: model.dtype,
-    accumulate: !!total,
+  rec.scope('head', () => {
+    normForward(rec, model.finalNorm, T, C, x, hs, statsF);
+    recordCrossEntropy(rec, { T, C, V: cfg.vocabSize }, { hs, Wh: model.head, labels: batch.targets, work, total: lossTotal }, {
+      elem: model.dtype,
+      accumulate: !!total,
+    });
   });
   const acts: ForwardActs = { T, blocks, xL: x, hs, statsF, total: lossTotal, work };
   if (!keep) {
@@ -333,46 +386,44 @@ export function recordBackward(rec: Recorder, e: Engine, tf: Transformer, batch:
   const cfg = model.config;
   const { C, I, Hq, Hkv, D, qDim, kvDim } = dims(cfg);
   const T = batch.T;
-  const scratch: GPUBuffer[] = [];
-  const alloc = (floats: number, label: string) => {
-    const b = e.buffers.acquire(floats * 4, undefined, label);
-    scratch.push(b);
-    return b;
-  };
+  const { rows: R, owned: scratch, alloc, ws } = activationSource(e, tf, T);
   const lb = { accumulateGrads: o.accumulateGrads };
 
   // Loss → hs → x_L. The cross-entropy's backward recomputes its logits chunk by chunk.
-  const dhs = alloc(T * C, 'dhs');
-  const work = alloc(xentScratchElements({ T, C, V: cfg.vocabSize }), 'xent.work.bw');
+  const dhs = alloc(R * C, 'dhs');
+  const work = alloc(xentScratchElements({ T: R, C, V: cfg.vocabSize }), 'xent.work.bw');
   const discard = alloc(2, 'xent.total.bw');
-  recordCrossEntropy(rec, { T, C, V: cfg.vocabSize }, { hs: acts.hs, Wh: model.head, labels: batch.targets, work, total: discard, dhs }, {
-    elem: model.dtype,
-    gradScale: o.gradScale,
-  });
-  const dx = alloc(T * C, 'dx');
-  recordNormBackward(rec, { rows: T, C, eps: model.finalNorm.eps }, { x: acts.xL, weight: model.finalNorm.weight, dy: dhs, stats: acts.statsF, dx }, {
-    kind: model.finalNorm.kind,
-  });
+  const dx = alloc(R * C, 'dx');
+  rec.scope('head', () =>
+    rec.scope('bwd', () => {
+      recordCrossEntropy(rec, { T, C, V: cfg.vocabSize }, { hs: acts.hs, Wh: model.head, labels: batch.targets, work, total: discard, dhs }, {
+        elem: model.dtype,
+        gradScale: o.gradScale,
+      });
+      recordNormBackward(rec, { rows: T, C, eps: model.finalNorm.eps }, { x: acts.xL, weight: model.finalNorm.weight, dy: dhs, stats: acts.statsF, dx }, {
+        kind: model.finalNorm.kind,
+      });
+    }),
+  );
 
-  const dAct = alloc(T * I, 'dAct');
-  const dUp = alloc(T * I, 'dUp');
-  const dGate = cfg.mlp === 'gated' ? alloc(T * I, 'dGate') : undefined;
-  const dn = alloc(T * C, 'dn');
-  const dO = alloc(T * qDim, 'dO');
-  const dQ = alloc(T * qDim, 'dQ');
-  const dK = alloc(T * kvDim, 'dK');
-  const dV = alloc(T * kvDim, 'dV');
-  const stats = e.buffers.acquire(attentionStatsBytes({ T, Hq, Hkv, D }), undefined, 'attn.stats');
-  scratch.push(stats);
-  const dQKV = cfg.family === 'gpt2' ? alloc(T * 3 * C, 'dQKV') : undefined;
-  const dQraw = cfg.qkNorm ? alloc(T * qDim, 'dQraw') : undefined;
-  const dKraw = cfg.qkNorm ? alloc(T * kvDim, 'dKraw') : undefined;
+  const dAct = alloc(R * I, 'dAct');
+  const dUp = alloc(R * I, 'dUp');
+  const dGate = cfg.mlp === 'gated' ? alloc(R * I, 'dGate') : undefined;
+  const dn = alloc(R * C, 'dn');
+  const dO = alloc(R * qDim, 'dO');
+  const dQ = alloc(R * qDim, 'dQ');
+  const dK = alloc(R * kvDim, 'dK');
+  const dV = alloc(R * kvDim, 'dV');
+  const stats = alloc(attentionStatsBytes({ T: R, Hq, Hkv, D }) / 4, 'attn.stats');
+  const dQKV = cfg.family === 'gpt2' ? alloc(R * 3 * C, 'dQKV') : undefined;
+  const dQraw = cfg.qkNorm ? alloc(R * qDim, 'dQraw') : undefined;
+  const dKraw = cfg.qkNorm ? alloc(R * kvDim, 'dKraw') : undefined;
 
-  for (let i = model.blocks.length - 1; i >= 0; i--) {
+  for (let i = model.blocks.length - 1; i >= 0; i--) rec.scope(`b${i}`, () => rec.scope('bwd', () => {
     const block = model.blocks[i];
     const a = acts.blocks[i];
     const back = (name: string, input: GPUBuffer, dy: GPUBuffer, dIn: GPUBuffer | undefined, accumulateDx: boolean) =>
-      recordLinearBackward(rec, e, k, linear(block, name), T, input, a.saved.get(name)!, dy, dIn, { ...lb, accumulateDx });
+      rec.scope(name, () => recordLinearBackward(rec, e, k, linear(block, name), T, input, a.saved.get(name)!, dy, dIn, { ...lb, accumulateDx }, ws));
 
     // MLP: dx holds d(x_out) = d(xmid) through the residual, plus the MLP branch below. The down projection's
     // input is recomputed (the forward kept one shared buffer for it) into dGate (or dUp), before they are written.
@@ -395,9 +446,11 @@ export function recordBackward(rec: Recorder, e: Engine, tf: Transformer, batch:
 
     // Attention: dx now holds d(xmid) = d(x) through the residual, plus the attention branch below.
     back('o', a.o, dx, dO, false);
-    recordAttentionBackward(rec, { T, Hq, Hkv, D, scale: cfg.attentionScale }, {
-      Q: a.q, K: a.k, V: a.v, seg: batch.segments, O: a.o, L: a.lse, dO, stats, dQ, dK, dV,
-    });
+    rec.scope('attn', () =>
+      recordAttentionBackward(rec, { T, Hq, Hkv, D, scale: cfg.attentionScale }, {
+        Q: a.q, K: a.k, V: a.v, seg: batch.segments, O: a.o, L: a.lse, dO, stats, dQ, dK, dV,
+      }),
+    );
     if (tf.invFreq) {
       recordRope(rec, { T, H: Hq, D }, { y: dQ, positions: batch.positions, invFreq: tf.invFreq }, { inverse: true });
       recordRope(rec, { T, H: Hkv, D }, { y: dK, positions: batch.positions, invFreq: tf.invFreq }, { inverse: true });
@@ -423,7 +476,7 @@ export function recordBackward(rec: Recorder, e: Engine, tf: Transformer, batch:
       kind: block.attnNorm.kind,
       accumulate: true,
     });
-  }
+  }));
   // dx is now d(embeddings): the embeddings are frozen, so it goes no further.
   rec.afterSubmit(() => {
     for (const b of scratch) e.buffers.release(b);

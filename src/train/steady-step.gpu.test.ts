@@ -1,0 +1,110 @@
+// The training step's structure, not its numbers: once the first step has sized the workspace, a step over rows of
+// any length (up to the run's longest) creates no GPU buffer and no bind group, reads back once, and leaves the
+// pool's peak where it was; and a non-finite step changes nothing on the GPU (AdamW's finite guard), so the status
+// that is read after the submission can still stop the run at its last good state.
+import { beforeAll, describe, expect, it } from 'vitest';
+import { join } from 'node:path';
+import { readF32, writeBuffer } from '../gpu/buffers.ts';
+import { countersSince, snapshotCounters } from '../gpu/counters.ts';
+import type { Engine } from '../gpu/engine.ts';
+import { testEngine } from '../gpu/testing-gpu.ts';
+import type { TokenizedRow } from '../data/encode.ts';
+import { nodeFolder } from '../model/sources/node-file.ts';
+import { kernelChoiceFor } from '../model/runtime/linear.ts';
+import { loadTransformer } from '../model/runtime/load.ts';
+import { FIXTURES } from '../model/runtime/testing.ts';
+import { DEFAULT_CONFIG, type TrainConfig } from './config.ts';
+import { Trainer, TrainingDivergedError } from './trainer.ts';
+
+let e: Engine;
+beforeAll(async () => {
+  e = await testEngine();
+});
+
+/** Rows of lengths 3..maxLen in a seeded order: every batch has another T. */
+function variedRows(n: number, maxLen: number, vocab: number): TokenizedRow[] {
+  return Array.from({ length: n }, (_, i) => {
+    const len = 3 + ((i * 7) % (maxLen - 2));
+    const ids = Int32Array.from({ length: len }, (_, t) => 1 + ((i * 13 + t * 5) % (vocab - 1)));
+    return { input_ids: ids, labels: ids };
+  });
+}
+
+const config = (over: Partial<TrainConfig>): TrainConfig => ({
+  ...DEFAULT_CONFIG,
+  warmupRatio: 0,
+  schedule: 'constant',
+  rank: 4,
+  alpha: 8,
+  targets: ['all-linear'],
+  lr: 1e-3,
+  packing: false,
+  ...over,
+});
+
+async function trainer(name: string, over: Partial<TrainConfig>, variant: 'naive' | 'blocked4' = 'naive') {
+  const tf = await loadTransformer(e, nodeFolder(join(FIXTURES, 'models', name)), kernelChoiceFor(variant), { dtype: 'f32', quant: 'none' });
+  const rows = variedRows(24, 17, tf.model.config.vocabSize);
+  return new Trainer({ engine: e, transformer: tf, config: config(over), train: rows, padId: 0 });
+}
+
+describe('a steady-state training step', () => {
+  for (const [name, over] of [
+    ['gpt2', { batchSize: 3, dropout: 0.1 }],
+    ['llama', { batchSize: 2, gradAccum: 2 }],
+  ] as const) {
+    it(`${name}: creates no buffer or bind group after step 1, reads back once, keeps the pool's peak flat`, async () => {
+      const t = await trainer(name, { ...over, maxSteps: 6 });
+      try {
+        await t.trainStep();
+        const peak = e.buffers.stats().peakBytes;
+        const Ts = new Set<number>();
+        for (let i = 0; i < 5; i++) {
+          const before = snapshotCounters(e.device);
+          const m = await t.trainStep();
+          const c = countersSince(e.device, before);
+          expect(c.buffersCreated, `step ${m.step}: buffers created`).toBe(0);
+          expect(c.bindGroupsCreated, `step ${m.step}: bind groups created`).toBe(0);
+          expect(c.readbacks, `step ${m.step}: read-backs`).toBe(1);
+          expect(c.submits, `step ${m.step}: submissions`).toBe(1);
+          expect(e.buffers.stats().peakBytes, `step ${m.step}: pool peak`).toBe(peak);
+          Ts.add(Math.round(m.tokensPerSecond * m.ms)); // processed rows differ per step (another T each time)
+          expect(Number.isFinite(m.loss)).toBe(true);
+        }
+        expect(Ts.size, 'the steps saw batches of different shapes').toBeGreaterThan(1);
+      } finally {
+        t.dispose();
+      }
+    });
+  }
+});
+
+describe('a non-finite step', () => {
+  it('changes no parameter or moment, stops the run, and a restored checkpoint trains on', async () => {
+    const t = await trainer('llama', { batchSize: 4, maxSteps: 8 });
+    try {
+      await t.trainStep();
+      const good = await t.checkpoint();
+      // Poison one LoRA B element: the forward's loss (and every gradient) becomes NaN.
+      const b = t.lora.layout.segments[t.lora.modules[0].bSegment];
+      writeBuffer(e.device, t.lora.params, new Float32Array([NaN]), b.offset * 4);
+      await expect(t.trainStep()).rejects.toBeInstanceOf(TrainingDivergedError);
+      const n = t.lora.layout.totalLength;
+      const params = await readF32(e.device, t.lora.params, n);
+      params[b.offset] = good.params[b.offset]; // the poisoned element itself
+      expect(params).toEqual(good.params);
+      expect(await readF32(e.device, t.lora.m, n)).toEqual(good.m);
+      expect(await readF32(e.device, t.lora.v, n)).toEqual(good.v);
+      // Still poisoned: the next step is refused as well (the sticky flag), never applied.
+      await expect(t.trainStep()).rejects.toBeInstanceOf(TrainingDivergedError);
+      expect(await readF32(e.device, t.lora.m, n)).toEqual(good.m);
+
+      t.restore(good);
+      const m = await t.trainStep();
+      expect(m.step).toBe(2);
+      expect(Number.isFinite(m.loss)).toBe(true);
+    } finally {
+      t.dispose();
+    }
+  });
+});
