@@ -2,6 +2,7 @@
 import source from '../../shaders/activation.wgsl?raw';
 import { packParams, type BindingAccess, type KernelSpec, type Recorder } from '../kernel.ts';
 import { renderWgsl } from '../wgsl.ts';
+import { elementwiseCost } from './cost.ts';
 import { foldWorkgroups, type FoldOptions } from './elementwise.ts';
 
 export const ACTIVATION_OPS = ['gelu_forward', 'gelu_backward', 'swiglu_forward', 'swiglu_backward'] as const;
@@ -15,6 +16,14 @@ const BINDINGS: Record<ActivationOp, readonly BindingAccess[]> = {
 };
 
 const WG = 256;
+
+/** Approximate FLOPs per element (tanh and exp count as one each) and f32 operands moved per element. */
+const COST: Record<ActivationOp, { flops: number; operands: number }> = {
+  gelu_forward: { flops: 8, operands: 2 },
+  gelu_backward: { flops: 14, operands: 3 },
+  swiglu_forward: { flops: 4, operands: 3 },
+  swiglu_backward: { flops: 9, operands: 5 },
+};
 
 export function activationSpec(op: ActivationOp): KernelSpec {
   return {
@@ -39,7 +48,8 @@ function record(rec: Recorder, op: ActivationOp, n: number, buffers: GPUBuffer[]
     ['u32', 0],
     ['u32', 0],
   ]);
-  rec.dispatch(activationSpec(op), buffers, params, foldWorkgroups(Math.ceil(n / WG), fold.maxWorkgroupsPerDim));
+  const c = COST[op];
+  rec.dispatch(activationSpec(op), buffers, params, foldWorkgroups(Math.ceil(n / WG), fold.maxWorkgroupsPerDim), elementwiseCost(n, c.flops, 4 * c.operands));
 }
 
 /** y = gelu_tanh(x) over n elements. */

@@ -1,7 +1,7 @@
 // Host side of attention.wgsl: causal self-attention (GQA, packed sequences) forward and backward, their specs and
 // dispatches. See the .wgsl header for the contract.
 import source from '../../shaders/attention.wgsl?raw';
-import { KernelError, packParams, type BindingAccess, type KernelSpec, type Recorder, type Workgroups } from '../kernel.ts';
+import { KernelError, packParams, type BindingAccess, type DispatchCost, type KernelSpec, type Recorder, type Workgroups } from '../kernel.ts';
 import { renderWgsl } from '../wgsl.ts';
 import { AttentionShapeError, attentionScale, checkShape, type AttentionShape } from '../ref/attention.ref.ts';
 import { foldWorkgroups } from './elementwise.ts';
@@ -58,6 +58,26 @@ function params(shape: AttentionShape): ArrayBuffer {
   ]);
 }
 
+/** FLOPs and bytes of each pass, counted as one causal sequence of T rows (T²/2 query-key pairs per head; packed
+ *  segments do less). Per pair and head: the forward's q·k and p·v (4·D); backward_dq recomputes q·k and adds dO·v
+ *  and ds·k (6·D); backward_dkv recomputes q·k and adds p·dO, dO·v and ds·q (8·D). */
+export function attentionCost(pass: AttentionPass, s: AttentionShape): DispatchCost {
+  const pairs = (s.T * (s.T + 1)) / 2;
+  const q = s.T * s.Hq * s.D * 4; // bytes of Q, O, dO or dQ
+  const kv = s.T * s.Hkv * s.D * 4; // bytes of K, V, dK or dV
+  const rows = s.T * s.Hq * 4; // one f32 per query row (L; stats hold two)
+  switch (pass) {
+    case 'forward':
+      return { flops: 4 * s.D * pairs * s.Hq, bytes: 2 * q + 2 * kv + rows + s.T * 4 };
+    case 'backward_prep':
+      return { flops: 2 * s.D * s.T * s.Hq, bytes: 2 * q + 3 * rows };
+    case 'backward_dq':
+      return { flops: 6 * s.D * pairs * s.Hq, bytes: 3 * q + 2 * kv + 2 * rows + s.T * 4 };
+    case 'backward_dkv':
+      return { flops: 8 * s.D * pairs * s.Hq, bytes: 2 * q + 4 * kv + 2 * rows + s.T * 4 };
+  }
+}
+
 export interface AttentionForwardBuffers {
   /** (T, Hq, D) */
   Q: GPUBuffer;
@@ -75,7 +95,7 @@ export interface AttentionForwardBuffers {
 
 /** Records O = softmax(scale·QKᵀ + mask)·V and L into `rec`. */
 export function recordAttentionForward(rec: Recorder, shape: AttentionShape, b: AttentionForwardBuffers): void {
-  rec.dispatch(attentionSpec('forward'), [b.Q, b.K, b.V, b.seg, b.O, b.L], params(shape), rowGroups(shape.T * shape.Hq));
+  rec.dispatch(attentionSpec('forward'), [b.Q, b.K, b.V, b.seg, b.O, b.L], params(shape), rowGroups(shape.T * shape.Hq), attentionCost('forward', shape));
 }
 
 export interface AttentionBackwardBuffers extends AttentionForwardBuffers {
@@ -99,7 +119,13 @@ export function attentionStatsBytes(shape: AttentionShape): number {
 export function recordAttentionBackward(rec: Recorder, shape: AttentionShape, b: AttentionBackwardBuffers): void {
   const p = params(shape);
   const rows = rowGroups(shape.T * shape.Hq);
-  rec.dispatch(attentionSpec('backward_prep'), [b.O, b.dO, b.L, b.stats], p, rows);
-  rec.dispatch(attentionSpec('backward_dq'), [b.Q, b.K, b.V, b.seg, b.dO, b.stats, b.dQ], p, rows);
-  rec.dispatch(attentionSpec('backward_dkv'), [b.Q, b.K, b.V, b.seg, b.dO, b.stats, b.dK, b.dV], p, rowGroups(shape.T * shape.Hkv));
+  rec.dispatch(attentionSpec('backward_prep'), [b.O, b.dO, b.L, b.stats], p, rows, attentionCost('backward_prep', shape));
+  rec.dispatch(attentionSpec('backward_dq'), [b.Q, b.K, b.V, b.seg, b.dO, b.stats, b.dQ], p, rows, attentionCost('backward_dq', shape));
+  rec.dispatch(
+    attentionSpec('backward_dkv'),
+    [b.Q, b.K, b.V, b.seg, b.dO, b.stats, b.dK, b.dV],
+    p,
+    rowGroups(shape.T * shape.Hkv),
+    attentionCost('backward_dkv', shape),
+  );
 }

@@ -57,7 +57,14 @@ export function recordAttentionDecode(rec: Recorder, shape: AttentionDecodeShape
     ['u32', shape.D],
     ['f32', scale],
   ]);
-  rec.dispatch(attentionDecodeSpec(), [b.Q, b.Kc, b.Vc, b.O], params, rowGroups(shape.n * shape.Hq));
+  // Row i (position p0 + i) attends to p0 + i + 1 keys: q·k and p·v, 4·D FLOPs per key and head; the cache's
+  // p0 + n rows of K and V read once.
+  const keys = shape.n * shape.p0 + (shape.n * (shape.n + 1)) / 2;
+  const cost = {
+    flops: 4 * shape.D * keys * shape.Hq,
+    bytes: 2 * shape.n * shape.Hq * shape.D * 4 + 2 * (shape.p0 + shape.n) * shape.Hkv * shape.D * 4,
+  };
+  rec.dispatch(attentionDecodeSpec(), [b.Q, b.Kc, b.Vc, b.O], params, rowGroups(shape.n * shape.Hq), cost);
 }
 
 export interface KvAppendBuffers {

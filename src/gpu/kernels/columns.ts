@@ -24,6 +24,12 @@ export function allColumnsSpecs(): KernelSpec[] {
   return [columnsSpec({ entry: 'gather' }), columnsSpec({ entry: 'scatter' }), columnsSpec({ entry: 'scatter', accumulate: true })];
 }
 
+/** A copy of rows·narrow f32 (read and written; the wide side read too when adding). */
+function cost(s: ColumnsShape, accumulate: boolean) {
+  const n = s.rows * s.narrow;
+  return { flops: accumulate ? n : 0, bytes: n * 4 * (accumulate ? 3 : 2) };
+}
+
 function check(s: ColumnsShape): ArrayBuffer {
   if (s.offset + s.narrow > s.wide) throw new KernelError(`columns: ${s.offset}+${s.narrow} columns exceed the wide matrix's ${s.wide}`);
   return packParams([
@@ -36,7 +42,7 @@ function check(s: ColumnsShape): ArrayBuffer {
 
 /** narrow = wide[:, offset : offset + narrow]. */
 export function recordGatherColumns(rec: Recorder, s: ColumnsShape, b: { wide: GPUBuffer; narrow: GPUBuffer }, fold: FoldOptions = {}): void {
-  rec.dispatch(columnsSpec({ entry: 'gather' }), [b.wide, b.narrow], check(s), foldWorkgroups(Math.ceil((s.rows * s.narrow) / 64), fold.maxWorkgroupsPerDim));
+  rec.dispatch(columnsSpec({ entry: 'gather' }), [b.wide, b.narrow], check(s), foldWorkgroups(Math.ceil((s.rows * s.narrow) / 64), fold.maxWorkgroupsPerDim), cost(s, false));
 }
 
 /** wide[:, offset : offset + narrow] = narrow (+= when accumulate). */
@@ -47,5 +53,11 @@ export function recordScatterColumns(
   accumulate = false,
   fold: FoldOptions = {},
 ): void {
-  rec.dispatch(columnsSpec({ entry: 'scatter', accumulate }), [b.narrow, b.wide], check(s), foldWorkgroups(Math.ceil((s.rows * s.narrow) / 64), fold.maxWorkgroupsPerDim));
+  rec.dispatch(
+    columnsSpec({ entry: 'scatter', accumulate }),
+    [b.narrow, b.wide],
+    check(s),
+    foldWorkgroups(Math.ceil((s.rows * s.narrow) / 64), fold.maxWorkgroupsPerDim),
+    cost(s, accumulate),
+  );
 }

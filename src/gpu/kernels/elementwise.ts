@@ -3,6 +3,7 @@
 import source from '../../shaders/elementwise.wgsl?raw';
 import { KernelError, packParams, type BindingAccess, type KernelSpec, type Recorder, type Workgroups } from '../kernel.ts';
 import { renderWgsl } from '../wgsl.ts';
+import { elementwiseCost } from './cost.ts';
 
 /** WebGPU's default (and SwiftShader's) maxComputeWorkgroupsPerDimension: a 1-D dispatch is folded above it. */
 export const MAX_WORKGROUPS_PER_DIM = 65535;
@@ -53,6 +54,23 @@ const BINDINGS: Record<ElementwiseOp, readonly BindingAccess[]> = {
 
 const CASTS: readonly ElementwiseOp[] = ['to_half', 'to_f32'];
 
+/** FLOPs and bytes moved per element of each op (the casts read one width and write the other). */
+const COST: Record<ElementwiseOp, { flops: number; bytes: number }> = {
+  add: { flops: 1, bytes: 12 },
+  add_inplace: { flops: 1, bytes: 12 },
+  scale: { flops: 1, bytes: 8 },
+  scale_inplace: { flops: 1, bytes: 8 },
+  copy: { flops: 0, bytes: 8 },
+  to_half: { flops: 0, bytes: 6 },
+  to_f32: { flops: 0, bytes: 6 },
+  sumsq_partial: { flops: 2, bytes: 4 },
+  sumsq_final: { flops: 1, bytes: 4 },
+};
+
+function costOf(op: ElementwiseOp, n: number) {
+  return elementwiseCost(n, COST[op].flops, COST[op].bytes);
+}
+
 export interface ElementwiseOptions {
   op: ElementwiseOp;
   /** sumsq_final only: add to result[offset] instead of overwriting it. */
@@ -101,7 +119,7 @@ function recordElementwise(
   alpha: number,
   fold: FoldOptions,
 ): void {
-  rec.dispatch(elementwiseSpec({ op }), buffers, params(n, alpha), foldWorkgroups(Math.ceil(n / WG), fold.maxWorkgroupsPerDim));
+  rec.dispatch(elementwiseSpec({ op }), buffers, params(n, alpha), foldWorkgroups(Math.ceil(n / WG), fold.maxWorkgroupsPerDim), costOf(op, n));
 }
 
 /** out = a + b over n elements. */
@@ -159,11 +177,12 @@ export function recordSumOfSquares(
   options: { offset?: number; accumulate?: boolean } & FoldOptions = {},
 ): void {
   const count = Math.ceil(n / SUMSQ_CHUNK);
-  rec.dispatch(elementwiseSpec({ op: 'sumsq_partial' }), [b.x, b.partials], params(n), foldWorkgroups(count, options.maxWorkgroupsPerDim));
+  rec.dispatch(elementwiseSpec({ op: 'sumsq_partial' }), [b.x, b.partials], params(n), foldWorkgroups(count, options.maxWorkgroupsPerDim), costOf('sumsq_partial', n));
   rec.dispatch(
     elementwiseSpec({ op: 'sumsq_final', accumulate: options.accumulate }),
     [b.partials, b.result],
     params(count, 1, options.offset ?? 0),
     [1, 1, 1],
+    costOf('sumsq_final', count),
   );
 }

@@ -4,6 +4,7 @@ import { KernelError, packParams, type KernelSpec, type Recorder } from '../kern
 import type { EmbeddingShape } from '../ref/embedding.ref.ts';
 import { shardsOf, tableElem, type RowShardedTable } from '../sharded.ts';
 import { renderWgsl, type ElementType } from '../wgsl.ts';
+import { elemBytes } from './cost.ts';
 import { foldWorkgroups, type FoldOptions } from './elementwise.ts';
 
 const WG = 256;
@@ -56,7 +57,15 @@ export function recordEmbedding(
   if (hasPos && !shape.maxPos) throw new KernelError(`embedding: wpe given but shape.maxPos is ${shape.maxPos}`);
   const elem = tableElem('embedding', b.wte, shape.vocab, shape.C, options.elem);
   const workgroups = foldWorkgroups(Math.ceil((shape.rows * shape.C) / WG), options.maxWorkgroupsPerDim);
-  shardsOf(b.wte, shape.vocab).forEach((shard, i) => {
+  const shards = shardsOf(b.wte, shape.vocab);
+  // Each shard's dispatch reads every id and writes the tokens it owns: the table rows and outputs are split evenly
+  // among the shards here (the ids' true split is known only on the GPU).
+  const perToken = shape.C * (4 + elemBytes(elem) * (hasPos ? 2 : 1));
+  const cost = {
+    flops: hasPos ? (shape.rows * shape.C) / shards.length : 0,
+    bytes: shape.rows * 4 * (hasPos ? 2 : 1) + (shape.rows * perToken) / shards.length,
+  };
+  shards.forEach((shard, i) => {
     const params = packParams([
       ['u32', shape.rows],
       ['u32', shape.C],
@@ -72,6 +81,7 @@ export function recordEmbedding(
       [b.ids, b.positions ?? rec.unused, shard.buffer, b.wpe ?? rec.unused, b.out],
       params,
       workgroups,
+      cost,
     );
   });
 }

@@ -5,6 +5,7 @@ import source from '../../shaders/lora.wgsl?raw';
 import { packParams, type BufferRef, type KernelSpec, type Recorder } from '../kernel.ts';
 import { renderWgsl, type ElementType } from '../wgsl.ts';
 import { dropoutKeepScale, dropoutThreshold, type LoraShape } from '../ref/lora.ref.ts';
+import { elemBytes } from './cost.ts';
 import { recordMatmul, type MatmulVariant } from './matmul.ts';
 
 export type { LoraShape } from '../ref/lora.ref.ts';
@@ -160,18 +161,29 @@ function params(M: number, N: number, K: number, R: number, scale: number, d: Dr
 
 const grid8 = (M: number, N: number) => [Math.ceil(N / 8), Math.ceil(M / 8), 1] as const;
 
+/** A fused pass (y, or dx): the full product rows×cols×K with W (2·rows·cols·K) plus the rank-r term (2·rows·cols·r);
+ *  its input, W, the rank-r factors and its output (read too when accumulating). */
+function fusedCost(rows: number, cols: number, K: number, r: number, elemW: ElementType | undefined, o: { accumulate?: boolean; hasBias?: boolean }) {
+  return {
+    flops: 2 * rows * cols * (K + r),
+    bytes: rows * K * 4 + cols * K * elemBytes(elemW) + rows * r * 4 + cols * r * 4 + rows * cols * 4 * (o.accumulate ? 2 : 1) + (o.hasBias ? cols * 4 : 0),
+  };
+}
+
 /** h = drop(x)·Aᵀ (T, r). Shared by the fused and unfused forward. */
 function recordDown(rec: Recorder, s: LoraShape, b: { x: GPUBuffer; A: BufferRef; h: GPUBuffer }, d: Dropout): void {
   const spec = loraSpec({ entry: 'down', hasDropout: d.on });
   const u = rec.unused;
-  rec.dispatch(spec, [b.x, u, u, u, b.A, b.h], params(s.T, s.r, s.inFeatures, 0, 1, d), grid8(s.T, s.r));
+  const cost = { flops: 2 * s.T * s.r * s.inFeatures, bytes: (s.T * s.inFeatures + s.r * s.inFeatures + s.T * s.r) * 4 };
+  rec.dispatch(spec, [b.x, u, u, u, b.A, b.h], params(s.T, s.r, s.inFeatures, 0, 1, d), grid8(s.T, s.r), cost);
 }
 
 /** dA = s·gᵀ·drop(x) (+ dA). Shared by the fused and unfused backward. */
 function recordGradA(rec: Recorder, s: LoraShape, b: { x: GPUBuffer; g: GPUBuffer; dA: BufferRef }, scale: number, d: Dropout, accumulate: boolean): void {
   const spec = loraSpec({ entry: 'gradA', hasDropout: d.on, accumulate });
   const u = rec.unused;
-  rec.dispatch(spec, [b.x, u, u, b.g, u, b.dA], params(s.r, s.inFeatures, s.T, 0, scale, d), grid8(s.r, s.inFeatures));
+  const cost = { flops: 2 * s.T * s.r * s.inFeatures, bytes: (s.T * s.r + s.T * s.inFeatures + s.r * s.inFeatures * (accumulate ? 2 : 1)) * 4 };
+  rec.dispatch(spec, [b.x, u, u, b.g, u, b.dA], params(s.r, s.inFeatures, s.T, 0, scale, d), grid8(s.r, s.inFeatures), cost);
 }
 
 /** g = dy·B and dB = s·dyᵀ·h (+ dB): plain matmuls. */
@@ -211,6 +223,7 @@ export function recordLoraForward(
     [buffers.x, buffers.W, buffers.bias ?? rec.unused, buffers.h, buffers.B, buffers.y],
     params(T, outFeatures, inFeatures, r, options.scale, noDropout),
     [Math.ceil(outFeatures / tile), Math.ceil(T / tile), 1],
+    fusedCost(T, outFeatures, inFeatures, r, options.elemW, { accumulate: options.accumulate, hasBias: !!buffers.bias }),
   );
 }
 
@@ -242,6 +255,7 @@ export function recordLoraBackward(rec: Recorder, shape: LoraShape, buffers: Lor
       [buffers.dy, buffers.W, rec.unused, buffers.g, buffers.A, buffers.dx],
       params(T, inFeatures, outFeatures, r, options.scale, d),
       [Math.ceil(inFeatures / tile), Math.ceil(T / tile), 1],
+      fusedCost(T, inFeatures, outFeatures, r, options.elemW, { accumulate: options.accumulateDx }),
     );
   }
   recordGradA(rec, shape, buffers, options.scale, d, accumulateGrads);
@@ -289,7 +303,8 @@ export function recordLoraPathBackward(
       recordMatmul(rec, rankShape, { A: buffers.g, B: buffers.A, C: buffers.scratch }, { variant });
       const spec = loraSpec({ entry: 'maskedAdd', hasDropout: true });
       const u = rec.unused;
-      rec.dispatch(spec, [u, u, u, buffers.scratch, u, buffers.dx], params(T, inFeatures, 0, 0, options.scale, d), grid8(T, inFeatures));
+      const cost = { flops: 2 * T * inFeatures, bytes: 12 * T * inFeatures };
+      rec.dispatch(spec, [u, u, u, buffers.scratch, u, buffers.dx], params(T, inFeatures, 0, 0, options.scale, d), grid8(T, inFeatures), cost);
     }
   }
   recordGradA(rec, shape, buffers, options.scale, d, !!options.accumulateGrads);
@@ -337,5 +352,5 @@ export function recordLoraBackwardUnfused(
 export function recordDropoutHashProbe(rec: Recorder, count: number, seed: number, out: GPUBuffer): void {
   const d = { on: true, seed, threshold: 0, keepScale: 1 };
   const u = rec.unused;
-  rec.dispatch(loraSpec({ entry: 'hashProbe' }), [u, u, u, u, u, out], params(count, 0, 0, 0, 1, d), [Math.ceil(count / 64), 1, 1]);
+  rec.dispatch(loraSpec({ entry: 'hashProbe' }), [u, u, u, u, u, out], params(count, 0, 0, 0, 1, d), [Math.ceil(count / 64), 1, 1], { bytes: count * 8 });
 }

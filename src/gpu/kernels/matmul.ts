@@ -2,6 +2,7 @@
 import source from '../../shaders/matmul.wgsl?raw';
 import { packParams, type BufferRef, type KernelSpec, type Recorder } from '../kernel.ts';
 import { renderWgsl, type ElementType } from '../wgsl.ts';
+import { matmulCost } from './cost.ts';
 import type { MatmulShape } from '../ref/matmul.ref.ts';
 
 export const MATMUL_VARIANTS = ['naive', 'tiled', 'blocked', 'blocked4'] as const;
@@ -105,10 +106,12 @@ export function recordMatmul(
   ]);
   const tile = TILE[variant];
   const { A, B } = buffers;
-  rec.dispatch(spec, [A, B, buffers.bias ?? rec.unused, buffers.C, A, B], params, [
-    Math.ceil(N / tile),
-    Math.ceil(M / tile),
-    batch,
-  ]);
+  rec.dispatch(
+    spec,
+    [A, B, buffers.bias ?? rec.unused, buffers.C, A, B],
+    params,
+    [Math.ceil(N / tile), Math.ceil(M / tile), batch],
+    matmulCost(shape, { ...options, hasBias: !!buffers.bias }),
+  );
   return variant;
 }

@@ -1,7 +1,7 @@
 // Host side of matmul_nf4.wgsl: A times an NF4 weight, forward (x·Wᵀ) and input-gradient (dy·W). See the .wgsl
 // header for the contract.
 import source from '../../shaders/matmul_nf4.wgsl?raw';
-import { packParams, type KernelSpec, type Recorder } from '../kernel.ts';
+import { packParams, type DispatchCost, type KernelSpec, type Recorder } from '../kernel.ts';
 import type { Nf4Weight } from './nf4.ts';
 
 export const MATMUL_NF4_VARIANTS = ['naive', 'tiled', 'blocked'] as const;
@@ -97,5 +97,16 @@ export function recordMatmulNf4(
     [buffers.A, W.codes, W.absmax, W.stats ?? rec.unused, buffers.bias ?? rec.unused, buffers.C],
     params,
     [Math.ceil(N / tile), Math.ceil(M / tile), 1],
+    matmulNf4Cost(M, N, K, W.doubleQuant, { accumulate: options.accumulate, hasBias: !!buffers.bias }),
   );
+}
+
+/** 2·M·N·K FLOPs (the decode not counted); A, the 4-bit codes and the block scales (1 byte each with double
+ *  quantization), C written (and read when accumulating). */
+export function matmulNf4Cost(M: number, N: number, K: number, doubleQuant: boolean, o: { accumulate?: boolean; hasBias?: boolean } = {}): DispatchCost {
+  const blocks = Math.ceil((N * K) / 64);
+  return {
+    flops: 2 * M * N * K,
+    bytes: M * K * 4 + Math.ceil((N * K) / 2) + blocks * (doubleQuant ? 1 : 4) + M * N * 4 * (o.accumulate ? 2 : 1) + (o.hasBias ? N * 4 : 0),
+  };
 }

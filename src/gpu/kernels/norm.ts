@@ -1,7 +1,7 @@
 // Host side of norm.wgsl: LayerNorm and RMSNorm forward, backward for dx, and the optional weight (and bias) gradient
 // as a separate column-sum kernel. See the .wgsl header for the contract.
 import source from '../../shaders/norm.wgsl?raw';
-import { KernelError, packParams, type KernelSpec, type Recorder } from '../kernel.ts';
+import { KernelError, packParams, type DispatchCost, type KernelSpec, type Recorder } from '../kernel.ts';
 import type { NormKind, NormShape } from '../ref/norm.ref.ts';
 import { renderWgsl } from '../wgsl.ts';
 import { foldWorkgroups, type FoldOptions } from './elementwise.ts';
@@ -74,6 +74,17 @@ function params({ rows, C, eps }: NormShape): ArrayBuffer {
   ]);
 }
 
+/** Approximate FLOPs per element (LayerNorm: mean, variance, normalize, scale, shift) and the bytes of x, dy, y/dx
+ *  (read once, written once), the weights and the row stats. */
+function normCost(entry: NormEntry, { rows, C }: NormShape, o: { kind: NormKind; hasBias?: boolean; accumulate?: boolean }): DispatchCost {
+  const n = rows * C;
+  const stats = rows * 8;
+  const weights = C * 4 * (o.hasBias ? 2 : 1);
+  if (entry === 'forward') return { flops: n * (o.kind === 'rmsnorm' ? 5 : 7), bytes: n * 8 + weights + stats };
+  if (entry === 'backward_dx') return { flops: n * 10, bytes: n * (o.accumulate ? 16 : 12) + C * 4 + stats };
+  return { flops: n * (o.hasBias ? 4 : 3), bytes: n * 8 + stats + weights * (o.accumulate ? 2 : 1) };
+}
+
 export interface NormForwardBuffers {
   x: GPUBuffer; // (rows, C)
   weight: GPUBuffer; // (C)
@@ -92,7 +103,13 @@ export function recordNormForward(
   options: { kind: NormKind } & FoldOptions,
 ): void {
   const spec = normSpec({ entry: 'forward', kind: options.kind, hasBias: !!b.bias });
-  rec.dispatch(spec, [b.x, b.weight, b.bias ?? rec.unused, b.y, b.stats], params(shape), foldWorkgroups(shape.rows, options.maxWorkgroupsPerDim));
+  rec.dispatch(
+    spec,
+    [b.x, b.weight, b.bias ?? rec.unused, b.y, b.stats],
+    params(shape),
+    foldWorkgroups(shape.rows, options.maxWorkgroupsPerDim),
+    normCost('forward', shape, { kind: options.kind, hasBias: !!b.bias }),
+  );
 }
 
 export interface NormBackwardBuffers {
@@ -124,9 +141,16 @@ export function recordNormBackward(rec: Recorder, shape: NormShape, b: NormBackw
     [b.x, b.weight, b.dy, b.stats, b.dx],
     pb,
     foldWorkgroups(shape.rows, options.maxWorkgroupsPerDim),
+    normCost('backward_dx', shape, { kind, accumulate: options.accumulate }),
   );
   if (b.dbias && !b.dweight) throw new KernelError('norm backward: dbias is computed together with dweight; pass both');
   if (!b.dweight) return;
   const spec = normSpec({ entry: 'backward_dweight', kind, hasBias: !!b.dbias, accumulate: options.accumulateWeightGrad });
-  rec.dispatch(spec, [b.x, b.dy, b.stats, b.dweight, b.dbias ?? rec.unused], pb, [Math.ceil(shape.C / DWEIGHT_COLS), 1, 1]);
+  rec.dispatch(
+    spec,
+    [b.x, b.dy, b.stats, b.dweight, b.dbias ?? rec.unused],
+    pb,
+    [Math.ceil(shape.C / DWEIGHT_COLS), 1, 1],
+    normCost('backward_dweight', shape, { kind, hasBias: !!b.dbias, accumulate: options.accumulateWeightGrad }),
+  );
 }

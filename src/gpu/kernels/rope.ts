@@ -169,5 +169,8 @@ export function recordRope(rec: Recorder, shape: RopeShape, buffers: RopeBuffers
     ['u32', 0],
   ]);
   const groups = Math.ceil((T * H * (D / 2)) / WORKGROUP);
-  rec.dispatch(spec, [buffers.x ?? rec.unused, buffers.positions, buffers.invFreq, buffers.y], params, foldWorkgroups(groups));
+  // Per pair: an angle, its sine and cosine, four multiplies and two adds; x read and y written once.
+  const pairs = T * H * (D / 2);
+  const cost = { flops: pairs * 9, bytes: pairs * 16 + T * 4 + (D / 2) * 4 };
+  rec.dispatch(spec, [buffers.x ?? rec.unused, buffers.positions, buffers.invFreq, buffers.y], params, foldWorkgroups(groups), cost);
 }

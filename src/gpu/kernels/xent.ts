@@ -2,10 +2,11 @@
 // logits (chunkRows, V) ever exist, with the gradient of the hidden states computed in the same pass over each
 // chunk (the logits are computed once, not once for the loss and again for the backward). See the .wgsl header.
 import source from '../../shaders/xent.wgsl?raw';
-import { packParams, type KernelSpec, type Recorder } from '../kernel.ts';
+import { packParams, type DispatchCost, type KernelSpec, type Recorder } from '../kernel.ts';
 import { renderWgsl, type ElementType } from '../wgsl.ts';
 import type { XentShape } from '../ref/xent.ref.ts';
 import { shardsOf, tableElem, type RowShardedTable, type TableShard } from '../sharded.ts';
+import { elemBytes } from './cost.ts';
 
 export type { XentShape } from '../ref/xent.ref.ts';
 
@@ -69,6 +70,17 @@ function params(s: XentShape, row0: number, rows: number, gradScale: number, log
   ]);
 }
 
+/** logitsTiled: rows×cols logits from C-long dot products, reading hs rows and the Wh shard, writing the logits.
+ *  gradHidden: the transpose product into dhs (read too when accumulating). */
+function productCost(rows: number, cols: number, C: number, elem: ElementType | undefined, accumulate = false): DispatchCost {
+  return { flops: 2 * rows * cols * C, bytes: rows * C * 4 * (accumulate ? 2 : 1) + cols * C * elemBytes(elem) + rows * cols * 4 };
+}
+
+/** rowStats: max, Σexp and the loss over each row's V logits (≈ 4 FLOPs per logit, one more writing the gradient). */
+function rowStatsCost(rows: number, V: number, withGrad: boolean): DispatchCost {
+  return { flops: rows * V * (withGrad ? 5 : 4), bytes: rows * V * 4 * (withGrad ? 2 : 1) + rows * 12 };
+}
+
 function checkShape(s: XentShape): void {
   for (const key of ['T', 'C', 'V'] as const) {
     if (!(Number.isInteger(s[key]) && s[key] > 0)) throw new RangeError(`xent: ${key} = ${s[key]} must be a positive integer`);
@@ -130,10 +142,11 @@ export function recordCrossEntropy(rec: Recorder, shape: XentShape, buffers: Xen
         [hs, shard.buffer, labels, work, total],
         params(shape, row0, rows, gradScale, logitsOffset, shard),
         [Math.ceil(shard.rows / 16), Math.ceil(rows / 16), 1],
+        productCost(rows, shard.rows, C, elem),
       );
     }
     const prm = params(shape, row0, rows, gradScale, logitsOffset);
-    rec.dispatch(xentSpec({ entry: 'rowStats', writeGrad: withGrad }), [hs, shards[0].buffer, labels, work, total], prm, [rows, 1, 1]);
+    rec.dispatch(xentSpec({ entry: 'rowStats', writeGrad: withGrad }), [hs, shards[0].buffer, labels, work, total], prm, [rows, 1, 1], rowStatsCost(rows, V, withGrad));
     if (dhs) {
       shards.forEach((shard, i) => {
         rec.dispatch(
@@ -141,6 +154,7 @@ export function recordCrossEntropy(rec: Recorder, shape: XentShape, buffers: Xen
           [hs, shard.buffer, labels, work, dhs],
           params(shape, row0, rows, gradScale, logitsOffset, shard),
           [Math.ceil(C / 16), Math.ceil(rows / 16), 1],
+          productCost(rows, shard.rows, C, elem, i > 0),
         );
       });
     }
@@ -150,6 +164,7 @@ export function recordCrossEntropy(rec: Recorder, shape: XentShape, buffers: Xen
     [hs, shards[0].buffer, labels, work, total],
     params(shape, 0, T, gradScale, logitsOffset),
     [1, 1, 1],
+    { flops: T, bytes: T * 8 },
   );
 }
 
@@ -171,10 +186,12 @@ export function recordLogits(
   const { hs, Wh, logits } = buffers;
   const elem = tableElem('recordLogits', Wh, shape.V, shape.C, options.elem);
   for (const shard of shardsOf(Wh, shape.V)) {
-    rec.dispatch(xentSpec({ entry: 'logitsTiled', elem }), [hs, shard.buffer, hs, logits, rec.unused], params(shape, row0, rows, 0, 0, shard), [
-      Math.ceil(shard.rows / 16),
-      Math.ceil(rows / 16),
-      1,
-    ]);
+    rec.dispatch(
+      xentSpec({ entry: 'logitsTiled', elem }),
+      [hs, shard.buffer, hs, logits, rec.unused],
+      params(shape, row0, rows, 0, 0, shard),
+      [Math.ceil(shard.rows / 16), Math.ceil(rows / 16), 1],
+      productCost(rows, shard.rows, shape.C, elem),
+    );
   }
 }
