@@ -12,9 +12,24 @@ export class WgslTemplateError extends Error {
   override name = 'WgslTemplateError';
 }
 
+/** Rendered text by template, then by types: kernel wrappers build their spec on every dispatch (hundreds per
+ *  training step), and substituting over a whole .wgsl file each time showed up in the step's recording time. */
+const rendered = new Map<string, Map<string, string>>();
+
 /** Substitutes the placeholders and prepends `enable f16;` when an f16 type is used. Every placeholder in the text
  *  must be given and every given one must appear, so a typo cannot silently leave a template half-filled. */
 export function renderWgsl(label: string, template: string, types: Partial<Record<Placeholder, ElementType>> = {}): string {
+  let byTypes = rendered.get(template);
+  if (!byTypes) rendered.set(template, (byTypes = new Map()));
+  const key = PLACEHOLDERS.map((p) => types[p] ?? '').join(',') + (Object.keys(types).length > 0 ? `|${Object.keys(types).join(',')}` : '');
+  const hit = byTypes.get(key);
+  if (hit !== undefined) return hit;
+  const text = substitute(label, template, types);
+  byTypes.set(key, text);
+  return text;
+}
+
+function substitute(label: string, template: string, types: Partial<Record<Placeholder, ElementType>>): string {
   const used = new Set<string>();
   const text = template.replace(/\{\{(\w+)\}\}/g, (_, name: string) => {
     if (!(PLACEHOLDERS as readonly string[]).includes(name)) {
