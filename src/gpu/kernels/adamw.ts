@@ -129,7 +129,8 @@ export function recordAdamwStep(
   ]);
   const b = buffers;
   const bindings = [b.params, b.grads, b.m, b.v, b.segments, b.partials, b.norm];
-  rec.dispatch(adamwSpec('sumsq'), bindings, params, [numPartials, 1, 1]);
-  rec.dispatch(adamwSpec('finalize'), bindings, params, [1, 1, 1]);
-  rec.dispatch(adamwSpec('update'), bindings, params, [gx, gy, 1]);
+  // Σg² reads G once; the update reads G and reads and writes P, M and V (≈ 16 FLOPs an element).
+  rec.dispatch(adamwSpec('sumsq'), bindings, params, [numPartials, 1, 1], { flops: 2 * total, bytes: 4 * total });
+  rec.dispatch(adamwSpec('finalize'), bindings, params, [1, 1, 1], { flops: numPartials, bytes: 4 * numPartials });
+  rec.dispatch(adamwSpec('update'), bindings, params, [gx, gy, 1], { flops: 16 * total, bytes: 28 * total });
 }
