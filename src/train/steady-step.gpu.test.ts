@@ -79,6 +79,33 @@ describe('a steady-state training step', () => {
   }
 });
 
+describe('the step recorded ahead', () => {
+  it('is recorded again when an evaluation between steps replaced workspace buffers: the curve is unchanged', async () => {
+    const tf = await loadTransformer(e, nodeFolder(join(FIXTURES, 'models', 'llama')), kernelChoiceFor('naive'), { dtype: 'f32', quant: 'none' });
+    const rows = variedRows(12, 9, tf.model.config.vocabSize);
+    const longEval = variedRows(4, 30, tf.model.config.vocabSize).map((r) => ({ input_ids: r.input_ids, labels: r.labels }));
+    const cfg = config({ batchSize: 3, maxSteps: 5 });
+    const plain = new Trainer({ engine: e, transformer: tf, config: cfg, train: rows, padId: 0 });
+    const want: number[] = [];
+    try {
+      for (let i = 0; i < 5; i++) want.push((await plain.trainStep()).loss);
+    } finally {
+      plain.dispose();
+    }
+    const t = new Trainer({ engine: e, transformer: tf, config: cfg, train: rows, eval: longEval, padId: 0 });
+    const got: number[] = [];
+    try {
+      for (let i = 0; i < 5; i++) {
+        got.push((await t.trainStep()).loss);
+        await t.evaluate(); // rows longer than any training row: the workspace grows under the recorded step
+      }
+    } finally {
+      t.dispose();
+    }
+    expect(got).toEqual(want);
+  });
+});
+
 describe('a non-finite step', () => {
   it('changes no parameter or moment, stops the run, and a restored checkpoint trains on', async () => {
     const t = await trainer('llama', { batchSize: 4, maxSteps: 8 });

@@ -5,6 +5,7 @@
 import { BufferUsage, readF32, writeBuffer } from '../gpu/buffers.ts';
 import { gpuCounters } from '../gpu/counters.ts';
 import type { Engine } from '../gpu/engine.ts';
+import type { Recorder } from '../gpu/kernel.ts';
 import { ADAMW_STATUS_FLOATS, ADAMW_STATUS_LOSS_OFFSET_BYTES, recordAdamwStep } from '../gpu/kernels/adamw.ts';
 import { Workspace } from '../gpu/workspace.ts';
 import { Batcher } from '../data/batcher.ts';
@@ -52,6 +53,22 @@ export interface TrainerCheckpoint {
   history: StepMetrics[];
 }
 
+/** A step recorded ahead of its submission (see Trainer.trainStep). */
+interface RecordedStep {
+  rec: Recorder;
+  /** The optimizer step it makes (1-based). */
+  step: number;
+  lr: number;
+  /** Tokens of its micro-batches. */
+  processed: number;
+  /** The batch position after it. */
+  epoch: number;
+  batchIndex: number;
+  /** The workspace generation its buffers belong to. */
+  generation: number;
+  recordMs: number;
+}
+
 export class TrainingDivergedError extends Error {
   override name = 'TrainingDivergedError';
 }
@@ -81,6 +98,8 @@ export class Trainer {
   /** The step's status (AdamW's norm buffer: grad norm, skip flags, loss sum and count), copied here by the step's
    *  own submission: the one read-back of a step. */
   private readonly status: GPUBuffer;
+  /** The next step, recorded while the GPU ran the previous one. */
+  private pending: RecordedStep | null = null;
   private disposed = false;
 
   constructor(private readonly o: TrainerOptions) {
@@ -114,6 +133,7 @@ export class Trainer {
   dispose(): void {
     if (this.disposed) return;
     this.disposed = true;
+    this.pending = null;
     this.o.engine.buffers.release(this.lossTotal);
     if (this.o.transformer.workspace === this.workspace) this.o.transformer.workspace = undefined;
     this.workspace.release();
@@ -137,35 +157,38 @@ export class Trainer {
     return `trainable params: ${t.toLocaleString('en-US')} || all params: ${(base + t).toLocaleString('en-US')} || trainable%: ${((100 * t) / (base + t)).toFixed(4)} (${c.modelType})`;
   }
 
-  /** The next `gradAccum` micro-batches, advancing (epoch, batchIndex). */
-  private nextMicroBatches() {
-    const out = [];
+  /** The `gradAccum` micro-batches from (epoch, batchIndex), and the position after them. */
+  private microBatchesFrom(epoch: number, batchIndex: number) {
+    const batches = [];
     for (let i = 0; i < this.o.config.gradAccum; i++) {
-      out.push(this.batcher.batch(this.epoch, this.batchIndex));
-      this.batchIndex++;
-      if (this.batchIndex >= this.batcher.batchesPerEpoch) {
-        this.batchIndex = 0;
-        this.epoch++;
+      batches.push(this.batcher.batch(epoch, batchIndex));
+      batchIndex++;
+      if (batchIndex >= this.batcher.batchesPerEpoch) {
+        batchIndex = 0;
+        epoch++;
       }
     }
-    return out;
+    return { batches, epoch, batchIndex };
   }
 
   lrAt(step: number): number {
     return this.o.config.lr * lrMultiplier(this.o.config.schedule, step, this.warmupSteps, this.totalSteps);
   }
 
-  /** One optimizer step. Throws TrainingDivergedError on a NaN/Inf loss (the caller restores its last checkpoint). */
-  async trainStep(): Promise<StepMetrics> {
+  /** Records optimizer step `index + 1` from batch position (epoch, batchIndex), without submitting it and without
+   *  changing the trainer's state: the step is committed only once its status has been read. */
+  private recordStep(index: number, epoch: number, batchIndex: number): RecordedStep {
     const { engine: e, transformer: tf, config } = this.o;
-    const started = performance.now();
-    const host = this.nextMicroBatches().map(toHostBatch);
+    const recordStarted = performance.now();
+    const next = this.microBatchesFrom(epoch, batchIndex);
+    const host = next.batches.map(toHostBatch);
     const counted = host.reduce((s, b) => s + countTargets(b), 0);
-    if (counted === 0) throw new Error(`step ${this.step + 1}: no position of these micro-batches has a trained label`);
+    if (counted === 0) throw new Error(`step ${index + 1}: no position of these micro-batches has a trained label`);
     const processed = host.reduce((s, b) => s + b.segments.length, 0);
-    this.lora.modules.forEach((m, i) => (m.linear.lora!.seed = dropoutSeed(config.seed, this.step, i)));
+    // The seeds go into this recording's params now: changing them afterwards does not touch it.
+    this.lora.modules.forEach((m, i) => (m.linear.lora!.seed = dropoutSeed(config.seed, index, i)));
 
-    const rec = e.record(`step ${this.step + 1}`);
+    const rec = e.record(`step ${index + 1}`);
     rec.clear(this.lora.grads);
     rec.clear(this.lossTotal);
     host.forEach((hb, slot) => {
@@ -174,7 +197,7 @@ export class Trainer {
       recordBackward(rec, e, tf, batch, acts, { gradScale: 1 / counted, accumulateGrads: true });
       releaseActs(e, acts); // nothing to free from a workspace; kept for a pool-backed transformer
     });
-    const lr = this.lrAt(this.step);
+    const lr = this.lrAt(index);
     const l = this.lora;
     // AdamW's finite guard reads the loss beside the gradient norm: a non-finite step changes nothing.
     rec.copy(this.lossTotal, 0, l.norm, ADAMW_STATUS_LOSS_OFFSET_BYTES, 8);
@@ -184,24 +207,64 @@ export class Trainer {
         l.layout,
         { params: l.params, grads: l.grads, m: l.m, v: l.v, segments: l.segments, partials: l.partials, norm: l.norm },
         { lr, beta1: config.beta1, beta2: config.beta2, eps: config.eps, weightDecay: config.weightDecay, maxGradNorm: config.maxGradNorm },
-        this.step + 1,
+        index + 1,
         e.gpu.limits.maxComputeWorkgroupsPerDimension,
       ),
     );
     rec.copy(l.norm, 0, this.status, 0, ADAMW_STATUS_FLOATS * 4);
-    await rec.submitNoWait();
+    return {
+      rec,
+      step: index + 1,
+      lr,
+      processed,
+      epoch: next.epoch,
+      batchIndex: next.batchIndex,
+      generation: this.workspace.generation,
+      recordMs: performance.now() - recordStarted,
+    };
+  }
+
+  /**
+   * One optimizer step. Throws TrainingDivergedError on a NaN/Inf loss or gradient (the caller restores its last
+   * checkpoint; AdamW's finite guard has left the parameters as they were before the bad step).
+   *
+   * The step's one read-back (the status copied in its own submission) is awaited while the next step is recorded:
+   * the GPU never waits for the CPU to record. That next recording is used by the next call unless the state it was
+   * recorded from changed in between (restore, a workspace buffer replaced by a larger evaluation batch).
+   */
+  async trainStep(): Promise<StepMetrics> {
+    const { engine: e } = this.o;
+    const started = performance.now();
+    let cur = this.pending;
+    this.pending = null;
+    if (!cur || cur.step !== this.step + 1 || cur.generation !== this.workspace.generation) {
+      cur = this.recordStep(this.step, this.epoch, this.batchIndex);
+    }
+    await cur.rec.submitNoWait();
     gpuCounters(e.device).readbacks++;
     const mapped = this.status.mapAsync(0x0001 /* GPUMapMode.READ */);
-    await rec.done(mapped); // the copy is the submission's last command: mapped means done
+    if (cur.step < this.totalSteps) {
+      try {
+        this.pending = this.recordStep(cur.step, cur.epoch, cur.batchIndex);
+      } catch {
+        this.pending = null; // recorded again (and its error raised) by the next call
+      }
+    }
+    await cur.rec.done(mapped); // the copy is the submission's last command: mapped means done
     const [gradNorm, , skipped, , lossSum, count] = new Float32Array(this.status.getMappedRange().slice(0));
     this.status.unmap();
     const loss = lossSum / count;
     if (skipped !== 0 || !Number.isFinite(loss) || !Number.isFinite(gradNorm)) {
+      this.pending = null;
       throw new TrainingDivergedError(
-        `step ${this.step + 1}: the loss became ${loss} (gradient norm ${gradNorm}). The learning rate (${lr.toExponential(2)}) is probably too high, ` +
+        `step ${cur.step}: the loss became ${loss} (gradient norm ${gradNorm}). The learning rate (${cur.lr.toExponential(2)}) is probably too high, ` +
           'or the model overflows in f16; the run is paused at its last good checkpoint.',
       );
     }
+    this.epoch = cur.epoch;
+    this.batchIndex = cur.batchIndex;
+    const lr = cur.lr;
+    const processed = cur.processed;
     this.step++;
     const ms = performance.now() - started;
     const mem = e.buffers.stats();
@@ -293,6 +356,7 @@ export class Trainer {
     writeBuffer(device, this.lora.m, ck.m);
     writeBuffer(device, this.lora.v, ck.v);
     writeBuffer(device, this.lora.norm, new Float32Array(ADAMW_STATUS_FLOATS)); // clears AdamW's sticky skip
+    this.pending = null;
     this.step = ck.step;
     this.epoch = ck.epoch;
     this.batchIndex = ck.batchIndex;
