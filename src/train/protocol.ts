@@ -3,6 +3,7 @@
 import type { GpuAdapterDescription, GpuLimits, WantedFeature } from '../gpu/device.ts';
 import type { ModelDims } from '../model/memory.ts';
 import type { TrainConfig } from './config.ts';
+import type { StepProfile } from '../gpu/profiler.ts';
 
 export interface GpuReport {
   adapter: GpuAdapterDescription;
@@ -73,6 +74,8 @@ export interface StepMetrics {
   memBytes: number;
   peakBytes: number;
   evalLoss?: number;
+  /** The step's profile, when the trainer was given a profiler (never stored in a run's history). */
+  profile?: StepProfile;
 }
 
 /** Generation settings beyond the first ones (all optional, so older senders still type-check). */

@@ -14,6 +14,7 @@ import { kernelChoiceFor } from '../model/runtime/linear.ts';
 import { loadTransformer } from '../model/runtime/load.ts';
 import { FIXTURES } from '../model/runtime/testing.ts';
 import { DEFAULT_CONFIG, type TrainConfig } from './config.ts';
+import { StepProfiler } from '../gpu/profiler.ts';
 import { Trainer, TrainingDivergedError } from './trainer.ts';
 
 let e: Engine;
@@ -77,6 +78,43 @@ describe('a steady-state training step', () => {
       }
     });
   }
+});
+
+describe('a profiled step', () => {
+  it('reports every dispatch by kernel family and layer, the CPU phases, and the same losses as an unprofiled run', async () => {
+    const tf = await loadTransformer(e, nodeFolder(join(FIXTURES, 'models', 'gpt2')), kernelChoiceFor('naive'), { dtype: 'f32', quant: 'none' });
+    const rows = variedRows(8, 9, tf.model.config.vocabSize);
+    const cfg = config({ batchSize: 2, maxSteps: 3 });
+    const plain = new Trainer({ engine: e, transformer: tf, config: cfg, train: rows, padId: 0 });
+    const want: number[] = [];
+    try {
+      for (let i = 0; i < 3; i++) want.push((await plain.trainStep()).loss);
+    } finally {
+      plain.dispose();
+    }
+    const profiler = new StepProfiler(e);
+    const t = new Trainer({ engine: e, transformer: tf, config: cfg, train: rows, padId: 0, profiler });
+    try {
+      for (let i = 0; i < 3; i++) {
+        const m = await t.trainStep();
+        expect(m.loss).toBe(want[i]);
+        const p = m.profile!;
+        expect(p.step).toBe(i + 1);
+        expect(p.submits).toBe(1);
+        expect(p.readbacks).toBe(1);
+        expect(p.passes).toBe(p.dispatches); // a pass per dispatch while profiling
+        expect(p.kernels.reduce((n, k) => n + k.calls, 0)).toBe(p.dispatches);
+        expect(p.layers.map((l) => l.name)).toEqual(expect.arrayContaining(['b0', 'b1', 'head', 'optimizer']));
+        for (const phase of ['record_ms', 'submit_ms', 'wait_ms', 'readback_ms'] as const) expect(p.cpu[phase]).toBeGreaterThanOrEqual(0);
+        if (e.gpu.features.has('timestamp-query')) expect(p.gpu_ms!).toBeGreaterThan(0);
+        else expect(p.gpu_ms).toBeNull();
+        if (i > 0) expect([p.buffers_created, p.bind_groups_created]).toEqual([0, 0]);
+      }
+      expect(t.history.every((h) => !('profile' in h))).toBe(true);
+    } finally {
+      t.dispose();
+    }
+  });
 });
 
 describe('the step recorded ahead', () => {

@@ -6,6 +6,7 @@ import { BufferUsage, readF32, writeBuffer } from '../gpu/buffers.ts';
 import { gpuCounters } from '../gpu/counters.ts';
 import type { Engine } from '../gpu/engine.ts';
 import type { Recorder } from '../gpu/kernel.ts';
+import type { StepProfile, StepProfiler } from '../gpu/profiler.ts';
 import { ADAMW_STATUS_FLOATS, ADAMW_STATUS_LOSS_OFFSET_BYTES, recordAdamwStep } from '../gpu/kernels/adamw.ts';
 import { Workspace } from '../gpu/workspace.ts';
 import { Batcher } from '../data/batcher.ts';
@@ -30,6 +31,9 @@ export interface TrainerOptions {
   initialA?: Map<string, Float32Array>;
   /** Start lora_B from these values (module path → [out, r]) instead of zeros: continuing from a saved adapter. */
   initialB?: Map<string, Float32Array>;
+  /** Profile every step (`lora-studio train --profile`): each dispatch timed, the CPU phases marked; the step is
+   *  then recorded, submitted and waited for in turn (not recorded ahead) so each phase is its own. */
+  profiler?: StepProfiler;
 }
 
 /** Everything needed to continue a run exactly where it stopped. */
@@ -188,7 +192,7 @@ export class Trainer {
     // The seeds go into this recording's params now: changing them afterwards does not touch it.
     this.lora.modules.forEach((m, i) => (m.linear.lora!.seed = dropoutSeed(config.seed, index, i)));
 
-    const rec = e.record(`step ${index + 1}`);
+    const rec = e.record(`step ${index + 1}`, { timing: this.o.profiler?.timing });
     rec.clear(this.lora.grads);
     rec.clear(this.lossTotal);
     host.forEach((hb, slot) => {
@@ -233,17 +237,20 @@ export class Trainer {
    * recorded from changed in between (restore, a workspace buffer replaced by a larger evaluation batch).
    */
   async trainStep(): Promise<StepMetrics> {
-    const { engine: e } = this.o;
+    const { engine: e, profiler } = this.o;
     const started = performance.now();
     let cur = this.pending;
     this.pending = null;
+    profiler?.begin(this.step + 1);
     if (!cur || cur.step !== this.step + 1 || cur.generation !== this.workspace.generation) {
       cur = this.recordStep(this.step, this.epoch, this.batchIndex);
     }
+    profiler?.cpu.mark('record');
     await cur.rec.submitNoWait();
+    profiler?.cpu.mark('submit');
     gpuCounters(e.device).readbacks++;
     const mapped = this.status.mapAsync(0x0001 /* GPUMapMode.READ */);
-    if (cur.step < this.totalSteps) {
+    if (cur.step < this.totalSteps && !profiler) {
       try {
         this.pending = this.recordStep(cur.step, cur.epoch, cur.batchIndex);
       } catch {
@@ -251,8 +258,11 @@ export class Trainer {
       }
     }
     await cur.rec.done(mapped); // the copy is the submission's last command: mapped means done
+    profiler?.cpu.mark('wait');
     const [gradNorm, , skipped, , lossSum, count] = new Float32Array(this.status.getMappedRange().slice(0));
     this.status.unmap();
+    profiler?.cpu.mark('readback');
+    const profile: StepProfile | undefined = profiler ? await profiler.end() : undefined;
     const loss = lossSum / count;
     if (skipped !== 0 || !Number.isFinite(loss) || !Number.isFinite(gradNorm)) {
       this.pending = null;
@@ -279,8 +289,8 @@ export class Trainer {
       memBytes: mem.liveBytes,
       peakBytes: mem.peakBytes,
     };
-    this.history.push(metrics);
-    return metrics;
+    this.history.push(metrics); // without the profile: the history goes into checkpoints
+    return profile ? { ...metrics, profile } : metrics;
   }
 
   /** Token-weighted mean loss over the eval set (the loss contract), with the adapter as it is now. */
