@@ -197,7 +197,7 @@ export class Trainer {
     rec.clear(this.lossTotal);
     host.forEach((hb, slot) => {
       const batch = uploadBatchInto(rec, this.workspace, hb, slot);
-      const acts = recordForward(rec, e, tf, batch, true, this.lossTotal);
+      const acts = recordForward(rec, e, tf, batch, true, this.lossTotal, { lossInBackward: true });
       recordBackward(rec, e, tf, batch, acts, { gradScale: 1 / counted, accumulateGrads: true });
       releaseActs(e, acts); // nothing to free from a workspace; kept for a pool-backed transformer
     });

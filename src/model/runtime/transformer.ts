@@ -136,7 +136,16 @@ export interface ForwardActs {
   statsF: GPUBuffer;
   /** (2) f32: [loss sum, counted tokens]. */
   total: GPUBuffer;
-  work: GPUBuffer;
+  /** The loss is left to recordBackward, whose fused pass computes the same logits anyway (see ForwardOptions). */
+  lossInBackward: boolean;
+  /** Whether that loss adds into `total`. */
+  accumulateLoss: boolean;
+}
+
+export interface ForwardOptions {
+  /** Training: leave the loss to recordBackward. Its cross-entropy pass computes the logits once for both the
+   *  loss and dhs, so computing them here as well would run the LM head's largest product twice per step. */
+  lossInBackward?: boolean;
 }
 
 /** The engine-side model: weights plus what the kernels need that is not a weight (the RoPE table). */
@@ -300,7 +309,17 @@ export function recordBlockForward(
  * recordBackward (training); otherwise they are released once the submission completes (evaluation).
  * `accumulateLoss` adds into `total` rather than overwriting it.
  */
-export function recordForward(rec: Recorder, e: Engine, tf: Transformer, batch: Batch, keep: boolean, total?: GPUBuffer): ForwardActs {
+export function recordForward(
+  rec: Recorder,
+  e: Engine,
+  tf: Transformer,
+  batch: Batch,
+  keep: boolean,
+  total?: GPUBuffer,
+  options: ForwardOptions = {},
+): ForwardActs {
+  const lossInBackward = !!options.lossInBackward;
+  if (lossInBackward && !keep) throw new Error('recordForward: lossInBackward needs keep (a backward to follow)');
   const { model, kernels: k } = tf;
   const cfg = model.config;
   // The attention kernel has no sliding window: a row longer than the window would attend past it, unlike
@@ -345,16 +364,17 @@ export function recordForward(rec: Recorder, e: Engine, tf: Transformer, batch: 
 
   const hs = alloc(R * C, 'hs');
   const statsF = alloc(normStatsLength(R), 'statsF');
-  const work = alloc(xentScratchElements({ T: R, C, V: cfg.vocabSize }), 'xent.work');
   const lossTotal = total ?? alloc(2, 'loss.total');
   rec.scope('head', () => {
     normForward(rec, model.finalNorm, T, C, x, hs, statsF);
+    if (lossInBackward) return;
+    const work = alloc(xentScratchElements({ T: R, C, V: cfg.vocabSize }), 'xent.work');
     recordCrossEntropy(rec, { T, C, V: cfg.vocabSize }, { hs, Wh: model.head, labels: batch.targets, work, total: lossTotal }, {
       elem: model.dtype,
       accumulate: !!total,
     });
   });
-  const acts: ForwardActs = { T, blocks, xL: x, hs, statsF, total: lossTotal, work };
+  const acts: ForwardActs = { T, blocks, xL: x, hs, statsF, total: lossTotal, lossInBackward, accumulateLoss: !!total };
   if (!keep) {
     rec.afterSubmit(() => {
       for (const b of owned) if (b !== lossTotal) e.buffers.release(b);
@@ -392,13 +412,14 @@ export function recordBackward(rec: Recorder, e: Engine, tf: Transformer, batch:
   // Loss → hs → x_L. The cross-entropy's backward recomputes its logits chunk by chunk.
   const dhs = alloc(R * C, 'dhs');
   const work = alloc(xentScratchElements({ T: R, C, V: cfg.vocabSize }), 'xent.work.bw');
-  const discard = alloc(2, 'xent.total.bw');
+  const lossTotal = acts.lossInBackward ? acts.total : alloc(2, 'xent.total.bw');
   const dx = alloc(R * C, 'dx');
   rec.scope('head', () =>
     rec.scope('bwd', () => {
-      recordCrossEntropy(rec, { T, C, V: cfg.vocabSize }, { hs: acts.hs, Wh: model.head, labels: batch.targets, work, total: discard, dhs }, {
+      recordCrossEntropy(rec, { T, C, V: cfg.vocabSize }, { hs: acts.hs, Wh: model.head, labels: batch.targets, work, total: lossTotal, dhs }, {
         elem: model.dtype,
         gradScale: o.gradScale,
+        accumulate: acts.lossInBackward && acts.accumulateLoss,
       });
       recordNormBackward(rec, { rows: T, C, eps: model.finalNorm.eps }, { x: acts.xL, weight: model.finalNorm.weight, dy: dhs, stats: acts.statsF, dx }, {
         kind: model.finalNorm.kind,
