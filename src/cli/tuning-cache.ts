@@ -5,7 +5,7 @@ import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { dirname, join } from 'node:path';
 import type { Engine } from '../gpu/engine.ts';
-import { chooseMatmulVariant, type MatmulChoice, type TuningCache } from '../gpu/kernels/matmul-tuning.ts';
+import { tuneKernels, type MatmulChoice, type MatmulNf4Choice, type TuningCache } from '../gpu/kernels/matmul-tuning.ts';
 import { kernelChoiceFor, type KernelChoice } from '../model/runtime/linear.ts';
 
 export function defaultTuningCachePath(env: NodeJS.ProcessEnv = process.env): string {
@@ -52,13 +52,15 @@ export class JsonFileTuningCache implements TuningCache {
   }
 }
 
-/** The kernel variants the CLI runs with on this engine: LORA_STUDIO_MATMUL if set, else the cached or freshly
- *  measured choice for this adapter. */
+/** The kernel variants the CLI runs with on this engine: LORA_STUDIO_MATMUL (dense) and LORA_STUDIO_MATMUL_NF4 if
+ *  set, else the cached or freshly measured choices for this adapter (a forced dense variant alone also fixes NF4's,
+ *  see tuneKernels). */
 export async function cliKernelChoice(
   e: Engine,
   cache: TuningCache = new JsonFileTuningCache(),
   override: string | undefined = process.env.LORA_STUDIO_MATMUL,
-): Promise<{ kernels: KernelChoice; matmul: MatmulChoice }> {
-  const matmul = await chooseMatmulVariant(e, cache, override || undefined);
-  return { kernels: kernelChoiceFor(matmul.variant), matmul };
+  nf4Override: string | undefined = process.env.LORA_STUDIO_MATMUL_NF4,
+): Promise<{ kernels: KernelChoice; matmul: MatmulChoice; nf4: MatmulNf4Choice }> {
+  const { matmul, nf4 } = await tuneKernels(e, cache, { matmul: override || undefined, nf4: nf4Override || undefined });
+  return { kernels: { ...kernelChoiceFor(matmul.variant), nf4: nf4.variant }, matmul, nf4 };
 }

@@ -1,8 +1,10 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { Engine } from '../engine.ts';
-import { testEngine } from '../testing-gpu.ts';
+import { driverName, testEngine } from '../testing-gpu.ts';
 import { MATMUL_VARIANTS } from './matmul.ts';
-import { chooseMatmulVariant, type TuningCache } from './matmul-tuning.ts';
+import { MATMUL_NF4_VARIANTS } from './matmul_nf4.ts';
+import { chooseMatmulVariant, timeRepeated, tuneKernels, tuningKey, type TuningCache } from './matmul-tuning.ts';
+import { recordMatmul } from './matmul.ts';
 
 let e: Engine;
 beforeAll(async () => {
@@ -14,18 +16,39 @@ function memoryCache(): TuningCache & { data: Map<string, string> } {
   return { data, get: (k) => data.get(k), set: (k, v) => void data.set(k, v) };
 }
 
-describe('matmul variant choice', () => {
-  it('measures every variant once, caches the fastest per adapter, then reuses it', async () => {
+describe(`kernel tuning (${driverName})`, () => {
+  it('measures every dense and NF4 variant, caches the fastest per adapter under versioned keys, then reuses them', async () => {
     const cache = memoryCache();
-    const first = await chooseMatmulVariant(e, cache);
-    expect(first.source).toBe('measured');
-    expect(Object.keys(first.timingsMs!).sort()).toEqual([...MATMUL_VARIANTS].sort());
-    const fastest = Math.min(...Object.values(first.timingsMs!));
-    expect(first.timingsMs![first.variant]).toBe(fastest);
-    expect([...cache.data.values()]).toEqual([first.variant]);
-    expect([...cache.data.keys()][0]).toContain(e.gpu.adapter.description);
-    const second = await chooseMatmulVariant(e, cache);
-    expect(second).toEqual({ variant: first.variant, source: 'cache' });
+    // One tiny shape and two samples: the test is of the measuring path (compiling every variant is most of its time).
+    const first = await tuneKernels(e, cache, {}, { shapes: [{ M: 16, N: 32, K: 32, transB: true }], samples: 2 });
+    expect(first.matmul.source).toBe('measured');
+    expect(first.nf4.source).toBe('measured');
+    expect(first.matmul.clock).toBe(e.gpu.features.has('timestamp-query') ? 'timestamp-query' : 'wall');
+    expect(Object.keys(first.matmul.timingsMs!).sort()).toEqual([...MATMUL_VARIANTS].sort());
+    expect(Object.keys(first.nf4.timingsMs!).sort()).toEqual([...MATMUL_NF4_VARIANTS].sort());
+    for (const t of [first.matmul, first.nf4]) {
+      const times = Object.values(t.timingsMs!) as number[];
+      for (const ms of times) expect(ms).toBeGreaterThan(0);
+      expect((t.timingsMs as Record<string, number>)[t.variant]).toBe(Math.min(...times));
+    }
+    expect(Object.fromEntries(cache.data)).toEqual({
+      [tuningKey('matmul', e.gpu.adapter)]: first.matmul.variant,
+      [tuningKey('matmul_nf4', e.gpu.adapter)]: first.nf4.variant,
+    });
+    const second = await tuneKernels(e, cache);
+    expect(second).toEqual({ matmul: { variant: first.matmul.variant, source: 'cache' }, nf4: { variant: first.nf4.variant, source: 'cache' } });
+  });
+
+  it('repeats a short dispatch until a sample holds enough work', async () => {
+    const shape = { M: 8, N: 8, K: 8, transB: true };
+    const A = e.buffers.acquire(256);
+    const C = e.buffers.acquire(256);
+    const t = await timeRepeated(e, (rec) => recordMatmul(rec, shape, { A, B: A, C }, { variant: 'naive' }), { minMs: 0.5, samples: 2 });
+    expect(t.reps).toBeGreaterThan(1);
+    expect(t.ms).toBeGreaterThan(0);
+    expect(t.ms * t.reps).toBeGreaterThanOrEqual(0.5 / 1.5); // a sample ≥ minMs; the median of two may be a bit less
+    e.buffers.release(A);
+    e.buffers.release(C);
   });
 
   it('obeys an override and rejects an unknown one by name', async () => {

@@ -1,7 +1,7 @@
 // 'load-model': a model from the bundled folder, the Hugging Face Hub or a local folder → weights on the GPU,
 // tokenizer and chat template in worker state → 'model-loaded' with its summary. Progress events carry bytes:
 // stage 'download' (Hub files into the browser's cache), then 'weights' (the checkpoint streamed to the GPU).
-import { chooseMatmulVariant, type TuningCache } from '../../gpu/kernels/matmul-tuning.ts';
+import { tuneKernels, type TuningCache } from '../../gpu/kernels/matmul-tuning.ts';
 import { ChatTemplate } from '../../model/chat-template.ts';
 import { readText, type ModelFiles } from '../../model/checkpoint.ts';
 import { readModelConfig, loadTransformer } from '../../model/runtime/load.ts';
@@ -73,8 +73,8 @@ async function optionalText(files: ModelFiles, path: string): Promise<string | n
 /** The kernel variants for this adapter, measured once per session (and remembered across sessions). */
 async function kernels(cache: TuningCache): Promise<KernelChoice> {
   if (!state.kernels) {
-    const choice = await chooseMatmulVariant(requireEngine(), cache);
-    state.kernels = kernelChoiceFor(choice.variant);
+    const { matmul, nf4 } = await tuneKernels(requireEngine(), cache);
+    state.kernels = { ...kernelChoiceFor(matmul.variant), nf4: nf4.variant };
   }
   return state.kernels;
 }
