@@ -5,6 +5,7 @@
 //          + LoRA weights, gradients and two AdamW moments (f32)
 //          + activations kept for the backward pass (∝ batch × seq × layers)
 //          + the largest transient: one chunk of logits inside the fused cross-entropy.
+import { xentChunkRows } from '../gpu/kernels/xent-chunk.ts';
 
 export interface ModelDims {
   vocabSize: number;
@@ -51,8 +52,6 @@ export interface MemoryEstimate {
 }
 
 const NF4_BLOCK = 64;
-/** Rows of logits materialised at a time by the fused cross-entropy. */
-export const XENT_CHUNK_ROWS = 64;
 
 /** Per-layer linear shapes (in, out) of every projection in one transformer block. */
 export function linearShapes(d: ModelDims): { name: string; in: number; out: number }[] {
@@ -125,7 +124,7 @@ export function estimateTrainingMemory(x: TrainMemoryInput): MemoryEstimate {
   // Transients: the gradient flowing through one layer (a few T×max(C, I) buffers, the shared MLP activation among
   // them) and one logits chunk.
   const widest = Math.max(d.hiddenSize, d.intermediateSize, qDim + 2 * kvDim);
-  const transientBytes = 4 * T * widest * 4 + Math.min(T, XENT_CHUNK_ROWS) * d.vocabSize * 4;
+  const transientBytes = 4 * T * widest * 4 + xentChunkRows(T, d.vocabSize) * d.vocabSize * 4;
 
   const largestTensorBytes = Math.max(
     d.vocabSize * d.hiddenSize * embBytesPer,

@@ -13,8 +13,8 @@ export type { XentShape } from '../ref/xent.ref.ts';
 export const XENT_ENTRIES = ['logitsTiled', 'rowStats', 'gradHidden', 'reduce'] as const;
 export type XentEntry = (typeof XENT_ENTRIES)[number];
 
-/** Rows per chunk by default: 64 × a 150k vocabulary is a 39 MB logits scratch. */
-export const DEFAULT_CHUNK_ROWS = 64;
+export { DEFAULT_CHUNK_ROWS, XENT_LOGITS_BUDGET_BYTES, xentChunkRows } from './xent-chunk.ts';
+import { DEFAULT_CHUNK_ROWS } from './xent-chunk.ts';
 
 export interface XentSpecOptions {
   entry: XentEntry;

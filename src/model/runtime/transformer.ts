@@ -16,7 +16,7 @@ import { recordGatherColumns, recordScatterColumns } from '../../gpu/kernels/col
 import { recordEmbedding } from '../../gpu/kernels/embedding.ts';
 import { normStatsLength, recordNormBackward, recordNormForward } from '../../gpu/kernels/norm.ts';
 import { recordRope, ropeInvFreq } from '../../gpu/kernels/rope.ts';
-import { recordCrossEntropy, xentScratchElements } from '../../gpu/kernels/xent.ts';
+import { recordCrossEntropy, xentChunkRows, xentScratchElements } from '../../gpu/kernels/xent.ts';
 import { uploadBuffer } from '../../gpu/buffers.ts';
 import type { Workspace } from '../../gpu/workspace.ts';
 import type { ModelConfig } from '../config.ts';
@@ -368,10 +368,12 @@ export function recordForward(
   rec.scope('head', () => {
     normForward(rec, model.finalNorm, T, C, x, hs, statsF);
     if (lossInBackward) return;
-    const work = alloc(xentScratchElements({ T: R, C, V: cfg.vocabSize }), 'xent.work');
+    const chunkRows = xentChunkRows(R, cfg.vocabSize, e.gpu.limits.maxStorageBufferBindingSize);
+    const work = alloc(xentScratchElements({ T: R, C, V: cfg.vocabSize }, chunkRows), 'xent.work');
     recordCrossEntropy(rec, { T, C, V: cfg.vocabSize }, { hs, Wh: model.head, labels: batch.targets, work, total: lossTotal }, {
       elem: model.dtype,
       accumulate: !!total,
+      chunkRows,
     });
   });
   const acts: ForwardActs = { T, blocks, xL: x, hs, statsF, total: lossTotal, lossInBackward, accumulateLoss: !!total };
@@ -411,7 +413,8 @@ export function recordBackward(rec: Recorder, e: Engine, tf: Transformer, batch:
 
   // Loss → hs → x_L. The cross-entropy's backward recomputes its logits chunk by chunk.
   const dhs = alloc(R * C, 'dhs');
-  const work = alloc(xentScratchElements({ T: R, C, V: cfg.vocabSize }), 'xent.work.bw');
+  const chunkRows = xentChunkRows(R, cfg.vocabSize, e.gpu.limits.maxStorageBufferBindingSize);
+  const work = alloc(xentScratchElements({ T: R, C, V: cfg.vocabSize }, chunkRows), 'xent.work.bw');
   const lossTotal = acts.lossInBackward ? acts.total : alloc(2, 'xent.total.bw');
   const dx = alloc(R * C, 'dx');
   rec.scope('head', () =>
@@ -420,6 +423,7 @@ export function recordBackward(rec: Recorder, e: Engine, tf: Transformer, batch:
         elem: model.dtype,
         gradScale: o.gradScale,
         accumulate: acts.lossInBackward && acts.accumulateLoss,
+        chunkRows,
       });
       recordNormBackward(rec, { rows: T, C, eps: model.finalNorm.eps }, { x: acts.xL, weight: model.finalNorm.weight, dy: dhs, stats: acts.statsF, dx }, {
         kind: model.finalNorm.kind,
