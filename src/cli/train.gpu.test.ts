@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { writeBuffer } from '../gpu/buffers.ts';
 import type { Engine } from '../gpu/engine.ts';
 import type { TuningCache } from '../gpu/kernels/matmul-tuning.ts';
+import type { StepProfile } from '../gpu/profiler.ts';
 import { testEngine } from '../gpu/testing-gpu.ts';
 import { readModelConfig } from '../model/load.ts';
 import { nodeFolder } from '../model/sources/node-file.ts';
@@ -361,6 +362,45 @@ describe('flag errors (before the GPU is opened)', () => {
       `train: [${'#'.repeat(24)}] 2/2`,
     ]);
     expect(progress.at(-1)).toBe('');
+  });
+
+  it('--profile: a {"profile": …} line after each step\'s line off a terminal; the tables at the end on one', async () => {
+    const args = [...base().slice(0, 4), '--steps', '2', '--batch', '2', '--profile'];
+    const { out } = await train([...args, '--out', join(dir, 'profiled')]);
+    expect(out).toHaveLength(5);
+    const lines = out.slice(0, 4).map((l) => JSON.parse(l) as Record<string, unknown>);
+    expect(lines.map((l) => ('profile' in l ? `profile ${(l.profile as { step: number }).step}` : `step ${l.step}`))).toEqual([
+      'step 1',
+      'profile 1',
+      'step 2',
+      'profile 2',
+    ]);
+    const timed = e.gpu.features.has('timestamp-query');
+    for (const { profile: p } of [lines[1], lines[3]] as { profile: StepProfile }[]) {
+      expect(Object.keys(p).slice(0, 10)).toEqual([
+        'step', 'dispatches', 'passes', 'submits', 'buffers_created', 'bind_groups_created', 'readbacks', 'gpu_ms', 'span_ms', 'idle_ms',
+      ]);
+      expect(p.dispatches).toBeGreaterThan(10);
+      expect(p.passes).toBe(p.dispatches); // a pass per dispatch while profiling
+      expect(p.submits).toBeGreaterThanOrEqual(1);
+      expect(p.cpu.record_ms).toBeGreaterThanOrEqual(0);
+      expect(p.cpu.wait_ms).toBeGreaterThanOrEqual(0);
+      expect(p.kernels.map((k) => k.name)).toEqual(expect.arrayContaining(['matmul.naive', 'attention.forward', 'adamw.update']));
+      expect(p.kernels.reduce((n, k) => n + k.calls, 0)).toBe(p.dispatches);
+      expect(p.gpu_ms === null).toBe(!timed);
+      if (timed) expect(p.kernels.every((k) => k.ms! >= 0 && k.share! >= 0)).toBe(true);
+    }
+    // The step lines and metrics.jsonl are the same without the profile.
+    expect(readMetrics(join(dir, 'profiled'))).toEqual([lines[0], lines[2]]);
+
+    const tty: string[] = [];
+    const io: CliIo = { stdout: (l) => void tty.push(l), stderr: () => {}, progress: () => {}, tty: true };
+    await trainCommand([...args, '--out', join(dir, 'profiled-tty')], { io, engine: e, tuningCache: memoryCache(), matmulOverride: 'naive' });
+    expect(tty).toHaveLength(2);
+    expect(tty[0]).toMatch(/^step 2 profile: \d+ dispatches/);
+    expect(tty[0]).toMatch(/^kernel\s+calls\s+ms\s+share\s+TFLOP\/s\s+GB\/s$/m);
+    expect(tty[0]).toContain('matmul.naive');
+    expect(JSON.parse(tty[1])).toMatchObject({ steps: 2 });
   });
 
   it('main() prints the error on one line and exits 1', async () => {

@@ -19,6 +19,7 @@ import type { Engine } from '../gpu/engine.ts';
 import { createEngine } from '../gpu/engine.ts';
 import type { TuningCache } from '../gpu/kernels/matmul-tuning.ts';
 import { openNodeGpu } from '../gpu/node.ts';
+import { formatProfile, StepProfiler, type StepProfile } from '../gpu/profiler.ts';
 import type { ModelConfig } from '../model/config.ts';
 import type { GpuModel } from '../model/runtime/gpu-model.ts';
 import { loadTransformer } from '../model/runtime/load.ts';
@@ -50,7 +51,8 @@ export const TRAIN_USAGE =
   '[--targets q_proj,v_proj|all-linear] [--steps N | --epochs N] [--lr 2e-4] [--batch N] [--grad-accum N] [--max-len N] ' +
   '[--warmup STEPS] [--schedule cosine|linear|constant] [--seed N] [--eval-data FILE | --eval-split FRACTION] [--eval-every N] ' +
   '[--early-stopping N] [--checkpoint-every N] [--double-quant] [--rslora] [--lora-plus RATIO] [--weight-decay W] ' +
-  '[--train-on-prompt] [--packing] [--resume] (explicit flags override the preset)';
+  '[--train-on-prompt] [--packing] [--resume] [--profile] (explicit flags override the preset; --profile times every dispatch of ' +
+  'each step: a {"profile": …} line after each step\'s line, or the tables at the end on a terminal)';
 
 export const METRICS_FILE = 'metrics.jsonl';
 
@@ -91,6 +93,7 @@ const FLAGS = {
   'eval-data': { type: 'string' },
   resume: { type: 'boolean' },
   preset: { type: 'string' },
+  profile: { type: 'boolean' },
   help: { type: 'boolean' },
   ...Object.fromEntries(Object.entries(CONFIG_FLAGS).map(([flag, f]) => [flag, { type: f.kind === 'boolean' ? 'boolean' : 'string' }])),
 } as const;
@@ -176,9 +179,11 @@ export async function trainCommand(args: string[], deps: TrainDeps = {}): Promis
   const owned = deps.engine ? null : createEngine(await openNodeGpu());
   const e = deps.engine ?? owned!;
   let trainer: Trainer | null = null;
+  let profiler: StepProfiler | null = null;
   try {
-    const { kernels, matmul } = await cliKernelChoice(e, deps.tuningCache, deps.matmulOverride);
+    const { kernels, matmul, nf4 } = await cliKernelChoice(e, deps.tuningCache, deps.matmulOverride);
     if (matmul.source === 'measured') io.stderr(`train: matmul variant ${matmul.variant} (measured on ${e.gpu.adapter.name}, cached)`);
+    if (nf4.source === 'measured' && config.method === 'qlora') io.stderr(`train: NF4 matmul variant ${nf4.variant} (measured, cached)`);
     const tf = await loadTransformer(e, model.files, kernels, {
       dtype: 'f32',
       // QLoRA's base is the NF4 model `eval --quant nf4` evaluates.
@@ -187,7 +192,8 @@ export async function trainCommand(args: string[], deps: TrainDeps = {}): Promis
       onProgress: io.tty ? (done, total) => io.progress(`train: loading weights ${percent(done, total)}`) : undefined,
     });
     const padId = model.tokenizer?.padIdOrFallback ?? 0;
-    trainer = new Trainer({ engine: e, transformer: tf, config, train: data.train, eval: data.eval, padId });
+    profiler = flags.profile === true ? new StepProfiler(e) : null;
+    trainer = new Trainer({ engine: e, transformer: tf, config, train: data.train, eval: data.eval, padId, profiler: profiler ?? undefined });
     if (io.tty) io.progress('');
     io.stderr(`train: ${trainer.trainableReport()}`);
     io.stderr(
@@ -227,9 +233,11 @@ export async function trainCommand(args: string[], deps: TrainDeps = {}): Promis
       lastCheckpoint = await writeCheckpoint(outDir, ck, await adapterFiles('current'), run);
     };
     let stoppedEarly = false;
+    let lastProfile: StepProfile | undefined;
     while (!trainer.done) {
+      let profile: StepProfile | undefined;
       try {
-        await trainer.trainStep();
+        profile = (await trainer.trainStep()).profile;
       } catch (err) {
         if (!(err instanceof TrainingDivergedError)) throw err;
         // The adapter on the GPU is now NaN: nothing more is written; the checkpoints on disk are the good ones.
@@ -248,6 +256,10 @@ export async function trainCommand(args: string[], deps: TrainDeps = {}): Promis
       await appendFile(metricsPath, `${line}\n`);
       if (io.tty) io.progress(progressBar(metrics, trainer.totalSteps, started));
       else io.stdout(line);
+      if (profile) {
+        lastProfile = profile;
+        if (!io.tty) io.stdout(JSON.stringify({ profile }));
+      }
       if (step % config.checkpointEvery === 0 || trainer.done || stoppedEarly) {
         await checkpoint();
       }
@@ -257,6 +269,7 @@ export async function trainCommand(args: string[], deps: TrainDeps = {}): Promis
       }
     }
     if (io.tty) io.progress('');
+    if (io.tty && lastProfile) io.stdout(formatProfile(lastProfile));
 
     // With early stopping the best evaluated adapter is the one exported; otherwise the last.
     const which = config.earlyStoppingPatience > 0 && trainer.bestParams ? 'best' : 'current';
@@ -281,6 +294,7 @@ export async function trainCommand(args: string[], deps: TrainDeps = {}): Promis
   } finally {
     if (io.tty) io.progress('');
     if (trainer && deps.engine) trainer.dispose();
+    profiler?.dispose();
     owned?.gpu.destroy();
   }
 }
