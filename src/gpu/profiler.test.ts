@@ -101,7 +101,7 @@ describe('summarizeProfile', () => {
   it('the table names every family, op and layer, with TFLOP/s', () => {
     const text = formatProfile(p);
     expect(text).toContain('step 7 profile: 4 dispatches');
-    expect(text).toMatch(/matmul\.blocked4\s+2\s+2\.000\s+45\.5%\s+2\.000\s+100\.0/);
+    expect(text).toMatch(/matmul\.blocked4\s+2\s+2\.000\s+45\.5%\s+2\.00\s+100\.00/);
     expect(text).toContain('fwd/attn.qkv');
     expect(text).toContain('optimizer');
     expect(text).toContain('record 5.0');

@@ -533,6 +533,12 @@ function fmt(x: number | null, digits: number): string {
   return x === null ? '–' : x.toFixed(digits);
 }
 
+/** A rate: fixed digits from 1 up, two significant digits below (CPU drivers run at GFLOP/s, not TFLOP/s). */
+export function formatRate(x: number | null): string {
+  if (x === null) return '–';
+  return x >= 1 || x === 0 ? x.toFixed(2) : x.toPrecision(2);
+}
+
 function table(title: string, rows: readonly ProfileRow[], limit: number): string {
   const head = [title, 'calls', 'ms', 'share', 'TFLOP/s', 'GB/s'];
   const shown = rows.slice(0, limit);
@@ -541,8 +547,8 @@ function table(title: string, rows: readonly ProfileRow[], limit: number): strin
     String(r.calls),
     fmt(r.ms, 3),
     r.share === null ? '–' : `${(r.share * 100).toFixed(1)}%`,
-    r.gflops === null ? '–' : (r.gflops / 1000).toFixed(3),
-    fmt(r.gbps, 1),
+    formatRate(r.gflops === null ? null : r.gflops / 1000),
+    formatRate(r.gbps),
   ]);
   if (rows.length > shown.length) {
     const rest = rows.slice(limit);
