@@ -1,6 +1,6 @@
 // `npm run bench`: the benchmark suite of issue 7 through dawn.node. Tables (aligned Markdown) on stdout, progress
 // on stderr; --json prints one JSON document instead. Sections: 1 matmul vs TF.js, 2 fused LoRA vs unfused, 3 NF4
-// vs f16/f32 weights, 4 memory vs the analytic estimate, 5 training steps through the trainer.
+// vs f16/f32 weights, 4 memory vs the analytic estimate, 5 training steps through the trainer, 6 the profile of one step (bench/profile.ts).
 import { writeFileSync } from 'node:fs';
 import { createEngine } from '../src/gpu/engine.ts';
 import { nodeGpuEntry, openNodeGpu } from '../src/gpu/node.ts';
@@ -12,6 +12,7 @@ import { runMatmul } from './matmul.ts';
 import { runMemory } from './memory.ts';
 import { formatMeta, runMeta } from './meta.ts';
 import { runNf4 } from './nf4.ts';
+import { runProfile } from './profile.ts';
 import { openTfjsPeer } from './tfjs-peer.ts';
 import { createGpuTimer } from './timing.ts';
 import { runTraining } from './training.ts';
@@ -50,6 +51,7 @@ async function main(argv: string[]): Promise<number> {
     nf4: () => runNf4(ctx),
     memory: () => runMemory(ctx),
     training: () => runTraining(ctx),
+    profile: () => runProfile(ctx),
   };
   const results: Partial<Record<Section, unknown>> = {};
   const failures: string[] = [];
