@@ -14,7 +14,8 @@
 //
 // `end()` takes the counters and CPU marks at once (synchronously) and then reads the timestamps, so the next
 // step's begin() may follow end() before its promise settles. Recorders made with `profiler.timing` outside a
-// begin/end pair are not timed (e.g. evaluation). Only one step is profiled at a time.
+// begin/end pair are not timed (e.g. evaluation). Only one step is profiled at a time: a begin() without an end()
+// (the step threw) is dropped by the next begin().
 //
 // With `timing` set, the Recorder gives every dispatch a compute pass of its own (so `passes` counts dispatches):
 // where the adapter has timestamp-query each pass writes begin/end timestamps into a query set, resolved and copied
@@ -401,9 +402,9 @@ export class StepProfiler {
     }
   }
 
-  /** Starts profiling `step`: counters and CPU phases from here. Record the step after this. */
+  /** Starts profiling `step`: counters and CPU phases from here. Record the step after this. A step begun and never
+   *  ended (its recording or submission threw) is dropped. */
   begin(step: number): void {
-    if (this.active) throw new Error(`StepProfiler.begin(${step}): step ${this.active.step} was begun and not ended`);
     this.cpu.reset();
     const readback = this.nextReadback;
     this.nextReadback = 1 - this.nextReadback;
