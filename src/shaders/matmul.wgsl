@@ -1,6 +1,7 @@
 // matmul.wgsl — batched C[b] = alpha · op(A[b]) · op(B[b]) (+ bias) (+ C[b] when ACCUMULATE)
 //
-// Layout (row-major, element strides between batches in params; a stride of 0 broadcasts one matrix):
+// Layout (row-major, element strides between batches in params; a stride of 0 broadcasts one matrix; each matrix
+// starts at its element offset in params, 0 unless a caller binds a larger buffer):
 //   A: (batch, M, K), or (batch, K, M) stored when TRANS_A     element {{ELEM_A}}
 //   B: (batch, K, N), or (batch, N, K) stored when TRANS_B     element {{ELEM_B}}
 //      (nn.Linear's weight [out, in] is B with TRANS_B; GPT-2's Conv1D weight [in, out] is B as is)
@@ -28,6 +29,12 @@ struct Params {
   strideB: u32,
   strideC: u32,
   alpha: f32,
+  // Where each matrix starts in its binding (elements): a chunk of rows of a larger buffer without a range binding
+  // of its own, so its bind group does not change with the chunk (multiples of 4 for blocked4's vec4 views).
+  offsetA: u32,
+  offsetB: u32,
+  offsetC: u32,
+  _pad: u32,
 }
 
 override TRANS_A: bool = false;
@@ -49,22 +56,22 @@ override ACCUMULATE: bool = false;
 // op(A)[m, k], zero outside the matrix so partial tiles add nothing.
 fn loadA(b: u32, m: u32, k: u32) -> f32 {
   if (m >= p.M || k >= p.K) { return 0.0; }
-  if (TRANS_A) { return f32(A[b * p.strideA + k * p.M + m]); }
-  return f32(A[b * p.strideA + m * p.K + k]);
+  if (TRANS_A) { return f32(A[p.offsetA + b * p.strideA + k * p.M + m]); }
+  return f32(A[p.offsetA + b * p.strideA + m * p.K + k]);
 }
 
 // op(B)[k, n], zero outside the matrix.
 fn loadB(b: u32, k: u32, n: u32) -> f32 {
   if (k >= p.K || n >= p.N) { return 0.0; }
-  if (TRANS_B) { return f32(B[b * p.strideB + n * p.K + k]); }
-  return f32(B[b * p.strideB + k * p.N + n]);
+  if (TRANS_B) { return f32(B[p.offsetB + b * p.strideB + n * p.K + k]); }
+  return f32(B[p.offsetB + b * p.strideB + k * p.N + n]);
 }
 
 fn store(b: u32, m: u32, n: u32, acc: f32) {
   if (m >= p.M || n >= p.N) { return; }
   var v = p.alpha * acc;
   if (HAS_BIAS) { v = v + bias[n]; }
-  let i = b * p.strideC + m * p.N + n;
+  let i = p.offsetC + b * p.strideC + m * p.N + n;
   if (ACCUMULATE) { v = v + C[i]; }
   C[i] = v;
 }
@@ -160,12 +167,12 @@ fn loadA4(b: u32, m0: u32, k0: u32, tid: u32) -> vec4<f32> {
     let k = k0 + tid / VQ;
     let m = m0 + 4u * (tid % VQ);
     if (k >= p.K || m >= p.M) { return vec4(0.0); }
-    return vec4<f32>(A4[(b * p.strideA + k * p.M + m) / 4u]);
+    return vec4<f32>(A4[(p.offsetA + b * p.strideA + k * p.M + m) / 4u]);
   }
   let m = m0 + tid / 4u; // A stored (M, K): m = tid / 4, k = 4·(tid % 4) … +3
   let k = k0 + 4u * (tid % 4u);
   if (m >= p.M || k >= p.K) { return vec4(0.0); }
-  return vec4<f32>(A4[(b * p.strideA + m * p.K + k) / 4u]);
+  return vec4<f32>(A4[(p.offsetA + b * p.strideA + m * p.K + k) / 4u]);
 }
 
 // Puts what loadA4 returned for tid into vecA: as is when it runs along m, scattered over 4 k-rows when along k.
@@ -183,12 +190,12 @@ fn loadB4(b: u32, n0: u32, k0: u32, tid: u32) -> vec4<f32> {
     let n = n0 + tid / 4u;
     let k = k0 + 4u * (tid % 4u);
     if (n >= p.N || k >= p.K) { return vec4(0.0); }
-    return vec4<f32>(B4[(b * p.strideB + n * p.K + k) / 4u]);
+    return vec4<f32>(B4[(p.offsetB + b * p.strideB + n * p.K + k) / 4u]);
   }
   let k = k0 + tid / VQ; // B stored (K, N): tile row k = tid / 16, n = 4·(tid % 16) … +3
   let n = n0 + 4u * (tid % VQ);
   if (k >= p.K || n >= p.N) { return vec4(0.0); }
-  return vec4<f32>(B4[(b * p.strideB + k * p.N + n) / 4u]);
+  return vec4<f32>(B4[(p.offsetB + b * p.strideB + k * p.N + n) / 4u]);
 }
 
 fn storeB4(tid: u32, v: vec4<f32>) {

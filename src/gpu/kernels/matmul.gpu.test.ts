@@ -75,6 +75,31 @@ describe.each(MATMUL_VARIANTS)('matmul %s', (variant) => {
   });
 });
 
+describe.each(MATMUL_VARIANTS)('matmul %s at element offsets', (variant) => {
+  // A matrix that starts inside its buffer (a chunk of rows): offsets 8 and 12 let blocked4 run, 5 and 3 make it
+  // fall back; C's offset leaves the elements before it untouched.
+  it.each([
+    { offsetA: 8, offsetB: 12, offsetC: 20 },
+    { offsetA: 5, offsetB: 3, offsetC: 7 },
+  ])('reads A and B and writes C from their offsets ($offsetA, $offsetB, $offsetC)', async (offsets) => {
+    for (const transB of [false, true]) {
+      const shape: MatmulShape = { M: 9, N: 20, K: 12, transB, ...offsets };
+      const A = randomArray(offsets.offsetA + 9 * 12, 31);
+      const B = randomArray(offsets.offsetB + 12 * 20, 32);
+      const C0 = randomArray(offsets.offsetC + 9 * 20, 33);
+      const C = upload(e, C0);
+      const rec = e.record('matmul-offsets');
+      const used = recordMatmul(rec, shape, { A: upload(e, A), B: upload(e, B), C }, { variant, accumulate: true });
+      await rec.submit();
+      const got = await download(e, C, offsets.offsetC + 9 * 20);
+      const want = matmulRef({ ...shape, A, B, C: C0.subarray(offsets.offsetC) });
+      expect(used).toBe(dispatched(variant, shape));
+      expect(Array.from(got.subarray(0, offsets.offsetC)), 'before C').toEqual(Array.from(C0.subarray(0, offsets.offsetC)));
+      expect(mismatches(got.subarray(offsets.offsetC), want, TOL), `transB=${transB}`).toEqual([]);
+    }
+  });
+});
+
 describe('where blocked4 applies', () => {
   it('needs each operand’s contiguous dimension and batch stride to be multiples of 4', () => {
     const cases: [MatmulShape, boolean][] = [

@@ -25,7 +25,7 @@ export function matmulVariantApplies(variant: MatmulVariant, shape: MatmulShape)
   const contiguousB = shape.transB ? K : N;
   const strideA = shape.strideA ?? M * K;
   const strideB = shape.strideB ?? K * N;
-  return [contiguousA, contiguousB, strideA, strideB].every((n) => n % 4 === 0);
+  return [contiguousA, contiguousB, strideA, strideB, shape.offsetA ?? 0, shape.offsetB ?? 0].every((n) => n % 4 === 0);
 }
 
 export interface MatmulOptions {
@@ -55,7 +55,7 @@ export function matmulSpec(o: MatmulOptions): KernelSpec {
     },
     // A, B, bias, C, then A and B again as the vec4 views A4, B4 (only blocked4 reads them).
     bindings: ['read', 'read', 'read', 'read_write', 'read', 'read'],
-    paramsBytes: 32,
+    paramsBytes: 48,
   };
 }
 
@@ -103,6 +103,10 @@ export function recordMatmul(
     ['u32', shape.strideB ?? K * N],
     ['u32', M * N],
     ['f32', shape.alpha ?? 1],
+    ['u32', shape.offsetA ?? 0],
+    ['u32', shape.offsetB ?? 0],
+    ['u32', shape.offsetC ?? 0],
+    ['u32', 0],
   ]);
   const tile = TILE[variant];
   const { A, B } = buffers;

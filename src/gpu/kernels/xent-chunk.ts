@@ -9,12 +9,12 @@ export const DEFAULT_CHUNK_ROWS = 64;
  *  workgroups, so chunks are as large as this budget allows. */
 export const XENT_LOGITS_BUDGET_BYTES = 128 * 1024 * 1024;
 
-/** Rows per chunk for T rows over a V-token vocabulary: a multiple of 16 (the tile), at least DEFAULT_CHUNK_ROWS (or
- *  T), within `budgetBytes` of logits and, with `maxBindingBytes`, small enough that the whole `work` scratch
- *  (row stats and logits) fits one storage binding. */
+/** Rows per chunk for T rows over a V-token vocabulary: a multiple of 64 (the matmul's tile), at least DEFAULT_CHUNK_ROWS (or T), within
+ *  `budgetBytes` of logits and, with `maxBindingBytes`, small enough that the whole `work` scratch (row stats and
+ *  logits) fits one storage binding. */
 export function xentChunkRows(T: number, V: number, maxBindingBytes = Infinity, budgetBytes = XENT_LOGITS_BUDGET_BYTES): number {
-  const budget = Math.min(budgetBytes, maxBindingBytes - 2 * T * 4);
-  const fit = Math.floor(budget / (V * 4) / 16) * 16;
+  const budget = Math.min(budgetBytes, maxBindingBytes - 2 * T * 4 - 256);
+  const fit = Math.floor(budget / (V * 4) / 64) * 64;
   return Math.min(T, Math.max(DEFAULT_CHUNK_ROWS, fit));
 }
 

@@ -7,6 +7,7 @@ import { IGNORE_INDEX, logitsRef, xentBackwardRef, xentForwardRef, type XentRefI
 import { uploadRowSharded } from '../sharded.ts';
 import { download, testEngine, upload, zeros } from '../testing-gpu.ts';
 import type { ElementType } from '../wgsl.ts';
+import type { MatmulVariant } from './matmul.ts';
 import { recordCrossEntropy, recordLogits, xentScratchElements } from './xent.ts';
 
 let e: Engine;
@@ -46,7 +47,7 @@ function uploadWh(x: XentRefInputs, elem: ElementType, shardRows?: number) {
 async function runXent(
   x: XentRefInputs,
   elem: ElementType,
-  o: { chunkRows?: number; withGrad: boolean; total0?: [number, number]; shardRows?: number },
+  o: { chunkRows?: number; withGrad: boolean; total0?: [number, number]; shardRows?: number; matmul?: MatmulVariant },
 ) {
   const { T, C, V } = x;
   const gradScale = 1 / 7;
@@ -59,7 +60,7 @@ async function runXent(
     dhs: o.withGrad ? upload(e, randomArray(T * C, 99)) : undefined, // garbage in: every row must be overwritten
   };
   const rec = e.record('xent-test');
-  recordCrossEntropy(rec, x, buffers, { elem, gradScale, chunkRows: o.chunkRows, accumulate: !!o.total0 });
+  recordCrossEntropy(rec, x, buffers, { elem, gradScale, chunkRows: o.chunkRows, accumulate: !!o.total0, matmul: o.matmul });
   await rec.submit();
   const total = await download(e, buffers.total, 2);
   const rows = await download(e, buffers.work, 2 * T);
@@ -82,6 +83,30 @@ describe.each(['f32', 'f16'] as const)('cross-entropy with the LM head, %s Wh', 
     expect(mismatches(total, [want.f.lossSum, want.f.count], tol), 'loss sum, count').toEqual([]);
     expect(total[1]).toBe(want.f.count); // the count is exact
     expect(mismatches(dhs!, want.dhs, tol), 'dhs').toEqual([]);
+  });
+});
+
+describe('cross-entropy with the logits and dhs on the engine matmul', () => {
+  // Chunks at element offsets of hs, work and dhs (130 rows in chunks of 64, or of 5: offsets that are no multiple
+  // of 4, where blocked4 falls back to blocked); odd C and V.
+  it.for([
+    ['naive', 130, 24, 301, 64],
+    ['blocked4', 130, 24, 301, 64],
+    ['blocked4', 130, 5, 50, undefined],
+    ['blocked', 70, 24, 50, 5],
+  ] as const)('%s at T=%i C=%i V=%i, chunks of %s rows', async ([matmul, T, C, V, chunkRows]) => {
+    const x = makeInputs(T, C, V, 'mixed', T + C + V, 'f32');
+    const { total, rows, dhs, want } = await runXent(x, 'f32', { withGrad: true, chunkRows, matmul });
+    expect(mismatches(rows.subarray(0, T), want.f.rowLoss, TOL_F32), 'per-row loss').toEqual([]);
+    expect(mismatches(total, [want.f.lossSum, want.f.count], TOL_F32), 'loss sum, count').toEqual([]);
+    expect(mismatches(dhs!, want.dhs, TOL_F32), 'dhs').toEqual([]);
+  });
+
+  it('falls back to the kernel\'s tiles for a sharded head', async () => {
+    const x = makeInputs(70, 24, 50, 'mixed', 77, 'f32');
+    const { total, dhs, want } = await runXent(x, 'f32', { withGrad: true, shardRows: 16, matmul: 'blocked4' });
+    expect(mismatches(total, [want.f.lossSum, want.f.count], TOL_F32)).toEqual([]);
+    expect(mismatches(dhs!, want.dhs, TOL_F32)).toEqual([]);
   });
 });
 

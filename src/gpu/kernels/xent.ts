@@ -3,6 +3,7 @@
 // chunk (the logits are computed once, not once for the loss and again for the backward). See the .wgsl header.
 import source from '../../shaders/xent.wgsl?raw';
 import { packParams, type DispatchCost, type KernelSpec, type Recorder } from '../kernel.ts';
+import { recordMatmul, type MatmulVariant } from './matmul.ts';
 import { renderWgsl, type ElementType } from '../wgsl.ts';
 import type { XentShape } from '../ref/xent.ref.ts';
 import { shardsOf, tableElem, type RowShardedTable, type TableShard } from '../sharded.ts';
@@ -89,7 +90,13 @@ function checkShape(s: XentShape): void {
 
 /** Elements of the f32 `work` scratch recordCrossEntropy needs: the row stats (2T) and one chunk's logits. */
 export function xentScratchElements(shape: XentShape, chunkRows = DEFAULT_CHUNK_ROWS): number {
-  return 2 * shape.T + Math.min(chunkRows, shape.T) * shape.V;
+  return logitsOffsetFor(shape.T) + Math.min(chunkRows, shape.T) * shape.V;
+}
+
+/** Where the logits start in `work`: after the row stats (2T), on a 256-byte boundary so that a matmul can bind
+ *  them as a range of their own. */
+function logitsOffsetFor(T: number): number {
+  return Math.ceil((2 * T) / 64) * 64;
 }
 
 export interface XentBuffers {
@@ -112,6 +119,9 @@ export interface XentOptions {
   /** Add the loss sum and count into `total` (accumulating over micro-batches). */
   accumulate?: boolean;
   chunkRows?: number;
+  /** Compute the logits and dhs with this matmul variant (the engine's fastest) instead of the kernel's own 16×16
+   *  tiles, where the head is one shard and the chunk's rows start on a 256-byte boundary. */
+  matmul?: MatmulVariant;
 }
 
 /** Loss sum and count of counted tokens into `total`, and dhs when given, chunk by chunk over the T rows. */
@@ -129,25 +139,44 @@ export function recordCrossEntropy(rec: Recorder, shape: XentShape, buffers: Xen
     throw new RangeError(`xent: gradScale = ${options.gradScale} must be a finite number ≥ 0 (1/N counted tokens)`);
   }
   const { hs, Wh, labels, work, total, dhs } = buffers;
-  const logitsOffset = 2 * T;
+  const logitsOffset = logitsOffsetFor(T);
   const elem = tableElem('xent', Wh, V, C, options.elem);
   const shards = shardsOf(Wh, V);
   // `out` is dhs for gradHidden and total for reduce; the chunk passes that write neither get total.
   for (let row0 = 0; row0 < T; row0 += chunkRows) {
     const rows = Math.min(chunkRows, T - row0);
+    // Whole buffers and element offsets, not ranges: the bind groups stay the same whatever the rows.
+    const viaMatmul = options.matmul !== undefined && shards.length === 1;
     // The chunk's logits, shard by shard into their columns; then the row stats over the whole row.
-    for (const shard of shards) {
-      rec.dispatch(
-        xentSpec({ entry: 'logitsTiled', elem }),
-        [hs, shard.buffer, labels, work, total],
-        params(shape, row0, rows, gradScale, logitsOffset, shard),
-        [Math.ceil(shard.rows / 16), Math.ceil(rows / 16), 1],
-        productCost(rows, shard.rows, C, elem),
+    if (viaMatmul) {
+      recordMatmul(
+        rec,
+        { M: rows, N: V, K: C, transB: true, offsetA: row0 * C, offsetC: logitsOffset },
+        { A: hs, B: shards[0].buffer, C: work },
+        { variant: options.matmul!, elemB: elem },
       );
+    } else {
+      for (const shard of shards) {
+        rec.dispatch(
+          xentSpec({ entry: 'logitsTiled', elem }),
+          [hs, shard.buffer, labels, work, total],
+          params(shape, row0, rows, gradScale, logitsOffset, shard),
+          [Math.ceil(shard.rows / 16), Math.ceil(rows / 16), 1],
+          productCost(rows, shard.rows, C, elem),
+        );
+      }
     }
     const prm = params(shape, row0, rows, gradScale, logitsOffset);
     rec.dispatch(xentSpec({ entry: 'rowStats', writeGrad: withGrad }), [hs, shards[0].buffer, labels, work, total], prm, [rows, 1, 1], rowStatsCost(rows, V, withGrad));
-    if (dhs) {
+    if (dhs && viaMatmul) {
+      // dhs rows = (softmax − onehot)·gradScale, now in the logits' place, times Wh [V, C].
+      recordMatmul(
+        rec,
+        { M: rows, N: C, K: V, offsetA: logitsOffset, offsetC: row0 * C },
+        { A: work, B: shards[0].buffer, C: dhs },
+        { variant: options.matmul!, elemB: elem },
+      );
+    } else if (dhs) {
       shards.forEach((shard, i) => {
         rec.dispatch(
           xentSpec({ entry: 'gradHidden', elem, accumulate: i > 0 }),

@@ -11,6 +11,12 @@ export interface MatmulShape {
   strideA?: number;
   strideB?: number;
   alpha?: number;
+  /** Elements before each matrix's first element in its buffer (A, B, and the output C). Default 0. The reference
+   *  reads A and B at their offsets; its C input and its output are the output matrix itself (offsetC places it
+   *  in the GPU buffer only). */
+  offsetA?: number;
+  offsetB?: number;
+  offsetC?: number;
 }
 
 export interface MatmulRefInputs extends MatmulShape {
@@ -32,8 +38,8 @@ export function matmulRef(x: MatmulRefInputs): Float64Array {
       for (let n = 0; n < N; n++) {
         let acc = 0;
         for (let k = 0; k < K; k++) {
-          const a = transA ? x.A[b * strideA + k * M + m] : x.A[b * strideA + m * K + k];
-          const bv = transB ? x.B[b * strideB + n * K + k] : x.B[b * strideB + k * N + n];
+          const a = x.A[(x.offsetA ?? 0) + b * strideA + (transA ? k * M + m : m * K + k)];
+          const bv = x.B[(x.offsetB ?? 0) + b * strideB + (transB ? n * K + k : k * N + n)];
           acc += a * bv;
         }
         const i = b * M * N + m * N + n;

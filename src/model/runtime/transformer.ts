@@ -374,6 +374,7 @@ export function recordForward(
       elem: model.dtype,
       accumulate: !!total,
       chunkRows,
+      matmul: k.matmul,
     });
   });
   const acts: ForwardActs = { T, blocks, xL: x, hs, statsF, total: lossTotal, lossInBackward, accumulateLoss: !!total };
@@ -424,6 +425,7 @@ export function recordBackward(rec: Recorder, e: Engine, tf: Transformer, batch:
         gradScale: o.gradScale,
         accumulate: acts.lossInBackward && acts.accumulateLoss,
         chunkRows,
+        matmul: k.matmul,
       });
       recordNormBackward(rec, { rows: T, C, eps: model.finalNorm.eps }, { x: acts.xL, weight: model.finalNorm.weight, dy: dhs, stats: acts.statsF, dx }, {
         kind: model.finalNorm.kind,
