@@ -55,6 +55,8 @@ async function main(argv: string[]): Promise<number> {
   };
   const results: Partial<Record<Section, unknown>> = {};
   const failures: string[] = [];
+  const document = (complete: boolean) =>
+    JSON.stringify({ meta, options, timing: ctx.timing, clock: timer.clock, complete, seconds: (performance.now() - started) / 1000, results, failures }, null, 2) + '\n';
   for (const section of options.sections) {
     log(`${section}…`);
     try {
@@ -68,10 +70,12 @@ async function main(argv: string[]): Promise<number> {
       out(`### ${section}\n\nfailed: ${message}`);
       log(`${section} failed: ${err instanceof Error && err.stack ? err.stack : message}`);
     }
+    // After every section, so a run cut short (a GPU machine's time limit) still leaves the sections it finished.
+    if (options.jsonOut) writeFileSync(options.jsonOut, document(false));
   }
   const seconds = (performance.now() - started) / 1000;
   log(`done in ${seconds.toFixed(0)} s`);
-  const json = JSON.stringify({ meta, options, timing: ctx.timing, clock: timer.clock, seconds, results, failures }, null, 2) + '\n';
+  const json = document(true);
   if (options.jsonOut) writeFileSync(options.jsonOut, json);
   if (options.json) {
     process.stdout.write(json);

@@ -20,6 +20,12 @@ export interface BenchOptions {
   wallClock: boolean;
   /** The adapter's fp32 peak in GFLOP/s, when the user knows it: adds "% of peak" to the matmul table. */
   peakGflops?: number;
+  /** Batch × tokens of the real-sized training cases (default 4 × 512, the PyTorch + PEFT comparison's). */
+  trainShape?: { batch: number; seqLen: number };
+  /** Train the real-sized random models even with --quick or on a CPU driver (with a small --train-shape). */
+  trainLarge: boolean;
+  /** Leave out the PyTorch + PEFT peer of the training table even where python3 has torch with CUDA. */
+  noTorch: boolean;
   help: boolean;
 }
 
@@ -34,6 +40,9 @@ options:
   --only a,b          run only these sections: ${SECTIONS.join(', ')}
   --peak-gflops N     the GPU's fp32 peak, to report % of peak for the matmuls
   --wall-clock        time by wall clock even where timestamp-query exists
+  --train-shape BxT   batch × tokens of the real-sized training cases (default 4x512)
+  --train-large       train the real-sized models even with --quick or on a CPU driver
+  --no-torch          leave out the PyTorch + PEFT peer of the training table
   --help              this text`;
 
 function positive(flag: string, value: string | undefined, integer: boolean): number {
@@ -46,7 +55,7 @@ function positive(flag: string, value: string | undefined, integer: boolean): nu
 
 /** Parses the arguments after `npm run bench --`. Throws RangeError naming the flag on anything it does not know. */
 export function parseArgs(argv: readonly string[]): BenchOptions {
-  const o: BenchOptions = { quick: false, json: false, wallClock: false, sections: [...SECTIONS], help: false };
+  const o: BenchOptions = { quick: false, json: false, wallClock: false, sections: [...SECTIONS], trainLarge: false, noTorch: false, help: false };
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i];
     const [flag, inline] = arg.startsWith('--') && arg.includes('=') ? [arg.slice(0, arg.indexOf('=')), arg.slice(arg.indexOf('=') + 1)] : [arg, undefined];
@@ -61,6 +70,19 @@ export function parseArgs(argv: readonly string[]): BenchOptions {
       case '--wall-clock':
         o.wallClock = true;
         break;
+      case '--train-large':
+        o.trainLarge = true;
+        break;
+      case '--no-torch':
+        o.noTorch = true;
+        break;
+      case '--train-shape': {
+        const v = value();
+        const m = /^(\d+)[x×](\d+)$/.exec(v ?? '');
+        if (!m || Number(m[1]) < 1 || Number(m[2]) < 2) throw new RangeError(`--train-shape needs BATCHxTOKENS (e.g. 4x512, tokens ≥ 2), got ${v === undefined ? 'nothing' : `"${v}"`}`);
+        o.trainShape = { batch: Number(m[1]), seqLen: Number(m[2]) };
+        break;
+      }
       case '--help':
       case '-h':
         o.help = true;
@@ -164,11 +186,17 @@ export function loraPlan(quick: boolean): LoraCase[] {
   return layers.flatMap((l) => [8, 16].map((r) => ({ ...l, T, r })));
 }
 
+export type TrainingMethod = 'lora' | 'qlora';
+
 export interface TrainingCase {
   name: string;
   /** A committed tiny model under tests/fixtures/models, or random weights at a real model's dimensions. */
   source: { fixture: string } | { random: 'gpt2-small' | 'qwen2.5-0.5b' };
+  /** Rows per optimizer step (no gradient accumulation) and tokens per row. */
+  batch: number;
   seqLen: number;
+  /** Each method is one row of the table: LoRA over f32 weights, QLoRA over NF4 weights. */
+  methods: TrainingMethod[];
 }
 
 export interface TrainingPlan {
@@ -176,22 +204,39 @@ export interface TrainingPlan {
   skipped: string[];
 }
 
-/** Training steps on the fixtures (every mode), and on GPT-2-small-sized and Qwen2.5-0.5B-sized random weights in
- *  full runs on a real GPU (one step of GPT-2 small at 256 tokens is minutes on a CPU driver). */
-export function trainingPlan(quick: boolean, isCpu: boolean): TrainingPlan {
+/** The configuration of the training table, the same for us and for the PyTorch + PEFT peer (issue 10). */
+export const TRAINING_LORA = { rank: 16, alpha: 32, targets: 'all-linear', maxGradNorm: 1, lr: 1e-4 } as const;
+
+/** The real-sized cases' default batch × tokens: the PyTorch + PEFT comparison's. */
+export const TRAINING_SHAPE = { batch: 4, seqLen: 512 } as const;
+
+/** Training steps on the fixtures (every mode; batch 4 × 32 tokens quick, 4 × 64 full), and on GPT-2-small-sized
+ *  and Qwen2.5-0.5B-sized random weights (4 × 512 tokens, or `o.shape`) in full runs on a real GPU, or wherever
+ *  `o.large` asks for them (one step of GPT-2 small at 4 × 512 tokens is many minutes on a CPU driver). LoRA and
+ *  QLoRA for every model. */
+export function trainingPlan(quick: boolean, isCpu: boolean, o: { large?: boolean; shape?: { batch: number; seqLen: number } } = {}): TrainingPlan {
   const seqLen = quick ? 32 : 64;
+  const methods: TrainingMethod[] = ['lora', 'qlora'];
   const cases: TrainingCase[] = [
-    { name: 'fixture gpt2 (tiny)', source: { fixture: 'gpt2' }, seqLen },
-    { name: 'fixture qwen2 (tiny)', source: { fixture: 'qwen2' }, seqLen },
+    { name: 'fixture gpt2 (tiny)', source: { fixture: 'gpt2' }, batch: 4, seqLen, methods },
+    { name: 'fixture qwen2 (tiny)', source: { fixture: 'qwen2' }, batch: 4, seqLen, methods },
   ];
   const skipped: string[] = [];
+  const { batch, seqLen: largeLen } = o.shape ?? TRAINING_SHAPE;
   const large: TrainingCase[] = [
-    { name: 'GPT-2 small, random weights', source: { random: 'gpt2-small' }, seqLen: 256 },
-    { name: 'Qwen2.5-0.5B, random weights', source: { random: 'qwen2.5-0.5b' }, seqLen: 256 },
+    { name: 'GPT-2 small, random weights', source: { random: 'gpt2-small' }, batch, seqLen: largeLen, methods },
+    { name: 'Qwen2.5-0.5B, random weights', source: { random: 'qwen2.5-0.5b' }, batch, seqLen: largeLen, methods },
   ];
   for (const c of large) {
-    if (quick || isCpu) skipped.push(`${c.name} (1 × ${c.seqLen} tokens): ${quick ? 'left out by --quick' : 'left out on a CPU driver'}`);
-    else cases.push(c);
+    if ((quick || isCpu) && !o.large) {
+      skipped.push(`${c.name} (${c.batch} × ${c.seqLen} tokens): ${quick ? 'left out by --quick' : 'left out on a CPU driver'} (--train-large to include)`);
+    } else cases.push(c);
   }
   return { cases, skipped };
+}
+
+/** Untimed and timed steps of the training table: the user's --warmup/--reps, else 2 + 5 (1 + 3 with --quick),
+ *  fewer than the kernels' 10 because a real-sized step takes seconds on today's engine. */
+export function trainingTiming(o: Pick<BenchOptions, 'quick' | 'reps' | 'warmup'>): Timing {
+  return { warmup: o.warmup ?? (o.quick ? 1 : 2), reps: o.reps ?? (o.quick ? 3 : 5) };
 }
