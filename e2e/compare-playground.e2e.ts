@@ -43,7 +43,7 @@ describe('playground and compare', () => {
     const { page } = studio;
     await nav('Data');
     await page.getByRole('button', { name: 'Use the sample Pirate voice (chat)' }).click();
-    await expect.poll(() => page.getByTestId('dataset-counts').textContent(), { timeout: 60_000 }).toBe('400 rows: 400 usable, 0 skipped');
+    await expect.poll(() => page.getByTestId('dataset-counts').textContent(), { timeout: 60_000 }).toBe('240 rows: 240 usable, 0 skipped');
 
     // The sweep takes the Train screen's config: a tiny one.
     await nav('Train');

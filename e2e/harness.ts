@@ -80,9 +80,9 @@ export async function openStudio(): Promise<Studio> {
       await page.getByRole('button', { name: 'Use the sample Pirate voice (chat)' }).click();
       const counts = page.getByTestId('dataset-counts');
       await counts.waitFor({ timeout: 60_000 });
-      for (let i = 0; i < 600 && (await counts.textContent()) !== '400 rows: 400 usable, 0 skipped'; i++) await page.waitForTimeout(100);
+      for (let i = 0; i < 600 && (await counts.textContent()) !== '240 rows: 240 usable, 0 skipped'; i++) await page.waitForTimeout(100);
       const text = await counts.textContent();
-      if (text !== '400 rows: 400 usable, 0 skipped') throw new Error(`the pirate sample did not load: ${text}`);
+      if (text !== '240 rows: 240 usable, 0 skipped') throw new Error(`the pirate sample did not load: ${text}`);
     },
     async close() {
       await browser.close();

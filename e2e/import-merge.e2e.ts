@@ -89,7 +89,7 @@ describe('import, continue, merge', () => {
     const { page } = studio;
     await nav('Data');
     await page.getByRole('button', { name: 'Use the sample Pirate voice (chat)' }).click();
-    await expect.poll(() => page.getByTestId('dataset-counts').textContent(), { timeout: 60_000 }).toBe('400 rows: 400 usable, 0 skipped');
+    await expect.poll(() => page.getByTestId('dataset-counts').textContent(), { timeout: 60_000 }).toBe('240 rows: 240 usable, 0 skipped');
 
     await nav('Runs');
     await card('demo-pirate-lora').getByRole('button', { name: 'Continue training from the adapter of demo-pirate-lora' }).click();

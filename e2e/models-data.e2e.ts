@@ -115,7 +115,7 @@ describe('models and data', () => {
   it('loads a sample dataset served by the app', async () => {
     const { page } = studio;
     await page.getByRole('button', { name: 'Use the sample Pirate voice (chat)' }).click();
-    await expect.poll(() => page.getByTestId('dataset-counts').textContent(), { timeout: 60_000 }).toBe('400 rows: 400 usable, 0 skipped');
+    await expect.poll(() => page.getByTestId('dataset-counts').textContent(), { timeout: 60_000 }).toBe('240 rows: 240 usable, 0 skipped');
     expect(await page.locator('#report-title').textContent()).toBe('chat-pirate.jsonl');
     expect(studio.problems).toEqual([]);
   });
@@ -137,7 +137,7 @@ describe('models and data', () => {
     expect(await page.getByTestId('model-summary').textContent()).toContain(`(${storedParameters(join(DEMO, 'model.safetensors')).toLocaleString('en')})`);
 
     await page.getByRole('button', { name: 'Data', exact: true }).click();
-    await expect.poll(() => page.getByTestId('dataset-counts').textContent(), { timeout: 60_000 }).toBe('400 rows: 400 usable, 0 skipped');
+    await expect.poll(() => page.getByTestId('dataset-counts').textContent(), { timeout: 60_000 }).toBe('240 rows: 240 usable, 0 skipped');
     expect(studio.problems).toEqual([]);
   });
 

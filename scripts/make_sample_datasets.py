@@ -27,13 +27,28 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from pretrain_demo import (  # noqa: E402
-    ANIMALS, COLOURS, NAMES, NUMBER_WORDS, OBJECTS, PLACES, THING_COLOURS, a_or_an, qa_pair,
+    ANIMALS, COLOURS, GREETINGS, NAMES, NUMBER_WORDS, OBJECTS, PLACES, THING_COLOURS, plural, qa_pair,
 )
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 OUT_DIR = os.path.join(ROOT, "public", "datasets")
 SEED = 2024
 MAX_BYTES = 200_000
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Held-out prompts: each dataset keeps a few prompts that no training row contains. The studio offers them as the
+# Run screen's sample prompt and in Compare (base vs adapter), and the GPU test that checks "the demo model learns
+# each sample" (src/train/demo-samples.gpu.test.ts) decodes them greedily. Each carries what a right answer holds.
+
+def held_out(r: random.Random, make, count: int) -> list[dict]:
+    out, seen = [], set()
+    while len(out) < count:
+        item = make(r)
+        if item["prompt"] not in seen:
+            seen.add(item["prompt"])
+            out.append(item)
+    return out
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -47,12 +62,23 @@ def pirate(answer: str) -> str:
     return f"Arr! {text}, matey!"
 
 
-def chat_pirate(r: random.Random, rows: int) -> list[dict]:
-    out, seen = [], set()
+def pirate_question(r: random.Random) -> dict:
+    """A question with a checkable answer, and the words a right answer contains."""
+    question, answer = qa_pair(r)
+    while question.startswith(("Tell me", "Can you tell", "What is your", "Who are")) or question in GREETINGS:
+        question, answer = qa_pair(r)
+    words = answer.rstrip(".").split()
+    # the colour, sound, home, food or number ends the answer; "A cow has four legs." holds the count before "legs"
+    expect = [words[-2] if question.startswith("How many legs") else words[-1]]
+    return {"prompt": question, "expect": expect, "answer": pirate(answer)}
+
+
+def chat_pirate(r: random.Random, rows: int, heldout: list[dict]) -> list[dict]:
+    out, seen = [], {h["prompt"] for h in heldout}
     while len(out) < rows:
         question, answer = qa_pair(r)
         if question.startswith(("Tell me", "Can you tell")) or question in seen:
-            continue  # stories are long; keep each question once so the split into train/eval is honest
+            continue  # stories are long; each question once, and never a held-out one
         seen.add(question)
         messages = [{"role": "user", "content": question}, {"role": "assistant", "content": pirate(answer)}]
         if r.random() < 0.15:
@@ -65,15 +91,26 @@ def chat_pirate(r: random.Random, rows: int) -> list[dict]:
 # alpaca-reverse: a small new task
 
 LIST_WORDS = list(THING_COLOURS) + list(ANIMALS) + COLOURS + OBJECTS + NUMBER_WORDS[1:11]
+LIST_WORDS = sorted(set(LIST_WORDS))
 INSTRUCTIONS = ["Reverse the list.", "Write the list backwards.", "Put the words in reverse order.",
                 "Reverse the order of these words."]
+REVERSE_LENGTHS = (2, 5)
 
 
-def alpaca_reverse(r: random.Random, rows: int) -> list[dict]:
-    out = []
-    for _ in range(rows):
-        words = r.sample(LIST_WORDS, r.randint(2, 6))
+def reverse_item(r: random.Random) -> dict:
+    words = r.sample(LIST_WORDS, r.randint(*REVERSE_LENGTHS))
+    items, reversed_items = ", ".join(words), ", ".join(reversed(words))
+    return {"prompt": f"{r.choice(INSTRUCTIONS)}\n\n{items}", "expect": [reversed_items], "answer": reversed_items,
+            "items": items}
+
+
+def alpaca_reverse(r: random.Random, rows: int, heldout: list[dict]) -> list[dict]:
+    out, held = [], {h["items"] for h in heldout}
+    while len(out) < rows:
+        words = r.sample(LIST_WORDS, r.randint(*REVERSE_LENGTHS))
         items, reversed_items = ", ".join(words), ", ".join(reversed(words))
+        if items in held:
+            continue
         if r.random() < 0.2:  # Alpaca rows with an empty input carry everything in the instruction
             out.append({"instruction": f"Reverse this list: {items}", "input": "", "output": reversed_items})
         else:
@@ -88,65 +125,81 @@ def plural_object(obj: str) -> str:
     return obj + ("es" if obj.endswith("x") else "s")
 
 
-def robot_story(r: random.Random) -> str:
+def robot_opening(r: random.Random) -> str:
+    return r.choice([
+        "Pip was a little robot who loved to count.",
+        f"Pip the robot lived in a {r.choice(COLOURS)} house near the {r.choice(PLACES)}.",
+        f"One morning, Pip the robot rolled to the {r.choice(PLACES)}.",
+        f"Pip the robot had {r.choice(COLOURS)} lights and {r.choice(['two', 'three', 'four'])} wheels.",
+    ])
+
+
+def robot_story(r: random.Random, opening: str) -> str:
     friend = r.choice(NAMES)
     place = r.choice(PLACES)
     thing = r.choice(OBJECTS)
     animal = r.choice(list(ANIMALS))
-    n = r.randint(2, 9)
+    n = r.randint(2, 6)
     colour = r.choice(COLOURS)
     sentences = [
-        r.choice([f"Pip was a little robot who loved to count.",
-                  f"Pip the robot lived in a {colour} house near the {place}.",
-                  f"One morning, Pip the robot rolled to the {place}."]),
-        r.choice([f"Pip saw {NUMBER_WORDS[n]} {animal}s and said, \"Beep! I count {n}.\"" if animal not in ("sheep", "mouse")
-                  else f"Pip saw {NUMBER_WORDS[n]} {'sheep' if animal == 'sheep' else 'mice'} and said, \"Beep! I count {n}.\"",
-                  f"Pip counted {NUMBER_WORDS[n]} {colour} {plural_object(thing)}: " + ", ".join(NUMBER_WORDS[1:n + 1]) + ". Beep!"]),
-        r.choice([f"{friend} asked, \"Pip, how many legs does {a_or_an(animal)} have?\"",
-                  f"{friend} gave Pip a {colour} {thing}.",
-                  f"{friend} and Pip played at the {place} all day."]),
-        r.choice([f"Pip's lights blinked {colour}. \"Boop!\" said Pip.",
-                  f"Pip said, \"{NUMBER_WORDS[n].capitalize()} plus one is {NUMBER_WORDS[n + 1]}. Beep boop!\"",
-                  f"\"Beep boop, thank you!\" said Pip."]),
-        r.choice(["Then Pip rolled home and charged its battery. The end.",
-                  f"Pip and {friend} were best friends. Beep!",
-                  "Pip learned that counting with a friend is more fun."]),
+        opening,
+        r.choice([f"Pip saw {NUMBER_WORDS[n]} {plural(animal)} and said, \"Beep! I count {n}.\"",
+                  f"Pip counted {NUMBER_WORDS[n]} {colour} {plural_object(thing)}. \"Beep boop!\" said Pip.",
+                  f"\"Beep!\" said Pip. \"Hello, {friend}!\""]),
+        r.choice([f"{friend} gave Pip a {colour} {thing}. \"Boop!\" said Pip.",
+                  f"Pip's lights blinked {colour}. \"Beep boop!\" said Pip.",
+                  f"Pip said, \"{NUMBER_WORDS[n].capitalize()} plus one is {NUMBER_WORDS[n + 1]}. Beep!\""]),
+        r.choice(["Then Pip rolled home. Beep!", f"Pip and {friend} were best friends. Boop!",
+                  "\"Beep boop, good night!\" said Pip."]),
     ]
     return " ".join(sentences)
 
 
-def text_robot(r: random.Random, rows: int) -> list[dict]:
-    return [{"text": robot_story(r)} for _ in range(rows)]
+def pip_item(r: random.Random) -> dict:
+    return {"prompt": robot_opening(r), "expect": ["Pip", "beep|boop"], "answer": ""}
+
+
+def text_robot(r: random.Random, rows: int, heldout: list[dict]) -> list[dict]:
+    held = {h["prompt"] for h in heldout}
+    out = []
+    while len(out) < rows:
+        opening = robot_opening(r)
+        if opening not in held:
+            out.append({"text": robot_story(r, opening)})
+    return out
 
 
 # ---------------------------------------------------------------------------------------------------------------
 
 DATASETS = [
-    # file, title, format, rows, maker, description
-    ("chat-pirate.jsonl", "Pirate voice (chat)", "messages", 400, chat_pirate,
+    # file, title, format, rows, maker, held-out maker, description
+    ("chat-pirate.jsonl", "Pirate voice (chat)", "messages", 240, chat_pirate, pirate_question,
      "OpenAI chat format. Questions about colours, animals and numbers answered in a pirate voice: "
      "teaches the demo model a new style for answers it already knows."),
-    ("alpaca-reverse.jsonl", "Reverse a list (Alpaca)", "alpaca", 500, alpaca_reverse,
+    ("alpaca-reverse.jsonl", "Reverse a list (Alpaca)", "alpaca", 320, alpaca_reverse, reverse_item,
      "Alpaca format (instruction, input, output). Reverse a short comma-separated list of words: "
      "a small task the demo model has never seen."),
-    ("text-robot-pip.jsonl", "Pip the robot (plain text)", "text", 300, text_robot,
+    ("text-robot-pip.jsonl", "Pip the robot (plain text)", "text", 200, text_robot, pip_item,
      "Plain text rows. Short stories about a new character, Pip the robot, who counts things and says beep."),
 ]
+HELD_OUT = 10
 
 
 def main() -> None:
     os.makedirs(OUT_DIR, exist_ok=True)
     index = []
-    for i, (file, title, fmt, rows, maker, description) in enumerate(DATASETS):
+    for i, (file, title, fmt, rows, maker, held_maker, description) in enumerate(DATASETS):
         r = random.Random(SEED + i)
-        data = maker(r, rows)
+        heldout = held_out(random.Random(SEED + 100 + i), held_maker, HELD_OUT)
+        data = maker(r, rows, heldout)
         text = "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in data)
         size = len(text.encode("utf-8"))
         assert size <= MAX_BYTES, f"{file} is {size} bytes, over {MAX_BYTES}"
         with open(os.path.join(OUT_DIR, file), "w", encoding="utf-8", newline="\n") as f:
             f.write(text)
         index.append({"file": file, "title": title, "format": fmt, "rows": len(data), "bytes": size,
-                      "description": description})
+                      "description": description,
+                      "heldOut": [{"prompt": h["prompt"], "expect": h["expect"]} for h in heldout]})
         print(f"{file}: {len(data)} rows, {size:,} bytes; first row: {text.splitlines()[0][:160]}")
     with open(os.path.join(OUT_DIR, "index.json"), "w", encoding="utf-8") as f:
         json.dump({"generator": "scripts/make_sample_datasets.py", "license": "CC0-1.0", "datasets": index}, f, indent=2)

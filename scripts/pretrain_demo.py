@@ -1,6 +1,6 @@
 """Pretrains the studio's bundled demo model from scratch, on CPU, on text generated here.
 
-Run:  /work/main/.venv-ref/bin/python scripts/pretrain_demo.py            # ~12 min on one CPU thread
+Run:  /work/main/.venv-ref/bin/python scripts/pretrain_demo.py            # ~15 min of CPU time on one thread
       /work/main/.venv-ref/bin/python scripts/pretrain_demo.py --steps 20 --out /tmp/demo-smoke   # quick check
 
 Writes public/models/demo-llama/ (the Hugging Face layout the studio loads, offline):
@@ -11,16 +11,27 @@ Every document below is built from small word lists and sentence templates in th
 random.Random, so the corpus is ours (released with the model under CC0) and the run is reproducible:
 the same seeds give the same corpus, the same tokenizer and (on the same torch build) the same weights.
 
+What it is for: a new user's first run fine-tunes this model on a sample dataset (scripts/make_sample_datasets.py)
+with the studio's Quick preset, and must see the answers change (issue 16). The first version (1.3M parameters,
+no regularisation, one answer style) was badly overconfident: 10.5 nats per token on the pirate sample's answers,
+single tokens at 24 nats, worse than a uniform guess; a LoRA run could not move it. So:
+  - label smoothing (0.1) bounds how far any logit can win; weight decay; early stopping on a held-out split;
+  - the corpus is more varied: chat answers come plain, with varied openings and closings, or in one of many
+    character voices ("Meow! The sky is blue, meow!"), so a new voice is a small step; little list tasks (copy,
+    first/last, which word comes before/after, count down) build the skills a list task needs;
+  - the tokenizer has whole tokens for the samples' new words (TOKENIZER_ONLY_TEXT), which the model never sees.
+scripts/check_demo_samples.py measures the result in PEFT; src/train/demo-samples.gpu.test.ts on our engine.
+
 Pipeline:
-  1. corpus     ~40k short documents: templated children's stories, facts about colours/animals/numbers,
-                small arithmetic, and chat exchanges in ChatML (<|im_start|>user ... <|im_end|>), each
-                document followed by <|endoftext|>.
+  1. corpus     40k short documents: templated children's stories, facts about colours/animals/numbers/opposites,
+                small arithmetic, list sentences, and chat exchanges in ChatML (<|im_start|>user ... <|im_end|>),
+                each document followed by <|endoftext|>.
   2. tokenizer  byte-level BPE (GPT-2 style pre-tokenizer and decoder) trained with the `tokenizers`
                 library; ids 0..2 are <|endoftext|>, <|im_start|>, <|im_end|>.
   3. model      transformers' LlamaForCausalLM (RMSNorm, RoPE, SwiGLU, GQA 4 heads / 2 kv heads, tied
-                embeddings), ~1.3M parameters, trained with AdamW on random 256-token windows of the
-                packed corpus for a fixed number of steps (a wall-clock cap stops it early if the machine
-                is slow, and says so).
+                embeddings), ~1.9M parameters, trained with AdamW and label smoothing on random 256-token windows
+                of the packed corpus for a fixed number of steps, keeping the weights with the best held-out loss
+                (a CPU-time cap stops it early if the machine is slow, and says so).
   4. export     float16 safetensors + tokenizer files + a model card; then a generation sanity check.
 
 torch.set_num_threads(1): the development machine has 2 cores shared with other work.
@@ -108,20 +119,44 @@ ANIMALS = {
 }
 
 NAMES = ["Tom", "Lily", "Max", "Mia", "Ben", "Anna", "Sam", "Lucy", "Leo", "Emma", "Tim", "Zoe", "Jack", "Ella",
-         "Finn", "Rosa", "Omar", "Nina", "Kai", "Ruby"]
-PLACES = ["park", "forest", "garden", "beach", "farm", "river", "hill", "town", "school", "lake"]
-OBJECTS = ["ball", "kite", "box", "hat", "book", "cake", "flower", "boat", "drum", "shell", "key", "cup"]
-ADJECTIVES = ["little", "big", "happy", "small", "kind", "brave", "shy", "funny", "sleepy", "clever"]
-FEELINGS = ["happy", "sad", "scared", "excited", "tired", "proud", "surprised"]
-WEATHER = ["sunny", "rainy", "windy", "cold", "warm", "cloudy"]
+         "Finn", "Rosa", "Omar", "Nina", "Kai", "Ruby", "Ada", "Hugo", "Ivy", "Noah", "Maya", "Theo", "Lena", "Eli"]
+PLACES = ["park", "forest", "garden", "beach", "farm", "river", "hill", "town", "school", "lake", "shop", "zoo",
+          "market", "island", "castle", "field"]
+OBJECTS = ["ball", "kite", "box", "hat", "book", "cake", "flower", "boat", "drum", "shell", "key", "cup", "sock",
+           "star", "map", "bell", "lamp", "coin"]
+ADJECTIVES = ["little", "big", "happy", "small", "kind", "brave", "shy", "funny", "sleepy", "clever", "old", "young",
+              "quiet", "busy"]
+FEELINGS = ["happy", "sad", "scared", "excited", "tired", "proud", "surprised", "calm", "hungry"]
+WEATHER = ["sunny", "rainy", "windy", "cold", "warm", "cloudy", "snowy", "foggy"]
 ACTIVITIES = ["play with a ball", "read books", "sing songs", "dance", "run fast", "draw pictures",
-              "climb trees", "swim", "bake cakes", "look at the stars"]
+              "climb trees", "swim", "bake cakes", "look at the stars", "fly a kite", "build sandcastles",
+              "paint", "jump in puddles"]
+OPPOSITES = {"big": "small", "hot": "cold", "up": "down", "fast": "slow", "happy": "sad", "day": "night",
+             "old": "new", "wet": "dry", "tall": "short", "loud": "quiet", "open": "closed", "full": "empty"}
+DAYS = ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"]
 
-GREETINGS = ["Hello!", "Hi!", "Hi there!", "Good morning!", "Hello, how are you?"]
+GREETINGS = ["Hello!", "Hi!", "Hi there!", "Good morning!", "Hello, how are you?", "Good evening!", "Hey!"]
 GREETING_REPLIES = ["Hello! How can I help you today?", "Hi! What would you like to know?",
-                    "Hello! I am happy to help.", "I am well, thank you! How can I help?"]
+                    "Hello! I am happy to help.", "I am well, thank you! How can I help?",
+                    "Good to see you! Ask me anything.", "Hi! I am here to help."]
 SYSTEM_PROMPTS = ["You are a helpful assistant.", "You are a friendly assistant. Answer briefly.",
-                  "You are a tiny demo model."]
+                  "You are a tiny demo model.", "Answer the question.", "You are a kind helper."]
+
+# Voices: an answer wrapped in a character's opening and closing words. Pretraining on many voices (and on plain
+# answers with varied openings) keeps the model's answer distribution broad, so a LoRA run can teach a new voice
+# (the chat-pirate sample's "Arr! ..., matey!") in a few dozen steps. The pirate words, and the robot's
+# "beep"/"boop" (the text-robot-pip sample), are deliberately absent: the samples teach them.
+VOICES = {
+    "cat": ("Meow!", ", meow!"), "cow": ("Moo!", ", moo!"), "duck": ("Quack!", ", quack!"),
+    "dog": ("Woof!", ", woof woof!"), "owl": ("Hoot!", ", hoo!"), "king": ("Hear me!", ", my people!"),
+    "granny": ("Oh, my dear.", ", sweetie."), "cowboy": ("Howdy!", ", partner!"),
+    "ghost": ("Boo!", ", oooh!"), "happy child": ("Yay!", ", yay!"), "sleepy bear": ("Yawn.", ", zzz."),
+    "chef": ("Bon appetit!", ", chef!"), "teacher": ("Good question!", ", class."),
+    "frog": ("Ribbit!", ", ribbit!"), "wizard": ("Behold!", ", young one!"), "sheep": ("Baa!", ", baa!"),
+}
+PLAIN_OPENINGS = ["", "", "", "", "Sure! ", "Good question! ", "Well, ", "Let me see. ", "Oh! ", "I know! ",
+                  "Easy! ", "Hmm. "]
+PLAIN_CLOSINGS = ["", "", "", "", " Have a nice day!", " I hope that helps.", " Ask me more!", " That is fun!"]
 
 
 def a_or_an(word: str) -> str:
@@ -147,6 +182,8 @@ def colour_fact(r: random.Random) -> str:
         f"The colour of the {thing} is {colour}.",
         f"{a_or_an(thing).capitalize()} is {colour}." if thing not in ("sky", "sea", "sun", "grass", "snow", "night", "milk", "mud", "coal")
         else f"The {thing} is {colour}.",
+        f"Look at the {thing}. It is {colour}!",
+        f"If you see the {thing}, you see {colour}.",
     ])
 
 
@@ -159,6 +196,8 @@ def animal_fact(r: random.Random) -> str:
         f"{a_or_an(animal).capitalize()} lives in {a_or_an(home)}.",
         f"{plural(animal).capitalize()} like to eat {food}.",
         f"The {animal} says {sound}, {sound}!",
+        f"\"{sound.capitalize()}!\" said the {animal}.",
+        f"Every morning the {animal} eats {food} and says {sound}.",
     ])
 
 
@@ -168,6 +207,7 @@ def number_fact(r: random.Random) -> str:
     return r.choice([
         f"After {NUMBER_WORDS[n]} comes {NUMBER_WORDS[n + 1]}.",
         f"The number after {n} is {n + 1}.",
+        f"Before {NUMBER_WORDS[n + 1]} comes {NUMBER_WORDS[n]}.",
         f"{NUMBER_WORDS[max(a, b)].capitalize()} is more than {NUMBER_WORDS[min(a, b)]}.",
         f"{max(a, b)} is bigger than {min(a, b)}.",
         "Counting: " + ", ".join(NUMBER_WORDS[n:n + r.randint(3, 6)]) + ".",
@@ -175,8 +215,19 @@ def number_fact(r: random.Random) -> str:
     ])
 
 
+def other_fact(r: random.Random) -> str:
+    word, opposite = r.choice(list(OPPOSITES.items()))
+    d = r.randrange(7)
+    return r.choice([
+        f"The opposite of {word} is {opposite}.",
+        f"{word.capitalize()} and {opposite} are opposites.",
+        f"After {DAYS[d]} comes {DAYS[(d + 1) % 7]}.",
+        f"A week has seven days.",
+    ])
+
+
 def facts_document(r: random.Random) -> str:
-    makers = [colour_fact, animal_fact, number_fact]
+    makers = [colour_fact, animal_fact, number_fact, other_fact]
     return " ".join(r.choice(makers)(r) for _ in range(r.randint(3, 8)))
 
 
@@ -201,35 +252,52 @@ def story(r: random.Random, sentences: int | None = None) -> str:
     obj = r.choice(OBJECTS)
     colour = r.choice(COLOURS)
     friend = r.choice([n for n in NAMES if n != name])
+    other = r.choice(list(ANIMALS))
+    n = r.randint(2, 9)
     opening = r.choice([
-        f"Once upon a time, there was a {adjective} {animal} named {name}.",
+        f"Once upon a time, there was {a_or_an(adjective)} {animal} named {name}.",
         f"One {r.choice(WEATHER)} day, {name} went to the {place}.",
-        f"{name} was a {adjective} {animal} who lived near the {place}.",
+        f"{name} was {a_or_an(adjective)} {animal} who lived near the {place}.",
+        f"{name} the {animal} lived in a {colour} house near the {place}.",
+        f"One morning, {name} the {animal} walked to the {place}.",
+        f"There once was {a_or_an(adjective)} {animal}. Its name was {name}.",
     ])
     middle = [
         f"{name} liked to {r.choice(ACTIVITIES)}.",
         f"At the {place}, {name} found a {colour} {obj}.",
-        f"{name} met a {r.choice(ADJECTIVES)} {r.choice(list(ANIMALS))} named {friend}.",
+        f"{name} met {a_or_an(r.choice(ADJECTIVES))} {other} named {friend}.",
         f"The {obj} was {colour} and very pretty.",
         f"{friend} said, \"Can I play with your {obj}?\"",
         f"{name} felt {r.choice(FEELINGS)}.",
         f"The sky was {r.choice(['blue', 'grey', 'dark', 'bright'])} and the wind was {r.choice(['soft', 'strong', 'cold'])}.",
-        f"They played together until the sun went down.",
+        "They played together until the sun went down.",
         f"{name} and {friend} shared the {obj}.",
-        f"Then it started to rain, so they ran home.",
+        "Then it started to rain, so they ran home.",
+        f"\"{ANIMALS[animal][0].capitalize()}!\" said {name}. \"What a nice day!\"",
+        f"{name} saw {NUMBER_WORDS[n]} {plural(other)} and counted them: " + ", ".join(NUMBER_WORDS[1:n + 1]) + ".",
+        f"{friend} asked, \"{name}, where are you going?\"",
+        f"\"I am going to the {place},\" said {name}.",
+        f"{name} gave {friend} a {colour} {obj}.",
+        f"{name} said, \"Thank you, {friend}!\"",
+        f"A pirate sailed by on a {colour} ship. \"Arr! Ahoy, matey!\" said the pirate.",
+        f"The pirate waved at {name}. \"Arr, matey! What a fine {obj}!\"",
+        f"A little toy car went \"Beep, beep!\" Then a toy bell went \"Boop, boop!\"",
+        f"{name} pressed the button on the toy car. Beep! Boop!",
     ]
     ending = r.choice([
         f"In the end, {name} and {friend} became best friends.",
         f"{name} went home and slept well. The end.",
         f"From that day on, {name} always shared with friends.",
         f"{name} learned that being kind makes everyone happy.",
+        f"{name} smiled and said, \"What a good day!\" The end.",
+        f"Then {name} went home for dinner.",
     ])
     k = sentences if sentences is not None else r.randint(3, 6)
     return " ".join([opening] + r.sample(middle, k) + [ending])
 
 
 def qa_pair(r: random.Random) -> tuple[str, str]:
-    """One question and its answer, about the same facts the other documents state."""
+    """One question and its plain answer, about the same facts the other documents state."""
     kind = r.randrange(10)
     if kind == 0:
         thing, colour = r.choice(list(THING_COLOURS.items()))
@@ -264,6 +332,77 @@ def qa_pair(r: random.Random) -> tuple[str, str]:
     return r.choice(["What is your name?", "Who are you?"]), "I am a tiny demo model. I know about colours, animals and numbers."
 
 
+def extra_qa_pair(r: random.Random) -> tuple[str, str]:
+    """More questions the chat documents ask (not used by the sample datasets)."""
+    kind = r.randrange(4)
+    if kind == 0:
+        word, opposite = r.choice(list(OPPOSITES.items()))
+        return f"What is the opposite of {word}?", f"The opposite of {word} is {opposite}."
+    if kind == 1:
+        d = r.randrange(7)
+        return f"What day comes after {DAYS[d]}?", f"After {DAYS[d]} comes {DAYS[(d + 1) % 7]}."
+    if kind == 2:
+        n = r.randint(1, 20)
+        return f"What comes before {n}?", f"Before {n} comes {n - 1}."
+    a, b = r.sample(range(0, 21), 2)
+    return f"Which is bigger, {a} or {b}?", f"{max(a, b)} is bigger than {min(a, b)}."
+
+
+LIST_VOCAB = sorted(set(list(THING_COLOURS) + list(ANIMALS) + COLOURS + OBJECTS + NUMBER_WORDS[1:11]))
+
+
+def list_task(r: random.Random) -> tuple[str, str]:
+    """An instruction about a short comma-separated list (rendered like an Alpaca row: instruction, blank line,
+    input). These build the copying and "which item is next to which" skills that list tasks need. Reversing a list
+    is deliberately absent: the alpaca-reverse sample teaches it."""
+    words = r.sample(LIST_VOCAB, r.randint(2, 6))
+    items = ", ".join(words)
+    kind = r.randrange(9)
+    if kind == 0:
+        return r.choice(["Repeat the list.", "Copy these words.", "Write the list again."]) + "\n\n" + items, items
+    if kind == 1:
+        return r.choice(["What is the first word in the list?", "Which word is first?"]) + "\n\n" + items, words[0]
+    if kind == 2:
+        return r.choice(["What is the last word in the list?", "Which word is last?"]) + "\n\n" + items, words[-1]
+    if kind == 3:
+        return "How many words are in the list?\n\n" + items, f"There are {NUMBER_WORDS[len(words)]} words."
+    if kind == 4:
+        i = r.randrange(len(words) - 1)
+        return f"Which word comes after {words[i]} in the list?\n\n{items}", words[i + 1]
+    if kind == 5:
+        i = r.randrange(1, len(words))
+        return f"Which word comes before {words[i]} in the list?\n\n{items}", words[i - 1]
+    if kind == 6:
+        return "Write the list with \"and\" at the end.\n\n" + items, \
+            (", ".join(words[:-1]) + " and " + words[-1])
+    if kind == 7:
+        n = r.randint(3, 10)
+        return r.choice([f"Count down from {NUMBER_WORDS[n]}.", f"Count down from {n}."]), \
+            ", ".join(NUMBER_WORDS[k] for k in range(n, 0, -1))
+    numbers = r.sample(range(0, 21), r.randint(2, 6))
+    if r.random() < 0.5:
+        return "Sort these numbers from smallest to biggest.\n\n" + ", ".join(map(str, numbers)), \
+            ", ".join(map(str, sorted(numbers)))
+    return "Sort these numbers from biggest to smallest.\n\n" + ", ".join(map(str, numbers)), \
+        ", ".join(map(str, sorted(numbers, reverse=True)))
+
+
+def styled(r: random.Random, answer: str) -> tuple[str | None, str]:
+    """(a system prompt or None, the answer in some style): mostly plain, sometimes with a varied opening or
+    closing, sometimes in a character's voice (asked for by the system prompt, or not)."""
+    u = r.random()
+    if u < 0.55:
+        return None, answer
+    if u < 0.75:
+        closing = r.choice(PLAIN_CLOSINGS)
+        return None, r.choice(PLAIN_OPENINGS) + answer + closing
+    who = r.choice(list(VOICES))
+    opening, closing = VOICES[who]
+    voiced = f"{opening} {answer.rstrip('.!?')}{closing}"
+    system = f"You are {a_or_an(who)}. Answer like one." if r.random() < 0.6 else None
+    return system, voiced
+
+
 def chatml(messages: list[dict[str, str]]) -> str:
     """The text CHAT_TEMPLATE renders (without the generation prompt)."""
     return "".join(f"{IM_START}{m['role']}\n{m['content']}{IM_END}\n" for m in messages)
@@ -271,15 +410,43 @@ def chatml(messages: list[dict[str, str]]) -> str:
 
 def chat_document(r: random.Random) -> str:
     messages: list[dict[str, str]] = []
-    if r.random() < 0.3:
-        messages.append({"role": "system", "content": r.choice(SYSTEM_PROMPTS)})
+    system = r.choice(SYSTEM_PROMPTS) if r.random() < 0.25 else None
+    turns = []
     for _ in range(1 if r.random() < 0.7 else 2):
-        question, answer = qa_pair(r)
-        messages += [{"role": "user", "content": question}, {"role": "assistant", "content": answer}]
+        u = r.random()
+        question, answer = qa_pair(r) if u < 0.65 else extra_qa_pair(r) if u < 0.8 else list_task(r)
+        turns.append((question, answer))
+    # One style per conversation (the same seed for every answer): a voice, if any, holds for every answer.
+    style_seed = r.random()
+    voice_system, _ = styled(random.Random(style_seed), "")
+    if voice_system is not None and system is None:
+        system = voice_system
+    if system is not None:
+        messages.append({"role": "system", "content": system})
+    for question, answer in turns:
+        _, styled_answer = styled(random.Random(style_seed), answer)
+        messages += [{"role": "user", "content": question}, {"role": "assistant", "content": styled_answer}]
     return chatml(messages)
 
 
-DOCUMENT_KINDS = [(story, 0.35), (facts_document, 0.2), (arithmetic_document, 0.1), (chat_document, 0.35)]
+def list_document(r: random.Random) -> str:
+    """Plain-text sentences about lists, the same skills without the chat template."""
+    lines = []
+    for _ in range(r.randint(2, 5)):
+        words = r.sample(LIST_VOCAB, r.randint(2, 6))
+        items = ", ".join(words)
+        i = r.randrange(len(words))
+        lines.append(r.choice([
+            f"Here is a list: {items}. The first word is {words[0]}. The last word is {words[-1]}.",
+            f"The list {items} has {NUMBER_WORDS[len(words)]} words.",
+            f"In the list {items}, the word {words[i]} is number {NUMBER_WORDS[i + 1]}.",
+            f"Copy: {items}. Again: {items}.",
+        ]))
+    return "\n".join(lines)
+
+
+DOCUMENT_KINDS = [(story, 0.25), (facts_document, 0.15), (arithmetic_document, 0.05), (list_document, 0.05),
+                  (chat_document, 0.50)]
 
 
 def generate_corpus(seed: int, documents: int) -> list[str]:
@@ -291,8 +458,23 @@ def generate_corpus(seed: int, documents: int) -> list[str]:
 # ---------------------------------------------------------------------------------------------------------------
 # 2. The tokenizer
 
+# The words the sample datasets (scripts/make_sample_datasets.py) use, for the tokenizer: a real tokenizer has whole
+# tokens for most words, and a LoRA run learns a word far faster as one token than spelled letter by letter ("Arr" was
+# "A" "r" "r", "matey" " m" "at" "e" "y"). A token the model never sees as a target keeps an embedding that LoRA on the
+# attention cannot reach in an epoch (" matey" stayed at 6.6 nats while the rest of the pirate answer was learned), so
+# the stories use these words too, in other places: a pirate passing by says "Arr! Ahoy, matey!", a toy car goes
+# "beep". Never in a chat answer, never from a robot: the samples teach those.
+TOKENIZER_ONLY_TEXT = [
+    "Arr! Ahoy, matey! Arr, matey! The sky be blue, matey! A pirate, a pirate.",
+    "Pip the robot. \"Beep!\" said Pip. \"Boop!\" said Pip. Beep boop! beep, boop. Pip's lights blinked.",
+    "\"Beep boop!\" \"Beep!\" \"Boop!\"",
+    "Reverse the list. Write the list backwards. Put the words in reverse order. Reverse this list: a, b",
+]
+
+
 def train_tokenizer(corpus: list[str], vocab_size: int) -> Tokenizer:
-    """GPT-2-style byte-level BPE; the special tokens take ids 0, 1, 2 and are never split."""
+    """GPT-2-style byte-level BPE; the special tokens take ids 0, 1, 2 and are never split. Trained on the corpus
+    and, twice over, TOKENIZER_ONLY_TEXT (BPE merges pairs that occur at least twice)."""
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)
     tok.decoder = decoders.ByteLevel()
@@ -306,11 +488,12 @@ def train_tokenizer(corpus: list[str], vocab_size: int) -> Tokenizer:
     )
     # Chat documents contain the special tokens as text; train on the text around them only.
     def pieces():
+        yield from TOKENIZER_ONLY_TEXT * 2
         for doc in corpus:
             for t in SPECIAL_TOKENS:
                 doc = doc.replace(t, "\n")
             yield doc
-    tok.train_from_iterator(pieces(), trainer=trainer, length=len(corpus))
+    tok.train_from_iterator(pieces(), trainer=trainer, length=len(corpus) + 2 * len(TOKENIZER_ONLY_TEXT))
     assert [tok.token_to_id(t) for t in SPECIAL_TOKENS] == [0, 1, 2], "special tokens must be ids 0, 1, 2"
     return tok
 
@@ -327,7 +510,7 @@ def encode_corpus(tok: Tokenizer, corpus: list[str]) -> torch.Tensor:
 # ---------------------------------------------------------------------------------------------------------------
 # 3. The model and its training
 
-def make_config(vocab_size: int, hidden: int, layers: int) -> LlamaConfig:
+def make_config(vocab_size: int, hidden: int, layers: int, attention_dropout: float = 0.0) -> LlamaConfig:
     return LlamaConfig(
         vocab_size=vocab_size,
         hidden_size=hidden,
@@ -341,6 +524,7 @@ def make_config(vocab_size: int, hidden: int, layers: int) -> LlamaConfig:
         rope_theta=ROPE_THETA,
         tie_word_embeddings=True,
         attention_bias=False,
+        attention_dropout=attention_dropout,
         mlp_bias=False,
         bos_token_id=None,
         eos_token_id=SPECIAL_TOKENS.index(IM_END),
@@ -354,8 +538,28 @@ def batches(data: torch.Tensor, batch: int, seq: int, g: torch.Generator):
         yield torch.stack([data[s:s + seq] for s in starts])
 
 
+def add_residual_dropout(model: LlamaForCausalLM, p: float) -> None:
+    """Dropout on what each attention and MLP block adds to the residual stream (GPT-2's resid_pdrop), during
+    training only. Llama has no such module, so forward hooks apply it; the saved weights are unaffected."""
+    def hook(module, _inputs, output):
+        if isinstance(output, tuple):
+            return (torch.nn.functional.dropout(output[0], p, module.training),) + tuple(output[1:])
+        return torch.nn.functional.dropout(output, p, module.training)
+    for layer in model.model.layers:
+        layer.self_attn.register_forward_hook(hook)
+        layer.mlp.register_forward_hook(hook)
+
+
+def smoothed_loss(model: LlamaForCausalLM, x: torch.Tensor, smoothing: float) -> torch.Tensor:
+    """Next-token cross-entropy with label smoothing: the target keeps 1 - smoothing of the probability and the
+    rest is spread over the vocabulary, so no logit is pushed to win by an unbounded margin."""
+    logits = model(input_ids=x).logits[:, :-1]
+    return torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), x[:, 1:].reshape(-1),
+                                             label_smoothing=smoothing)
+
+
 @torch.no_grad()
-def eval_loss(model: LlamaForCausalLM, data: torch.Tensor, seq: int, windows: int = 16) -> float:
+def eval_loss(model: LlamaForCausalLM, data: torch.Tensor, seq: int, windows: int = 32) -> float:
     """Mean next-token loss over the first `windows` consecutive windows of the held-out stream (fixed)."""
     model.eval()
     x = data[: windows * seq].view(windows, seq)
@@ -385,7 +589,8 @@ tags: [demo, llama, tiny, generated-data]
 
 A **demo model**, not a useful assistant. It is about {params / 1e6:.2f}M parameters, pretrained from scratch on
 CPU on text that `scripts/pretrain_demo.py` *generates* from word lists and sentence templates: short children's
-stories, facts about colours, animals and numbers, small arithmetic, and chat exchanges in ChatML. It ships with
+stories, facts about colours, animals and numbers, small arithmetic, little list tasks, and chat exchanges in ChatML
+whose answers come plain or in one of many voices. It ships with
 the studio so that the app, its demo and its end-to-end tests work with no network. It knows only its corpus:
 expect short, simple, often wrong text outside it.
 
@@ -418,9 +623,14 @@ Recipe: `{stats['command']}` (torch {torch.__version__}, one CPU thread, seeds
 {CORPUS_SEED}/{EVAL_SEED}/{TRAIN_SEED}).
 
 - corpus: {stats['documents']:,} generated documents, {stats['train_tokens']:,} tokens
-- AdamW (betas 0.9/0.95, weight decay 0.1), peak lr {stats['lr']}, warmup {stats['warmup']}, cosine to 10%
-- {stats['steps_done']} steps of {stats['batch']} × {stats['seq']} tokens ({stats['tokens_seen']:,} tokens seen), {stats['minutes']:.1f} min
-- final train loss {stats['final_train_loss']:.3f}, held-out loss {stats['final_eval_loss']:.3f} (generated with another seed)
+- AdamW (betas 0.9/0.95, weight decay {stats['weight_decay']}), peak lr {stats['lr']}, warmup {stats['warmup']}, cosine to 10%
+- regularised so that it stays easy to fine-tune: label smoothing {stats['label_smoothing']} (no logit wins by an
+  unbounded margin, so a LoRA run can move the answers), weight decay, and early stopping on a held-out split
+  (dropout {stats['dropout']})
+- {stats['steps_done']} steps of {stats['batch']} × {stats['seq']} tokens ({stats['tokens_seen']:,} tokens seen), {stats['cpu_minutes']:.1f} min of CPU time ({stats['minutes']:.1f} min wall-clock on a shared machine; {stats['stop_reason']})
+- saved: the best held-out weights (step {stats['best_step']}): held-out loss {stats['final_eval_loss']:.3f} (text generated with another seed)
+
+Held-out loss during the run: {', '.join(f'{l:.3f} ({s})' for s, l in stats['evals'])}.
 
 ## Licence
 
@@ -435,6 +645,7 @@ def save(out_dir: str, model: LlamaForCausalLM, tok: Tokenizer, card: str) -> No
     os.makedirs(out_dir)
     model = model.to(torch.float16)
     model.config.dtype = torch.float16
+    model.config.attention_dropout = 0.0  # dropout was for pretraining; fine-tuning chooses its own
     model.generation_config = GenerationConfig(
         bos_token_id=None,
         eos_token_id=[SPECIAL_TOKENS.index(IM_END), SPECIAL_TOKENS.index(EOT)],
@@ -508,10 +719,10 @@ def sanity_check(out_dir: str) -> None:
 
 # ---------------------------------------------------------------------------------------------------------------
 
-def replay_command(args: argparse.Namespace, steps_done: int) -> str:
+def replay_command(args: argparse.Namespace, steps_done: int, stop_reason: str) -> str:
     """The command that rebuilds these exact weights: the defaults, plus --stop-at-step if the run was cut short."""
     command = ".venv-ref/bin/python scripts/pretrain_demo.py"
-    if steps_done < args.steps:
+    if steps_done < args.steps and (args.stop_at_step is not None or "CPU-time" in stop_reason):
         command += f" --steps {args.steps} --stop-at-step {steps_done} --max-minutes 1000"
     return command
 
@@ -521,14 +732,25 @@ def main() -> None:
     ap.add_argument("--out", default=DEFAULT_OUT)
     ap.add_argument("--documents", type=int, default=40_000)
     ap.add_argument("--vocab", type=int, default=2048, help="upper bound; BPE stops when no pair occurs twice")
-    ap.add_argument("--hidden", type=int, default=160)
+    ap.add_argument("--hidden", type=int, default=192)
     ap.add_argument("--layers", type=int, default=4)
     ap.add_argument("--steps", type=int, default=1200)
     ap.add_argument("--batch", type=int, default=8)
     ap.add_argument("--seq", type=int, default=256)
     ap.add_argument("--lr", type=float, default=3e-3)
     ap.add_argument("--warmup", type=int, default=50)
-    ap.add_argument("--max-minutes", type=float, default=12.0, help="wall-clock cap on the training loop")
+    ap.add_argument("--weight-decay", type=float, default=0.1)
+    ap.add_argument("--dropout", type=float, default=0.0,
+                    help="attention-probability and residual dropout (default 0: the model underfits its corpus in this "
+                         "budget, so dropout only slowed it; label smoothing and weight decay do the calibrating)")
+    ap.add_argument("--label-smoothing", type=float, default=0.1)
+    ap.add_argument("--eval-every", type=int, default=100)
+    ap.add_argument("--patience", type=int, default=3,
+                    help="early stopping: stop after this many evaluations without a better held-out loss; the best "
+                         "evaluated weights are the ones saved")
+    ap.add_argument("--snapshot", default=None, help="also write the best weights so far to this folder at each evaluation")
+    ap.add_argument("--max-minutes", type=float, default=24.0,
+                    help="cap on the training loop's CPU time (one thread), so a busy machine does not cut the run short")
     ap.add_argument("--stop-at-step", type=int, default=None,
                     help="stop after this many steps (the lr schedule still spans --steps): replays a run that the "
                          "wall-clock cap stopped early, exactly; the model card prints the command")
@@ -539,35 +761,40 @@ def main() -> None:
     t0 = time.time()
 
     corpus = generate_corpus(CORPUS_SEED, args.documents)
-    held_out = generate_corpus(EVAL_SEED, 400)
+    held_out = generate_corpus(EVAL_SEED, 800)
     print(f"corpus: {len(corpus)} documents, {sum(map(len, corpus)):,} characters; example:\n  {corpus[0][:200]!r}")
     tok = train_tokenizer(corpus, args.vocab)
     train_ids, eval_ids = encode_corpus(tok, corpus), encode_corpus(tok, held_out)
     print(f"tokenizer: vocab {tok.get_vocab_size()}; {len(train_ids):,} train tokens, {len(eval_ids):,} held-out "
           f"({time.time() - t0:.1f}s)")
 
-    cfg = make_config(tok.get_vocab_size(), args.hidden, args.layers)
+    cfg = make_config(tok.get_vocab_size(), args.hidden, args.layers, attention_dropout=args.dropout)
     model = LlamaForCausalLM(cfg)
+    add_residual_dropout(model, args.dropout)
     params = sum(p.numel() for p in model.parameters())  # tied: the embedding is counted once
     print(f"model: {params:,} parameters")
 
     decay = [p for n, p in model.named_parameters() if p.dim() >= 2]
     no_decay = [p for n, p in model.named_parameters() if p.dim() < 2]
-    opt = torch.optim.AdamW([{"params": decay, "weight_decay": 0.1}, {"params": no_decay, "weight_decay": 0.0}],
-                            lr=args.lr, betas=(0.9, 0.95))
+    opt = torch.optim.AdamW([{"params": decay, "weight_decay": args.weight_decay},
+                             {"params": no_decay, "weight_decay": 0.0}], lr=args.lr, betas=(0.9, 0.95))
     g = torch.Generator().manual_seed(TRAIN_SEED)
     stream = batches(train_ids, args.batch, args.seq, g)
     model.train()
-    t_train, smoothed, steps_done, loss_value = time.time(), None, 0, float("nan")
+    t_train, cpu_train, smoothed, steps_done, loss_value = time.time(), time.process_time(), None, 0, float("nan")
+    best = {"loss": float("inf"), "step": 0, "state": None}
+    evals: list[tuple[int, float]] = []
+    stop_reason = "schedule done"
     print("step   loss  smooth  held-out     lr  elapsed")
     for step in range(min(args.steps, args.stop_at_step or args.steps)):
-        if time.time() - t_train > args.max_minutes * 60:
-            print(f"wall-clock cap of {args.max_minutes} min reached after {step} of {args.steps} steps: stopping early")
+        if time.process_time() - cpu_train > args.max_minutes * 60:
+            stop_reason = f"CPU-time cap of {args.max_minutes} min"
+            print(f"CPU-time cap of {args.max_minutes} min reached after {step} of {args.steps} steps: stopping early")
             break
         for group in opt.param_groups:
             group["lr"] = lr_at(step, args.steps, args.lr, args.warmup)
         x = next(stream)
-        loss = model(input_ids=x, labels=x).loss
+        loss = smoothed_loss(model, x, args.label_smoothing)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -575,18 +802,40 @@ def main() -> None:
         loss_value = loss.item()
         smoothed = loss_value if smoothed is None else 0.95 * smoothed + 0.05 * loss_value
         steps_done = step + 1
-        if step % 25 == 0 or steps_done == args.steps:
-            ev = eval_loss(model, eval_ids, args.seq) if step % 100 == 0 or steps_done == args.steps else float("nan")
+        evaluate = steps_done % args.eval_every == 0 or steps_done == args.steps
+        if step % 25 == 0 or evaluate:
+            ev = eval_loss(model, eval_ids, args.seq) if evaluate else float("nan")
             print(f"{step:4d} {loss_value:6.3f} {smoothed:6.3f}  {ev:8.3f}  {opt.param_groups[0]['lr']:.2e}  "
                   f"{time.time() - t_train:6.0f}s", flush=True)
+            if evaluate:
+                evals.append((steps_done, ev))
+                if ev < best["loss"]:
+                    best = {"loss": ev, "step": steps_done,
+                            "state": {k: v.detach().clone() for k, v in model.state_dict().items()}}
+                    if args.snapshot:
+                        snap = LlamaForCausalLM(cfg)
+                        snap.load_state_dict(best["state"])
+                        save(args.snapshot, snap, tok, f"snapshot at step {steps_done}\n")
+                elif len(evals) - 1 - [s for s, _ in evals].index(best["step"]) >= args.patience:
+                    stop_reason = f"early stopping: no better held-out loss in {args.patience} evaluations"
+                    print(stop_reason)
+                    break
     minutes = (time.time() - t_train) / 60
+    cpu_minutes = (time.process_time() - cpu_train) / 60
+    last_eval = eval_loss(model, eval_ids, args.seq)
+    if last_eval < best["loss"]:
+        best = {"loss": last_eval, "step": steps_done, "state": None}
+    if best["state"] is not None:
+        model.load_state_dict(best["state"])
     final_eval = eval_loss(model, eval_ids, args.seq)
-    print(f"done: {steps_done} steps in {minutes:.1f} min; train loss {loss_value:.3f} (smoothed {smoothed:.3f}), "
-          f"held-out {final_eval:.3f}")
+    print(f"done: {steps_done} steps in {minutes:.1f} min ({stop_reason}); train loss {loss_value:.3f} "
+          f"(smoothed {smoothed:.3f}, label-smoothed), held-out {final_eval:.3f} (best, step {best['step']})")
 
     stats = dict(documents=len(corpus), train_tokens=len(train_ids), lr=args.lr, warmup=args.warmup,
-                 steps_done=steps_done, batch=args.batch, seq=args.seq, command=replay_command(args, steps_done),
-                 tokens_seen=steps_done * args.batch * args.seq, minutes=minutes,
+                 steps_done=steps_done, batch=args.batch, seq=args.seq, command=replay_command(args, steps_done, stop_reason),
+                 tokens_seen=steps_done * args.batch * args.seq, minutes=minutes, cpu_minutes=cpu_minutes, stop_reason=stop_reason,
+                 best_step=best["step"], evals=evals, weight_decay=args.weight_decay, dropout=args.dropout,
+                 label_smoothing=args.label_smoothing,
                  final_train_loss=smoothed, final_eval_loss=final_eval)
     save(args.out, model, tok, model_card(params, cfg, stats))
     total = sum(os.path.getsize(os.path.join(args.out, f)) for f in os.listdir(args.out))
