@@ -365,6 +365,11 @@ export class Recorder {
     return this.pipelines.unused;
   }
 
+  /** The device's enabled features, for kernels with a variant per feature (e.g. subgroups). */
+  get features(): GPUSupportedFeatures {
+    return this.device.features;
+  }
+
   /** Runs `fn` once the GPU has finished this submission: the place to release scratch buffers it used. */
   afterSubmit(fn: () => void): void {
     this.finishers.push(fn);

@@ -1,0 +1,180 @@
+// Flash attention against the float64 reference (src/gpu/ref/attention.ref.ts) at odd sizes, with and without
+// subgroups, and its backward against central finite differences of its own forward.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createEngine, type Engine } from '../engine.ts';
+import { openNodeGpu } from '../node.ts';
+import { attentionBackwardRef, attentionRef, type AttentionShape } from '../ref/attention.ref.ts';
+import { mismatches, randomArray } from '../ref/testing.ts';
+import { download, driverName, testEngine, upload, zeros } from '../testing-gpu.ts';
+import { PipelineCache } from '../kernel.ts';
+import {
+  allFlashAttentionSpecs,
+  flashAttentionStatsBytes,
+  flashTileRows,
+  recordFlashAttentionBackward,
+  recordFlashAttentionForward,
+} from './flash-attention.ts';
+
+let withSg: Engine;
+let noSg: Engine;
+beforeAll(async () => {
+  withSg = await testEngine();
+  noSg = await createEngine(await openNodeGpu({ disableFeatures: ['subgroups'] }));
+});
+afterAll(() => noSg?.gpu.destroy());
+
+interface Case extends AttentionShape {
+  name: string;
+  seg: number[];
+}
+
+/** Segment ids for consecutive runs of the given lengths (padding: runs of 1). */
+function segments(...lengths: number[]): number[] {
+  return lengths.flatMap((n, s) => Array<number>(n).fill(s));
+}
+
+const CASES: Case[] = [
+  { name: 'T=1 D=5', T: 1, Hq: 1, Hkv: 1, D: 5, seg: [0] },
+  { name: 'T=37 G=3 D=7, segments 1, 20, 1, 15', T: 37, Hq: 3, Hkv: 1, D: 7, seg: segments(1, 20, 1, 15) },
+  { name: 'T=45 Hq=4 Hkv=2 D=64, rows of 5 and 30 + 3 padding + 7', T: 45, Hq: 4, Hkv: 2, D: 64, seg: segments(5, 30, 1, 1, 1, 7) },
+  { name: 'T=23 G=2 D=128, interleaved segments, scale 0.3', T: 23, Hq: 2, Hkv: 1, D: 128, scale: 0.3, seg: Array.from({ length: 23 }, (_, i) => (i * 7) % 3) },
+  { name: 'T=70 G=1 D=16, segments 33 and 37 (three blocks)', T: 70, Hq: 2, Hkv: 2, D: 16, seg: segments(33, 37) },
+  { name: 'T=600 G=2 D=3, segments 560 and 40 (scans past 512 tokens)', T: 600, Hq: 2, Hkv: 1, D: 3, seg: segments(560, 40) },
+];
+
+// f32 dot products of ≤ 128 terms summed as 4 interleaved lanes, online-softmax rescaling, sums over ≤ 600 rows:
+// observed errors ≤ 4e-7 on lavapipe and SwiftShader; declared with room.
+const TOL = { abs: 2e-6, rel: 2e-5 };
+
+async function run(e: Engine, c: Case, seed: number, subgroups: boolean) {
+  const { T, Hq, Hkv, D } = c;
+  const Q = randomArray(T * Hq * D, seed);
+  const K = randomArray(T * Hkv * D, seed + 1);
+  const V = randomArray(T * Hkv * D, seed + 2);
+  const dO = randomArray(T * Hq * D, seed + 3);
+  const buf = {
+    Q: upload(e, Q),
+    K: upload(e, K),
+    V: upload(e, V),
+    seg: upload(e, Uint32Array.from(c.seg)),
+    O: zeros(e, T * Hq * D),
+    L: zeros(e, T * Hq),
+    dO: upload(e, dO),
+    stats: zeros(e, flashAttentionStatsBytes(c) / 4),
+    // Non-zero garbage: the backward must overwrite, not accumulate.
+    dQ: upload(e, randomArray(T * Hq * D, 1)),
+    dK: upload(e, randomArray(T * Hkv * D, 2)),
+    dV: upload(e, randomArray(T * Hkv * D, 3)),
+  };
+  const rec = e.record('flash-attention-test');
+  recordFlashAttentionForward(rec, c, buf, { subgroups });
+  recordFlashAttentionBackward(rec, c, buf, { subgroups });
+  await rec.submit();
+  const got = {
+    O: await download(e, buf.O, T * Hq * D),
+    L: await download(e, buf.L, T * Hq),
+    dQ: await download(e, buf.dQ, T * Hq * D),
+    dK: await download(e, buf.dK, T * Hkv * D),
+    dV: await download(e, buf.dV, T * Hkv * D),
+  };
+  const x = { ...c, Q, K, V, seg: c.seg };
+  const want = { ...attentionRef(x), ...attentionBackwardRef({ ...x, dO }) };
+  return { got, want };
+}
+
+const VARIANTS = [
+  { name: 'subgroups', subgroups: true },
+  { name: 'no subgroups', subgroups: false },
+];
+
+describe(`flash attention (${driverName})`, () => {
+  it('tiles fit 16 KiB of workgroup memory for every head dim', () => {
+    for (const subgroups of [true, false]) {
+      for (let D = 1; D <= 128; D++) {
+        const bt = flashTileRows({ D, subgroups });
+        const dp = 4 * Math.ceil(D / 4);
+        const bytes = 2 * bt * dp * 4 + (subgroups ? 0 : 32 * 4 * bt * 2 * 4) + bt * 12 + 32 * 4 + 12;
+        expect(bytes, `D=${D}`).toBeLessThanOrEqual(16384);
+        expect(bt).toBeGreaterThanOrEqual(subgroups ? 15 : 7);
+      }
+    }
+  });
+
+  it('every variant compiles on this adapter', async () => {
+    for (const [e, specs] of [
+      [noSg, allFlashAttentionSpecs(false)],
+      ...(withSg.gpu.features.has('subgroups') ? [[withSg, allFlashAttentionSpecs(true)] as const] : []),
+    ] as const) {
+      const cache = new PipelineCache(e.device);
+      for (const spec of specs) cache.get(spec);
+      await cache.ready();
+    }
+  });
+
+  for (const v of VARIANTS) {
+    it.each(CASES)(`${v.name}: forward and backward match the reference: $name`, async (c, ctx) => {
+      if (v.subgroups && !withSg.gpu.features.has('subgroups')) return ctx.skip(); // adapter without subgroups
+      const e = v.subgroups ? withSg : noSg;
+      const { got, want } = await run(e, c, c.T * 13 + c.D, v.subgroups);
+      for (const key of ['O', 'L', 'dQ', 'dK', 'dV'] as const) {
+        expect(mismatches(got[key], want[key], TOL), key).toEqual([]);
+      }
+    });
+  }
+
+  it('backward matches central differences of the kernel forward (tiny case, every input element)', async () => {
+    // Base problem: T=5 tokens in segments of 3 and 2, Hq=2, Hkv=1, D=3; loss = Σ O·W. Every perturbed copy of
+    // the inputs is packed as its own segments into one big batch, so one forward evaluates all of them.
+    const base = { T: 5, Hq: 2, Hkv: 1, D: 3 };
+    const segBase = [0, 0, 0, 1, 1];
+    const Q = randomArray(base.T * base.Hq * base.D, 71);
+    const K = randomArray(base.T * base.Hkv * base.D, 72);
+    const V = randomArray(base.T * base.Hkv * base.D, 73);
+    const W = randomArray(base.T * base.Hq * base.D, 74);
+    const inputs = { Q, K, V };
+    const perturb: { name: 'Q' | 'K' | 'V'; index: number; sign: number }[] = [];
+    for (const name of ['Q', 'K', 'V'] as const) {
+      for (let index = 0; index < inputs[name].length; index++) for (const sign of [1, -1]) perturb.push({ name, index, sign });
+    }
+    const copies = perturb.length;
+    const eps = 1e-2;
+    const big = { ...base, T: base.T * copies };
+    const bigIn = { Q: new Float32Array(copies * Q.length), K: new Float32Array(copies * K.length), V: new Float32Array(copies * V.length) };
+    const seg = new Uint32Array(big.T);
+    perturb.forEach((p, c) => {
+      for (const name of ['Q', 'K', 'V'] as const) bigIn[name].set(inputs[name], c * inputs[name].length);
+      bigIn[p.name][c * inputs[p.name].length + p.index] += p.sign * eps;
+      for (let t = 0; t < base.T; t++) seg[c * base.T + t] = 2 * c + segBase[t];
+    });
+    for (const v of VARIANTS) {
+      if (v.subgroups && !withSg.gpu.features.has('subgroups')) continue;
+      const e = v.subgroups ? withSg : noSg;
+      const O = zeros(e, big.T * base.Hq * base.D);
+      const L = zeros(e, big.T * base.Hq);
+      const fwd = { Q: upload(e, bigIn.Q), K: upload(e, bigIn.K), V: upload(e, bigIn.V), seg: upload(e, seg), O, L };
+      // The analytic gradient at the unperturbed point: the base problem alone, dO = W.
+      const one = {
+        Q: upload(e, Q), K: upload(e, K), V: upload(e, V), seg: upload(e, Uint32Array.from(segBase)),
+        O: zeros(e, Q.length), L: zeros(e, base.T * base.Hq), dO: upload(e, W),
+        stats: zeros(e, flashAttentionStatsBytes(base) / 4), dQ: zeros(e, Q.length), dK: zeros(e, K.length), dV: zeros(e, V.length),
+      };
+      const rec = e.record('flash-attention-fd');
+      recordFlashAttentionForward(rec, big, fwd, v);
+      recordFlashAttentionForward(rec, base, one, v);
+      recordFlashAttentionBackward(rec, base, one, v);
+      await rec.submit();
+      const Obig = await download(e, O, big.T * base.Hq * base.D);
+      const grads = { Q: await download(e, one.dQ, Q.length), K: await download(e, one.dK, K.length), V: await download(e, one.dV, V.length) };
+      const fd = { Q: new Float64Array(Q.length), K: new Float64Array(K.length), V: new Float64Array(V.length) };
+      perturb.forEach((p, c) => {
+        let loss = 0;
+        for (let k = 0; k < W.length; k++) loss += Obig[c * W.length + k] * W[k];
+        fd[p.name][p.index] += (p.sign * loss) / (2 * eps);
+      });
+      for (const name of ['Q', 'K', 'V'] as const) {
+        // f32 forward: loss rounding ~1e-6 over 2·eps, plus O(eps²) truncation.
+        expect(mismatches(grads[name], fd[name], { abs: 5e-4, rel: 5e-3 }), `${v.name} d${name}`).toEqual([]);
+      }
+    }
+  });
+});

@@ -1,0 +1,211 @@
+// Host side of flash_attention.wgsl: FlashAttention-2-style causal self-attention (GQA, packed sequences), forward
+// and backward, with the same buffer contract as attention.ts (see the .wgsl header). Each head dim gets its own
+// WGSL (per-lane register arrays sized by it), with and without subgroups.
+import source from '../../shaders/flash_attention.wgsl?raw';
+import teamShared from '../../shaders/flash_attention_team_shared.wgsl?raw';
+import teamSubgroup from '../../shaders/flash_attention_team_subgroup.wgsl?raw';
+import { KernelError, packParams, type BindingAccess, type DispatchCost, type KernelSpec, type Recorder, type Workgroups } from '../kernel.ts';
+import { renderWgsl } from '../wgsl.ts';
+import { AttentionShapeError, attentionScale, checkShape, type AttentionShape } from '../ref/attention.ref.ts';
+import { foldWorkgroups } from './elementwise.ts';
+
+export const FLASH_ATTENTION_PASSES = ['forward', 'backward_prep', 'backward_dq', 'backward_dkv', 'backward_reduce'] as const;
+export type FlashAttentionPass = (typeof FLASH_ATTENTION_PASSES)[number];
+
+/** Largest head dim: per-lane arrays hold ⌈D/4⌉ floats. */
+export const FLASH_ATTENTION_MAX_HEAD_DIM = 128;
+
+/** Invocations per workgroup and rows (queries or keys) per workgroup: 4 lanes per row. */
+const WG = 128;
+const ROWS = 32;
+/** Workgroup memory the tiles may use: WebGPU's default limit (16 KiB) less room for the small arrays. */
+const TILE_BUDGET = 16384 - 1024;
+
+const BINDINGS: Record<FlashAttentionPass, BindingAccess[]> = {
+  forward: ['read', 'read', 'read', 'read', 'read_write', 'read_write'], // Q K V seg → O L
+  backward_prep: ['read', 'read', 'read', 'read_write'], // O dO L → stats
+  backward_dq: ['read', 'read', 'read', 'read', 'read', 'read', 'read_write'], // Q K V seg dO stats → dQ
+  backward_dkv: ['read', 'read', 'read', 'read', 'read', 'read_write', 'read_write', 'read_write'], // … stats(+partials) → dK dV
+  backward_reduce: ['read', 'read_write', 'read_write'], // stats partials → dK dV
+};
+
+export interface FlashAttentionVariant {
+  /** head_dim, 1..128, baked into the WGSL. */
+  D: number;
+  /** Use subgroup shuffles for the per-row sums (the device must have the 'subgroups' feature). */
+  subgroups: boolean;
+}
+
+/** Rows of the streamed operand per tile: two (BT, 4·⌈D/4⌉) f32 tiles, plus (without subgroups) the (32 rows,
+ *  4 lanes, BT, 2) exchange buffer, within TILE_BUDGET; at most 32 (the visibility bitmask is one u32). */
+export function flashTileRows(v: FlashAttentionVariant): number {
+  const dp = 4 * Math.ceil(v.D / 4);
+  const perRow = 8 * dp + (v.subgroups ? 0 : ROWS * 4 * 2 * 4);
+  return Math.max(1, Math.min(32, Math.floor(TILE_BUDGET / perRow)));
+}
+
+const wgslCache = new Map<string, string>();
+/** The module for one variant: `enable subgroups;` and the head-dim constants on line 1 (so compile errors keep
+ *  flash_attention.wgsl's line numbers), the team helpers appended. */
+function flashWgsl(v: FlashAttentionVariant): string {
+  const key = `${v.D}|${v.subgroups}`;
+  let text = wgslCache.get(key);
+  if (!text) {
+    const head = `${v.subgroups ? 'enable subgroups; ' : ''}const HD = ${v.D}u; const BT = ${flashTileRows(v)}u; `;
+    const body = renderWgsl('flash_attention', source);
+    const team = renderWgsl('flash_attention_team', v.subgroups ? teamSubgroup : teamShared);
+    text = `${head}${body}\n${team}`;
+    wgslCache.set(key, text);
+  }
+  return text;
+}
+
+function checkVariant(v: FlashAttentionVariant): void {
+  if (!Number.isInteger(v.D) || v.D < 1 || v.D > FLASH_ATTENTION_MAX_HEAD_DIM) {
+    throw new AttentionShapeError(`attention: head_dim ${v.D} exceeds the kernel's maximum ${FLASH_ATTENTION_MAX_HEAD_DIM}`);
+  }
+}
+
+export function flashAttentionSpec(pass: FlashAttentionPass, v: FlashAttentionVariant): KernelSpec {
+  checkVariant(v);
+  return {
+    label: `flash_attention.${pass}.d${v.D}${v.subgroups ? '.sg' : ''}`,
+    file: 'src/shaders/flash_attention.wgsl',
+    wgsl: flashWgsl(v),
+    entryPoint: pass,
+    constants: {},
+    bindings: BINDINGS[pass],
+    paramsBytes: 32,
+  };
+}
+
+/** Head dims the compile-everything test instantiates: odd and small ones (fixtures) and the real models'. */
+export const FLASH_ATTENTION_TESTED_HEAD_DIMS = [1, 5, 8, 12, 16, 32, 64, 80, 96, 128] as const;
+
+/** Every pass at the listed head dims, for the compile-everything test (subgroup variants only when asked: the
+ *  validating device must have the feature). */
+export function allFlashAttentionSpecs(subgroups = false): KernelSpec[] {
+  return FLASH_ATTENTION_TESTED_HEAD_DIMS.flatMap((D) => FLASH_ATTENTION_PASSES.map((pass) => flashAttentionSpec(pass, { D, subgroups })));
+}
+
+function params(shape: AttentionShape): ArrayBuffer {
+  checkShape(shape);
+  if (shape.D > FLASH_ATTENTION_MAX_HEAD_DIM) {
+    throw new AttentionShapeError(`attention: head_dim ${shape.D} exceeds the kernel's maximum ${FLASH_ATTENTION_MAX_HEAD_DIM}`);
+  }
+  const scale = attentionScale(shape);
+  if (!Number.isFinite(scale)) throw new KernelError(`attention: scale must be finite, got ${scale}`);
+  return packParams([
+    ['u32', shape.T],
+    ['u32', shape.Hq],
+    ['u32', shape.Hkv],
+    ['u32', shape.D],
+    ['f32', scale],
+  ]);
+}
+
+/** Whether the recorder's device can run the subgroup variant. */
+function useSubgroups(rec: Recorder, option: boolean | undefined): boolean {
+  const has = rec.features.has('subgroups');
+  if (option && !has) throw new KernelError('flash attention: subgroups requested but the device does not have them');
+  return option ?? has;
+}
+
+/** (⌈T/32⌉, heads, 1): a workgroup per block of 32 rows and one query head. */
+function blockGroups(T: number, heads: number): Workgroups {
+  return [Math.ceil(T / ROWS), heads, 1];
+}
+
+/** One invocation per item, folded into x and y. */
+function flatGroups(n: number): Workgroups {
+  return foldWorkgroups(Math.ceil(n / WG));
+}
+
+/** FLOPs and bytes of each pass, counted as one causal sequence of T rows (T²/2 query-key pairs per head; packed
+ *  segments do less). Per pair and head: forward q·k and p·v (4·D); backward_dq q·k, dO·v, ds·k (6·D);
+ *  backward_dkv k·q, v·dO, p·dO, ds·q (8·D). */
+export function flashAttentionCost(pass: FlashAttentionPass, s: AttentionShape): DispatchCost {
+  const pairs = (s.T * (s.T + 1)) / 2;
+  const q = s.T * s.Hq * s.D * 4; // bytes of Q, O, dO or dQ
+  const kv = s.T * s.Hkv * s.D * 4; // bytes of K, V, dK or dV
+  const rows = s.T * s.Hq * 4;
+  const partialsOut = s.Hq === s.Hkv ? 0 : 2 * q; // dkv's per-query-head partials
+  switch (pass) {
+    case 'forward':
+      return { flops: 4 * s.D * pairs * s.Hq, bytes: 2 * q + 2 * kv + rows + s.T * 4 };
+    case 'backward_prep':
+      return { flops: 2 * s.D * s.T * s.Hq, bytes: 2 * q + 3 * rows };
+    case 'backward_dq':
+      return { flops: 6 * s.D * pairs * s.Hq, bytes: 3 * q + 2 * kv + 2 * rows + s.T * 4 };
+    case 'backward_dkv':
+      return { flops: 8 * s.D * pairs * s.Hq, bytes: 2 * q + 2 * kv + (partialsOut || 2 * kv) + 2 * rows + s.T * 4 };
+    case 'backward_reduce':
+      return { flops: 2 * s.T * s.Hq * s.D, bytes: 2 * q + 2 * kv };
+  }
+}
+
+export interface FlashAttentionForwardBuffers {
+  /** (T, Hq, D) */
+  Q: GPUBuffer;
+  /** (T, Hkv, D) */
+  K: GPUBuffer;
+  /** (T, Hkv, D) */
+  V: GPUBuffer;
+  /** (T) u32 segment ids */
+  seg: GPUBuffer;
+  /** (T, Hq, D) output */
+  O: GPUBuffer;
+  /** (T, Hq) output: log-sum-exp per row, kept for the backward pass */
+  L: GPUBuffer;
+}
+
+export interface FlashAttentionOptions {
+  /** Force the subgroup variant on or off; default: on where the device has 'subgroups'. */
+  subgroups?: boolean;
+}
+
+/** Records O = softmax(scale·QKᵀ + mask)·V and L into `rec`: one dispatch. */
+export function recordFlashAttentionForward(rec: Recorder, shape: AttentionShape, b: FlashAttentionForwardBuffers, o: FlashAttentionOptions = {}): void {
+  const p = params(shape);
+  const v = { D: shape.D, subgroups: useSubgroups(rec, o.subgroups) };
+  if (shape.T === 0) return;
+  rec.dispatch(flashAttentionSpec('forward', v), [b.Q, b.K, b.V, b.seg, b.O, b.L], p, blockGroups(shape.T, shape.Hq), flashAttentionCost('forward', shape));
+}
+
+export interface FlashAttentionBackwardBuffers extends FlashAttentionForwardBuffers {
+  /** (T, Hq, D) upstream gradient */
+  dO: GPUBuffer;
+  /** f32 scratch of flashAttentionStatsBytes(shape), overwritten */
+  stats: GPUBuffer;
+  /** (T, Hq, D) output, overwritten */
+  dQ: GPUBuffer;
+  /** (T, Hkv, D) outputs, overwritten */
+  dK: GPUBuffer;
+  dV: GPUBuffer;
+}
+
+/** Bytes of the backward's `stats` scratch: (L, Δ) per row, and with G > 1 the per-query-head dK, dV partials. */
+export function flashAttentionStatsBytes(shape: AttentionShape): number {
+  const rows = shape.T * shape.Hq;
+  return (2 * rows + (shape.Hq === shape.Hkv ? 0 : 2 * rows * shape.D)) * 4;
+}
+
+/** Records dQ, dK, dV (overwritten) from the forward's O and L: prep → dq → dkv (→ reduce when G > 1). */
+export function recordFlashAttentionBackward(rec: Recorder, shape: AttentionShape, b: FlashAttentionBackwardBuffers, o: FlashAttentionOptions = {}): void {
+  const p = params(shape);
+  const v = { D: shape.D, subgroups: useSubgroups(rec, o.subgroups) };
+  if (shape.T === 0) return;
+  const { T, Hq, Hkv } = shape;
+  rec.dispatch(flashAttentionSpec('backward_prep', v), [b.O, b.dO, b.L, b.stats], p, flatGroups(T * Hq), flashAttentionCost('backward_prep', shape));
+  rec.dispatch(flashAttentionSpec('backward_dq', v), [b.Q, b.K, b.V, b.seg, b.dO, b.stats, b.dQ], p, blockGroups(T, Hq), flashAttentionCost('backward_dq', shape));
+  rec.dispatch(
+    flashAttentionSpec('backward_dkv', v),
+    [b.Q, b.K, b.V, b.seg, b.dO, b.stats, b.dK, b.dV],
+    p,
+    blockGroups(T, Hq),
+    flashAttentionCost('backward_dkv', shape),
+  );
+  if (Hq !== Hkv) {
+    rec.dispatch(flashAttentionSpec('backward_reduce', v), [b.stats, b.dK, b.dV], p, flatGroups(T * Hkv * shape.D), flashAttentionCost('backward_reduce', shape));
+  }
+}
