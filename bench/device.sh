@@ -178,7 +178,8 @@ esac
 cp bench/probe.mjs "$DIST/probe.mjs" # beside bench.mjs, so that 'webgpu' resolves to the carried dawn.node
 probe="$(timeout 60 "$NODE" "$DIST/probe.mjs" 2>"$WORK/probe.err" || true)"
 [ -n "$probe" ] || probe="{\"adapter\": null, \"error\": \"the probe crashed: $(tail -n 3 "$WORK/probe.err" | tr '\n"' ' ' )\"}"
-peer="$(timeout 120 python3 bench/torch_peer.py --check 2>/dev/null || true)"
+peer="(checked by the training section)"
+[ "$MODE" = probe ] && peer="$(timeout 120 python3 bench/torch_peer.py --check 2>/dev/null || true)"
 {
   echo "gpu: ${gpu:-unknown (no nvidia-smi)}"
   echo "node: $("$NODE" -v) ($NODE)"
