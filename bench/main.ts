@@ -1,12 +1,14 @@
 // `npm run bench`: the benchmark suite of issue 7 through dawn.node. Tables (aligned Markdown) on stdout, progress
 // on stderr; --json prints one JSON document instead. Sections: 1 matmul vs TF.js, 2 fused LoRA vs unfused, 3 NF4
-// vs f16/f32 weights, 4 memory vs the analytic estimate, 5 training steps through the trainer, 6 the profile of one step (bench/profile.ts).
+// vs f16/f32 weights, 4 memory vs the analytic estimate, 5 training steps through the trainer, 6 the profile of one step (bench/profile.ts), 7 attention: the row kernel
+// against the flash one (bench/attention.ts).
 import { writeFileSync } from 'node:fs';
 import { createEngine } from '../src/gpu/engine.ts';
 import { nodeGpuEntry, openNodeGpu } from '../src/gpu/node.ts';
 import type { BenchContext, SectionResult } from './context.ts';
 import { parseArgs, timingFor, USAGE, type Section } from './lib/plan.ts';
 import { renderTable } from './lib/table.ts';
+import { runAttention } from './attention.ts';
 import { runLora } from './lora.ts';
 import { runMatmul } from './matmul.ts';
 import { runMemory } from './memory.ts';
@@ -52,6 +54,7 @@ async function main(argv: string[]): Promise<number> {
     memory: () => runMemory(ctx),
     training: () => runTraining(ctx),
     profile: () => runProfile(ctx),
+    attention: () => runAttention(ctx),
   };
   const results: Partial<Record<Section, unknown>> = {};
   const failures: string[] = [];
