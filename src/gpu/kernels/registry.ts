@@ -3,6 +3,7 @@ import type { KernelSpec } from '../kernel.ts';
 import { allMatmulSpecs } from './matmul.ts';
 import { allAttentionSpecs } from './attention.ts';
 import { allAttentionDecodeSpecs } from './attention_decode.ts';
+import { allFlashAttentionSpecs } from './flash-attention.ts';
 import { allRopeSpecs } from './rope.ts';
 import { allMatmulNf4Specs } from './matmul_nf4.ts';
 import { allAdamwSpecs } from './adamw.ts';
@@ -14,7 +15,9 @@ import { allEmbeddingSpecs } from './embedding.ts';
 import { allElementwiseSpecs } from './elementwise.ts';
 import { allColumnsSpecs } from './columns.ts';
 
-export function allKernelSpecs(hasF16: boolean): KernelSpec[] {
+/** `hasSubgroups`: include the variants that need the 'subgroups' feature (the validating device must have it). */
+export function allKernelSpecs(hasF16: boolean, hasSubgroups = true): KernelSpec[] {
   return [...allMatmulSpecs(hasF16), ...allLoraSpecs(hasF16), ...allXentSpecs(hasF16), ...allMatmulNf4Specs(), ...allAdamwSpecs(), ...allRopeSpecs(), ...allAttentionSpecs(), ...allAttentionDecodeSpecs(),
-    ...allNormSpecs(hasF16), ...allActivationSpecs(hasF16), ...allEmbeddingSpecs(hasF16), ...allElementwiseSpecs(hasF16), ...allColumnsSpecs()];
+    ...allNormSpecs(hasF16), ...allActivationSpecs(hasF16), ...allEmbeddingSpecs(hasF16), ...allElementwiseSpecs(hasF16), ...allColumnsSpecs(),
+    ...allFlashAttentionSpecs(false), ...(hasSubgroups ? allFlashAttentionSpecs(true) : [])];
 }
