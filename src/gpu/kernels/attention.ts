@@ -5,6 +5,7 @@ import { KernelError, packParams, type BindingAccess, type DispatchCost, type Ke
 import { renderWgsl } from '../wgsl.ts';
 import { AttentionShapeError, attentionScale, checkShape, type AttentionShape } from '../ref/attention.ref.ts';
 import { foldWorkgroups } from './elementwise.ts';
+import { flashAttentionStatsBytes, recordFlashAttentionBackward, recordFlashAttentionForward } from './flash-attention.ts';
 
 export const ATTENTION_PASSES = ['forward', 'backward_prep', 'backward_dq', 'backward_dkv'] as const;
 export type AttentionPass = (typeof ATTENTION_PASSES)[number];
@@ -93,15 +94,20 @@ export interface AttentionForwardBuffers {
   L: GPUBuffer;
 }
 
-/** Records O = softmax(scale·QKᵀ + mask)·V and L into `rec`. */
+/** Records O = softmax(scale·QKᵀ + mask)·V and L into `rec`: the flash kernel (flash-attention.ts). */
 export function recordAttentionForward(rec: Recorder, shape: AttentionShape, b: AttentionForwardBuffers): void {
+  recordFlashAttentionForward(rec, shape, b);
+}
+
+/** The one-thread-per-row kernel of attention.wgsl (kept beside the flash kernel for comparison). */
+export function recordAttentionForwardRowwise(rec: Recorder, shape: AttentionShape, b: AttentionForwardBuffers): void {
   rec.dispatch(attentionSpec('forward'), [b.Q, b.K, b.V, b.seg, b.O, b.L], params(shape), rowGroups(shape.T * shape.Hq), attentionCost('forward', shape));
 }
 
 export interface AttentionBackwardBuffers extends AttentionForwardBuffers {
   /** (T, Hq, D) upstream gradient */
   dO: GPUBuffer;
-  /** (T, Hq, 2) f32 scratch, overwritten */
+  /** f32 scratch of attentionStatsBytes(shape) bytes, overwritten */
   stats: GPUBuffer;
   /** (T, Hq, D) output, overwritten */
   dQ: GPUBuffer;
@@ -110,13 +116,19 @@ export interface AttentionBackwardBuffers extends AttentionForwardBuffers {
   dV: GPUBuffer;
 }
 
-/** Bytes of the backward's `stats` scratch. */
+/** Bytes of the backward's `stats` scratch: (T, Hq, 2) for both kernels, plus the flash kernel's per-query-head
+ *  dK, dV partials when Hq > Hkv (flashAttentionStatsBytes). */
 export function attentionStatsBytes(shape: AttentionShape): number {
-  return shape.T * shape.Hq * 2 * 4;
+  return Math.max(shape.T * shape.Hq * 2 * 4, flashAttentionStatsBytes(shape));
 }
 
-/** Records dQ, dK, dV (overwritten) from the forward's O and L: three dispatches, prep → dq → dkv. */
+/** Records dQ, dK, dV (overwritten) from the forward's O and L: the flash kernel (flash-attention.ts). */
 export function recordAttentionBackward(rec: Recorder, shape: AttentionShape, b: AttentionBackwardBuffers): void {
+  recordFlashAttentionBackward(rec, shape, b);
+}
+
+/** The one-thread-per-row backward of attention.wgsl: three dispatches, prep → dq → dkv. */
+export function recordAttentionBackwardRowwise(rec: Recorder, shape: AttentionShape, b: AttentionBackwardBuffers): void {
   const p = params(shape);
   const rows = rowGroups(shape.T * shape.Hq);
   rec.dispatch(attentionSpec('backward_prep'), [b.O, b.dO, b.L, b.stats], p, rows, attentionCost('backward_prep', shape));
