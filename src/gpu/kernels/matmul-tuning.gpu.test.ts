@@ -20,7 +20,7 @@ describe(`kernel tuning (${driverName})`, () => {
   it('measures every dense and NF4 variant, caches the fastest per adapter under versioned keys, then reuses them', async () => {
     const cache = memoryCache();
     // One tiny shape and two samples: the test is of the measuring path (compiling every variant is most of its time).
-    const first = await tuneKernels(e, cache, {}, { shapes: [{ M: 16, N: 32, K: 32, transB: true }], samples: 2 });
+    const first = await tuneKernels(e, cache, {}, { shapes: [{ M: 16, N: 32, K: 32, transB: true }], samples: 2, measureCpu: true });
     expect(first.matmul.source).toBe('measured');
     expect(first.nf4.source).toBe('measured');
     expect(first.matmul.clock).toBe(e.gpu.features.has('timestamp-query') ? 'timestamp-query' : 'wall');
@@ -35,8 +35,14 @@ describe(`kernel tuning (${driverName})`, () => {
       [tuningKey('matmul', e.gpu.adapter)]: first.matmul.variant,
       [tuningKey('matmul_nf4', e.gpu.adapter)]: first.nf4.variant,
     });
-    const second = await tuneKernels(e, cache);
+    const second = await tuneKernels(e, cache, {}, { measureCpu: true });
     expect(second).toEqual({ matmul: { variant: first.matmul.variant, source: 'cache' }, nf4: { variant: first.nf4.variant, source: 'cache' } });
+  });
+
+  it('gives a CPU adapter the naive kernels unmeasured (and a GPU nothing of the kind)', async () => {
+    const t = await tuneKernels(e, memoryCache());
+    if (e.gpu.adapter.isCpu) expect(t).toEqual({ matmul: { variant: 'naive', source: 'cpu' }, nf4: { variant: 'naive', source: 'cpu' } });
+    else expect(t.matmul.source).toBe('measured');
   });
 
   it('repeats a short dispatch until a sample holds enough work', async () => {

@@ -80,7 +80,7 @@ export type ClockSource = 'timestamp-query' | 'wall';
 
 export interface Choice<V extends string> {
   variant: V;
-  source: 'override' | 'cache' | 'measured' | 'derived';
+  source: 'override' | 'cache' | 'measured' | 'derived' | 'cpu';
   /** When measured: Σ over the tuning shapes of one product's milliseconds, per variant. */
   timingsMs?: Partial<Record<V, number>>;
   clock?: ClockSource;
@@ -230,6 +230,9 @@ export interface TuneOptions extends RepeatOptions {
   timer?: VariantTimer<string>;
   /** Replaces tuningShapes(adapter is CPU). */
   shapes?: TuneShape[];
+  /** Measure on a CPU adapter too (tests of the measuring path). By default a CPU adapter gets the first variant of
+   *  each family (naive) unmeasured. */
+  measureCpu?: boolean;
 }
 
 async function choose<V extends string>(
@@ -246,6 +249,10 @@ async function choose<V extends string>(
     if (!isVariant(override)) throw new Error(`${family} variant "${override}" is not one of ${variants.join(', ')}`);
     return { variant: override, source: 'override' };
   }
+  // CPU drivers pay so much for workgroup barriers that the barrier-free naive kernels win at every size, and their
+  // timings swing with whatever else the machine runs: measured at tiny shapes on a loaded machine, a tiled variant
+  // sometimes "won" and then slowed every later run several times over. So they are not measured.
+  if (e.gpu.adapter.isCpu && !options.measureCpu && !options.timer) return { variant: variants[0], source: 'cpu' };
   const key = tuningKey(family, e.gpu.adapter);
   const cached = cache?.get(key);
   if (isVariant(cached)) return { variant: cached, source: 'cache' };
