@@ -12,6 +12,7 @@ import type { TuningCache } from '../gpu/kernels/matmul-tuning.ts';
 import { testEngine } from '../gpu/testing-gpu.ts';
 import { FIXTURES, readGolden, type GoldenRow } from '../model/runtime/testing.ts';
 import { HfTokenizer } from '../model/tokenizer.ts';
+import { deflated, rawZip, zeroBomb } from '../train/testing-archive.ts';
 import { evalCommand, type CliIo } from './eval.ts';
 
 let e: Engine;
@@ -205,6 +206,22 @@ describe.each(['gpt2', 'llama'])('eval --adapter (a PEFT adapter trained by the 
     const again = await evaluate(['--model', model(name), '--data', data]);
     expect(again.result).toEqual(base.result);
   });
+
+  it('--adapter bomb.zip (1 GiB of zeros in ~1 MiB, declared as 1 MB) stops at the declared size with the entry named (issue 14)', async (ctx) => {
+    if (!existsSync(adapterDir)) {
+      console.log(`skipped: ${adapterDir} is missing (scripts/golden_train.py writes it)`);
+      ctx.skip();
+    }
+    const bomb = join(dir, `bomb-${name}.zip`);
+    const config = readFileSync(join(adapterDir, 'adapter_config.json'));
+    writeFileSync(bomb, rawZip([deflated('adapter_config.json', config), { name: 'adapter_model.safetensors', data: zeroBomb(1024), size: 1_000_000, crc: 0 }]));
+    const data = jsonl(`bomb-${name}.jsonl`, [{ text: 'hello world' }]);
+    const before = process.memoryUsage().arrayBuffers;
+    await expect(evaluate(['--model', model(name), '--data', data, '--adapter', bomb])).rejects.toThrow(
+      `${bomb}: entry "adapter_model.safetensors": inflates past its declared 1000000 bytes (a lying or damaged archive); stopped there`,
+    );
+    expect(process.memoryUsage().arrayBuffers - before).toBeLessThan(256 << 20);
+  });
 });
 
 describe('the built CLI', () => {
@@ -228,5 +245,13 @@ describe('the built CLI', () => {
     expect(bad.status).toBe(1);
     expect(bad.stdout).toBe('');
     expect(bad.stderr.trim()).toBe(`error: ${dir}/config.json: not found`);
+
+    // Issue 14's report, as it was run: a zip bomb as --adapter, here in a child with a 256 MB heap.
+    const bomb = join(dir, 'bomb-cli.zip');
+    const config = readFileSync(join(FIXTURES, 'golden', 'train_gpt2_adapter', 'adapter_config.json'));
+    writeFileSync(bomb, rawZip([deflated('adapter_config.json', config), { name: 'adapter_model.safetensors', data: zeroBomb(1024), size: 1_000_000, crc: 0 }]));
+    const bombed = spawnSync(process.execPath, ['--max-old-space-size=256', bin, 'eval', '--model', model('gpt2'), '--data', data, '--adapter', bomb], { env, encoding: 'utf8', timeout: 100_000 });
+    expect(bombed.status, bombed.stderr).toBe(1);
+    expect(bombed.stderr.trim().split('\n').at(-1)).toBe(`error: ${bomb}: entry "adapter_model.safetensors": inflates past its declared 1000000 bytes (a lying or damaged archive); stopped there`);
   });
 });

@@ -9,7 +9,7 @@ import { ChatTemplate } from '../model/chat-template.ts';
 import type { ModelFiles } from '../model/checkpoint.ts';
 import type { ModelConfig } from '../model/config.ts';
 import { readModelConfig } from '../model/load.ts';
-import { nodeFolder } from '../model/sources/node-file.ts';
+import { NodeFileSource, nodeFolder } from '../model/sources/node-file.ts';
 import { HfTokenizer } from '../model/tokenizer.ts';
 import { importAdapter, type LoraAdapter } from '../train/peft.ts';
 import { UsageError } from './args.ts';
@@ -90,7 +90,13 @@ export async function readAdapter(path: string, config: ModelConfig): Promise<Lo
   const info = await stat(path).catch(() => null);
   if (!info) throw new UsageError(`${path}: no such file or folder (--adapter takes a PEFT adapter folder or .zip)`);
   if (info.isDirectory()) return importAdapter(nodeFolder(path), config, path);
-  return importAdapter(new Uint8Array(await readFile(path)), config, path);
+  // A .zip: read through positioned reads and inflated within adapter-archive.ts's bounds, never read whole.
+  const zip = await NodeFileSource.open(path);
+  try {
+    return await importAdapter(zip, config, path);
+  } finally {
+    await zip.close();
+  }
 }
 
 export interface ReadRowsOptions {

@@ -9,14 +9,17 @@
 // scale = lora_alpha / r (lora_alpha / √r with rsLoRA). Older files (and raw state dicts) carry the adapter name:
 // "…lora_A.default.weight"; both spellings are read.
 
-import { unzipSync, zipSync } from 'fflate';
+import { zipSync } from 'fflate';
 import type { ModelFiles } from '../model/checkpoint.ts';
 import { readJsonFile } from '../model/checkpoint.ts';
 import type { ModelConfig } from '../model/config.ts';
-import { SafetensorsFile, writeSafetensors, type TensorToWrite } from '../model/safetensors.ts';
-import { memoryFolder } from '../model/sources/memory.ts';
+import { SafetensorsFile, writeSafetensors, type ByteSource, type TensorToWrite } from '../model/safetensors.ts';
 import { basePrefix, linearModules, selectTargetModules, type LinearModule } from '../model/weights.ts';
 import { loraScale } from '../gpu/kernels/lora.ts';
+import { openAdapterArchive } from './adapter-archive.ts';
+import { AdapterError } from './adapter-error.ts';
+
+export { AdapterError };
 
 export const ADAPTER_CONFIG_FILE = 'adapter_config.json';
 export const ADAPTER_WEIGHTS_FILE = 'adapter_model.safetensors';
@@ -218,34 +221,11 @@ export interface LoraAdapter {
   warnings: string[];
 }
 
-export class AdapterError extends Error {
-  constructor(
-    readonly where: string,
-    readonly problems: string[],
-  ) {
-    const shown = problems.slice(0, 12);
-    const more = problems.length > shown.length ? `\n  … and ${problems.length - shown.length} more` : '';
-    super(problems.length === 1 ? `${where}: ${problems[0]}` : `${where}:\n  ${shown.join('\n  ')}${more}`);
-    this.name = 'AdapterError';
-  }
-}
-
-/** Opens a PEFT adapter from a .zip's bytes (both files at the top or in one folder) or from a folder. */
-export function adapterFolder(source: Uint8Array | ModelFiles, name = 'adapter.zip'): ModelFiles {
-  if (!(source instanceof Uint8Array)) return source;
-  let entries: Record<string, Uint8Array>;
-  try {
-    entries = unzipSync(source);
-  } catch (e) {
-    throw new AdapterError(name, [`not a readable .zip (${(e as Error).message})`]);
-  }
-  const configs = Object.keys(entries).filter((p) => p === ADAPTER_CONFIG_FILE || p.endsWith(`/${ADAPTER_CONFIG_FILE}`));
-  if (configs.length === 0) throw new AdapterError(name, [`no ${ADAPTER_CONFIG_FILE} in the archive`]);
-  if (configs.length > 1) throw new AdapterError(name, [`several adapters in the archive (${configs.join(', ')}); zip one`]);
-  const dir = configs[0].slice(0, configs[0].length - ADAPTER_CONFIG_FILE.length);
-  const files: Record<string, Uint8Array> = {};
-  for (const [path, bytes] of Object.entries(entries)) if (path.startsWith(dir)) files[path.slice(dir.length)] = bytes;
-  return memoryFolder(files, name);
+/** Opens a PEFT adapter: a .zip (its bytes or a ByteSource over it; both files at the top or in one folder, inflated
+ *  with the bounds of adapter-archive.ts, which need `model`) or a folder. */
+export async function adapterFolder(source: Uint8Array | ByteSource | ModelFiles, model: ModelConfig, name?: string): Promise<ModelFiles> {
+  if (source instanceof Uint8Array || 'read' in source) return openAdapterArchive(source, model, name ?? (source instanceof Uint8Array ? 'adapter.zip' : source.name));
+  return source;
 }
 
 /**
@@ -253,8 +233,8 @@ export function adapterFolder(source: Uint8Array | ModelFiles, name = 'adapter.z
  * linear layers, with shapes [r, in] and [out, r]. F32, F16 and BF16 tensors are read (as f32). Everything wrong is
  * reported at once in one AdapterError (unknown modules by name, wrong shapes with both shapes, …).
  */
-export async function importAdapter(source: Uint8Array | ModelFiles, model: ModelConfig, name?: string): Promise<LoraAdapter> {
-  const folder = adapterFolder(source, name);
+export async function importAdapter(source: Uint8Array | ByteSource | ModelFiles, model: ModelConfig, name?: string): Promise<LoraAdapter> {
+  const folder = await adapterFolder(source, model, name);
   const where = name ?? folder.name;
   const json = await readJsonFile(folder, ADAPTER_CONFIG_FILE);
   if (json === null) throw new AdapterError(where, [`no ${ADAPTER_CONFIG_FILE}`]);

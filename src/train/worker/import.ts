@@ -6,7 +6,7 @@
 // Hub adapters go through hub.ts into the same browser cache as Hub models (a second import works offline).
 import { DEFAULT_CONFIG, type TrainConfig } from '../config.ts';
 import type { ModelFiles } from '../../model/checkpoint.ts';
-import { blobFolder } from '../../model/sources/blob.ts';
+import { BlobSource, blobFolder } from '../../model/sources/blob.ts';
 import { hubModel } from '../../model/sources/hub.ts';
 import { selectTargetModules } from '../../model/weights.ts';
 import { StorageFullError, type RunRecord, type StoredAdapter } from '../../store/runs-db.ts';
@@ -95,10 +95,11 @@ export function defaultImportName(source: AdapterSource): string {
 // The handler
 
 /** The adapter's files, wherever they are. */
-async function openSource(source: AdapterSource, onProgress: (done: number, total: number) => void): Promise<ModelFiles> {
+async function openSource(source: AdapterSource, model: LoadedModel['config'], onProgress: (done: number, total: number) => void): Promise<ModelFiles> {
   switch (source.kind) {
     case 'zip':
-      return adapterFolder(new Uint8Array(await source.file.arrayBuffer()), source.file.name);
+      // Read through Blob.slice, inflated within the bounds of adapter-archive.ts: the archive is never held whole.
+      return adapterFolder(new BlobSource(source.file, source.file.name), model, source.file.name);
     case 'folder':
       if (source.files.length === 0) throw new UserError(`the folder is empty: pick the adapter's folder (${ADAPTER_CONFIG_FILE}, ${ADAPTER_WEIGHTS_FILE})`);
       return blobFolder(source.files, source.name || 'adapter folder');
@@ -126,9 +127,10 @@ async function readAll(folder: ModelFiles, path: string): Promise<Uint8Array> {
 export async function handleImportAdapter(req: ImportAdapter, post: Post): Promise<void> {
   const model = requireModel();
   const from = describeAdapterSource(req.source);
-  const folder = await openSource(req.source, (done, total) => post({ type: 'progress', id: req.id, stage: 'download', done, total }));
+  let folder: ModelFiles;
   let adapter: LoraAdapter;
   try {
+    folder = await openSource(req.source, model.config, (done, total) => post({ type: 'progress', id: req.id, stage: 'download', done, total }));
     adapter = await importAdapter(folder, model.config, req.source.kind === 'hub' ? req.source.repo : folder.name);
   } catch (err) {
     // What is wrong with the file is the user's to fix: shown as it is, every problem listed.
