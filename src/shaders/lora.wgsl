@@ -31,6 +31,7 @@
 //   gradA      8×8 threads (M=r, N=in, K=T)             (⌈N/8⌉,  ⌈M/8⌉,  1)
 //   maskedAdd  8×8 threads (M=T, N=in)                  (⌈N/8⌉,  ⌈M/8⌉,  1)
 //   hashProbe  64 threads                               (⌈M/64⌉, 1, 1)
+//   splitRows, splitCols, splitReduce: the rank-r products split over k, see the section at the end
 
 struct Params {
   M: u32,
@@ -210,4 +211,138 @@ fn hashProbe(@builtin(global_invocation_id) gid: vec3<u32>) {
   let h = dropHash(p.seed, i);
   C[2u * i] = f32(h & 0xffffu);
   C[2u * i + 1u] = f32(h >> 16u);
+}
+
+// --- the rank-r products, split over k ---------------------------------------------------------------------------
+//
+// The four products with r on one side — h = drop(x)·Aᵀ and g = dy·B (M = T rows, K = in/out), dA = s·gᵀ·drop(x)
+// and dB = s·dyᵀ·h (K = T) — have a small output (·, r) and a long k: as one thread per output with a serial k loop
+// (down, gradA, the naive matmul) a GPU runs them at a fraction of its width. Here each workgroup owns a 64 × 16
+// block of Q and one slice of k (R = the slice length), tiles of 16 k in workgroup memory, and writes its partial
+// sums to P; `splitReduce` adds the slices in order (deterministic), scales and stores:
+//   splitRows  Q[t, j] = Σ_k drop(X)[t, k] · opR(k, j)      X (M=T, K) row-major; Rk = A [r, K] (TRANS_R) or B [K, r]
+//   splitCols  Q[c, j] = Σ_t drop(X)[t, c] · L[t, j]         X (K=T, M) row-major; L (K=T, N=r)
+// with drop(X)[t, k] = X·keep(t·rowLength + k) (HAS_DROPOUT; the mask of x, as everywhere in this file).
+//   splitReduce C = s·Σ_slices P (+ C): C[m, n] (M, N), or C[n, m] when TRANS_R (dA = Qᵀ, stored [r, in])
+// Bindings: X, L, Rk as above; C = P (splitRows, splitCols: (slices, M, N) f32) or the output (splitReduce, with
+// L = P). Params: M, N, K, R = slice length; seed, dropThreshold, keepScale as above; scale (splitReduce only).
+// Dispatch: splitRows/splitCols 256 threads (⌈N/16⌉, ⌈M/64⌉, ⌈K/R⌉); splitReduce 256 threads (⌈M·N/256⌉, 1, 1).
+
+const SPLIT_TM = 64u;
+const SPLIT_TN = 16u;
+const SPLIT_TK = 16u;
+var<workgroup> splitX: array<f32, 1088>; // (SPLIT_TM rows, SPLIT_TK k), row stride 17 (a pad column against bank conflicts)
+var<workgroup> splitY: array<f32, 256>; // (SPLIT_TK k, SPLIT_TN j)
+
+// Thread layout: lid.x = j within the tile (0..15), lid.y = row group (0..15) owning rows lid.y + 16·i, i < 4.
+fn splitAccumulate(acc: ptr<function, array<f32, 4>>, jj: u32, rg: u32) {
+  for (var kk = 0u; kk < SPLIT_TK; kk++) {
+    let y = splitY[kk * SPLIT_TN + jj];
+    for (var i = 0u; i < 4u; i++) {
+      (*acc)[i] = fma(splitX[(rg + 16u * i) * 17u + kk], y, (*acc)[i]);
+    }
+  }
+}
+
+fn splitStore(acc: array<f32, 4>, wid: vec3<u32>, jj: u32, rg: u32) {
+  let j = wid.x * SPLIT_TN + jj;
+  if (j >= p.N) { return; }
+  for (var i = 0u; i < 4u; i++) {
+    let m = wid.y * SPLIT_TM + rg + 16u * i;
+    if (m < p.M) { C[(wid.z * p.M + m) * p.N + j] = acc[i]; }
+  }
+}
+
+@compute @workgroup_size(16, 16, 1)
+fn splitRows(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+  let tid = lid.y * 16u + lid.x;
+  let k0 = wid.z * p.R;
+  let k1 = min(p.K, k0 + p.R);
+  var acc = array<f32, 4>(0.0, 0.0, 0.0, 0.0);
+  for (var kt = k0; kt < k1; kt += SPLIT_TK) {
+    // X tile: 64 rows × 16 k, 4 per thread, consecutive threads along k (coalesced rows of x).
+    for (var i = 0u; i < 4u; i++) {
+      let e = tid + 256u * i;
+      let r = e / SPLIT_TK;
+      let kk = e % SPLIT_TK;
+      let m = wid.y * SPLIT_TM + r;
+      let k = kt + kk;
+      var v = 0.0;
+      if (m < p.M && k < k1) {
+        let idx = m * p.K + k;
+        v = X[idx] * keep(idx);
+      }
+      splitX[r * 17u + kk] = v;
+    }
+    // opR tile: 16 k × 16 j, one per thread.
+    {
+      let kk = tid / SPLIT_TN;
+      let jj = tid % SPLIT_TN;
+      let k = kt + kk;
+      let j = wid.x * SPLIT_TN + jj;
+      var v = 0.0;
+      if (k < k1 && j < p.N) {
+        if (TRANS_R) { v = Rk[j * p.K + k]; } else { v = Rk[k * p.N + j]; }
+      }
+      splitY[kk * SPLIT_TN + jj] = v;
+    }
+    workgroupBarrier();
+    splitAccumulate(&acc, lid.x, lid.y);
+    workgroupBarrier();
+  }
+  splitStore(acc, wid, lid.x, lid.y);
+}
+
+@compute @workgroup_size(16, 16, 1)
+fn splitCols(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+  let tid = lid.y * 16u + lid.x;
+  let t0 = wid.z * p.R;
+  let t1 = min(p.K, t0 + p.R);
+  var acc = array<f32, 4>(0.0, 0.0, 0.0, 0.0);
+  for (var tt = t0; tt < t1; tt += SPLIT_TK) {
+    // X tile: 16 t × 64 columns c, 4 per thread, consecutive threads along c (coalesced); stored as (c, t).
+    for (var i = 0u; i < 4u; i++) {
+      let e = tid + 256u * i;
+      let kk = e / SPLIT_TM;
+      let r = e % SPLIT_TM;
+      let t = tt + kk;
+      let c = wid.y * SPLIT_TM + r;
+      var v = 0.0;
+      if (t < t1 && c < p.M) {
+        let idx = t * p.M + c;
+        v = X[idx] * keep(idx);
+      }
+      splitX[r * 17u + kk] = v;
+    }
+    // L tile: 16 t × 16 j.
+    {
+      let kk = tid / SPLIT_TN;
+      let jj = tid % SPLIT_TN;
+      let t = tt + kk;
+      let j = wid.x * SPLIT_TN + jj;
+      var v = 0.0;
+      if (t < t1 && j < p.N) { v = L[t * p.N + j]; }
+      splitY[kk * SPLIT_TN + jj] = v;
+    }
+    workgroupBarrier();
+    splitAccumulate(&acc, lid.x, lid.y);
+    workgroupBarrier();
+  }
+  splitStore(acc, wid, lid.x, lid.y);
+}
+
+@compute @workgroup_size(256, 1, 1)
+fn splitReduce(@builtin(global_invocation_id) gid: vec3<u32>) {
+  let i = gid.x;
+  if (i >= p.M * p.N) { return; }
+  let slices = (p.K + p.R - 1u) / p.R;
+  var acc = 0.0;
+  for (var s = 0u; s < slices; s++) { acc = acc + L[s * p.M * p.N + i]; }
+  let m = i / p.N;
+  let n = i % p.N;
+  var o = i;
+  if (TRANS_R) { o = n * p.M + m; }
+  var v = p.scale * acc;
+  if (ACCUMULATE) { v = v + C[o]; }
+  C[o] = v;
 }

@@ -50,12 +50,14 @@ async function trainer(name: string, over: Partial<TrainConfig>, variant: 'naive
 }
 
 describe('a steady-state training step', () => {
-  for (const [name, over] of [
-    ['gpt2', { batchSize: 3, dropout: 0.1 }],
-    ['llama', { batchSize: 2, gradAccum: 2 }],
+  // blocked4: the GPU route (base matmul, the rank-r products split over k, the LM head on the matmul).
+  for (const [name, over, variant] of [
+    ['gpt2', { batchSize: 3, dropout: 0.1 }, 'naive'],
+    ['llama', { batchSize: 2, gradAccum: 2 }, 'naive'],
+    ['gpt2', { batchSize: 3, dropout: 0.1 }, 'blocked4'],
   ] as const) {
-    it(`${name}: creates no buffer or bind group after step 1, reads back once, keeps the pool's peak flat`, async () => {
-      const t = await trainer(name, { ...over, maxSteps: 6 });
+    it(`${name}, ${variant} kernels: creates no buffer or bind group after step 1, reads back once, keeps the pool's peak flat`, async () => {
+      const t = await trainer(name, { ...over, maxSteps: 6 }, variant);
       try {
         await t.trainStep();
         const peak = e.buffers.stats().peakBytes;

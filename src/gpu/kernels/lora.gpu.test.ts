@@ -8,7 +8,9 @@ import { download, testEngine, upload, zeros } from '../testing-gpu.ts';
 import type { ElementType } from '../wgsl.ts';
 import {
   LORA_VARIANTS,
+  loraPartialsFloats,
   loraScale,
+  splitPlan,
   recordDropoutHashProbe,
   recordLoraBackward,
   recordLoraBackwardUnfused,
@@ -35,6 +37,8 @@ interface Case {
   /** Start y, dx, dA, dB from random values and add into them. */
   accumulate?: boolean;
   seed?: number;
+  /** The rank-r products split over k (a partials scratch given). */
+  split?: boolean;
 }
 
 async function runLora(c: Case) {
@@ -69,7 +73,8 @@ async function runLora(c: Case) {
     dB: upload(e, start.dB),
     scratch: zeros(e, T * I),
   };
-  const options = { elemW: c.elemW, scale, dropout: c.dropout, seed, accumulate: c.accumulate, accumulateDx: c.accumulate, accumulateGrads: c.accumulate };
+  const partials = c.split ? upload(e, randomArray(loraPartialsFloats(c.shape), 77)) : undefined; // garbage in
+  const options = { elemW: c.elemW, scale, dropout: c.dropout, seed, accumulate: c.accumulate, accumulateDx: c.accumulate, accumulateGrads: c.accumulate, partials };
   const rec = e.record('lora-test');
   if (c.variant === 'unfused') {
     recordLoraForwardUnfused(rec, c.shape, fwd, { ...options, variant: 'tiled' });
@@ -152,6 +157,36 @@ describe('unfused LoRA (separate matmuls, for the benchmark)', () => {
     const shape = { T: 6, inFeatures: 17, outFeatures: 9, r: 2 };
     const { got, want } = await runLora({ shape, elemW: 'f32', dropout: 0.3, variant: 'unfused', accumulate: true, seed: 6 });
     expectClose(got, want, TOL_F32, 'unfused accumulate');
+  });
+});
+
+describe('the rank-r products split over k', () => {
+  // T and the feature sizes cross the 64-row, 16-column and 16-k tiles and give several slices of k.
+  const shapes: LoraShape[] = [
+    { T: 150, inFeatures: 70, outFeatures: 37, r: 4, conv1d: false },
+    { T: 33, inFeatures: 129, outFeatures: 200, r: 17, conv1d: true },
+    { T: 1, inFeatures: 5, outFeatures: 3, r: 1 },
+  ];
+  it.each(shapes)('match the reference through the fused and the unfused layer at T=$T in=$inFeatures out=$outFeatures r=$r', async (shape) => {
+    expect(splitPlan(shape.T, shape.r, shape.inFeatures).slices).toBeGreaterThanOrEqual(shape.T > 1 ? 2 : 1);
+    // The scratch bound holds for every product of the layer (and of longer batches than this one).
+    for (const T of [shape.T, 2 * shape.T + 5, 4096]) {
+      for (const [M, N, K] of [[T, shape.r, shape.inFeatures], [T, shape.r, shape.outFeatures], [shape.inFeatures, shape.r, T], [shape.outFeatures, shape.r, T]]) {
+        expect(splitPlan(M, N, K).slices * M * N).toBeLessThanOrEqual(loraPartialsFloats({ ...shape, T }));
+      }
+    }
+    for (const variant of ['naive', 'unfused'] as const) {
+      for (const dropout of [0, 0.2]) {
+        const { got, want } = await runLora({ shape, elemW: 'f32', dropout, variant, seed: shape.r, split: true });
+        expectClose(got, want, { abs: 5e-5, rel: 2e-5 }, `${variant}, dropout=${dropout}`);
+      }
+    }
+  });
+
+  it('accumulate into dA and dB', async () => {
+    const shape = { T: 70, inFeatures: 21, outFeatures: 45, r: 3 };
+    const { got, want } = await runLora({ shape, elemW: 'f32', dropout: 0.25, variant: 'naive', accumulate: true, seed: 9, split: true });
+    expectClose(got, want, { abs: 5e-5, rel: 2e-5 }, 'split, accumulate');
   });
 });
 

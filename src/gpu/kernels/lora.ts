@@ -22,7 +22,7 @@ export const LORA_VARIANTS = ['naive', 'tiled'] as const;
 export type LoraVariant = (typeof LORA_VARIANTS)[number];
 const TILE: Record<LoraVariant, number> = { naive: 8, tiled: 16 };
 
-export const LORA_ENTRIES = [...LORA_VARIANTS, 'down', 'gradA', 'maskedAdd', 'hashProbe'] as const;
+export const LORA_ENTRIES = [...LORA_VARIANTS, 'down', 'gradA', 'maskedAdd', 'hashProbe', 'splitRows', 'splitCols', 'splitReduce'] as const;
 export type LoraEntry = (typeof LORA_ENTRIES)[number];
 
 export interface LoraSpecOptions {
@@ -83,6 +83,11 @@ export function allLoraSpecs(hasF16: boolean): KernelSpec[] {
     for (const accumulate of bools) specs.push(loraSpec({ entry: 'gradA', hasDropout, accumulate }));
   }
   specs.push(loraSpec({ entry: 'hashProbe' }));
+  for (const hasDropout of bools) {
+    for (const transR of bools) specs.push(loraSpec({ entry: 'splitRows', hasDropout, transR }));
+    specs.push(loraSpec({ entry: 'splitCols', hasDropout }));
+  }
+  for (const transR of bools) for (const accumulate of bools) specs.push(loraSpec({ entry: 'splitReduce', transR, accumulate }));
   return specs;
 }
 
@@ -97,6 +102,9 @@ export interface LoraOptions {
   dropout?: number;
   /** u32 seed of the dropout mask; the backward must get the forward's seed. */
   seed?: number;
+  /** f32 scratch of loraPartialsFloats(shape): the rank-r products (x·Aᵀ, dy·B, dA, dB) then run split over k
+   *  (enough workgroups to fill a GPU) instead of one thread per output with a serial k loop. */
+  partials?: GPUBuffer;
 }
 
 export interface LoraForwardBuffers {
@@ -170,24 +178,106 @@ function fusedCost(rows: number, cols: number, K: number, r: number, elemW: Elem
   };
 }
 
+/** Workgroups a split product aims for (a few per SM of a large GPU), and the shortest slice of k worth a workgroup. */
+const SPLIT_TARGET_GROUPS = 512;
+const SPLIT_MIN_K = 64;
+
+/** How a split product of an (M, N) output over K is cut: slices of `sliceK` (a multiple of 16), `slices` of them. */
+export function splitPlan(M: number, N: number, K: number): { slices: number; sliceK: number } {
+  const tiles = Math.ceil(N / 16) * Math.ceil(M / 64);
+  const wanted = Math.min(Math.ceil(SPLIT_TARGET_GROUPS / tiles), Math.ceil(K / SPLIT_MIN_K));
+  const sliceK = Math.ceil(Math.ceil(K / Math.max(1, wanted)) / 16) * 16;
+  return { slices: Math.ceil(K / sliceK), sliceK };
+}
+
+/** Floats of the `partials` scratch for every rank-r product of a layer of this shape: a bound that grows with T
+ *  (slices·M·N ≤ (SPLIT_TARGET_GROUPS / tiles + 1)·M·N and M·N ≤ tiles·64·16), so a buffer sized for a run's
+ *  longest batch serves every shorter one. */
+export function loraPartialsFloats(s: LoraShape): number {
+  return SPLIT_TARGET_GROUPS * 64 * 16 + Math.max(s.T, s.inFeatures, s.outFeatures) * s.r;
+}
+
+/** Q = (rows: drop(X)·opR | cols: drop(X)ᵀ·L) into `partials` by slices of k, then C = scale·Σ slices (+ C), stored
+ *  as Q or (transOut) Qᵀ. */
+function recordSplit(
+  rec: Recorder,
+  kind: 'splitRows' | 'splitCols',
+  dims: { M: number; N: number; K: number },
+  b: { X: GPUBuffer; L?: GPUBuffer; Rk?: BufferRef; partials: GPUBuffer; C: BufferRef },
+  o: { transR?: boolean; dropout: Dropout; scale: number; transOut: boolean; accumulate: boolean },
+): void {
+  const { M, N, K } = dims;
+  const { slices, sliceK } = splitPlan(M, N, K);
+  const u = rec.unused;
+  rec.dispatch(
+    loraSpec({ entry: kind, hasDropout: o.dropout.on, transR: o.transR }),
+    [b.X, u, u, b.L ?? u, b.Rk ?? u, b.partials],
+    params(M, N, K, sliceK, 1, o.dropout),
+    [Math.ceil(N / 16), Math.ceil(M / 64), slices],
+    { flops: 2 * M * N * K, bytes: 4 * (M * K + N * K + slices * M * N) },
+  );
+  rec.dispatch(
+    loraSpec({ entry: 'splitReduce', transR: o.transOut, accumulate: o.accumulate }),
+    [u, u, u, b.partials, u, b.C],
+    params(M, N, K, sliceK, o.scale, { ...o.dropout, on: false }),
+    [Math.ceil((M * N) / 256), 1, 1],
+    { flops: slices * M * N, bytes: 4 * (slices + (o.accumulate ? 2 : 1)) * M * N },
+  );
+}
+
 /** h = drop(x)·Aᵀ (T, r). Shared by the fused and unfused forward. */
-function recordDown(rec: Recorder, s: LoraShape, b: { x: GPUBuffer; A: BufferRef; h: GPUBuffer }, d: Dropout): void {
+function recordDown(rec: Recorder, s: LoraShape, b: { x: GPUBuffer; A: BufferRef; h: GPUBuffer }, d: Dropout, partials?: GPUBuffer): void {
+  if (partials) {
+    recordSplit(rec, 'splitRows', { M: s.T, N: s.r, K: s.inFeatures }, { X: b.x, Rk: b.A, partials, C: b.h }, {
+      transR: true, dropout: d, scale: 1, transOut: false, accumulate: false,
+    });
+    return;
+  }
   const spec = loraSpec({ entry: 'down', hasDropout: d.on });
   const u = rec.unused;
-  const cost = { flops: 2 * s.T * s.r * s.inFeatures, bytes: (s.T * s.inFeatures + s.r * s.inFeatures + s.T * s.r) * 4 };
-  rec.dispatch(spec, [b.x, u, u, u, b.A, b.h], params(s.T, s.r, s.inFeatures, 0, 1, d), grid8(s.T, s.r), cost);
+  rec.dispatch(spec, [b.x, u, u, u, b.A, b.h], params(s.T, s.r, s.inFeatures, 0, 1, d), grid8(s.T, s.r), {
+    flops: 2 * s.T * s.r * s.inFeatures,
+    bytes: 4 * (s.T * s.inFeatures + s.r * s.inFeatures + s.T * s.r),
+  });
 }
 
 /** dA = s·gᵀ·drop(x) (+ dA). Shared by the fused and unfused backward. */
-function recordGradA(rec: Recorder, s: LoraShape, b: { x: GPUBuffer; g: GPUBuffer; dA: BufferRef }, scale: number, d: Dropout, accumulate: boolean): void {
+function recordGradA(
+  rec: Recorder,
+  s: LoraShape,
+  b: { x: GPUBuffer; g: GPUBuffer; dA: BufferRef },
+  scale: number,
+  d: Dropout,
+  accumulate: boolean,
+  partials?: GPUBuffer,
+): void {
+  if (partials) {
+    // Q[i, j] = Σ_t drop(x)[t, i]·g[t, j], stored transposed: dA is [r, in].
+    recordSplit(rec, 'splitCols', { M: s.inFeatures, N: s.r, K: s.T }, { X: b.x, L: b.g, partials, C: b.dA }, {
+      dropout: d, scale, transOut: true, accumulate,
+    });
+    return;
+  }
   const spec = loraSpec({ entry: 'gradA', hasDropout: d.on, accumulate });
   const u = rec.unused;
-  const cost = { flops: 2 * s.T * s.r * s.inFeatures, bytes: (s.T * s.r + s.T * s.inFeatures + s.r * s.inFeatures * (accumulate ? 2 : 1)) * 4 };
-  rec.dispatch(spec, [b.x, u, u, b.g, u, b.dA], params(s.r, s.inFeatures, s.T, 0, scale, d), grid8(s.r, s.inFeatures), cost);
+  rec.dispatch(spec, [b.x, u, u, b.g, u, b.dA], params(s.r, s.inFeatures, s.T, 0, scale, d), grid8(s.r, s.inFeatures), {
+    flops: 2 * s.r * s.inFeatures * s.T,
+    bytes: 4 * (s.T * s.r + s.T * s.inFeatures + (accumulate ? 2 : 1) * s.r * s.inFeatures),
+  });
 }
 
-/** g = dy·B and dB = s·dyᵀ·h (+ dB): plain matmuls. */
-function recordGradB(rec: Recorder, s: LoraShape, b: Omit<LoraBackwardBuffers, 'W'>, scale: number, accumulate: boolean): void {
+/** g = dy·B and dB = s·dyᵀ·h (+ dB). */
+function recordGradB(rec: Recorder, s: LoraShape, b: Omit<LoraBackwardBuffers, 'W'>, scale: number, accumulate: boolean, partials?: GPUBuffer): void {
+  if (partials) {
+    const none = { on: false, seed: 0, threshold: 0, keepScale: 1 };
+    recordSplit(rec, 'splitRows', { M: s.T, N: s.r, K: s.outFeatures }, { X: b.dy, Rk: b.B, partials, C: b.g }, {
+      transR: false, dropout: none, scale: 1, transOut: false, accumulate: false,
+    });
+    recordSplit(rec, 'splitCols', { M: s.outFeatures, N: s.r, K: s.T }, { X: b.dy, L: b.h, partials, C: b.dB }, {
+      dropout: none, scale, transOut: false, accumulate,
+    });
+    return;
+  }
   recordMatmul(rec, { M: s.T, N: s.r, K: s.outFeatures }, { A: b.dy, B: b.B, C: b.g }, { variant: 'naive' });
   recordMatmul(
     rec,
@@ -207,7 +297,7 @@ export function recordLoraForward(
   checkShape(shape);
   const d = dropoutOf(options);
   const { T, inFeatures, outFeatures, r } = shape;
-  recordDown(rec, shape, buffers, d);
+  recordDown(rec, shape, buffers, d, options.partials);
   const spec = loraSpec({
     entry: options.variant,
     elemW: options.elemW,
@@ -240,7 +330,7 @@ export function recordLoraBackward(rec: Recorder, shape: LoraShape, buffers: Lor
   const d = dropoutOf(options);
   const { T, inFeatures, outFeatures, r } = shape;
   const accumulateGrads = !!options.accumulateGrads;
-  recordGradB(rec, shape, buffers, options.scale, accumulateGrads);
+  recordGradB(rec, shape, buffers, options.scale, accumulateGrads, options.partials);
   if (buffers.dx) {
     const spec = loraSpec({
       entry: options.variant,
@@ -258,7 +348,7 @@ export function recordLoraBackward(rec: Recorder, shape: LoraShape, buffers: Lor
       fusedCost(T, inFeatures, outFeatures, r, options.elemW, { accumulate: options.accumulateDx }),
     );
   }
-  recordGradA(rec, shape, buffers, options.scale, d, accumulateGrads);
+  recordGradA(rec, shape, buffers, options.scale, d, accumulateGrads, options.partials);
 }
 
 // --- the same without fusion, for measuring what fusion gains -------------------------------------------------------
@@ -269,10 +359,10 @@ export function recordLoraPathForward(
   rec: Recorder,
   shape: LoraShape,
   buffers: Pick<LoraForwardBuffers, 'x' | 'A' | 'B' | 'h' | 'y'>,
-  options: Pick<LoraOptions, 'scale' | 'dropout' | 'seed'> & { variant?: MatmulVariant },
+  options: Pick<LoraOptions, 'scale' | 'dropout' | 'seed' | 'partials'> & { variant?: MatmulVariant },
 ): void {
   checkShape(shape);
-  recordDown(rec, shape, buffers, dropoutOf(options));
+  recordDown(rec, shape, buffers, dropoutOf(options), options.partials);
   recordMatmul(
     rec,
     { M: shape.T, N: shape.outFeatures, K: shape.r, transB: true, alpha: options.scale },
@@ -287,13 +377,13 @@ export function recordLoraPathBackward(
   rec: Recorder,
   shape: LoraShape,
   buffers: Omit<LoraBackwardBuffers, 'W'> & { scratch?: GPUBuffer },
-  options: Pick<LoraBackwardOptions, 'scale' | 'dropout' | 'seed' | 'accumulateGrads'> & { variant?: MatmulVariant },
+  options: Pick<LoraBackwardOptions, 'scale' | 'dropout' | 'seed' | 'accumulateGrads' | 'partials'> & { variant?: MatmulVariant },
 ): void {
   checkShape(shape);
   const d = dropoutOf(options);
   const { T, inFeatures, r } = shape;
   const variant = options.variant ?? 'naive';
-  recordGradB(rec, shape, buffers, options.scale, !!options.accumulateGrads);
+  recordGradB(rec, shape, buffers, options.scale, !!options.accumulateGrads, options.partials);
   if (buffers.dx) {
     const rankShape = { M: T, N: inFeatures, K: r };
     if (!d.on) {
@@ -307,7 +397,7 @@ export function recordLoraPathBackward(
       rec.dispatch(spec, [u, u, u, buffers.scratch, u, buffers.dx], params(T, inFeatures, 0, 0, options.scale, d), grid8(T, inFeatures), cost);
     }
   }
-  recordGradA(rec, shape, buffers, options.scale, d, !!options.accumulateGrads);
+  recordGradA(rec, shape, buffers, options.scale, d, !!options.accumulateGrads, options.partials);
 }
 
 /** Forward as separate passes: h = drop(x)·Aᵀ; y = x·Wᵀ + b (+ y); y += s·h·Bᵀ (a second full pass over y). */

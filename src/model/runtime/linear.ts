@@ -4,6 +4,7 @@
 import type { Engine } from '../../gpu/engine.ts';
 import type { BufferRef, Recorder } from '../../gpu/kernel.ts';
 import {
+  loraPartialsFloats,
   recordLoraBackward,
   recordLoraForward,
   recordLoraPathBackward,
@@ -91,13 +92,14 @@ export function recordLinearForward(
   ws?: Workspace,
 ): LinearSaved {
   const { weight, lora } = layer;
+  const partials = lora ? rankPartials(rec, e, k, ws, layer, T) : undefined;
   if (lora && weight.kind === 'dense' && k.lora !== 'unfused') {
     const h = layerScratch(e, ws, `${layer.path}.h`, T, lora.rank).buffer;
     recordLoraForward(
       rec,
       { T, inFeatures: layer.inFeatures, outFeatures: layer.outFeatures, r: lora.rank, conv1d: weight.conv1d },
       { x, W: weight.buffer, bias: layer.bias, A: lora.A, B: lora.B, h, y },
-      { variant: k.lora, elemW: weight.elem, scale: lora.scale, dropout: lora.dropout, seed: lora.seed, accumulate },
+      { variant: k.lora, elemW: weight.elem, scale: lora.scale, dropout: lora.dropout, seed: lora.seed, accumulate, partials },
     );
     return { h };
   }
@@ -110,9 +112,21 @@ export function recordLinearForward(
     rec,
     { T, inFeatures: layer.inFeatures, outFeatures: layer.outFeatures, r: lora.rank },
     { x, A: lora.A, B: lora.B, h, y },
-    { scale: lora.scale, dropout: lora.dropout, seed: lora.seed, variant: k.matmul },
+    { scale: lora.scale, dropout: lora.dropout, seed: lora.seed, variant: k.matmul, partials },
   );
   return { h };
+}
+
+/** The split-k scratch of the rank-r products on a GPU (any variant but naive: CPU drivers keep the barrier-free
+ *  one-thread-per-output kernels); undefined there. One buffer serves every layer (the GPU runs them in turn). */
+function rankPartials(rec: Recorder, e: Engine, k: KernelChoice, ws: Workspace | undefined, layer: Linear, T: number): GPUBuffer | undefined {
+  if (k.matmul === 'naive' || !layer.lora) return undefined;
+  const shape = { T: ws ? ws.rows(T) : T, inFeatures: layer.inFeatures, outFeatures: layer.outFeatures, r: layer.lora.rank };
+  const bytes = loraPartialsFloats(shape) * 4;
+  if (ws) return ws.get('lora.partials', bytes);
+  const buffer = e.buffers.acquire(bytes, undefined, `${layer.path}.partials`);
+  rec.afterSubmit(() => e.buffers.release(buffer));
+  return buffer;
 }
 
 /** y = x·Wᵀ + b with the frozen base alone. */
@@ -159,6 +173,7 @@ export function recordLinearBackward(
     if (s.pooled) rec.afterSubmit(() => e.buffers.release(s.buffer));
     return s.buffer;
   };
+  const partials = lora ? rankPartials(rec, e, k, ws, layer, T) : undefined;
   if (lora && weight.kind === 'dense' && k.lora !== 'unfused') {
     recordLoraBackward(
       rec,
@@ -172,6 +187,7 @@ export function recordLinearBackward(
         seed: lora.seed,
         accumulateDx: o.accumulateDx,
         accumulateGrads: o.accumulateGrads,
+        partials,
       },
     );
     return;
@@ -198,6 +214,6 @@ export function recordLinearBackward(
       x, A: lora.A, B: lora.B, h: saved.h!, dy, g: scratch(ws ? 'lora.g' : `${layer.path}.g`, lora.rank), dx, dA: lora.dA, dB: lora.dB,
       scratch: dx && lora.dropout > 0 ? scratch(ws ? 'lora.dropoutScratch' : `${layer.path}.scratch`, layer.inFeatures) : undefined,
     },
-    { scale: lora.scale, dropout: lora.dropout, seed: lora.seed, accumulateGrads: o.accumulateGrads, variant: k.matmul },
+    { scale: lora.scale, dropout: lora.dropout, seed: lora.seed, accumulateGrads: o.accumulateGrads, variant: k.matmul, partials },
   );
 }
