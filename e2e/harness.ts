@@ -1,9 +1,16 @@
 // The e2e harness: serves the built app (dist/) on 127.0.0.1, drives Debian's chromium with real WebGPU
-// (SwiftShader) through playwright-core, and fails a test if the page logs an error or asks any other host.
-import { mkdirSync } from 'node:fs';
+// (SwiftShader) through playwright-core, and fails a test if the page logs an error, asks any other host, or breaks
+// the Content-Security-Policy (vite.config.ts) anywhere: the page's securitypolicyviolation events are logged as
+// errors, and the policy header (which the engine worker runs under) reports to the preview server.
+import { mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { chromium, type Browser, type Page } from 'playwright-core';
-import { preview, type PreviewServer } from 'vite';
+import { preview, type Plugin, type PreviewServer } from 'vite';
+import { contentSecurityPolicy } from '../vite.config.ts';
+
+/** The fake Hub's origin (a CORS proxy on a free port), which the e2e build adds to connect-src. */
+export const E2E_CONNECT_SRC = 'http://127.0.0.1:*';
+const CSP_REPORT_PATH = '/__csp-report';
 
 export const ARTIFACTS = join(process.cwd(), 'artifacts', 'e2e');
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
@@ -25,7 +32,7 @@ export interface Studio {
   url: string;
   browser: Browser;
   page: Page;
-  /** Console errors, page errors and requests to hosts other than 127.0.0.1, in order. */
+  /** Console errors, page errors, CSP violations and requests to hosts other than 127.0.0.1, in order. */
   problems: string[];
   screenshot(name: string): Promise<string>;
   /** Opens the studio (with `query`, e.g. '?debug=1'), waits for the adapter and loads the bundled demo model. */
@@ -35,20 +42,66 @@ export interface Studio {
   close(): Promise<void>;
 }
 
+/** Refuses a dist/ built without the policy or without the fake Hub's origin, before any test runs. */
+function checkBuiltPolicy(): void {
+  const html = readFileSync(join(process.cwd(), 'dist', 'index.html'), 'utf8');
+  if (!html.includes('http-equiv="Content-Security-Policy"')) throw new Error('dist/index.html has no Content-Security-Policy <meta>: build it again (npx vite build)');
+  if (!html.includes(E2E_CONNECT_SRC)) {
+    throw new Error(`dist/ was built without the e2e fake Hub's origin in connect-src: LORA_STUDIO_CONNECT_SRC='${E2E_CONNECT_SRC}' npx vite build (npm run test:e2e does)`);
+  }
+}
+
+/** Collects the reports of the policy's report-uri (violations in the engine worker, and the page's too). */
+function cspReports(problems: string[]): Plugin {
+  return {
+    name: 'e2e-csp-reports',
+    configurePreviewServer(server) {
+      server.middlewares.use(CSP_REPORT_PATH, (req, res) => {
+        let body = '';
+        req.on('data', (chunk: Buffer) => (body += chunk.toString()));
+        req.on('end', () => {
+          let r: Record<string, unknown> = {};
+          try {
+            r = (JSON.parse(body) as { 'csp-report'?: Record<string, unknown> })['csp-report'] ?? {};
+          } catch {
+            r = { body };
+          }
+          problems.push(`CSP violation (report): ${r['violated-directive'] ?? r['effective-directive']} blocked ${r['blocked-uri']} in ${r['source-file'] ?? r['document-uri']}`);
+          res.statusCode = 204;
+          res.end();
+        });
+      });
+    },
+  };
+}
+
 export async function openStudio(): Promise<Studio> {
   mkdirSync(ARTIFACTS, { recursive: true });
+  checkBuiltPolicy();
+  const problems: string[] = [];
   const server: PreviewServer = await preview({
     configFile: join(process.cwd(), 'vite.config.ts'),
     logLevel: 'warn',
-    preview: { host: '127.0.0.1', port: 0, strictPort: false, open: false },
+    plugins: [cspReports(problems)],
+    preview: {
+      host: '127.0.0.1',
+      port: 0,
+      strictPort: false,
+      open: false,
+      headers: { 'Content-Security-Policy': `${contentSecurityPolicy([E2E_CONNECT_SRC])}; report-uri ${CSP_REPORT_PATH}` },
+    },
   });
   const address = server.httpServer.address();
   if (!address || typeof address === 'string') throw new Error('preview server has no port');
   const url = `http://127.0.0.1:${address.port}/`;
   const browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: CHROME_ARGS });
   const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+  await context.addInitScript(() =>
+    document.addEventListener('securitypolicyviolation', (e) =>
+      console.error(`CSP violation: ${e.effectiveDirective} blocked ${e.blockedURI || '(inline)'} at ${e.sourceFile}:${e.lineNumber}`),
+    ),
+  );
   const page = await context.newPage();
-  const problems: string[] = [];
   page.on('console', (msg) => {
     if (msg.type() === 'error') problems.push(`console error: ${msg.text()}`);
   });

@@ -111,7 +111,8 @@ function e2eSuite() {
     console.log('test:e2e: /usr/bin/chromium missing; installing it with scripts/setup-webgpu.sh');
     run('bash', [join(ROOT, 'scripts', 'setup-webgpu.sh')]);
   }
-  const build = run('npx', ['vite', 'build', '--logLevel', 'warn']);
+  // The e2e build lets the page reach the fake Hub (a local server on a free port) under the CSP (e2e/harness.ts).
+  const build = run('npx', ['vite', 'build', '--logLevel', 'warn'], { ...process.env, LORA_STUDIO_CONNECT_SRC: 'http://127.0.0.1:*' });
   if (build.status !== 0) return { passed: 0, failed: 1, note: 'vite build failed' };
   return vitest('e2e', 'e2e');
 }
