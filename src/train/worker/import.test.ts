@@ -6,6 +6,7 @@ import { selectTargetModules } from '../../model/weights.ts';
 import { FakeHub } from '../../model/sources/testing-hub-server.ts';
 import { RunsDb, type KeyValue } from '../../store/runs-db.ts';
 import { DEFAULT_CONFIG } from '../config.ts';
+import { deflated, rawZip, zeroBomb } from '../testing-archive.ts';
 import { buildAdapterConfig, exportAdapter, importAdapter, zipAdapter, type AdapterFiles } from '../peft.ts';
 import type { EngineEvent } from '../protocol.ts';
 import { loadRunAdapter, setWorkerRunsDb } from './adapters.ts';
@@ -123,6 +124,16 @@ describe('importing an adapter', () => {
     const junk = new File([new Uint8Array([1, 2, 3])], 'junk.zip');
     await expect(handleImportAdapter({ type: 'import-adapter', id: 'j', runId: 'r', source: { kind: 'zip', file: junk } }, post))
       .rejects.toThrow(/junk\.zip: not a readable \.zip/);
+    expect(kv.map.size).toBe(0);
+  });
+
+  it('refuses a zip bomb (1 GiB of zeros in ~1 MiB) as a UserError naming the entry, inflating at most its limit, storing nothing (issue 14)', async () => {
+    const config = makeAdapter(llama, ['q_proj'], 4, 8)['adapter_config.json'];
+    const bytes = rawZip([deflated('adapter_config.json', config), { name: 'adapter_model.safetensors', data: zeroBomb(1024), size: 1_000_000, crc: 0 }]);
+    const file = new File([bytes as Uint8Array<ArrayBuffer>], 'bomb.zip');
+    const err = await handleImportAdapter({ type: 'import-adapter', id: 'b', runId: 'r', source: { kind: 'zip', file } }, post).then(() => null, (e: unknown) => e);
+    expect(err).toBeInstanceOf(UserError);
+    expect((err as Error).message).toBe('bomb.zip: entry "adapter_model.safetensors": inflates past its declared 1000000 bytes (a lying or damaged archive); stopped there\n(checked against llama)');
     expect(kv.map.size).toBe(0);
   });
 
