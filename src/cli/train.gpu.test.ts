@@ -385,7 +385,7 @@ describe('flag errors (before the GPU is opened)', () => {
       expect(p.submits).toBeGreaterThanOrEqual(1);
       expect(p.cpu.record_ms).toBeGreaterThanOrEqual(0);
       expect(p.cpu.wait_ms).toBeGreaterThanOrEqual(0);
-      expect(p.kernels.map((k) => k.name)).toEqual(expect.arrayContaining(['matmul.naive', 'attention.forward', 'adamw.update']));
+      expect(p.kernels.map((k) => k.name)).toEqual(expect.arrayContaining(['matmul.naive', 'flash_attention.forward', 'adamw.update']));
       expect(p.kernels.reduce((n, k) => n + k.calls, 0)).toBe(p.dispatches);
       expect(p.gpu_ms === null).toBe(!timed);
       if (timed) expect(p.kernels.every((k) => k.ms! >= 0 && k.share! >= 0)).toBe(true);
