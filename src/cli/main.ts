@@ -5,6 +5,7 @@ import { evalCommand, EVAL_USAGE } from './eval.ts';
 import { generateCommand, GENERATE_USAGE } from './generate.ts';
 import { trainCommand, TRAIN_USAGE } from './train.ts';
 import { mergeCommand, MERGE_USAGE } from './merge.ts';
+import { exportGgufCommand, EXPORT_GGUF_USAGE } from './export-gguf.ts';
 
 const USAGE = `usage: lora-studio <command> [options]
 
@@ -14,6 +15,7 @@ commands:
   generate   text from a model, streamed as it comes: ${GENERATE_USAGE.replace('lora-studio generate ', '')}
   train      LoRA/QLoRA fine-tuning into a PEFT adapter: ${TRAIN_USAGE.replace('lora-studio train ', '')}
   merge      the base model with an adapter folded in, as a plain model folder: ${MERGE_USAGE.replace('lora-studio merge ', '')}
+  export-gguf  the model (merged, or with a GGUF LoRA adapter) for llama.cpp / Ollama: ${EXPORT_GGUF_USAGE.replace('lora-studio export-gguf ', '')}
 
 options:
   --debug    print stack traces with errors
@@ -37,6 +39,7 @@ const COMMANDS: Record<string, (args: string[]) => Promise<void>> = {
   generate: generateCommand,
   train: trainCommand,
   merge: (args) => mergeCommand(args),
+  'export-gguf': (args) => exportGgufCommand(args),
 };
 
 export async function main(argv: string[]): Promise<number> {
