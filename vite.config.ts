@@ -10,7 +10,7 @@ import react from '@vitejs/plugin-react';
 // to this origin and the Hugging Face Hub only (downloads redirect to *.huggingface.co and *.hf.co CDNs).
 // LORA_STUDIO_CONNECT_SRC adds origins at build time (space-separated, e.g. a Hub mirror: "https://hf-mirror.com");
 // the e2e build adds http://127.0.0.1:* for its fake Hub (scripts/run-suite.mjs). A Hub address typed into the
-// Models screen that is not one of these is refused by the browser.
+// Models screen that is not one of these is refused with a message saying so (src/model/sources/connect-policy.ts).
 //
 // Delivered twice: a <meta> tag in the built index.html (any static host; it covers the page) and a response header
 // from `vite preview` (it also covers the engine worker, whose policy comes with its script's response, and which is
@@ -44,10 +44,12 @@ function cspMetaTag(): Plugin {
   };
 }
 
-export default defineConfig({
+export default defineConfig(({ command }) => ({
   plugins: [react(), cspMetaTag()],
+  // The policy's connect-src, for src/model/sources/connect-policy.ts (null in the dev server, which has no policy).
+  define: { __LORA_STUDIO_CONNECT_SRC__: JSON.stringify(command === 'build' ? ["'self'", ...HUB_CONNECT_SRC, ...extraConnectSrc] : null) },
   worker: { format: 'es' },
   build: { target: 'es2022', outDir: 'dist', sourcemap: true },
   server: { host: '127.0.0.1', port: 5173 },
   preview: { host: '127.0.0.1', headers: { 'Content-Security-Policy': contentSecurityPolicy(extraConnectSrc) } },
-});
+}));

@@ -182,6 +182,15 @@ describe('models and data', () => {
       expect(await error.textContent()).not.toMatch(/\bat .*:\d+:\d+/); // no stack trace
       expect(await page.getByTestId('model-name').textContent()).toBe(key);
       expect(await page.getByTestId('gpu-badge').textContent()).not.toContain('no WebGPU');
+
+      // A Hub address the build's Content-Security-Policy does not list: refused before any request, saying how.
+      await page.getByLabel('Hub URL (a mirror, or a local server)').fill('https://hf-mirror.com');
+      await page.getByLabel('Repo id').fill('studio/demo-llama');
+      await page.getByRole('button', { name: 'Download and load', exact: true }).first().click();
+      await expect.poll(() => error.textContent(), { timeout: 60_000 }).toMatch(
+        /https:\/\/hf-mirror\.com is not an address this build of the studio may connect to .*LORA_STUDIO_CONNECT_SRC="https:\/\/hf-mirror\.com"/,
+      );
+      expect(await page.getByTestId('model-name').textContent()).toBe(key);
       expect(studio.problems).toEqual([]);
     } finally {
       await new Promise<void>((resolve) => proxy.server.close(() => resolve()));

@@ -9,6 +9,7 @@
 // Caching is by revision name: "main" stays what it was when first downloaded until the model is deleted from the
 // cache. Pin a commit hash as the revision to make that explicit.
 
+import { builtConnectSrc, connectSrcAllows } from './connect-policy.ts';
 import type { ByteSource } from '../safetensors.ts';
 import { INDEX_FILE, SINGLE_FILE, readText, type ModelFiles } from '../checkpoint.ts';
 import { CachedFileSource, MemoryModelCache, formatBytes, isComplete, type CachedModel, type ModelCache } from './cache.ts';
@@ -50,6 +51,9 @@ export interface HubOptions {
   /** At most one progress event per this many ms (the last one of each file always comes). Default 100. */
   progressIntervalMs?: number;
   fetch?: typeof fetch;
+  /** The Content-Security-Policy connect-src the page runs under (default: the built studio's, builtConnectSrc();
+   *  null: none). A Hub address outside it is refused before any request, with how to allow it. */
+  connectSrc?: readonly string[] | null;
   /** Clock in ms, for the rate (tests). */
   now?: () => number;
 }
@@ -233,6 +237,16 @@ export class HubModelFiles implements ModelFiles {
   private async request(path: string, method: 'GET' | 'HEAD', headers: Record<string, string>): Promise<Response | null> {
     const token = typeof this.options.token === 'function' ? this.options.token() : this.options.token;
     if (token) headers.Authorization = `Bearer ${token}`;
+    const policy = this.options.connectSrc === undefined ? builtConnectSrc() : this.options.connectSrc;
+    const selfOrigin = (globalThis as { location?: { origin?: string } }).location?.origin ?? null;
+    if (policy && !connectSrcAllows(this.url(path), policy, selfOrigin)) {
+      const origin = new URL(this.baseUrl).origin;
+      throw new HubError(
+        `${this.key}: ${origin} is not an address this build of the studio may connect to (its Content-Security-Policy allows ${policy.join(' ')}); to use this Hub, build the studio with LORA_STUDIO_CONNECT_SRC="${origin}"`,
+        null,
+        path,
+      );
+    }
     const fetchFn = this.options.fetch ?? globalThis.fetch;
     const response = await fetchFn(this.url(path), { method, headers, signal: this.options.signal });
     const status = response.status;
