@@ -4,7 +4,8 @@
 // (rank, alpha and targets locked to the adapter's); "Download merged model" builds the .zip fallback (headless
 // Chrome has no folder picker a test can answer) holding model.safetensors (f16), config.json and the tokenizer
 // files; and the folder path is driven with the picker answered by the origin-private file system, so the worker's
-// chunk-by-chunk createWritable writes are checked too. No console error, no request to another host.
+// chunk-by-chunk createWritable writes are checked too; "Download for llama.cpp / Ollama" gives model.gguf and a
+// Modelfile (llama.cpp itself loads GGUF files in src/export/gguf-llamacpp.gpu.test.ts). No console error, no request to another host.
 import { unzipSync } from 'fflate';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -15,6 +16,7 @@ import { selectTargetModules } from '../src/model/weights.ts';
 import { buildAdapterConfig, exportAdapter, zipAdapter } from '../src/train/peft.ts';
 import { ARTIFACTS, openStudio, type Studio } from './harness.ts';
 import { rawSafetensorsHeader } from '../src/model/testing-safetensors.ts';
+import { parseGguf } from '../src/export/gguf.ts';
 
 const DEMO = join(process.cwd(), 'public', 'models', 'demo-llama');
 const RANK = 4;
@@ -162,6 +164,30 @@ describe('import, continue, merge', () => {
     const zip = unzipSync(new Uint8Array(readFileSync(join(ARTIFACTS, 'demo-pirate-lora-merged.zip'))));
     const sizes = Object.fromEntries(Object.entries(zip).map(([k, v]) => [k.split('/')[1], v.length]));
     expect(written).toEqual(sizes);
+    expect(studio.problems).toEqual([]);
+  });
+
+  it('"Download for llama.cpp / Ollama": model.gguf (q8_0, the adapter merged in) and a Modelfile in a .zip', async () => {
+    const { page } = studio;
+    const imported = card('demo-pirate-lora');
+    await imported.getByRole('button', { name: 'Download demo-pirate-lora as GGUF for llama.cpp / Ollama' }).click();
+    const panel = imported.getByTestId('gguf-panel');
+    await panel.getByRole('combobox').selectOption('q8_0');
+    const [download] = await Promise.all([
+      page.waitForEvent('download', { timeout: 120_000 }),
+      panel.getByRole('button', { name: 'Download .zip (up to 200 MiB)' }).click(),
+    ]);
+    expect(download.suggestedFilename()).toBe('demo-pirate-lora-merged-gguf.zip');
+    const path = join(ARTIFACTS, 'demo-pirate-lora-merged-gguf.zip');
+    await download.saveAs(path);
+    const entries = unzipSync(new Uint8Array(readFileSync(path)));
+    expect(Object.keys(entries).sort()).toEqual(['demo-pirate-lora-merged-gguf/Modelfile', 'demo-pirate-lora-merged-gguf/model.gguf']);
+    const gguf = parseGguf(entries['demo-pirate-lora-merged-gguf/model.gguf']);
+    expect(gguf.metadata.get('general.architecture')).toBe('llama');
+    expect(gguf.metadata.get('general.file_type')).toBe(7);
+    expect(gguf.metadata.get('general.name')).toBe('demo-pirate-lora');
+    expect(new TextDecoder().decode(entries['demo-pirate-lora-merged-gguf/Modelfile'])).toContain('FROM ./model.gguf\n');
+    await expect.poll(() => panel.getAttribute('data-status')).toBe('done');
     expect(studio.problems).toEqual([]);
   });
 });

@@ -51,7 +51,8 @@ export interface RunsSlice {
   /** By run id. */
   merges: Record<string, MergeState>;
   /** The loaded base model with the run's adapter folded in: into a picked folder (streamed), or as one .zip. */
-  mergeRun(runId: string, dtype: 'f16' | 'f32', to: 'folder' | 'zip'): Promise<void>;
+  /** `gguf`: model.gguf + an Ollama Modelfile of that type instead of a safetensors folder. */
+  mergeRun(runId: string, dtype: 'f16' | 'f32', to: 'folder' | 'zip', gguf?: 'f32' | 'f16' | 'q8_0'): Promise<void>;
   cancelMerge(runId: string): void;
   onRunsEvent(event: EngineEvent): void;
 }
@@ -205,7 +206,7 @@ export const createRunsSlice: StateCreator<Deps, [], [], RunsSlice> = (set, get)
     },
 
     merges: {},
-    async mergeRun(runId, dtype, to) {
+    async mergeRun(runId, dtype, to, gguf) {
       if (get().merges[runId]?.phase === 'merging') return;
       const request = requestId('merge');
       const start = (message = '') => set({ merges: { ...get().merges, [runId]: { request, to, phase: message ? 'error' : 'merging', done: 0, total: 0, message } } });
@@ -222,7 +223,7 @@ export const createRunsSlice: StateCreator<Deps, [], [], RunsSlice> = (set, get)
         }
       }
       start();
-      if (!sendToEngine({ type: 'merge-model', id: request, runId, dtype, to: target })) {
+      if (!sendToEngine({ type: 'merge-model', id: request, runId, dtype, to: target, ...(gguf ? { gguf } : {}) })) {
         patchMerge(runId, { phase: 'error', message: 'The engine is not running: this browser has no WebGPU.' });
       }
     },

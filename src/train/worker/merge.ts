@@ -7,6 +7,7 @@
 //     what to do instead (a browser that has the API, or the CLI's `npx lora-studio merge`).
 // The base model's files are the loaded model's (worker state keeps its ModelFiles), read again from their source.
 import { Zip, ZipPassThrough } from 'fflate';
+import { ggufOutputFiles } from '../../export/gguf-output.ts';
 import { mergeModel, type OutputFile } from '../merge.ts';
 import type { EngineRequest } from '../protocol.ts';
 import { loadRunAdapter, workerRunsDb } from './adapters.ts';
@@ -169,11 +170,13 @@ export async function handleMerge(req: MergeRequest, post: Post): Promise<void> 
       throw new UserError(`"${record.name}" is an adapter of ${record.model.name}: load that model to merge it (loaded: ${model.summary.name})`);
     }
     const { adapter } = await loadRunAdapter(req.runId);
-    const merged = await mergeModel(model.files, adapter, CHUNK_BYTES, req.dtype);
+    const merged = req.gguf
+      ? await ggufOutputFiles(model.files, adapter, req.gguf, record.name, CHUNK_BYTES)
+      : await mergeModel(model.files, adapter, CHUNK_BYTES, req.dtype);
     try {
       const total = merged.files.reduce((s, f) => s + f.size, 0);
       const counter = progressCounter(total, (done, all) => post({ type: 'progress', id: req.id, stage: 'merge', done, total: all }));
-      const name = mergedModelName(record.name);
+      const name = req.gguf ? `${mergedModelName(record.name)}-gguf` : mergedModelName(record.name);
       const files = merged.files.map((f) => ({ path: f.path, size: f.size }));
       if (req.to.kind === 'zip') {
         const refusal = zipRefusal(total);

@@ -166,34 +166,52 @@ function BytesProgress({ label, done, total }: { label: string; done: number; to
   );
 }
 
-/** "Download merged model": the loaded base model with this run's adapter folded in, f16 or f32. */
-function MergePanel({ run }: { run: RunRecord }) {
+/** "Download merged model": the loaded base model with this run's adapter folded in, f16 or f32; "Download for
+ *  llama.cpp / Ollama" (format gguf): the same as one GGUF file (f32, f16 or q8_0) and an Ollama Modelfile. */
+function MergePanel({ run, format }: { run: RunRecord; format: 'hf' | 'gguf' }) {
   const model = useStudio((s) => s.model);
   const merge = useStudio((s) => s.merges[run.id]);
   const start = useStudio((s) => s.mergeRun);
   const cancel = useStudio((s) => s.cancelMerge);
   const [dtype, setDtype] = useState<'f16' | 'f32'>('f16');
+  const [ggufType, setGgufType] = useState<'f32' | 'f16' | 'q8_0'>('f16');
   const dtypeId = useId();
+  const gguf = format === 'gguf';
   const folder = canPickFolder();
   const wrongModel = !model ? `Load ${run.model.name} on the Models screen first: the merge reads its files.` : model.name !== run.model.name ? `Load ${run.model.name} first (loaded: ${model.name}).` : '';
   const busy = merge?.phase === 'merging';
   return (
-    <div className="card merge-panel" data-testid="merge-panel" data-status={merge?.phase ?? 'idle'}>
-      <p className="small">
-        The base model with this adapter folded in (W + s·B·A), with config.json and the tokenizer files: a plain model
-        for transformers, streamed to disk so it never sits whole in memory.
-      </p>
+    <div className="card merge-panel" data-testid={gguf ? 'gguf-panel' : 'merge-panel'} data-status={merge?.phase ?? 'idle'}>
+      {gguf ? (
+        <p className="small">
+          The base model with this adapter folded in, as one GGUF file for llama.cpp, LM Studio and Ollama (tokenizer and
+          chat template inside), with an Ollama Modelfile: <code>ollama create my-model -f Modelfile</code>.
+        </p>
+      ) : (
+        <p className="small">
+          The base model with this adapter folded in (W + s·B·A), with config.json and the tokenizer files: a plain model
+          for transformers, streamed to disk so it never sits whole in memory.
+        </p>
+      )}
       {wrongModel && <p className="muted">{wrongModel}</p>}
       <div className="row">
         <label htmlFor={dtypeId}>Weights</label>
-        <select id={dtypeId} value={dtype} onChange={(e) => setDtype(e.target.value as 'f16' | 'f32')} disabled={busy}>
-          <option value="f16">f16 (half the size)</option>
-          <option value="f32">f32 (exact)</option>
-        </select>
-        <button type="button" disabled={busy || !!wrongModel || !folder} onClick={() => void start(run.id, dtype, 'folder')}>
+        {gguf ? (
+          <select id={dtypeId} value={ggufType} onChange={(e) => setGgufType(e.target.value as 'f32' | 'f16' | 'q8_0')} disabled={busy}>
+            <option value="f16">f16 (half the size)</option>
+            <option value="q8_0">q8_0 (a quarter, 8-bit)</option>
+            <option value="f32">f32 (exact)</option>
+          </select>
+        ) : (
+          <select id={dtypeId} value={dtype} onChange={(e) => setDtype(e.target.value as 'f16' | 'f32')} disabled={busy}>
+            <option value="f16">f16 (half the size)</option>
+            <option value="f32">f32 (exact)</option>
+          </select>
+        )}
+        <button type="button" disabled={busy || !!wrongModel || !folder} onClick={() => void start(run.id, dtype, 'folder', gguf ? ggufType : undefined)}>
           Save into a folder…
         </button>
-        <button type="button" disabled={busy || !!wrongModel} onClick={() => void start(run.id, dtype, 'zip')}>
+        <button type="button" disabled={busy || !!wrongModel} onClick={() => void start(run.id, dtype, 'zip', gguf ? ggufType : undefined)}>
           Download .zip (up to 200 MiB)
         </button>
         {busy && <button type="button" onClick={() => cancel(run.id)}>Cancel</button>}
@@ -218,7 +236,7 @@ function RunCard({ run }: { run: RunRecord }) {
   const rerun = useStudio((s) => s.rerunWith);
   const continueFrom = useStudio((s) => s.continueFromRun);
   const [editing, setEditing] = useState<string | null>(null);
-  const [merging, setMerging] = useState(false);
+  const [merging, setMerging] = useState<null | 'hf' | 'gguf'>(null);
   const nameId = useId();
   const rows = useMemo(() => chartRows(run.curves, 400), [run.curves]);
   const status = shownStatus(run, locked);
@@ -310,8 +328,11 @@ function RunCard({ run }: { run: RunRecord }) {
         <button type="button" disabled={run.curves.length === 0} onClick={() => void csv(run.id)} aria-label={`Export the metrics of ${run.name} as CSV`}>
           Metrics CSV
         </button>
-        <button type="button" disabled={!run.adapter} aria-expanded={merging} onClick={() => setMerging(!merging)} aria-label={`Download ${run.name} merged into its base model`}>
+        <button type="button" disabled={!run.adapter} aria-expanded={merging === 'hf'} onClick={() => setMerging(merging === 'hf' ? null : 'hf')} aria-label={`Download ${run.name} merged into its base model`}>
           Download merged model
+        </button>
+        <button type="button" disabled={!run.adapter} aria-expanded={merging === 'gguf'} onClick={() => setMerging(merging === 'gguf' ? null : 'gguf')} aria-label={`Download ${run.name} as GGUF for llama.cpp / Ollama`}>
+          Download for llama.cpp / Ollama
         </button>
         {canResume && <button type="button" onClick={() => resume(run.id, run.name)}>Resume from step {run.checkpoint!.step}</button>}
         <button type="button" disabled={!run.adapter || here} onClick={() => continueFrom(run)} aria-label={`Continue training from the adapter of ${run.name}`}>
@@ -330,7 +351,7 @@ function RunCard({ run }: { run: RunRecord }) {
           Delete
         </button>
       </div>
-      {merging && run.adapter && <MergePanel run={run} />}
+      {merging && run.adapter && <MergePanel key={merging} run={run} format={merging} />}
     </li>
   );
 }
