@@ -198,6 +198,88 @@ describe('models and data', () => {
     }
   });
 
+  it('never writes the Hub access token anywhere: IndexedDB, the browser cache (OPFS), web storage, Cache Storage, the console or a URL (issue 14)', async () => {
+    const { page } = studio;
+    const TOKEN = 'hf_e2eSecretToken0123456789abcdef';
+    const hub = await new FakeHub().start();
+    const files: Record<string, Uint8Array> = {};
+    for (const name of readdirSync(DEMO)) files[name] = readFileSync(join(DEMO, name));
+    hub.addRepo('studio/gated-llama', { files, token: TOKEN });
+    const proxy = await corsProxy(hub.baseUrl);
+    const logged: string[] = [];
+    const urls: string[] = [];
+    const onConsole = (m: { text(): string }) => void logged.push(m.text());
+    const onRequest = (r: { url(): string }) => void urls.push(r.url());
+    page.on('console', onConsole);
+    page.context().on('request', onRequest);
+    try {
+      await page.getByRole('button', { name: 'Models', exact: true }).click();
+      await page.getByLabel('Hub URL (a mirror, or a local server)').fill(proxy.url);
+      await page.getByLabel('Repo id').fill('studio/gated-llama');
+      await page.getByLabel('Access token (gated models; kept in this tab only)').fill(TOKEN);
+      await page.getByRole('button', { name: 'Download and load', exact: true }).first().click();
+      await expect.poll(() => page.getByTestId('model-name').textContent(), { timeout: 120_000 }).toBe(`${proxy.url}/studio/gated-llama@main`);
+      expect(hub.requests.some((r) => r.authorization === `Bearer ${TOKEN}`)).toBe(true); // it was used
+
+      // Every place the page can write to, searched for `token` (keys, values, Blobs, byte arrays, file names).
+      const scan = async (token: string) => {
+        const hits: string[] = [];
+        const latin1 = new TextDecoder('latin1');
+        const contains = async (v: unknown, depth = 0): Promise<boolean> => {
+          if (depth > 20 || v === null || v === undefined) return false;
+          if (typeof v === 'string') return v.includes(token);
+          if (typeof v !== 'object') return String(v).includes(token);
+          if (v instanceof Blob) return (await v.text()).includes(token);
+          if (v instanceof ArrayBuffer) return latin1.decode(v).includes(token);
+          if (ArrayBuffer.isView(v)) return latin1.decode(new Uint8Array(v.buffer, v.byteOffset, v.byteLength)).includes(token);
+          const items = v instanceof Map ? [...v.entries()].flat() : v instanceof Set ? [...v] : Object.entries(v).flat();
+          for (const item of items) if (await contains(item, depth + 1)) return true;
+          return false;
+        };
+        const request = <T,>(r: IDBRequest<T>) => new Promise<T>((resolve, reject) => ((r.onsuccess = () => resolve(r.result)), (r.onerror = () => reject(r.error))));
+        for (const info of await indexedDB.databases()) {
+          const db = await request(indexedDB.open(info.name!));
+          for (const store of [...db.objectStoreNames]) {
+            const st = db.transaction(store).objectStore(store);
+            const keys = await request(st.getAllKeys());
+            const values = await request(st.getAll());
+            for (let i = 0; i < values.length; i++) if ((await contains(keys[i])) || (await contains(values[i]))) hits.push(`IndexedDB ${info.name}/${store}/${String(keys[i])}`);
+          }
+          db.close();
+        }
+        type Dir = { entries(): AsyncIterable<[string, { kind: string; getFile?: () => Promise<File> } & Dir]> };
+        const walk = async (dir: Dir, path: string): Promise<void> => {
+          for await (const [name, handle] of dir.entries()) {
+            if (name.includes(token)) hits.push(`OPFS ${path}${name}`);
+            if (handle.kind === 'directory') await walk(handle, `${path}${name}/`);
+            else if (await contains(await handle.getFile!())) hits.push(`OPFS ${path}${name}`);
+          }
+        };
+        await walk((await navigator.storage.getDirectory()) as unknown as Dir, '/');
+        for (const storage of [localStorage, sessionStorage]) {
+          for (let i = 0; i < storage.length; i++) if (`${storage.key(i)}${storage.getItem(storage.key(i)!)}`.includes(token)) hits.push(`web storage ${storage.key(i)}`);
+        }
+        for (const name of await caches.keys()) {
+          for (const req of await (await caches.open(name)).keys()) if (req.url.includes(token)) hits.push(`Cache Storage ${req.url}`);
+        }
+        if (document.cookie.includes(token) || location.href.includes(token)) hits.push('cookie or URL');
+        return hits;
+      };
+      expect(await page.evaluate(scan, TOKEN)).toEqual([]);
+      // The search finds what is there: the repo id is in the browser cache's records.
+      expect((await page.evaluate(scan, 'studio/gated-llama')).length).toBeGreaterThan(0);
+      expect(logged.filter((t) => t.includes(TOKEN))).toEqual([]);
+      expect(urls.length).toBeGreaterThan(0);
+      expect(urls.filter((u) => u.includes(TOKEN))).toEqual([]);
+      expect(studio.problems).toEqual([]);
+    } finally {
+      page.off('console', onConsole);
+      page.context().off('request', onRequest);
+      await new Promise<void>((resolve) => proxy.server.close(() => resolve()));
+      await hub.stop();
+    }
+  });
+
   it('loads the demo model for QLoRA, its linear layers in NF4', async () => {
     const { page } = studio;
     await page.getByLabel('Base weights').selectOption('nf4');
