@@ -1,7 +1,6 @@
 // Fuzzing the adapter archive reader (issue 14) with fast-check: mutated archives (bytes flipped, cut, inserted) and
 // hostile entry names either open or end in an AdapterError naming the archive: never another exception, never a
-// hang. Seeded: FUZZ_SEED=<n> replays a run (the seed is printed), FUZZ_RUNS=<n> sets the case count (150 in the
-// unit suite, ~1 s; 20000 under `npm run fuzz`).
+// hang. Seeds and case counts: src/model/testing-fuzz.ts.
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { join } from 'node:path';
@@ -15,12 +14,9 @@ import { openAdapterArchive } from './adapter-archive.ts';
 import { AdapterError } from './adapter-error.ts';
 import { buildAdapterConfig, exportAdapter, importAdapter, zipAdapter } from './peft.ts';
 import { deflated, rawZip } from './testing-archive.ts';
+import { FUZZ_RUNS, FUZZ_SEED, FUZZ_TEST_TIMEOUT, fuzzBanner, fuzzParams } from '../model/testing-fuzz.ts';
 
-const SEED = Number(process.env.FUZZ_SEED ?? Date.now() % 2 ** 31);
-const RUNS = Number(process.env.FUZZ_RUNS ?? (process.env.npm_lifecycle_event === 'fuzz' ? 20_000 : 150));
-const TEST_TIMEOUT = 10_000 + RUNS * 5;
-const PER_CASE_MS = 2000;
-const params = { seed: SEED, numRuns: RUNS, timeout: PER_CASE_MS, markInterruptAsFailure: true };
+const params = fuzzParams();
 
 const fixture = (name: string) => join(__dirname, '..', '..', 'tests', 'fixtures', 'models', name);
 
@@ -45,9 +41,9 @@ async function expectTyped(run: Promise<unknown>, file: string): Promise<void> {
   }
 }
 
-describe(`adapter archives, fuzzed (FUZZ_SEED=${SEED}, ${RUNS} cases each)`, () => {
+describe(`adapter archives, fuzzed (FUZZ_SEED=${FUZZ_SEED}, ${FUZZ_RUNS} cases each)`, () => {
   it('mutated archives open or end in a typed error naming the archive', async () => {
-    console.log(`fuzz adapter archives: FUZZ_SEED=${SEED} FUZZ_RUNS=${RUNS}`);
+    console.log(fuzzBanner('adapter archives'));
     const model = await readModelConfig(nodeFolder(fixture('llama')));
     const files = await adapterZip(model);
     const bases = [zipAdapter(files), zipSync({ 'run/adapter_config.json': files['adapter_config.json'], 'run/adapter_model.safetensors': files['adapter_model.safetensors'] }, { level: 0 })];
@@ -69,7 +65,7 @@ describe(`adapter archives, fuzzed (FUZZ_SEED=${SEED}, ${RUNS} cases each)`, () 
       }),
       params,
     );
-  }, TEST_TIMEOUT);
+  }, FUZZ_TEST_TIMEOUT);
 
   it('hostile entry names and declared sizes are refused with the entry named, or stay inside the archive', async () => {
     const model = await readModelConfig(nodeFolder(fixture('llama')));
@@ -93,5 +89,5 @@ describe(`adapter archives, fuzzed (FUZZ_SEED=${SEED}, ${RUNS} cases each)`, () 
       }),
       params,
     );
-  }, TEST_TIMEOUT);
+  }, FUZZ_TEST_TIMEOUT);
 });
