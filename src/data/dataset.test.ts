@@ -259,3 +259,13 @@ describe('streaming a large file', () => {
     expect(split(rows[5]).trained).toBe(' 6<|im_end|>');
   }, 60_000);
 });
+
+describe('overlong lines (issue 14)', () => {
+  it('are skipped and reported with their length, the other rows kept', async () => {
+    const text = jsonl({ text: 'the first row of text' }, 'z'.repeat(5000), { text: 'the third row of text' });
+    const { rows, report } = await load(text, { maxLineLength: 1000 });
+    expect(rows).toHaveLength(2);
+    expect(report.skipped).toBe(1);
+    expect(report.errors).toEqual([{ line: 2, reason: '5000 characters long, over the 1000-character limit for one line (a file without line breaks?)' }]);
+  });
+});

@@ -13,7 +13,7 @@ import { ChatTemplate } from '../model/chat-template.ts';
 import type { HfTokenizer } from '../model/tokenizer.ts';
 import { detectFormat, FORMAT_LABELS, parseRow, typeName, type DatasetFormat } from './formats.ts';
 import { encodeExample, trainedTokenCount, type EncodeContext, type TokenizedRow } from './encode.ts';
-import { readLines, type ChunkSource } from './jsonl.ts';
+import { MAX_LINE_LENGTH, readLines, type ChunkSource } from './jsonl.ts';
 
 export interface DatasetRow extends TokenizedRow {
   /** The JSONL line it came from (1-based). */
@@ -78,6 +78,8 @@ export interface DatasetOptions {
   /** Call onProgress every this many lines (default 500) and at the end. */
   progressEveryLines?: number;
   maxReportedErrors?: number;
+  /** Lines longer than this many characters are skipped and reported without being held whole (MAX_LINE_LENGTH). */
+  maxLineLength?: number;
 }
 
 export class DatasetError extends Error {
@@ -119,10 +121,15 @@ export async function loadJsonlDataset(source: ChunkSource, options: DatasetOpti
     bytes: report.bytes, totalBytes: options.totalBytes ?? null, lines: report.lines, rows: report.rows, skipped: report.skipped,
   });
 
-  for await (const { lineNumber, text, bytesRead } of readLines(source)) {
+  const maxLineLength = options.maxLineLength ?? MAX_LINE_LENGTH;
+  for await (const { lineNumber, text, bytesRead, overlong } of readLines(source, { maxLineLength })) {
     report.lines = lineNumber;
     report.bytes = bytesRead;
     if (lineNumber % every === 0) progress();
+    if (overlong !== undefined) {
+      skip(lineNumber, `${overlong} characters long, over the ${maxLineLength}-character limit for one line (a file without line breaks?)`);
+      continue;
+    }
     if (text.trim() === '') {
       report.blankLines++;
       continue;

@@ -1,6 +1,6 @@
 import { Readable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
-import { blobChunks, readLines, type Chunk } from './jsonl.ts';
+import { blobChunks, MAX_LINE_LENGTH, readLines, type Chunk } from './jsonl.ts';
 
 async function collect(source: Parameters<typeof readLines>[0]) {
   const out = [];
@@ -32,6 +32,29 @@ describe('readLines', () => {
     expect(lines.map((l) => l.text)).toEqual(expected);
     expect(lines.map((l) => l.lineNumber)).toEqual([1, 2, 3, 4]);
     expect(lines.at(-1)!.bytesRead).toBe(bytes.byteLength);
+  });
+
+  it('yields a line over maxLineLength empty with its length, dropping its pieces as they come (issue 14)', async () => {
+    const long = 'x'.repeat(1000);
+    const source = cut(enc.encode(`{"text":"a"}\n${long}\r\n{"text":"b"}\n${long}`), [7]);
+    const lines = [];
+    for await (const line of readLines(source, { maxLineLength: 100 })) lines.push(line);
+    expect(lines.map((l) => [l.lineNumber, l.text, l.overlong])).toEqual([
+      [1, '{"text":"a"}', undefined],
+      [2, '', 1001], // counted with its "\r"
+      [3, '{"text":"b"}', undefined],
+      [4, '', 1000],
+    ]);
+    // The default limit: 8 Mi characters. A 16 MiB line without a newline, in 64 KiB chunks.
+    const chunk = 'y'.repeat(1 << 16);
+    const huge = (function* () {
+      for (let i = 0; i < 256; i++) yield chunk;
+      yield '\n{"text":"c"}';
+    })();
+    const out = [];
+    for await (const line of readLines(huge)) out.push([line.lineNumber, line.text, line.overlong]);
+    expect(MAX_LINE_LENGTH).toBe(8 * 1024 * 1024);
+    expect(out).toEqual([[1, '', 1 << 24], [2, '{"text":"c"}', undefined]]);
   });
 
   it('accepts string chunks and a trailing newline adds no empty line', async () => {

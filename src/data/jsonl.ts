@@ -4,7 +4,9 @@
 // on a browser File/Blob (blobChunks reads its ReadableStream), a Node stream (fs.createReadStream
 // is an async iterable of Buffers, which are Uint8Arrays) or any async iterable of strings.
 // UTF-8 is decoded in streaming mode, so a character split across chunks survives; a leading BOM is
-// dropped; "\r\n" and "\n" both end a line.
+// dropped; "\r\n" and "\n" both end a line. A line longer than maxLineLength characters (MAX_LINE_LENGTH unless
+// given) is not kept: its pieces are dropped as they come and it is yielded empty with `overlong` set to its length,
+// so one enormous line (a file without newlines, a pasted blob) costs at most that many characters plus one chunk.
 
 export type Chunk = string | Uint8Array;
 export type ChunkSource = AsyncIterable<Chunk> | Iterable<Chunk> | ReadableStream<Chunk>;
@@ -16,6 +18,16 @@ export interface JsonlLine {
   text: string;
   /** Bytes of input consumed when this line was yielded (chunk granularity; exact at the end). */
   bytesRead: number;
+  /** Set when the line was longer than maxLineLength: its length in characters (`text` is then empty). */
+  overlong?: number;
+}
+
+/** The longest line kept, in characters (UTF-16 code units): 8 Mi, far beyond any row a model can train on. */
+export const MAX_LINE_LENGTH = 8 * 1024 * 1024;
+
+export interface ReadLinesOptions {
+  /** Longer lines are yielded empty with `overlong` set. Default MAX_LINE_LENGTH. */
+  maxLineLength?: number;
 }
 
 /** The bytes of a Blob/File, chunk by chunk, without reading it whole. */
@@ -42,14 +54,31 @@ function isReadableStream(x: unknown): x is ReadableStream<Chunk> {
 }
 
 /** Split a chunk stream into lines. The last line needs no terminator; an empty final line is not yielded. */
-export async function* readLines(source: ChunkSource): AsyncGenerator<JsonlLine> {
+export async function* readLines(source: ChunkSource, options: ReadLinesOptions = {}): AsyncGenerator<JsonlLine> {
   const chunks: AsyncIterable<Chunk> | Iterable<Chunk> = isReadableStream(source) ? readableStreamChunks(source) : source;
+  const maxLength = options.maxLineLength ?? MAX_LINE_LENGTH;
   const decoder = new TextDecoder('utf-8', { fatal: false, ignoreBOM: false });
   const encoder = new TextEncoder();
   let pending: string[] = []; // pieces of the current, unfinished line
+  let pendingLength = 0; // its length so far, kept on counting once the pieces are dropped
   let lineNumber = 0;
   let bytesRead = 0;
   let first = true;
+
+  const add = (piece: string) => {
+    pendingLength += piece.length;
+    if (pendingLength > maxLength) pending = []; // overlong: stop holding it
+    else pending.push(piece);
+  };
+  const finish = (): JsonlLine => {
+    const length = pendingLength;
+    let line = length > maxLength ? '' : pending.length === 1 ? pending[0] : pending.join('');
+    pending = [];
+    pendingLength = 0;
+    if (length > maxLength) return { lineNumber: ++lineNumber, text: '', bytesRead, overlong: length };
+    if (line.endsWith('\r')) line = line.slice(0, -1);
+    return { lineNumber: ++lineNumber, text: line, bytesRead };
+  };
 
   function* split(text: string): Generator<JsonlLine> {
     if (first && text.length > 0) {
@@ -60,14 +89,11 @@ export async function* readLines(source: ChunkSource): AsyncGenerator<JsonlLine>
     for (;;) {
       const nl = text.indexOf('\n', start);
       if (nl < 0) break;
-      pending.push(text.slice(start, nl));
-      let line = pending.length === 1 ? pending[0] : pending.join('');
-      pending = [];
-      if (line.endsWith('\r')) line = line.slice(0, -1);
-      yield { lineNumber: ++lineNumber, text: line, bytesRead };
+      add(text.slice(start, nl));
+      yield finish();
       start = nl + 1;
     }
-    if (start < text.length) pending.push(text.slice(start));
+    if (start < text.length) add(text.slice(start));
   }
 
   for await (const chunk of chunks) {
@@ -80,11 +106,7 @@ export async function* readLines(source: ChunkSource): AsyncGenerator<JsonlLine>
     }
   }
   yield* split(decoder.decode());
-  if (pending.length > 0) {
-    let line = pending.join('');
-    if (line.endsWith('\r')) line = line.slice(0, -1);
-    yield { lineNumber: ++lineNumber, text: line, bytesRead };
-  }
+  if (pendingLength > 0) yield finish();
 }
 
 function utf8Length(s: string, encoder: TextEncoder): number {

@@ -7,8 +7,8 @@ export async function linesAt(source: ChunkSource, wanted: Iterable<number>, max
   const out = new Map<number, string>();
   if (want.size === 0) return out;
   const last = Math.max(...want);
-  for await (const { lineNumber, text } of readLines(source)) {
-    if (want.has(lineNumber)) out.set(lineNumber, text.length > maxChars ? `${text.slice(0, maxChars)}…` : text);
+  for await (const { lineNumber, text, overlong } of readLines(source)) {
+    if (want.has(lineNumber)) out.set(lineNumber, overlong !== undefined ? `(${overlong} characters, not shown)` : text.length > maxChars ? `${text.slice(0, maxChars)}…` : text);
     if (lineNumber >= last) break;
   }
   return out;
