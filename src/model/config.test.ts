@@ -139,7 +139,9 @@ describe('parseModelConfig defaults and errors', () => {
   });
 
   it('names bad values and unsupported options', () => {
-    expect(configError({ ...minimalLlama, hidden_size: 8.5 })).toMatch(/"hidden_size" must be an integer ≥ 1, got 8.5/);
+    expect(configError({ ...minimalLlama, hidden_size: 8.5 })).toMatch(/"hidden_size" must be an integer in \[1, 2147483647\], got 8.5/);
+    // Found by config.fuzz.test.ts: 2⁵³ (not a safe integer) was taken as a size.
+    expect(configError({ ...minimalLlama, hidden_size: 2 ** 53 })).toMatch(/"hidden_size" must be an integer in \[1, 2147483647\], got 9007199254740992/);
     expect(configError({ ...minimalLlama, num_key_value_heads: 3 })).toMatch(/num_attention_heads 2 is not a multiple of num_key_value_heads 3/);
     expect(configError({ ...minimalLlama, hidden_act: 'mish' })).toMatch(/"hidden_act" "mish" is not supported \(supported: gelu_new/);
     expect(configError({ ...minimalLlama, rope_scaling: { rope_type: 'su' } })).toMatch(/rope type "su" is not supported/);

@@ -99,6 +99,8 @@ export function parseModelConfig(json: unknown, file = 'config.json'): ModelConf
 
 // ---------------------------------------------------------------------------------------------------------------
 
+const MAX_CONFIG_INT = 2 ** 31 - 1;
+
 /** Typed access to config keys: errors name the key, its value and what was expected. */
 class Reader {
   constructor(
@@ -124,7 +126,8 @@ class Reader {
   int(key: string, fallback?: number, min = 1): number {
     const v = this.raw[key] ?? fallback;
     if (v === undefined) this.fail(`missing required key "${key}"`);
-    if (typeof v !== 'number' || !Number.isInteger(v) || v < min) this.fail(`"${key}" must be an integer ≥ ${min}, got ${JSON.stringify(v)}`);
+    // At most 2³¹ − 1: sizes past it are no model's (and not safe integers past 2⁵³; found by config.fuzz.test.ts).
+    if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > MAX_CONFIG_INT) this.fail(`"${key}" must be an integer in [${min}, ${MAX_CONFIG_INT}], got ${JSON.stringify(v)}`);
     return v as number;
   }
 
