@@ -3,7 +3,7 @@ import { uploadBuffer } from '../buffers.ts';
 import type { Engine } from '../engine.ts';
 import { fromF16Array, toF16Array } from '../ref/elementwise.ref.ts';
 import { mismatches, randomArray, rng, type Tolerance } from '../ref/testing.ts';
-import { IGNORE_INDEX, logitsRef, xentBackwardRef, xentForwardRef, type XentRefInputs } from '../ref/xent.ref.ts';
+import { IGNORE_INDEX, logitsRef, xentBackwardRef, xentForwardRef, xentGradientsRef, type XentRefInputs } from '../ref/xent.ref.ts';
 import { uploadRowSharded } from '../sharded.ts';
 import { download, testEngine, upload, zeros } from '../testing-gpu.ts';
 import type { ElementType } from '../wgsl.ts';
@@ -100,6 +100,28 @@ describe('cross-entropy with the logits and dhs on the engine matmul', () => {
     expect(mismatches(rows.subarray(0, T), want.f.rowLoss, TOL_F32), 'per-row loss').toEqual([]);
     expect(mismatches(total, [want.f.lossSum, want.f.count], TOL_F32), 'loss sum, count').toEqual([]);
     expect(mismatches(dhs!, want.dhs, TOL_F32), 'dhs').toEqual([]);
+  });
+
+  it.for(['naive', 'blocked4'] as const)('adds the LM head\'s own gradient dWh (%s)', async (matmul) => {
+    const x = makeInputs(130, 24, 50, 'mixed', 5, 'f32');
+    const gradScale = 1 / 7;
+    const dWh0 = randomArray(50 * 24, 44);
+    const buffers = {
+      hs: upload(e, Float32Array.from(x.hs)),
+      Wh: upload(e, Float32Array.from(x.Wh)),
+      labels: uploadBuffer(e.buffers, e.device, Int32Array.from(x.labels), 'labels'),
+      work: zeros(e, xentScratchElements(x, 64)),
+      total: zeros(e, 2),
+      dhs: zeros(e, 130 * 24),
+      dWh: upload(e, dWh0),
+    };
+    const rec = e.record('xent-dwh');
+    recordCrossEntropy(rec, x, buffers, { gradScale, chunkRows: 64, matmul });
+    await rec.submit();
+    const want = xentGradientsRef(x, gradScale);
+    expect(mismatches(await download(e, buffers.dhs, 130 * 24), want.dhs, TOL_F32), 'dhs').toEqual([]);
+    expect(mismatches(await download(e, buffers.dWh, 50 * 24), want.dWh.map((v, i) => v + dWh0[i]), TOL_F32), 'dWh').toEqual([]);
+    expect(() => recordCrossEntropy(e.record('x'), x, { ...buffers, dhs: undefined }, { gradScale, matmul })).toThrow(/dWh needs dhs/);
   });
 
   it('falls back to the kernel\'s tiles for a sharded head', async () => {

@@ -110,6 +110,9 @@ export interface XentBuffers {
   total: GPUBuffer;
   /** (T, C) f32 output: the gradient of gradScale·(loss sum) w.r.t. hs. Omit for the loss alone (eval). */
   dhs?: GPUBuffer;
+  /** [V, C] f32, added to: the LM head's own gradient Σ_t (softmax − onehot)_t·gradScale ⊗ hs_t, for training the
+   *  head (full fine-tuning). Needs dhs, `matmul` and a one-shard head; zero it before the first micro-batch. */
+  dWh?: GPUBuffer;
 }
 
 export interface XentOptions {
@@ -138,7 +141,7 @@ export function recordCrossEntropy(rec: Recorder, shape: XentShape, buffers: Xen
   if (withGrad && !(Number.isFinite(gradScale) && gradScale >= 0)) {
     throw new RangeError(`xent: gradScale = ${options.gradScale} must be a finite number ≥ 0 (1/N counted tokens)`);
   }
-  const { hs, Wh, labels, work, total, dhs } = buffers;
+  const { hs, Wh, labels, work, total, dhs, dWh } = buffers;
   const logitsOffset = logitsOffsetFor(T);
   const elem = tableElem('xent', Wh, V, C, options.elem);
   const shards = shardsOf(Wh, V);
@@ -147,6 +150,7 @@ export function recordCrossEntropy(rec: Recorder, shape: XentShape, buffers: Xen
     const rows = Math.min(chunkRows, T - row0);
     // Whole buffers and element offsets, not ranges: the bind groups stay the same whatever the rows.
     const viaMatmul = options.matmul !== undefined && shards.length === 1;
+    if (dWh && !(viaMatmul && dhs)) throw new RangeError('xent: dWh needs dhs, a matmul variant and a one-shard head');
     // The chunk's logits, shard by shard into their columns; then the row stats over the whole row.
     if (viaMatmul) {
       recordMatmul(
@@ -176,6 +180,15 @@ export function recordCrossEntropy(rec: Recorder, shape: XentShape, buffers: Xen
         { A: work, B: shards[0].buffer, C: dhs },
         { variant: options.matmul!, elemB: elem },
       );
+      // dWh += Gᵀ·hs over this chunk's rows (G stored (rows, V): transA).
+      if (dWh) {
+        recordMatmul(
+          rec,
+          { M: V, N: C, K: rows, transA: true, offsetA: logitsOffset, offsetB: row0 * C },
+          { A: work, B: hs, C: dWh },
+          { variant: options.matmul!, accumulate: true },
+        );
+      }
     } else if (dhs) {
       shards.forEach((shard, i) => {
         rec.dispatch(

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { IGNORE_INDEX, xentBackwardRef, xentForwardRef, type XentRefInputs } from './xent.ref.ts';
+import { IGNORE_INDEX, xentBackwardRef, xentForwardRef, xentGradientsRef, type XentRefInputs } from './xent.ref.ts';
 import { mismatches, randomArray, rng } from './testing.ts';
 
 function inputs(T: number, C: number, V: number, seed: number, ignoreEvery = 3): XentRefInputs {
@@ -30,6 +30,27 @@ describe('xentBackwardRef matches finite differences of xentForwardRef', () => {
     expect(mismatches(dhs, numeric, { abs: 1e-8, rel: 1e-7 })).toEqual([]);
     // Ignored positions get exactly zero gradient.
     for (let t = 0; t < T; t++) if (x.labels[t] === IGNORE_INDEX) for (let c = 0; c < C; c++) expect(dhs[t * C + c]).toBe(0);
+  });
+});
+
+describe('xentGradientsRef: the head gradient dWh matches finite differences over Wh', () => {
+  it.each([
+    [4, 3, 5],
+    [3, 4, 11],
+  ])('T=%i C=%i V=%i', (T, C, V) => {
+    const x = inputs(T, C, V, T * 10 + V);
+    const gradScale = 1 / 3;
+    const { dWh } = xentGradientsRef(x, gradScale);
+    const eps = 1e-5;
+    const numeric = new Float64Array(V * C);
+    for (let i = 0; i < V * C; i++) {
+      const plus = Float64Array.from(x.Wh);
+      plus[i] += eps;
+      const minus = Float64Array.from(x.Wh);
+      minus[i] -= eps;
+      numeric[i] = (gradScale * (xentForwardRef({ ...x, Wh: plus }).lossSum - xentForwardRef({ ...x, Wh: minus }).lossSum)) / (2 * eps);
+    }
+    expect(mismatches(dWh, numeric, { abs: 1e-8, rel: 1e-7 })).toEqual([]);
   });
 });
 

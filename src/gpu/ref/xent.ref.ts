@@ -74,9 +74,16 @@ export function xentForwardRef(x: XentRefInputs): XentForward {
 
 /** Gradient of gradScale·lossSum with respect to hs: dhs_t = gradScale·Σ_v (softmax_v − onehot_v)·Wh[v], 0 where ignored. */
 export function xentBackwardRef(x: XentRefInputs, gradScale: number): Float64Array {
+  return xentGradientsRef(x, gradScale).dhs;
+}
+
+/** dhs (T, C) and the LM head's own gradient dWh [V, C] = Σ_t coeff_t ⊗ hs_t (what full fine-tuning of the head
+ *  needs), coeff_t = gradScale·(softmax − onehot) on counted rows. */
+export function xentGradientsRef(x: XentRefInputs, gradScale: number): { dhs: Float64Array; dWh: Float64Array } {
   const { T, C, V } = x;
   const logits = logitsRef(x);
   const dhs = new Float64Array(T * C);
+  const dWh = new Float64Array(V * C);
   for (let t = 0; t < T; t++) {
     const label = x.labels[t];
     if (!isCounted(label, V)) continue;
@@ -84,8 +91,11 @@ export function xentBackwardRef(x: XentRefInputs, gradScale: number): Float64Arr
     const lse = logSumExp(row);
     for (let v = 0; v < V; v++) {
       const coeff = gradScale * (Math.exp(row[v] - lse) - (v === label ? 1 : 0));
-      for (let c = 0; c < C; c++) dhs[t * C + c] += coeff * x.Wh[v * C + c];
+      for (let c = 0; c < C; c++) {
+        dhs[t * C + c] += coeff * x.Wh[v * C + c];
+        dWh[v * C + c] += coeff * x.hs[t * C + c];
+      }
     }
   }
-  return dhs;
+  return { dhs, dWh };
 }
