@@ -98,6 +98,15 @@ describe('openAdapterArchive', () => {
     expect((await importAdapter(stored, model, 'stored.zip')).modules).toHaveLength(2 * model.numLayers);
   });
 
+  it('reads ZIP64 sizes from the extra field, and refuses 0xFFFFFFFF sizes without one', async () => {
+    const model = await config('llama');
+    const files = await adapterFiles(model);
+    const zip = rawZip([deflated('adapter_config.json', files['adapter_config.json']), { ...deflated('adapter_model.safetensors', files['adapter_model.safetensors']), zip64: true }]);
+    expect((await importAdapter(zip, model, 'z64.zip')).modules).toHaveLength(2 * model.numLayers);
+    const noExtra = rawZip([deflated('adapter_config.json', files['adapter_config.json']), { ...deflated('adapter_model.safetensors', files['adapter_model.safetensors']), size: 0xffffffff }]);
+    expect((await archiveError(openAdapterArchive(noExtra, model, 'z.zip'))).message).toBe('z.zip: entry "adapter_model.safetensors": its size read 0xFFFFFFFF but it has no ZIP64 extra field holding them (a damaged archive)');
+  });
+
   it('stops a zip bomb at the limit: a 1 GiB entry in a ~1 MiB archive, in bounded memory', async () => {
     const model = await config('llama');
     const files = await adapterFiles(model);

@@ -178,14 +178,41 @@ export async function readCentralDirectory(src: ByteSource, file: string): Promi
       size: v.getUint32(p + 24, true),
       localHeaderOffset: v.getUint32(p + 42, true),
     };
-    p = end;
     checkEntryName(file, raw, entry.name);
+    readZip64Extra(file, raw, entry, cd.subarray(p + 46 + nameLength, p + 46 + nameLength + v.getUint16(p + 30, true)));
+    p = end;
     if (seen.has(entry.name)) throw new AdapterArchiveError(file, raw, 'appears twice in the archive');
     seen.add(entry.name);
     if (entry.name.endsWith('/') || entry.name.startsWith('__MACOSX/')) continue;
     entries.push(entry);
   }
   return entries;
+}
+
+/**
+ * An entry whose sizes or offset read 0xFFFFFFFF keeps them in its ZIP64 extra field (id 0x0001: uncompressed size,
+ * compressed size, local header offset, 8 bytes each, only those that overflowed, in that order), as some tools write
+ * even for small files. Values past 2⁵³ are refused (no adapter is that large).
+ */
+function readZip64Extra(file: string, raw: string, entry: ZipEntry, extra: Uint8Array): void {
+  const fields = (['size', 'compressedSize', 'localHeaderOffset'] as const).filter((k) => entry[k] === 0xffffffff);
+  if (fields.length === 0) return;
+  const v = new DataView(extra.buffer, extra.byteOffset, extra.byteLength);
+  for (let at = 0; at + 4 <= extra.length; ) {
+    const id = v.getUint16(at, true);
+    const length = v.getUint16(at + 2, true);
+    if (id === 0x0001) {
+      if (length < fields.length * 8 || at + 4 + length > extra.length) break;
+      fields.forEach((k, i) => {
+        const value = v.getBigUint64(at + 4 + 8 * i, true);
+        if (value > BigInt(Number.MAX_SAFE_INTEGER)) throw new AdapterArchiveError(file, raw, `ZIP64 ${k} ${value} is past any adapter's size`);
+        entry[k] = Number(value);
+      });
+      return;
+    }
+    at += 4 + length;
+  }
+  throw new AdapterArchiveError(file, raw, `its ${fields.join(', ')} read 0xFFFFFFFF but it has no ZIP64 extra field holding them (a damaged archive)`);
 }
 
 /** Refuses names that would leave the archive's folder: absolute, drive letters, ".." components, NUL. */

@@ -14,6 +14,8 @@ export interface RawEntry {
   size?: number;
   crc?: number;
   plain?: Uint8Array;
+  /** Write the sizes as 0xFFFFFFFF in the central directory and the true ones in a ZIP64 extra field. */
+  zip64?: boolean;
 }
 
 export const deflated = (name: string, plain: Uint8Array): RawEntry => ({ name, data: deflateSync(plain), method: 8, plain });
@@ -38,18 +40,28 @@ export function rawZip(entries: RawEntry[]): Uint8Array {
     lv.setUint32(22, size, true);
     lv.setUint16(26, name.length, true);
     local.set(name, 30);
-    const cen = new Uint8Array(46 + name.length);
+    const extra = new Uint8Array(e.zip64 ? 20 : 0);
+    if (e.zip64) {
+      const xv = new DataView(extra.buffer);
+      xv.setUint16(0, 0x0001, true);
+      xv.setUint16(2, 16, true);
+      xv.setBigUint64(4, BigInt(size), true);
+      xv.setBigUint64(12, BigInt(e.data.length), true);
+    }
+    const cen = new Uint8Array(46 + name.length + extra.length);
     const cv = new DataView(cen.buffer);
     cv.setUint32(0, 0x02014b50, true);
-    cv.setUint16(4, 20, true);
-    cv.setUint16(6, 20, true);
+    cv.setUint16(4, 45, true);
+    cv.setUint16(6, 45, true);
     cv.setUint16(10, e.method ?? 8, true);
     cv.setUint32(16, crc, true);
-    cv.setUint32(20, e.data.length, true);
-    cv.setUint32(24, size, true);
+    cv.setUint32(20, e.zip64 ? 0xffffffff : e.data.length, true);
+    cv.setUint32(24, e.zip64 ? 0xffffffff : size, true);
     cv.setUint16(28, name.length, true);
+    cv.setUint16(30, extra.length, true);
     cv.setUint32(42, offset, true);
     cen.set(name, 46);
+    cen.set(extra, 46 + name.length);
     parts.push(local, e.data);
     central.push(cen);
     offset += local.length + e.data.length;
