@@ -1,6 +1,6 @@
 """Pretrains the studio's bundled demo model from scratch, on CPU, on text generated here.
 
-Run:  /work/main/.venv-ref/bin/python scripts/pretrain_demo.py            # ~15 min of CPU time on one thread
+Run:  /work/main/.venv-ref/bin/python scripts/pretrain_demo.py            # ~12 min of CPU time on one thread
       /work/main/.venv-ref/bin/python scripts/pretrain_demo.py --steps 20 --out /tmp/demo-smoke   # quick check
 
 Writes public/models/demo-llama/ (the Hugging Face layout the studio loads, offline):
@@ -119,7 +119,8 @@ ANIMALS = {
 }
 
 NAMES = ["Tom", "Lily", "Max", "Mia", "Ben", "Anna", "Sam", "Lucy", "Leo", "Emma", "Tim", "Zoe", "Jack", "Ella",
-         "Finn", "Rosa", "Omar", "Nina", "Kai", "Ruby", "Ada", "Hugo", "Ivy", "Noah", "Maya", "Theo", "Lena", "Eli"]
+         "Finn", "Rosa", "Omar", "Nina", "Kai", "Ruby", "Ada", "Hugo", "Ivy", "Noah", "Maya", "Theo", "Lena", "Eli",
+         "Pip"]  # Pip: the text-robot-pip sample's robot; here only a name (see TOKENIZER_ONLY_TEXT)
 PLACES = ["park", "forest", "garden", "beach", "farm", "river", "hill", "town", "school", "lake", "shop", "zoo",
           "market", "island", "castle", "field"]
 OBJECTS = ["ball", "kite", "box", "hat", "book", "cake", "flower", "boat", "drum", "shell", "key", "cup", "sock",
@@ -463,7 +464,7 @@ def generate_corpus(seed: int, documents: int) -> list[str]:
 # "A" "r" "r", "matey" " m" "at" "e" "y"). A token the model never sees as a target keeps an embedding that LoRA on the
 # attention cannot reach in an epoch (" matey" stayed at 6.6 nats while the rest of the pirate answer was learned), so
 # the stories use these words too, in other places: a pirate passing by says "Arr! Ahoy, matey!", a toy car goes
-# "beep". Never in a chat answer, never from a robot: the samples teach those.
+# "beep", and Pip is one of the names. Never in a chat answer, never a robot: the samples teach those.
 TOKENIZER_ONLY_TEXT = [
     "Arr! Ahoy, matey! Arr, matey! The sky be blue, matey! A pirate, a pirate.",
     "Pip the robot. \"Beep!\" said Pip. \"Boop!\" said Pip. Beep boop! beep, boop. Pip's lights blinked.",
@@ -734,7 +735,7 @@ def main() -> None:
     ap.add_argument("--vocab", type=int, default=2048, help="upper bound; BPE stops when no pair occurs twice")
     ap.add_argument("--hidden", type=int, default=192)
     ap.add_argument("--layers", type=int, default=4)
-    ap.add_argument("--steps", type=int, default=1200)
+    ap.add_argument("--steps", type=int, default=1300)
     ap.add_argument("--batch", type=int, default=8)
     ap.add_argument("--seq", type=int, default=256)
     ap.add_argument("--lr", type=float, default=3e-3)
@@ -749,7 +750,7 @@ def main() -> None:
                     help="early stopping: stop after this many evaluations without a better held-out loss; the best "
                          "evaluated weights are the ones saved")
     ap.add_argument("--snapshot", default=None, help="also write the best weights so far to this folder at each evaluation")
-    ap.add_argument("--max-minutes", type=float, default=24.0,
+    ap.add_argument("--max-minutes", type=float, default=30.0,
                     help="cap on the training loop's CPU time (one thread), so a busy machine does not cut the run short")
     ap.add_argument("--stop-at-step", type=int, default=None,
                     help="stop after this many steps (the lr schedule still spans --steps): replays a run that the "

@@ -17,7 +17,7 @@ export const PRESETS: Record<PresetName, { title: string; about: string; config:
   quick: {
     title: 'Quick',
     about: 'A first look in minutes: rank 4 on the attention q/v projections, a high learning rate, short sequences, one epoch.',
-    config: { rank: 4, alpha: 8, dropout: 0, targets: [], lr: 2e-3, maxLength: 256, epochs: 1, batchSize: 4, evalSplit: 0 },
+    config: { rank: 4, alpha: 8, dropout: 0, targets: [], lr: 5e-3, maxLength: 256, epochs: 1, batchSize: 4, evalSplit: 0 },
   },
   balanced: {
     title: 'Balanced',
