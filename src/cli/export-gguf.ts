@@ -4,15 +4,13 @@
 //   --model DIR --adapter A --out FILE --lora-out L the model unmerged in FILE and the adapter as a GGUF LoRA adapter
 // An Ollama Modelfile is written beside --out (FILE with ".Modelfile" for ".gguf"). Every file is written to a
 // temporary name and renamed, as `merge` does, so an interrupted export never leaves a half file under the real name.
-import { createWriteStream } from 'node:fs';
-import { rename, rm, stat, writeFile } from 'node:fs/promises';
+import { stat, writeFile } from 'node:fs/promises';
 import { basename, dirname, join, relative } from 'node:path';
-import { finished } from 'node:stream/promises';
 import { exportAdapterGguf, exportGguf, GGUF_EXPORT_TYPES, type GgufExportType } from '../export/gguf-model.ts';
 import type { GgufFile } from '../export/gguf.ts';
 import { ollamaModelfile } from '../export/modelfile.ts';
 import { oneOf, optionalString, parseFlags, requiredString, UsageError } from './args.ts';
-import { openModelFolder, percent, processIo, readAdapter, type CliIo } from './load.ts';
+import { openModelFolder, percent, processIo, readAdapter, writeChunksAtomic, type CliIo } from './load.ts';
 
 export const EXPORT_GGUF_USAGE =
   'lora-studio export-gguf --model DIR [--adapter DIR|FILE.zip] --out FILE.gguf [--type f32|f16|q8_0] [--lora-out FILE.gguf] [--force]';
@@ -90,23 +88,10 @@ export async function exportGgufCommand(args: string[], io: CliIo = processIo): 
 
 async function writeGguf(file: GgufFile, target: string, io: CliIo, what: string): Promise<void> {
   const temporary = join(dirname(target), `.${basename(target)}.partial`);
-  const stream = createWriteStream(temporary);
-  let done = 0;
-  try {
-    for await (const chunk of file.chunks()) {
-      if (!stream.write(chunk)) await new Promise<void>((resolve) => stream.once('drain', () => resolve()));
-      done += chunk.length;
-      if (io.tty) io.progress(`export-gguf: writing the ${what} ${percent(done, file.size)}`);
-    }
-    stream.end();
-    await finished(stream);
-  } catch (err) {
-    stream.destroy();
-    await rm(temporary, { force: true });
-    throw err;
-  }
+  await writeChunksAtomic(file.chunks(), temporary, target, (done) => {
+    if (io.tty) io.progress(`export-gguf: writing the ${what} ${percent(done, file.size)}`);
+  });
   if (io.tty) io.progress('');
-  await rename(temporary, target);
   io.stderr(`export-gguf: wrote ${target} (${file.size} bytes)`);
 }
 

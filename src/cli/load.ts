@@ -1,9 +1,10 @@
 // What the CLI commands (eval, train, generate) share before the GPU is opened: the command's output channels, a
 // model folder's config, tokenizer and chat template, a JSONL file read into token rows with its report on stderr,
 // and a PEFT adapter from disk. Every error names the file and the flag it came from.
-import { createReadStream } from 'node:fs';
-import { readFile, stat } from 'node:fs/promises';
+import { createReadStream, createWriteStream } from 'node:fs';
+import { readFile, rename, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
+import { finished } from 'node:stream/promises';
 import { DatasetError, FORMAT_LABELS, loadJsonlDataset, type DatasetReport, type DatasetRow, type TokenizedDataset } from '../data/index.ts';
 import { ChatTemplate } from '../model/chat-template.ts';
 import type { ModelFiles } from '../model/checkpoint.ts';
@@ -182,4 +183,30 @@ function checkVocabulary(rows: readonly DatasetRow[], config: ModelConfig, path:
 
 export function percent(done: number, total: number): string {
   return total > 0 ? `${Math.min(100, Math.floor((100 * done) / total))}%` : `${done} bytes`;
+}
+
+/** Streams `chunks` into `temporary`, then renames it to `target`: a reader never sees half a file, and a failure
+ *  leaves no temporary behind. `onChunk` gets the bytes written so far (progress). */
+export async function writeChunksAtomic(
+  chunks: AsyncIterable<Uint8Array>,
+  temporary: string,
+  target: string,
+  onChunk?: (written: number) => void,
+): Promise<void> {
+  const stream = createWriteStream(temporary);
+  let written = 0;
+  try {
+    for await (const chunk of chunks) {
+      if (!stream.write(chunk)) await new Promise<void>((resolve) => stream.once('drain', () => resolve()));
+      written += chunk.length;
+      onChunk?.(written);
+    }
+    stream.end();
+    await finished(stream);
+  } catch (err) {
+    stream.destroy();
+    await rm(temporary, { force: true });
+    throw err;
+  }
+  await rename(temporary, target);
 }

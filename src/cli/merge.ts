@@ -1,13 +1,11 @@
 // `lora-studio merge`: the base model with a PEFT LoRA adapter folded in (W + s·B·A, Conv1D-aware), written as a
 // plain Hugging Face folder that loads without PEFT. Streams tensor by tensor (src/train/merge.ts); every file is
 // written to a temporary name and renamed, so an interrupted merge never leaves a half file under the real name.
-import { createWriteStream } from 'node:fs';
-import { mkdir, rename, rm, stat } from 'node:fs/promises';
+import { mkdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { finished } from 'node:stream/promises';
 import { mergeModel } from '../train/merge.ts';
 import { oneOf, parseFlags, requiredString, UsageError } from './args.ts';
-import { openModelFolder, processIo, readAdapter, type CliIo } from './load.ts';
+import { openModelFolder, processIo, readAdapter, writeChunksAtomic, type CliIo } from './load.ts';
 
 export const MERGE_USAGE = 'lora-studio merge --model DIR --adapter DIR|FILE.zip --out DIR [--dtype f16|f32]';
 
@@ -34,20 +32,7 @@ export async function mergeCommand(args: string[], io: CliIo = processIo): Promi
   try {
     for (const file of merged.files) {
       const target = join(out, file.path);
-      const temporary = `${target}.partial`;
-      const stream = createWriteStream(temporary);
-      try {
-        for await (const chunk of file.chunks()) {
-          if (!stream.write(chunk)) await new Promise<void>((resolve) => stream.once('drain', () => resolve()));
-        }
-        stream.end();
-        await finished(stream);
-      } catch (err) {
-        stream.destroy();
-        await rm(temporary, { force: true });
-        throw err;
-      }
-      await rename(temporary, target);
+      await writeChunksAtomic(file.chunks(), `${target}.partial`, target);
       io.stderr(`merge: wrote ${target} (${file.size} bytes)`);
     }
   } finally {
