@@ -1,11 +1,17 @@
 // Host side of attention.wgsl: causal self-attention (GQA, packed sequences) forward and backward, their specs and
 // dispatches. See the .wgsl header for the contract.
 import source from '../../shaders/attention.wgsl?raw';
-import { KernelError, packParams, type BindingAccess, type DispatchCost, type KernelSpec, type Recorder, type Workgroups } from '../kernel.ts';
+import type { BindingAccess, DispatchCost, KernelSpec, Recorder, Workgroups } from '../kernel.ts';
 import { renderWgsl } from '../wgsl.ts';
-import { AttentionShapeError, attentionScale, checkShape, type AttentionShape } from '../ref/attention.ref.ts';
+import type { AttentionShape } from '../ref/attention.ref.ts';
 import { foldWorkgroups } from './elementwise.ts';
-import { flashAttentionStatsBytes, recordFlashAttentionBackward, recordFlashAttentionForward } from './flash-attention.ts';
+import {
+  attentionParams,
+  flashAttentionCost,
+  flashAttentionStatsBytes,
+  recordFlashAttentionBackward,
+  recordFlashAttentionForward,
+} from './flash-attention.ts';
 
 export const ATTENTION_PASSES = ['forward', 'backward_prep', 'backward_dq', 'backward_dkv'] as const;
 export type AttentionPass = (typeof ATTENTION_PASSES)[number];
@@ -44,39 +50,12 @@ export function rowGroups(rows: number): Workgroups {
 }
 
 function params(shape: AttentionShape): ArrayBuffer {
-  checkShape(shape);
-  if (shape.D > ATTENTION_MAX_HEAD_DIM) {
-    throw new AttentionShapeError(`attention: head_dim ${shape.D} exceeds the kernel's maximum ${ATTENTION_MAX_HEAD_DIM}`);
-  }
-  const scale = attentionScale(shape);
-  if (!Number.isFinite(scale)) throw new KernelError(`attention: scale must be finite, got ${scale}`);
-  return packParams([
-    ['u32', shape.T],
-    ['u32', shape.Hq],
-    ['u32', shape.Hkv],
-    ['u32', shape.D],
-    ['f32', scale],
-  ]);
+  return attentionParams(shape, ATTENTION_MAX_HEAD_DIM);
 }
 
-/** FLOPs and bytes of each pass, counted as one causal sequence of T rows (T²/2 query-key pairs per head; packed
- *  segments do less). Per pair and head: the forward's q·k and p·v (4·D); backward_dq recomputes q·k and adds dO·v
- *  and ds·k (6·D); backward_dkv recomputes q·k and adds p·dO, dO·v and ds·q (8·D). */
+/** FLOPs and bytes of each pass: the flash kernel's count, without its per-query-head dK/dV partials. */
 export function attentionCost(pass: AttentionPass, s: AttentionShape): DispatchCost {
-  const pairs = (s.T * (s.T + 1)) / 2;
-  const q = s.T * s.Hq * s.D * 4; // bytes of Q, O, dO or dQ
-  const kv = s.T * s.Hkv * s.D * 4; // bytes of K, V, dK or dV
-  const rows = s.T * s.Hq * 4; // one f32 per query row (L; stats hold two)
-  switch (pass) {
-    case 'forward':
-      return { flops: 4 * s.D * pairs * s.Hq, bytes: 2 * q + 2 * kv + rows + s.T * 4 };
-    case 'backward_prep':
-      return { flops: 2 * s.D * s.T * s.Hq, bytes: 2 * q + 3 * rows };
-    case 'backward_dq':
-      return { flops: 6 * s.D * pairs * s.Hq, bytes: 3 * q + 2 * kv + 2 * rows + s.T * 4 };
-    case 'backward_dkv':
-      return { flops: 8 * s.D * pairs * s.Hq, bytes: 2 * q + 4 * kv + 2 * rows + s.T * 4 };
-  }
+  return flashAttentionCost(pass, s, false);
 }
 
 export interface AttentionForwardBuffers {

@@ -89,9 +89,15 @@ export function allFlashAttentionSpecs(subgroups = false): KernelSpec[] {
 }
 
 function params(shape: AttentionShape): ArrayBuffer {
+  return attentionParams(shape, FLASH_ATTENTION_MAX_HEAD_DIM);
+}
+
+/** The params uniform both attention kernels take (T, Hq, Hkv, D, scale), after checking the shape against the
+ *  kernel's largest head dim. */
+export function attentionParams(shape: AttentionShape, maxHeadDim: number): ArrayBuffer {
   checkShape(shape);
-  if (shape.D > FLASH_ATTENTION_MAX_HEAD_DIM) {
-    throw new AttentionShapeError(`attention: head_dim ${shape.D} exceeds the kernel's maximum ${FLASH_ATTENTION_MAX_HEAD_DIM}`);
+  if (shape.D > maxHeadDim) {
+    throw new AttentionShapeError(`attention: head_dim ${shape.D} exceeds the kernel's maximum ${maxHeadDim}`);
   }
   const scale = attentionScale(shape);
   if (!Number.isFinite(scale)) throw new KernelError(`attention: scale must be finite, got ${scale}`);
@@ -123,13 +129,14 @@ function flatGroups(n: number): Workgroups {
 
 /** FLOPs and bytes of each pass, counted as one causal sequence of T rows (T²/2 query-key pairs per head; packed
  *  segments do less). Per pair and head: forward q·k and p·v (4·D); backward_dq q·k, dO·v, ds·k (6·D);
- *  backward_dkv k·q, v·dO, p·dO, ds·q (8·D). */
-export function flashAttentionCost(pass: FlashAttentionPass, s: AttentionShape): DispatchCost {
+ *  backward_dkv k·q, v·dO, p·dO, ds·q (8·D). `groupPartials`: dkv writes per-query-head partials where heads are
+ *  grouped (the flash kernel; the row kernel sums its group in place and writes dK, dV whole). */
+export function flashAttentionCost(pass: FlashAttentionPass, s: AttentionShape, groupPartials = true): DispatchCost {
   const pairs = (s.T * (s.T + 1)) / 2;
   const q = s.T * s.Hq * s.D * 4; // bytes of Q, O, dO or dQ
   const kv = s.T * s.Hkv * s.D * 4; // bytes of K, V, dK or dV
-  const rows = s.T * s.Hq * 4;
-  const partialsOut = s.Hq === s.Hkv ? 0 : 2 * q; // dkv's per-query-head partials
+  const rows = s.T * s.Hq * 4; // one f32 per query row (L; stats hold two)
+  const partialsOut = groupPartials && s.Hq !== s.Hkv ? 2 * q : 0; // dkv's per-query-head partials
   switch (pass) {
     case 'forward':
       return { flops: 4 * s.D * pairs * s.Hq, bytes: 2 * q + 2 * kv + rows + s.T * 4 };
