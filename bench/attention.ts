@@ -3,7 +3,7 @@
 // GPT-2-small's and Qwen2.5-0.5B's head shapes; tiny with --quick), interleaved so load changes hit both alike.
 // Their outputs (O and dQ) are compared, so the speed-up is for the same result.
 import { readF32, uploadBuffer } from '../src/gpu/buffers.ts';
-import { attentionStatsBytes, recordAttentionBackward, recordAttentionForward } from '../src/gpu/kernels/attention.ts';
+import { attentionStatsBytes, recordAttentionBackwardRowwise, recordAttentionForwardRowwise } from '../src/gpu/kernels/attention.ts';
 import { flashAttentionStatsBytes, recordFlashAttentionBackward, recordFlashAttentionForward } from '../src/gpu/kernels/flash-attention.ts';
 import type { AttentionShape } from '../src/gpu/ref/attention.ref.ts';
 import { randomArray } from '../src/gpu/ref/testing.ts';
@@ -57,8 +57,8 @@ export async function runAttention(ctx: BenchContext): Promise<SectionResult> {
     const rowOut = outputs(attentionStatsBytes(shape));
     const flashOut = outputs(flashAttentionStatsBytes(shape));
     const rowWork = (rec: Recorder) => {
-      recordAttentionForward(rec, shape, { ...inputs, ...rowOut });
-      recordAttentionBackward(rec, shape, { ...inputs, ...rowOut });
+      recordAttentionForwardRowwise(rec, shape, { ...inputs, ...rowOut });
+      recordAttentionBackwardRowwise(rec, shape, { ...inputs, ...rowOut });
     };
     const flashWork = (rec: Recorder) => {
       recordFlashAttentionForward(rec, shape, { ...inputs, ...flashOut });
