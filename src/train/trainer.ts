@@ -70,7 +70,6 @@ interface RecordedStep {
   batchIndex: number;
   /** The workspace generation its buffers belong to. */
   generation: number;
-  recordMs: number;
 }
 
 export class TrainingDivergedError extends Error {
@@ -183,7 +182,6 @@ export class Trainer {
    *  changing the trainer's state: the step is committed only once its status has been read. */
   private recordStep(index: number, epoch: number, batchIndex: number): RecordedStep {
     const { engine: e, transformer: tf, config } = this.o;
-    const recordStarted = performance.now();
     const next = this.microBatchesFrom(epoch, batchIndex);
     const host = next.batches.map(toHostBatch);
     const counted = host.reduce((s, b) => s + countTargets(b), 0);
@@ -224,7 +222,6 @@ export class Trainer {
       epoch: next.epoch,
       batchIndex: next.batchIndex,
       generation: this.workspace.generation,
-      recordMs: performance.now() - recordStarted,
     };
   }
 
