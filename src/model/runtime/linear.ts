@@ -71,11 +71,40 @@ export interface LinearSaved {
   h?: GPUBuffer;
 }
 
-/** Scratch for one layer: from the workspace when given (the same buffer every step: never released), else from
- *  the pool (released by the caller, or after the submission). */
-function layerScratch(e: Engine, ws: Workspace | undefined, role: string, rows: number, floatsPerRow: number): { buffer: GPUBuffer; pooled: boolean } {
-  if (ws) return { buffer: ws.get(role, ws.rows(rows) * floatsPerRow * 4), pooled: false };
-  return { buffer: e.buffers.acquire(rows * floatsPerRow * 4, undefined, role), pooled: true };
+/**
+ * A buffer of `bytes(rows)` for one layer's `role`: from the workspace when given (the same buffer every step, sized
+ * for the run's reserved rows, never released; roles that live only inside one layer's backward are shared by every
+ * layer, the GPU running them in turn), else from the pool for T rows — released after the submission when
+ * `transient`, by the caller otherwise (the forward's saved h).
+ */
+function layerBuffer(
+  rec: Recorder,
+  e: Engine,
+  ws: Workspace | undefined,
+  role: { own: string; shared?: string },
+  T: number,
+  bytes: (rows: number) => number,
+  transient: boolean,
+): GPUBuffer {
+  if (ws) return ws.get(role.shared ?? role.own, bytes(ws.rows(T)));
+  const buffer = e.buffers.acquire(bytes(T), undefined, role.own);
+  if (transient) rec.afterSubmit(() => e.buffers.release(buffer));
+  return buffer;
+}
+
+/** LoRA's h or g (T, r). */
+function rankRows(rec: Recorder, e: Engine, ws: Workspace | undefined, layer: Linear, T: number, name: 'h' | 'g'): GPUBuffer {
+  const role = name === 'h' ? { own: `${layer.path}.h` } : { own: `${layer.path}.g`, shared: 'lora.g' };
+  return layerBuffer(rec, e, ws, role, T, (rows) => rows * layer.lora!.rank * 4, name === 'g');
+}
+
+/** The split-k scratch of the rank-r products on a GPU (any variant but naive: CPU drivers keep the barrier-free
+ *  one-thread-per-output kernels); undefined there. */
+function rankPartials(rec: Recorder, e: Engine, k: KernelChoice, ws: Workspace | undefined, layer: Linear, T: number): GPUBuffer | undefined {
+  const lora = layer.lora;
+  if (k.matmul === 'naive' || !lora) return undefined;
+  const bytes = (rows: number) => loraPartialsFloats({ T: rows, inFeatures: layer.inFeatures, outFeatures: layer.outFeatures, r: lora.rank }) * 4;
+  return layerBuffer(rec, e, ws, { own: `${layer.path}.partials`, shared: 'lora.partials' }, T, bytes, true);
 }
 
 /** y = layer(x) for T rows (overwrites y, or adds into it when `accumulate`). With a workspace, the saved h is the
@@ -94,7 +123,7 @@ export function recordLinearForward(
   const { weight, lora } = layer;
   const partials = lora ? rankPartials(rec, e, k, ws, layer, T) : undefined;
   if (lora && weight.kind === 'dense' && k.lora !== 'unfused') {
-    const h = layerScratch(e, ws, `${layer.path}.h`, T, lora.rank).buffer;
+    const h = rankRows(rec, e, ws, layer, T, 'h');
     recordLoraForward(
       rec,
       { T, inFeatures: layer.inFeatures, outFeatures: layer.outFeatures, r: lora.rank, conv1d: weight.conv1d },
@@ -107,7 +136,7 @@ export function recordLinearForward(
   if (!lora) return {};
   // The low-rank path, dropout mask included, after the base pass (NF4 with fused dequantization, or the chosen
   // dense matmul): y += s·drop(x)·Aᵀ·Bᵀ.
-  const h = layerScratch(e, ws, `${layer.path}.h`, T, lora.rank).buffer;
+  const h = rankRows(rec, e, ws, layer, T, 'h');
   recordLoraPathForward(
     rec,
     { T, inFeatures: layer.inFeatures, outFeatures: layer.outFeatures, r: lora.rank },
@@ -117,17 +146,6 @@ export function recordLinearForward(
   return { h };
 }
 
-/** The split-k scratch of the rank-r products on a GPU (any variant but naive: CPU drivers keep the barrier-free
- *  one-thread-per-output kernels); undefined there. One buffer serves every layer (the GPU runs them in turn). */
-function rankPartials(rec: Recorder, e: Engine, k: KernelChoice, ws: Workspace | undefined, layer: Linear, T: number): GPUBuffer | undefined {
-  if (k.matmul === 'naive' || !layer.lora) return undefined;
-  const shape = { T: ws ? ws.rows(T) : T, inFeatures: layer.inFeatures, outFeatures: layer.outFeatures, r: layer.lora.rank };
-  const bytes = loraPartialsFloats(shape) * 4;
-  if (ws) return ws.get('lora.partials', bytes);
-  const buffer = e.buffers.acquire(bytes, undefined, `${layer.path}.partials`);
-  rec.afterSubmit(() => e.buffers.release(buffer));
-  return buffer;
-}
 
 /** y = x·Wᵀ + b with the frozen base alone. */
 function recordBase(rec: Recorder, k: KernelChoice, layer: Linear, T: number, x: GPUBuffer, y: GPUBuffer, accumulate: boolean): void {
@@ -166,19 +184,12 @@ export function recordLinearBackward(
   ws?: Workspace,
 ): void {
   const { weight, lora } = layer;
-  // g (T, r) and the dropout scratch (T, in) live only within this layer's backward: in a workspace every layer
-  // shares one of each (the GPU runs the layers one after another).
-  const scratch = (role: string, floatsPerRow: number) => {
-    const s = layerScratch(e, ws, role, T, floatsPerRow);
-    if (s.pooled) rec.afterSubmit(() => e.buffers.release(s.buffer));
-    return s.buffer;
-  };
   const partials = lora ? rankPartials(rec, e, k, ws, layer, T) : undefined;
   if (lora && weight.kind === 'dense' && k.lora !== 'unfused') {
     recordLoraBackward(
       rec,
       { T, inFeatures: layer.inFeatures, outFeatures: layer.outFeatures, r: lora.rank, conv1d: weight.conv1d },
-      { x, W: weight.buffer, A: lora.A, B: lora.B, h: saved.h!, dy, g: scratch(ws ? 'lora.g' : `${layer.path}.g`, lora.rank), dx, dA: lora.dA, dB: lora.dB },
+      { x, W: weight.buffer, A: lora.A, B: lora.B, h: saved.h!, dy, g: rankRows(rec, e, ws, layer, T, 'g'), dx, dA: lora.dA, dB: lora.dB },
       {
         variant: k.lora,
         elemW: weight.elem,
@@ -211,8 +222,11 @@ export function recordLinearBackward(
     rec,
     { T, inFeatures: layer.inFeatures, outFeatures: layer.outFeatures, r: lora.rank },
     {
-      x, A: lora.A, B: lora.B, h: saved.h!, dy, g: scratch(ws ? 'lora.g' : `${layer.path}.g`, lora.rank), dx, dA: lora.dA, dB: lora.dB,
-      scratch: dx && lora.dropout > 0 ? scratch(ws ? 'lora.dropoutScratch' : `${layer.path}.scratch`, layer.inFeatures) : undefined,
+      x, A: lora.A, B: lora.B, h: saved.h!, dy, g: rankRows(rec, e, ws, layer, T, 'g'), dx, dA: lora.dA, dB: lora.dB,
+      scratch:
+        dx && lora.dropout > 0
+          ? layerBuffer(rec, e, ws, { own: `${layer.path}.scratch`, shared: 'lora.dropoutScratch' }, T, (rows) => rows * layer.inFeatures * 4, true)
+          : undefined,
     },
     { scale: lora.scale, dropout: lora.dropout, seed: lora.seed, accumulateGrads: o.accumulateGrads, variant: k.matmul, partials },
   );
