@@ -183,10 +183,7 @@ export class PipelineCache {
     if (uniformChunk) key += `u${bufferId(uniformChunk)}`;
     const hit = kernel.bindGroups.get(key);
     if (hit) return hit;
-    if (this.cachedBindGroups >= MAX_CACHED_BIND_GROUPS) {
-      for (const k of this.compiled.values()) k.bindGroups.clear();
-      this.cachedBindGroups = 0;
-    }
+    if (this.cachedBindGroups >= MAX_CACHED_BIND_GROUPS) this.clearBindGroups();
     const entries: GPUBindGroupEntry[] = buffers.map((b, binding) => ({
       binding,
       resource: 'buffer' in b ? b : { buffer: b },
@@ -199,8 +196,8 @@ export class PipelineCache {
     return group;
   }
 
-  /** Forgets every cached bind group (e.g. before destroying many buffers at once). */
-  clearBindGroups(): void {
+  /** Forgets every cached bind group. */
+  private clearBindGroups(): void {
     for (const k of this.compiled.values()) k.bindGroups.clear();
     this.cachedBindGroups = 0;
   }
