@@ -93,8 +93,8 @@ export function xentScratchElements(shape: XentShape, chunkRows = DEFAULT_CHUNK_
   return logitsOffsetFor(shape.T) + Math.min(chunkRows, shape.T) * shape.V;
 }
 
-/** Where the logits start in `work`: after the row stats (2T), on a 256-byte boundary so that a matmul can bind
- *  them as a range of their own. */
+/** Where the logits start in `work`: after the row stats (2T), rounded up to 64 floats so they start on a vec4
+ *  boundary whatever T (blocked4 then applies to the dhs product, which reads them at this element offset). */
 function logitsOffsetFor(T: number): number {
   return Math.ceil((2 * T) / 64) * 64;
 }
@@ -123,7 +123,7 @@ export interface XentOptions {
   accumulate?: boolean;
   chunkRows?: number;
   /** Compute the logits and dhs with this matmul variant (the engine's fastest) instead of the kernel's own 16×16
-   *  tiles, where the head is one shard and the chunk's rows start on a 256-byte boundary. */
+   *  tiles, where the head is one shard. */
   matmul?: MatmulVariant;
 }
 
@@ -146,11 +146,11 @@ export function recordCrossEntropy(rec: Recorder, shape: XentShape, buffers: Xen
   const elem = tableElem('xent', Wh, V, C, options.elem);
   const shards = shardsOf(Wh, V);
   // `out` is dhs for gradHidden and total for reduce; the chunk passes that write neither get total.
+  // The matmul path binds whole buffers at element offsets, not ranges: the bind groups stay the same whatever the rows.
+  const viaMatmul = options.matmul !== undefined && shards.length === 1;
+  if (dWh && !(viaMatmul && dhs)) throw new RangeError('xent: dWh needs dhs, a matmul variant and a one-shard head');
   for (let row0 = 0; row0 < T; row0 += chunkRows) {
     const rows = Math.min(chunkRows, T - row0);
-    // Whole buffers and element offsets, not ranges: the bind groups stay the same whatever the rows.
-    const viaMatmul = options.matmul !== undefined && shards.length === 1;
-    if (dWh && !(viaMatmul && dhs)) throw new RangeError('xent: dWh needs dhs, a matmul variant and a one-shard head');
     // The chunk's logits, shard by shard into their columns; then the row stats over the whole row.
     if (viaMatmul) {
       recordMatmul(
