@@ -8,9 +8,11 @@
 //
 // A blob is never overwritten in place: the new one is written under a new key, then the run's pointer is switched
 // (one transaction), then the old key is deleted. A crash between any two of these leaves the last good blob
-// reachable; at worst an orphan the next collectGarbage() removes.
+// reachable; at worst an orphan the next collectGarbage() removes. Which checkpoints are kept, and which are pruned
+// when the storage is full: retention.ts.
 import { createStore, del, get, getMany, keys, set, update, type UseStore } from 'idb-keyval';
 import type { TrainConfig } from '../train/config.ts';
+import { describeCheckpoints, keptCheckpoints, pickToPrune, prunableCheckpoints, prunedNote, type PruneCandidate } from './retention.ts';
 import type { TrainerCheckpoint } from '../train/trainer.ts';
 import type { StepMetrics } from '../train/protocol.ts';
 
@@ -203,8 +205,9 @@ export class RunsDb {
     for (const k of mine) await this.kv.del(k);
   }
 
-  async saveCheckpoint(id: string, ck: TrainerCheckpoint, extra: Partial<RunRecord> = {}): Promise<BlobPointer> {
-    return this.swap(id, 'checkpoint', `ckpt:${id}:${ck.step}:${nonce()}`, ck, { step: ck.step, bytes: checkpointBytes(ck) }, extra);
+  /** `onPruned`: told which checkpoints were pruned to make room (retention.ts), when any were. */
+  async saveCheckpoint(id: string, ck: TrainerCheckpoint, extra: Partial<RunRecord> = {}, onPruned?: (pruned: PruneCandidate[]) => void): Promise<BlobPointer> {
+    return this.swap(id, 'checkpoint', `ckpt:${id}:${ck.step}:${nonce()}`, ck, { step: ck.step, bytes: checkpointBytes(ck) }, extra, onPruned);
   }
 
   async loadCheckpoint(id: string): Promise<TrainerCheckpoint | null> {
@@ -251,7 +254,9 @@ export class RunsDb {
     }
   }
 
-  /** Write-new, switch-pointer, delete-old (see the file header). */
+  /** Write-new, switch-pointer, delete-old (see the file header). When the storage is full, checkpoints are pruned
+   *  by the retention policy (retention.ts) and the write is tried once more; the pointer switches only after a
+   *  complete write, so a refusal leaves the run as it was. */
   private async swap(
     id: string,
     field: 'checkpoint' | 'adapter',
@@ -259,10 +264,32 @@ export class RunsDb {
     value: unknown,
     meta: { step: number; bytes: number },
     extra: Partial<RunRecord>,
+    onPruned?: (pruned: PruneCandidate[]) => void,
   ): Promise<BlobPointer> {
     const what = field === 'checkpoint' ? `the checkpoint of step ${meta.step}` : 'the adapter';
-    await this.ensureRoom(meta.bytes, what);
-    await this.write(key, value, what);
+    let pruned: PruneCandidate[] = [];
+    try {
+      await this.ensureRoom(meta.bytes, what);
+      await this.write(key, value, what);
+    } catch (err) {
+      if (!(err instanceof StorageFullError)) throw err;
+      pruned = await this.pruneForRoom(id, meta.bytes);
+      const runs = await this.list();
+      const name = runs.find((r) => r.id === id)?.name ?? id;
+      const kept = keptCheckpoints(runs, id);
+      const prunedText = pruned.length ? ` Pruned by the retention policy: ${describeCheckpoints(pruned, 'finished run ')}; still not enough room.` : '';
+      const keptText = kept.length
+        ? ` Checkpoints kept because their runs can still resume: ${describeCheckpoints(kept, '')}; delete the runs you no longer need on the Runs screen.`
+        : ' Delete old runs on the Runs screen (or free disk space) and try again.';
+      if (pruned.length === 0 && kept.length === 0) throw err;
+      if (pruned.length === 0) throw new StorageFullError(`${err.message.replace(/; delete old runs on the Runs screen.*$/, '')}.${keptText}`);
+      try {
+        await this.write(key, value, what);
+      } catch (again) {
+        if (!(again instanceof StorageFullError)) throw again;
+        throw new StorageFullError(`${again.message.replace(/; delete old runs on the Runs screen.*$/, '')} for run "${name}".${prunedText}${keptText}`);
+      }
+    }
     const pointer: BlobPointer = { key, ...meta };
     let previous: string | undefined;
     try {
@@ -275,7 +302,45 @@ export class RunsDb {
       throw err;
     }
     if (previous && previous !== key) await this.kv.del(previous).catch(() => {}); // an orphan at worst
+    if (pruned.length) onPruned?.(pruned);
     return pointer;
+  }
+
+  /** Deletes checkpoints the retention policy lets go, oldest first, until `bytes` would fit (by the estimate; all
+   *  of them when the browser gives none). Each run's pointer is cleared (with a note on its card) before its blob
+   *  goes, in one transaction that checks the pointer still names that blob: a crash leaves an orphan at worst. */
+  private async pruneForRoom(writing: string, bytes: number): Promise<PruneCandidate[]> {
+    const runs = await this.list();
+    const writer = runs.find((r) => r.id === writing)?.name ?? writing;
+    const e = await this.storage.estimate().catch(() => null);
+    const shortfall = e ? Math.max(1, bytes - (e.quota - e.usage)) : null;
+    const chosen = pickToPrune(prunableCheckpoints(runs, writing), shortfall);
+    const done: PruneCandidate[] = [];
+    for (const c of chosen) {
+      const note = prunedNote(c, writer, new Date());
+      // With the note on its card; without it when even that does not fit (the record shrinks then).
+      let cleared = false;
+      for (const withNote of [true, false]) {
+        let matches = false;
+        const ok = await this.kv
+          .update<RunRecord>(runKey(c.runId), (old) => {
+            if (!old) throw new Error(`run ${c.runId} is gone`);
+            matches = old.checkpoint?.key === c.key;
+            if (!matches) return old;
+            const message = withNote ? (old.message ? `${old.message} ${note}` : note) : old.message;
+            return { ...old, checkpoint: null, message, updated: Date.now() };
+          })
+          .then(() => true, () => false);
+        if (ok) {
+          cleared = matches;
+          break;
+        }
+      }
+      if (!cleared) continue;
+      await this.kv.del(c.key).catch(() => {}); // an orphan at worst, collected later
+      done.push(c);
+    }
+    return done;
   }
 
   private async write(key: string, value: unknown, what: string): Promise<void> {

@@ -14,6 +14,7 @@ import type { Engine } from '../../gpu/engine.ts';
 import { generate } from '../../model/runtime/generate.ts';
 import { selectTargetModules, type LinearModule } from '../../model/weights.ts';
 import { RunsDb, idbKeyValue, StorageFullError, tryLockRun, type RunRecord, type StoredAdapter } from '../../store/runs-db.ts';
+import { prunedNotice, type PruneCandidate } from '../../store/retention.ts';
 import { ConfigError, validateConfig, type TrainConfig } from '../config.ts';
 import { deleteResumeSources, resumeSourcesFor, saveResumeSources } from '../resume-sources.ts';
 import { buildAdapterConfig, exportAdapter, zipAdapter } from '../peft.ts';
@@ -389,7 +390,7 @@ async function step(run: ActiveRun, post: PostTransfer): Promise<boolean> {
   }
   if (m.step % t.config.checkpointEvery === 0 && !t.done) {
     try {
-      await saveCheckpoint(run);
+      await saveCheckpoint(run, post);
     } catch (err) {
       if (!(err instanceof StorageFullError)) throw err;
       // Never a silent loss: the run waits, with the reason, until the user frees space and resumes.
@@ -416,9 +417,11 @@ async function sample(run: ActiveRun, post: PostTransfer): Promise<void> {
   post({ type: 'sample', runId: run.id, ...s });
 }
 
-async function saveCheckpoint(run: ActiveRun): Promise<void> {
+/** `post`: where to say that checkpoints of finished runs were pruned to make room (store/retention.ts). */
+async function saveCheckpoint(run: ActiveRun, post?: PostTransfer): Promise<void> {
   const ck = await run.trainer.checkpoint();
-  const pointer = await db().saveCheckpoint(run.id, ck, { curves: ck.history, samples: run.record.samples });
+  const onPruned = post && ((pruned: PruneCandidate[]) => post({ type: 'run-state', runId: run.id, state: 'running', message: prunedNotice(pruned, ck.step) }));
+  const pointer = await db().saveCheckpoint(run.id, ck, { curves: ck.history, samples: run.record.samples }, onPruned);
   run.record = { ...run.record, checkpoint: pointer };
 }
 
