@@ -6,6 +6,7 @@ import { generateCommand, GENERATE_USAGE } from './generate.ts';
 import { trainCommand, TRAIN_USAGE } from './train.ts';
 import { mergeCommand, MERGE_USAGE } from './merge.ts';
 import { exportGgufCommand, EXPORT_GGUF_USAGE } from './export-gguf.ts';
+import { exportTrlCommand, EXPORT_TRL_USAGE } from './export-trl.ts';
 
 const USAGE = `usage: lora-studio <command> [options]
 
@@ -16,6 +17,7 @@ commands:
   train      LoRA/QLoRA fine-tuning into a PEFT adapter: ${TRAIN_USAGE.replace('lora-studio train ', '')}
   merge      the base model with an adapter folded in, as a plain model folder: ${MERGE_USAGE.replace('lora-studio merge ', '')}
   export-gguf  the model (merged, or with a GGUF LoRA adapter) for llama.cpp / Ollama: ${EXPORT_GGUF_USAGE.replace('lora-studio export-gguf ', '')}
+  export-trl   the same run as a folder for TRL + accelerate on GPUs: ${EXPORT_TRL_USAGE.replace('lora-studio export-trl ', '')}
 
 options:
   --debug    print stack traces with errors
@@ -40,6 +42,7 @@ const COMMANDS: Record<string, (args: string[]) => Promise<void>> = {
   train: trainCommand,
   merge: (args) => mergeCommand(args),
   'export-gguf': (args) => exportGgufCommand(args),
+  'export-trl': (args) => exportTrlCommand(args),
 };
 
 export async function main(argv: string[]): Promise<number> {
