@@ -1,4 +1,6 @@
 import { beforeEach, describe, expect, it } from 'vitest';
+import { PRESETS, presetLr } from '../train/presets.ts';
+import type { ModelSummary } from '../train/protocol.ts';
 import { useStudio } from './studio.ts';
 
 const adapter = { vendor: 'google', architecture: 'swiftshader', device: '', description: 'SwiftShader', isCpu: true, name: 'SwiftShader' };
@@ -23,5 +25,23 @@ describe('studio store', () => {
   it('navigates between screens', () => {
     useStudio.getState().go('compare');
     expect(useStudio.getState().screen).toBe('compare');
+  });
+
+  it("scales the preset in use to a newly loaded model's width, and leaves a custom config alone", () => {
+    const loaded = (name: string, hidden: number) => {
+      useStudio.setState({ modelRequest: 'model-1', modelStatus: 'loading' });
+      useStudio.getState().applyEngineEvent({ type: 'model-loaded', id: 'model-1', model: { name, hidden } as ModelSummary });
+    };
+    useStudio.getState().applyTrainPreset('quick');
+    loaded('demo-llama', 192);
+    expect(useStudio.getState().trainConfig.lr).toBe(presetLr(PRESETS.quick.config.lr!, 192));
+    expect(useStudio.getState().trainPreset).toBe('quick');
+    loaded('big', 4096);
+    expect(useStudio.getState().trainConfig.lr).toBe(PRESETS.quick.config.lr);
+    useStudio.getState().applyTrainPreset('quality');
+    expect(useStudio.getState().trainConfig.lr).toBe(PRESETS.quality.config.lr);
+    useStudio.getState().setTrainConfig({ lr: 1e-3 });
+    loaded('demo-llama', 192);
+    expect(useStudio.getState().trainConfig.lr).toBe(1e-3);
   });
 });

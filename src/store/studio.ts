@@ -1,5 +1,6 @@
 // The studio's one store, bound from slices per concern (zustand's slices pattern).
 import { create } from 'zustand';
+import type { PresetName } from '../train/presets.ts';
 import { createCompareSlice, type CompareSlice } from './slices/compare.ts';
 import { createDatasetSlice, type DatasetSlice } from './slices/dataset.ts';
 import { createGenerationsSlice, type GenerationsSlice } from './slices/generations.ts';
@@ -29,6 +30,8 @@ export const useStudio = create<StudioState>()((...a) => {
     applyEngineEvent(event) {
       gpu.applyEngineEvent(event);
       a[1]().onModelEvent(event);
+      // The preset in use (Quick at first) follows the newly loaded model: its learning rate depends on the width.
+      if (event.type === 'model-loaded' && a[1]().model === event.model && a[1]().trainPreset !== 'custom') a[1]().applyTrainPreset(a[1]().trainPreset as PresetName);
       a[1]().onDatasetEvent(event);
       a[1]().onTrainEvent(event);
       a[1]().onRunsEvent(event);

@@ -201,4 +201,33 @@ describe('compare slice', () => {
     // b has no saved adapter: no column for it.
     expect(s.getState().compareGenerations).toEqual({ base: 'gen-base', a: 'gen-a', c: 'gen-c' });
   });
+
+  it("answers a sample's held-out prompts with the base model and each adapter, greedy, chat or text as the sample is", () => {
+    const calls: { prompt: string; adapterRunId: string | null; settings: { chat: boolean; temperature: number; maxNewTokens: number } }[] = [];
+    const s = store();
+    s.setState({
+      startGeneration: (o: (typeof calls)[number]) => {
+        calls.push(o);
+        return `gen-${calls.length}`;
+      },
+    } as never);
+    const runs = [{ id: 'a', name: 'run a', modelName: 'demo-llama' }];
+    s.getState().answerHeldOut(runs);
+    expect(s.getState().heldOutError).toMatch(/Load a sample dataset/);
+    expect(calls).toHaveLength(0);
+
+    s.setState({ datasetSource: { url: 'x', name: 'text-robot-pip.jsonl', heldOut: { prompts: ['Pip was', 'Pip had'], chat: false } } } as never);
+    s.getState().answerHeldOut([{ ...runs[0], modelName: 'other-model' }]);
+    expect(s.getState().heldOutError).toMatch(/Load other-model/);
+    s.getState().answerHeldOut(runs);
+    expect(s.getState().heldOutError).toBe('');
+    expect(calls.map((c) => [c.prompt, c.adapterRunId])).toEqual([['Pip was', null], ['Pip was', 'a'], ['Pip had', null], ['Pip had', 'a']]);
+    expect(calls.every((c) => c.settings.chat === false && c.settings.temperature === 0 && c.settings.maxNewTokens === 48)).toBe(true);
+    expect(s.getState().heldOutAnswers).toEqual([{ prompt: 'Pip was', ids: { base: 'gen-1', a: 'gen-2' } }, { prompt: 'Pip had', ids: { base: 'gen-3', a: 'gen-4' } }]);
+    expect(s.getState().heldOutRuns).toEqual([{ id: 'a', name: 'run a' }]);
+
+    s.setState({ datasetSource: { url: 'y', name: 'chat-pirate.jsonl', heldOut: { prompts: ['What colour is the sea?'], chat: true } } } as never);
+    s.getState().answerHeldOut(runs);
+    expect(calls.slice(4).every((c) => c.settings.chat && c.settings.maxNewTokens === 32)).toBe(true);
+  });
 });

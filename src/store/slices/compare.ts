@@ -9,7 +9,7 @@ import { validateConfig, type TrainConfig } from '../../train/config.ts';
 import type { EngineEvent, StepMetrics } from '../../train/protocol.ts';
 import { requestId, sendToEngine } from '../engine-link.ts';
 import { newRunId, type RunRecord } from '../runs-db.ts';
-import type { DatasetSlice } from './dataset.ts';
+import { heldOutOf, type DatasetSlice } from './dataset.ts';
 import { DEFAULT_GENERATION, type GenerationsSlice } from './generations.ts';
 import type { ModelsSlice } from './models.ts';
 import type { RunsSlice } from './runs.ts';
@@ -183,6 +183,14 @@ export interface CompareSlice {
   evaluateBase(): void;
   /** The prompt answered by the base model and by each chosen run's adapter (greedy, so it is reproducible). */
   generateCompare(): void;
+  /** Before/after on the loaded sample dataset's held-out prompts: one row per prompt, 'base' or run id →
+   *  generation id. Filled by answerHeldOut, for Compare's chosen runs or the Run screen's finished run. */
+  heldOutAnswers: { prompt: string; ids: Record<string, string> }[];
+  /** The runs heldOutAnswers has columns for, in order (the base model is always the first column). */
+  heldOutRuns: { id: string; name: string }[];
+  heldOutError: string;
+  /** Each held-out prompt answered greedily by the base model and by each run's adapter, through the worker. */
+  answerHeldOut(runs: { id: string; name: string; modelName: string }[]): void;
   setSweepAlphaMode(mode: AlphaMode): void;
   startRankSweep(ranks?: readonly number[]): void;
   cancelRankSweep(): void;
@@ -193,12 +201,23 @@ type Deps = CompareSlice &
   Pick<RunsSlice, 'runs' | 'refreshRuns'> &
   Pick<TrainSlice, 'trainConfig' | 'liveRun'> &
   Pick<ModelsSlice, 'model' | 'modelQuant'> &
-  Pick<DatasetSlice, 'dataset' | 'datasetId'> &
+  Pick<DatasetSlice, 'dataset' | 'datasetId' | 'datasetSource'> &
   Pick<GenerationsSlice, 'startGeneration'>;
 
 /** The chosen runs, as records, in the order chosen (ids no longer saved are left out). */
 export function chosenRuns(s: Pick<Deps, 'runs' | 'compareIds'>): RunRecord[] {
   return s.compareIds.map((id) => s.runs.find((r) => r.id === id)).filter((r): r is RunRecord => !!r);
+}
+
+/** Greedy answers to held-out prompts: as long as the samples' answers need (a chat answer, a story's next sentences). */
+export const HELD_OUT_NEW_TOKENS = { chat: 32, text: 48 } as const;
+
+/** Why the held-out prompts cannot be answered now, in words; empty when they can. */
+export function heldOutBlocker(s: Pick<Deps, 'model' | 'datasetSource'>, runs: { modelName: string }[]): string {
+  if (!heldOutOf(s.datasetSource)) return 'Load a sample dataset on the Data screen: its held-out prompts are asked here.';
+  if (runs.length === 0) return 'Choose runs to compare first.';
+  if (!s.model || s.model.name !== runs[0].modelName) return `Load ${runs[0].modelName} on the Models screen first: the adapters were trained on it.`;
+  return '';
 }
 
 /** Why the base model's eval loss cannot be measured now, in words; empty when it can. */
@@ -268,6 +287,9 @@ export const createCompareSlice: StateCreator<Deps, [], [], CompareSlice> = (set
     sweep: null,
     sweepAlphaMode: 'scaled',
     compareError: '',
+    heldOutAnswers: [],
+    heldOutRuns: [],
+    heldOutError: '',
 
     toggleCompareRun(id) {
       const ids = get().compareIds;
@@ -319,6 +341,23 @@ export const createCompareSlice: StateCreator<Deps, [], [], CompareSlice> = (set
         out[r.id] = s.startGeneration({ prompt, adapterRunId: r.id, label: r.name, settings });
       }
       set({ compareGenerations: out, compareError: '' });
+    },
+
+    answerHeldOut(runs) {
+      const s = get();
+      const blocker = heldOutBlocker(s, runs);
+      const heldOut = heldOutOf(s.datasetSource);
+      if (blocker || !heldOut) {
+        set({ heldOutError: blocker });
+        return;
+      }
+      const settings = { ...DEFAULT_GENERATION, chat: heldOut.chat, temperature: 0, maxNewTokens: heldOut.chat ? HELD_OUT_NEW_TOKENS.chat : HELD_OUT_NEW_TOKENS.text };
+      const rows = heldOut.prompts.map((prompt) => {
+        const ids: Record<string, string> = { base: s.startGeneration({ prompt, adapterRunId: null, label: 'Base model', settings }) };
+        for (const r of runs) ids[r.id] = s.startGeneration({ prompt, adapterRunId: r.id, label: r.name, settings });
+        return { prompt, ids };
+      });
+      set({ heldOutAnswers: rows, heldOutRuns: runs.map((r) => ({ id: r.id, name: r.name })), heldOutError: '' });
     },
 
     setSweepAlphaMode(mode) {

@@ -7,7 +7,20 @@ import { ProgressMeter } from '../../ui/components/progress-meter.ts';
 import { requestId, sendToEngine } from '../engine-link.ts';
 import type { LoadStatus, ModelsSlice, StageProgress } from './models.ts';
 
-export type DatasetSource = File | { url: string; name: string };
+/** A sample dataset's held-out prompts (public/datasets/index.json's heldOut: no training row contains them), and
+ *  whether they are asked as chat (one user turn through the template) or continued as plain text. */
+export interface HeldOutPrompts {
+  prompts: string[];
+  chat: boolean;
+}
+
+export type DatasetSource = File | { url: string; name: string; heldOut?: HeldOutPrompts };
+
+/** The held-out prompts the loaded dataset came with (the samples have them), or null. */
+export function heldOutOf(source: DatasetSource | null): HeldOutPrompts | null {
+  if (!source || source instanceof Blob || !source.heldOut || source.heldOut.prompts.length === 0) return null;
+  return source.heldOut;
+}
 
 /** Max length when the user has not set one: the model's context, capped so a first look stays quick. */
 export const DEFAULT_MAX_LENGTH_CAP = 1024;

@@ -142,8 +142,9 @@ export const createTrainSlice: StateCreator<Deps, [], [], TrainSlice> = (set, ge
       set({ trainConfig: lockToAdapter({ ...get().trainConfig, ...patch }, get().trainFrom), trainPreset: 'custom' });
     },
     applyTrainPreset(name) {
-      // A preset keeps what it does not set (seed, checkpointing, the method the loaded weights allow).
-      set({ trainConfig: lockToAdapter(applyPreset(name, get().trainConfig), get().trainFrom), trainPreset: name });
+      // A preset keeps what it does not set (seed, checkpointing, the method the loaded weights allow); its learning
+      // rate is scaled to the loaded model's width (presets.ts's presetLr).
+      set({ trainConfig: lockToAdapter(applyPreset(name, get().trainConfig, get().model), get().trainFrom), trainPreset: name });
     },
     setRunName(name) {
       set({ runName: name });

@@ -21,6 +21,7 @@ import type { RunRecord } from '../../store/runs-db.ts';
 import { axisTicks } from '../components/axis-ticks.ts';
 import { formatDuration } from '../components/progress-meter.ts';
 import { formatBytes } from '../format.ts';
+import { HeldOutAnswers } from './HeldOutAnswers.tsx';
 import { GenerationCard } from './PlaygroundScreen.tsx';
 
 // Mid-tone colours that read on the light and the dark background alike, distinct in hue.
@@ -51,6 +52,11 @@ export function CompareScreen() {
           <OverlayChart runs={chosen} />
           <CompareTable runs={chosen} />
           <CompareGenerations runs={chosen} />
+          <HeldOutAnswers
+            className="card"
+            runs={chosen.filter((r) => r.adapter).map((r) => ({ id: r.id, name: r.name, modelName: r.model.name }))}
+            title="Held-out prompts, base vs each adapter"
+          />
         </>
       )}
     </section>

@@ -19,6 +19,8 @@ interface SampleDataset {
   rows: number;
   bytes: number;
   description: string;
+  /** Prompts no training row contains, for before/after (Compare, the Run screen). */
+  heldOut?: { prompt: string }[];
 }
 
 /** public/datasets/index.json, resolved against the page (the worker's own URL is elsewhere). */
@@ -101,7 +103,13 @@ export function DataScreen() {
               <button
                 type="button"
                 disabled={!model || status === 'loading'}
-                onClick={() => load({ url: new URL(`datasets/${s.file}`, document.baseURI).href, name: s.file })}
+                onClick={() =>
+                  load({
+                    url: new URL(`datasets/${s.file}`, document.baseURI).href,
+                    name: s.file,
+                    heldOut: s.heldOut?.length ? { prompts: s.heldOut.map((h) => h.prompt), chat: s.format !== 'text' } : undefined,
+                  })
+                }
                 aria-label={`Use the sample ${s.title}`}
               >
                 Use this sample

@@ -1,5 +1,6 @@
 // The run this tab trains: live charts fed from liveMetrics (redrawn a few times a second, not per step), progress
-// with ETA, tokens/s and GPU memory, pause / resume / stop, and the samples generated for the fixed prompt.
+// with ETA, tokens/s and GPU memory, pause / resume / stop, the samples generated for the fixed prompt, and once it
+// has ended, base vs adapter on a sample dataset's held-out prompts.
 import { useEffect, useMemo, useState } from 'react';
 import { chartRows, etaSeconds, liveMetrics } from '../../store/metrics-buffer.ts';
 import { isActive, type LiveRun } from '../../store/slices/train.ts';
@@ -7,6 +8,7 @@ import { useStudio } from '../../store/studio.ts';
 import { COLORS, CurveChart } from '../components/CurveChart.tsx';
 import { formatDuration } from '../components/progress-meter.ts';
 import { formatBytes } from '../format.ts';
+import { HeldOutAnswers } from './HeldOutAnswers.tsx';
 
 const PHASE_LABELS: Record<LiveRun['phase'], string> = {
   starting: 'Starting…',
@@ -34,6 +36,7 @@ export function RunView() {
   const stop = useStudio((s) => s.stopRun);
   const exportAdapter = useStudio((s) => s.exportLiveAdapter);
   const go = useStudio((s) => s.go);
+  const model = useStudio((s) => s.model);
   const rev = useLiveRevision();
   const rows = useMemo(() => chartRows(liveMetrics.all), [rev]);
   if (!run) return null;
@@ -111,6 +114,9 @@ export function RunView() {
           ))}
         </ol>
       </section>
+      {(run.phase === 'finished' || run.phase === 'stopped') && model && (
+        <HeldOutAnswers runs={[{ id: run.runId, name: run.name, modelName: model.name }]} title="Before / after: the held-out prompts" />
+      )}
     </section>
   );
 }
