@@ -124,9 +124,9 @@ describe('checkpoint retention', () => {
     const big = { ...checkpoint(20), params: new Float32Array(1024), m: new Float32Array(1024), v: new Float32Array(1024) };
     const err = await db.saveCheckpoint('w', big).catch((e) => e);
     expect(err).toBeInstanceOf(StorageFullError);
-    expect(err.message).toMatch(/^the browser's storage is full \(.* used\): the checkpoint of step 20 was not saved for run "run w"\. /);
-    expect(err.message).toContain('Pruned by the retention policy: the checkpoint of finished run "run f1" (step 5, 3.0 KiB), the checkpoint of finished run "run f2" (step 5, 3.0 KiB); still not enough room.');
-    expect(err.message).toMatch(/Checkpoints kept because their runs can still resume: the checkpoint of "run (f3|p|s|x)" .*; delete the runs you no longer need on the Runs screen\.$/);
+    expect(err.message).toMatch(/^the browser's storage is full \(.* used\): the checkpoint of step 20 was not saved for run "run w"; /);
+    expect(err.message).toContain('; pruned by the retention policy: the checkpoint of finished run "run f1" (step 5, 3.0 KiB), the checkpoint of finished run "run f2" (step 5, 3.0 KiB), still not enough room; ');
+    expect(err.message).toMatch(/; checkpoints kept because their runs can still resume: the checkpoint of "run (f3|p|s|x)" .*\. Delete the runs you no longer need on the Runs screen$/);
     for (const id of ['f3', 'p', 's', 'x']) expect(err.message).toContain(`"run ${id}" (step 5`);
     // Nothing half-written: w still resumes from step 10; its record is whole.
     expect((await db.get('w'))?.checkpoint?.step).toBe(10);
@@ -135,7 +135,8 @@ describe('checkpoint retention', () => {
     // Nothing left to prune: the same refusal without a pruned part, and nothing more deleted.
     const again = await db.saveCheckpoint('w', big).catch((e) => e);
     expect(again).toBeInstanceOf(StorageFullError);
-    expect(again.message).not.toContain('Pruned');
+    expect(again.message).not.toContain('pruned');
+    expect(again.message).toMatch(/^saving the checkpoint of step 20 needs 12\.\d KiB but only .* free for run "run w"; checkpoints kept/);
     expect((await db.list()).filter((r) => r.checkpoint).map((r) => r.id).sort()).toEqual(['f3', 'p', 's', 'w', 'x']);
   });
 

@@ -12,7 +12,7 @@
 // when the storage is full: retention.ts.
 import { createStore, del, get, getMany, keys, set, update, type UseStore } from 'idb-keyval';
 import type { TrainConfig } from '../train/config.ts';
-import { describeCheckpoints, keptCheckpoints, pickToPrune, prunableCheckpoints, prunedNote, type PruneCandidate } from './retention.ts';
+import { describeCheckpoints, formatBytes, keptCheckpoints, pickToPrune, prunableCheckpoints, prunedNote, type PruneCandidate } from './retention.ts';
 import type { TrainerCheckpoint } from '../train/trainer.ts';
 import type { StepMetrics } from '../train/protocol.ts';
 
@@ -127,9 +127,7 @@ export function isQuotaError(err: unknown): boolean {
   return name === 'QuotaExceededError' || name === 'NS_ERROR_DOM_QUOTA_REACHED';
 }
 
-function mib(bytes: number): string {
-  return bytes >= 1024 ** 3 ? `${(bytes / 1024 ** 3).toFixed(2)} GiB` : `${(bytes / 1024 ** 2).toFixed(1)} MiB`;
-}
+const mib = formatBytes;
 
 // ---------------------------------------------------------------------------------------------------------------
 // Sizes
@@ -277,17 +275,19 @@ export class RunsDb {
       const runs = await this.list();
       const name = runs.find((r) => r.id === id)?.name ?? id;
       const kept = keptCheckpoints(runs, id);
-      const prunedText = pruned.length ? ` Pruned by the retention policy: ${describeCheckpoints(pruned, 'finished run ')}; still not enough room.` : '';
+      // No final period: the trainer adds what happens to the run.
+      const prunedText = pruned.length ? `; pruned by the retention policy: ${describeCheckpoints(pruned, 'finished run ')}, still not enough room` : '';
       const keptText = kept.length
-        ? ` Checkpoints kept because their runs can still resume: ${describeCheckpoints(kept, '')}; delete the runs you no longer need on the Runs screen.`
-        : ' Delete old runs on the Runs screen (or free disk space) and try again.';
+        ? `; checkpoints kept because their runs can still resume: ${describeCheckpoints(kept, '')}. Delete the runs you no longer need on the Runs screen`
+        : '. Delete old runs on the Runs screen (or free disk space) and try again';
+      const base = (e: StorageFullError) => `${e.message.replace(/; delete old runs on the Runs screen.*$/, '')} for run "${name}"`;
       if (pruned.length === 0 && kept.length === 0) throw err;
-      if (pruned.length === 0) throw new StorageFullError(`${err.message.replace(/; delete old runs on the Runs screen.*$/, '')}.${keptText}`);
+      if (pruned.length === 0) throw new StorageFullError(`${base(err)}${keptText}`);
       try {
         await this.write(key, value, what);
       } catch (again) {
         if (!(again instanceof StorageFullError)) throw again;
-        throw new StorageFullError(`${again.message.replace(/; delete old runs on the Runs screen.*$/, '')} for run "${name}".${prunedText}${keptText}`);
+        throw new StorageFullError(`${base(again)}${prunedText}${keptText}`);
       }
     }
     const pointer: BlobPointer = { key, ...meta };
