@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { loadJsonlDataset, type DatasetRow } from '../data/index.ts';
+import { chatRows } from '../export/trl-testing.ts';
 import { FIXTURES } from '../model/runtime/testing.ts';
 import { exportTrlCommand } from './export-trl.ts';
 import { openModelFolder, type CliIo } from './load.ts';
@@ -20,19 +21,6 @@ function captured(): CliIo & { out: string[]; err: string[] } {
 }
 
 const LLAMA = join(FIXTURES, 'models', 'llama');
-
-/** Chat rows (template + assistant-only masking; every fourth a two-turn conversation) and, in longer files, a
- *  bad line the loader skips (so line numbers and row indices differ). */
-export function chatRows(n: number): string {
-  const lines: string[] = [];
-  for (let i = 0; i < n; i++) {
-    if (i === 3) lines.push('{"oops": 1}');
-    const turn = [{ role: 'user', content: `say ${i}` }, { role: 'assistant', content: `ok ${i} done` }];
-    const more = i % 4 === 1 ? [{ role: 'user', content: 'again' }, { role: 'assistant', content: `${i + 1}` }] : [];
-    lines.push(JSON.stringify({ messages: [...turn, ...more] }));
-  }
-  return `${lines.join('\n')}\n`;
-}
 
 async function tmp(): Promise<string> {
   const dir = await mkdtemp(join(tmpdir(), 'export-trl-'));

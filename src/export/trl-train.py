@@ -65,8 +65,8 @@ def row_loss_sums(logits, labels):
     float64, so the eval loop gathers two numbers per row across processes instead of the logits."""
     import torch
 
-    if isinstance(logits, tuple):
-        logits = logits[0]
+    if isinstance(logits, (tuple, list)):  # the model's other outputs ride along: take the (B, T, V) one
+        logits = next(x for x in logits if getattr(x, "ndim", 0) == 3)
     shift_logits = logits[:, :-1, :].float()
     shift_labels = labels[:, 1:]
     mask = shift_labels != -100
@@ -149,6 +149,8 @@ def main():
         data_seed=cfg["seed"],
         bf16=precision == "bf16",
         fp16=precision == "fp16",
+        # No GPU: the CPU, explicitly, so several processes (torchrun's LOCAL_RANK) make a gloo DDP group.
+        use_cpu=not torch.cuda.is_available(),
         gradient_checkpointing=args.gradient_checkpointing,
         eval_strategy="steps" if eval_every > 0 else "no",
         eval_steps=eval_every if eval_every > 0 else None,
@@ -157,6 +159,9 @@ def main():
         load_best_model_at_end=patience > 0,
         metric_for_best_model="eval_token_loss" if patience > 0 else None,
         greater_is_better=False if patience > 0 else None,
+        # Plain next-token NLL, the studio's loss, with the logits returned (the token-weighted eval reads them);
+        # TRL's default "chunked_nll" computes the same loss without keeping logits.
+        loss_type="nll",
         logging_steps=1,
         report_to="none",
     )
