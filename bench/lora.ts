@@ -3,9 +3,9 @@
 // (recordLoraForwardUnfused/BackwardUnfused), at GPT-2's and Qwen2.5-0.5B's layer shapes. Outputs of the two are
 // compared, so the gain is for the same result.
 import { readF32, uploadBuffer, writeBuffer } from '../src/gpu/buffers.ts';
+import { loraScale } from '../src/train/methods/lora-scale.ts';
 import {
   LORA_VARIANTS,
-  loraScale,
   recordLoraBackward,
   recordLoraBackwardUnfused,
   recordLoraForward,

@@ -5,6 +5,7 @@
 // measures the trainer's own peak on the models it runs).
 import { BufferPool, GpuOutOfMemoryError } from '../src/gpu/buffers.ts';
 import { CATALOGUE } from '../src/model/catalogue.ts';
+import { PEFT_DEFAULT_TARGET_MODULES } from '../src/model/weights.ts';
 import { estimateTrainingMemory, linearShapes, type BaseDtype, type ModelDims } from '../src/model/memory.ts';
 import type { BenchContext, SectionResult } from './context.ts';
 import { formatBytes, formatRatio, ratio } from './lib/stats.ts';
@@ -38,7 +39,8 @@ export async function runMemory(ctx: BenchContext): Promise<SectionResult> {
   if (!entry) throw new Error(`memory benchmark: ${MODEL} is not in the catalogue`);
   const dims = entry.dims;
   const shapes = linearShapes(dims);
-  const targets = shapes.filter((s) => entry.defaultTargets.includes(s.name));
+  const defaults = PEFT_DEFAULT_TARGET_MODULES[entry.modelType];
+  const targets = shapes.filter((s) => defaults.includes(s.name));
   const emb: 'f32' | 'f16' = ctx.e.gpu.hasF16 ? 'f16' : 'f32';
   const configs: { config: string; base: BaseDtype }[] = [
     { config: 'LoRA f32', base: 'f32' },
@@ -108,8 +110,11 @@ async function measureConfig(
     dims,
     base,
     embeddingDtype,
-    rank: RANK,
-    targets: targets.map((t) => [t.in, t.out] as const),
+    // LoRA r = RANK on these targets of every layer (the lora method's footprint).
+    trainable: {
+      params: dims.numLayers * targets.reduce((s, t) => s + RANK * (t.in + t.out), 0),
+      activationsPerToken: dims.numLayers * RANK * targets.length,
+    },
     batch: BATCH,
     seqLen: SEQ_LEN,
   });

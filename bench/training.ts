@@ -312,7 +312,8 @@ async function runCase(
     transformer: tf,
     config: {
       ...DEFAULT_CONFIG,
-      method,
+      method: 'lora',
+      quant: method === 'qlora' ? 'nf4' : 'none',
       rank: TRAINING_LORA.rank,
       alpha: TRAINING_LORA.alpha,
       dropout: 0,

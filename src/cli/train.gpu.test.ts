@@ -145,7 +145,7 @@ describe.each([
     // The final adapter is the last checkpoint's (no early stopping).
     expect(readFileSync(join(out, 'adapter_model.safetensors'))).toEqual(readFileSync(join(out, 'checkpoint-4', 'adapter_model.safetensors')));
     const state = JSON.parse(readFileSync(join(out, 'checkpoint-2', 'trainer_state.json'), 'utf8'));
-    expect(state).toMatchObject({ step: 2, epoch: 1, batchIndex: 0, config: { method, rank: 4, maxSteps: 4 } });
+    expect(state).toMatchObject({ step: 2, epoch: 1, batchIndex: 0, config: { method: 'lora', quant: method === 'qlora' ? 'nf4' : 'none', rank: 4, maxSteps: 4 } });
     expect(state.history).toHaveLength(2);
   });
 
@@ -310,9 +310,11 @@ describe('flag errors (before the GPU is opened)', () => {
     [['--lr', 'fast'], 'train: --lr "fast": must be a number > 0 and ≤ 1'],
     [['--dropout', '0.95', '--batch', '2.5'], /--dropout "0.95": must be a number ≥ 0 and ≤ 0.9; --batch "2.5": must be an integer ≥ 1/],
     [['--schedule', 'step'], 'train: --schedule "step": must be cosine, linear or constant'],
-    [['--method', 'dora'], 'train: --method "dora": must be lora or qlora'],
+    [['--method', 'dora2'], 'train: --method "dora2": must be one of lora'],
+    [['--quant', 'int4'], 'train: --quant "int4": must be none or nf4'],
+    [['--method', 'qlora', '--quant', 'none'], 'train: --quant "none": contradicts method qlora (LoRA over an NF4 base)'],
     [['--eval-split', '0.7'], 'train: --eval-split "0.7": must be a number ≥ 0 and ≤ 0.5'],
-    [['--double-quant'], 'train: --double-quant: only applies to method qlora'],
+    [['--double-quant'], 'train: --double-quant: only applies to quant nf4 (QLoRA)'],
     [['--steps', '3', '--epochs', '2'], 'give --steps or --epochs, not both'],
     [['--early-stopping', '2'], '--early-stopping needs an eval set'],
     [['--targets', 'q_proj,nope'], 'train: --targets q_proj,nope: target_modules ["nope"] matches no linear layer of this llama model (its linear layers: q_proj,'],
@@ -326,13 +328,13 @@ describe('flag errors (before the GPU is opened)', () => {
     });
   }
 
-  it('--method qlora --double-quant trains over the double-quantized NF4 base', async () => {
+  it('--method qlora --double-quant trains LoRA over the double-quantized NF4 base', async () => {
     const out = join(dir, 'double-quant');
     const run = await train([...base().slice(0, 4), '--out', out, '--method', 'qlora', '--double-quant', '--steps', '1', '--batch', '4']);
     expect(run.steps).toHaveLength(1);
     expect(Number.isFinite(run.steps[0].loss)).toBe(true);
     const state = JSON.parse(readFileSync(join(out, 'checkpoint-1', 'trainer_state.json'), 'utf8'));
-    expect(state.config).toMatchObject({ method: 'qlora', doubleQuant: true });
+    expect(state.config).toMatchObject({ method: 'lora', quant: 'nf4', doubleQuant: true });
   });
 
   it('--packing trains on rows packed into --max-len blocks', async () => {

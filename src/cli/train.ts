@@ -21,12 +21,12 @@ import type { TuningCache } from '../gpu/kernels/matmul-tuning.ts';
 import { openNodeGpu } from '../gpu/node.ts';
 import { formatProfile, StepProfiler, type StepProfile } from '../gpu/profiler.ts';
 import type { ModelConfig } from '../model/config.ts';
-import type { GpuModel } from '../model/runtime/gpu-model.ts';
 import { loadTransformer } from '../model/runtime/load.ts';
-import { linearModules, selectTargetModules, type LinearModule } from '../model/weights.ts';
 import { checkpointName, latestCheckpoint, leftoverTemporaries, listCheckpoints, writeCheckpoint, writeFileAtomic, type StoredCheckpoint } from '../train/checkpoint-fs.ts';
 import { ConfigError, DEFAULT_CONFIG, resolveConfig, type TrainConfig } from '../train/config.ts';
-import { resolveTargets } from '../train/lora-state.ts';
+import { METHOD_IDS } from '../train/methods/ids.ts';
+import { methodFor } from '../train/methods/registry.ts';
+import { resolveTargets } from '../train/methods/targets.ts';
 import { ADAPTER_CONFIG_FILE, ADAPTER_WEIGHTS_FILE, buildAdapterConfig, exportAdapter, type AdapterFiles } from '../train/peft.ts';
 import type { StepMetrics } from '../train/protocol.ts';
 import { Trainer, TrainingDivergedError } from '../train/trainer.ts';
@@ -47,7 +47,7 @@ export interface TrainDeps {
 }
 
 export const TRAIN_USAGE =
-  `lora-studio train --model DIR --data FILE.jsonl --out DIR ${PRESET_USAGE} [--method lora|qlora] [--rank 8] [--alpha 16] [--dropout 0] ` +
+  `lora-studio train --model DIR --data FILE.jsonl --out DIR ${PRESET_USAGE} [--method ${METHOD_IDS.join('|')}|qlora] [--quant none|nf4] [--rank 8] [--alpha 16] [--dropout 0] ` +
   '[--targets q_proj,v_proj|all-linear] [--steps N | --epochs N] [--lr 2e-4] [--batch N] [--grad-accum N] [--max-len N] ' +
   '[--warmup STEPS] [--schedule cosine|linear|constant] [--seed N] [--eval-data FILE | --eval-split FRACTION] [--eval-every N] ' +
   '[--early-stopping N] [--checkpoint-every N] [--double-quant] [--rslora] [--lora-plus RATIO] [--weight-decay W] ' +
@@ -59,6 +59,7 @@ export const METRICS_FILE = 'metrics.jsonl';
 /** The flags that set a TrainConfig field, and how the flag's text becomes the field's value. */
 const CONFIG_FLAGS: Record<string, { field: keyof TrainConfig; kind: 'number' | 'string' | 'boolean' | 'list' }> = {
   method: { field: 'method', kind: 'string' },
+  quant: { field: 'quant', kind: 'string' },
   rank: { field: 'rank', kind: 'number' },
   alpha: { field: 'alpha', kind: 'number' },
   dropout: { field: 'dropout', kind: 'number' },
@@ -183,11 +184,11 @@ export async function trainCommand(args: string[], deps: TrainDeps = {}): Promis
   try {
     const { kernels, matmul, nf4 } = await cliKernelChoice(e, deps.tuningCache, deps.matmulOverride);
     if (matmul.source === 'measured') io.stderr(`train: matmul variant ${matmul.variant} (measured on ${e.gpu.adapter.name}, cached)`);
-    if (nf4.source === 'measured' && config.method === 'qlora') io.stderr(`train: NF4 matmul variant ${nf4.variant} (measured, cached)`);
+    if (nf4.source === 'measured' && config.quant === 'nf4') io.stderr(`train: NF4 matmul variant ${nf4.variant} (measured, cached)`);
     const tf = await loadTransformer(e, model.files, kernels, {
       dtype: 'f32',
       // QLoRA's base is the NF4 model `eval --quant nf4` evaluates.
-      quant: config.method === 'qlora' ? 'nf4' : 'none',
+      quant: config.quant,
       doubleQuant: config.doubleQuant,
       onProgress: io.tty ? (done, total) => io.progress(`train: loading weights ${percent(done, total)}`) : undefined,
     });
@@ -338,25 +339,14 @@ function fitToModel(config: TrainConfig, model: ModelConfig, dir: string, maxLen
   return { ...config, maxLength: model.maxPositions };
 }
 
-/** The modules --targets selects on this model (errors list what exists), as adapter_config.json's target_modules:
- *  "all-linear" stays as such (buildAdapterConfig expands it as PEFT does); module names when every module of those
- *  names is selected (PEFT matches names as path suffixes); else the full module paths. */
+/** The modules --targets selects on this model for the method (errors list what exists), as adapter_config.json's
+ *  target_modules (targets.ts). */
 function checkTargets(config: TrainConfig, model: ModelConfig): string | string[] {
-  let selected: LinearModule[];
-  const given = config.targets.join(',') || '(default)';
   try {
-    // resolveTargets reads nothing but the config of the model it is given.
-    selected = resolveTargets({ config: model } as GpuModel, config.targets);
-    // PEFT only fails when no name matches; a misspelt name among good ones would silently train fewer layers.
-    const aliases = ['all-linear', 'attention'];
-    for (const t of config.targets) if (!aliases.includes(t)) selectTargetModules(model, [t]);
+    return resolveTargets(model, config.targets, methodFor(config.method).defaultTargets).targetModules;
   } catch (e) {
-    throw new UsageError(`train: --targets ${given}: ${(e as Error).message}`);
+    throw new UsageError(`train: --targets ${config.targets.join(',') || '(default)'}: ${(e as Error).message}`);
   }
-  if (config.targets.length === 1 && config.targets[0] === 'all-linear') return 'all-linear';
-  const names = [...new Set(selected.map((m) => m.targetName))].sort();
-  const byName = linearModules(model).filter((m) => names.includes(m.targetName));
-  return byName.length === selected.length ? names : selected.map((m) => m.peftPath).sort();
 }
 
 async function readRunData(model: ModelFolder, dataPath: string, evalPath: string | undefined, config: TrainConfig, io: CliIo): Promise<RunData> {

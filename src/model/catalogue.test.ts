@@ -20,7 +20,9 @@ describe('catalogue', () => {
 describe('training memory estimate', () => {
   const qwen = CATALOGUE.find((e) => e.repo.startsWith('Qwen'))!;
   const qv = linearShapes(qwen.dims).filter((l) => l.name === 'q_proj' || l.name === 'v_proj').map((l) => [l.in, l.out] as const);
-  const base = { dims: qwen.dims, embeddingDtype: 'f16' as const, rank: 8, targets: qv, batch: 1, seqLen: 256 };
+  // LoRA r = 8 on q_proj and v_proj of every layer.
+  const trainable = { params: qwen.dims.numLayers * qv.reduce((s, [i, o]) => s + 8 * (i + o), 0), activationsPerToken: qwen.dims.numLayers * 8 * qv.length };
+  const base = { dims: qwen.dims, embeddingDtype: 'f16' as const, trainable, batch: 1, seqLen: 256 };
 
   it('orders the base dtypes as their storage: NF4 < f16 < f32', () => {
     const f32 = estimateTrainingMemory({ ...base, base: 'f32' });

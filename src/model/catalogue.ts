@@ -1,5 +1,6 @@
 // The curated models the studio offers, with what a user needs to choose before downloading: parameters, licence,
 // download size and the architecture numbers the memory estimate needs (copied from each repo's config.json).
+import type { ModelType } from './config.ts';
 import type { ModelDims } from './memory.ts';
 
 export interface CatalogueEntry {
@@ -11,8 +12,8 @@ export interface CatalogueEntry {
   downloadBytes: number;
   gated: boolean;
   dims: ModelDims;
-  /** PEFT's default LoRA targets for the architecture. */
-  defaultTargets: string[];
+  /** config.json's model_type: which PEFT defaults apply (LoRA's targets, for one). */
+  modelType: ModelType;
 }
 
 const llamaLike = (d: Omit<ModelDims, 'gatedMlp' | 'linearBias' | 'normBias'>, linearBias: 'qkv' | 'none' = 'none'): ModelDims => ({
@@ -34,7 +35,7 @@ export const CATALOGUE: readonly CatalogueEntry[] = [
       vocabSize: 50257, hiddenSize: 768, numLayers: 12, numHeads: 12, numKvHeads: 12, headDim: 64,
       intermediateSize: 3072, tieWordEmbeddings: true, learnedPositions: 1024, gatedMlp: false, linearBias: 'all', normBias: true,
     },
-    defaultTargets: ['c_attn'],
+    modelType: 'gpt2',
   },
   {
     repo: 'HuggingFaceTB/SmolLM2-135M-Instruct',
@@ -44,7 +45,7 @@ export const CATALOGUE: readonly CatalogueEntry[] = [
     downloadBytes: 269_060_552,
     gated: false,
     dims: llamaLike({ vocabSize: 49152, hiddenSize: 576, numLayers: 30, numHeads: 9, numKvHeads: 3, headDim: 64, intermediateSize: 1536, tieWordEmbeddings: true }),
-    defaultTargets: ['q_proj', 'v_proj'],
+    modelType: 'llama',
   },
   {
     repo: 'HuggingFaceTB/SmolLM2-360M-Instruct',
@@ -54,7 +55,7 @@ export const CATALOGUE: readonly CatalogueEntry[] = [
     downloadBytes: 723_674_912,
     gated: false,
     dims: llamaLike({ vocabSize: 49152, hiddenSize: 960, numLayers: 32, numHeads: 15, numKvHeads: 5, headDim: 64, intermediateSize: 2560, tieWordEmbeddings: true }),
-    defaultTargets: ['q_proj', 'v_proj'],
+    modelType: 'llama',
   },
   {
     repo: 'Qwen/Qwen2.5-0.5B-Instruct',
@@ -64,7 +65,7 @@ export const CATALOGUE: readonly CatalogueEntry[] = [
     downloadBytes: 988_097_824,
     gated: false,
     dims: llamaLike({ vocabSize: 151936, hiddenSize: 896, numLayers: 24, numHeads: 14, numKvHeads: 2, headDim: 64, intermediateSize: 4864, tieWordEmbeddings: true }, 'qkv'),
-    defaultTargets: ['q_proj', 'v_proj'],
+    modelType: 'qwen2',
   },
   {
     repo: 'TinyLlama/TinyLlama-1.1B-Chat-v1.0',
@@ -74,7 +75,7 @@ export const CATALOGUE: readonly CatalogueEntry[] = [
     downloadBytes: 2_200_119_864,
     gated: false,
     dims: llamaLike({ vocabSize: 32000, hiddenSize: 2048, numLayers: 22, numHeads: 32, numKvHeads: 4, headDim: 64, intermediateSize: 5632, tieWordEmbeddings: false }),
-    defaultTargets: ['q_proj', 'v_proj'],
+    modelType: 'llama',
   },
   {
     repo: 'meta-llama/Llama-3.2-1B-Instruct',
@@ -84,6 +85,6 @@ export const CATALOGUE: readonly CatalogueEntry[] = [
     downloadBytes: 2_471_645_608,
     gated: true,
     dims: llamaLike({ vocabSize: 128256, hiddenSize: 2048, numLayers: 16, numHeads: 32, numKvHeads: 8, headDim: 64, intermediateSize: 8192, tieWordEmbeddings: true }),
-    defaultTargets: ['q_proj', 'v_proj'],
+    modelType: 'llama',
   },
 ];

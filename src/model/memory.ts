@@ -34,9 +34,9 @@ export interface TrainMemoryInput {
   base: BaseDtype;
   /** Storage of embeddings and head (f16 needs shader-f16). */
   embeddingDtype: 'f32' | 'f16';
-  rank: number;
-  /** Which linear layers carry LoRA: per-layer (in, out) shapes, see loraTargetShapes. */
-  targets: readonly (readonly [number, number])[];
+  /** What the training method adds over all layers (its TrainingMethod.footprint): trainable parameters (each with a
+   *  gradient and two AdamW moments, f32) and the f32 activations it keeps per token for the backward. */
+  trainable: { params: number; activationsPerToken: number };
   batch: number;
   seqLen: number;
 }
@@ -106,20 +106,19 @@ export function estimateTrainingMemory(x: TrainMemoryInput): MemoryEstimate {
   const biases = biased.reduce((s, l) => s + l.out, 0) * d.numLayers * 4;
   const baseWeightBytes = linearBytes(linearElements, x.base) + embedding + head + norms + biases;
 
-  // LoRA: A (r, in) and B (out, r) per target, each with a gradient and two AdamW moments, all f32.
-  const loraParams = x.targets.reduce((s, [i, o]) => s + x.rank * (i + o), 0) * d.numLayers;
-  const loraBytes = loraParams * 4 * 4;
+  // The method's parameters (LoRA: A (r, in) and B (out, r) per target), each with a gradient and two AdamW moments.
+  const loraBytes = x.trainable.params * 4 * 4;
 
   // Activations kept per layer for the explicit backward (f32): the block input and both norm outputs (3·C),
   // q, k, v and the attention output (C + 2·kv + C), per-row log-sum-exp (heads), the MLP's hidden inputs (gated:
-  // gate and up = 2·I; GPT-2: c_fc's output = I — the activation itself is recomputed in the backward) and each
-  // LoRA's h (r per target).
+  // gate and up = 2·I; GPT-2: c_fc's output = I — the activation itself is recomputed in the backward) and what the
+  // method keeps (LoRA: each target's h, r per token).
   const T = x.batch * x.seqLen;
   const kvDim = d.numKvHeads * d.headDim;
   const qDim = d.numHeads * d.headDim;
   const perToken =
-    3 * d.hiddenSize + 2 * qDim + 2 * kvDim + d.numHeads + (d.gatedMlp ? 2 : 1) * d.intermediateSize + x.rank * x.targets.length;
-  const activationBytes = T * perToken * 4 * d.numLayers + T * d.hiddenSize * 4 * 2; // + final norm in/out
+    3 * d.hiddenSize + 2 * qDim + 2 * kvDim + d.numHeads + (d.gatedMlp ? 2 : 1) * d.intermediateSize;
+  const activationBytes = T * (perToken * d.numLayers + x.trainable.activationsPerToken) * 4 + T * d.hiddenSize * 4 * 2; // + final norm in/out
 
   // Transients: the gradient flowing through one layer (a few T×max(C, I) buffers, the shared MLP activation among
   // them) and one logits chunk.

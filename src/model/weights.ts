@@ -20,6 +20,7 @@
 // masks, rotary_emb.inv_freq) are ignored.
 
 import type { ModelConfig, ModelType } from './config.ts';
+import type { ModelDims } from './memory.ts';
 
 export type TensorLayout = 'embedding' | 'linear' | 'conv1d' | 'vector';
 
@@ -51,8 +52,34 @@ export interface LinearModule {
   hasBias: boolean;
 }
 
+/** What fixes a model's linear layers (names, shapes, biases): a ModelConfig has it, and so does a catalogue entry's
+ *  architecture numbers (linearArchFromDims), so the memory estimate before a download lists the same modules. */
+export type LinearArch = Pick<
+  ModelConfig,
+  'family' | 'numLayers' | 'hiddenSize' | 'intermediateSize' | 'numHeads' | 'numKvHeads' | 'headDim' | 'qkvBias' | 'attnOutputBias' | 'mlpBias' | 'linearLayout'
+>;
+
+/** A catalogue entry's (or a model summary's) architecture numbers as the linear layers they imply: a 2-matrix MLP
+ *  is GPT-2's Conv1D block, a gated one the Llama family's. */
+export function linearArchFromDims(d: ModelDims): LinearArch {
+  const gpt2 = !d.gatedMlp;
+  return {
+    family: gpt2 ? 'gpt2' : 'llama',
+    numLayers: d.numLayers,
+    hiddenSize: d.hiddenSize,
+    intermediateSize: d.intermediateSize,
+    numHeads: d.numHeads,
+    numKvHeads: d.numKvHeads,
+    headDim: d.headDim,
+    qkvBias: d.linearBias !== 'none',
+    attnOutputBias: d.linearBias === 'all',
+    mlpBias: d.linearBias === 'all',
+    linearLayout: gpt2 ? 'conv1d' : 'linear',
+  };
+}
+
 /** The base model's attribute name in *ForCausalLM, the prefix of every weight but lm_head. */
-export function basePrefix(config: ModelConfig): string {
+export function basePrefix(config: Pick<ModelConfig, 'family'>): string {
   return config.family === 'gpt2' ? 'transformer.' : 'model.';
 }
 
@@ -60,7 +87,7 @@ export function basePrefix(config: ModelConfig): string {
 // Linear modules
 
 /** Every linear layer of the model, in forward order (lm_head excluded: PEFT's "all-linear" excludes it too). */
-export function linearModules(config: ModelConfig): LinearModule[] {
+export function linearModules(config: LinearArch): LinearModule[] {
   const H = config.hiddenSize;
   const I = config.intermediateSize;
   const qOut = config.numHeads * config.headDim;
@@ -111,7 +138,7 @@ export const PEFT_DEFAULT_TARGET_MODULES: Record<ModelType, string[]> = {
  * linear but the output head; a list matches a module whose path equals an entry or ends with "." + entry; a single
  * string is a regular expression the whole path must match. Nothing selected is an error naming what was asked.
  */
-export function selectTargetModules(config: ModelConfig, targets: string | string[] = PEFT_DEFAULT_TARGET_MODULES[config.modelType]): LinearModule[] {
+export function selectTargetModules(config: LinearArch & Pick<ModelConfig, 'modelType'>, targets: string | string[] = PEFT_DEFAULT_TARGET_MODULES[config.modelType]): LinearModule[] {
   const modules = linearModules(config);
   let selected: LinearModule[];
   if (typeof targets === 'string') {

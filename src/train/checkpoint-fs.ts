@@ -15,6 +15,7 @@ import { SafetensorsFile, writeSafetensors, type TensorToWrite } from '../model/
 import { MemorySource } from '../model/sources/memory.ts';
 import { ADAPTER_CONFIG_FILE, ADAPTER_WEIGHTS_FILE, type AdapterFiles } from './peft.ts';
 import type { TrainerCheckpoint } from './trainer.ts';
+import { normalizeConfig } from './config.ts';
 
 export const OPTIMIZER_FILE = 'optimizer.safetensors';
 export const TRAINER_STATE_FILE = 'trainer_state.json';
@@ -177,7 +178,7 @@ export async function readCheckpoint(dir: string): Promise<StoredCheckpoint> {
       step: state.step,
       epoch: state.epoch,
       batchIndex: state.batchIndex,
-      config: state.config,
+      config: normalizeConfig(state.config),
       segments: state.segments,
       params,
       m,

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { applyPreset, ConfigError, DEFAULT_CONFIG, PRESETS, resolveConfig, validateConfig } from './config.ts';
+import { applyPreset, ConfigError, DEFAULT_CONFIG, PRESETS, normalizeConfig, resolveConfig, validateConfig } from './config.ts';
 import { lrMultiplier, warmupStepsFor } from './schedule.ts';
 
 describe('train config', () => {
@@ -26,6 +26,18 @@ describe('train config', () => {
   it('rejects unknown choices and double quantization without QLoRA', () => {
     const errors = validateConfig({ ...DEFAULT_CONFIG, schedule: 'step' as never, doubleQuant: true, targets: ['q proj'] });
     expect(errors.map((e) => e.field).sort()).toEqual(['doubleQuant', 'schedule', 'targets']);
+  });
+
+  it('reads method qlora (saved runs, --method qlora) as LoRA over an NF4 base, quantization its own axis', () => {
+    expect(resolveConfig({ method: 'qlora' as never })).toMatchObject({ method: 'lora', quant: 'nf4' });
+    expect(resolveConfig({ method: 'lora', quant: 'nf4', doubleQuant: true })).toMatchObject({ quant: 'nf4', doubleQuant: true });
+    const saved = { ...DEFAULT_CONFIG, method: 'qlora' as never, quant: undefined as never };
+    expect(normalizeConfig(saved)).toMatchObject({ method: 'lora', quant: 'nf4' });
+    expect(normalizeConfig({ ...DEFAULT_CONFIG, quant: undefined as never })).toMatchObject({ method: 'lora', quant: 'none' });
+    expect(() => resolveConfig({ method: 'qlora' as never, quant: 'none' })).toThrow(/quant = "none": contradicts method qlora/);
+    expect(validateConfig({ ...DEFAULT_CONFIG, method: 'dora2' as never, quant: 'int3' as never }).map((e) => e.message).join('\n')).toMatch(
+      /method = "dora2": must be one of lora[^\n]*\nquant = "int3": must be none or nf4/,
+    );
   });
 
   it('resolveConfig throws one error listing every problem', () => {

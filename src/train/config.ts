@@ -1,11 +1,19 @@
 // The training configuration: one typed object for the UI form, the CLI flags and the worker, validated once at the
 // boundary (as PEFT's LoraConfig.__post_init__ does). Every error names the field, its value and the valid range.
 
-export type Method = 'lora' | 'qlora';
+import { METHOD_IDS, type MethodId } from './methods/ids.ts';
+
+export type { MethodId };
+/** Base-weight quantization, an axis of its own: every method that wraps linear layers trains over NF4 too. */
+export type Quant = 'none' | 'nf4';
+export const QUANTS: readonly Quant[] = ['none', 'nf4'];
 export type Schedule = 'cosine' | 'linear' | 'constant';
 
 export interface TrainConfig {
-  method: Method;
+  /** The PEFT method (src/train/methods/registry.ts). QLoRA is method lora with quant nf4. */
+  method: MethodId;
+  /** Storage of the frozen linear layers while training: as loaded, or NF4 (bitsandbytes' layout). */
+  quant: Quant;
   /** LoRA rank r. */
   rank: number;
   /** LoRA alpha; the update is scaled by alpha / r (alpha / √r with rsLoRA). */
@@ -45,7 +53,7 @@ export interface TrainConfig {
   trainOnPrompt: boolean;
   packing: boolean;
   seed: number;
-  /** QLoRA: quantize the absmax values too (bitsandbytes' compress_statistics). */
+  /** NF4: quantize the absmax values too (bitsandbytes' compress_statistics). */
   doubleQuant: boolean;
 }
 
@@ -53,6 +61,7 @@ export interface TrainConfig {
  *  warmup, cosine, seed 42), with PEFT's and the HF Trainer's defaults elsewhere. */
 export const DEFAULT_CONFIG: TrainConfig = {
   method: 'lora',
+  quant: 'none',
   rank: 8,
   alpha: 16,
   dropout: 0,
@@ -142,15 +151,18 @@ export function validateConfig(c: TrainConfig): FieldError[] {
       errors.push({ field, message: `${field} = ${JSON.stringify(v)}: must be empty or ${describeRange(nullableRule)}` });
     }
   }
-  if (c.method !== 'lora' && c.method !== 'qlora') errors.push({ field: 'method', message: `method = ${JSON.stringify(c.method)}: must be lora or qlora` });
+  if (!(METHOD_IDS as readonly string[]).includes(c.method)) {
+    errors.push({ field: 'method', message: `method = ${JSON.stringify(c.method)}: must be one of ${METHOD_IDS.join(', ')} (qlora = lora with quant nf4)` });
+  }
+  if (!QUANTS.includes(c.quant)) errors.push({ field: 'quant', message: `quant = ${JSON.stringify(c.quant)}: must be none or nf4` });
   if (!['cosine', 'linear', 'constant'].includes(c.schedule)) {
     errors.push({ field: 'schedule', message: `schedule = ${JSON.stringify(c.schedule)}: must be cosine, linear or constant` });
   }
   if (!Array.isArray(c.targets) || c.targets.some((t) => typeof t !== 'string' || !/^[\w.-]+$/.test(t))) {
     errors.push({ field: 'targets', message: `targets = ${JSON.stringify(c.targets)}: must be module names like q_proj, or all-linear` });
   }
-  if (c.doubleQuant && c.method !== 'qlora') {
-    errors.push({ field: 'doubleQuant', message: 'doubleQuant = true: only applies to method qlora' });
+  if (c.doubleQuant && c.quant !== 'nf4') {
+    errors.push({ field: 'doubleQuant', message: 'doubleQuant = true: only applies to quant nf4 (QLoRA)' });
   }
   return errors;
 }
@@ -162,9 +174,24 @@ export class ConfigError extends Error {
   }
 }
 
+/**
+ * A config as saved before quantization was its own axis (method "qlora", no quant field: run records in IndexedDB,
+ * CLI checkpoints, imported runs) or given the old way (`--method qlora`), as today's: method lora with quant nf4.
+ * Anything else passes through unchanged for validateConfig to judge.
+ */
+export function normalizeConfig<T extends Partial<TrainConfig>>(c: T): T {
+  const legacy = c as { method?: string };
+  if (legacy.method === 'qlora') return { ...c, method: 'lora', quant: 'nf4' };
+  if (c.method !== undefined && c.quant === undefined) return { ...c, quant: 'none' };
+  return c;
+}
+
 /** A complete, valid config from defaults plus overrides; throws ConfigError listing every problem. */
 export function resolveConfig(overrides: Partial<TrainConfig>, base: TrainConfig = DEFAULT_CONFIG): TrainConfig {
-  const config = { ...base, ...overrides };
+  if ((overrides as { method?: string }).method === 'qlora' && overrides.quant === 'none') {
+    throw new ConfigError([{ field: 'quant', message: 'quant = "none": contradicts method qlora (LoRA over an NF4 base)' }]);
+  }
+  const config = normalizeConfig({ ...base, ...normalizeConfig(overrides) });
   const errors = validateConfig(config);
   if (errors.length) throw new ConfigError(errors);
   return config;

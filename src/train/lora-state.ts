@@ -5,11 +5,14 @@ import { readF32, STORAGE_USAGE, writeBuffer } from '../gpu/buffers.ts';
 import type { Engine } from '../gpu/engine.ts';
 import type { BufferRef } from '../gpu/kernel.ts';
 import { planAdamwLayout, ADAMW_MAX_PARTIALS, ADAMW_STATUS_FLOATS, type AdamwLayout } from '../gpu/kernels/adamw.ts';
-import { loraScale } from '../gpu/kernels/lora.ts';
 import { Rng } from '../data/rng.ts';
 import type { GpuModel } from '../model/runtime/gpu-model.ts';
-import { selectTargetModules, type LinearModule } from '../model/weights.ts';
+import { PEFT_DEFAULT_TARGET_MODULES, type LinearModule } from '../model/weights.ts';
 import type { Linear } from '../model/runtime/linear.ts';
+import { loraSegmentName } from './lora-names.ts';
+import type { AttachedMethod } from './methods/method.ts';
+import { loraScale } from './methods/lora-scale.ts';
+import { resolveTargets as resolveMethodTargets } from './methods/targets.ts';
 
 export interface LoraSpec {
   rank: number;
@@ -30,33 +33,14 @@ export interface LoraModule {
   bSegment: number;
 }
 
-export interface LoraState {
+export interface LoraState extends AttachedMethod {
   spec: LoraSpec;
   scale: number;
   modules: LoraModule[];
   layout: AdamwLayout;
-  params: GPUBuffer;
-  grads: GPUBuffer;
-  m: GPUBuffer;
-  v: GPUBuffer;
-  segments: GPUBuffer;
-  partials: GPUBuffer;
-  /** (ADAMW_STATUS_FLOATS) f32 after each step: the step's status, see adamw.wgsl. */
-  norm: GPUBuffer;
-  trainableParams: number;
 }
 
-/** Resolves the user's target names against the model: aliases, PEFT defaults, errors that list what exists. */
-export function resolveTargets(model: GpuModel, targets: string[]): LinearModule[] {
-  const config = model.config;
-  if (targets.length === 0) return selectTargetModules(config);
-  if (targets.length === 1 && targets[0] === 'all-linear') return selectTargetModules(config, 'all-linear');
-  if (targets.length === 1 && targets[0] === 'attention') {
-    const names = config.family === 'gpt2' ? ['attn.c_attn', 'attn.c_proj'] : ['q_proj', 'k_proj', 'v_proj', 'o_proj'];
-    return selectTargetModules(config, names);
-  }
-  return selectTargetModules(config, targets);
-}
+export { loraSegmentName };
 
 function range(buffer: GPUBuffer, offset: number, length: number): GPUBufferBinding {
   return { buffer, offset: offset * 4, size: length * 4 };
@@ -75,8 +59,10 @@ export function attachLora(
   seed: number,
   initialA?: Map<string, Float32Array>,
   initialB?: Map<string, Float32Array>,
+  /** The modules to wrap, when already resolved (the method registry); else resolved from spec.targets. */
+  modules?: readonly LinearModule[],
 ): LoraState {
-  const selected = resolveTargets(model, spec.targets);
+  const selected = modules ?? resolveMethodTargets(model.config, spec.targets, PEFT_DEFAULT_TARGET_MODULES).modules;
   const chosen = new Set(selected.map((m) => m.peftPath));
   for (const [which, given] of [['A', initialA], ['B', initialB]] as const) {
     const extra = [...(given?.keys() ?? [])].filter((p) => !chosen.has(p));
@@ -85,8 +71,8 @@ export function attachLora(
   const byPath = new Map(model.modules.map((m) => [m.module.peftPath, m.linear]));
   const r = spec.rank;
   const tensors = selected.flatMap((m) => [
-    { name: `${m.peftPath}.lora_A`, length: r * m.inFeatures, lrScale: 1 },
-    { name: `${m.peftPath}.lora_B`, length: m.outFeatures * r, lrScale: spec.loraPlusRatio },
+    { name: loraSegmentName(m.peftPath, 'A'), length: r * m.inFeatures, lrScale: 1 },
+    { name: loraSegmentName(m.peftPath, 'B'), length: m.outFeatures * r, lrScale: spec.loraPlusRatio },
   ]);
   const layout = planAdamwLayout(tensors);
   // Checked before anything is allocated or attached, so a refusal leaves the model as it was.
@@ -116,6 +102,17 @@ export function attachLora(
     partials: e.buffers.acquire(ADAMW_MAX_PARTIALS * 4, STORAGE_USAGE, 'lora.partials'),
     norm: e.buffers.acquire(ADAMW_STATUS_FLOATS * 4, STORAGE_USAGE, 'lora.norm'),
     trainableParams: tensors.reduce((s, t) => s + t.length, 0),
+    setDropoutSeeds(seedOf) {
+      state.modules.forEach((m, i) => (m.linear.lora!.seed = seedOf(i)));
+    },
+    suspendDropout() {
+      const saved = state.modules.map((m) => m.linear.lora!.dropout);
+      state.modules.forEach((m) => (m.linear.lora!.dropout = 0));
+      return () => state.modules.forEach((m, i) => (m.linear.lora!.dropout = saved[i]));
+    },
+    detach() {
+      detachLora(e, state);
+    },
   };
   writeBuffer(e.device, state.segments, layout.table);
   writeBuffer(e.device, state.norm, new Float32Array(ADAMW_STATUS_FLOATS)); // a reused buffer could hold a sticky skip

@@ -10,7 +10,7 @@ import { SafetensorsFile, writeSafetensors, type TensorToWrite } from '../model/
 import { memoryFolder, MemorySource } from '../model/sources/memory.ts';
 import { nodeFolder } from '../model/sources/node-file.ts';
 import { selectTargetModules } from '../model/weights.ts';
-import { loraScale } from '../gpu/kernels/lora.ts';
+import { loraScale } from './methods/lora-scale.ts';
 import {
   AdapterError,
   buildAdapterConfig,

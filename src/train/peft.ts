@@ -15,7 +15,7 @@ import { readJsonFile } from '../model/checkpoint.ts';
 import type { ModelConfig } from '../model/config.ts';
 import { SafetensorsFile, writeSafetensors, type ByteSource, type TensorToWrite } from '../model/safetensors.ts';
 import { basePrefix, linearModules, selectTargetModules, type LinearModule } from '../model/weights.ts';
-import { loraScale } from '../gpu/kernels/lora.ts';
+import { loraScale } from './methods/lora-scale.ts';
 import { openAdapterArchive } from './adapter-archive.ts';
 import { AdapterError } from './adapter-error.ts';
 

@@ -44,8 +44,6 @@ export interface ModelSummary {
   weightBytes: number;
   /** Architecture numbers for the Train screen's memory estimate and trainable-parameter count. */
   dims?: ModelDims;
-  /** One block's linear layers: path inside the block (e.g. "self_attn.q_proj"), in and out features. */
-  layerModules?: { path: string; in: number; out: number }[];
 }
 
 export interface DatasetSummary {

@@ -16,7 +16,11 @@ import { packRows } from '../data/packing.ts';
 import { recordBackward, recordForward, releaseActs, releaseBatch, uploadBatch, uploadBatchInto, type Transformer } from '../model/runtime/transformer.ts';
 import type { TrainConfig } from './config.ts';
 import { countTargets, toHostBatch } from './batches.ts';
-import { attachLora, detachLora, readLoraTensors, type LoraState } from './lora-state.ts';
+import { loraSegmentName, readLoraTensors, type LoraState } from './lora-state.ts';
+import type { AttachedMethod } from './methods/method.ts';
+import { methodFor } from './methods/registry.ts';
+import { runtimeFor } from './methods/runtimes.ts';
+import { resolveTargets } from './methods/targets.ts';
 import { lrMultiplier, warmupStepsFor } from './schedule.ts';
 import type { StepMetrics } from './protocol.ts';
 
@@ -82,7 +86,8 @@ function dropoutSeed(seed: number, step: number, module: number): number {
 }
 
 export class Trainer {
-  readonly lora: LoraState;
+  /** The method's trainable state on the GPU (config.method, from the registry), attached to the model's layers. */
+  readonly method: AttachedMethod;
   readonly batcher: Batcher;
   readonly evalBatcher: Batcher | null;
   readonly totalSteps: number;
@@ -107,11 +112,17 @@ export class Trainer {
 
   constructor(private readonly o: TrainerOptions) {
     const { config, engine: e } = o;
-    if (config.method === 'qlora' && o.transformer.model.quant !== 'nf4') {
-      throw new Error('method qlora needs the model loaded with NF4 quantization');
+    if (config.quant !== o.transformer.model.quant) {
+      throw new Error(`quant ${config.quant} needs the model loaded with ${config.quant === 'nf4' ? 'NF4' : 'full-precision'} linear layers (it has ${o.transformer.model.quant})`);
     }
     if (o.train.length === 0) throw new Error('the training set has no usable row');
-    this.lora = attachLora(e, o.transformer.model, { ...config }, config.seed, o.initialA, o.initialB);
+    const method = methodFor(config.method);
+    const modules = resolveTargets(o.transformer.model.config, config.targets, method.defaultTargets).modules;
+    const initial = new Map<string, Float32Array>();
+    for (const [which, given] of [['A', o.initialA], ['B', o.initialB]] as const) {
+      for (const [path, values] of given ?? []) initial.set(loraSegmentName(path, which), values);
+    }
+    this.method = runtimeFor(config.method).attach(e, o.transformer.model, config, modules, { seed: config.seed, initial });
     // Packing: rows shuffled once with the run's seed, then packed next-fit into maxLength blocks, each row its own
     // segment (block-diagonal causal attention, positions restarting per row).
     const train = config.packing ? packRows(shuffled(o.train, config.seed), config.maxLength) : o.train;
@@ -141,7 +152,13 @@ export class Trainer {
     if (this.o.transformer.workspace === this.workspace) this.o.transformer.workspace = undefined;
     this.workspace.release();
     this.status.destroy();
-    detachLora(this.o.engine, this.lora);
+    this.method.detach();
+  }
+
+  /** The LoRA state of a LoRA run (its per-module A and B); throws for another method. */
+  get lora(): LoraState {
+    if (this.o.config.method !== 'lora') throw new Error(`the run trains ${this.o.config.method}, not LoRA`);
+    return this.method as LoraState;
   }
 
   get config(): TrainConfig {
@@ -156,7 +173,7 @@ export class Trainer {
   trainableReport(): string {
     const c = this.o.transformer.model.config;
     const base = countBaseParameters(this.o.transformer);
-    const t = this.lora.trainableParams;
+    const t = this.method.trainableParams;
     return `trainable params: ${t.toLocaleString('en-US')} || all params: ${(base + t).toLocaleString('en-US')} || trainable%: ${((100 * t) / (base + t)).toFixed(4)} (${c.modelType})`;
   }
 
@@ -188,10 +205,10 @@ export class Trainer {
     if (counted === 0) throw new Error(`step ${index + 1}: no position of these micro-batches has a trained label`);
     const processed = host.reduce((s, b) => s + b.segments.length, 0);
     // The seeds go into this recording's params now: changing them afterwards does not touch it.
-    this.lora.modules.forEach((m, i) => (m.linear.lora!.seed = dropoutSeed(config.seed, index, i)));
+    this.method.setDropoutSeeds((i) => dropoutSeed(config.seed, index, i));
 
     const rec = e.record(`step ${index + 1}`, { timing: this.o.profiler?.timing });
-    rec.clear(this.lora.grads);
+    rec.clear(this.method.grads);
     rec.clear(this.lossTotal);
     host.forEach((hb, slot) => {
       const batch = uploadBatchInto(rec, this.workspace, hb, slot);
@@ -200,7 +217,7 @@ export class Trainer {
       releaseActs(e, acts); // nothing to free from a workspace; kept for a pool-backed transformer
     });
     const lr = this.lrAt(index);
-    const l = this.lora;
+    const l = this.method;
     // AdamW's finite guard reads the loss beside the gradient norm: a non-finite step changes nothing.
     rec.copy(this.lossTotal, 0, l.norm, ADAMW_STATUS_LOSS_OFFSET_BYTES, 8);
     rec.scope('optimizer', () =>
@@ -293,12 +310,11 @@ export class Trainer {
   /** Token-weighted mean loss over the eval set (the loss contract), with the adapter as it is now. */
   async evaluate(): Promise<{ loss: number; tokens: number }> {
     if (!this.evalBatcher) throw new Error('no eval set: give an eval split or an eval file');
-    const saved = this.lora.modules.map((m) => m.linear.lora!.dropout);
-    this.lora.modules.forEach((m) => (m.linear.lora!.dropout = 0)); // evaluation never drops
+    const restoreDropout = this.method.suspendDropout(); // evaluation never drops
     try {
       return await evaluateLoss(this.o.engine, this.o.transformer, this.evalBatcher);
     } finally {
-      this.lora.modules.forEach((m, i) => (m.linear.lora!.dropout = saved[i]));
+      restoreDropout();
     }
   }
 
@@ -310,7 +326,7 @@ export class Trainer {
     if (this.bestEvalLoss === null || loss < this.bestEvalLoss) {
       this.bestEvalLoss = loss;
       this.bestStep = this.step;
-      this.bestParams = await readF32(this.o.engine.device, this.lora.params, this.lora.layout.totalLength);
+      this.bestParams = await readF32(this.o.engine.device, this.method.params, this.method.layout.totalLength);
       this.evalsWithoutImprovement = 0;
     } else {
       this.evalsWithoutImprovement++;
@@ -333,17 +349,17 @@ export class Trainer {
 
   async checkpoint(): Promise<TrainerCheckpoint> {
     const { device } = this.o.engine;
-    const n = this.lora.layout.totalLength;
+    const n = this.method.layout.totalLength;
     return {
       version: 1,
       step: this.step,
       epoch: this.epoch,
       batchIndex: this.batchIndex,
       config: this.o.config,
-      segments: this.lora.layout.segments.map((s) => s.name),
-      params: await readF32(device, this.lora.params, n),
-      m: await readF32(device, this.lora.m, n),
-      v: await readF32(device, this.lora.v, n),
+      segments: this.method.layout.segments.map((s) => s.name),
+      params: await readF32(device, this.method.params, n),
+      m: await readF32(device, this.method.m, n),
+      v: await readF32(device, this.method.v, n),
       bestEvalLoss: this.bestEvalLoss,
       bestStep: this.bestStep,
       bestParams: this.bestParams,
@@ -354,15 +370,15 @@ export class Trainer {
 
   /** Continues from a checkpoint of the same model, targets and config. */
   restore(ck: TrainerCheckpoint): void {
-    const names = this.lora.layout.segments.map((s) => s.name);
+    const names = this.method.layout.segments.map((s) => s.name);
     if (ck.segments.length !== names.length || ck.segments.some((s, i) => s !== names[i])) {
       throw new Error('this checkpoint belongs to another model or another set of LoRA targets');
     }
     const { device } = this.o.engine;
-    writeBuffer(device, this.lora.params, ck.params);
-    writeBuffer(device, this.lora.m, ck.m);
-    writeBuffer(device, this.lora.v, ck.v);
-    writeBuffer(device, this.lora.norm, new Float32Array(ADAMW_STATUS_FLOATS)); // clears AdamW's sticky skip
+    writeBuffer(device, this.method.params, ck.params);
+    writeBuffer(device, this.method.m, ck.m);
+    writeBuffer(device, this.method.v, ck.v);
+    writeBuffer(device, this.method.norm, new Float32Array(ADAMW_STATUS_FLOATS)); // clears AdamW's sticky skip
     this.pending = null;
     this.step = ck.step;
     this.epoch = ck.epoch;

@@ -6,10 +6,10 @@ import { dropoutHash, dropoutMask, loraBackwardRef, loraForwardRef, type LoraSha
 import { mismatches, randomArray, type Tolerance } from '../ref/testing.ts';
 import { download, testEngine, upload, zeros } from '../testing-gpu.ts';
 import type { ElementType } from '../wgsl.ts';
+import { loraScale } from '../../train/methods/lora-scale.ts';
 import {
   LORA_VARIANTS,
   loraPartialsFloats,
-  loraScale,
   splitPlan,
   recordDropoutHashProbe,
   recordLoraBackward,

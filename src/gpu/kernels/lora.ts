@@ -10,13 +10,6 @@ import { recordMatmul, type MatmulVariant } from './matmul.ts';
 
 export type { LoraShape } from '../ref/lora.ref.ts';
 
-/** The LoRA scaling s: α/r, or α/√r with rsLoRA (PEFT's `use_rslora`). */
-export function loraScale(alpha: number, r: number, rslora = false): number {
-  if (!(Number.isInteger(r) && r > 0)) throw new RangeError(`loraScale: r = ${r} must be a positive integer`);
-  if (!Number.isFinite(alpha)) throw new RangeError(`loraScale: alpha = ${alpha} must be a finite number`);
-  return rslora ? alpha / Math.sqrt(r) : alpha / r;
-}
-
 /** The big fused passes (y and dx). The small pieces are fixed: `down`/`gradA` naive, the rest matmul naive. */
 export const LORA_VARIANTS = ['naive', 'tiled'] as const;
 export type LoraVariant = (typeof LORA_VARIANTS)[number];

@@ -7,7 +7,7 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import { readF32, writeBuffer } from '../../gpu/buffers.ts';
 import type { Engine } from '../../gpu/engine.ts';
-import { loraScale } from '../../gpu/kernels/lora.ts';
+import { loraScale } from '../../train/methods/lora-scale.ts';
 import { mismatches } from '../../gpu/ref/testing.ts';
 import { driverName, testEngine } from '../../gpu/testing-gpu.ts';
 import { attachLora, detachLora, readLoraTensors } from '../../train/lora-state.ts';

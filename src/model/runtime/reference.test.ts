@@ -3,7 +3,7 @@
 // whole tiny models (norm → attention with RoPE and GQA over two packed segments → MLP, 1–2 layers).
 import { describe, expect, it } from 'vitest';
 import { join } from 'node:path';
-import { loraScale } from '../../gpu/kernels/lora.ts';
+import { loraScale } from '../../train/methods/lora-scale.ts';
 import { mismatches } from '../../gpu/ref/testing.ts';
 import { Checkpoint } from '../checkpoint.ts';
 import { nodeFolder } from '../sources/node-file.ts';

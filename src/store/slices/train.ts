@@ -2,7 +2,7 @@
 // samples. The per-step metrics themselves go to liveMetrics (metrics-buffer.ts), outside the store: one store update
 // per worker batch at most, never one per step.
 import type { StateCreator } from 'zustand';
-import { applyPreset, DEFAULT_CONFIG, validateConfig, type FieldError, type PresetName, type TrainConfig } from '../../train/config.ts';
+import { applyPreset, DEFAULT_CONFIG, normalizeConfig, validateConfig, type FieldError, type PresetName, type TrainConfig } from '../../train/config.ts';
 import type { EngineEvent } from '../../train/protocol.ts';
 import { requestId, sendToEngine } from '../engine-link.ts';
 import { saveFile } from '../downloads.ts';
@@ -80,7 +80,7 @@ export interface TrainSlice {
   onTrainEvent(event: EngineEvent): void;
 }
 
-type Deps = TrainSlice & Pick<ModelsSlice, 'model'> & Pick<DatasetSlice, 'datasetId' | 'dataset'> & Pick<NavSlice, 'go'>;
+type Deps = TrainSlice & Pick<ModelsSlice, 'model' | 'modelQuant'> & Pick<DatasetSlice, 'datasetId' | 'dataset'> & Pick<NavSlice, 'go'>;
 
 /** Why Start cannot be pressed now, in words; empty when it can. */
 export function startBlocker(s: Pick<Deps, 'model' | 'datasetId' | 'dataset' | 'liveRun' | 'trainConfig'>, errors: FieldError[]): string {
@@ -99,7 +99,9 @@ const downloadsInFlight = new Set<string>();
 
 export const createTrainSlice: StateCreator<Deps, [], [], TrainSlice> = (set, get) => {
   const begin = (runId: string, name: string, resume: boolean) => {
-    const { trainConfig, datasetId, samplePrompt, trainFrom } = get();
+    const { datasetId, samplePrompt, trainFrom, modelQuant } = get();
+    // The base weights train as the model was loaded (the Models screen's choice): QLoRA is LoRA over an NF4 load.
+    const trainConfig = { ...get().trainConfig, quant: modelQuant, doubleQuant: modelQuant === 'nf4' && get().trainConfig.doubleQuant };
     const id = requestId('train');
     liveMetrics.reset();
     set({
@@ -176,7 +178,7 @@ export const createTrainSlice: StateCreator<Deps, [], [], TrainSlice> = (set, ge
       s.go('train');
     },
     rerunWith(config, name) {
-      set({ trainConfig: { ...config }, trainPreset: 'custom', runName: `${name} (again)`, trainFrom: null });
+      set({ trainConfig: normalizeConfig(config), trainPreset: 'custom', runName: `${name} (again)`, trainFrom: null });
       get().go('train');
     },
     trainFrom: null,

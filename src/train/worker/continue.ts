@@ -2,7 +2,7 @@
 // adapter's A and B (Trainer's initialA / initialB), so its first step begins exactly where the adapter is. The rank,
 // the scale (alpha, rsLoRA) and the targets must be the adapter's: the Train screen locks them; this checks again.
 import type { TrainConfig } from '../config.ts';
-import { loraScale } from '../../gpu/kernels/lora.ts';
+import { loraScale } from '../methods/lora-scale.ts';
 import type { LoraAdapter } from '../peft.ts';
 import { loadRunAdapter, workerRunsDb } from './adapters.ts';
 import { UserError, type LoadedModel } from './state.ts';

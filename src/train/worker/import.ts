@@ -8,14 +8,14 @@ import { DEFAULT_CONFIG, type TrainConfig } from '../config.ts';
 import type { ModelFiles } from '../../model/checkpoint.ts';
 import { BlobSource, blobFolder } from '../../model/sources/blob.ts';
 import { hubModel } from '../../model/sources/hub.ts';
-import { selectTargetModules } from '../../model/weights.ts';
+import { linearModules } from '../../model/weights.ts';
 import { StorageFullError, type RunRecord, type StoredAdapter } from '../../store/runs-db.ts';
 import { ADAPTER_CONFIG_FILE, ADAPTER_WEIGHTS_FILE, AdapterError, adapterFolder, importAdapter, type LoraAdapter } from '../peft.ts';
 import type { AdapterSource, EngineRequest } from '../protocol.ts';
 import { workerRunsDb } from './adapters.ts';
 import { modelCache } from './models.ts';
 import { requireModel, UserError, type LoadedModel, type Post } from './state.ts';
-import { adapterTargets } from './training.ts';
+import { peftTargetModules } from '../methods/targets.ts';
 
 type ImportAdapter = Extract<EngineRequest, { type: 'import-adapter' }>;
 
@@ -25,10 +25,9 @@ type ImportAdapter = Extract<EngineRequest, { type: 'import-adapter' }>;
 /** The training config an imported adapter stands for: its r, lora_alpha, lora_dropout, use_rslora, and as targets
  *  the modules it has weights for (names when they select exactly those, else full paths); the rest the defaults. */
 export function importedRunConfig(adapter: LoraAdapter, model: LoadedModel['config']): TrainConfig {
-  const all = selectTargetModules(model, 'all-linear');
   return {
     ...DEFAULT_CONFIG,
-    targets: adapterTargets(adapter.modules.map((m) => m.module), all),
+    targets: peftTargetModules(adapter.modules.map((m) => m.module), linearModules(model)),
     rank: adapter.rank,
     alpha: adapter.alpha,
     dropout: adapter.dropout,

@@ -52,10 +52,6 @@ export function modelSummary(
     linearModules: [...new Set(linearModules(config).map((m) => m.targetName))],
     weightBytes: o.weightBytes,
     dims: dimsFromConfig(config),
-    // Block 0's linears, path inside the block: the Train screen's parameter count and memory estimate.
-    layerModules: linearModules(config)
-      .filter((m) => m.layer === 0)
-      .map((m) => ({ path: m.peftPath.replace(/^.*?\.(?:h|layers)\.0\./, ''), in: m.inFeatures, out: m.outFeatures })),
   };
 }
 

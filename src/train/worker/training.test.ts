@@ -1,7 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { parseModelConfig } from '../../model/config.ts';
-import { selectTargetModules } from '../../model/weights.ts';
-import { adapterTargets, promptFromRow, truncateRows } from './training.ts';
+import { promptFromRow, truncateRows } from './training.ts';
 import { adapterFileName, metricsFileName } from './training-names.ts';
 
 const row = (ids: number[], labels: number[]) => ({ input_ids: Int32Array.from(ids), labels: Int32Array.from(labels) });
@@ -23,17 +21,6 @@ describe('training helpers', () => {
     expect(promptFromRow(row([9, 8, 7, 6, 5, 4], [-100, -100, -100, -100, 5, 4]), 100)).toEqual([9, 8, 7, 6]);
     expect(promptFromRow(row([9, 8, 7, 6, 5, 4, 3, 2, 1, 0], [9, 8, 7, 6, 5, 4, 3, 2, 1, 0]), 100)).toEqual([9, 8, 7, 6, 5]);
     expect(promptFromRow(row([9, 8, 7, 6, 5, 4], [-100, -100, -100, -100, 5, 4]), 2)).toEqual([9, 8]);
-  });
-
-  it("names target_modules as PEFT will match them (GPT-2's attention c_proj by its path)", () => {
-    const gpt2 = parseModelConfig({ model_type: 'gpt2', vocab_size: 10, n_embd: 8, n_layer: 2, n_head: 2, n_positions: 16 }, 't');
-    const all = selectTargetModules(gpt2, 'all-linear');
-    expect(adapterTargets(selectTargetModules(gpt2), all)).toEqual(['c_attn']);
-    expect(adapterTargets(all, all)).toEqual(['c_attn', 'c_fc', 'c_proj']);
-    const attention = selectTargetModules(gpt2, ['attn.c_attn', 'attn.c_proj']);
-    expect(adapterTargets(attention, all)).toEqual([
-      'transformer.h.0.attn.c_attn', 'transformer.h.0.attn.c_proj', 'transformer.h.1.attn.c_attn', 'transformer.h.1.attn.c_proj',
-    ]);
   });
 
   it('names downloads after the run', () => {

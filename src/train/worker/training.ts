@@ -12,10 +12,11 @@
 import { IGNORE_INDEX, splitEval, type TokenizedRow } from '../../data/index.ts';
 import type { Engine } from '../../gpu/engine.ts';
 import { generate } from '../../model/runtime/generate.ts';
-import { selectTargetModules, type LinearModule } from '../../model/weights.ts';
+import { linearModules } from '../../model/weights.ts';
+import { peftTargetModules } from '../methods/targets.ts';
 import { RunsDb, idbKeyValue, StorageFullError, tryLockRun, type RunRecord, type StoredAdapter } from '../../store/runs-db.ts';
 import { prunedNotice, type PruneCandidate } from '../../store/retention.ts';
-import { ConfigError, validateConfig, type TrainConfig } from '../config.ts';
+import { ConfigError, normalizeConfig, validateConfig, type TrainConfig } from '../config.ts';
 import { deleteResumeSources, resumeSourcesFor, saveResumeSources } from '../resume-sources.ts';
 import { buildAdapterConfig, exportAdapter, zipAdapter } from '../peft.ts';
 import type { EngineEvent, EngineRequest, StepMetrics } from '../protocol.ts';
@@ -145,15 +146,6 @@ export function promptFromRow(row: TokenizedRow, maxPrompt: number): number[] {
   return Array.from(row.input_ids.subarray(0, Math.min(take, maxPrompt)));
 }
 
-/** target_modules for adapter_config.json: the module names when they select exactly the trained modules in PEFT's
- *  suffix matching, else the full module paths (e.g. GPT-2's attention c_proj without the MLP's c_proj). */
-export function adapterTargets(trained: readonly LinearModule[], all: readonly LinearModule[]): string[] {
-  const names = [...new Set(trained.map((m) => m.targetName))].sort();
-  const bySuffix = all.filter((m) => names.some((n) => m.peftPath.endsWith(`.${n}`)));
-  if (bySuffix.length === trained.length) return names;
-  return trained.map((m) => m.peftPath).sort();
-}
-
 // ---------------------------------------------------------------------------------------------------------------
 // Start
 
@@ -189,17 +181,17 @@ export async function handleStartTraining(
           `(loaded: ${dataset.summary.fileName}, ${dataset.summary.rows} rows)`,
       );
     }
-    config = checkpoint.config;
+    config = normalizeConfig(checkpoint.config);
   } else {
-    const errors = validateConfig(req.config);
+    const errors = validateConfig(normalizeConfig(req.config));
     if (errors.length) throw new UserError(new ConfigError(errors).message);
-    config = req.config;
+    config = normalizeConfig(req.config);
   }
-  if (config.method === 'qlora' && model.quant !== 'nf4') {
-    throw new UserError('QLoRA trains over an NF4 base: load the model again with "Base weights: NF4" on the Models screen, or choose LoRA');
+  if (config.quant === 'nf4' && model.quant !== 'nf4') {
+    throw new UserError('QLoRA trains over an NF4 base: load the model again with "Base weights: NF4" on the Models screen');
   }
-  if (config.method === 'lora' && model.quant === 'nf4') {
-    throw new UserError('the model is loaded with NF4 weights: choose QLoRA, or load it again in full precision for LoRA');
+  if (config.quant !== 'nf4' && model.quant === 'nf4') {
+    throw new UserError('the model is loaded with NF4 weights: this run was set up for a full-precision base; load the model again in full precision');
   }
   if (config.maxLength > model.config.maxPositions) {
     throw new UserError(`maxLength = ${config.maxLength}: must be ≤ the model's ${model.config.maxPositions} positions`);
@@ -246,7 +238,7 @@ export async function handleStartTraining(
         status: 'running',
         message: '',
         totalSteps: trainer.totalSteps,
-        trainableParams: trainer.lora.trainableParams,
+        trainableParams: trainer.method.trainableParams,
         curves: [],
         samples: [],
         final: null,
@@ -300,7 +292,7 @@ export async function handleStartTraining(
     name: record.name,
     totalSteps: trainer.totalSteps,
     trainable: trainer.trainableReport(),
-    trainableParams: trainer.lora.trainableParams,
+    trainableParams: trainer.method.trainableParams,
     resumedFrom: checkpoint?.step ?? null,
     trainRows: train.length,
     evalRows: evalRows.length,
@@ -437,7 +429,7 @@ async function adapterFiles(run: ActiveRun, which: 'current' | 'best'): Promise<
     rank: c.rank,
     alpha: c.alpha,
     dropout: c.dropout,
-    targetModules: adapterTargets(trained, selectTargetModules(modelConfig, 'all-linear')),
+    targetModules: peftTargetModules(trained, linearModules(modelConfig)),
     fanInFanOut: modelConfig.linearLayout === 'conv1d',
     rslora: c.rslora,
     model: modelConfig,

@@ -210,7 +210,7 @@ function Catalogue({ busy, onPick }: { busy: boolean; onPick(entry: CatalogueEnt
       </div>
       <ul className="catalogue">
         {CATALOGUE.map((entry) => {
-          const fits = gpu && budget ? methodFits(entry.dims, entry.defaultTargets, { hasF16: gpu.features.includes('shader-f16'), limits: gpu.limits }, budget) : null;
+          const fits = gpu && budget ? methodFits(entry, { hasF16: gpu.features.includes('shader-f16'), limits: gpu.limits }, budget) : null;
           return (
             <li key={entry.repo} className="card model-card" data-testid="catalogue-card">
               <h4>{entry.title}</h4>

@@ -2,6 +2,7 @@
 // you edit and each field's error naming its valid range; Start (or why not); then the live run (RunView).
 import { useId, useMemo, useState, type ReactNode } from 'react';
 import { PRESETS, validateConfig, type FieldError, type PresetName, type TrainConfig } from '../../train/config.ts';
+import { METHODS } from '../../train/methods/registry.ts';
 import { isActive, startBlocker } from '../../store/slices/train.ts';
 import { useStudio } from '../../store/studio.ts';
 import { formatBytes } from '../format.ts';
@@ -40,6 +41,8 @@ function TrainForm() {
   const go = useStudio((s) => s.go);
   const from = useStudio((s) => s.trainFrom);
   const clearFrom = useStudio((s) => s.clearTrainFrom);
+  const modelQuant = useStudio((s) => s.modelQuant);
+  const method = METHODS[config.method] ?? METHODS.lora;
   const errors = useMemo(() => validateConfig(config), [config]);
   const plan = useMemo(() => (model ? trainPlan(model, config) : null), [model, config]);
   const blocker = startBlocker({ model, dataset, datasetId, liveRun, trainConfig: config }, errors) || plan?.problem || '';
@@ -84,14 +87,22 @@ function TrainForm() {
       )}
 
       <fieldset disabled={locked}>
-        <legend>LoRA</legend>
+        <legend>{method.label}</legend>
         <div className="form-grid">
           <Field label="Method" field="method" errors={errors}>
             {(id) => (
-              <select id={id} value={config.method} onChange={(e) => set({ method: e.target.value as TrainConfig['method'], doubleQuant: e.target.value === 'qlora' && config.doubleQuant })}>
-                <option value="lora">LoRA (full-precision base)</option>
-                <option value="qlora">QLoRA (NF4 base: load the model with NF4 weights)</option>
+              <select id={id} value={config.method} onChange={(e) => set({ method: e.target.value as TrainConfig['method'] })}>
+                {Object.values(METHODS).map((m) => (
+                  <option key={m.id} value={m.id}>{m.label}</option>
+                ))}
               </select>
+            )}
+          </Field>
+          <Field label="Base weights" field={null} errors={errors} help="chosen when loading the model (Models screen)">
+            {(id) => (
+              <output id={id} data-testid="base-weights">
+                {modelQuant === 'nf4' ? `NF4 (QLoRA)${method.wrapsLinears ? '' : ': not for this method'}` : 'full precision'}
+              </output>
             )}
           </Field>
           <NumberField label="Rank r" field="rank" config={config} set={set} errors={errors} step={1} disabled={!!from} />
@@ -100,12 +111,14 @@ function TrainForm() {
             help={config.rank > 0 ? `scale α/${config.rslora ? '√r' : 'r'} = ${(config.alpha / (config.rslora ? Math.sqrt(config.rank) : config.rank)).toPrecision(3)}` : undefined}
           />
           <NumberField label="Dropout" field="dropout" config={config} set={set} errors={errors} step={0.01} />
-          {config.method === 'qlora' && (
+          {modelQuant === 'nf4' && (
             <Field label="Double quantization" field="doubleQuant" errors={errors}>
               {(id) => <input id={id} type="checkbox" checked={config.doubleQuant} onChange={(e) => set({ doubleQuant: e.target.checked })} />}
             </Field>
           )}
         </div>
+        <p className="small" data-testid="method-explanation">{method.explanation}</p>
+        <p className="small muted" data-testid="method-advice">{method.advice}</p>
         {from ? (
           <p className="small" data-testid="locked-targets">
             Target modules (the adapter&apos;s): <code>{from.targets.join(', ') || 'PEFT default'}</code>{from.rslora ? ' · rsLoRA' : ''}

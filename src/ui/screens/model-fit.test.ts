@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { CATALOGUE } from '../../model/catalogue.ts';
-import { defaultMemoryBudget, MAX_DEFAULT_BUDGET, methodFits, MIN_DEFAULT_BUDGET, targetShapes } from './model-fit.ts';
+import { defaultMemoryBudget, MAX_DEFAULT_BUDGET, methodFits, MIN_DEFAULT_BUDGET } from './model-fit.ts';
 
 const GiB = 1024 ** 3;
 const entry = (prefix: string) => CATALOGUE.find((e) => e.repo.startsWith(prefix))!;
@@ -12,22 +12,23 @@ describe('model fit', () => {
     expect(defaultMemoryBudget({ maxBufferSize: 64 * GiB })).toBe(MAX_DEFAULT_BUDGET);
   });
 
-  it('maps PEFT target names to shapes, GPT-2 c_attn included', () => {
+  it("estimates LoRA on PEFT's default targets of the architecture (GPT-2's fused c_attn, Qwen's q and v)", () => {
+    const budget = { hasF16: true, limits: { maxBufferSize: 2 * GiB } };
     const gpt2 = entry('openai-community/gpt2');
-    expect(targetShapes(gpt2.dims, gpt2.defaultTargets)).toEqual([[768, 2304]]);
+    // r = 8 on c_attn (768 → 2304) in 12 layers; each parameter with its gradient and two moments (16 bytes).
+    expect(methodFits(gpt2, budget, 8 * GiB)[0].estimate.loraBytes).toBe(12 * 8 * (768 + 2304) * 16);
     const qwen = entry('Qwen');
-    expect(targetShapes(qwen.dims, qwen.defaultTargets)).toEqual([[896, 896], [896, 128]]);
-    expect(() => targetShapes(qwen.dims, ['nope'])).toThrow(/nope/);
+    expect(methodFits(qwen, budget, 8 * GiB)[0].estimate.loraBytes).toBe(24 * 8 * (896 + 896 + 896 + 128) * 16);
   });
 
   it('says f16 needs shader-f16, and which methods fit a budget', () => {
     const tiny = entry('HuggingFaceTB/SmolLM2-135M');
-    const noF16 = methodFits(tiny.dims, tiny.defaultTargets, { hasF16: false, limits: { maxBufferSize: 2 * GiB } }, 8 * GiB);
+    const noF16 = methodFits(tiny, { hasF16: false, limits: { maxBufferSize: 2 * GiB } }, 8 * GiB);
     expect(noF16.map((f) => f.verdict.fits)).toEqual([true, false, true]);
     expect(noF16[1].verdict.reason).toMatch(/shader-f16/);
 
     const llama = entry('meta-llama');
-    const small = methodFits(llama.dims, llama.defaultTargets, { hasF16: true, limits: { maxBufferSize: 2 * GiB } }, 3 * GiB);
+    const small = methodFits(llama, { hasF16: true, limits: { maxBufferSize: 2 * GiB } }, 3 * GiB);
     const [f32, f16, q] = small;
     expect(f32.verdict.fits).toBe(false); // 1.2B parameters in f32 alone are 4.9 GB
     expect(f32.verdict.reason).toMatch(/GiB/);

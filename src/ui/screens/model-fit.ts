@@ -4,7 +4,12 @@
 // WebGPU does not say how much memory a GPU has, so the budget is a guess the user can override: four times the
 // largest buffer the adapter allows (maxBufferSize is typically a quarter to a half of the memory on discrete GPUs,
 // and browsers cap it at 2–4 GiB on small ones), clamped to [1 GiB, 16 GiB].
-import { checkFit, estimateTrainingMemory, linearShapes, type FitVerdict, type MemoryEstimate, type ModelDims } from '../../model/memory.ts';
+import type { ModelType } from '../../model/config.ts';
+import { checkFit, estimateTrainingMemory, type FitVerdict, type MemoryEstimate, type ModelDims } from '../../model/memory.ts';
+import { linearArchFromDims } from '../../model/weights.ts';
+import { DEFAULT_CONFIG } from '../../train/config.ts';
+import { METHODS } from '../../train/methods/registry.ts';
+import { resolveTargets } from '../../train/methods/targets.ts';
 
 export const BUDGET_PER_MAX_BUFFER = 4;
 export const MIN_DEFAULT_BUDGET = 1024 ** 3;
@@ -17,6 +22,7 @@ export function defaultMemoryBudget(limits: { maxBufferSize: number }): number {
   return Math.min(MAX_DEFAULT_BUDGET, Math.max(MIN_DEFAULT_BUDGET, BUDGET_PER_MAX_BUFFER * limits.maxBufferSize));
 }
 
+/** LoRA over each storage of the base weights the studio loads. */
 export type Method = 'lora-f32' | 'lora-f16' | 'qlora';
 
 export const METHOD_LABELS: Record<Method, string> = {
@@ -31,31 +37,17 @@ export interface MethodFit {
   verdict: FitVerdict;
 }
 
-/** Per-layer (in, out) shapes of the LoRA targets; GPT-2's fused c_attn is q, k and v side by side. */
-export function targetShapes(dims: ModelDims, targets: readonly string[]): [number, number][] {
-  const shapes = linearShapes(dims);
-  const out: [number, number][] = [];
-  for (const t of targets) {
-    if (t === 'c_attn') {
-      const qkv = shapes.slice(0, 3);
-      out.push([dims.hiddenSize, qkv.reduce((s, l) => s + l.out, 0)]);
-      continue;
-    }
-    // GPT-2's attention output is c_proj inside attn; linearShapes names it o_proj.
-    const l = shapes.find((s) => s.name === t);
-    if (!l) throw new Error(`unknown LoRA target "${t}" (known: ${shapes.map((s) => s.name).join(', ')}, c_attn)`);
-    out.push([l.in, l.out]);
-  }
-  return out;
-}
-
+/** LoRA at the card's set-up on PEFT's default targets for the architecture, over each base storage. */
 export function methodFits(
-  dims: ModelDims,
-  targets: readonly string[],
+  entry: { dims: ModelDims; modelType: ModelType },
   gpu: { hasF16: boolean; limits: { maxBufferSize: number } },
   budgetBytes: number,
 ): MethodFit[] {
-  const common = { dims, targets: targetShapes(dims, targets), ...CARD_SETUP };
+  const { dims } = entry;
+  const lora = METHODS.lora;
+  const card = { ...DEFAULT_CONFIG, method: 'lora' as const, rank: CARD_SETUP.rank, targets: [] };
+  const { modules } = resolveTargets({ ...linearArchFromDims(dims), modelType: entry.modelType }, card.targets, lora.defaultTargets);
+  const common = { dims, trainable: lora.footprint(modules, card), batch: CARD_SETUP.batch, seqLen: CARD_SETUP.seqLen };
   const embeddingDtype = gpu.hasF16 ? 'f16' : 'f32';
   const fit = (method: Method, estimate: MemoryEstimate, needsF16: boolean): MethodFit => ({
     method,

@@ -21,12 +21,12 @@ describe('train plan', () => {
     expect(plan.trainableParams).toBe(3 * 4 * (32 + 32 + 32 + 16));
   });
 
-  it('resolves all-linear and attention as lora-state.ts does, GPT-2 included', () => {
+  it('resolves all-linear and attention as the trainer does, GPT-2 included', () => {
     expect(trainPlan(llama, { ...DEFAULT_CONFIG, targets: ['all-linear'] }).modules).toHaveLength(7);
     expect(trainPlan(llama, { ...DEFAULT_CONFIG, targets: ['attention'] }).modules).toEqual(['self_attn.q_proj', 'self_attn.k_proj', 'self_attn.v_proj', 'self_attn.o_proj']);
     expect(trainPlan(gpt2, { ...DEFAULT_CONFIG, targets: ['attention'] }).modules).toEqual(['attn.c_attn', 'attn.c_proj']);
     expect(trainPlan(gpt2, { ...DEFAULT_CONFIG, targets: ['c_proj'] }).modules).toEqual(['attn.c_proj', 'mlp.c_proj']);
-    expect(trainPlan(gpt2, { ...DEFAULT_CONFIG, targets: ['nope'] }).problem).toMatch(/match no linear layer .*c_attn/);
+    expect(trainPlan(gpt2, { ...DEFAULT_CONFIG, targets: ['nope'] }).problem).toMatch(/matches no linear layer .*c_attn/);
   });
 
   it("takes an imported adapter's full module paths (GPT-2's attention c_proj without the MLP's)", () => {
@@ -36,10 +36,11 @@ describe('train plan', () => {
 
   it('estimates memory with the NF4 base for QLoRA and the batch × max length', () => {
     const lora = trainPlan(llama, { ...DEFAULT_CONFIG, rank: 8, batchSize: 2, maxLength: 64 });
-    const qlora = trainPlan(llama, { ...DEFAULT_CONFIG, method: 'qlora', rank: 8, batchSize: 2, maxLength: 64 });
+    const qlora = trainPlan(llama, { ...DEFAULT_CONFIG, quant: 'nf4', rank: 8, batchSize: 2, maxLength: 64 });
     expect(qlora.memory!.baseWeightBytes).toBeLessThan(lora.memory!.baseWeightBytes);
     expect(lora.memory).toEqual(estimateTrainingMemory({
-      dims: llama.dims!, base: 'f32', embeddingDtype: 'f32', rank: 8, targets: [[32, 32], [32, 16]], batch: 2, seqLen: 64,
+      // LoRA r = 8 on q (32 → 32) and v (32 → 16) in 3 layers; each keeps h = A·x (8 per token).
+      dims: llama.dims!, base: 'f32', embeddingDtype: 'f32', trainable: { params: 3 * 8 * (64 + 48), activationsPerToken: 3 * 2 * 8 }, batch: 2, seqLen: 64,
     }));
     expect(trainPlan(llama, { ...DEFAULT_CONFIG, rank: Number.NaN }).memory).toBeNull();
   });

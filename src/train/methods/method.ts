@@ -1,0 +1,105 @@
+// What a training method is, as one folder (PEFT's tuners/<method>/ layout): config.ts, a TrainingMethod — its
+// settings and their validation, the modules it wraps (through the one resolver, targets.ts), its trainable tensors
+// as optimizer segments, its parameter and memory count, and the references and goldens that prove it — pure data
+// the page can import; and runtime.ts, a MethodRuntime — how it attaches to the GPU model's layers. The registries
+// (registry.ts, runtimes.ts) list them; registry.test.ts fails when a method lacks one of these.
+import type { Engine } from '../../gpu/engine.ts';
+import type { AdamwLayout } from '../../gpu/kernels/adamw.ts';
+import type { ModelType } from '../../model/config.ts';
+import type { GpuModel } from '../../model/runtime/gpu-model.ts';
+import type { LinearModule } from '../../model/weights.ts';
+import type { FieldError, TrainConfig } from '../config.ts';
+import type { MethodId } from './ids.ts';
+
+/** One trainable tensor: a segment of the flat parameter buffer AdamW updates in one pass. */
+export interface TrainableTensor {
+  name: string;
+  length: number;
+  /** Multiplies the learning rate (LoRA+: B's ratio). */
+  lrScale: number;
+}
+
+/** Where a run's trainable tensors start. */
+export interface MethodInit {
+  seed: number;
+  /** Values for some tensors by segment name (golden runs, continuing from a saved adapter); the rest as the
+   *  method initialises them. Every name must be one of the method's segments, with its length. */
+  initial?: ReadonlyMap<string, Float32Array>;
+}
+
+/** The flat f32 buffers of a method's trainable tensors, with AdamW's moments and status (see adamw.wgsl). */
+export interface TrainableBuffers {
+  layout: AdamwLayout;
+  params: GPUBuffer;
+  grads: GPUBuffer;
+  m: GPUBuffer;
+  v: GPUBuffer;
+  segments: GPUBuffer;
+  partials: GPUBuffer;
+  /** (ADAMW_STATUS_FLOATS) f32 after each step: the step's status. */
+  norm: GPUBuffer;
+}
+
+/** A method attached to a loaded model: what the trainer drives, whatever the method. */
+export interface AttachedMethod extends TrainableBuffers {
+  readonly trainableParams: number;
+  /** Sets each wrapped module's dropout seed for the step being recorded (module index → seed). */
+  setDropoutSeeds(seedOf: (module: number) => number): void;
+  /** Turns dropout off (evaluation never drops); returns the function that turns it back on. */
+  suspendDropout(): () => void;
+  /** Removes the method from the model's layers (the base model again) and frees its buffers. */
+  detach(): void;
+}
+
+/** What the memory estimate needs from a method over the modules it wraps (all layers). */
+export interface MethodFootprint {
+  /** Trainable parameters (each also has a gradient and two AdamW moments, all f32). */
+  params: number;
+  /** Extra f32 activations kept per token for the backward, summed over the wrapped modules. */
+  activationsPerToken: number;
+}
+
+export interface TrainingMethod {
+  id: MethodId;
+  /** The Train screen's and the CLI's name, e.g. "LoRA". */
+  label: string;
+  /** One line: what it trains. */
+  explanation: string;
+  /** How to set it, from the article the product grew from (../shared/background/). */
+  advice: string;
+  /** adapter_config.json's peft_type; null for what PEFT does not save as an adapter. */
+  peftType: string | null;
+  /** Wraps linear layers, so it trains over an NF4 base too (QLoRA is LoRA with quant nf4). */
+  wrapsLinears: boolean;
+  /** The TrainConfig fields that belong to this method (the Train screen shows only these). */
+  settings: readonly (keyof TrainConfig)[];
+  /** The modules wrapped when the target list is empty, per architecture (PEFT's mapping for the method). */
+  defaultTargets: Readonly<Record<ModelType, readonly string[]>>;
+  validate(c: TrainConfig): FieldError[];
+  /** Its trainable tensors on one wrapped module. */
+  tensors(m: LinearModule, c: TrainConfig): TrainableTensor[];
+  footprint(modules: readonly Pick<LinearModule, 'inFeatures' | 'outFeatures'>[], c: TrainConfig): MethodFootprint;
+  /** Proof, checked by registry.test.ts: files (from the repository root) that must exist. */
+  proof: {
+    /** The plain TypeScript reference of its forward and backward (float64). */
+    reference: string;
+    /** Golden runs against PEFT + transformers, and their tests. */
+    goldens: readonly string[];
+    /** The tests of its PEFT export and import (a live PeftModel.from_pretrained load among them). */
+    exportImport: readonly string[];
+    /** Its merge rule's test, or null where no merge exists. */
+    merge: string | null;
+  };
+}
+
+/** The GPU side of a method (kept apart so the page imports the TrainingMethod without the engine). */
+export interface MethodRuntime {
+  id: MethodId;
+  /** Allocates the trainable tensors (initialised as the method's PEFT counterpart does) and wraps `modules`. */
+  attach(e: Engine, model: GpuModel, c: TrainConfig, modules: readonly LinearModule[], init: MethodInit): AttachedMethod;
+}
+
+/** Σ over modules of the method's tensor sizes. */
+export function countTrainable(method: TrainingMethod, modules: readonly LinearModule[], c: TrainConfig): number {
+  return modules.reduce((s, m) => s + method.tensors(m, c).reduce((t, x) => t + x.length, 0), 0);
+}

@@ -1,0 +1,16 @@
+// Every training method the studio offers, by id (the page-side part of each; runtimes.ts holds their GPU side): the
+// trainer, the CLI, the worker and the Train screen look a method up here and never name one. Adding a method is one module (see method.ts) plus its kernels and tests; the registry's
+// test says what is missing.
+import type { MethodId } from './ids.ts';
+import { loraMethod } from './lora/config.ts';
+import type { TrainingMethod } from './method.ts';
+
+export const METHODS: Readonly<Record<MethodId, TrainingMethod>> = {
+  lora: loraMethod,
+};
+
+export function methodFor(id: MethodId): TrainingMethod {
+  const m = (METHODS as Record<string, TrainingMethod | undefined>)[id];
+  if (!m) throw new Error(`unknown method ${JSON.stringify(id)} (known: ${Object.keys(METHODS).join(', ')})`);
+  return m;
+}

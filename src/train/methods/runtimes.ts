@@ -1,0 +1,14 @@
+// The GPU side of every method in registry.ts, by id: what the trainer attaches to the model.
+import type { MethodId } from './ids.ts';
+import { loraRuntime } from './lora/runtime.ts';
+import type { MethodRuntime } from './method.ts';
+
+export const METHOD_RUNTIMES: Readonly<Record<MethodId, MethodRuntime>> = {
+  lora: loraRuntime,
+};
+
+export function runtimeFor(id: MethodId): MethodRuntime {
+  const r = (METHOD_RUNTIMES as Record<string, MethodRuntime | undefined>)[id];
+  if (!r) throw new Error(`method ${JSON.stringify(id)} has no GPU runtime (known: ${Object.keys(METHOD_RUNTIMES).join(', ')})`);
+  return r;
+}

@@ -1,0 +1,61 @@
+// Which linear layers a method wraps: the one resolver behind the trainer, the CLI, the worker's export, the Train
+// screen's plan and the Models screen's memory estimate, so a target list means the same thing everywhere.
+//
+// PEFT's rules (selectTargetModules) plus the studio's: an empty list is the method's default for the architecture,
+// "attention" every attention projection, and a name that matches nothing is an error even beside names that do
+// (PEFT only fails when nothing at all matches, which would silently train fewer layers than asked).
+import type { ModelConfig, ModelType } from '../../model/config.ts';
+import { linearModules, selectTargetModules, type LinearArch, type LinearModule } from '../../model/weights.ts';
+
+export type TargetArch = LinearArch & Pick<ModelConfig, 'modelType'>;
+
+export const TARGET_ALIASES = ['all-linear', 'attention'] as const;
+
+export class TargetError extends Error {
+  override name = 'TargetError';
+}
+
+export interface TargetSelection {
+  modules: LinearModule[];
+  /** adapter_config.json's target_modules for them: "all-linear" as asked; the module names when, matched as PEFT
+   *  does (path suffixes), they select exactly these modules; else the full module paths (GPT-2's attention c_proj
+   *  without the MLP's c_proj, an imported adapter's subset of layers). */
+  targetModules: string | string[];
+}
+
+/** The attention projections of an architecture, by the names PEFT matches. */
+export function attentionTargets(arch: Pick<LinearArch, 'family'>): string[] {
+  return arch.family === 'gpt2' ? ['attn.c_attn', 'attn.c_proj'] : ['q_proj', 'k_proj', 'v_proj', 'o_proj'];
+}
+
+/**
+ * The modules `targets` selects on a model. `defaults` is the method's default target list per model type (LoRA:
+ * PEFT's TRANSFORMERS_MODELS_TO_LORA_TARGET_MODULES_MAPPING), used when `targets` is empty.
+ */
+export function resolveTargets(arch: TargetArch, targets: readonly string[], defaults: Record<ModelType, readonly string[]>): TargetSelection {
+  const all = linearModules(arch);
+  const pick = (names: readonly string[]): LinearModule[] => {
+    try {
+      return selectTargetModules(arch, [...names]);
+    } catch (e) {
+      throw new TargetError((e as Error).message);
+    }
+  };
+  if (targets.length === 1 && targets[0].toLowerCase() === 'all-linear') return { modules: all, targetModules: 'all-linear' };
+  let modules: LinearModule[];
+  if (targets.length === 1 && targets[0] === 'attention') modules = pick(attentionTargets(arch));
+  else if (targets.length === 0) modules = pick(defaults[arch.modelType]);
+  else {
+    for (const t of targets) pick([t]); // each name on its own, so a misspelt one is named
+    modules = pick(targets);
+  }
+  return { modules, targetModules: peftTargetModules(modules, all) };
+}
+
+/** target_modules for adapter_config.json naming exactly `chosen` among `all` under PEFT's suffix matching. */
+export function peftTargetModules(chosen: readonly LinearModule[], all: readonly LinearModule[]): string[] {
+  const names = [...new Set(chosen.map((m) => m.targetName))].sort();
+  const bySuffix = all.filter((m) => names.some((n) => m.peftPath.endsWith(`.${n}`)));
+  if (bySuffix.length === chosen.length) return names;
+  return chosen.map((m) => m.peftPath).sort();
+}
