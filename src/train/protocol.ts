@@ -132,7 +132,7 @@ export type EngineRequest =
   /** Checks a PEFT adapter against the loaded model and saves it as run `runId` (status 'imported'). */
   | { type: 'import-adapter'; id: string; runId: string; source: AdapterSource; name?: string }
   /** The loaded base model with run `runId`'s adapter folded in, streamed to `to` (progress stage 'merge'). */
-  | { type: 'merge-model'; id: string; runId: string; dtype: 'f16' | 'f32'; to: MergeTarget; /** A GGUF (model.gguf + an Ollama Modelfile, src/export) of this type instead of safetensors. */ gguf?: 'f32' | 'f16' | 'q8_0' }
+  | { type: 'merge-model'; id: string; runId: string; dtype: 'f16' | 'f32'; to: MergeTarget; /** A GGUF (model.gguf + an Ollama Modelfile, src/export) of this type instead of safetensors. */ gguf?: 'f32' | 'f16' | 'q8_0'; /** The run as a folder for TRL + accelerate (src/export/trl.ts) instead of a merged model. */ trl?: boolean }
   /** Ends merge `id` (it answers 'error' with "cancelled"; files written so far are left as they are). */
   | { type: 'abort-merge'; id: string }
   /** Debug mode (the page's URL has ?debug=1): until it is on, 'debug-lose-device' is refused. */

@@ -31,6 +31,8 @@ export interface MergeState {
   done: number;
   total: number;
   message: string;
+  /** The TRL + accelerate export (same plumbing, other files and words). */
+  trl?: boolean;
 }
 
 export interface RunsSlice {
@@ -51,8 +53,9 @@ export interface RunsSlice {
   /** By run id. */
   merges: Record<string, MergeState>;
   /** The loaded base model with the run's adapter folded in: into a picked folder (streamed), or as one .zip. */
-  /** `gguf`: model.gguf + an Ollama Modelfile of that type instead of a safetensors folder. */
-  mergeRun(runId: string, dtype: 'f16' | 'f32', to: 'folder' | 'zip', gguf?: 'f32' | 'f16' | 'q8_0'): Promise<void>;
+  /** `gguf`: model.gguf + an Ollama Modelfile of that type instead of a safetensors folder. `trl`: the run as a folder
+   *  for TRL + accelerate (train.py, the rows, accelerate configs) instead of a model. */
+  mergeRun(runId: string, dtype: 'f16' | 'f32', to: 'folder' | 'zip', gguf?: 'f32' | 'f16' | 'q8_0', trl?: boolean): Promise<void>;
   cancelMerge(runId: string): void;
   onRunsEvent(event: EngineEvent): void;
 }
@@ -206,10 +209,10 @@ export const createRunsSlice: StateCreator<Deps, [], [], RunsSlice> = (set, get)
     },
 
     merges: {},
-    async mergeRun(runId, dtype, to, gguf) {
+    async mergeRun(runId, dtype, to, gguf, trl) {
       if (get().merges[runId]?.phase === 'merging') return;
       const request = requestId('merge');
-      const start = (message = '') => set({ merges: { ...get().merges, [runId]: { request, to, phase: message ? 'error' : 'merging', done: 0, total: 0, message } } });
+      const start = (message = '') => set({ merges: { ...get().merges, [runId]: { request, to, phase: message ? 'error' : 'merging', done: 0, total: 0, message, ...(trl ? { trl } : {}) } } });
       let target: { kind: 'zip' } | { kind: 'directory'; handle: FileSystemDirectoryHandle } = { kind: 'zip' };
       if (to === 'folder') {
         if (!canPickFolder()) return start(NO_FOLDER_PICKER);
@@ -223,7 +226,7 @@ export const createRunsSlice: StateCreator<Deps, [], [], RunsSlice> = (set, get)
         }
       }
       start();
-      if (!sendToEngine({ type: 'merge-model', id: request, runId, dtype, to: target, ...(gguf ? { gguf } : {}) })) {
+      if (!sendToEngine({ type: 'merge-model', id: request, runId, dtype, to: target, ...(gguf ? { gguf } : {}), ...(trl ? { trl } : {}) })) {
         patchMerge(runId, { phase: 'error', message: 'The engine is not running: this browser has no WebGPU.' });
       }
     },
@@ -260,11 +263,12 @@ export const createRunsSlice: StateCreator<Deps, [], [], RunsSlice> = (set, get)
           const bytes = event.files.reduce((s, f) => s + f.size, 0);
           const size = bytes >= 1024 ** 2 ? `${(bytes / 1024 ** 2).toFixed(1)} MiB` : `${(bytes / 1024).toFixed(1)} KiB`;
           if (event.zip) saveBlob(event.zip.blob, event.zip.fileName);
+          const done = get().merges[runId]?.trl ? 'Exported' : 'Merged';
           patchMerge(runId, {
             phase: 'done',
             message: event.zip
-              ? `Merged: ${event.zip.fileName} (${event.files.length} files, ${size}) is downloading.`
-              : `Merged into ${event.folder}/ in the folder you picked: ${event.files.map((f) => f.path).join(', ')} (${size}).`,
+              ? `${done}: ${event.zip.fileName} (${event.files.length} files, ${size}) is downloading.`
+              : `${done} into ${event.folder}/ in the folder you picked: ${event.files.map((f) => f.path).join(', ')} (${size}).`,
           });
           break;
         }

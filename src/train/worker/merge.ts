@@ -8,11 +8,12 @@
 // The base model's files are the loaded model's (worker state keeps its ModelFiles), read again from their source.
 import { Zip, ZipPassThrough } from 'fflate';
 import { ggufOutputFiles } from '../../export/gguf-output.ts';
+import { trlOutputFiles } from './export-trl.ts';
 import { mergeModel, type OutputFile } from '../merge.ts';
 import type { EngineRequest } from '../protocol.ts';
 import { loadRunAdapter, workerRunsDb } from './adapters.ts';
 import { requireModel, UserError, type Post } from './state.ts';
-import { mergedModelName } from './training-names.ts';
+import { mergedModelName, trlExportName } from './training-names.ts';
 
 type MergeRequest = Extract<EngineRequest, { type: 'merge-model' }>;
 
@@ -84,7 +85,11 @@ export async function writeToDirectory(
   const target = await dir.getDirectoryHandle(folder, { create: true });
   for (const file of files) {
     checkAborted(signal);
-    const writable = await (await target.getFileHandle(file.path, { create: true })).createWritable();
+    // "data/train.jsonl" (the TRL export): the folders on the way, then the file.
+    const parts = file.path.split('/');
+    let parent = target;
+    for (const part of parts.slice(0, -1)) parent = await parent.getDirectoryHandle(part, { create: true });
+    const writable = await (await parent.getFileHandle(parts[parts.length - 1], { create: true })).createWritable();
     let written = 0;
     try {
       for await (const chunk of file.chunks()) {
@@ -170,13 +175,15 @@ export async function handleMerge(req: MergeRequest, post: Post): Promise<void> 
       throw new UserError(`"${record.name}" is an adapter of ${record.model.name}: load that model to merge it (loaded: ${model.summary.name})`);
     }
     const { adapter } = await loadRunAdapter(req.runId);
-    const merged = req.gguf
-      ? await ggufOutputFiles(model.files, adapter, req.gguf, record.name, CHUNK_BYTES)
-      : await mergeModel(model.files, adapter, CHUNK_BYTES, req.dtype);
+    const merged = req.trl
+      ? { files: await trlOutputFiles(record, model, adapter), close: async () => {} }
+      : req.gguf
+        ? await ggufOutputFiles(model.files, adapter, req.gguf, record.name, CHUNK_BYTES)
+        : await mergeModel(model.files, adapter, CHUNK_BYTES, req.dtype);
     try {
       const total = merged.files.reduce((s, f) => s + f.size, 0);
       const counter = progressCounter(total, (done, all) => post({ type: 'progress', id: req.id, stage: 'merge', done, total: all }));
-      const name = req.gguf ? `${mergedModelName(record.name)}-gguf` : mergedModelName(record.name);
+      const name = req.trl ? trlExportName(record.name) : req.gguf ? `${mergedModelName(record.name)}-gguf` : mergedModelName(record.name);
       const files = merged.files.map((f) => ({ path: f.path, size: f.size }));
       if (req.to.kind === 'zip') {
         const refusal = zipRefusal(total);

@@ -16,6 +16,11 @@ export function mergedModelName(runName: string): string {
   return `${runSlug(runName)}-merged`;
 }
 
+/** The folder (or .zip) of a run's TRL + accelerate export: "demo · r4" → "demo-r4-trl". */
+export function trlExportName(runName: string): string {
+  return `${runSlug(runName)}-trl`;
+}
+
 function runSlug(runName: string): string {
   return runName.toLowerCase().replace(/[^a-z0-9.]+/g, '-').replace(/^-+|-+$/g, '').slice(0, 80) || 'run';
 }

@@ -167,8 +167,9 @@ function BytesProgress({ label, done, total }: { label: string; done: number; to
 }
 
 /** "Download merged model": the loaded base model with this run's adapter folded in, f16 or f32; "Download for
- *  llama.cpp / Ollama" (format gguf): the same as one GGUF file (f32, f16 or q8_0) and an Ollama Modelfile. */
-function MergePanel({ run, format }: { run: RunRecord; format: 'hf' | 'gguf' }) {
+ *  llama.cpp / Ollama" (format gguf): the same as one GGUF file (f32, f16 or q8_0) and an Ollama Modelfile; "Export
+ *  for a GPU cluster" (format trl): the run as train.py for TRL + accelerate with its rows (src/export/trl.ts). */
+function MergePanel({ run, format }: { run: RunRecord; format: 'hf' | 'gguf' | 'trl' }) {
   const model = useStudio((s) => s.model);
   const merge = useStudio((s) => s.merges[run.id]);
   const start = useStudio((s) => s.mergeRun);
@@ -177,12 +178,20 @@ function MergePanel({ run, format }: { run: RunRecord; format: 'hf' | 'gguf' }) 
   const [ggufType, setGgufType] = useState<'f32' | 'f16' | 'q8_0'>('f16');
   const dtypeId = useId();
   const gguf = format === 'gguf';
+  const trl = format === 'trl';
   const folder = canPickFolder();
   const wrongModel = !model ? `Load ${run.model.name} on the Models screen first: the merge reads its files.` : model.name !== run.model.name ? `Load ${run.model.name} first (loaded: ${model.name}).` : '';
   const busy = merge?.phase === 'merging';
   return (
-    <div className="card merge-panel" data-testid={gguf ? 'gguf-panel' : 'merge-panel'} data-status={merge?.phase ?? 'idle'}>
-      {gguf ? (
+    <div className="card merge-panel" data-testid={trl ? 'trl-panel' : gguf ? 'gguf-panel' : 'merge-panel'} data-status={merge?.phase ?? 'idle'}>
+      {trl ? (
+        <p className="small">
+          This run for TRL + accelerate on GPUs: <code>train.py</code> (TRL's SFTTrainer with PEFT, this run's settings), the
+          rows exactly as it trained on them, accelerate configs for DDP, FSDP and DeepSpeed, and a README. Run{' '}
+          <code>python train.py</code> on one machine or <code>accelerate launch --config_file accelerate/ddp.yaml train.py</code> on
+          many; the adapter it writes imports back here. Needs the run's dataset loaded (Data screen).
+        </p>
+      ) : gguf ? (
         <p className="small">
           The base model with this adapter folded in, as one GGUF file for llama.cpp, LM Studio and Ollama (tokenizer and
           chat template inside), with an Ollama Modelfile: <code>ollama create my-model -f Modelfile</code>.
@@ -195,8 +204,8 @@ function MergePanel({ run, format }: { run: RunRecord; format: 'hf' | 'gguf' }) 
       )}
       {wrongModel && <p className="muted">{wrongModel}</p>}
       <div className="row">
-        <label htmlFor={dtypeId}>Weights</label>
-        {gguf ? (
+        {!trl && <label htmlFor={dtypeId}>Weights</label>}
+        {trl ? null : gguf ? (
           <select id={dtypeId} value={ggufType} onChange={(e) => setGgufType(e.target.value as 'f32' | 'f16' | 'q8_0')} disabled={busy}>
             <option value="f16">f16 (half the size)</option>
             <option value="q8_0">q8_0 (a quarter, 8-bit)</option>
@@ -208,16 +217,16 @@ function MergePanel({ run, format }: { run: RunRecord; format: 'hf' | 'gguf' }) 
             <option value="f32">f32 (exact)</option>
           </select>
         )}
-        <button type="button" disabled={busy || !!wrongModel || !folder} onClick={() => void start(run.id, dtype, 'folder', gguf ? ggufType : undefined)}>
+        <button type="button" disabled={busy || !!wrongModel || !folder} onClick={() => void start(run.id, dtype, 'folder', gguf ? ggufType : undefined, trl)}>
           Save into a folder…
         </button>
-        <button type="button" disabled={busy || !!wrongModel} onClick={() => void start(run.id, dtype, 'zip', gguf ? ggufType : undefined)}>
+        <button type="button" disabled={busy || !!wrongModel} onClick={() => void start(run.id, dtype, 'zip', gguf ? ggufType : undefined, trl)}>
           Download .zip (up to 200 MiB)
         </button>
         {busy && <button type="button" onClick={() => cancel(run.id)}>Cancel</button>}
       </div>
       {!folder && <p className="muted small" data-testid="merge-no-folder">{NO_FOLDER_PICKER}</p>}
-      {busy && <BytesProgress label="Merging" done={merge.done} total={merge.total} />}
+      {busy && <BytesProgress label={trl ? 'Exporting' : 'Merging'} done={merge.done} total={merge.total} />}
       {merge && merge.phase !== 'merging' && merge.message && (
         <p className={merge.phase === 'error' ? 'error small' : 'small'} role={merge.phase === 'error' ? 'alert' : undefined} data-testid="merge-message">{merge.message}</p>
       )}
@@ -236,7 +245,7 @@ function RunCard({ run }: { run: RunRecord }) {
   const rerun = useStudio((s) => s.rerunWith);
   const continueFrom = useStudio((s) => s.continueFromRun);
   const [editing, setEditing] = useState<string | null>(null);
-  const [merging, setMerging] = useState<null | 'hf' | 'gguf'>(null);
+  const [merging, setMerging] = useState<null | 'hf' | 'gguf' | 'trl'>(null);
   const nameId = useId();
   const rows = useMemo(() => chartRows(run.curves, 400), [run.curves]);
   const status = shownStatus(run, locked);
@@ -333,6 +342,16 @@ function RunCard({ run }: { run: RunRecord }) {
         </button>
         <button type="button" disabled={!run.adapter} aria-expanded={merging === 'gguf'} onClick={() => setMerging(merging === 'gguf' ? null : 'gguf')} aria-label={`Download ${run.name} as GGUF for llama.cpp / Ollama`}>
           Download for llama.cpp / Ollama
+        </button>
+        <button
+          type="button"
+          disabled={!run.adapter || run.status === 'imported'}
+          aria-expanded={merging === 'trl'}
+          onClick={() => setMerging(merging === 'trl' ? null : 'trl')}
+          aria-label={`Export ${run.name} for a GPU cluster (TRL + accelerate)`}
+          title={run.status === 'imported' ? 'An imported adapter has no training run to export' : undefined}
+        >
+          Export for a GPU cluster
         </button>
         {canResume && <button type="button" onClick={() => resume(run.id, run.name)}>Resume from step {run.checkpoint!.step}</button>}
         <button type="button" disabled={!run.adapter || here} onClick={() => continueFrom(run)} aria-label={`Continue training from the adapter of ${run.name}`}>
