@@ -97,6 +97,12 @@ describe('lora-studio export-trl', () => {
     expect(run.data).toMatchObject({ train_rows: 4, eval_rows: 2 });
     const evalSource = (await readFile(join(dir, 'x', 'data', 'eval.source.jsonl'), 'utf8')).trim().split('\n');
     expect(evalSource).toEqual(chatRows(2).trim().split('\n'));
+    // The base's quantization is its own flag too: --quant nf4 is the same QLoRA.
+    await exportTrlCommand(['--model', LLAMA, '--data', join(dir, 'train.jsonl'), '--out', join(dir, 'y'), '--quant', 'nf4'], captured());
+    expect(JSON.parse(await readFile(join(dir, 'y', 'run.json'), 'utf8')).method).toMatchObject({
+      method: 'qlora',
+      quantization: { bnb_4bit_quant_type: 'nf4', bnb_4bit_use_double_quant: false },
+    });
   });
 
   it('refuses a non-empty --out without --force, train-only and unknown flags, eval flags without an eval set; names the flag', async () => {

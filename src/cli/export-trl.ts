@@ -18,8 +18,9 @@ import type { ModelConfig } from '../model/config.ts';
 import { readModelConfig } from '../model/load.ts';
 import { NodeModelCache } from '../model/sources/cache-node.ts';
 import { DEFAULT_HUB_URL, hubModel } from '../model/sources/hub.ts';
-import { linearModules, PEFT_DEFAULT_TARGET_MODULES, selectTargetModules, type LinearModule } from '../model/weights.ts';
 import type { TrainConfig } from '../train/config.ts';
+import { methodFor } from '../train/methods/registry.ts';
+import { resolveTargets } from '../train/methods/targets.ts';
 import { parseFlags, requiredString, optionalString, UsageError, type FlagSpec, type FlagValues } from './args.ts';
 import { openModelFolder, processIo, readRows, readTokenizer, writeChunksAtomic, type CliIo, type ModelFolder } from './load.ts';
 import { configFromFlags, TRAIN_USAGE } from './train.ts';
@@ -167,29 +168,12 @@ function fitToModel(config: TrainConfig, model: ModelConfig, where: string, maxL
   return { ...config, maxLength: model.maxPositions };
 }
 
-/**
- * adapter_config.json's target_modules for the run, as `train` writes them: "all-linear" as asked; else the module
- * names when they select exactly the chosen modules under PEFT's suffix matching, else full module paths. Every
- * name must match a module on its own (PEFT fails only when none does). NOTE: the method registry's resolver
- * (src/train/methods/) takes this over once it lands; the live test checks it against `train`'s own adapter.
- */
+/** adapter_config.json's target_modules for the run, by the one resolver `train` uses (src/train/methods/targets.ts). */
 function targetModulesFor(config: TrainConfig, model: ModelConfig): string | string[] {
-  const given = config.targets;
   try {
-    if (given.length === 1 && given[0].toLowerCase() === 'all-linear') return 'all-linear';
-    let chosen: LinearModule[];
-    if (given.length === 0) chosen = selectTargetModules(model, PEFT_DEFAULT_TARGET_MODULES[model.modelType]);
-    else if (given.length === 1 && given[0] === 'attention') {
-      chosen = selectTargetModules(model, model.family === 'gpt2' ? ['attn.c_attn', 'attn.c_proj'] : ['q_proj', 'k_proj', 'v_proj', 'o_proj']);
-    } else {
-      for (const t of given) selectTargetModules(model, [t]);
-      chosen = selectTargetModules(model, given);
-    }
-    const names = [...new Set(chosen.map((m) => m.targetName))].sort();
-    const bySuffix = linearModules(model).filter((m) => names.some((n) => m.peftPath.endsWith(`.${n}`)));
-    return bySuffix.length === chosen.length ? names : chosen.map((m) => m.peftPath).sort();
+    return resolveTargets(model, config.targets, methodFor(config.method).defaultTargets).targetModules;
   } catch (e) {
-    throw new UsageError(`${COMMAND}: --targets ${given.join(',') || '(default)'}: ${(e as Error).message}`);
+    throw new UsageError(`${COMMAND}: --targets ${config.targets.join(',') || '(default)'}: ${(e as Error).message}`);
   }
 }
 
