@@ -1,10 +1,10 @@
 // The trainable state of a LoRA run on the GPU: every selected module's A [r, in] and B [out, r] laid out back to back
 // in one flat f32 params buffer (plus grads, and AdamW's two moments), so one AdamW step updates them all in three
 // dispatches. Each module's A and B are bound to the model's linears as ranges of those flat buffers.
-import { readF32, STORAGE_USAGE, writeBuffer } from '../gpu/buffers.ts';
+import { readF32 } from '../gpu/buffers.ts';
 import type { Engine } from '../gpu/engine.ts';
 import type { BufferRef } from '../gpu/kernel.ts';
-import { planAdamwLayout, ADAMW_MAX_PARTIALS, ADAMW_STATUS_FLOATS, type AdamwLayout } from '../gpu/kernels/adamw.ts';
+import { planAdamwLayout, type AdamwLayout } from '../gpu/kernels/adamw.ts';
 import { Rng } from '../data/rng.ts';
 import type { GpuModel } from '../model/runtime/gpu-model.ts';
 import { PEFT_DEFAULT_TARGET_MODULES, type LinearModule } from '../model/weights.ts';
@@ -13,6 +13,7 @@ import { loraSegmentName } from './lora-names.ts';
 import type { AttachedMethod } from './methods/method.ts';
 import { loraScale } from './methods/lora-scale.ts';
 import { resolveTargets as resolveMethodTargets } from './methods/targets.ts';
+import { allocateTrainable, releaseTrainable, segmentBinding } from './trainable.ts';
 
 export interface LoraSpec {
   rank: number;
@@ -42,9 +43,6 @@ export interface LoraState extends AttachedMethod {
 
 export { loraSegmentName };
 
-function range(buffer: GPUBuffer, offset: number, length: number): GPUBufferBinding {
-  return { buffer, offset: offset * 4, size: length * 4 };
-}
 
 /**
  * Allocates LoRA on the selected modules and attaches it to the model's linears. A starts as PEFT's
@@ -82,25 +80,29 @@ export function attachLora(
       if (values && values.length !== seg.length) throw new Error(`initial lora_${which} for ${m.peftPath} has ${values.length} values, expected ${seg.length}`);
     }
   });
-  const bytes = layout.totalLength * 4;
-  const alloc = (label: string) => {
-    const b = e.buffers.acquire(bytes, STORAGE_USAGE, label);
-    writeBuffer(e.device, b, new Float32Array(layout.totalLength));
-    return b;
-  };
-  const params = alloc('lora.params');
+  const host = new Float32Array(layout.totalLength);
+  const rng = new Rng(seed);
+  selected.forEach((m, i) => {
+    const a = layout.segments[2 * i];
+    const given = initialA?.get(m.peftPath);
+    if (given) {
+      host.set(given, a.offset);
+    } else {
+      const bound = 1 / Math.sqrt(m.inFeatures);
+      for (let j = 0; j < a.length; j++) host[a.offset + j] = (rng.next() * 2 - 1) * bound;
+    }
+    const givenB = initialB?.get(m.peftPath);
+    if (givenB) host.set(givenB, layout.segments[2 * i + 1].offset);
+  });
+  const missing = selected.filter((m) => !byPath.has(m.peftPath)).map((m) => m.peftPath);
+  if (missing.length) throw new Error(`LoRA target ${missing.join(', ')} is not a linear layer of the loaded model`);
+  const buffers = allocateTrainable(e, layout, host, 'lora');
   const state: LoraState = {
     spec,
     scale: loraScale(spec.alpha, r, spec.rslora),
     modules: [],
+    ...buffers,
     layout,
-    params,
-    grads: alloc('lora.grads'),
-    m: alloc('lora.m'),
-    v: alloc('lora.v'),
-    segments: e.buffers.acquire(layout.table.byteLength, STORAGE_USAGE, 'lora.segments'),
-    partials: e.buffers.acquire(ADAMW_MAX_PARTIALS * 4, STORAGE_USAGE, 'lora.partials'),
-    norm: e.buffers.acquire(ADAMW_STATUS_FLOATS * 4, STORAGE_USAGE, 'lora.norm'),
     trainableParams: tensors.reduce((s, t) => s + t.length, 0),
     setDropoutSeeds(seedOf) {
       state.modules.forEach((m, i) => (m.linear.lora!.seed = seedOf(i)));
@@ -114,45 +116,29 @@ export function attachLora(
       detachLora(e, state);
     },
   };
-  writeBuffer(e.device, state.segments, layout.table);
-  writeBuffer(e.device, state.norm, new Float32Array(ADAMW_STATUS_FLOATS)); // a reused buffer could hold a sticky skip
-
-  const host = new Float32Array(layout.totalLength);
-  const rng = new Rng(seed);
   selected.forEach((m, i) => {
-    const linear = byPath.get(m.peftPath);
-    if (!linear) throw new Error(`LoRA target ${m.peftPath} is not a linear layer of the loaded model`);
+    const linear = byPath.get(m.peftPath)!;
     const a = layout.segments[2 * i];
     const b = layout.segments[2 * i + 1];
-    const given = initialA?.get(m.peftPath);
-    if (given) {
-      host.set(given, a.offset);
-    } else {
-      const bound = 1 / Math.sqrt(m.inFeatures);
-      for (let j = 0; j < a.length; j++) host[a.offset + j] = (rng.next() * 2 - 1) * bound;
-    }
-    const givenB = initialB?.get(m.peftPath);
-    if (givenB) host.set(givenB, b.offset);
     linear.lora = {
       rank: r,
       scale: state.scale,
       dropout: spec.dropout,
-      A: range(params, a.offset, a.length),
-      B: range(params, b.offset, b.length),
-      dA: range(state.grads, a.offset, a.length),
-      dB: range(state.grads, b.offset, b.length),
+      A: segmentBinding(buffers.params, a.offset, a.length),
+      B: segmentBinding(buffers.params, b.offset, b.length),
+      dA: segmentBinding(state.grads, a.offset, a.length),
+      dB: segmentBinding(state.grads, b.offset, b.length),
       seed: 0,
     };
     state.modules.push({ module: m, linear, aSegment: 2 * i, bSegment: 2 * i + 1 });
   });
-  writeBuffer(e.device, params, host);
   return state;
 }
 
 /** Removes LoRA from the model's linears (the base model again) and frees its buffers. */
 export function detachLora(e: Engine, state: LoraState): void {
   for (const m of state.modules) delete m.linear.lora;
-  for (const b of [state.params, state.grads, state.m, state.v, state.segments, state.partials, state.norm]) e.buffers.release(b);
+  releaseTrainable(e, state);
 }
 
 /** Reads every module's A and B back to the CPU (for export and checkpoints). */

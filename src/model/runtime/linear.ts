@@ -1,6 +1,7 @@
-// One frozen linear layer of the model on the GPU, optionally wrapped by LoRA: y = x·Wᵀ + b + s·B(A(drop(x))).
-// The base weight is dense (f32/f16; nn.Linear's [out, in] or GPT-2's Conv1D [in, out]) or NF4 (always [out, in],
-// Conv1D transposed at quantization, as transformers does before bitsandbytes). Only LoRA's A and B get gradients.
+// One frozen linear layer of the model on the GPU, optionally wrapped by a method: LoRA, y = x·Wᵀ + b + s·B(A(drop(x)));
+// or IA³, y = (x·Wᵀ + b) ⊙ l, or y = (x ⊙ l)·Wᵀ + b on a feed-forward layer. The base weight is dense (f32/f16;
+// nn.Linear's [out, in] or GPT-2's Conv1D [in, out]) or NF4 (always [out, in], Conv1D transposed at quantization, as
+// transformers does before bitsandbytes). Only the method's tensors get gradients.
 import type { Engine } from '../../gpu/engine.ts';
 import type { BufferRef, Recorder } from '../../gpu/kernel.ts';
 import {
@@ -11,6 +12,7 @@ import {
   recordLoraPathForward,
   type LoraVariant,
 } from '../../gpu/kernels/lora.ts';
+import { recordColumnDot, recordScaleColumns } from '../../gpu/kernels/ia3.ts';
 import { recordMatmul, type MatmulVariant } from '../../gpu/kernels/matmul.ts';
 import { recordMatmulNf4, type MatmulNf4Variant } from '../../gpu/kernels/matmul_nf4.ts';
 import type { Nf4Weight } from '../../gpu/kernels/nf4.ts';
@@ -34,6 +36,15 @@ export interface LoraPair {
   seed: number;
 }
 
+/** IA³'s learned vector on one layer (PEFT's ia3_l), f32; its gradient alike. */
+export interface Ia3Vector {
+  /** A feed-forward layer scales its input (l has inFeatures values); any other its output, bias included
+   *  (outFeatures values). */
+  feedforward: boolean;
+  l: BufferRef;
+  dl: BufferRef;
+}
+
 export interface Linear {
   /** The module path PEFT uses, e.g. model.layers.0.self_attn.q_proj. */
   path: string;
@@ -41,7 +52,9 @@ export interface Linear {
   outFeatures: number;
   weight: BaseWeight;
   bias?: GPUBuffer;
+  /** At most one method wraps a layer. */
   lora?: LoraPair;
+  ia3?: Ia3Vector;
 }
 
 /** How a dense layer with LoRA runs: one of lora.wgsl's fused passes, or `unfused` — the chosen base matmul
@@ -66,9 +79,11 @@ export function kernelChoiceFor(matmul: MatmulVariant): KernelChoice {
   return { matmul, lora, nf4 };
 }
 
-/** Scratch a layer's forward keeps for its backward: h = drop(x)·Aᵀ (T, r). */
+/** Scratch a layer's forward keeps for its backward: LoRA's h = drop(x)·Aᵀ (T, r); IA³'s unscaled output x·Wᵀ + b
+ *  (T, out) on a layer whose output it scales. */
 export interface LinearSaved {
   h?: GPUBuffer;
+  ia3Base?: GPUBuffer;
 }
 
 /**
@@ -120,6 +135,7 @@ export function recordLinearForward(
   accumulate = false,
   ws?: Workspace,
 ): LinearSaved {
+  if (layer.ia3) return recordIa3Forward(rec, e, k, layer, layer.ia3, T, x, y, accumulate, ws);
   const { weight, lora } = layer;
   const partials = lora ? rankPartials(rec, e, k, ws, layer, T) : undefined;
   if (lora && weight.kind === 'dense' && k.lora !== 'unfused') {
@@ -146,6 +162,79 @@ export function recordLinearForward(
   return { h };
 }
 
+/** IA³'s forward: the input scaled into a scratch before the base product (feed-forward), or the base product kept
+ *  for the backward and scaled into y. */
+function recordIa3Forward(
+  rec: Recorder,
+  e: Engine,
+  k: KernelChoice,
+  layer: Linear,
+  ia3: Ia3Vector,
+  T: number,
+  x: GPUBuffer,
+  y: GPUBuffer,
+  accumulate: boolean,
+  ws: Workspace | undefined,
+): LinearSaved {
+  if (ia3.feedforward) {
+    const xs = layerBuffer(rec, e, ws, { own: `${layer.path}.ia3.x`, shared: 'ia3.x' }, T, (rows) => rows * layer.inFeatures * 4, true);
+    recordScaleColumns(rec, { rows: T, n: layer.inFeatures }, { a: x, l: ia3.l, out: xs });
+    recordBase(rec, k, layer, T, xs, y, accumulate);
+    return {};
+  }
+  const ia3Base = layerBuffer(rec, e, ws, { own: `${layer.path}.ia3.base` }, T, (rows) => rows * layer.outFeatures * 4, false);
+  recordBase(rec, k, layer, T, x, ia3Base, false);
+  recordScaleColumns(rec, { rows: T, n: layer.outFeatures }, { a: ia3Base, l: ia3.l, out: y }, accumulate);
+  return { ia3Base };
+}
+
+/** dx = dy·W with the frozen base alone (+= when accumulate). */
+function recordBaseDx(rec: Recorder, k: KernelChoice, layer: Linear, T: number, dy: GPUBuffer, dx: GPUBuffer, accumulate: boolean): void {
+  const { weight } = layer;
+  if (weight.kind === 'nf4') {
+    recordMatmulNf4(rec, { M: T, transB: false }, { A: dy, W: weight.weight, C: dx }, { variant: k.nf4, accumulate });
+  } else {
+    recordMatmul(
+      rec,
+      { M: T, N: layer.inFeatures, K: layer.outFeatures, transB: weight.conv1d },
+      { A: dy, B: weight.buffer, C: dx },
+      { variant: k.matmul, elemB: weight.elem, accumulate },
+    );
+  }
+}
+
+/** IA³'s backward. Feed-forward: g = dy·W, dl = Σ_t g ⊙ x, dx = g ⊙ l. Otherwise: dl = Σ_t dy ⊙ (x·Wᵀ + b), dx =
+ *  (dy ⊙ l)·W. */
+function recordIa3Backward(
+  rec: Recorder,
+  e: Engine,
+  k: KernelChoice,
+  layer: Linear,
+  ia3: Ia3Vector,
+  T: number,
+  x: GPUBuffer,
+  saved: LinearSaved,
+  dy: GPUBuffer,
+  dx: GPUBuffer | undefined,
+  o: LinearBackwardOptions,
+  ws: Workspace | undefined,
+): void {
+  const n = ia3.feedforward ? layer.inFeatures : layer.outFeatures;
+  const scratch = (name: string) => layerBuffer(rec, e, ws, { own: `${layer.path}.${name}`, shared: name }, T, (rows) => rows * n * 4, true);
+  if (ia3.feedforward) {
+    const g = scratch('ia3.g');
+    recordBaseDx(rec, k, layer, T, dy, g, false);
+    recordColumnDot(rec, { rows: T, n }, { a: g, b: x, out: ia3.dl }, o.accumulateGrads);
+    if (dx) recordScaleColumns(rec, { rows: T, n }, { a: g, l: ia3.l, out: dx }, o.accumulateDx);
+    return;
+  }
+  if (!saved.ia3Base) throw new Error(`${layer.path}: IA³'s backward needs the forward's saved output`);
+  recordColumnDot(rec, { rows: T, n }, { a: dy, b: saved.ia3Base, out: ia3.dl }, o.accumulateGrads);
+  if (!dx) return;
+  const dys = scratch('ia3.dy');
+  recordScaleColumns(rec, { rows: T, n }, { a: dy, l: ia3.l, out: dys });
+  recordBaseDx(rec, k, layer, T, dys, dx, o.accumulateDx);
+}
 
 /** y = x·Wᵀ + b with the frozen base alone. */
 function recordBase(rec: Recorder, k: KernelChoice, layer: Linear, T: number, x: GPUBuffer, y: GPUBuffer, accumulate: boolean): void {
@@ -183,6 +272,7 @@ export function recordLinearBackward(
   o: LinearBackwardOptions,
   ws?: Workspace,
 ): void {
+  if (layer.ia3) return recordIa3Backward(rec, e, k, layer, layer.ia3, T, x, saved, dy, dx, o, ws);
   const { weight, lora } = layer;
   const partials = lora ? rankPartials(rec, e, k, ws, layer, T) : undefined;
   if (lora && weight.kind === 'dense' && k.lora !== 'unfused') {
@@ -203,18 +293,7 @@ export function recordLinearBackward(
     );
     return;
   }
-  if (dx) {
-    if (weight.kind === 'nf4') {
-      recordMatmulNf4(rec, { M: T, transB: false }, { A: dy, W: weight.weight, C: dx }, { variant: k.nf4, accumulate: o.accumulateDx });
-    } else {
-      recordMatmul(
-        rec,
-        { M: T, N: layer.inFeatures, K: layer.outFeatures, transB: weight.conv1d },
-        { A: dy, B: weight.buffer, C: dx },
-        { variant: k.matmul, elemB: weight.elem, accumulate: o.accumulateDx },
-      );
-    }
-  }
+  if (dx) recordBaseDx(rec, k, layer, T, dy, dx, o.accumulateDx);
   if (!lora) return;
   // The LoRA path beside the base dx (NF4, or the chosen dense matmul): dB; g = dy·B; dx += s·(g·A)∘mask;
   // dA = s·gᵀ·drop(x).

@@ -348,6 +348,7 @@ export function recordForward(
         const saved = recordLinearForward(rec, e, k, linear(block, name), T, input, out, accumulate, ws);
         a.saved.set(name, saved);
         if (saved.h && !ws) owned.push(saved.h);
+        if (saved.ia3Base && !ws) owned.push(saved.ia3Base);
       });
     rec.scope(`b${i}`, () =>
       rec.scope('fwd', () =>
