@@ -135,7 +135,7 @@ export class ChatTemplate {
 
   render(messages: readonly ChatMessage[], options: RenderOptions = {}): string {
     const env = new Environment();
-    setGlobals(env);
+    setGlobals(env, this.origin);
     const vars: Record<string, unknown> = {
       bos_token: this.special.bos_token ?? null,
       eos_token: this.special.eos_token ?? null,
@@ -160,22 +160,38 @@ export class ChatTemplate {
 // Globals. @huggingface/jinja's own setup cannot be given a different raise_exception, so we declare
 // the same set ourselves: constants, range, strftime_now, and a raise_exception that throws our error.
 
-function setGlobals(env: Environment): void {
+/** The most numbers range() may make in one rendering, all calls together. Templates loop over messages, never
+ *  over millions of numbers; without a bound, `range(1000000000)` in a downloaded tokenizer_config.json exhausts the
+ *  tab's memory, and nested ranges its time (found by tokenizer.fuzz.test.ts). */
+export const RANGE_BUDGET = 100_000;
+
+function setGlobals(env: Environment, origin: ChatTemplateOrigin): void {
   for (const [k, v] of [['false', false], ['true', true], ['False', false], ['True', true]] as const) env.set(k, v);
   env.set('none', null);
   env.set('None', null);
   env.set('raise_exception', (message: unknown) => {
-    throw new ChatTemplateError(`chat template raised: ${String(message)}`);
+    throw new ChatTemplateError(`chat template raised: ${String(message)} (${origin})`);
   });
-  env.set('range', range);
+  const budget = { left: RANGE_BUDGET };
+  env.set('range', (...args: unknown[]) => range(origin, budget, args));
   env.set('strftime_now', (format: unknown) => strftime(new Date(), String(format)));
 }
 
-function range(start: number, stop?: number, step = 1): number[] {
+/** Python's range over integers, counted against the rendering's budget before anything is allocated. */
+function range(origin: ChatTemplateOrigin, budget: { left: number }, args: unknown[]): number[] {
+  const fail = (why: string) => new ChatTemplateError(`chat template (${origin}): range(${args.map(String).join(', ')}) ${why}`);
+  if (args.length < 1 || args.length > 3) throw fail(`takes 1 to 3 arguments, got ${args.length}`);
+  for (const a of args) if (!Number.isSafeInteger(a)) throw fail(`needs integer arguments, got ${typeof a === 'number' ? a : typeof a}`);
+  let [start, stop, step = 1] = args as number[];
   if (stop === undefined) [start, stop] = [0, start];
-  if (step === 0) throw new ChatTemplateError('range() step must not be zero');
-  const out: number[] = [];
-  for (let i = start; step > 0 ? i < stop : i > stop; i += step) out.push(i);
+  if (step === 0) throw fail('step must not be zero');
+  const count = Math.max(0, Math.ceil((stop - start) / step));
+  if (count > budget.left) {
+    throw fail(`would make ${count} numbers: one rendering may make at most ${RANGE_BUDGET} in all (${RANGE_BUDGET - budget.left} made so far)`);
+  }
+  budget.left -= count;
+  const out: number[] = new Array(count);
+  for (let i = 0; i < count; i++) out[i] = start + i * step;
   return out;
 }
 

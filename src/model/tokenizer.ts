@@ -121,6 +121,7 @@ export class HfTokenizer {
 
   private constructor(tokenizerJson: TokenizerJson, config: TokenizerConfigJson) {
     this.config = config;
+    checkAddedTokens(tokenizerJson.added_tokens, 'tokenizer.json: added_tokens');
     const json = withConfigAddedTokens(tokenizerJson, config);
     const names = specialTokenNames(config);
     if (json.post_processor === null || json.post_processor === undefined) {
@@ -131,7 +132,10 @@ export class HfTokenizer {
     } catch (e) {
       throw new TokenizerError(`tokenizer.json: cannot build the tokenizer (${(e as Error).message})`);
     }
-    const vocab = this.inner.get_vocab(true);
+    const vocab = built('read the vocabulary', () => this.inner.get_vocab(true));
+    for (const [token, id] of vocab) {
+      if (!isTokenId(id)) throw new TokenizerError(`tokenizer.json: the vocabulary gives ${JSON.stringify(token)} the id ${JSON.stringify(id)}, not an integer in [0, 2^31)`);
+    }
     const lookup = (content: string | null | undefined): SpecialToken | null => {
       if (!content) return null;
       const id = vocab.get(content);
@@ -156,7 +160,7 @@ export class HfTokenizer {
     this.vocabSize = maxId + 1;
 
     this.specialIds = new Set<number>();
-    for (const [id, tok] of this.inner.get_added_tokens_decoder()) if (tok.special) this.specialIds.add(id);
+    for (const [id, tok] of built('read the added tokens', () => this.inner.get_added_tokens_decoder())) if (tok.special) this.specialIds.add(id);
     for (const tok of Object.values(this.special)) if (tok) this.specialIds.add(tok.id);
     for (const extra of config.additional_special_tokens ?? []) {
       const tok = lookup(tokenContent(extra));
@@ -165,8 +169,11 @@ export class HfTokenizer {
     this.cleanUpSpaces = config.clean_up_tokenization_spaces ?? false;
 
     // Find what the post-processor wraps around a text by encoding a probe both ways.
-    const bare = this.inner.encode('a', { add_special_tokens: false }).ids;
-    const full = this.inner.encode('a', { add_special_tokens: true }).ids;
+    const bare = built('encode a probe', () => this.inner.encode('a', { add_special_tokens: false }).ids);
+    const full = built('encode a probe', () => this.inner.encode('a', { add_special_tokens: true }).ids);
+    for (const id of full) {
+      if (!isTokenId(id) || id >= this.vocabSize) throw new TokenizerError(`tokenizer.json: the post-processor adds the id ${JSON.stringify(id)}, outside the vocabulary [0, ${this.vocabSize})`);
+    }
     const at = indexOfRun(full, bare);
     if (at < 0) throw new TokenizerError('tokenizer.json: the post-processor does not keep the encoded text contiguous');
     this.specialPrefix = full.slice(0, at);
@@ -285,6 +292,30 @@ function specialTokenNames(config: TokenizerConfigJson): Partial<Record<keyof Sp
   return out;
 }
 
+const isTokenId = (id: unknown): id is number => Number.isInteger(id) && (id as number) >= 0 && (id as number) < 2 ** 31;
+
+/** Runs a step of building the tokenizer; what @huggingface/tokenizers throws on a malformed file is named as such. */
+function built<T>(what: string, work: () => T): T {
+  try {
+    return work();
+  } catch (e) {
+    if (e instanceof TokenizerError) throw e;
+    throw new TokenizerError(`tokenizer.json: cannot ${what} (${(e as Error)?.message ?? String(e)}); the file is malformed`);
+  }
+}
+
+/** added_tokens entries: objects with a string content and an integer id (a hostile id reached encode() as []). */
+function checkAddedTokens(list: unknown, where: string): void {
+  if (list === undefined || list === null) return;
+  if (!Array.isArray(list)) throw new TokenizerError(`${where} must be a list, got ${typeof list}`);
+  list.forEach((t: unknown, i) => {
+    const tok = t as AddedTokenJson | null;
+    if (!tok || typeof tok !== 'object') throw new TokenizerError(`${where}[${i}] must be an object, got ${JSON.stringify(t)}`);
+    if (typeof tok.content !== 'string') throw new TokenizerError(`${where}[${i}].content must be a string, got ${JSON.stringify(tok.content)}`);
+    if (!isTokenId(tok.id)) throw new TokenizerError(`${where}[${i}].id must be an integer in [0, 2^31), got ${JSON.stringify(tok.id)}`);
+  });
+}
+
 /** tokenizer.json plus the tokens tokenizer_config's added_tokens_decoder declares that it lacks. */
 function withConfigAddedTokens(json: TokenizerJson, config: TokenizerConfigJson): TokenizerJson {
   const added = [...(json.added_tokens ?? [])];
@@ -292,7 +323,7 @@ function withConfigAddedTokens(json: TokenizerJson, config: TokenizerConfigJson)
   for (const [idText, tok] of Object.entries(config.added_tokens_decoder ?? {})) {
     if (!tok || typeof tok.content !== 'string' || have.has(tok.content)) continue;
     const id = Number(idText);
-    if (!Number.isInteger(id)) throw new TokenizerError(`tokenizer_config.json: added_tokens_decoder key "${idText}" is not an id`);
+    if (!isTokenId(id) || String(id) !== idText) throw new TokenizerError(`tokenizer_config.json: added_tokens_decoder key "${idText}" is not an id`);
     added.push({ id, content: tok.content, single_word: tok.single_word ?? false, lstrip: tok.lstrip ?? false,
       rstrip: tok.rstrip ?? false, normalized: tok.normalized ?? false, special: tok.special ?? false });
     have.add(tok.content);

@@ -2,8 +2,7 @@
 // tokenizer and chat template in worker state → 'model-loaded' with its summary. Progress events carry bytes:
 // stage 'download' (Hub files into the browser's cache), then 'weights' (the checkpoint streamed to the GPU).
 import { tuneKernels, type TuningCache } from '../../gpu/kernels/matmul-tuning.ts';
-import { ChatTemplate } from '../../model/chat-template.ts';
-import { readText, type ModelFiles } from '../../model/checkpoint.ts';
+import type { ModelFiles } from '../../model/checkpoint.ts';
 import { readModelConfig, loadTransformer } from '../../model/runtime/load.ts';
 import { kernelChoiceFor, type KernelChoice } from '../../model/runtime/linear.ts';
 import type { Transformer } from '../../model/runtime/transformer.ts';
@@ -12,7 +11,7 @@ import { MemoryModelCache, type ModelCache } from '../../model/sources/cache.ts'
 import { OpfsModelCache } from '../../model/sources/cache-opfs.ts';
 import { downloadModel, hubModel } from '../../model/sources/hub.ts';
 import { urlFolder } from '../../model/sources/url.ts';
-import { HfTokenizer } from '../../model/tokenizer.ts';
+import { loadTokenizerFiles } from '../../model/tokenizer-files.ts';
 import type { EngineRequest, ModelSource } from '../protocol.ts';
 import { requireEngine, state, UserError, type Post } from './state.ts';
 import { modelSummary } from './summary.ts';
@@ -57,16 +56,6 @@ async function filesOf(source: ModelSource, onProgress: (done: number, total: nu
       await downloadModel(hub, (p) => onProgress(p.bytesDone, p.bytesTotal ?? 0));
       return hub;
     }
-  }
-}
-
-async function optionalText(files: ModelFiles, path: string): Promise<string | null> {
-  const source = await files.open(path);
-  if (!source) return null;
-  try {
-    return await readText(source);
-  } finally {
-    await source.close?.();
   }
 }
 
@@ -125,10 +114,8 @@ export async function handleLoadModel(req: LoadModel, post: Post): Promise<void>
   const files = await filesOf(req.source, progress('download'));
   // Everything that can be wrong with the files is found before the GPU is touched.
   const config = await readModelConfig(files);
-  const tokenizerJson = await optionalText(files, 'tokenizer.json');
-  const tokenizer = tokenizerJson === null ? null : HfTokenizer.fromJson(tokenizerJson, await optionalText(files, 'tokenizer_config.json'));
-  const jinjaFile = tokenizer ? await optionalText(files, 'chat_template.jinja') : null;
-  const template = tokenizer ? ChatTemplate.forTokenizer(tokenizer, { jinjaFile }) : null;
+  // tokenizer.json, tokenizer_config.json and chat_template.jinja, size-checked; errors name the folder and the file.
+  const { tokenizer = null, template = null } = (await loadTokenizerFiles(files)) ?? {};
 
   if (!state.kernels) post({ type: 'progress', id: req.id, stage: 'tuning', done: 0, total: 0 });
   const choice = await kernels(await idbTuningCache());
