@@ -88,6 +88,7 @@ scope.onmessage = (msg: MessageEvent<EngineRequest>) => {
       serial(req.id, () => handleImportAdapter(req, post));
       break;
     case 'merge-model':
+    case 'export-trl':
       // Not queued: it reads files, not the GPU, and takes a while; generation and training go on meanwhile.
       void handleMerge(req, post).catch((err) => post({ type: 'error', id: req.id, message: errorMessage(err) }));
       break;

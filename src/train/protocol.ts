@@ -134,6 +134,9 @@ export type EngineRequest =
   /** The loaded base model with run `runId`'s adapter folded in, streamed to `to` (progress stage 'merge'). */
   | { type: 'merge-model'; id: string; runId: string; dtype: 'f16' | 'f32'; to: MergeTarget; /** A GGUF (model.gguf + an Ollama Modelfile, src/export) of this type instead of safetensors. */ gguf?: 'f32' | 'f16' | 'q8_0'; /** The run as a folder for TRL + accelerate (src/export/trl.ts) instead of a merged model. */ trl?: boolean }
   /** Ends merge `id` (it answers 'error' with "cancelled"; files written so far are left as they are). */
+  /** The Train screen's "Export for a GPU cluster": `config` over the loaded model and dataset as the TRL + accelerate
+   *  folder (src/export/trl.ts), before any training; answered like a merge ('progress', then 'merged'). */
+  | { type: 'export-trl'; id: string; config: TrainConfig; name: string; datasetId?: string; to: MergeTarget }
   | { type: 'abort-merge'; id: string }
   /** Debug mode (the page's URL has ?debug=1): until it is on, 'debug-lose-device' is refused. */
   | { type: 'debug-mode'; enabled: boolean }

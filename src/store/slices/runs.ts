@@ -2,7 +2,8 @@
 // another tab holds (Web Locks), and the actions of the Runs screen: rename, delete, download, CSV. The worker writes
 // the records while it trains; this slice re-reads them when a run changes state.
 import type { StateCreator } from 'zustand';
-import type { AdapterSource, EngineEvent } from '../../train/protocol.ts';
+import type { TrainConfig } from '../../train/config.ts';
+import type { AdapterSource, EngineEvent, EngineRequest, MergeTarget } from '../../train/protocol.ts';
 import { ADAPTER_CONFIG_FILE, zipAdapter } from '../../train/peft.ts';
 import { adapterFileName, metricsFileName } from '../../train/worker/training-names.ts';
 import { requestId, sendToEngine } from '../engine-link.ts';
@@ -56,9 +57,15 @@ export interface RunsSlice {
   /** `gguf`: model.gguf + an Ollama Modelfile of that type instead of a safetensors folder. `trl`: the run as a folder
    *  for TRL + accelerate (train.py, the rows, accelerate configs) instead of a model. */
   mergeRun(runId: string, dtype: 'f16' | 'f32', to: 'folder' | 'zip', gguf?: 'f32' | 'f16' | 'q8_0', trl?: boolean): Promise<void>;
+  /** The Train screen's config over the loaded model and dataset as the TRL + accelerate folder, before training;
+   *  its state is merges[TRAIN_EXPORT_KEY]. */
+  exportTrainConfig(config: TrainConfig, name: string, datasetId: string | null, to: 'folder' | 'zip'): Promise<void>;
   cancelMerge(runId: string): void;
   onRunsEvent(event: EngineEvent): void;
 }
+
+/** merges[] key of the Train screen's "Export for a GPU cluster" (no run yet). */
+export const TRAIN_EXPORT_KEY = 'train-screen';
 
 /** Whether this browser can save into a folder the user picks (File System Access API: Chrome, Edge). */
 export function canPickFolder(scope: object = globalThis): boolean {
@@ -138,6 +145,29 @@ export const createRunsSlice: StateCreator<Deps, [], [], RunsSlice> = (set, get)
     const m = get().merges[runId];
     if (m) set({ merges: { ...get().merges, [runId]: { ...m, ...change } } });
   };
+  /** A merge or export into a picked folder (the picker first: it needs the user's gesture) or a .zip, tracked in
+   *  merges[key]; `request` makes the engine request for the chosen target. */
+  const beginWrite = async (key: string, to: 'folder' | 'zip', trl: boolean, request: (id: string, target: MergeTarget) => EngineRequest) => {
+    if (get().merges[key]?.phase === 'merging') return;
+    const id = requestId('merge');
+    const start = (message = '') => set({ merges: { ...get().merges, [key]: { request: id, to, phase: message ? 'error' : 'merging', done: 0, total: 0, message, ...(trl ? { trl } : {}) } } });
+    let target: MergeTarget = { kind: 'zip' };
+    if (to === 'folder') {
+      if (!canPickFolder()) return start(NO_FOLDER_PICKER);
+      try {
+        // First thing after the click: the picker needs the user's gesture.
+        const pick = (globalThis as unknown as { showDirectoryPicker(o: object): Promise<FileSystemDirectoryHandle> }).showDirectoryPicker;
+        target = { kind: 'directory', handle: await pick({ mode: 'readwrite', id: 'lora-studio-merge' }) };
+      } catch (err) {
+        if ((err as { name?: string })?.name === 'AbortError') return; // the user closed the picker
+        return start(`The folder could not be opened: ${err instanceof Error ? err.message : String(err)}`);
+      }
+    }
+    start();
+    if (!sendToEngine(request(id, target))) {
+      patchMerge(key, { phase: 'error', message: 'The engine is not running: this browser has no WebGPU.' });
+    }
+  };
   const mergeOf = (request: string | undefined) => Object.entries(get().merges).find(([, m]) => m.request === request && m.phase === 'merging')?.[0];
   return {
     runs: [],
@@ -210,25 +240,10 @@ export const createRunsSlice: StateCreator<Deps, [], [], RunsSlice> = (set, get)
 
     merges: {},
     async mergeRun(runId, dtype, to, gguf, trl) {
-      if (get().merges[runId]?.phase === 'merging') return;
-      const request = requestId('merge');
-      const start = (message = '') => set({ merges: { ...get().merges, [runId]: { request, to, phase: message ? 'error' : 'merging', done: 0, total: 0, message, ...(trl ? { trl } : {}) } } });
-      let target: { kind: 'zip' } | { kind: 'directory'; handle: FileSystemDirectoryHandle } = { kind: 'zip' };
-      if (to === 'folder') {
-        if (!canPickFolder()) return start(NO_FOLDER_PICKER);
-        try {
-          // First thing after the click: the picker needs the user's gesture.
-          const pick = (globalThis as unknown as { showDirectoryPicker(o: object): Promise<FileSystemDirectoryHandle> }).showDirectoryPicker;
-          target = { kind: 'directory', handle: await pick({ mode: 'readwrite', id: 'lora-studio-merge' }) };
-        } catch (err) {
-          if ((err as { name?: string })?.name === 'AbortError') return; // the user closed the picker
-          return start(`The folder could not be opened: ${err instanceof Error ? err.message : String(err)}`);
-        }
-      }
-      start();
-      if (!sendToEngine({ type: 'merge-model', id: request, runId, dtype, to: target, ...(gguf ? { gguf } : {}), ...(trl ? { trl } : {}) })) {
-        patchMerge(runId, { phase: 'error', message: 'The engine is not running: this browser has no WebGPU.' });
-      }
+      await beginWrite(runId, to, !!trl, (id, target) => ({ type: 'merge-model', id, runId, dtype, to: target, ...(gguf ? { gguf } : {}), ...(trl ? { trl } : {}) }));
+    },
+    async exportTrainConfig(config, name, datasetId, to) {
+      await beginWrite(TRAIN_EXPORT_KEY, to, true, (id, target) => ({ type: 'export-trl', id, config, name, datasetId: datasetId ?? undefined, to: target }));
     },
     cancelMerge(runId) {
       const m = get().merges[runId];

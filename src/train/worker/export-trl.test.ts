@@ -10,7 +10,7 @@ import { DEFAULT_CONFIG } from '../config.ts';
 import { readWhole } from '../merge.ts';
 import { importAdapter } from '../peft.ts';
 import type { RunRecord } from '../../store/runs-db.ts';
-import { trlOutputFiles } from './export-trl.ts';
+import { trlConfigFiles, trlOutputFiles } from './export-trl.ts';
 import { writeToDirectory, type DirectoryLike, type WritableLike } from './merge.ts';
 import { state, type LoadedModel } from './state.ts';
 import { truncateRows } from './training.ts';
@@ -93,6 +93,22 @@ describe('Runs: "Export for a GPU cluster" (worker side)', () => {
     await writeToDirectory(files, dir, 'demo-r4-trl', () => {});
     expect([...dir.files.keys()].sort()).toContain('demo-r4-trl/data/train.jsonl');
     expect([...dir.files.keys()].sort()).toContain('demo-r4-trl/accelerate/ddp.yaml');
+  });
+
+  it('Train screen: the form\'s config over the loaded model and dataset, targets by the method registry, checked first', async () => {
+    const { data } = await setUp(80);
+    const config = { ...DEFAULT_CONFIG, maxLength: 64, targets: ['attention'], evalSplit: 0 };
+    const to = { kind: 'zip' } as const;
+    const files = await trlConfigFiles({ type: 'export-trl', id: 'x', config, name: ' ', datasetId: 'ds-1', to });
+    const run = JSON.parse(new TextDecoder().decode(await readWhole(files.find((f) => f.path === 'run.json')!)));
+    expect(run.name).toBe('llama-fixture · r8 · chat.jsonl');
+    expect(run.method.lora.target_modules).toEqual(['k_proj', 'o_proj', 'q_proj', 'v_proj']);
+    expect(run.data).toMatchObject({ train_rows: data.rows.length, eval_rows: 0 });
+    expect(files.map((f) => f.path)).not.toContain('data/eval.jsonl');
+    await expect(trlConfigFiles({ type: 'export-trl', id: 'x', config: { ...config, rank: 0 }, name: '', datasetId: 'ds-1', to })).rejects.toThrow(/rank = 0: must be an integer/);
+    await expect(trlConfigFiles({ type: 'export-trl', id: 'x', config: { ...config, targets: ['nope'] }, name: '', datasetId: 'ds-1', to })).rejects.toThrow(/^targets nope: /);
+    await expect(trlConfigFiles({ type: 'export-trl', id: 'x', config: { ...config, maxLength: 4096 }, name: '', datasetId: 'ds-1', to })).rejects.toThrow("maxLength = 4096: must be ≤ the model's 128 positions");
+    await expect(trlConfigFiles({ type: 'export-trl', id: 'x', config, name: '', datasetId: 'ds-9', to })).rejects.toThrow('dataset ds-9 is not loaded');
   });
 
   it('refuses without the run\'s dataset loaded, naming it', async () => {

@@ -1,15 +1,21 @@
-// The Runs screen's "Export for a GPU cluster" (a 'merge-model' request with trl: true, written like the merged
-// model: into a picked folder or a .zip): the run's config, the loaded model's id and the rows the run trained on,
-// made as the training handler makes them (the loaded dataset's rows, truncated by truncateRows, split by splitEval
-// with the run's seed), as src/export/trl.ts's files. target_modules come from the run's saved adapter, which says
-// exactly which modules it trained.
+// "Export for a GPU cluster", written like the merged model (into a picked folder or a .zip):
+//   Runs   a 'merge-model' request with trl: true: the saved run's config, target_modules from its adapter (exactly
+//          the modules it trained), the rows of the loaded dataset it trained on
+//   Train  an 'export-trl' request: the form's config over the loaded model and dataset, before any training,
+//          target_modules by the method registry's resolver (as a run would have them)
+// Rows are made as the training handler makes them (truncateRows, then splitEval with the run's seed) and written by
+// src/export/trl.ts with the loaded model's id (its Hub repo, else its name: train.py --model then says where it is).
 import { blobChunks, readableStreamChunks, readLines, splitEval, type ChunkSource, type DatasetRow } from '../../data/index.ts';
 import { trlExportFiles } from '../../export/trl.ts';
 import type { RunRecord } from '../../store/runs-db.ts';
 import type { OutputFile } from '../merge.ts';
 import type { LoraAdapter } from '../peft.ts';
+import { ConfigError, validateConfig, type TrainConfig } from '../config.ts';
+import { methodFor } from '../methods/registry.ts';
+import { resolveTargets } from '../methods/targets.ts';
+import type { EngineRequest } from '../protocol.ts';
 import type { LoadedDataset, LoadedModel } from './state.ts';
-import { state, UserError } from './state.ts';
+import { requireDataset, requireModel, state, UserError } from './state.ts';
 import { truncateRows } from './training.ts';
 
 /** The loaded dataset the run trained on (same file name and row count, tokenized for the loaded model). */
@@ -27,26 +33,60 @@ export function datasetOfRun(record: RunRecord, model: LoadedModel): LoadedDatas
 }
 
 export async function trlOutputFiles(record: RunRecord, model: LoadedModel, adapter: LoraAdapter): Promise<OutputFile[]> {
-  const dataset = datasetOfRun(record, model);
-  const config = record.config;
-  // truncateRows row by row keeps each row's line number (it maps and filters, never reorders).
-  const rows: DatasetRow[] = dataset.data.rows.flatMap((r) => truncateRows([r], config.maxLength).rows.map((t) => ({ ...t, line: r.line })));
-  let train = rows;
-  let evalRows: DatasetRow[] = [];
-  if (config.evalSplit > 0 && rows.length >= 2) ({ train, eval: evalRows } = splitEval(rows, config.evalSplit, config.seed));
-  const source = model.source;
   const targets = adapter.config.target_modules;
   if (targets === null) throw new UserError(`"${record.name}": its adapter_config.json names no target_modules`);
+  const source = { fileName: record.dataset.fileName, format: record.dataset.format };
+  return filesFor(record.config, model, datasetOfRun(record, model), targets, record.name, source);
+}
+
+/** The Train screen's export: its config over the loaded model and dataset, checked as starting a run checks it. */
+export async function trlConfigFiles(req: Extract<EngineRequest, { type: 'export-trl' }>): Promise<OutputFile[]> {
+  const model = requireModel();
+  const dataset = requireDataset(req.datasetId);
+  if (dataset.modelId !== model.id) throw new UserError('the dataset was tokenized for another model: load it again on the Data screen');
+  const errors = validateConfig(req.config);
+  if (errors.length) throw new UserError(new ConfigError(errors).message);
+  const config = req.config;
+  if (config.maxLength > model.config.maxPositions) {
+    throw new UserError(`maxLength = ${config.maxLength}: must be ≤ the model's ${model.config.maxPositions} positions`);
+  }
+  let targets: string | string[];
+  try {
+    targets = resolveTargets(model.config, config.targets, methodFor(config.method).defaultTargets).targetModules;
+  } catch (e) {
+    throw new UserError(`targets ${config.targets.join(', ') || '(default)'}: ${(e as Error).message}`);
+  }
+  const name = req.name.trim() || `${model.summary.name} · r${config.rank} · ${dataset.summary.fileName}`;
+  return filesFor(config, model, dataset, targets, name, { fileName: dataset.summary.fileName, format: dataset.summary.format });
+}
+
+async function filesFor(
+  config: TrainConfig,
+  model: LoadedModel,
+  dataset: LoadedDataset,
+  targets: string | string[],
+  name: string,
+  source: { fileName: string; format: string | null },
+): Promise<OutputFile[]> {
+  // truncateRows row by row keeps each row's line number (it maps and filters, never reorders).
+  const rows: DatasetRow[] = dataset.data.rows.flatMap((r) => truncateRows([r], config.maxLength).rows.map((t) => ({ ...t, line: r.line })));
+  if (rows.length === 0) throw new UserError(`no row of ${source.fileName} keeps a trained token within ${config.maxLength} tokens`);
+  let train = rows;
+  let evalRows: DatasetRow[] = [];
+  if (config.evalSplit > 0) {
+    if (rows.length < 2) throw new UserError(`an eval split needs at least 2 usable rows; ${source.fileName} has ${rows.length}`);
+    ({ train, eval: evalRows } = splitEval(rows, config.evalSplit, config.seed));
+  }
   return trlExportFiles({
-    modelId: source.kind === 'hub' ? source.repo : model.summary.name,
+    modelId: model.source.kind === 'hub' ? model.source.repo : model.summary.name,
     model: model.config,
     config,
     targetModules: targets,
     train,
     eval: evalRows,
     sourceLines: await sourceLines(dataset, rows),
-    source: { fileName: record.dataset.fileName, format: record.dataset.format },
-    name: record.name,
+    source,
+    name,
   });
 }
 

@@ -8,14 +8,15 @@
 // The base model's files are the loaded model's (worker state keeps its ModelFiles), read again from their source.
 import { Zip, ZipPassThrough } from 'fflate';
 import { ggufOutputFiles } from '../../export/gguf-output.ts';
-import { trlOutputFiles } from './export-trl.ts';
-import { mergeModel, type OutputFile } from '../merge.ts';
+import { trlConfigFiles, trlOutputFiles } from './export-trl.ts';
+import { mergeModel, type MergedModel, type OutputFile } from '../merge.ts';
 import type { EngineRequest } from '../protocol.ts';
 import { loadRunAdapter, workerRunsDb } from './adapters.ts';
 import { requireModel, UserError, type Post } from './state.ts';
 import { mergedModelName, trlExportName } from './training-names.ts';
 
 type MergeRequest = Extract<EngineRequest, { type: 'merge-model' }>;
+type TrlExportRequest = Extract<EngineRequest, { type: 'export-trl' }>;
 
 /** The largest merged model the .zip fallback builds (the sum of its files' sizes). */
 export const ZIP_LIMIT_BYTES = 200 * 1024 * 1024;
@@ -163,36 +164,27 @@ export function abortMerge(id: string): void {
   running.get(id)?.abort();
 }
 
-export async function handleMerge(req: MergeRequest, post: Post): Promise<void> {
+/** Handles 'merge-model' and the Train screen's 'export-trl' (written the same way). */
+export async function handleMerge(req: MergeRequest | TrlExportRequest, post: Post): Promise<void> {
   if (running.size > 0) throw new UserError('a merge is already running: wait for it, or cancel it');
   const controller = new AbortController();
   running.set(req.id, controller);
   try {
-    const model = requireModel();
-    const record = await workerRunsDb().get(req.runId);
-    if (!record) throw new UserError(`run ${req.runId} does not exist (deleted?)`);
-    if (record.model.name !== model.summary.name) {
-      throw new UserError(`"${record.name}" is an adapter of ${record.model.name}: load that model to merge it (loaded: ${model.summary.name})`);
-    }
-    const { adapter } = await loadRunAdapter(req.runId);
-    const merged = req.trl
-      ? { files: await trlOutputFiles(record, model, adapter), close: async () => {} }
-      : req.gguf
-        ? await ggufOutputFiles(model.files, adapter, req.gguf, record.name, CHUNK_BYTES)
-        : await mergeModel(model.files, adapter, CHUNK_BYTES, req.dtype);
+    const { merged, name, runId } = req.type === 'export-trl'
+      ? { merged: { files: await trlConfigFiles(req), close: async () => {} }, name: trlExportName(req.name), runId: '' }
+      : await runOutput(req);
     try {
       const total = merged.files.reduce((s, f) => s + f.size, 0);
       const counter = progressCounter(total, (done, all) => post({ type: 'progress', id: req.id, stage: 'merge', done, total: all }));
-      const name = req.trl ? trlExportName(record.name) : req.gguf ? `${mergedModelName(record.name)}-gguf` : mergedModelName(record.name);
       const files = merged.files.map((f) => ({ path: f.path, size: f.size }));
       if (req.to.kind === 'zip') {
         const refusal = zipRefusal(total);
         if (refusal) throw new UserError(refusal);
         const blob = await zipFiles(merged.files, name, (n) => counter.add(n), controller.signal);
-        post({ type: 'merged', id: req.id, runId: req.runId, files, zip: { fileName: `${name}.zip`, blob } });
+        post({ type: 'merged', id: req.id, runId, files, zip: { fileName: `${name}.zip`, blob } });
       } else {
         await writeToDirectory(merged.files, req.to.handle as unknown as DirectoryLike, name, (n) => counter.add(n), controller.signal);
-        post({ type: 'merged', id: req.id, runId: req.runId, files, folder: name });
+        post({ type: 'merged', id: req.id, runId, files, folder: name });
       }
     } finally {
       await merged.close();
@@ -200,4 +192,22 @@ export async function handleMerge(req: MergeRequest, post: Post): Promise<void> 
   } finally {
     running.delete(req.id);
   }
+}
+
+/** A saved run's merged model, GGUF or TRL export, and the folder name it is written under. */
+async function runOutput(req: MergeRequest): Promise<{ merged: MergedModel; name: string; runId: string }> {
+  const model = requireModel();
+  const record = await workerRunsDb().get(req.runId);
+  if (!record) throw new UserError(`run ${req.runId} does not exist (deleted?)`);
+  if (record.model.name !== model.summary.name) {
+    throw new UserError(`"${record.name}" is an adapter of ${record.model.name}: load that model to merge it (loaded: ${model.summary.name})`);
+  }
+  const { adapter } = await loadRunAdapter(req.runId);
+  const merged = req.trl
+    ? { files: await trlOutputFiles(record, model, adapter), close: async () => {} }
+    : req.gguf
+      ? await ggufOutputFiles(model.files, adapter, req.gguf, record.name, CHUNK_BYTES)
+      : await mergeModel(model.files, adapter, CHUNK_BYTES, req.dtype);
+  const name = req.trl ? trlExportName(record.name) : req.gguf ? `${mergedModelName(record.name)}-gguf` : mergedModelName(record.name);
+  return { merged, name, runId: req.runId };
 }

@@ -3,6 +3,7 @@
 import { useId, useMemo, useState, type ReactNode } from 'react';
 import { PRESETS, validateConfig, type FieldError, type PresetName, type TrainConfig } from '../../train/config.ts';
 import { METHODS } from '../../train/methods/registry.ts';
+import { canPickFolder, TRAIN_EXPORT_KEY } from '../../store/slices/runs.ts';
 import { isActive, startBlocker } from '../../store/slices/train.ts';
 import { useStudio } from '../../store/studio.ts';
 import { formatBytes } from '../format.ts';
@@ -213,7 +214,47 @@ function TrainForm() {
         </button>
         {blocker && <span id="start-blocker" className="muted" data-testid="start-blocker">{blocker}</span>}
       </div>
+      <GpuClusterExport
+        config={config}
+        name={runName}
+        datasetId={datasetId}
+        blocked={!model ? 'Load a model first.' : !dataset ? 'Load a dataset on the Data screen first.' : errors.length ? 'Fix the settings above first.' : ''}
+      />
     </form>
+  );
+}
+
+/** "Export for a GPU cluster": this configuration over the loaded model and dataset as train.py for TRL + accelerate,
+ *  the rows as they would be trained, accelerate configs and a README (src/export/trl.ts), before any training. */
+function GpuClusterExport({ config, name, datasetId, blocked }: { config: TrainConfig; name: string; datasetId: string | null; blocked: string }) {
+  const exportConfig = useStudio((s) => s.exportTrainConfig);
+  const cancel = useStudio((s) => s.cancelMerge);
+  const state = useStudio((s) => s.merges[TRAIN_EXPORT_KEY]);
+  const busy = state?.phase === 'merging';
+  return (
+    <details className="card" data-testid="trl-export" data-status={state?.phase ?? 'idle'}>
+      <summary>Export for a GPU cluster</summary>
+      <p className="small">
+        When a run outgrows this tab: these settings as <code>train.py</code> for TRL + PEFT, the rows exactly as they would be
+        trained, accelerate configs (DDP, FSDP, DeepSpeed) and a README. <code>python train.py</code> on one machine,{' '}
+        <code>accelerate launch --config_file accelerate/ddp.yaml train.py</code> on many; the adapter it writes imports back on
+        the Runs screen.
+      </p>
+      {blocked && <p className="muted small">{blocked}</p>}
+      <div className="row">
+        <button type="button" disabled={busy || !!blocked || !canPickFolder()} onClick={() => void exportConfig(config, name, datasetId, 'folder')}>
+          Save into a folder…
+        </button>
+        <button type="button" disabled={busy || !!blocked} onClick={() => void exportConfig(config, name, datasetId, 'zip')}>
+          Download .zip
+        </button>
+        {busy && <button type="button" onClick={() => cancel(TRAIN_EXPORT_KEY)}>Cancel</button>}
+      </div>
+      {busy && <p className="muted small" role="status">Exporting… {state.total > 0 ? `${formatBytes(state.done)} of ${formatBytes(state.total)}` : ''}</p>}
+      {state && !busy && state.message && (
+        <p className={state.phase === 'error' ? 'error small' : 'small'} role={state.phase === 'error' ? 'alert' : undefined} data-testid="trl-export-message">{state.message}</p>
+      )}
+    </details>
   );
 }
 
