@@ -6,6 +6,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { loadJsonlDataset, type DatasetRow } from '../data/index.ts';
 import { chatRows } from '../export/trl-testing.ts';
 import { FIXTURES } from '../model/runtime/testing.ts';
+import { FakeHub } from '../model/sources/testing-hub-server.ts';
 import { exportTrlCommand } from './export-trl.ts';
 import { openModelFolder, type CliIo } from './load.ts';
 
@@ -103,6 +104,34 @@ describe('lora-studio export-trl', () => {
       method: 'qlora',
       quantization: { bnb_4bit_quant_type: 'nf4', bnb_4bit_use_double_quant: false },
     });
+  });
+
+  it('--model ORG/NAME: config and tokenizer from the Hub ($HF_ENDPOINT, into $LORA_STUDIO_CACHE), no weights; train.py loads the id', async () => {
+    const dir = await tmp();
+    const hub = await new FakeHub().start();
+    const files: Record<string, Uint8Array> = {};
+    for (const name of ['config.json', 'tokenizer.json', 'tokenizer_config.json', 'model.safetensors']) files[name] = new Uint8Array(await readFile(join(LLAMA, name)));
+    hub.addRepo('org/tiny-llama', { files });
+    const saved = { endpoint: process.env.HF_ENDPOINT, cache: process.env.LORA_STUDIO_CACHE };
+    process.env.HF_ENDPOINT = hub.baseUrl;
+    process.env.LORA_STUDIO_CACHE = join(dir, 'cache');
+    try {
+      await writeFile(join(dir, 'data.jsonl'), chatRows(4));
+      const io = captured();
+      await exportTrlCommand(['--model', 'org/tiny-llama', '--data', join(dir, 'data.jsonl'), '--out', join(dir, 'x')], io);
+      expect(JSON.parse(await readFile(join(dir, 'x', 'run.json'), 'utf8')).model).toEqual({ id: 'org/tiny-llama', model_type: 'llama' });
+      // The same rows as from the folder.
+      await exportTrlCommand(['--model', LLAMA, '--data', join(dir, 'data.jsonl'), '--out', join(dir, 'y')], captured());
+      expect(await readFile(join(dir, 'x', 'data', 'train.jsonl'), 'utf8')).toBe(await readFile(join(dir, 'y', 'data', 'train.jsonl'), 'utf8'));
+      expect(hub.requests.some((r) => r.path === 'model.safetensors')).toBe(false);
+      expect(io.err.join('\n')).toContain(`org/tiny-llama is not a folder here: reading its config and tokenizer from ${hub.baseUrl}`);
+    } finally {
+      if (saved.endpoint === undefined) delete process.env.HF_ENDPOINT;
+      else process.env.HF_ENDPOINT = saved.endpoint;
+      if (saved.cache === undefined) delete process.env.LORA_STUDIO_CACHE;
+      else process.env.LORA_STUDIO_CACHE = saved.cache;
+      await hub.stop();
+    }
   });
 
   it('refuses a non-empty --out without --force, train-only and unknown flags, eval flags without an eval set; names the flag', async () => {
