@@ -15,7 +15,7 @@
 // Elsewhere (no .venv-ref) the suite is skipped and says so; under CI=true a missing environment fails.
 import { execFile } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { readFile } from 'node:fs/promises';
+import { readdir, readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -27,7 +27,9 @@ import type { Engine } from '../gpu/engine.ts';
 import type { TuningCache } from '../gpu/kernels/matmul-tuning.ts';
 import { testEngine } from '../gpu/testing-gpu.ts';
 import { FIXTURES } from '../model/runtime/testing.ts';
+import { blobFolder } from '../model/sources/blob.ts';
 import { referencePython } from '../train/peft-check.ts';
+import { importAdapter } from '../train/peft.ts';
 import { TRL_RESULT_FILE } from './trl.ts';
 import { chatRows } from './trl-testing.ts';
 
@@ -127,6 +129,14 @@ describe.skipIf(!hasTrl)('the exported train.py on TRL + accelerate (reference P
     expect(trl.modules.map((m) => m.peftPath).sort()).toEqual(mine.modules.map((m) => m.peftPath).sort());
     expect([trl.rank, trl.scale]).toEqual([mine.rank, mine.scale]);
     expect(trl.scale).toBe(8 / Math.sqrt(4));
+    // As the studio imports a picked folder (worker/import.ts: blobFolder over its files; TRL also writes a README,
+    // tokenizer files, training_args.bin and checkpoint folders there): the same adapter.
+    const picked = await Promise.all(
+      (await readdir(out, { withFileTypes: true })).filter((d) => d.isFile()).map(async (d) => new File([await readFile(join(out, d.name))], d.name)),
+    );
+    expect(picked.length).toBeGreaterThan(2);
+    const inStudio = await importAdapter(blobFolder(picked, 'trl'), folder.config, 'trl');
+    expect(inStudio.modules.map((m) => [m.peftPath, Array.from(m.B.subarray(0, 4))])).toEqual(trl.modules.map((m) => [m.peftPath, Array.from(m.B.subarray(0, 4))]));
     const back = await ourEval(out);
     console.log(`trl-live: eval before ${r.eval_before!.token_loss} (ours ${baseEval.loss}), after ${r.eval_after!.token_loss} (ours with TRL's adapter ${back.loss}), ${back.tokens} tokens`);
     expect(back.tokens).toBe(r.eval_after!.tokens);
