@@ -14,6 +14,7 @@ import { createStore, del, get, getMany, keys, set, update, type UseStore } from
 import type { TrainConfig } from '../train/config.ts';
 import { describeCheckpoints, formatBytes, keptCheckpoints, pickToPrune, prunableCheckpoints, prunedNote, type PruneCandidate } from './retention.ts';
 import type { TrainerCheckpoint } from '../train/trainer.ts';
+import { CheckpointError, checkTrainerCheckpoint } from '../train/checkpoint-read.ts';
 import type { StepMetrics } from '../train/protocol.ts';
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -208,10 +209,15 @@ export class RunsDb {
     return this.swap(id, 'checkpoint', `ckpt:${id}:${ck.step}:${nonce()}`, ck, { step: ck.step, bytes: checkpointBytes(ck) }, extra, onPruned);
   }
 
+  /** The run's checkpoint, checked (checkpoint-read.ts): a damaged one is a CheckpointError naming the run, the
+   *  step and the field or element, never a resume from garbage. */
   async loadCheckpoint(id: string): Promise<TrainerCheckpoint | null> {
     const r = await this.get(id);
     if (!r?.checkpoint) return null;
-    return (await this.kv.get<TrainerCheckpoint>(r.checkpoint.key)) ?? null;
+    const ck = await this.kv.get<unknown>(r.checkpoint.key);
+    const where = `the checkpoint of run "${r.name}" (step ${r.checkpoint.step}) in this browser's storage`;
+    if (ck === undefined) throw new CheckpointError(`${where}: missing (the storage lost it, or another tab deleted it)`);
+    return checkTrainerCheckpoint(ck, where);
   }
 
   async saveAdapter(id: string, files: StoredAdapter, step: number, extra: Partial<RunRecord> = {}): Promise<BlobPointer> {

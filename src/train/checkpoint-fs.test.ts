@@ -102,7 +102,7 @@ describe('checkpoint folders on disk', () => {
     mkdirSync(out);
     const folder = await writeCheckpoint(out, checkpoint(1, false), adapter('1'), null);
     writeFileSync(join(folder, 'trainer_state.json'), '{"version": 2}');
-    await expect(readCheckpoint(folder)).rejects.toThrow(`${join(folder, 'trainer_state.json')}: not a lora-studio trainer state`);
+    await expect(readCheckpoint(folder)).rejects.toThrow(`${join(folder, 'trainer_state.json')}: "version" must be 1 (a lora-studio trainer state), got 2`);
   });
 
   it('writeFileAtomic replaces a file through a temporary name', async () => {

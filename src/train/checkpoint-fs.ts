@@ -11,11 +11,10 @@
 // last complete checkpoint intact. Only folders named checkpoint-<integer> holding all four files count.
 import { mkdir, open, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { SafetensorsFile, writeSafetensors, type TensorToWrite } from '../model/safetensors.ts';
-import { MemorySource } from '../model/sources/memory.ts';
+import { writeSafetensors, type TensorToWrite } from '../model/safetensors.ts';
+import { CheckpointError, parseStoredCheckpoint } from './checkpoint-read.ts';
 import { ADAPTER_CONFIG_FILE, ADAPTER_WEIGHTS_FILE, type AdapterFiles } from './peft.ts';
 import type { TrainerCheckpoint } from './trainer.ts';
-import { normalizeConfig } from './config.ts';
 
 export const OPTIMIZER_FILE = 'optimizer.safetensors';
 export const TRAINER_STATE_FILE = 'trainer_state.json';
@@ -149,50 +148,17 @@ export async function leftoverTemporaries(outDir: string): Promise<string[]> {
   return entries.filter((n) => n.startsWith(TEMP_PREFIX) || /\.tmp-\d+$/.test(n)).map((n) => join(outDir, n));
 }
 
-/** Reads one checkpoint folder; throws naming the folder and the file when something is missing or malformed. */
+/** Reads one checkpoint folder; throws a CheckpointError naming the file and the field or tensor when something is
+ *  missing, malformed or damaged (checkpoint-read.ts). */
 export async function readCheckpoint(dir: string): Promise<StoredCheckpoint> {
-  const statePath = join(dir, TRAINER_STATE_FILE);
-  let state: TrainerStateJson;
-  try {
-    state = JSON.parse(await readFile(statePath, 'utf8')) as TrainerStateJson;
-  } catch (e) {
-    throw new Error(`${statePath}: unreadable (${(e as Error).message})`);
-  }
-  if (state?.version !== 1 || !Number.isInteger(state.step) || !state.config || !Array.isArray(state.segments) || !Array.isArray(state.history)) {
-    throw new Error(`${statePath}: not a lora-studio trainer state (version 1)`);
-  }
-  const optimizerPath = join(dir, OPTIMIZER_FILE);
-  const file = await SafetensorsFile.open(new MemorySource(optimizerPath, new Uint8Array(await readFile(optimizerPath))));
-  try {
-    const names = new Set(file.names());
-    for (const n of ['params', 'm', 'v']) if (!names.has(n)) throw new Error(`${optimizerPath}: no "${n}" tensor`);
-    const read = async (n: string) => (await file.readTensor(n, 'f32')).slice();
-    const params = await read('params');
-    const m = await read('m');
-    const v = await read('v');
-    if (m.length !== params.length || v.length !== params.length) {
-      throw new Error(`${optimizerPath}: params, m and v differ in length (${params.length}, ${m.length}, ${v.length})`);
-    }
-    const checkpoint: TrainerCheckpoint = {
-      version: 1,
-      step: state.step,
-      epoch: state.epoch,
-      batchIndex: state.batchIndex,
-      config: normalizeConfig(state.config),
-      segments: state.segments,
-      params,
-      m,
-      v,
-      bestEvalLoss: state.bestEvalLoss,
-      bestStep: state.bestStep,
-      bestParams: names.has('best_params') ? await read('best_params') : null,
-      evalsWithoutImprovement: state.evalsWithoutImprovement,
-      history: state.history,
-    };
-    return { dir, step: state.step, checkpoint, run: state.run };
-  } finally {
-    await file.close();
-  }
+  const paths = { state: join(dir, TRAINER_STATE_FILE), optimizer: join(dir, OPTIMIZER_FILE) };
+  const unreadable = (path: string) => (e: Error): never => {
+    throw new CheckpointError(`${path}: unreadable (${e.message})`);
+  };
+  const stateText = await readFile(paths.state, 'utf8').catch(unreadable(paths.state));
+  const optimizer = new Uint8Array(await readFile(paths.optimizer).catch(unreadable(paths.optimizer)));
+  const { checkpoint, run } = await parseStoredCheckpoint(stateText, optimizer, paths);
+  return { dir, step: checkpoint.step, checkpoint, run };
 }
 
 /**
