@@ -66,7 +66,10 @@ function expectUsable(ck: TrainerCheckpoint): void {
   for (const a of [ck.m, ck.v, ...(ck.bestParams ? [ck.bestParams] : [])]) expect(a.length).toBe(ck.params.length);
   for (const a of [ck.params, ck.m, ck.v]) expect(a.every(Number.isFinite)).toBe(true);
   expect(ck.v.every((x) => x >= 0)).toBe(true);
-  for (const h of ck.history) expect(Number.isSafeInteger(h.step) && Number.isFinite(h.loss)).toBe(true);
+  for (const h of ck.history) {
+    expect(Number.isSafeInteger(h.step) && h.step >= 1 && Number.isFinite(h.loss)).toBe(true);
+    for (const v of Object.values(h)) expect(v === null || v === undefined || typeof v === 'number').toBe(true);
+  }
 }
 
 class MemoryKv implements KeyValue {

@@ -38,12 +38,13 @@ export function checkCheckpointState(state: unknown, where: string): Omit<Traine
   (s.history as unknown[]).forEach((h, i) => {
     if (typeof h !== 'object' || h === null || Array.isArray(h)) fail(`history[${i}]`, `must be an object, got ${shown(h)}`);
     const m = h as Record<string, unknown>;
+    // The step and its loss are what resume and the charts stand on; the rest is shown as it is (a number, or none).
+    if (!Number.isSafeInteger(m.step) || (m.step as number) < 1) fail(`history[${i}].step`, `must be a positive integer, got ${shown(m.step)}`);
+    if (!(typeof m.loss === 'number' && Number.isFinite(m.loss))) fail(`history[${i}].loss`, `must be a finite number, got ${shown(m.loss)}`);
     for (const key of METRIC_KEYS) {
       const v = m[key];
-      if (v === undefined && key === 'evalLoss') continue;
-      if (!(typeof v === 'number' && Number.isFinite(v))) fail(`history[${i}].${key}`, `must be a finite number, got ${shown(v)}`);
+      if (v !== undefined && v !== null && typeof v !== 'number') fail(`history[${i}].${key}`, `must be a number, got ${shown(v)}`);
     }
-    if (!Number.isSafeInteger(m.step) || (m.step as number) < 1) fail(`history[${i}].step`, `must be a positive integer, got ${shown(m.step)}`);
   });
   if (typeof s.config !== 'object' || s.config === null || Array.isArray(s.config)) fail('config', `must be an object, got ${shown(s.config)}`);
   let config: TrainConfig;
