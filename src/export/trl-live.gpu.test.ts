@@ -14,7 +14,7 @@
 //
 // Elsewhere (no .venv-ref) the suite is skipped and says so; under CI=true a missing environment fails.
 import { execFile } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { readdir, readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -34,7 +34,14 @@ import { TRL_RESULT_FILE } from './trl.ts';
 import { chatRows } from './trl-testing.ts';
 
 const python = referencePython();
-const hasTrl = python !== null && existsSync(join(python, '..', 'accelerate'));
+/** trl, accelerate and datasets installed in the venv (looked up on disk: importing them takes seconds). */
+function venvHas(packages: string[]): boolean {
+  if (!python) return false;
+  const lib = join(python, '..', '..', 'lib');
+  const sitePackages = existsSync(lib) ? readdirSync(lib).filter((d) => d.startsWith('python')).map((d) => join(lib, d, 'site-packages')) : [];
+  return packages.every((p) => sitePackages.some((dir) => existsSync(join(dir, p, '__init__.py'))));
+}
+const hasTrl = venvHas(['trl', 'accelerate', 'datasets', 'peft', 'transformers']);
 const why = python ? 'the reference venv has no trl/accelerate (run scripts/setup-reference-python.sh)' : 'no reference Python at .venv-ref/bin/python';
 if (!hasTrl) console.warn(`trl-live.gpu.test.ts skipped: ${why}`);
 
