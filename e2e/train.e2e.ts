@@ -1,8 +1,11 @@
 // Train → Run → Runs on the bundled demo model and the pirate sample dataset: a tiny config (rank 4, max length 64,
 // batch 2), start, watch the loss chart grow, stop, download the adapter .zip and check PEFT's two files and keys,
-// reload the page and find the run in Runs with its whole curve. Screenshots of the three screens.
+// export the run (Runs) and the settings (Train) for a GPU cluster (TRL + accelerate .zip: train.py, run.json, the rows
+// as trained; src/export/trl-live.gpu.test.ts runs such a train.py), reload the page and find the run in Runs with its
+// whole curve. Screenshots of the three screens.
 import { unzipSync } from 'fflate';
 import { readFileSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ARTIFACTS, openStudio, type Studio } from './harness.ts';
@@ -111,6 +114,47 @@ describe('train, run, runs', () => {
     for (const k of keys) expect(k).toMatch(/^base_model\.model\.model\.layers\.\d+\.self_attn\.[qv]_proj\.lora_[AB]\.weight$/);
     expect(header['base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight']).toMatchObject({ dtype: 'F32', shape: [4, config.hidden_size] });
     expect(header['base_model.model.model.layers.0.self_attn.q_proj.lora_B.weight']).toMatchObject({ dtype: 'F32', shape: [config.hidden_size, 4] });
+    expect(studio.problems).toEqual([]);
+  });
+
+  it('"Export for a GPU cluster" on Runs and on Train: train.py, run.json and the rows as trained, in a .zip', async () => {
+    const { page } = studio;
+    const card = page.getByTestId('run-card');
+    await card.getByRole('button', { name: 'Export pirate r4 for a GPU cluster (TRL + accelerate)' }).click();
+    const panel = card.getByTestId('trl-panel');
+    const [download] = await Promise.all([
+      page.waitForEvent('download', { timeout: 60_000 }),
+      panel.getByRole('button', { name: 'Download .zip (up to 200 MiB)' }).click(),
+    ]);
+    expect(download.suggestedFilename()).toBe('pirate-r4-trl.zip');
+    const path = join(ARTIFACTS, 'pirate-r4-trl.zip');
+    await download.saveAs(path);
+    const files = unzipSync(new Uint8Array(readFileSync(path)));
+    const text = (name: string) => new TextDecoder().decode(files[`pirate-r4-trl/${name}`]);
+    expect(Object.keys(files).sort()).toEqual([
+      'README.md', 'accelerate/ddp.yaml', 'accelerate/deepspeed_zero2.yaml', 'accelerate/deepspeed_zero3.yaml', 'accelerate/fsdp.yaml',
+      'data/eval.jsonl', 'data/eval.source.jsonl', 'data/train.jsonl', 'data/train.source.jsonl', 'requirements.txt', 'run.json', 'train.py',
+    ].map((f) => `pirate-r4-trl/${f}`));
+    const run = JSON.parse(text('run.json'));
+    expect(run.config).toMatchObject({ rank: 4, alpha: 8, maxLength: 64, batchSize: 2, evalSplit: 0.02 });
+    expect(run.method.lora.target_modules).toEqual(['q_proj', 'v_proj']);
+    const rows = text('data/train.jsonl').trim().split('\n').map((l) => JSON.parse(l));
+    expect(rows).toHaveLength(run.data.train_rows);
+    expect(text('data/train.source.jsonl').trim().split('\n')).toHaveLength(run.data.train_rows);
+    expect(rows.every((r) => r.input_ids.length <= 64 && r.labels.length === r.input_ids.length && r.labels.includes(-100))).toBe(true);
+    await expect.poll(() => panel.getAttribute('data-status')).toBe('done');
+
+    // The Train screen exports its settings before any run.
+    await page.getByRole('button', { name: 'Train', exact: true }).click();
+    const train = page.getByTestId('trl-export');
+    await train.locator('summary').click();
+    const [second] = await Promise.all([page.waitForEvent('download', { timeout: 60_000 }), train.getByRole('button', { name: 'Download .zip' }).click()]);
+    const zip = unzipSync(new Uint8Array(await readFile(await second.path())));
+    const name = second.suggestedFilename().replace(/\.zip$/, '');
+    expect(JSON.parse(new TextDecoder().decode(zip[`${name}/run.json`])).config).toMatchObject({ rank: 4, maxLength: 64 });
+    expect(zip[`${name}/train.py`]).toBeDefined();
+    await page.getByRole('button', { name: 'Runs', exact: true }).click(); // where the next test starts
+    await card.waitFor();
     expect(studio.problems).toEqual([]);
   });
 
