@@ -138,6 +138,8 @@ describe('train, run, runs', () => {
     const run = JSON.parse(text('run.json'));
     expect(run.config).toMatchObject({ rank: 4, alpha: 8, maxLength: 64, batchSize: 2, evalSplit: 0.02 });
     expect(run.method.lora.target_modules).toEqual(['q_proj', 'v_proj']);
+    expect(run.model).toMatchObject({ id: 'demo-llama', model_type: 'llama' });
+    expect(text('README.md')).toContain('not the Hub: run train.py with --model PATH_TO_THAT_FOLDER');
     const rows = text('data/train.jsonl').trim().split('\n').map((l) => JSON.parse(l));
     expect(rows).toHaveLength(run.data.train_rows);
     expect(text('data/train.source.jsonl').trim().split('\n')).toHaveLength(run.data.train_rows);

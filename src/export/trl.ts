@@ -35,6 +35,9 @@ export const TRL_RESULT_FILE = 'lora_studio_result.json';
 export interface TrlExportInput {
   /** What train.py loads by default: a Hub id, or a folder path (train.py --model overrides it). */
   modelId: string;
+  /** Set when modelId is only a name (a model the studio loaded from a folder or its own bundle): where the weights
+   *  must come from, said in the README. */
+  modelNote?: string;
   model: ModelConfig;
   config: TrainConfig;
   /** adapter_config.json's target_modules for this run ("all-linear", names, or full module paths). */
@@ -54,7 +57,7 @@ export interface TrlExportInput {
 export interface TrlRunJson {
   format: 'lora-studio-trl/1';
   name: string;
-  model: { id: string; model_type: string };
+  model: { id: string; model_type: string; note?: string };
   config: TrainConfig;
   method: PeftMethodPlan;
   data: {
@@ -97,7 +100,7 @@ export function trlRunJson(input: TrlExportInput): TrlRunJson {
   return {
     format: 'lora-studio-trl/1',
     name: input.name,
-    model: { id: input.modelId, model_type: input.model.modelType },
+    model: { id: input.modelId, model_type: input.model.modelType, ...(input.modelNote ? { note: input.modelNote } : {}) },
     config,
     method: peftMethodPlan(config, input.model, input.targetModules),
     data: {
@@ -259,7 +262,7 @@ function trlReadme(run: TrlRunJson, withSource: boolean): string {
 Written by lora-studio (\`lora-studio export-trl\` or the studio's "Export for a GPU cluster"). The same model, data
 and hyperparameters as the studio's run, trained by TRL's \`SFTTrainer\` with PEFT on as many GPUs as you have.
 
-- Model: \`${run.model.id}\` (${run.model.model_type}); \`--model\` points train.py at another copy of it.
+- Model: \`${run.model.id}\` (${run.model.model_type}); \`--model\` points train.py at another copy of it.${run.model.note ? ` **${run.model.note}**` : ''}
 - Method: ${m.method}${m.quantization ? ` (4-bit NF4 base${m.quantization.bnb_4bit_use_double_quant ? ', double quantization' : ''}, bitsandbytes)` : ''}, r ${lora.r}, alpha ${lora.lora_alpha}${lora.use_rslora ? ' (rsLoRA: scale alpha/sqrt(r))' : ''}, dropout ${lora.lora_dropout}, targets ${targets}${m.loraplus_lr_ratio ? `, LoRA+ ratio ${m.loraplus_lr_ratio}` : ''}.
 - Training: lr ${c.lr}, ${c.schedule} schedule, ${warmup}, batch ${c.batchSize} per process × ${c.gradAccum} accumulation, ${steps}, seed ${c.seed}, max length ${c.maxLength}${c.packing ? ', packing' : ''}.
 - Data: ${run.data.train_rows} training rows (${run.data.train_tokens} trained tokens)${run.data.eval_rows ? `, ${run.data.eval_rows} eval rows (${run.data.eval_tokens} tokens)` : ', no eval set'} from ${run.data.source}.

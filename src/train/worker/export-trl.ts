@@ -79,6 +79,9 @@ async function filesFor(
   }
   return trlExportFiles({
     modelId: model.source.kind === 'hub' ? model.source.repo : model.summary.name,
+    modelNote: model.source.kind === 'hub'
+      ? undefined
+      : `The studio loaded ${model.summary.name} from ${model.source.kind === 'folder' ? 'a local folder' : 'its own bundle (public/models)'}, not the Hub: run train.py with --model PATH_TO_THAT_FOLDER.`,
     model: model.config,
     config,
     targetModules: targets,
