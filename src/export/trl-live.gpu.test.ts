@@ -9,7 +9,8 @@
 //      scaling, rsLoRA's alpha/√r, would show here)
 //   3. DDP: accelerate launch --config_file accelerate/ddp.yaml --num_processes 2 (gloo on the CPU): 2 processes,
 //      the same eval loss before training, an adapter after
-//   4. FSDP and DeepSpeed configs parsed by accelerate's own loader (unknown keys fail); LoraConfig and
+//   4. packing with eval every step and early stopping (load_best_model_at_end) runs
+//   5. FSDP and DeepSpeed configs parsed by accelerate's own loader (unknown keys fail); LoraConfig and
 //      BitsAndBytesConfig built from a QLoRA export's run.json (bitsandbytes itself cannot run here)
 //
 // Elsewhere (no .venv-ref) the suite is skipped and says so; under CI=true a missing environment fails.
@@ -172,6 +173,17 @@ describe.skipIf(!hasTrl)('the exported train.py on TRL + accelerate (reference P
     expect(r.losses!.every(Number.isFinite)).toBe(true);
     const folder = await openModelFolder(LLAMA);
     expect((await readAdapter(out, folder.config)).modules.length).toBeGreaterThan(0);
+  }, 240_000);
+
+  it('packing, eval every step and early stopping (best adapter loaded at the end) run through TRL', async () => {
+    const packed = join(tmp, 'packed');
+    await exportTrlCommand(['--model', LLAMA, '--data', join(tmp, 'data.jsonl'), '--out', packed, '--eval-split', '0.25', '--steps', '2', '--batch', '2', '--max-len', '80', '--packing', '--eval-every', '1', '--early-stopping', '1', '--seed', '3'], io());
+    const out = join(tmp, 'packed-out');
+    await run('python', [join(packed, 'train.py'), '--precision', 'fp32', '--output-dir', out]);
+    const r = await result(out);
+    expect(r.global_step).toBe(2);
+    expect(rel(r.eval_before!.token_loss, baseEval.loss)).toBeLessThan(REL); // eval rows are never packed
+    expect(Number.isFinite(r.eval_after!.token_loss)).toBe(true);
   }, 240_000);
 
   it('FSDP and DeepSpeed configs load in accelerate; a QLoRA export builds LoraConfig and BitsAndBytesConfig', async () => {
