@@ -62,14 +62,18 @@ def max_diff(a: list[torch.Tensor], b: list[torch.Tensor]) -> float:
 
 
 def check_load(model: PeftModel, adapter_dir: str) -> dict:
-    """Every tensor of the file must have landed in a LoRA weight of the model, with its value."""
+    """Every tensor of the file must have landed in an adapter weight of the model (LoRA's A and B, IA³'s ia3_l),
+    with its value."""
     stored = load_file(f"{adapter_dir}/adapter_model.safetensors")
-    params = {k: v for k, v in model.state_dict().items() if ".lora_A." in k or ".lora_B." in k}
+    params = {k: v for k, v in model.state_dict().items() if ".lora_A." in k or ".lora_B." in k or k.endswith(".ia3_l.default")}
     matched, missing, unexpected, mismatched = 0, [], [], []
     seen = set()
     for key, value in stored.items():
         # base_model.model.<path>.lora_A.weight → base_model.model.<path>.lora_A.default.weight
+        # base_model.model.<path>.ia3_l → base_model.model.<path>.ia3_l.default
         name = key.replace(".lora_A.weight", ".lora_A.default.weight").replace(".lora_B.weight", ".lora_B.default.weight")
+        if name.endswith(".ia3_l"):
+            name += ".default"
         if name not in params:
             unexpected.append(key)
             continue

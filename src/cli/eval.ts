@@ -3,7 +3,7 @@
 // −100, divided by the number of such positions, token-weighted over the whole file (never a mean of batch means).
 //
 //   config.json, tokenizer → rows (src/data: any format it accepts, pre-tokenized included; truncated to --max-len)
-//   → [--adapter: a PEFT LoRA adapter (folder or .zip, src/train/peft.ts) on the model's linears, dropout 0]
+//   → [--adapter: a PEFT LoRA or IA³ adapter (folder or .zip, src/train/peft.ts) on the model's linears, dropout 0]
 //   → micro-batches of whole rows packed along T (one segment per row, positions restarting, no padding)
 //   → the GPU forward writes each batch's [loss sum, count] → summed here in float64 → {"loss", "tokens"} on stdout.
 //
@@ -19,11 +19,11 @@ import { loadTransformer } from '../model/runtime/load.ts';
 import { recordForward, releaseBatch, uploadBatch, type HostBatch, type Transformer } from '../model/runtime/transformer.ts';
 import { attachAdapter } from '../train/attach-adapter.ts';
 import { optionalInt, optionalString, oneOf, parseFlags, requiredString, UsageError } from './args.ts';
-import { openModelFolder, percent, processIo, readAdapter, readRows, type CliIo } from './load.ts';
+import { openModelFolder, percent, processIo, readAnyAdapter, readRows, type CliIo } from './load.ts';
 import { cliKernelChoice } from './tuning-cache.ts';
 
 // Shared with the other commands (src/cli/load.ts); re-exported for the callers that import them from here.
-export { processIo, readAdapter, readChatTemplate, readTokenizer, requireFolder, type CliIo } from './load.ts';
+export { processIo, readAdapter, readAnyAdapter, readChatTemplate, readTokenizer, requireFolder, type CliIo } from './load.ts';
 
 export interface EvalDeps {
   io?: CliIo;
@@ -74,7 +74,7 @@ export async function evalCommand(args: string[], deps: EvalDeps = {}): Promise<
     throw new UsageError(`eval: --max-len ${maxLength} exceeds ${modelDir}'s ${config.maxPositions} learned positions`);
   }
   const { rows } = await readRows(dataPath, { command: 'eval', flag: 'data', model: folder, maxLength, io });
-  const adapter = adapterPath === undefined ? null : await readAdapter(adapterPath, config);
+  const adapter = adapterPath === undefined ? null : await readAnyAdapter(adapterPath, config);
   for (const w of adapter?.warnings ?? []) io.stderr(`eval: ${adapterPath}: ${w}`);
 
   const owned = deps.engine ? null : createEngine(await openNodeGpu());

@@ -19,7 +19,7 @@ import type { SamplingOptions } from '../model/runtime/sampling.ts';
 import { nodeFolder } from '../model/sources/node-file.ts';
 import type { HfTokenizer } from '../model/tokenizer.ts';
 import { optionalInt, optionalString, oneOf, parseFlags, requiredString, UsageError, type FlagValues } from './args.ts';
-import { attachAdapter, readAdapter, readChatTemplate, readTokenizer, requireFolder } from './eval.ts';
+import { attachAdapter, readAnyAdapter, readChatTemplate, readTokenizer, requireFolder } from './eval.ts';
 import { cliKernelChoice } from './tuning-cache.ts';
 
 export const GENERATE_USAGE =
@@ -169,7 +169,7 @@ export async function generateCommand(args: string[], deps: GenerateDeps = {}): 
   const stops = [...genConfig.eos, ...endOfTurn, ...(tokenizer.eosId === null ? [] : [tokenizer.eosId])];
   const options: GenerateOptions = { ...sampling, maxNewTokens, seed: seedFlag, stopTokenIds: stops, vocabLimit: tokenizer.vocabSize };
   checkGenerateRequest(config, ids, options);
-  const adapter = adapterPath === undefined ? null : await readAdapter(adapterPath, config);
+  const adapter = adapterPath === undefined ? null : await readAnyAdapter(adapterPath, config);
   for (const w of adapter?.warnings ?? []) io.stderr(`generate: ${adapterPath}: ${w}`);
 
   const owned = deps.engine ? null : createEngine(await openNodeGpu());

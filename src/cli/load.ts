@@ -12,7 +12,7 @@ import type { ModelConfig } from '../model/config.ts';
 import { readModelConfig } from '../model/load.ts';
 import { NodeFileSource, nodeFolder } from '../model/sources/node-file.ts';
 import { HfTokenizer } from '../model/tokenizer.ts';
-import { importAdapter, type LoraAdapter } from '../train/peft.ts';
+import { importAdapter, importPeftAdapter, type LoraAdapter, type PeftAdapter } from '../train/peft.ts';
 import { UsageError } from './args.ts';
 
 /** Where a command writes: process.stdout/stderr for the CLI, captured lines in tests. */
@@ -86,15 +86,25 @@ export async function readChatTemplate(dir: string, tokenizer: HfTokenizer): Pro
   return ChatTemplate.forTokenizer(tokenizer, { jinjaFile });
 }
 
-/** A PEFT LoRA adapter folder or .zip, checked against the model's config (shapes, module paths). */
-export async function readAdapter(path: string, config: ModelConfig): Promise<LoraAdapter> {
+/** A PEFT LoRA adapter folder or .zip, checked against the model's config (shapes, module paths): what merging and
+ *  the GGUF export take. */
+export function readAdapter(path: string, config: ModelConfig): Promise<LoraAdapter> {
+  return openAdapterPath(path, (source) => importAdapter(source, config, path));
+}
+
+/** A PEFT adapter of any method the engine runs (LoRA, IA³), folder or .zip: what eval and generate take. */
+export function readAnyAdapter(path: string, config: ModelConfig): Promise<PeftAdapter> {
+  return openAdapterPath(path, (source) => importPeftAdapter(source, config, path));
+}
+
+async function openAdapterPath<T>(path: string, read: (source: ModelFiles | NodeFileSource) => Promise<T>): Promise<T> {
   const info = await stat(path).catch(() => null);
   if (!info) throw new UsageError(`${path}: no such file or folder (--adapter takes a PEFT adapter folder or .zip)`);
-  if (info.isDirectory()) return importAdapter(nodeFolder(path), config, path);
+  if (info.isDirectory()) return read(nodeFolder(path));
   // A .zip: read through positioned reads and inflated within adapter-archive.ts's bounds, never read whole.
   const zip = await NodeFileSource.open(path);
   try {
-    return await importAdapter(zip, config, path);
+    return await read(zip);
   } finally {
     await zip.close();
   }

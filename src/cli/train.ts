@@ -1,4 +1,5 @@
-// `lora-studio train`: LoRA / QLoRA fine-tuning of a model folder on a JSONL file, written as a PEFT adapter.
+// `lora-studio train`: fine-tuning a model folder on a JSONL file with a method of the registry (LoRA, IA³; QLoRA =
+// LoRA over an NF4 base), written as a PEFT adapter.
 //
 //   flags → TrainConfig (config.ts validates; errors name the flag and the valid range)
 //   → model folder, tokenizer, rows (src/cli/load.ts, as eval reads them), eval rows (--eval-data or --eval-split)
@@ -27,7 +28,7 @@ import { ConfigError, DEFAULT_CONFIG, resolveConfig, type TrainConfig } from '..
 import { METHOD_IDS } from '../train/methods/ids.ts';
 import { methodFor } from '../train/methods/registry.ts';
 import { resolveTargets } from '../train/methods/targets.ts';
-import { ADAPTER_CONFIG_FILE, ADAPTER_WEIGHTS_FILE, buildAdapterConfig, exportAdapter, type AdapterFiles } from '../train/peft.ts';
+import { ADAPTER_CONFIG_FILE, ADAPTER_WEIGHTS_FILE, type AdapterFiles } from '../train/peft.ts';
 import type { StepMetrics } from '../train/protocol.ts';
 import { Trainer, TrainingDivergedError } from '../train/trainer.ts';
 import { optionalString, parseFlags, requiredString, UsageError, type FlagValues } from './args.ts';
@@ -201,23 +202,16 @@ export async function trainCommand(args: string[], deps: TrainDeps = {}): Promis
       `train: ${data.train.length} training rows${data.eval.length ? `, ${data.eval.length} eval rows` : ''}; ${trainer.totalSteps} steps ` +
         `(batch ${config.batchSize} × grad-accum ${config.gradAccum}, ${trainer.batcher.batchesPerEpoch} batches per epoch), warmup ${trainer.warmupSteps}`,
     );
-    const adapterConfig = buildAdapterConfig({
-      baseModel: modelDir,
-      rank: config.rank,
-      alpha: config.alpha,
-      dropout: config.dropout,
-      targetModules: targets,
-      fanInFanOut: model.config.family === 'gpt2',
-      rslora: config.rslora,
-      model: model.config,
-    });
-    const adapterFiles = async (which: 'current' | 'best'): Promise<AdapterFiles> => {
-      const tensors = await trainer!.adapterTensors(which);
-      return exportAdapter(
-        tensors.map((t) => ({ peftPath: t.module.peftPath, inFeatures: t.module.inFeatures, outFeatures: t.module.outFeatures, A: t.A, B: t.B })),
-        adapterConfig,
-      );
-    };
+    const method = methodFor(config.method);
+    const adapterFiles = async (which: 'current' | 'best'): Promise<AdapterFiles> =>
+      method.exportAdapter({
+        tensors: await trainer!.trainedTensors(which),
+        modules: trainer!.modules,
+        targetModules: targets,
+        config,
+        model: model.config,
+        baseModel: modelDir,
+      });
 
     const metricsPath = join(outDir, METRICS_FILE);
     let lastCheckpoint: string | null = null;
@@ -287,7 +281,7 @@ export async function trainCommand(args: string[], deps: TrainDeps = {}): Promis
         final_eval_loss: lastEval?.evalLoss ?? null,
         steps: trainer.step,
         time_s: round((performance.now() - started) / 1000, 3),
-        trainable_params: trainer.lora.trainableParams,
+        trainable_params: trainer.method.trainableParams,
         ...(config.earlyStoppingPatience > 0 ? { best_step: trainer.bestStep, best_eval_loss: trainer.bestEvalLoss, stopped_early: stoppedEarly } : {}),
         out: outDir,
       }),

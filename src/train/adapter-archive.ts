@@ -98,9 +98,7 @@ export async function openAdapterArchive(source: Uint8Array | ByteSource, model:
   files[CONFIG_FILE] = configBytes;
   const weights = inDir.get(WEIGHTS_FILE);
   if (weights) {
-    const r = rankOf(configBytes, file, configs[0].name);
-    const limit = adapterWeightsLimit(r, model);
-    const why = `a rank-${r} LoRA adapter of this ${model.modelType} model (${model.numLayers} layers) is at most ${limit} bytes`;
+    const { limit, why } = weightsLimitOf(configBytes, file, configs[0].name, model);
     files[WEIGHTS_FILE] = await inflateEntry(src, file, weights, limit, why);
   }
   if (inDir.has(LEGACY_WEIGHTS_FILE)) files[LEGACY_WEIGHTS_FILE] = new Uint8Array(0); // never read: importAdapter refuses pickles
@@ -108,16 +106,29 @@ export async function openAdapterArchive(source: Uint8Array | ByteSource, model:
 }
 
 /** config.r, needed to bound the weights; the importer checks the rest of the config and reports it all at once. */
-function rankOf(bytes: Uint8Array, file: string, entry: string): number {
+/** The largest adapter_model.safetensors an IA³ adapter can be on `model`: one F32 vector of at most in + out values
+ *  on every linear layer, plus WEIGHTS_HEADER_ALLOWANCE. */
+export function ia3WeightsLimit(model: ModelConfig): number {
+  return linearModules(model).reduce((bytes, m) => bytes + (m.inFeatures + m.outFeatures) * 4, WEIGHTS_HEADER_ALLOWANCE);
+}
+
+/** The weights file's bound for the method adapter_config.json names (LoRA by its rank; IA³ by the model alone). */
+function weightsLimitOf(bytes: Uint8Array, file: string, entry: string, model: ModelConfig): { limit: number; why: string } {
   let json: unknown;
   try {
     json = JSON.parse(new TextDecoder().decode(bytes));
   } catch (e) {
     throw new AdapterArchiveError(file, entry, `not valid JSON (${(e as Error).message})`);
   }
-  const r = (json as { r?: unknown } | null)?.r;
+  const c = json as { r?: unknown; peft_type?: unknown } | null;
+  if (c?.peft_type === 'IA3') {
+    const limit = ia3WeightsLimit(model);
+    return { limit, why: `an IA³ adapter of this ${model.modelType} model (${model.numLayers} layers) is at most ${limit} bytes` };
+  }
+  const r = c?.r;
   if (!Number.isInteger(r) || (r as number) < 1) throw new AdapterArchiveError(file, entry, `"r" must be a positive integer, got ${JSON.stringify(r)}`);
-  return r as number;
+  const limit = adapterWeightsLimit(r as number, model);
+  return { limit, why: `a rank-${r} LoRA adapter of this ${model.modelType} model (${model.numLayers} layers) is at most ${limit} bytes` };
 }
 
 // ---------------------------------------------------------------------------------------------------------------

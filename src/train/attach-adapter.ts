@@ -3,43 +3,56 @@
 // engine worker and the CLI share it.
 //
 // The model runs with exactly the given adapter: every linear it names gets its A [r, in] and B [out, r] (dropout 0),
-// every other linear none. The undo puts back what each linear held before (nothing, for a freshly loaded model), so
+// or its IA³ vector, every other linear none. The undo puts back what each linear held before (nothing, for a freshly loaded model), so
 // the base model is restored exactly and the GPU buffers uploaded here are released.
 import { uploadBuffer } from '../gpu/buffers.ts';
 import type { Engine } from '../gpu/engine.ts';
 import type { GpuModel } from '../model/runtime/gpu-model.ts';
-import type { LoraPair } from '../model/runtime/linear.ts';
-import type { LoraAdapter } from './peft.ts';
+import type { Ia3Vector, LoraPair } from '../model/runtime/linear.ts';
+import type { PeftAdapter } from './peft.ts';
 
 /**
  * Runs the model with `adapter` (null: the base model, no LoRA anywhere) until the returned undo is called. The
  * gradient buffers the LoRA pair type carries are allocated (zeros) but never written by a forward.
  */
-export function attachAdapter(e: Engine, model: GpuModel, adapter: LoraAdapter | null): () => void {
+export function attachAdapter(e: Engine, model: GpuModel, adapter: PeftAdapter | null): () => void {
   const byPath = new Map(model.modules.map((m) => [m.module.peftPath, m.linear]));
   for (const m of adapter?.modules ?? []) {
     if (!byPath.has(m.peftPath)) throw new Error(`adapter module ${m.peftPath} is not a linear layer of the loaded model`);
   }
-  const previous = new Map<string, LoraPair | undefined>(model.modules.map((m) => [m.module.peftPath, m.linear.lora]));
+  const previous = new Map<string, { lora?: LoraPair; ia3?: Ia3Vector }>(model.modules.map((m) => [m.module.peftPath, { lora: m.linear.lora, ia3: m.linear.ia3 }]));
   const buffers: GPUBuffer[] = [];
   const upload = (data: Float32Array, label: string) => {
     const b = uploadBuffer(e.buffers, e.device, data, label);
     buffers.push(b);
     return b;
   };
-  for (const { linear } of model.modules) delete linear.lora;
+  for (const { linear } of model.modules) {
+    delete linear.lora;
+    delete linear.ia3;
+  }
   try {
-    for (const m of adapter?.modules ?? []) {
-      byPath.get(m.peftPath)!.lora = {
-        rank: adapter!.rank,
-        scale: adapter!.scale,
-        dropout: 0,
-        A: upload(m.A, `${m.peftPath}.lora_A`),
-        B: upload(m.B, `${m.peftPath}.lora_B`),
-        dA: upload(new Float32Array(m.A.length), `${m.peftPath}.lora_dA`),
-        dB: upload(new Float32Array(m.B.length), `${m.peftPath}.lora_dB`),
-        seed: 0,
-      };
+    if (adapter?.kind === 'ia3') {
+      for (const m of adapter.modules) {
+        byPath.get(m.peftPath)!.ia3 = {
+          feedforward: m.feedforward,
+          l: upload(m.l, `${m.peftPath}.ia3_l`),
+          dl: upload(new Float32Array(m.l.length), `${m.peftPath}.ia3_dl`),
+        };
+      }
+    } else {
+      for (const m of adapter?.modules ?? []) {
+        byPath.get(m.peftPath)!.lora = {
+          rank: adapter!.rank,
+          scale: adapter!.scale,
+          dropout: 0,
+          A: upload(m.A, `${m.peftPath}.lora_A`),
+          B: upload(m.B, `${m.peftPath}.lora_B`),
+          dA: upload(new Float32Array(m.A.length), `${m.peftPath}.lora_dA`),
+          dB: upload(new Float32Array(m.B.length), `${m.peftPath}.lora_dB`),
+          seed: 0,
+        };
+      }
     }
   } catch (err) {
     restore();
@@ -48,8 +61,10 @@ export function attachAdapter(e: Engine, model: GpuModel, adapter: LoraAdapter |
   function restore(): void {
     for (const { module, linear } of model.modules) {
       const before = previous.get(module.peftPath);
-      if (before) linear.lora = before;
+      if (before?.lora) linear.lora = before.lora;
       else delete linear.lora;
+      if (before?.ia3) linear.ia3 = before.ia3;
+      else delete linear.ia3;
     }
     for (const b of buffers.splice(0)) e.buffers.release(b);
   }

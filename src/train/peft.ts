@@ -207,6 +207,7 @@ export interface AdapterModule extends LoraModuleWeights {
 }
 
 export interface LoraAdapter {
+  kind?: 'lora';
   /** adapter_config.json as read. */
   config: PeftAdapterConfig;
   rank: number;
@@ -234,11 +235,46 @@ export async function adapterFolder(source: Uint8Array | ByteSource | ModelFiles
  * reported at once in one AdapterError (unknown modules by name, wrong shapes with both shapes, …).
  */
 export async function importAdapter(source: Uint8Array | ByteSource | ModelFiles, model: ModelConfig, name?: string): Promise<LoraAdapter> {
+  const adapter = await importPeftAdapter(source, model, name);
+  if (adapter.kind === 'ia3') {
+    throw new AdapterError(adapter.where, ['peft_type is "IA3": an IA³ adapter evaluates and generates here, but only LoRA adapters can be imported as runs, continued or merged']);
+  }
+  return adapter;
+}
+
+/** An IA³ vector read from a file, on the model's linear layer it scales. */
+export interface Ia3AdapterModule {
+  module: LinearModule;
+  peftPath: string;
+  /** Scales the layer's input (in_features values) rather than its output (out_features). */
+  feedforward: boolean;
+  l: Float32Array;
+}
+
+export interface Ia3Adapter {
+  kind: 'ia3';
+  /** The file or folder it came from, for messages. */
+  where: string;
+  config: Record<string, unknown>;
+  /** In the model's forward order. */
+  modules: Ia3AdapterModule[];
+  warnings: string[];
+}
+
+/** Any adapter the engine runs: LoRA (kind absent or "lora") or IA³. */
+export type PeftAdapter = (LoraAdapter & { where?: string }) | Ia3Adapter;
+
+/**
+ * Reads a PEFT adapter of any method the engine runs (adapter_config.json's peft_type: LORA or IA3) and checks it
+ * against `model`; every problem is reported at once in one AdapterError naming the file and the tensor.
+ */
+export async function importPeftAdapter(source: Uint8Array | ByteSource | ModelFiles, model: ModelConfig, name?: string): Promise<PeftAdapter> {
   const folder = await adapterFolder(source, model, name);
   const where = name ?? folder.name;
   const json = await readJsonFile(folder, ADAPTER_CONFIG_FILE);
   if (json === null) throw new AdapterError(where, [`no ${ADAPTER_CONFIG_FILE}`]);
-  const config = checkAdapterConfig(`${where}/${ADAPTER_CONFIG_FILE}`, json);
+  const ia3 = typeof json === 'object' && (json as { peft_type?: unknown }).peft_type === 'IA3';
+  const config = ia3 ? checkIa3Config(`${where}/${ADAPTER_CONFIG_FILE}`, json) : checkAdapterConfig(`${where}/${ADAPTER_CONFIG_FILE}`, json);
 
   const weights = await folder.open(ADAPTER_WEIGHTS_FILE);
   if (!weights) {
@@ -252,7 +288,8 @@ export async function importAdapter(source: Uint8Array | ByteSource | ModelFiles
   }
   const file = await SafetensorsFile.open(weights);
   try {
-    return await readAdapterTensors(where, file, config, model);
+    if (ia3) return await readIa3Tensors(where, file, config, model);
+    return { ...(await readAdapterTensors(where, file, config as PeftAdapterConfig, model)), kind: 'lora', where };
   } finally {
     await file.close();
   }
@@ -262,7 +299,7 @@ function checkAdapterConfig(where: string, json: unknown): PeftAdapterConfig {
   if (typeof json !== 'object' || json === null || Array.isArray(json)) throw new AdapterError(where, ['not a JSON object']);
   const c = json as Record<string, unknown>;
   const problems: string[] = [];
-  if (c.peft_type !== 'LORA') problems.push(`peft_type is ${JSON.stringify(c.peft_type)}; only "LORA" adapters are supported`);
+  if (c.peft_type !== 'LORA') problems.push(`peft_type is ${JSON.stringify(c.peft_type)}; only "LORA" and "IA3" adapters are supported`);
   if (!Number.isInteger(c.r) || (c.r as number) < 1) problems.push(`"r" must be a positive integer, got ${JSON.stringify(c.r)}`);
   const alpha = c.lora_alpha ?? 8; // PEFT's default
   if (typeof alpha !== 'number' || !(alpha > 0)) problems.push(`"lora_alpha" must be a positive number, got ${JSON.stringify(c.lora_alpha)}`);
@@ -366,6 +403,74 @@ async function readAdapterTensors(where: string, file: SafetensorsFile, config: 
     modules: out,
     warnings,
   };
+}
+
+function checkIa3Config(where: string, json: unknown): Record<string, unknown> {
+  if (typeof json !== 'object' || json === null || Array.isArray(json)) throw new AdapterError(where, ['not a JSON object']);
+  const c = json as Record<string, unknown>;
+  const problems: string[] = [];
+  if (Array.isArray(c.modules_to_save) && c.modules_to_save.length) problems.push(`modules_to_save ${JSON.stringify(c.modules_to_save)}: fully trained module copies are not supported`);
+  if (c.task_type != null && c.task_type !== 'CAUSAL_LM') problems.push(`task_type is ${JSON.stringify(c.task_type)}; expected "CAUSAL_LM"`);
+  if (c.feedforward_modules != null && typeof c.feedforward_modules !== 'string' && !Array.isArray(c.feedforward_modules)) {
+    problems.push(`feedforward_modules must be a list of module names or a regular expression, got ${JSON.stringify(c.feedforward_modules)}`);
+  }
+  if (problems.length) throw new AdapterError(where, problems);
+  return c;
+}
+
+// "base_model.model.<path>.ia3_l", also without the prefix and with ".default".
+const IA3_KEY_RE = /^(?:base_model\.model\.)?(.+)\.ia3_l(?:\.default)?$/;
+
+/** IA³ tensors: one ia3_l per scaled linear layer, [out, 1] on a layer whose output it scales, [1, in] on a
+ *  feed-forward layer (feedforward_modules, matched as PEFT does: a path ending with an entry, or a regular
+ *  expression). The shape must say the same as the config. */
+async function readIa3Tensors(where: string, file: SafetensorsFile, config: Record<string, unknown>, model: ModelConfig): Promise<Ia3Adapter> {
+  const modules = linearModules(model);
+  const prefix = basePrefix(model);
+  const byPath = new Map<string, LinearModule>();
+  for (const m of modules) {
+    byPath.set(m.peftPath, m);
+    byPath.set(m.peftPath.slice(prefix.length), m);
+  }
+  const ff = config.feedforward_modules;
+  const isFeedforward = (m: LinearModule) =>
+    typeof ff === 'string' ? new RegExp(`^(?:${ff})$`).test(m.peftPath) : Array.isArray(ff) && ff.some((f) => typeof f === 'string' && m.peftPath.endsWith(f));
+  const problems: string[] = [];
+  const found = new Map<LinearModule, string>();
+  for (const key of file.names()) {
+    const match = IA3_KEY_RE.exec(key);
+    const m = match ? byPath.get(match[1]) : undefined;
+    if (!match) {
+      problems.push(`tensor "${key}" is not an IA³ vector (ia3_l) of a linear layer`);
+      continue;
+    }
+    if (!m) {
+      problems.push(`tensor "${key}": the ${model.modelType} model has no linear layer "${match[1]}"`);
+      continue;
+    }
+    if (found.has(m)) {
+      problems.push(`tensors "${found.get(m)}" and "${key}" are both the ia3_l of ${m.peftPath}`);
+      continue;
+    }
+    found.set(m, key);
+    const shape = file.info(key).shape;
+    const expected = isFeedforward(m) ? [1, m.inFeatures] : [m.outFeatures, 1];
+    if (shape.length !== 2 || shape[0] !== expected[0] || shape[1] !== expected[1]) {
+      problems.push(`tensor "${key}" has shape [${shape.join(', ')}], expected [${expected.join(', ')}] (${isFeedforward(m) ? 'a feed-forward module scales its input' : 'it scales the output'}: in_features ${m.inFeatures}, out_features ${m.outFeatures})`);
+    }
+  }
+  if (found.size === 0 && problems.length === 0) problems.push(`${ADAPTER_WEIGHTS_FILE} holds no IA³ tensors`);
+  if (problems.length) throw new AdapterError(where, problems);
+  const out: Ia3AdapterModule[] = [];
+  for (const m of modules) {
+    const key = found.get(m);
+    if (!key) continue;
+    const l = owned(await file.readTensor(key, 'f32'));
+    const bad = l.findIndex((v) => !Number.isFinite(v));
+    if (bad >= 0) throw new AdapterError(where, [`tensor "${key}" holds ${l[bad]} at ${bad}`]);
+    out.push({ module: m, peftPath: m.peftPath, feedforward: isFeedforward(m), l });
+  }
+  return { kind: 'ia3', where, config, modules: out, warnings: [] };
 }
 
 /** A Float32Array that owns its buffer (a tensor read as F32 may be a view into a larger read). */

@@ -14,6 +14,7 @@ import type { TokenizedRow } from '../data/encode.ts';
 import { deriveSeed, shuffled } from '../data/rng.ts';
 import { packRows } from '../data/packing.ts';
 import { recordBackward, recordForward, releaseActs, releaseBatch, uploadBatch, uploadBatchInto, type Transformer } from '../model/runtime/transformer.ts';
+import type { LinearModule } from '../model/weights.ts';
 import type { TrainConfig } from './config.ts';
 import { countTargets, toHostBatch } from './batches.ts';
 import { loraSegmentName, readLoraTensors, type LoraState } from './lora-state.ts';
@@ -88,6 +89,9 @@ function dropoutSeed(seed: number, step: number, module: number): number {
 export class Trainer {
   /** The method's trainable state on the GPU (config.method, from the registry), attached to the model's layers. */
   readonly method: AttachedMethod;
+  /** The modules the method wraps, in forward order, and adapter_config.json's target_modules for them. */
+  readonly modules: readonly LinearModule[];
+  readonly targetModules: string | string[];
   readonly batcher: Batcher;
   readonly evalBatcher: Batcher | null;
   readonly totalSteps: number;
@@ -117,7 +121,9 @@ export class Trainer {
     }
     if (o.train.length === 0) throw new Error('the training set has no usable row');
     const method = methodFor(config.method);
-    const modules = resolveTargets(o.transformer.model.config, config.targets, method.defaultTargets).modules;
+    const { modules, targetModules } = resolveTargets(o.transformer.model.config, config.targets, method.defaultTargets);
+    this.modules = modules;
+    this.targetModules = targetModules;
     const initial = new Map<string, Float32Array>();
     for (const [which, given] of [['A', o.initialA], ['B', o.initialB]] as const) {
       for (const [path, values] of given ?? []) initial.set(loraSegmentName(path, which), values);
@@ -333,6 +339,13 @@ export class Trainer {
     }
     const patience = this.o.config.earlyStoppingPatience;
     return { loss, stop: patience > 0 && this.evalsWithoutImprovement >= patience };
+  }
+
+  /** Every trained tensor by segment name (TrainableTensor.name): the current values, or the best evaluated ones
+   *  (early stopping). What a method's exportAdapter takes. */
+  async trainedTensors(which: 'current' | 'best' = 'current'): Promise<Map<string, Float32Array>> {
+    const flat = which === 'best' && this.bestParams ? this.bestParams : await readF32(this.o.engine.device, this.method.params, this.method.layout.totalLength);
+    return new Map(this.method.layout.segments.map((s) => [s.name, flat.slice(s.offset, s.offset + s.length)]));
   }
 
   /** The adapter's tensors: the current ones, or the best evaluated ones (early stopping). */

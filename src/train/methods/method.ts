@@ -5,10 +5,11 @@
 // (registry.ts, runtimes.ts) list them; registry.test.ts fails when a method lacks one of these.
 import type { Engine } from '../../gpu/engine.ts';
 import type { AdamwLayout } from '../../gpu/kernels/adamw.ts';
-import type { ModelType } from '../../model/config.ts';
+import type { ModelConfig, ModelType } from '../../model/config.ts';
 import type { GpuModel } from '../../model/runtime/gpu-model.ts';
 import type { LinearModule } from '../../model/weights.ts';
 import type { FieldError, TrainConfig } from '../config.ts';
+import type { AdapterFiles } from '../peft.ts';
 import type { MethodId } from './ids.ts';
 
 /** One trainable tensor: a segment of the flat parameter buffer AdamW updates in one pass. */
@@ -78,7 +79,9 @@ export interface TrainingMethod {
   validate(c: TrainConfig): FieldError[];
   /** Its trainable tensors on one wrapped module. */
   tensors(m: LinearModule, c: TrainConfig): TrainableTensor[];
-  footprint(modules: readonly Pick<LinearModule, 'inFeatures' | 'outFeatures'>[], c: TrainConfig): MethodFootprint;
+  footprint(modules: readonly Pick<LinearModule, 'inFeatures' | 'outFeatures' | 'canonical'>[], c: TrainConfig): MethodFootprint;
+  /** adapter_config.json and adapter_model.safetensors as PEFT saves them for this method; refuses NaN or infinity. */
+  exportAdapter(x: ExportInput): AdapterFiles;
   /** Proof, checked by registry.test.ts: files (from the repository root) that must exist. */
   proof: {
     /** The plain TypeScript reference of its forward and backward (float64). */
@@ -90,6 +93,20 @@ export interface TrainingMethod {
     /** Its merge rule's test, or null where no merge exists. */
     merge: string | null;
   };
+}
+
+/** What a PEFT export is made from: the trained tensors of a run and where they belong. */
+export interface ExportInput {
+  /** Trained values by segment name (TrainableTensor.name), e.g. Trainer.trainedTensors(). */
+  tensors: ReadonlyMap<string, Float32Array>;
+  /** The wrapped modules, in forward order. */
+  modules: readonly LinearModule[];
+  /** adapter_config.json's target_modules (targets.ts). */
+  targetModules: string | string[];
+  config: TrainConfig;
+  model: ModelConfig;
+  /** base_model_name_or_path: the Hub repo id or the folder the base model was loaded from. */
+  baseModel: string;
 }
 
 /** The GPU side of a method (kept apart so the page imports the TrainingMethod without the engine). */

@@ -2,11 +2,13 @@
 // trainer, the CLI, the worker and the Train screen look a method up here and never name one. Adding a method is one module (see method.ts) plus its kernels and tests; the registry's
 // test says what is missing.
 import type { MethodId } from './ids.ts';
+import { ia3Method } from './ia3/config.ts';
 import { loraMethod } from './lora/config.ts';
 import type { TrainingMethod } from './method.ts';
 
 export const METHODS: Readonly<Record<MethodId, TrainingMethod>> = {
   lora: loraMethod,
+  ia3: ia3Method,
 };
 
 export function methodFor(id: MethodId): TrainingMethod {

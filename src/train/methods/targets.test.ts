@@ -25,15 +25,24 @@ describe('the one target resolver', () => {
     expect(all.targetModules).toBe('all-linear');
     const attn = resolveTargets(llama, ['attention'], PEFT_DEFAULT_TARGET_MODULES);
     expect(attn.targetModules).toEqual(['k_proj', 'o_proj', 'q_proj', 'v_proj']);
+    expect(resolveTargets(llama, ['v_proj', 'q_proj', 'v_proj'], PEFT_DEFAULT_TARGET_MODULES).targetModules).toEqual(['q_proj', 'v_proj']);
   });
 
-  it("names GPT-2's attention c_proj by its full path (the MLP's c_proj has the same name)", () => {
+  it("names GPT-2's attention c_proj so that PEFT does not take the MLP's c_proj with it", () => {
     const s = resolveTargets(gpt2, ['attention'], PEFT_DEFAULT_TARGET_MODULES);
-    expect(s.targetModules).toEqual([
+    expect(s.targetModules).toEqual(['attn.c_attn', 'attn.c_proj']);
+    expect(s.modules.map((m) => m.peftPath)).toEqual([
       'transformer.h.0.attn.c_attn', 'transformer.h.0.attn.c_proj', 'transformer.h.1.attn.c_attn', 'transformer.h.1.attn.c_proj',
     ]);
+  });
+
+  it("names an imported adapter's modules as PEFT will match them (full paths where a name would take more)", () => {
     const all = linearModules(gpt2);
     expect(peftTargetModules(all, all)).toEqual(['c_attn', 'c_fc', 'c_proj']);
+    const attention = all.filter((m) => m.canonical.includes('.attn.'));
+    expect(peftTargetModules(attention, all)).toEqual([
+      'transformer.h.0.attn.c_attn', 'transformer.h.0.attn.c_proj', 'transformer.h.1.attn.c_attn', 'transformer.h.1.attn.c_proj',
+    ]);
   });
 
   it('refuses a misspelt name even beside good ones, listing what exists', () => {

@@ -17,9 +17,8 @@ export class TargetError extends Error {
 
 export interface TargetSelection {
   modules: LinearModule[];
-  /** adapter_config.json's target_modules for them: "all-linear" as asked; the module names when, matched as PEFT
-   *  does (path suffixes), they select exactly these modules; else the full module paths (GPT-2's attention c_proj
-   *  without the MLP's c_proj, an imported adapter's subset of layers). */
+  /** adapter_config.json's target_modules for them: "all-linear" as asked, else the names that selected them (sorted),
+   *  which PEFT's suffix matching resolves to the same modules. */
   targetModules: string | string[];
 }
 
@@ -41,15 +40,16 @@ export function resolveTargets(arch: TargetArch, targets: readonly string[], def
       throw new TargetError((e as Error).message);
     }
   };
-  if (targets.length === 1 && targets[0].toLowerCase() === 'all-linear') return { modules: all, targetModules: 'all-linear' };
-  let modules: LinearModule[];
-  if (targets.length === 1 && targets[0] === 'attention') modules = pick(attentionTargets(arch));
-  else if (targets.length === 0) modules = pick(defaults[arch.modelType]);
+  if (targets.length === 1 && targets[0].toLowerCase() === 'all-linear') return { modules: linearModules(arch), targetModules: 'all-linear' };
+  let names: readonly string[];
+  if (targets.length === 1 && targets[0] === 'attention') names = attentionTargets(arch);
+  else if (targets.length === 0) names = defaults[arch.modelType];
   else {
     for (const t of targets) pick([t]); // each name on its own, so a misspelt one is named
-    modules = pick(targets);
+    names = targets;
   }
-  return { modules, targetModules: peftTargetModules(modules, all) };
+  // PEFT matches these names exactly as selectTargetModules did, so they are the adapter's target_modules as they are.
+  return { modules: pick(names), targetModules: [...new Set(names)].sort() };
 }
 
 /** target_modules for adapter_config.json naming exactly `chosen` among `all` under PEFT's suffix matching. */

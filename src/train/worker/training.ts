@@ -12,13 +12,12 @@
 import { IGNORE_INDEX, splitEval, type TokenizedRow } from '../../data/index.ts';
 import type { Engine } from '../../gpu/engine.ts';
 import { generate } from '../../model/runtime/generate.ts';
-import { linearModules } from '../../model/weights.ts';
-import { peftTargetModules } from '../methods/targets.ts';
+import { methodFor } from '../methods/registry.ts';
 import { RunsDb, idbKeyValue, StorageFullError, tryLockRun, type RunRecord, type StoredAdapter } from '../../store/runs-db.ts';
 import { prunedNotice, type PruneCandidate } from '../../store/retention.ts';
 import { ConfigError, normalizeConfig, validateConfig, type TrainConfig } from '../config.ts';
 import { deleteResumeSources, resumeSourcesFor, saveResumeSources } from '../resume-sources.ts';
-import { buildAdapterConfig, exportAdapter, zipAdapter } from '../peft.ts';
+import { zipAdapter } from '../peft.ts';
 import type { EngineEvent, EngineRequest, StepMetrics } from '../protocol.ts';
 import { Trainer, TrainingDivergedError, type TrainerCheckpoint } from '../trainer.ts';
 import { continuationFor } from './continue.ts';
@@ -417,27 +416,17 @@ async function saveCheckpoint(run: ActiveRun, post?: PostTransfer): Promise<void
   run.record = { ...run.record, checkpoint: pointer };
 }
 
-/** The PEFT files of the run's adapter as it is now (or its best evaluated one). */
+/** The PEFT files of the run's adapter as it is now (or its best evaluated one), as its method saves them. */
 async function adapterFiles(run: ActiveRun, which: 'current' | 'best'): Promise<StoredAdapter> {
   const t = run.trainer;
-  const c = t.config;
-  const modelConfig = run.model.config;
-  const tensors = await t.adapterTensors(which);
-  const trained = t.lora.modules.map((m) => m.module);
-  const config = buildAdapterConfig({
+  return methodFor(t.config.method).exportAdapter({
+    tensors: await t.trainedTensors(which),
+    modules: t.modules,
+    targetModules: t.targetModules,
+    config: t.config,
+    model: run.model.config,
     baseModel: run.model.summary.name,
-    rank: c.rank,
-    alpha: c.alpha,
-    dropout: c.dropout,
-    targetModules: peftTargetModules(trained, linearModules(modelConfig)),
-    fanInFanOut: modelConfig.linearLayout === 'conv1d',
-    rslora: c.rslora,
-    model: modelConfig,
   });
-  return exportAdapter(
-    tensors.map((x) => ({ peftPath: x.module.peftPath, inFeatures: x.module.inFeatures, outFeatures: x.module.outFeatures, A: x.A, B: x.B })),
-    config,
-  );
 }
 
 function lastLoss(history: readonly StepMetrics[], key: 'loss' | 'evalLoss'): number | null {

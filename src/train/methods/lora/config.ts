@@ -4,6 +4,7 @@
 // src/train/lora-state.ts); the adapter files are src/train/peft.ts; the merge rule src/train/merge.ts.
 import { PEFT_DEFAULT_TARGET_MODULES } from '../../../model/weights.ts';
 import { loraSegmentName } from '../../lora-names.ts';
+import { buildAdapterConfig, exportAdapter } from '../../peft.ts';
 import type { TrainingMethod } from '../method.ts';
 
 export const loraMethod: TrainingMethod = {
@@ -32,6 +33,27 @@ export const loraMethod: TrainingMethod = {
       // Each module keeps h = A·x (r per token) for its backward.
       activationsPerToken: c.rank * modules.length,
     };
+  },
+  exportAdapter({ tensors, modules, targetModules, config: c, model, baseModel }) {
+    const config = buildAdapterConfig({
+      baseModel,
+      rank: c.rank,
+      alpha: c.alpha,
+      dropout: c.dropout,
+      targetModules,
+      fanInFanOut: model.linearLayout === 'conv1d',
+      rslora: c.rslora,
+      model,
+    });
+    const get = (m: { peftPath: string }, which: 'A' | 'B') => {
+      const v = tensors.get(loraSegmentName(m.peftPath, which));
+      if (!v) throw new Error(`no trained lora_${which} for ${m.peftPath}`);
+      return v;
+    };
+    return exportAdapter(
+      modules.map((m) => ({ peftPath: m.peftPath, inFeatures: m.inFeatures, outFeatures: m.outFeatures, A: get(m, 'A'), B: get(m, 'B') })),
+      config,
+    );
   },
   proof: {
     reference: 'src/gpu/ref/lora.ref.ts',

@@ -1,0 +1,154 @@
+// IA³ against PEFT + transformers (float64, scripts/golden_ia3.py → tests/fixtures/golden/train_ia3_<fixture>.json):
+// the same rows, every ia3_l at 1, AdamW at a constant lr with a 1.0 clip. The first 10 losses, the grad norms and the
+// step-1 and step-2 gradients must match; the adapter we export after 10 steps must be PEFT's own file, key for key
+// (config) and value for value within f32 training noise (tensors); and PeftModel.from_pretrained(our adapter) must
+// give our eval loss (1e-4 relative) where the reference Python exists — under CI=true its absence fails.
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { readF32 } from '../gpu/buffers.ts';
+import type { Engine } from '../gpu/engine.ts';
+import { mismatches } from '../gpu/ref/testing.ts';
+import { testEngine } from '../gpu/testing-gpu.ts';
+import { SafetensorsFile } from '../model/safetensors.ts';
+import { MemorySource } from '../model/sources/memory.ts';
+import { nodeFolder } from '../model/sources/node-file.ts';
+import { kernelChoiceFor } from '../model/runtime/linear.ts';
+import { loadTransformer } from '../model/runtime/load.ts';
+import { FIXTURES } from '../model/runtime/testing.ts';
+import { DEFAULT_CONFIG } from './config.ts';
+import { ia3SegmentName } from './methods/ia3/config.ts';
+import { METHODS } from './methods/registry.ts';
+import { referencePython, runPeftCheck, writeAdapterFolder } from './peft-check.ts';
+import { Trainer } from './trainer.ts';
+
+interface Ia3Golden {
+  ia3: { target_modules: string[]; feedforward_modules: string[]; fan_in_fan_out: boolean };
+  optimizer: { lr: number; betas: [number, number]; eps: number; weight_decay: number; max_grad_norm: number };
+  rows: { input_ids: number[]; labels: number[] }[];
+  modules: { path: string; in: number; out: number; feedforward: boolean; length: number }[];
+  steps: { step: number; loss: number; grad_norm: number }[];
+  final_loss: number;
+  grads: Record<string, Record<string, number[]>>;
+}
+
+const python = referencePython();
+let e: Engine;
+const tmp = mkdtempSync(join(tmpdir(), 'ia3-golden-'));
+/** Per fixture: our exported adapter folder and our eval loss after 10 steps, for the one live PEFT run at the end. */
+const exported = new Map<string, { dir: string; loss: number; rows: Ia3Golden['rows'] }>();
+
+beforeAll(async () => {
+  e = await testEngine();
+});
+afterAll(() => rmSync(tmp, { recursive: true, force: true }));
+
+const RUNS = [
+  ['gpt2', 'naive'],
+  ['llama', 'naive'],
+  ['qwen3', 'naive'],
+  ['llama', 'blocked4'],
+] as const;
+
+describe.each(RUNS)('golden IA³ run against PEFT: %s, %s kernels', (name, variant) => {
+  it('losses, grad norms and step-1/2 gradients match; the exported adapter is PEFT\'s', async () => {
+    const g: Ia3Golden = JSON.parse(readFileSync(join(FIXTURES, 'golden', `train_ia3_${name}.json`), 'utf8'));
+    const tf = await loadTransformer(e, nodeFolder(join(FIXTURES, 'models', name)), kernelChoiceFor(variant), { dtype: 'f32', quant: 'none' });
+    const rows = g.rows.map((r) => ({ input_ids: Int32Array.from(r.input_ids), labels: Int32Array.from(r.labels) }));
+    const config = {
+      ...DEFAULT_CONFIG,
+      method: 'ia3' as const,
+      targets: [],
+      lr: g.optimizer.lr,
+      beta1: g.optimizer.betas[0],
+      beta2: g.optimizer.betas[1],
+      eps: g.optimizer.eps,
+      weightDecay: g.optimizer.weight_decay,
+      maxGradNorm: g.optimizer.max_grad_norm,
+      schedule: 'constant' as const,
+      warmupSteps: 0,
+      batchSize: g.rows.length,
+      maxSteps: g.steps.length,
+    };
+    const trainer = new Trainer({ engine: e, transformer: tf, config, train: rows, eval: rows, padId: 0 });
+    try {
+      // PEFT's default modules, in its order, with its vector lengths.
+      expect(trainer.modules.map((m) => m.peftPath)).toEqual(g.modules.map((m) => m.path));
+      expect(trainer.method.trainableParams).toBe(g.modules.reduce((s, m) => s + m.length, 0));
+      const losses: number[] = [];
+      const norms: number[] = [];
+      for (const s of g.steps) {
+        const m = await trainer.trainStep();
+        losses.push(m.loss);
+        norms.push(m.gradNorm);
+        const want = g.grads[String(s.step)];
+        if (!want) continue;
+        // AdamW leaves this step's raw gradients in place.
+        const flat = await readF32(e.device, trainer.method.grads, trainer.method.layout.totalLength);
+        for (const seg of trainer.method.layout.segments) {
+          const w = want[seg.name.slice(0, -'.ia3_l'.length)];
+          const scale = Math.max(...w.map(Math.abs), 1e-12);
+          expect(mismatches(flat.subarray(seg.offset, seg.offset + seg.length), w, { abs: 1e-5 * scale, rel: 1e-4 }), `${seg.name} at step ${s.step}`).toEqual([]);
+        }
+      }
+      expect(mismatches(losses, g.steps.map((s) => s.loss), { abs: 0, rel: 1e-4 })).toEqual([]);
+      expect(mismatches(norms, g.steps.map((s) => s.grad_norm), { abs: 0, rel: 1e-3 })).toEqual([]);
+      const { loss } = await trainer.evaluate();
+      expect(Math.abs(loss - g.final_loss)).toBeLessThan(1e-4 * g.final_loss);
+
+      // The export: PEFT's adapter_config.json key for key (but the base path), PEFT's tensors after its own 10 steps.
+      const files = METHODS.ia3.exportAdapter({
+        tensors: await trainer.trainedTensors(),
+        modules: trainer.modules,
+        targetModules: trainer.targetModules,
+        config,
+        model: tf.model.config,
+        baseModel: `tests/fixtures/models/${name}`,
+      });
+      const peftDir = join(FIXTURES, 'golden', `train_ia3_${name}_adapter`);
+      const ours = JSON.parse(new TextDecoder().decode(files['adapter_config.json']));
+      const theirs = JSON.parse(readFileSync(join(peftDir, 'adapter_config.json'), 'utf8'));
+      expect({ ...ours, target_modules: [...ours.target_modules].sort() }).toEqual(theirs);
+      const mine = await SafetensorsFile.open(new MemorySource('ours', files['adapter_model.safetensors']));
+      const peft = await SafetensorsFile.open(await nodeFolder(peftDir).open('adapter_model.safetensors').then((s) => s!));
+      expect(mine.names().sort()).toEqual(peft.names().sort());
+      for (const key of peft.names()) {
+        expect(mine.info(key).shape, key).toEqual(peft.info(key).shape);
+        // Ten AdamW steps of f32 against float64: parameters agree to a small fraction of a step (lr 1e-2).
+        expect(mismatches(await mine.readTensor(key, 'f32'), await peft.readTensor(key, 'f32'), { abs: 2e-4, rel: 0 }), key).toEqual([]);
+      }
+      expect(ia3SegmentName(trainer.modules[0].peftPath)).toBe(trainer.method.layout.segments[0].name);
+      if (variant === 'naive') {
+        const dir = join(tmp, name);
+        await writeAdapterFolder(dir, files);
+        exported.set(name, { dir, loss, rows: g.rows });
+      }
+    } finally {
+      trainer.dispose();
+    }
+  });
+});
+
+describe('our IA³ adapters in the real PEFT', () => {
+  it('has the reference Python wherever CI runs', () => {
+    if (process.env.CI === 'true') expect(python, 'CI creates .venv-ref (scripts/setup-reference-python.sh)').not.toBeNull();
+  });
+
+  it.skipIf(!python)('PeftModel.from_pretrained(base, ours) takes every ia3_l and gives our eval loss', async () => {
+    const names = [...exported.keys()];
+    expect(names.sort()).toEqual(['gpt2', 'llama', 'qwen3']);
+    const results = await runPeftCheck(
+      names.map((n) => ({ base: join(FIXTURES, 'models', n), adapter: exported.get(n)!.dir, rows: exported.get(n)!.rows })),
+    );
+    results.forEach((r, i) => {
+      const { loss } = exported.get(names[i])!;
+      expect(r.load.mismatched, names[i]).toEqual([]);
+      expect(r.load.unexpected, names[i]).toEqual([]);
+      expect(r.load.missing, names[i]).toEqual([]);
+      expect(r.load.matched, names[i]).toBe(r.load.file_tensors);
+      expect(r.max_abs_logit_diff.adapter_vs_base, names[i]).toBeGreaterThan(1e-3);
+      expect(Math.abs(r.adapter.loss - loss), `${names[i]}: PEFT ${r.adapter.loss} vs ours ${loss}`).toBeLessThan(1e-4 * loss);
+    });
+  }, 180_000);
+});
