@@ -63,6 +63,7 @@ function io(): CliIo & { out: string[]; err: string[] } {
 
 interface TrlResult {
   world_size: number;
+  distributed_type: string;
   method: string;
   eval?: { token_loss: number; tokens: number };
   eval_before?: { token_loss: number; tokens: number };
@@ -165,7 +166,7 @@ describe.skipIf(!hasTrl)('the exported train.py on TRL + accelerate (reference P
     const out = join(tmp, 'ddp');
     await run('accelerate', ['launch', '--config_file', 'accelerate/ddp.yaml', '--num_processes', '2', '--mixed_precision', 'no', 'train.py', '--precision', 'fp32', '--max-steps', '2', '--output-dir', out]);
     const r = await result(out);
-    expect(r).toMatchObject({ world_size: 2, global_step: 2 });
+    expect(r).toMatchObject({ world_size: 2, global_step: 2, distributed_type: 'MULTI_CPU' }); // DDP over gloo
     console.log(`trl-live: DDP x2: eval before ${r.eval_before!.token_loss} (ours ${baseEval.loss}), losses ${r.losses!.join(', ')}`);
     // The eval rows are split over the processes (one padded duplicate dropped again): the same loss as ours.
     expect(rel(r.eval_before!.token_loss, baseEval.loss)).toBeLessThan(REL);

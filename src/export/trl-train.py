@@ -200,6 +200,7 @@ def main():
         "model": args.model,
         "precision": precision,
         "world_size": trainer.accelerator.num_processes,
+        "distributed_type": trainer.accelerator.distributed_type.value,
         "method": method["method"],
     }
     if args.eval_only:
