@@ -290,7 +290,8 @@ studio's effective batch.
 ## What comes out
 
 \`OUTPUT_DIR/adapter_config.json\` and \`adapter_model.safetensors\`: a PEFT adapter. Import it into the studio (Runs →
-Import adapter: the output folder or a .zip of it; or the CLI's \`--adapter\`) to see it in Compare beside the browser runs. \`OUTPUT_DIR/${TRL_RESULT_FILE}\`:
+Import adapter: the output folder, or a .zip of its two adapter files without the checkpoint-* folders; or the CLI's
+\`--adapter\`) to see it in Compare beside the browser runs. \`OUTPUT_DIR/${TRL_RESULT_FILE}\`:
 the evaluation loss before and after training and the training losses. Its \`token_loss\` is the studio's eval loss
 (every trained token of the eval set weighted equally); Trainer's own \`eval_loss\` is a mean of per-batch means.
 
