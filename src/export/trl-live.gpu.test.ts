@@ -26,7 +26,7 @@ import { openModelFolder, readAdapter, type CliIo } from '../cli/load.ts';
 import { trainCommand } from '../cli/train.ts';
 import type { Engine } from '../gpu/engine.ts';
 import type { TuningCache } from '../gpu/kernels/matmul-tuning.ts';
-import { testEngine } from '../gpu/testing-gpu.ts';
+import { driverName, testEngine } from '../gpu/testing-gpu.ts';
 import { FIXTURES } from '../model/runtime/testing.ts';
 import { blobFolder } from '../model/sources/blob.ts';
 import { referencePython } from '../train/peft-check.ts';
@@ -45,6 +45,9 @@ function venvHas(packages: string[]): boolean {
 const hasTrl = venvHas(['trl', 'accelerate', 'datasets', 'peft', 'transformers']);
 const why = python ? 'the reference venv has no trl/accelerate (run scripts/setup-reference-python.sh)' : 'no reference Python at .venv-ref/bin/python';
 if (!hasTrl) console.warn(`trl-live.gpu.test.ts skipped: ${why}`);
+// The Python side is the same on every driver: run once, on lavapipe when the GPU suite also runs on SwiftShader.
+const OTHER_DRIVER = driverName === 'swiftshader' && existsSync(join(process.cwd(), '.webgpu', 'lavapipe', 'env.json'));
+if (OTHER_DRIVER) console.warn('trl-live.gpu.test.ts skipped on SwiftShader: it runs on lavapipe');
 
 const LLAMA = join(FIXTURES, 'models', 'llama');
 const REL = 1e-4;
@@ -72,13 +75,13 @@ interface TrlResult {
   losses?: number[];
 }
 
-describe.runIf(!hasTrl && process.env.CI === 'true')('TRL export in the reference environment (CI)', () => {
+describe.runIf(!hasTrl && !OTHER_DRIVER && process.env.CI === 'true')('TRL export in the reference environment (CI)', () => {
   it('needs .venv-ref with trl and accelerate under CI', () => {
     throw new Error(`trl-live.gpu.test.ts: ${why}; .ci/run creates it with scripts/setup-reference-python.sh`);
   });
 });
 
-describe.skipIf(!hasTrl)('the exported train.py on TRL + accelerate (reference Python, CPU)', () => {
+describe.skipIf(!hasTrl || OTHER_DRIVER)('the exported train.py on TRL + accelerate (reference Python, CPU)', () => {
   const tmp = mkdtempSync(join(tmpdir(), 'trl-live-'));
   const exportDir = join(tmp, 'export');
   const oursDir = join(tmp, 'ours');
