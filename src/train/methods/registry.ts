@@ -1,6 +1,7 @@
 // Every training method the studio offers, by id (the page-side part of each; runtimes.ts holds their GPU side): the
 // trainer, the CLI, the worker and the Train screen look a method up here and never name one. Adding a method is one module (see method.ts) plus its kernels and tests; the registry's
 // test says what is missing.
+import type { TrainConfig } from '../config.ts';
 import type { MethodId } from './ids.ts';
 import { ia3Method } from './ia3/config.ts';
 import { loraMethod } from './lora/config.ts';
@@ -15,4 +16,10 @@ export function methodFor(id: MethodId): TrainingMethod {
   const m = (METHODS as Record<string, TrainingMethod | undefined>)[id];
   if (!m) throw new Error(`unknown method ${JSON.stringify(id)} (known: ${Object.keys(METHODS).join(', ')})`);
   return m;
+}
+
+/** A run's method in a few words for lists: LoRA's rank and alpha ("r = 8, α = 16"), another method's name. */
+export function describeMethod(c: Pick<TrainConfig, 'method' | 'rank' | 'alpha'>): string {
+  const id = (c.method as string) === 'qlora' ? 'lora' : c.method; // a run saved before quantization was its own axis
+  return id === 'lora' ? `r = ${c.rank}, α = ${c.alpha}` : (METHODS[id]?.label ?? id);
 }

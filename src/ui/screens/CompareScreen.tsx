@@ -2,6 +2,7 @@
 // dashed with dots), a table with the base model as its first row, and one prompt answered by the base model and by
 // each adapter. "Compare ranks" queues r = 4, 8, 16, 64 with the Train screen's config (α = 2r unless held fixed) and
 // shows the queue as it trains.
+import { describeMethod } from '../../train/methods/registry.ts';
 import { useEffect, useId, useMemo, useState, type ReactNode } from 'react';
 import { CartesianGrid, Legend, Line, LineChart, ResponsiveContainer, Tooltip, XAxis, YAxis } from 'recharts';
 import {
@@ -79,7 +80,7 @@ function RunPicker({ runs, chosen }: { runs: RunRecord[]; chosen: RunRecord[] })
             <label htmlFor={`cmp-${r.id}`}>
               {r.name}{' '}
               <span className="muted small">
-                r = {r.config.rank}, α = {r.config.alpha} · {r.status}
+                {describeMethod(r.config)} · {r.status}
                 {otherBase && ` · another base model (${r.model.name}${r.model.quant === 'nf4' ? ', NF4' : ''})`}
               </span>
             </label>

@@ -1,6 +1,7 @@
 // Playground: chat with, or continue text from, the base model and any saved adapters side by side; each column
 // streams its tokens as the worker sends them (in chunks, a few a second). The adapter is put on the model for its
 // generation only; the base model's column runs on the untouched weights.
+import { describeMethod } from '../../train/methods/registry.ts';
 import { useEffect, useId, useState } from 'react';
 import type { Generation, GenerationSettings } from '../../store/slices/generations.ts';
 import { useStudio } from '../../store/studio.ts';
@@ -104,7 +105,7 @@ function Answerers({ adapters }: { adapters: RunRecord[] }) {
         <div className="row" key={r.id}>
           <input id={`play-${r.id}`} type="checkbox" checked={chosen.includes(r.id)} onChange={() => toggle(r.id)} />
           <label htmlFor={`play-${r.id}`}>
-            {r.name} <span className="muted small">(r = {r.config.rank}, α = {r.config.alpha}, {r.final?.steps ?? r.curves.length} steps)</span>
+            {r.name} <span className="muted small">({describeMethod(r.config)}, {r.final?.steps ?? r.curves.length} steps)</span>
           </label>
         </div>
       ))}

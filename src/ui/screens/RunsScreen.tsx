@@ -13,6 +13,8 @@ import { DropZone } from '../components/DropZone.tsx';
 import { droppedFiles } from '../components/dropped-files.ts';
 import { formatDuration } from '../components/progress-meter.ts';
 import { formatBytes } from '../format.ts';
+import { normalizeConfig } from '../../train/config.ts';
+import { METHODS } from '../../train/methods/registry.ts';
 
 export function RunsScreen() {
   const runs = useStudio((s) => s.runs);
@@ -244,6 +246,9 @@ function RunCard({ run }: { run: RunRecord }) {
   const resume = useStudio((s) => s.resumeSavedRun);
   const rerun = useStudio((s) => s.rerunWith);
   const continueFrom = useStudio((s) => s.continueFromRun);
+  const method = normalizeConfig(run.config).method;
+  // Merging, the GGUF and cluster exports and continuing read a LoRA adapter; another method's run says so.
+  const loraOnly = method === 'lora' ? undefined : `${METHODS[method]?.label ?? method} runs: merging, the GGUF and cluster exports and continuing take LoRA adapters only (for now)`;
   const [editing, setEditing] = useState<string | null>(null);
   const [merging, setMerging] = useState<null | 'hf' | 'gguf' | 'trl'>(null);
   const nameId = useId();
@@ -284,7 +289,7 @@ function RunCard({ run }: { run: RunRecord }) {
       ) : (
         <p className="muted small">
           {new Date(run.created).toLocaleString()} · {run.model.name}{run.model.quant === 'nf4' ? ' (NF4)' : ''} · {run.dataset.fileName} ({run.dataset.rows} rows) ·{' '}
-          {run.config.method} r{run.config.rank} α{run.config.alpha} · lr {run.config.lr} · {run.trainableParams.toLocaleString('en')} trainable
+          {METHODS[method]?.label ?? method}{method === 'lora' ? ` r${run.config.rank} α${run.config.alpha}` : ''} · lr {run.config.lr} · {run.trainableParams.toLocaleString('en')} trainable
           {run.continuedFrom ? ` · continued from "${run.continuedFrom.name}" (its adapter at step ${run.continuedFrom.step})` : ''}
         </p>
       )}
@@ -337,24 +342,24 @@ function RunCard({ run }: { run: RunRecord }) {
         <button type="button" disabled={run.curves.length === 0} onClick={() => void csv(run.id)} aria-label={`Export the metrics of ${run.name} as CSV`}>
           Metrics CSV
         </button>
-        <button type="button" disabled={!run.adapter} aria-expanded={merging === 'hf'} onClick={() => setMerging(merging === 'hf' ? null : 'hf')} aria-label={`Download ${run.name} merged into its base model`}>
+        <button type="button" disabled={!run.adapter || !!loraOnly} title={loraOnly} aria-expanded={merging === 'hf'} onClick={() => setMerging(merging === 'hf' ? null : 'hf')} aria-label={`Download ${run.name} merged into its base model`}>
           Download merged model
         </button>
-        <button type="button" disabled={!run.adapter} aria-expanded={merging === 'gguf'} onClick={() => setMerging(merging === 'gguf' ? null : 'gguf')} aria-label={`Download ${run.name} as GGUF for llama.cpp / Ollama`}>
+        <button type="button" disabled={!run.adapter || !!loraOnly} title={loraOnly} aria-expanded={merging === 'gguf'} onClick={() => setMerging(merging === 'gguf' ? null : 'gguf')} aria-label={`Download ${run.name} as GGUF for llama.cpp / Ollama`}>
           Download for llama.cpp / Ollama
         </button>
         <button
           type="button"
-          disabled={!run.adapter || run.status === 'imported'}
+          disabled={!run.adapter || run.status === 'imported' || !!loraOnly}
           aria-expanded={merging === 'trl'}
           onClick={() => setMerging(merging === 'trl' ? null : 'trl')}
           aria-label={`Export ${run.name} for a GPU cluster (TRL + accelerate)`}
-          title={run.status === 'imported' ? 'An imported adapter has no training run to export' : undefined}
+          title={run.status === 'imported' ? 'An imported adapter has no training run to export' : loraOnly}
         >
           Export for a GPU cluster
         </button>
         {canResume && <button type="button" onClick={() => resume(run.id, run.name)}>Resume from step {run.checkpoint!.step}</button>}
-        <button type="button" disabled={!run.adapter || here} onClick={() => continueFrom(run)} aria-label={`Continue training from the adapter of ${run.name}`}>
+        <button type="button" disabled={!run.adapter || here || !!loraOnly} title={loraOnly} onClick={() => continueFrom(run)} aria-label={`Continue training from the adapter of ${run.name}`}>
           Continue training
         </button>
         <button type="button" onClick={() => rerun(run.config, run.name)}>Re-run with this config</button>

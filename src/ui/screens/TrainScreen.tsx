@@ -2,6 +2,7 @@
 // you edit and each field's error naming its valid range; Start (or why not); then the live run (RunView).
 import { useId, useMemo, useState, type ReactNode } from 'react';
 import { PRESETS, validateConfig, type FieldError, type PresetName, type TrainConfig } from '../../train/config.ts';
+import type { ModelType } from '../../model/config.ts';
 import { METHODS } from '../../train/methods/registry.ts';
 import { canPickFolder, TRAIN_EXPORT_KEY } from '../../store/slices/runs.ts';
 import { isActive, startBlocker } from '../../store/slices/train.ts';
@@ -44,6 +45,8 @@ function TrainForm() {
   const clearFrom = useStudio((s) => s.clearTrainFrom);
   const modelQuant = useStudio((s) => s.modelQuant);
   const method = METHODS[config.method] ?? METHODS.lora;
+  /** The method's own settings are shown; another method's are not (they would not apply). */
+  const has = (field: keyof TrainConfig) => method.settings.includes(field);
   const errors = useMemo(() => validateConfig(config), [config]);
   const plan = useMemo(() => (model ? trainPlan(model, config) : null), [model, config]);
   const blocker = startBlocker({ model, dataset, datasetId, liveRun, trainConfig: config }, errors) || plan?.problem || '';
@@ -106,12 +109,14 @@ function TrainForm() {
               </output>
             )}
           </Field>
-          <NumberField label="Rank r" field="rank" config={config} set={set} errors={errors} step={1} disabled={!!from} />
-          <NumberField
-            label="Alpha α" field="alpha" config={config} set={set} errors={errors} disabled={!!from}
-            help={config.rank > 0 ? `scale α/${config.rslora ? '√r' : 'r'} = ${(config.alpha / (config.rslora ? Math.sqrt(config.rank) : config.rank)).toPrecision(3)}` : undefined}
-          />
-          <NumberField label="Dropout" field="dropout" config={config} set={set} errors={errors} step={0.01} />
+          {has('rank') && <NumberField label="Rank r" field="rank" config={config} set={set} errors={errors} step={1} disabled={!!from} />}
+          {has('alpha') && (
+            <NumberField
+              label="Alpha α" field="alpha" config={config} set={set} errors={errors} disabled={!!from}
+              help={config.rank > 0 ? `scale α/${config.rslora ? '√r' : 'r'} = ${(config.alpha / (config.rslora ? Math.sqrt(config.rank) : config.rank)).toPrecision(3)}` : undefined}
+            />
+          )}
+          {has('dropout') && <NumberField label="Dropout" field="dropout" config={config} set={set} errors={errors} step={0.01} />}
           {modelQuant === 'nf4' && (
             <Field label="Double quantization" field="doubleQuant" errors={errors}>
               {(id) => <input id={id} type="checkbox" checked={config.doubleQuant} onChange={(e) => set({ doubleQuant: e.target.checked })} />}
@@ -332,6 +337,8 @@ function Choice({ label, options, value, onChange }: { label: string; options: [
 
 function Targets({ config, set, errors }: { config: TrainConfig; set: Setter; errors: FieldError[] }) {
   const model = useStudio((s) => s.model);
+  // The method's own default (PEFT's mapping for it: LoRA's and IA³'s differ).
+  const defaults = model ? [...((METHODS[config.method] ?? METHODS.lora).defaultTargets[model.modelType as ModelType] ?? model.defaultTargets)] : [];
   const name = useId();
   const t = config.targets;
   const mode = t.length === 0 ? 'default' : t.length === 1 && (t[0] === 'all-linear' || t[0] === 'attention') ? t[0] : 'custom';
@@ -340,10 +347,10 @@ function Targets({ config, set, errors }: { config: TrainConfig; set: Setter; er
   return (
     <fieldset className="choice targets" data-testid="targets">
       <legend>Target modules</legend>
-      <label><input type="radio" name={name} checked={mode === 'default'} onChange={() => set({ targets: [] })} /> PEFT default{model ? ` (${model.defaultTargets.join(', ')})` : ''}</label>
+      <label><input type="radio" name={name} checked={mode === 'default'} onChange={() => set({ targets: [] })} /> PEFT default{model ? ` (${defaults.join(', ')})` : ''}</label>
       <label><input type="radio" name={name} checked={mode === 'attention'} onChange={() => set({ targets: ['attention'] })} /> every attention projection</label>
       <label><input type="radio" name={name} checked={mode === 'all-linear'} onChange={() => set({ targets: ['all-linear'] })} /> all-linear (every linear layer but the head)</label>
-      <label><input type="radio" name={name} checked={mode === 'custom'} onChange={() => set({ targets: model?.defaultTargets.slice() ?? ['q_proj'] })} disabled={!model} /> choose:</label>
+      <label><input type="radio" name={name} checked={mode === 'custom'} onChange={() => set({ targets: defaults.length ? defaults : ['q_proj'] })} disabled={!model} /> choose:</label>
       {mode === 'custom' && (
         <div className="row">
           {modules.map((m) => (

@@ -1,0 +1,68 @@
+// Another method of the registry in the studio: IA³ on the demo model and the pirate sample. The Train screen shows
+// the method's explanation and advice and only its settings (no rank or alpha), counts its parameters as PEFT does
+// (one vector per layer: k_proj and v_proj outputs, down_proj's input), trains to the end, and the Runs screen names
+// the method, offers the PEFT .zip (peft_type IA3, ia3_l tensors) and says why merging and continuing are not offered.
+import { unzipSync } from 'fflate';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ARTIFACTS, openStudio, type Studio } from './harness.ts';
+import { rawSafetensorsHeader } from '../src/model/testing-safetensors.ts';
+
+const DEMO = join(process.cwd(), 'public', 'models', 'demo-llama');
+
+let studio: Studio;
+beforeAll(async () => {
+  studio = await openStudio();
+});
+afterAll(async () => {
+  await studio?.close();
+});
+
+describe('IA³ in the studio', () => {
+  it('trains the demo model with IA³ and downloads a PEFT IA³ adapter', async () => {
+    const { page } = studio;
+    await studio.openWithDemoModel();
+    await studio.loadPirateSample();
+    await page.getByRole('button', { name: 'Train', exact: true }).click();
+    await page.getByTestId('screen-train').waitFor();
+    await page.getByRole('button', { name: /^Quick/ }).click();
+    await page.getByLabel('Method').selectOption('ia3');
+    expect(await page.getByTestId('method-explanation').textContent()).toMatch(/scaling vector/);
+    expect(await page.getByLabel('Rank r').count()).toBe(0);
+    // The Quick preset picks all-linear; IA³'s own PEFT default is k_proj, v_proj and down_proj.
+    await page.getByRole('radio', { name: 'PEFT default (k_proj, v_proj, down_proj)' }).check();
+
+    const config = JSON.parse(readFileSync(join(DEMO, 'config.json'), 'utf8'));
+    const kv = (config.hidden_size / config.num_attention_heads) * (config.num_key_value_heads ?? config.num_attention_heads);
+    const expected = config.num_hidden_layers * (kv + kv + config.intermediate_size);
+    await expect.poll(() => page.getByTestId('trainable-params').textContent()).toContain(expected.toLocaleString('en'));
+    await page.getByRole('radio', { name: 'max steps' }).check();
+    await page.getByLabel('Max steps', { exact: true }).fill('3');
+    await page.getByLabel('Batch size').fill('2');
+    await page.getByLabel('Max length (tokens)').fill('64');
+    await page.getByLabel('Run name').fill('pirate ia3');
+    await page.getByTestId('start-training').click();
+    await expect.poll(() => page.getByTestId('run-phase').textContent(), { timeout: 120_000 }).toBe('Finished');
+
+    await page.getByRole('button', { name: 'Runs', exact: true }).click();
+    const card = page.getByTestId('run-card').filter({ hasText: 'pirate ia3' });
+    await expect.poll(() => card.count(), { timeout: 30_000 }).toBe(1);
+    expect(await card.textContent()).toContain('IA³ · lr');
+    expect(await card.getByRole('button', { name: 'Continue training from the adapter of pirate ia3' }).isDisabled()).toBe(true);
+    expect(await card.getByRole('button', { name: 'Download pirate ia3 merged into its base model' }).getAttribute('title')).toMatch(/take LoRA adapters only/);
+    const [download] = await Promise.all([
+      page.waitForEvent('download'),
+      card.getByRole('button', { name: 'Download the adapter of pirate ia3 as a PEFT .zip' }).click(),
+    ]);
+    const path = join(ARTIFACTS, 'pirate-ia3-adapter.zip');
+    await download.saveAs(path);
+    const files = unzipSync(new Uint8Array(readFileSync(path)));
+    const adapterConfig = JSON.parse(new TextDecoder().decode(files['adapter_config.json']));
+    expect(adapterConfig).toMatchObject({ peft_type: 'IA3', target_modules: ['down_proj', 'k_proj', 'v_proj'], feedforward_modules: ['down_proj'] });
+    const header = rawSafetensorsHeader(files['adapter_model.safetensors']);
+    expect(header['base_model.model.model.layers.0.self_attn.k_proj.ia3_l']).toMatchObject({ dtype: 'F32', shape: [kv, 1] });
+    expect(header['base_model.model.model.layers.0.mlp.down_proj.ia3_l']).toMatchObject({ dtype: 'F32', shape: [1, config.intermediate_size] });
+    expect(studio.problems).toEqual([]);
+  });
+});
