@@ -94,7 +94,7 @@ async function fillRun(page: Page, o: { name: string; rank: number; steps: numbe
 }
 
 describe('storage and tabs', () => {
-  it('a full quota prunes a finished run\'s checkpoint by the retention policy, then pauses the run with a clear message; nothing half-written (issue 14)', async () => {
+  it("a full quota prunes a finished run's checkpoint by the retention policy, then pauses the run with a clear message; nothing half-written (issue 14)", async () => {
     const { page } = studio;
     await studio.openWithDemoModel();
     await studio.loadPirateSample();

@@ -1,8 +1,8 @@
 // Running test code in a child Node process with a small heap (issue 14): unbounded memory on a hostile or large
 // input is then a crash of that child (a failed test), not of the test runner. The TypeScript entry is bundled for
-// Node with vite (its dependencies inlined, Node's built-ins external) into node_modules/.cache, once per test file.
+// Node with vite (its dependencies inlined, Node's built-ins external) into node_modules/.cache, once per test file, removed when the test process exits.
 import { spawnSync, type SpawnSyncReturns } from 'node:child_process';
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, rmSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { build } from 'vite';
@@ -13,6 +13,7 @@ const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 export async function bundleForNode(entry: string): Promise<string> {
   const outDir = join(ROOT, 'node_modules', '.cache', 'lora-studio-child', `${basename(entry, '.ts')}-${process.pid}`);
   mkdirSync(outDir, { recursive: true });
+  process.once('exit', () => rmSync(outDir, { recursive: true, force: true }));
   await build({
     configFile: false,
     logLevel: 'silent',

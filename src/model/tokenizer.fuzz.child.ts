@@ -50,6 +50,7 @@ function setPath(root: Record<string, unknown>, path: (string | number)[], value
     node = next as Record<string | number, unknown>;
   }
   const last = path[path.length - 1];
+  value = structuredClone(value); // a value put twice must not make the structure cyclic
   if (remove) {
     if (Array.isArray(node)) node.splice(Number(last), 1);
     else delete node[last];

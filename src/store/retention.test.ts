@@ -140,7 +140,7 @@ describe('checkpoint retention', () => {
     expect((await db.list()).filter((r) => r.checkpoint).map((r) => r.id).sort()).toEqual(['f3', 'p', 's', 'w', 'x']);
   });
 
-  it('prunes on the write\'s own quota error when the browser gives no estimate', async () => {
+  it("prunes on the write's own quota error when the browser gives no estimate", async () => {
     const kv = new QuotaKv(1e9, false);
     const db = await studio(kv);
     kv.quota = kv.usage() + CK / 2;
