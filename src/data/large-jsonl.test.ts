@@ -7,16 +7,20 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { bundleForNode, runWithHeapLimit } from '../model/testing-child.ts';
+import { bundleForNode, removeBundle, runWithHeapLimit } from '../model/testing-child.ts';
 
 const ROWS = Number(process.env.LARGE_JSONL_ROWS ?? (process.env.npm_lifecycle_event === 'fuzz' ? 100_000 : 10_000));
 const MiB = 1024 * 1024;
 const dir = mkdtempSync(join(tmpdir(), 'large-jsonl-'));
-afterAll(() => rmSync(dir, { recursive: true, force: true }));
+let script = '';
+afterAll(() => {
+  rmSync(dir, { recursive: true, force: true });
+  removeBundle(script);
+});
 
 describe('a large JSONL file', () => {
   it(`streams ${ROWS} rows (~${ROWS / 2000} MB) through detection and tokenization within 2 × the token bytes + 64 MiB of JS memory`, async () => {
-    const script = await bundleForNode('src/data/large-jsonl.child.ts');
+    script = await bundleForNode('src/data/large-jsonl.child.ts');
     const res = runWithHeapLimit(script, [join(dir, 'large.jsonl'), String(ROWS), join(process.cwd(), 'public', 'models', 'demo-llama')], 256, 30_000 + ROWS * 2);
     expect(res.status, `child exited ${res.status} (${res.signal}): ${res.stderr.slice(-2000)}`).toBe(0);
     const r = res.report as Record<string, number>;

@@ -1,9 +1,9 @@
 // Running test code in a child Node process with a small heap (issue 14): unbounded memory on a hostile or large
 // input is then a crash of that child (a failed test), not of the test runner. The TypeScript entry is bundled for
-// Node with vite (its dependencies inlined, Node's built-ins external) into node_modules/.cache, once per test file, removed when the test process exits.
+// Node with vite (its dependencies inlined, Node's built-ins external) into node_modules/.cache, once per test file (removeBundle in its afterAll).
 import { spawnSync, type SpawnSyncReturns } from 'node:child_process';
 import { mkdirSync, rmSync } from 'node:fs';
-import { basename, join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { build } from 'vite';
 
@@ -13,7 +13,6 @@ const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 export async function bundleForNode(entry: string): Promise<string> {
   const outDir = join(ROOT, 'node_modules', '.cache', 'lora-studio-child', `${basename(entry, '.ts')}-${process.pid}`);
   mkdirSync(outDir, { recursive: true });
-  process.once('exit', () => rmSync(outDir, { recursive: true, force: true }));
   await build({
     configFile: false,
     logLevel: 'silent',
@@ -28,6 +27,11 @@ export async function bundleForNode(entry: string): Promise<string> {
     },
   });
   return join(outDir, 'child.mjs');
+}
+
+/** Deletes what bundleForNode wrote. */
+export function removeBundle(script: string): void {
+  if (script) rmSync(dirname(script), { recursive: true, force: true });
 }
 
 export interface ChildResult extends Pick<SpawnSyncReturns<string>, 'status' | 'signal' | 'stdout' | 'stderr'> {

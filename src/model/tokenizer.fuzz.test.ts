@@ -5,8 +5,8 @@
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
-import { beforeAll, describe, expect, it } from 'vitest';
-import { bundleForNode, runWithHeapLimit } from './testing-child.ts';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { bundleForNode, removeBundle, runWithHeapLimit } from './testing-child.ts';
 import { FUZZ_RUNS, FUZZ_SEED, fuzzBanner } from './testing-fuzz.ts';
 
 const DEMO = join(process.cwd(), 'public', 'models', 'demo-llama');
@@ -16,6 +16,7 @@ let script = '';
 beforeAll(async () => {
   script = await bundleForNode('src/model/tokenizer.fuzz.child.ts');
 }, 60_000);
+afterAll(() => removeBundle(script));
 
 function runProperty(property: string): void {
   const caseFile = join(mkdtempSync(join(tmpdir(), 'fuzz-case-')), 'case.json');
