@@ -3,7 +3,7 @@
 import { describe, expect, it } from 'vitest';
 import { DEFAULT_CONFIG } from '../train/config.ts';
 import type { TrainerCheckpoint } from '../train/trainer.ts';
-import { CHECKPOINTS_PER_RUN, prunableCheckpoints } from './retention.ts';
+import { CHECKPOINTS_PER_RUN, prunableCheckpoints, prunedNotice } from './retention.ts';
 import { checkpointBytes, RunsDb, StorageFullError, type KeyValue, type RunRecord, type RunStatus, type StorageInfo } from './runs-db.ts';
 
 const sizeOf = (v: unknown): number =>
@@ -104,8 +104,14 @@ describe('checkpoint retention', () => {
     // Room for half a checkpoint more: one pruned checkpoint (the oldest finished run's) is enough.
     kv.quota = kv.usage() + CK / 2;
     let pruned: string[] = [];
-    await db.saveCheckpoint('w', checkpoint(20), {}, (p) => (pruned = p.map((c) => c.runId)));
+    let notice = '';
+    await db.saveCheckpoint('w', checkpoint(20), {}, (p) => {
+      pruned = p.map((c) => c.runId);
+      notice = prunedNotice(p, 20);
+    });
     expect(pruned).toEqual(['f1']);
+    // What the run shows while it goes on (training.ts posts it).
+    expect(notice).toBe('The browser\'s storage was full: to save the checkpoint of step 20, the retention policy pruned the checkpoint of finished run "run f1" (step 5, 3.0 KiB) (its adapter is kept). Delete runs you no longer need on the Runs screen to make room.');
     expect((await db.loadCheckpoint('w'))?.step).toBe(20);
     const f1 = (await db.get('f1'))!;
     expect(f1.checkpoint).toBeNull();

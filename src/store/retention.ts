@@ -74,5 +74,5 @@ export function prunedNote(c: PruneCandidate, forRun: string, at: Date): string 
 /** What the run being saved shows while it goes on, after pruning made room for its checkpoint. */
 export function prunedNotice(pruned: readonly PruneCandidate[], step: number): string {
   return `The browser's storage was full: to save the checkpoint of step ${step}, the retention policy pruned ${describeCheckpoints(pruned, 'finished run ')} ` +
-    '(their adapters are kept). Delete runs you no longer need on the Runs screen to make room.';
+    `(${pruned.length === 1 ? 'its adapter is' : 'their adapters are'} kept). Delete runs you no longer need on the Runs screen to make room.`;
 }
