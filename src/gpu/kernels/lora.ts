@@ -393,6 +393,22 @@ export function recordLoraPathBackward(
   recordGradA(rec, shape, buffers, options.scale, d, !!options.accumulateGrads, options.partials);
 }
 
+/** dst += s·mask ⊙ src over (T, in), the mask of `x`'s elements under the options' dropout and seed (the forward's):
+ *  lora.wgsl's maskedAdd on its own, for layers that drop x outside the low-rank path (DoRA's W·drop(x)). */
+export function recordDropoutMaskedAdd(
+  rec: Recorder,
+  shape: { T: number; inFeatures: number },
+  buffers: { src: GPUBuffer; dst: GPUBuffer },
+  options: Pick<LoraOptions, 'dropout' | 'seed'> & { scale: number },
+): void {
+  const d = dropoutOf(options);
+  if (!d.on) throw new RangeError('dropout masked add: dropout must be > 0');
+  const { T, inFeatures } = shape;
+  const u = rec.unused;
+  const cost = { flops: 2 * T * inFeatures, bytes: 12 * T * inFeatures };
+  rec.dispatch(loraSpec({ entry: 'maskedAdd', hasDropout: true }), [u, u, u, buffers.src, u, buffers.dst], params(T, inFeatures, 0, 0, options.scale, d), grid8(T, inFeatures), cost);
+}
+
 /** Forward as separate passes: h = drop(x)·Aᵀ; y = x·Wᵀ + b (+ y); y += s·h·Bᵀ (a second full pass over y). */
 export function recordLoraForwardUnfused(
   rec: Recorder,

@@ -10,9 +10,11 @@ import {
   recordLoraForward,
   recordLoraPathBackward,
   recordLoraPathForward,
+  recordDropoutMaskedAdd,
   type LoraVariant,
 } from '../../gpu/kernels/lora.ts';
 import { recordColumnDot, recordScaleColumns } from '../../gpu/kernels/ia3.ts';
+import { doraScalesBlock, recordDoraMagnitudeGrad, recordDoraOutput, recordDoraWeightNorm } from '../../gpu/kernels/dora.ts';
 import { recordMatmul, type MatmulVariant } from '../../gpu/kernels/matmul.ts';
 import { recordMatmulNf4, type MatmulNf4Variant } from '../../gpu/kernels/matmul_nf4.ts';
 import type { Nf4Weight } from '../../gpu/kernels/nf4.ts';
@@ -45,6 +47,15 @@ export interface Ia3Vector {
   dl: BufferRef;
 }
 
+/** DoRA on one layer (PEFT's use_dora): LoRA's pair plus the magnitude m (out) f32 and its gradient, and `scales`
+ *  (3·doraScalesStride(out) f32, see dora.wgsl): [n | c | c − 1], n = ‖W + s·B·A‖ per output row recomputed by every
+ *  forward and never differentiated (PEFT detaches it), c = m / n. */
+export interface DoraWeights extends LoraPair {
+  m: BufferRef;
+  dm: BufferRef;
+  scales: GPUBuffer;
+}
+
 export interface Linear {
   /** The module path PEFT uses, e.g. model.layers.0.self_attn.q_proj. */
   path: string;
@@ -55,6 +66,7 @@ export interface Linear {
   /** At most one method wraps a layer. */
   lora?: LoraPair;
   ia3?: Ia3Vector;
+  dora?: DoraWeights;
 }
 
 /** How a dense layer with LoRA runs: one of lora.wgsl's fused passes, or `unfused` — the chosen base matmul
@@ -84,6 +96,8 @@ export function kernelChoiceFor(matmul: MatmulVariant): KernelChoice {
 export interface LinearSaved {
   h?: GPUBuffer;
   ia3Base?: GPUBuffer;
+  /** DoRA's zl = W·drop(x) + s·B·A·drop(x) (T, out), no bias: the magnitude's gradient is Σ_t dy ⊙ zl / n. */
+  doraZl?: GPUBuffer;
 }
 
 /**
@@ -110,13 +124,13 @@ function layerBuffer(
 /** LoRA's h or g (T, r). */
 function rankRows(rec: Recorder, e: Engine, ws: Workspace | undefined, layer: Linear, T: number, name: 'h' | 'g'): GPUBuffer {
   const role = name === 'h' ? { own: `${layer.path}.h` } : { own: `${layer.path}.g`, shared: 'lora.g' };
-  return layerBuffer(rec, e, ws, role, T, (rows) => rows * layer.lora!.rank * 4, name === 'g');
+  return layerBuffer(rec, e, ws, role, T, (rows) => rows * (layer.lora ?? layer.dora)!.rank * 4, name === 'g');
 }
 
 /** The split-k scratch of the rank-r products on a GPU (any variant but naive: CPU drivers keep the barrier-free
  *  one-thread-per-output kernels); undefined there. */
 function rankPartials(rec: Recorder, e: Engine, k: KernelChoice, ws: Workspace | undefined, layer: Linear, T: number): GPUBuffer | undefined {
-  const lora = layer.lora;
+  const lora = layer.lora ?? layer.dora;
   if (k.matmul === 'naive' || !lora) return undefined;
   const bytes = (rows: number) => loraPartialsFloats({ T: rows, inFeatures: layer.inFeatures, outFeatures: layer.outFeatures, r: lora.rank }) * 4;
   return layerBuffer(rec, e, ws, { own: `${layer.path}.partials`, shared: 'lora.partials' }, T, bytes, true);
@@ -136,6 +150,7 @@ export function recordLinearForward(
   ws?: Workspace,
 ): LinearSaved {
   if (layer.ia3) return recordIa3Forward(rec, e, k, layer, layer.ia3, T, x, y, accumulate, ws);
+  if (layer.dora) return recordDoraForward(rec, e, k, layer, layer.dora, T, x, y, accumulate, ws);
   const { weight, lora } = layer;
   const partials = lora ? rankPartials(rec, e, k, ws, layer, T) : undefined;
   if (lora && weight.kind === 'dense' && k.lora !== 'unfused') {
@@ -186,6 +201,99 @@ function recordIa3Forward(
   recordBase(rec, k, layer, T, x, ia3Base, false);
   recordScaleColumns(rec, { rows: T, n: layer.outFeatures }, { a: ia3Base, l: ia3.l, out: y }, accumulate);
   return { ia3Base };
+}
+
+/** The norm's kernel for this layer: scales = [n | c | c − 1] from the current A, B and m (see DoraWeights). */
+export function recordDoraScales(rec: Recorder, layer: Linear, dora: DoraWeights, m: BufferRef = dora.m): void {
+  recordDoraWeightNorm(
+    rec,
+    { out: layer.outFeatures, in: layer.inFeatures, r: dora.rank, scale: dora.scale },
+    { W: layer.weight, A: dora.A, B: dora.B, m, scales: dora.scales },
+  );
+}
+
+/** DoRA's forward as PEFT computes it (src/gpu/ref/dora.ref.ts). Without dropout: zl = W·x + s·B·A·x, y = c ⊙ zl + b.
+ *  With dropout (PEFT recomputes base_result = W·drop(x), without bias): y = W·x + b, then z = W·drop(x),
+ *  zl = z + s·B·A·drop(x) and y += c ⊙ zl − z. zl is kept for the backward. */
+function recordDoraForward(
+  rec: Recorder,
+  e: Engine,
+  k: KernelChoice,
+  layer: Linear,
+  dora: DoraWeights,
+  T: number,
+  x: GPUBuffer,
+  y: GPUBuffer,
+  accumulate: boolean,
+  ws: Workspace | undefined,
+): LinearSaved {
+  const out = layer.outFeatures;
+  const shape = { T, inFeatures: layer.inFeatures, outFeatures: out, r: dora.rank };
+  const unbiased = { ...layer, bias: undefined };
+  recordDoraScales(rec, layer, dora);
+  const c = doraScalesBlock(dora.scales, out, 1);
+  const doraZl = layerBuffer(rec, e, ws, { own: `${layer.path}.dora.zl` }, T, (rows) => rows * out * 4, false);
+  const h = rankRows(rec, e, ws, layer, T, 'h');
+  const partials = rankPartials(rec, e, k, ws, layer, T);
+  const path = { scale: dora.scale, dropout: dora.dropout, seed: dora.seed, variant: k.matmul, partials };
+  if (dora.dropout > 0) {
+    recordBase(rec, k, layer, T, x, y, accumulate);
+    const xd = layerBuffer(rec, e, ws, { own: `${layer.path}.dora.x`, shared: 'dora.x' }, T, (rows) => rows * layer.inFeatures * 4, true);
+    rec.clear(xd, 0, T * layer.inFeatures * 4);
+    recordDropoutMaskedAdd(rec, shape, { src: x, dst: xd }, { scale: 1, dropout: dora.dropout, seed: dora.seed });
+    const z = layerBuffer(rec, e, ws, { own: `${layer.path}.dora.z`, shared: 'dora.z' }, T, (rows) => rows * out * 4, true);
+    recordBase(rec, k, unbiased, T, xd, z, false);
+    rec.copy(z, 0, doraZl, 0, T * out * 4);
+    recordLoraPathForward(rec, shape, { x, A: dora.A, B: dora.B, h, y: doraZl }, path);
+    recordDoraOutput(rec, { rows: T, n: out }, { zl: doraZl, z, c, y }, true);
+    return { h, doraZl };
+  }
+  recordBase(rec, k, unbiased, T, x, doraZl, false);
+  recordLoraPathForward(rec, shape, { x, A: dora.A, B: dora.B, h, y: doraZl }, path);
+  recordDoraOutput(rec, { rows: T, n: out }, { zl: doraZl, bias: layer.bias, c, y }, accumulate);
+  return { h, doraZl };
+}
+
+/** DoRA's backward, the norm held constant: dm = Σ_t dy ⊙ zl / n; the low-rank path's dA, dB (and its dx term) with
+ *  dy ⊙ c; dx = W·(c ⊙ dy) + … without dropout, W·dy + mask ⊙ (W·((c − 1) ⊙ dy)) + … with it. */
+function recordDoraBackward(
+  rec: Recorder,
+  e: Engine,
+  k: KernelChoice,
+  layer: Linear,
+  dora: DoraWeights,
+  T: number,
+  x: GPUBuffer,
+  saved: LinearSaved,
+  dy: GPUBuffer,
+  dx: GPUBuffer | undefined,
+  o: LinearBackwardOptions,
+  ws: Workspace | undefined,
+): void {
+  if (!saved.doraZl || !saved.h) throw new Error(`${layer.path}: DoRA's backward needs the forward's saved zl and h`);
+  const out = layer.outFeatures;
+  const shape = { T, inFeatures: layer.inFeatures, outFeatures: out, r: dora.rank };
+  const cols = { rows: T, n: out };
+  recordDoraMagnitudeGrad(rec, cols, { dy, zl: saved.doraZl, norm: doraScalesBlock(dora.scales, out, 0), dm: dora.dm }, o.accumulateGrads);
+  const dyc = layerBuffer(rec, e, ws, { own: `${layer.path}.dora.dy`, shared: 'dora.dy' }, T, (rows) => rows * out * 4, true);
+  const dropScratch =
+    dx && dora.dropout > 0
+      ? layerBuffer(rec, e, ws, { own: `${layer.path}.dora.dx`, shared: 'dora.dxScratch' }, T, (rows) => rows * layer.inFeatures * 4, true)
+      : undefined;
+  if (dx && dropScratch) {
+    recordBaseDx(rec, k, layer, T, dy, dx, o.accumulateDx);
+    recordScaleColumns(rec, cols, { a: dy, l: doraScalesBlock(dora.scales, out, 2), out: dyc });
+    recordBaseDx(rec, k, layer, T, dyc, dropScratch, false);
+    recordDropoutMaskedAdd(rec, shape, { src: dropScratch, dst: dx }, { scale: 1, dropout: dora.dropout, seed: dora.seed });
+  }
+  recordScaleColumns(rec, cols, { a: dy, l: doraScalesBlock(dora.scales, out, 1), out: dyc });
+  if (dx && !dropScratch) recordBaseDx(rec, k, layer, T, dyc, dx, o.accumulateDx);
+  recordLoraPathBackward(
+    rec,
+    shape,
+    { x, A: dora.A, B: dora.B, h: saved.h, dy: dyc, g: rankRows(rec, e, ws, layer, T, 'g'), dx, dA: dora.dA, dB: dora.dB, scratch: dropScratch },
+    { scale: dora.scale, dropout: dora.dropout, seed: dora.seed, accumulateGrads: o.accumulateGrads, variant: k.matmul, partials: rankPartials(rec, e, k, ws, layer, T) },
+  );
 }
 
 /** dx = dy·W with the frozen base alone (+= when accumulate). */
@@ -273,6 +381,7 @@ export function recordLinearBackward(
   ws?: Workspace,
 ): void {
   if (layer.ia3) return recordIa3Backward(rec, e, k, layer, layer.ia3, T, x, saved, dy, dx, o, ws);
+  if (layer.dora) return recordDoraBackward(rec, e, k, layer, layer.dora, T, x, saved, dy, dx, o, ws);
   const { weight, lora } = layer;
   const partials = lora ? rankPartials(rec, e, k, ws, layer, T) : undefined;
   if (lora && weight.kind === 'dense' && k.lora !== 'unfused') {
