@@ -99,7 +99,7 @@ describe('storage and tabs', () => {
     await studio.openWithDemoModel();
     await studio.loadPirateSample();
 
-    // A finished run: checkpoint (rank 4: 10 752 parameters, three copies in f32) and adapter saved.
+    // A finished run: checkpoint (rank 4 on the Quick preset's targets: 648 KiB of params, m and v) and adapter saved.
     await fillRun(page, { name: 'finished r4', rank: 4, steps: 2, checkpointEvery: 100 });
     await page.getByTestId('start-training').click();
     await expect.poll(() => phase(page), { timeout: 120_000 }).toBe('Finished');
@@ -107,8 +107,8 @@ describe('storage and tabs', () => {
     expect(finished.checkpoint?.bytes).toBeGreaterThan(129_000);
     expect(finished.adapter).not.toBeNull();
 
-    // The quota: what is used plus 64 KiB. Rank 64's checkpoint (2.06 MB) does not fit, even with the 129 KB pruned
-    // and whatever Chrome's database reclaims meanwhile (all it holds is ~0.5 MB).
+    // The quota: what is used plus 64 KiB. Rank 64's checkpoint (16 times rank 4's: 10.6 MB) does not fit, even with
+    // rank 4's pruned and whatever Chrome's database reclaims meanwhile (all it holds is about one such checkpoint).
     // (Chrome enforces the override on writes, but navigator.storage.estimate() in a Playwright context reports a
     // fixed 10 GiB whatever it is: the app learns of the full quota from the write's QuotaExceededError.)
     const { usage } = await cdp.send('Storage.getUsageAndQuota', { origin });
