@@ -1,7 +1,7 @@
 // Another method of the registry in the studio: IA³ on the demo model and the pirate sample. The Train screen shows
 // the method's explanation and advice and only its settings (no rank or alpha), counts its parameters as PEFT does
 // (one vector per layer: k_proj and v_proj outputs, down_proj's input), trains to the end, and the Runs screen names
-// the method, offers the PEFT .zip (peft_type IA3, ia3_l tensors) and says why merging and continuing are not offered.
+// the method, offers the PEFT .zip (peft_type IA3, ia3_l tensors) and merging, and says why continuing is not offered.
 import { unzipSync } from 'fflate';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -50,7 +50,8 @@ describe('IA³ in the studio', () => {
     await expect.poll(() => card.count(), { timeout: 30_000 }).toBe(1);
     expect(await card.textContent()).toContain('IA³ · lr');
     expect(await card.getByRole('button', { name: 'Continue training from the adapter of pirate ia3' }).isDisabled()).toBe(true);
-    expect(await card.getByRole('button', { name: 'Download pirate ia3 merged into its base model' }).getAttribute('title')).toMatch(/take LoRA adapters only/);
+    expect(await card.getByRole('button', { name: 'Continue training from the adapter of pirate ia3' }).getAttribute('title')).toMatch(/take LoRA adapters only/);
+    expect(await card.getByRole('button', { name: 'Download pirate ia3 merged into its base model' }).isDisabled()).toBe(false);
     const [download] = await Promise.all([
       page.waitForEvent('download'),
       card.getByRole('button', { name: 'Download the adapter of pirate ia3 as a PEFT .zip' }).click(),

@@ -10,7 +10,7 @@ import { exportAdapterGguf, exportGguf, GGUF_EXPORT_TYPES, type GgufExportType }
 import type { GgufFile } from '../export/gguf.ts';
 import { ollamaModelfile } from '../export/modelfile.ts';
 import { oneOf, optionalString, parseFlags, requiredString, UsageError } from './args.ts';
-import { openModelFolder, percent, processIo, readAdapter, writeChunksAtomic, type CliIo } from './load.ts';
+import { openModelFolder, percent, processIo, readAnyAdapter, writeChunksAtomic, type CliIo } from './load.ts';
 
 export const EXPORT_GGUF_USAGE =
   'lora-studio export-gguf --model DIR [--adapter DIR|FILE.zip] --out FILE.gguf [--type f32|f16|q8_0] [--lora-out FILE.gguf] [--force]';
@@ -45,7 +45,10 @@ export async function exportGgufCommand(args: string[], io: CliIo = processIo): 
   }
 
   const folder = await openModelFolder(modelDir);
-  const adapter = adapterPath === undefined ? null : await readAdapter(adapterPath, folder.config);
+  const adapter = adapterPath === undefined ? null : await readAnyAdapter(adapterPath, folder.config);
+  if (adapter?.kind === 'ia3' && loraOut !== undefined) {
+    throw new UsageError(`export-gguf: ${adapterPath} is an IA³ adapter, which has no LoRA form for --lora-out; export it merged (without --lora-out)`);
+  }
   for (const w of adapter?.warnings ?? []) io.stderr(`export-gguf: ${adapterPath}: ${w}`);
   const merged = adapter !== null && loraOut === undefined;
   const name = basename(modelDir.replace(/\/+$/, '')) + (merged ? `+${basename(adapterPath!.replace(/\/+$/, ''))}` : '');
@@ -60,6 +63,7 @@ export async function exportGgufCommand(args: string[], io: CliIo = processIo): 
 
   let alpha: number | null = null;
   if (loraOut !== undefined) {
+    if (adapter?.kind === 'ia3') throw new Error('unreachable: IA³ refused above');
     const lora = exportAdapterGguf(folder.config, adapter!, { type: type === 'f16' ? 'f16' : 'f32', name: basename(adapterPath!) });
     alpha = lora.alpha;
     await writeGguf(lora.file, loraOut, io, 'adapter');
@@ -78,7 +82,7 @@ export async function exportGgufCommand(args: string[], io: CliIo = processIo): 
       out,
       type,
       merged,
-      ...(adapter ? { modules: adapter.modules.length, rank: adapter.rank, scale: adapter.scale } : {}),
+      ...(adapter ? { method: adapter.kind === 'ia3' ? 'ia3' : 'lora', modules: adapter.modules.length, ...(adapter.kind !== 'ia3' && { rank: adapter.rank, scale: adapter.scale }) } : {}),
       ...(loraOut ? { loraOut, alpha } : {}),
       modelfile: modelfilePath,
       template: modelfile.template,

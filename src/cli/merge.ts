@@ -5,7 +5,7 @@ import { mkdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { mergeModel } from '../train/merge.ts';
 import { oneOf, parseFlags, requiredString, UsageError } from './args.ts';
-import { openModelFolder, processIo, readAdapter, writeChunksAtomic, type CliIo } from './load.ts';
+import { openModelFolder, processIo, readAnyAdapter, writeChunksAtomic, type CliIo } from './load.ts';
 
 export const MERGE_USAGE = 'lora-studio merge --model DIR --adapter DIR|FILE.zip --out DIR [--dtype f16|f32]';
 
@@ -26,7 +26,7 @@ export async function mergeCommand(args: string[], io: CliIo = processIo): Promi
   if (existing) throw new UsageError(`${out} already holds a model.safetensors: choose another --out`);
 
   const folder = await openModelFolder(modelDir);
-  const adapter = await readAdapter(adapterPath, folder.config);
+  const adapter = await readAnyAdapter(adapterPath, folder.config);
   const merged = await mergeModel(folder.files, adapter, undefined, dtype);
   await mkdir(out, { recursive: true });
   try {
@@ -38,5 +38,6 @@ export async function mergeCommand(args: string[], io: CliIo = processIo): Promi
   } finally {
     await merged.close();
   }
-  io.stdout(JSON.stringify({ out, dtype, modules: adapter.modules.length, rank: adapter.rank, scale: adapter.scale }));
+  const lora = adapter.kind === 'ia3' ? {} : { rank: adapter.rank, scale: adapter.scale };
+  io.stdout(JSON.stringify({ out, dtype, method: adapter.kind === 'ia3' ? 'ia3' : 'lora', modules: adapter.modules.length, ...lora }));
 }

@@ -11,9 +11,10 @@
 //   rotary layout to llama.cpp's interleaved one (LlamaModel.permute); Qwen2/Qwen3 use llama.cpp's NEOX rope and are
 //   written unpermuted. GPT-2's Conv1D weights [in, out] are transposed to [out, in].
 // - Tokenizer: byte-level BPE as `gpt2` (tokens, types, merges, a `tokenizer.ggml.pre` llama.cpp knows, from the
-//   pre-tokenizer's split regex), SentencePiece-style BPE (Metaspace + byte fallback, Llama 2 / Mistral) as `llama`
-//   with scores −(rank of the merge that makes the token), so llama.cpp's SPM tokenizer merges in BPE's order; special
-//   ids, add_bos, and the chat template.
+//   pre-tokenizer's split regex), SentencePiece-style BPE ("▁" + byte fallback, Llama 2 / TinyLlama / Mistral) as
+//   `llama` with scores −(rank of the merge that makes the token), so llama.cpp's SPM tokenizer merges in BPE's order,
+//   and add_space_prefix (gguf-spm.ts checks the pipeline and that both tokenize every token alike); special ids,
+//   add_bos/add_eos, and the chat template. Other tokenizers (Unigram, WordPiece, …) are refused, naming the file.
 // - 1-D tensors (norms, biases, rope factors) stay F32 in every type, as the converter keeps them; Q8_0 falls back to
 //   F16 for a matrix whose rows are not a multiple of 32.
 
@@ -24,8 +25,9 @@ import type { ModelConfig } from '../model/config.ts';
 import { openModelWeights, type ModelWeights } from '../model/load.ts';
 import { HfTokenizer } from '../model/tokenizer.ts';
 import { linearModules, type LinearModule } from '../model/weights.ts';
-import { mergeLora } from '../train/merge.ts';
-import type { AdapterModule, LoraAdapter } from '../train/peft.ts';
+import { adapterMerges } from '../train/merge.ts';
+import type { LoraAdapter, PeftAdapter } from '../train/peft.ts';
+import { checkSpmAgreement, sentencePieceLayout, type SentencePieceLayout } from './gguf-spm.ts';
 import { FILE_TYPE, ggufFile, GgufError, QK8_0, type GgmlTypeName, type GgufFile, type GgufKv, type GgufTensorSource, type GgufValue } from './gguf.ts';
 
 export type GgufExportType = 'f32' | 'f16' | 'q8_0';
@@ -210,6 +212,9 @@ export interface TokenizerMetadataResult {
   model: 'gpt2' | 'llama';
   eosTokens: string[];
   chatTemplate: string | null;
+  /** SentencePiece-style tokenizers: the "▁" prefix llama.cpp adds, and whether tokenizer.json's pre-tokenizer is
+   *  Metaspace (which adds none before a text that begins with a space, where llama.cpp adds one). */
+  sentencePiece: SentencePieceLayout | null;
 }
 
 /** tokenizer.ggml.* and tokenizer.chat_template from tokenizer.json, tokenizer_config.json and the chat template. */
@@ -218,14 +223,20 @@ export function tokenizerMetadata(
   tokenizerText: string,
   tokenizerConfigText: string | null,
   chatTemplateJinja: string | null,
+  where = 'tokenizer.json',
 ): TokenizerMetadataResult {
   const json = JSON.parse(tokenizerText) as Record<string, unknown> & { model: TokenizerJsonModel; added_tokens?: { id: number; content: string; special?: boolean }[] };
   const tokenizer = HfTokenizer.fromJson(tokenizerText, tokenizerConfigText);
   const model = json.model;
-  if (model.type !== 'BPE' || !model.vocab) throw new GgufError(`tokenizer.json: a ${model.type} model is not exported to GGUF (supported: BPE)`);
+  if (model.type !== 'BPE' || !model.vocab) {
+    throw new GgufError(
+      `${where}: model.type ${JSON.stringify(model.type)} is not exported to GGUF (supported: BPE, byte-level as GPT-2 / Llama 3 / Qwen, or SentencePiece-style with byte_fallback as Llama 2 / TinyLlama / Mistral)` +
+        (model.type === 'Unigram' ? '; a Unigram tokenizer (T5, some SentencePiece models) needs llama.cpp\'s own converter from its tokenizer.model' : ''),
+    );
+  }
   const byteLevel = JSON.stringify([json.pre_tokenizer ?? null, json.decoder ?? null]).includes('"ByteLevel"');
   const ggmlModel: 'gpt2' | 'llama' = byteLevel ? 'gpt2' : 'llama';
-  if (ggmlModel === 'llama' && !model.byte_fallback) throw new GgufError('tokenizer.json: a BPE tokenizer that is neither byte-level nor byte-fallback has no GGUF form here');
+  const spm = ggmlModel === 'llama' ? sentencePieceLayout(json, where) : null;
 
   const n = Math.max(config.vocabSize, tokenizer.vocabSize);
   const tokens: (string | null)[] = new Array(n).fill(null);
@@ -235,7 +246,8 @@ export function tokenizerMetadata(
     for (let id = 0; id < n; id++) if (tokens[id] !== null && /^<0x[0-9A-F]{2}>$/.test(tokens[id]!)) types[id] = 6; // BYTE
   }
   for (const t of json.added_tokens ?? []) {
-    tokens[t.id] = t.content;
+    // llama.cpp matches user-defined tokens in the raw text, before spaces become "▁" (as convert_hf_to_gguf.py).
+    tokens[t.id] = spm && !t.special ? t.content.replaceAll('\u2581', ' ') : t.content;
     types[t.id] = t.special ? 3 : 4; // CONTROL : USER_DEFINED
   }
   const unk = tokenizer.special.unk;
@@ -263,6 +275,7 @@ export function tokenizerMetadata(
       if (id !== undefined && scores[id] === 0) scores[id] = -(rank + 1);
     });
     kv.push({ key: 'tokenizer.ggml.scores', value: { type: 'f32[]', value: scores } });
+    checkSpmAgreement(tokens as string[], types, scores, merges, where);
   }
   kv.push({ key: 'tokenizer.ggml.token_type', value: { type: 'i32[]', value: types } });
   if (ggmlModel === 'gpt2') kv.push({ key: 'tokenizer.ggml.merges', value: { type: 'string[]', value: merges } });
@@ -278,6 +291,7 @@ export function tokenizerMetadata(
   const addBos = bosId !== null && bosId !== undefined && tokenizer.specialPrefix.includes(bosId);
   kv.push({ key: 'tokenizer.ggml.add_bos_token', value: { type: 'bool', value: addBos } });
   kv.push({ key: 'tokenizer.ggml.add_eos_token', value: { type: 'bool', value: eosId !== null && tokenizer.specialSuffix.includes(eosId) } });
+  if (spm) kv.push({ key: 'tokenizer.ggml.add_space_prefix', value: { type: 'bool', value: spm.addSpacePrefix } });
 
   const tokenizerConfig = tokenizerConfigText ? (JSON.parse(tokenizerConfigText) as Record<string, unknown>) : null;
   const selected = selectChatTemplate(tokenizerConfig, { jinjaFile: chatTemplateJinja });
@@ -285,7 +299,7 @@ export function tokenizerMetadata(
   if (chatTemplate) kv.push({ key: 'tokenizer.chat_template', value: str(chatTemplate) });
 
   const eosTokens = [...new Set([eosId, ...config.eosTokenIds].filter((id): id is number => id !== null).map((id) => tokens[id]!))];
-  return { kv, model: ggmlModel, eosTokens, chatTemplate };
+  return { kv, model: ggmlModel, eosTokens, chatTemplate, sentencePiece: spm };
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -322,7 +336,7 @@ async function readText(folder: ModelFiles, path: string): Promise<string | null
  */
 export async function exportGguf(
   folder: ModelFiles,
-  o: { adapter?: LoraAdapter | null; type?: GgufExportType; name?: string; maxChunkBytes?: number } = {},
+  o: { adapter?: PeftAdapter | null; type?: GgufExportType; name?: string; maxChunkBytes?: number } = {},
 ): Promise<GgufExport> {
   const type = o.type ?? 'f16';
   const weights = await openModelWeights(folder);
@@ -334,15 +348,14 @@ export async function exportGguf(
   }
 }
 
-async function buildExport(folder: ModelFiles, weights: ModelWeights, type: GgufExportType, adapter: LoraAdapter | null, name: string, maxChunkBytes: number): Promise<GgufExport> {
+async function buildExport(folder: ModelFiles, weights: ModelWeights, type: GgufExportType, adapter: PeftAdapter | null, name: string, maxChunkBytes: number): Promise<GgufExport> {
   const config = weights.config;
   const arch = ggufArchitecture(config);
   const tokenizerText = await readText(folder, 'tokenizer.json');
   if (tokenizerText === null) throw new GgufError(`${folder.name}: no tokenizer.json (GGUF files carry the tokenizer)`);
-  const tok = tokenizerMetadata(config, tokenizerText, await readText(folder, 'tokenizer_config.json'), await readText(folder, 'chat_template.jinja'));
+  const tok = tokenizerMetadata(config, tokenizerText, await readText(folder, 'tokenizer_config.json'), await readText(folder, 'chat_template.jinja'), `${folder.name}/tokenizer.json`);
 
-  const adapted = new Map<string, AdapterModule>();
-  for (const m of adapter?.modules ?? []) adapted.set(`${m.module.canonical}.weight`, m);
+  const merges = adapter ? adapterMerges(adapter) : new Map<string, (x: Float32Array) => Float32Array>();
   const linears = new Map(linearModules(config).map((m) => [`${m.canonical}.weight`, m]));
   const biases = new Map(linearModules(config).map((m) => [`${m.canonical}.bias`, m]));
 
@@ -365,7 +378,7 @@ async function buildExport(folder: ModelFiles, weights: ModelWeights, type: Gguf
     }
     const module = linear ?? bias;
     const heads = module ? permuteHeads(config, module) : 0;
-    const whole = linear !== undefined || heads > 0;
+    const whole = linear !== undefined || heads > 0 || merges.has(canonical);
     const source = weights.resolved(canonical).source;
     tensors.push({
       name: ggufTensorName(canonical),
@@ -373,7 +386,7 @@ async function buildExport(folder: ModelFiles, weights: ModelWeights, type: Gguf
       type: tensorType,
       f32Chunks: whole
         ? async function* () {
-            yield await transformedWeight(weights, canonical, linear, bias, adapted.get(canonical), adapter?.scale ?? 0, heads);
+            yield await transformedWeight(weights, canonical, linear, bias, merges.get(canonical), heads);
           }
         : async function* () {
             for await (const chunk of weights.checkpoint.streamTensor(source, 'f32', maxChunkBytes)) yield chunk.data;
@@ -412,20 +425,19 @@ async function transformedWeight(
   canonical: string,
   linear: LinearModule | undefined,
   bias: LinearModule | undefined,
-  adapterModule: AdapterModule | undefined,
-  scale: number,
+  merge: ((x: Float32Array) => Float32Array) | undefined,
   heads: number,
 ): Promise<Float32Array> {
   let x = await weights.read(canonical, 'f32');
+  if (merge) x = merge(x); // in the checkpoint's layout, before any transposition or permutation
   if (linear) {
-    if (adapterModule) x = mergeLora(x, adapterModule.A, adapterModule.B, scale, linear.fanInFanOut, linear);
     if (linear.fanInFanOut) x = transpose(x, linear.inFeatures, linear.outFeatures);
     if (heads) x = permuteRows(x, heads, linear.inFeatures);
   } else if (bias && heads) {
     x = permuteRows(x, heads, 1);
   }
   for (let i = 0; i < x.length; i++) {
-    if (!Number.isFinite(x[i])) throw new GgufError(`${canonical}: element ${i} is ${x[i]}${adapterModule ? ' after merging' : ''}`);
+    if (!Number.isFinite(x[i])) throw new GgufError(`${canonical}: element ${i} is ${x[i]}${merge ? ' after merging' : ''}`);
   }
   return x;
 }

@@ -3,7 +3,7 @@
 // folder or a .zip).
 import type { ModelFiles } from '../model/checkpoint.ts';
 import type { MergedModel, OutputFile } from '../train/merge.ts';
-import type { LoraAdapter } from '../train/peft.ts';
+import type { PeftAdapter } from '../train/peft.ts';
 import { exportGguf, type GgufExportType } from './gguf-model.ts';
 import { ollamaModelfile } from './modelfile.ts';
 
@@ -11,7 +11,7 @@ export const GGUF_MODEL_FILE = 'model.gguf';
 
 export async function ggufOutputFiles(
   folder: ModelFiles,
-  adapter: LoraAdapter | null,
+  adapter: PeftAdapter | null,
   type: GgufExportType,
   name: string,
   maxChunkBytes?: number,

@@ -12,7 +12,7 @@ import type { Engine } from '../gpu/engine.ts';
 import { mismatches } from '../gpu/ref/testing.ts';
 import { testEngine } from '../gpu/testing-gpu.ts';
 import { SafetensorsFile } from '../model/safetensors.ts';
-import { MemorySource } from '../model/sources/memory.ts';
+import { MemorySource, memoryFolder } from '../model/sources/memory.ts';
 import { nodeFolder } from '../model/sources/node-file.ts';
 import { kernelChoiceFor } from '../model/runtime/linear.ts';
 import { loadTransformer } from '../model/runtime/load.ts';
@@ -20,7 +20,9 @@ import { FIXTURES } from '../model/runtime/testing.ts';
 import { DEFAULT_CONFIG } from './config.ts';
 import { ia3SegmentName } from './methods/ia3/config.ts';
 import { METHODS } from './methods/registry.ts';
-import { referencePython, runPeftCheck, writeAdapterFolder } from './peft-check.ts';
+import { mergeModel } from './merge.ts';
+import { referencePython, runPeftCheck, writeAdapterFolder, writeOutputFiles } from './peft-check.ts';
+import { importPeftAdapter } from './peft.ts';
 import { Trainer } from './trainer.ts';
 
 interface Ia3Golden {
@@ -37,7 +39,7 @@ const python = referencePython();
 let e: Engine;
 const tmp = mkdtempSync(join(tmpdir(), 'ia3-golden-'));
 /** Per fixture: our exported adapter folder and our eval loss after 10 steps, for the one live PEFT run at the end. */
-const exported = new Map<string, { dir: string; loss: number; rows: Ia3Golden['rows'] }>();
+const exported = new Map<string, { dir: string; mergedDir: string; loss: number; rows: Ia3Golden['rows'] }>();
 
 beforeAll(async () => {
   e = await testEngine();
@@ -122,7 +124,12 @@ describe.each(RUNS)('golden IA³ run against PEFT: %s, %s kernels', (name, varia
       if (variant === 'naive') {
         const dir = join(tmp, name);
         await writeAdapterFolder(dir, files);
-        exported.set(name, { dir, loss, rows: g.rows });
+        // And merged into the base checkpoint (f16), for the comparison with PEFT's own merge_and_unload.
+        const mergedDir = join(tmp, `${name}-merged`);
+        const merged = await mergeModel(nodeFolder(join(FIXTURES, 'models', name)), await importPeftAdapter(memoryFolder({ ...files }), tf.model.config));
+        await writeOutputFiles(mergedDir, merged.files);
+        await merged.close();
+        exported.set(name, { dir, mergedDir, loss, rows: g.rows });
       }
     } finally {
       trainer.dispose();
@@ -135,11 +142,11 @@ describe('our IA³ adapters in the real PEFT', () => {
     if (process.env.CI === 'true') expect(python, 'CI creates .venv-ref (scripts/setup-reference-python.sh)').not.toBeNull();
   });
 
-  it.skipIf(!python)('PeftModel.from_pretrained(base, ours) takes every ia3_l and gives our eval loss', async () => {
+  it.skipIf(!python)('PeftModel.from_pretrained(base, ours) takes every ia3_l and gives our eval loss; our merge is PEFT\'s', async () => {
     const names = [...exported.keys()];
     expect(names.sort()).toEqual(['gpt2', 'llama', 'qwen3']);
     const results = await runPeftCheck(
-      names.map((n) => ({ base: join(FIXTURES, 'models', n), adapter: exported.get(n)!.dir, rows: exported.get(n)!.rows })),
+      names.map((n) => ({ base: join(FIXTURES, 'models', n), adapter: exported.get(n)!.dir, merged: exported.get(n)!.mergedDir, rows: exported.get(n)!.rows })),
     );
     results.forEach((r, i) => {
       const { loss } = exported.get(names[i])!;
@@ -149,6 +156,11 @@ describe('our IA³ adapters in the real PEFT', () => {
       expect(r.load.matched, names[i]).toBe(r.load.file_tensors);
       expect(r.max_abs_logit_diff.adapter_vs_base, names[i]).toBeGreaterThan(1e-3);
       expect(Math.abs(r.adapter.loss - loss), `${names[i]}: PEFT ${r.adapter.loss} vs ours ${loss}`).toBeLessThan(1e-4 * loss);
+      // Our merge (W ⊙ l, biases of output-scaled layers too, stored f16) against PEFT's merge rounded to f16: the same
+      // weights but for an occasional one-ulp double rounding (f64 → f32 → f16), far below the adapter's own effect.
+      const d = r.max_abs_logit_diff;
+      expect(d.merged_vs_peft_merged_f16!, names[i]).toBeLessThan(d.adapter_vs_base / 100);
+      expect(Math.abs(r.merged!.loss - r.adapter.loss), names[i]).toBeLessThan(5e-3 * r.adapter.loss);
     });
   }, 180_000);
 });

@@ -1,4 +1,4 @@
-// Folding a LoRA adapter into its base model: W' = W + s·B·A for every adapted linear layer, exported as an f16 (or f32)
+// Folding an adapter into its base model (LoRA: W' = W + s·B·A; IA³: W' = W ⊙ l) for every adapted linear layer, exported as an f16 (or f32)
 // safetensors checkpoint with config.json and the tokenizer files, loadable by transformers as a plain model.
 //
 // The merged model.safetensors is streamed: its header is computed up front from the checkpoint's shapes (every tensor
@@ -10,7 +10,7 @@ import { readJsonFile, type ModelFiles } from '../model/checkpoint.ts';
 import { f32ArrayToF16 } from '../gpu/half.ts';
 import { openModelWeights } from '../model/load.ts';
 import { compareUtf8, SafetensorsError } from '../model/safetensors.ts';
-import type { AdapterModule, LoraAdapter } from './peft.ts';
+import type { PeftAdapter } from './peft.ts';
 
 /**
  * W + scale·B·A, as a new array. W is [out, in] for nn.Linear, [in, out] for GPT-2's Conv1D (fanInFanOut), where the
@@ -42,6 +42,47 @@ export function mergeLora(
     else for (let i = 0; i < n; i++) out[o * n + i] += row[i];
   }
   return out;
+}
+
+/**
+ * W ⊙ l, PEFT's IA³ merge: an output-scaling vector scales W's rows (nn.Linear [out, in]; a Conv1D [in, out] its
+ * columns), a feed-forward one W's input columns (Conv1D: rows). Exact in f32 (one product per element).
+ */
+export function mergeIa3(
+  W: Float32Array,
+  l: Float32Array,
+  feedforward: boolean,
+  fanInFanOut: boolean,
+  shape: { inFeatures: number; outFeatures: number },
+): Float32Array {
+  const { inFeatures: n, outFeatures: m } = shape;
+  if (W.length !== n * m) throw new Error(`mergeIa3: W has ${W.length} values, expected ${n * m}`);
+  if (l.length !== (feedforward ? n : m)) throw new Error(`mergeIa3: l has ${l.length} values, expected ${feedforward ? n : m}`);
+  const out = new Float32Array(W.length);
+  // Element (o, i) of the [out, in] view lives at o·n + i, or at i·m + o for Conv1D.
+  for (let o = 0; o < m; o++) {
+    for (let i = 0; i < n; i++) {
+      const at = fanInFanOut ? i * m + o : o * n + i;
+      out[at] = W[at] * l[feedforward ? i : o];
+    }
+  }
+  return out;
+}
+
+/** How `adapter` changes the base checkpoint, per canonical tensor name ("layers.0.attn.q.weight"): LoRA adds s·B·A
+ *  to adapted weights; IA³ scales weights, and the bias of a layer whose output it scales (as PEFT's merge does). */
+export function adapterMerges(adapter: PeftAdapter): Map<string, (x: Float32Array) => Float32Array> {
+  const merges = new Map<string, (x: Float32Array) => Float32Array>();
+  if (adapter.kind === 'ia3') {
+    for (const m of adapter.modules) {
+      const shape = m.module;
+      merges.set(`${m.module.canonical}.weight`, (W) => mergeIa3(W, m.l, m.feedforward, m.module.fanInFanOut, shape));
+      if (!m.feedforward && m.module.hasBias) merges.set(`${m.module.canonical}.bias`, (b) => b.map((v, o) => v * m.l[o]));
+    }
+    return merges;
+  }
+  for (const m of adapter.modules) merges.set(`${m.module.canonical}.weight`, (W) => mergeLora(W, m.A, m.B, adapter.scale, m.module.fanInFanOut, m));
+  return merges;
 }
 
 /** A file of the merged model, produced on demand. */
@@ -80,15 +121,15 @@ export const COPIED_FILES = [
  */
 export async function mergeModel(
   folder: ModelFiles,
-  adapter: LoraAdapter,
+  adapter: PeftAdapter,
   maxChunkBytes = 16 << 20,
   /** f16 (the default: half the size, what transformers loads as torch_dtype float16), or f32 for exactness. */
   dtype: 'f16' | 'f32' = 'f16',
 ): Promise<MergedModel> {
   const weights = await openModelWeights(folder);
   const checkpoint = weights.checkpoint;
-  const adapted = new Map<string, AdapterModule>();
-  for (const m of adapter.modules) adapted.set(weights.resolved(`${m.module.canonical}.weight`).source, m);
+  // Checkpoint tensor name → its merge.
+  const adapted = new Map([...adapterMerges(adapter)].map(([canonical, merge]) => [weights.resolved(canonical).source, merge]));
 
   // Every tensor in one dtype, in safetensors' order (dtype, then name bytes: one dtype here, so name order).
   const itemBytes = dtype === 'f16' ? 2 : 4;
@@ -109,10 +150,9 @@ export async function mergeModel(
     async *chunks() {
       yield header;
       for (const { name } of layout) {
-        const m = adapted.get(name);
-        if (m) {
-          const W = await checkpoint.readTensor(name, 'f32');
-          const merged = mergeLora(W, m.A, m.B, adapter.scale, m.module.fanInFanOut, m);
+        const merge = adapted.get(name);
+        if (merge) {
+          const merged = merge(await checkpoint.readTensor(name, 'f32'));
           if (dtype === 'f32') {
             yield bytesOf(merged);
           } else {

@@ -27,8 +27,8 @@ export async function loadRunAdapter(runId: string): Promise<{ adapter: LoraAdap
   return { adapter: await importAdapter(folder, requireModel().config, name), name };
 }
 
-/** Run `runId`'s saved adapter of any method the engine runs (evaluation, generation, Compare). */
-async function loadAnyRunAdapter(runId: string): Promise<PeftAdapter> {
+/** Run `runId`'s saved adapter of any method the engine runs (evaluation, generation, Compare, merging). */
+export async function loadAnyRunAdapter(runId: string): Promise<PeftAdapter> {
   const { folder, name } = await runAdapterFolder(runId);
   return importPeftAdapter(folder, requireModel().config, name);
 }

@@ -11,7 +11,7 @@ import { ggufOutputFiles } from '../../export/gguf-output.ts';
 import { trlConfigFiles, trlOutputFiles } from './export-trl.ts';
 import { mergeModel, type MergedModel, type OutputFile } from '../merge.ts';
 import type { EngineRequest } from '../protocol.ts';
-import { loadRunAdapter, workerRunsDb } from './adapters.ts';
+import { loadAnyRunAdapter, loadRunAdapter, workerRunsDb } from './adapters.ts';
 import { requireModel, UserError, type Post } from './state.ts';
 import { mergedModelName, trlExportName } from './training-names.ts';
 
@@ -202,12 +202,11 @@ async function runOutput(req: MergeRequest): Promise<{ merged: MergedModel; name
   if (record.model.name !== model.summary.name) {
     throw new UserError(`"${record.name}" is an adapter of ${record.model.name}: load that model to merge it (loaded: ${model.summary.name})`);
   }
-  const { adapter } = await loadRunAdapter(req.runId);
   const merged = req.trl
-    ? { files: await trlOutputFiles(record, model, adapter), close: async () => {} }
+    ? { files: await trlOutputFiles(record, model, (await loadRunAdapter(req.runId)).adapter), close: async () => {} }
     : req.gguf
-      ? await ggufOutputFiles(model.files, adapter, req.gguf, record.name, CHUNK_BYTES)
-      : await mergeModel(model.files, adapter, CHUNK_BYTES, req.dtype);
+      ? await ggufOutputFiles(model.files, await loadAnyRunAdapter(req.runId), req.gguf, record.name, CHUNK_BYTES)
+      : await mergeModel(model.files, await loadAnyRunAdapter(req.runId), CHUNK_BYTES, req.dtype);
   const name = req.trl ? trlExportName(record.name) : req.gguf ? `${mergedModelName(record.name)}-gguf` : mergedModelName(record.name);
   return { merged, name, runId: req.runId };
 }

@@ -247,8 +247,8 @@ function RunCard({ run }: { run: RunRecord }) {
   const rerun = useStudio((s) => s.rerunWith);
   const continueFrom = useStudio((s) => s.continueFromRun);
   const method = normalizeConfig(run.config).method;
-  // Merging, the GGUF and cluster exports and continuing read a LoRA adapter; another method's run says so.
-  const loraOnly = method === 'lora' ? undefined : `${METHODS[method]?.label ?? method} runs: merging, the GGUF and cluster exports and continuing take LoRA adapters only (for now)`;
+  // The cluster export and continuing read a LoRA adapter; another method's run says so.
+  const loraOnly = method === 'lora' ? undefined : `${METHODS[method]?.label ?? method} runs: the cluster export and continuing take LoRA adapters only (for now)`;
   const [editing, setEditing] = useState<string | null>(null);
   const [merging, setMerging] = useState<null | 'hf' | 'gguf' | 'trl'>(null);
   const nameId = useId();
@@ -342,10 +342,10 @@ function RunCard({ run }: { run: RunRecord }) {
         <button type="button" disabled={run.curves.length === 0} onClick={() => void csv(run.id)} aria-label={`Export the metrics of ${run.name} as CSV`}>
           Metrics CSV
         </button>
-        <button type="button" disabled={!run.adapter || !!loraOnly} title={loraOnly} aria-expanded={merging === 'hf'} onClick={() => setMerging(merging === 'hf' ? null : 'hf')} aria-label={`Download ${run.name} merged into its base model`}>
+        <button type="button" disabled={!run.adapter} aria-expanded={merging === 'hf'} onClick={() => setMerging(merging === 'hf' ? null : 'hf')} aria-label={`Download ${run.name} merged into its base model`}>
           Download merged model
         </button>
-        <button type="button" disabled={!run.adapter || !!loraOnly} title={loraOnly} aria-expanded={merging === 'gguf'} onClick={() => setMerging(merging === 'gguf' ? null : 'gguf')} aria-label={`Download ${run.name} as GGUF for llama.cpp / Ollama`}>
+        <button type="button" disabled={!run.adapter} aria-expanded={merging === 'gguf'} onClick={() => setMerging(merging === 'gguf' ? null : 'gguf')} aria-label={`Download ${run.name} as GGUF for llama.cpp / Ollama`}>
           Download for llama.cpp / Ollama
         </button>
         <button

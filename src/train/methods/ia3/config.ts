@@ -126,6 +126,6 @@ export const ia3Method: TrainingMethod = {
     reference: 'src/gpu/ref/ia3.ref.ts',
     goldens: ['scripts/golden_ia3.py', 'tests/fixtures/golden/train_ia3_gpt2.json', 'tests/fixtures/golden/train_ia3_llama.json', 'tests/fixtures/golden/train_ia3_qwen3.json', 'src/train/ia3-golden.gpu.test.ts'],
     exportImport: ['src/train/methods/ia3/ia3.test.ts', 'src/train/ia3-golden.gpu.test.ts'],
-    merge: null,
+    merge: 'src/train/ia3-golden.gpu.test.ts',
   },
 };
