@@ -96,6 +96,8 @@ describe('training invariants (llama fixture)', () => {
     const ck = await first.t.checkpoint();
     detachLora(e, first.t.lora);
     const resumed = new Trainer({ engine: e, transformer: tf, config: cfg, train: rows, padId: 0 });
+    // The same segment names with other sizes (a corrupted or foreign record) are refused before anything is written.
+    expect(() => resumed.restore({ ...ck, m: ck.m.subarray(1) })).toThrow(/checkpoint's m holds \d+ values; this run's tensors need \d+/);
     resumed.restore(ck);
     const rest = await trainLosses(tf, rows, cfg, 4, resumed);
     detachLora(e, resumed.lora);

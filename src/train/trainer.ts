@@ -387,6 +387,11 @@ export class Trainer {
     if (ck.segments.length !== names.length || ck.segments.some((s, i) => s !== names[i])) {
       throw new Error('this checkpoint belongs to another model or another set of LoRA targets');
     }
+    // Same names but other sizes (another rank, a corrupted record): writing them would silently fill part of a buffer.
+    const n = this.method.layout.totalLength;
+    for (const [field, values] of [['params', ck.params], ['m', ck.m], ['v', ck.v], ['bestParams', ck.bestParams]] as const) {
+      if (values && values.length !== n) throw new Error(`this checkpoint's ${field} holds ${values.length} values; this run's tensors need ${n} (another rank or method?)`);
+    }
     const { device } = this.o.engine;
     writeBuffer(device, this.method.params, ck.params);
     writeBuffer(device, this.method.m, ck.m);
