@@ -56,6 +56,9 @@ STRINGS = [
     "жук 5 € 😀 ✓",
     "model 2025, batch 42; loss 0.125!",
     "x",
+    "the learning rate of the adapter matrix",
+    "gradient batch epoch step, browser kernel shader buffer memory device",
+    "Happy calm bright morning; the lazy river under a dark window",
 ]
 
 

@@ -37,7 +37,8 @@ import type { ModelFiles } from '../model/checkpoint.ts';
 import { HfTokenizer } from '../model/tokenizer.ts';
 import { selectTargetModules } from '../model/weights.ts';
 import { buildAdapterConfig, exportAdapter, importAdapter, type LoraAdapter } from '../train/peft.ts';
-import { exportAdapterGguf, exportGguf, type GgufExportType } from './gguf-model.ts';
+import { exportAdapterGguf, exportGguf, tokenizerMetadata, type GgufExportType } from './gguf-model.ts';
+import { llamaCppSpmTokenize } from './gguf-spm.ts';
 import type { GgufFile } from './gguf.ts';
 
 const PROMPT = 'The cat sat on the mat. Hello, world! 42 apples';
@@ -184,6 +185,7 @@ function compare(got: Float64Array[], want: Float64Array[], tieGap: number): { m
 const CASES: { name: string; path: string; rslora: boolean }[] = [
   { name: 'gpt2', path: join(FIXTURES, 'models', 'gpt2'), rslora: false },
   { name: 'llama', path: join(FIXTURES, 'models', 'llama'), rslora: false },
+  { name: 'llama-sentencepiece', path: join(FIXTURES, 'models', 'llama-sentencepiece'), rslora: false },
   { name: 'llama-rope-scaling', path: join(FIXTURES, 'models', 'llama-rope-scaling'), rslora: false },
   { name: 'mistral', path: join(FIXTURES, 'models', 'mistral'), rslora: true },
   { name: 'qwen2', path: join(FIXTURES, 'models', 'qwen2'), rslora: true },
@@ -238,5 +240,66 @@ describe.skipIf(SKIP).each(CASES)('GGUF in llama.cpp: $name', ({ name, path, rsl
     expect(r8.argmaxDiffers).toEqual([]);
     expect(r8.meanAbs).toBeLessThan(Q8_TOL);
     expect(r8.maxAbs).toBeLessThan(Q8_MAX);
+  });
+});
+
+// SentencePiece-style tokenizers (tokenizer.ggml.model "llama": scores, token types, add_space_prefix) in llama.cpp's
+// own tokenizer: the strings of tests/fixtures/golden/llama-sentencepiece-tokens.json (spaces, newlines, tabs,
+// characters in the vocabulary, characters only byte fallback writes) tokenize to our ids, which are transformers'
+// (gguf-spm.test.ts). Two layouts: llama-sentencepiece (transformers 5: Metaspace pre-tokenizer) and llama (legacy:
+// Prepend + Replace normalizer). A Metaspace pre-tokenizer puts no "▁" before a text that already begins with a space,
+// llama.cpp (as SentencePiece) always does: there llama.cpp's ids for " x" are ours for "  x" (README, GGUF section).
+// Our model of llama.cpp's SPM joins (gguf-spm.ts, which vets every exported vocabulary) is checked against it here too.
+// The third case is the fixture with prepend_scheme "never": add_space_prefix false in the GGUF.
+const SPM_CASES: { name: string; fixture: string; never: boolean }[] = [
+  { name: 'llama-sentencepiece', fixture: 'llama-sentencepiece', never: false },
+  { name: 'llama', fixture: 'llama', never: false },
+  { name: 'llama-sentencepiece, prepend_scheme never', fixture: 'llama-sentencepiece', never: true },
+];
+describe.skipIf(SKIP).each(SPM_CASES)('SentencePiece tokenizer in llama.cpp: $name', ({ name, fixture, never }) => {
+  it('llama.cpp tokenizes the golden strings to our ids; byte fallback included', async () => {
+    const path = join(FIXTURES, 'models', fixture);
+    const files: Record<string, Uint8Array | string> = {};
+    for (const f of ['config.json', 'model.safetensors', 'tokenizer.json', 'tokenizer_config.json']) files[f] = new Uint8Array(await readFile(join(path, f)));
+    let tokenizerText = await readFile(join(path, 'tokenizer.json'), 'utf8');
+    if (never) {
+      const json = JSON.parse(tokenizerText) as { pre_tokenizer: { prepend_scheme: string } };
+      json.pre_tokenizer.prepend_scheme = 'never';
+      files['tokenizer.json'] = tokenizerText = JSON.stringify(json);
+    }
+    const folder = memoryFolder(files, fixture);
+    const config = await readModelConfig(folder);
+    const tokenizerConfigText = await readFile(join(path, 'tokenizer_config.json'), 'utf8');
+    const tokenizer = HfTokenizer.fromJson(tokenizerText, tokenizerConfigText);
+    const meta = tokenizerMetadata(config, tokenizerText, tokenizerConfigText, null);
+    expect(meta.sentencePiece!.addSpacePrefix).toBe(!never);
+    const get = (k: string) => meta.kv.find((kv) => kv.key === k)?.value.value;
+    const tokens = get('tokenizer.ggml.tokens') as string[];
+    const scores = get('tokenizer.ggml.scores') as Float32Array;
+    const ids = new Map(tokens.map((t, i) => [t, i]));
+    const golden = JSON.parse(await readFile(join(FIXTURES, 'golden', 'llama-sentencepiece-tokens.json'), 'utf8')) as { strings: { text: string }[] };
+
+    const ex = await exportGguf(folder, { type: 'f32' });
+    const ggufPath = await writeFile(ex.file, join(dir, `${fixture}${never ? '-never' : ''}-tokenizer.gguf`));
+    await ex.close();
+    const model = await llama.loadModel({ modelPath: ggufPath });
+    try {
+      expect(model.tokens.shouldPrependBosToken).toBe(true);
+      let bytes = 0;
+      for (const { text } of golden.strings) {
+        const theirs = [...model.tokenize(text)].map(Number);
+        const shifted = meta.sentencePiece!.metaspace && meta.sentencePiece!.addSpacePrefix && text.startsWith(' ');
+        const ours = tokenizer.encode(shifted ? ' ' + text : text, { addSpecialTokens: false });
+        expect(theirs, JSON.stringify(text)).toEqual(ours);
+        const escaped = ((meta.sentencePiece!.addSpacePrefix ? ' ' : '') + text).replaceAll(' ', '\u2581');
+        expect(llamaCppSpmTokenize(escaped, ids, scores), JSON.stringify(text)).toEqual(theirs);
+        bytes += theirs.filter((id) => /^<0x[0-9A-F]{2}>$/.test(tokens[id])).length;
+      }
+      // ж, €, 😀 and ✓ are in neither vocabulary: byte fallback wrote them (and "日本語" too in the legacy fixture).
+      expect(bytes).toBeGreaterThanOrEqual(14);
+      console.log(`${name}: ${golden.strings.length} strings tokenized alike by llama.cpp and us, ${bytes} byte tokens`);
+    } finally {
+      await model.dispose();
+    }
   });
 });
