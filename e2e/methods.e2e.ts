@@ -1,7 +1,8 @@
 // Another method of the registry in the studio: IA³ on the demo model and the pirate sample. The Train screen shows
 // the method's explanation and advice and only its settings (no rank or alpha), counts its parameters as PEFT does
 // (one vector per layer: k_proj and v_proj outputs, down_proj's input), trains to the end, and the Runs screen names
-// the method, offers the PEFT .zip (peft_type IA3, ia3_l tensors) and merging, and says why continuing is not offered.
+// the method, offers the PEFT .zip (peft_type IA3, ia3_l tensors) and merging; the .zip imports back as a run, and a run
+// continues from it.
 import { unzipSync } from 'fflate';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -49,8 +50,7 @@ describe('IA³ in the studio', () => {
     const card = page.getByTestId('run-card').filter({ hasText: 'pirate ia3' });
     await expect.poll(() => card.count(), { timeout: 30_000 }).toBe(1);
     expect(await card.textContent()).toContain('IA³ · lr');
-    expect(await card.getByRole('button', { name: 'Continue training from the adapter of pirate ia3' }).isDisabled()).toBe(true);
-    expect(await card.getByRole('button', { name: 'Continue training from the adapter of pirate ia3' }).getAttribute('title')).toMatch(/take LoRA adapters only/);
+    expect(await card.getByRole('button', { name: 'Export pirate ia3 for a GPU cluster (TRL + accelerate)' }).getAttribute('title')).toMatch(/takes LoRA runs only/);
     expect(await card.getByRole('button', { name: 'Download pirate ia3 merged into its base model' }).isDisabled()).toBe(false);
     const [download] = await Promise.all([
       page.waitForEvent('download'),
@@ -64,6 +64,21 @@ describe('IA³ in the studio', () => {
     const header = rawSafetensorsHeader(files['adapter_model.safetensors']);
     expect(header['base_model.model.model.layers.0.self_attn.k_proj.ia3_l']).toMatchObject({ dtype: 'F32', shape: [kv, 1] });
     expect(header['base_model.model.model.layers.0.mlp.down_proj.ia3_l']).toMatchObject({ dtype: 'F32', shape: [1, config.intermediate_size] });
+    expect(studio.problems).toEqual([]);
+
+    // Imported back as a run (PEFT's IA³ layout read), then continued from for one step, the method locked.
+    await page.getByTestId('import-zip-input').setInputFiles(path);
+    await expect.poll(() => page.getByTestId('import-done').textContent(), { timeout: 60_000 }).toContain(`IA³ module`);
+    const imported = page.getByTestId('run-card').filter({ hasText: 'imported from pirate-ia3-adapter.zip' });
+    await expect.poll(() => imported.count()).toBe(1);
+    expect(await imported.getByTestId('run-imported').textContent()).toContain('· IA³ on');
+    await imported.getByRole('button', { name: /^Continue training from the adapter of/ }).click();
+    await page.getByTestId('screen-train').waitFor();
+    expect(await page.getByTestId('train-from').textContent()).toContain('Continues from the IA³ adapter');
+    expect(await page.getByLabel('Method').isDisabled()).toBe(true);
+    await page.getByLabel('Max steps', { exact: true }).fill('1');
+    await page.getByTestId('start-training').click();
+    await expect.poll(() => page.getByTestId('run-phase').textContent(), { timeout: 120_000 }).toBe('Finished');
     expect(studio.problems).toEqual([]);
   });
 });

@@ -1,6 +1,7 @@
 // Continuing training from a saved adapter: the Trainer's LoRA starts from the adapter's A and B (initialA /
 // initialB), so the first step's loss — computed by the forward before the update — is the adapter's own loss on the
-// same rows, as an evaluation with the adapter attached measures it. On Llama (nn.Linear) and GPT-2 (Conv1D).
+// same rows, as an evaluation with the adapter attached measures it. On Llama (nn.Linear) and GPT-2 (Conv1D); and the
+// same for an IA³ adapter (its vectors through Trainer's `initial`).
 import { beforeAll, describe, expect, it } from 'vitest';
 import { join } from 'node:path';
 import type { Engine } from '../gpu/engine.ts';
@@ -18,7 +19,9 @@ import { selectTargetModules } from '../model/weights.ts';
 import { attachAdapter } from './attach-adapter.ts';
 import { DEFAULT_CONFIG, type TrainConfig } from './config.ts';
 import { attachLora, detachLora, readLoraTensors } from './lora-state.ts';
-import { buildAdapterConfig, exportAdapter, importAdapter, type LoraAdapter } from './peft.ts';
+import { ia3SegmentName } from './methods/ia3/config.ts';
+import { METHODS } from './methods/registry.ts';
+import { buildAdapterConfig, exportAdapter, importAdapter, importPeftAdapter, type LoraAdapter } from './peft.ts';
 import { evaluateLoss, Trainer } from './trainer.ts';
 
 let e: Engine;
@@ -115,5 +118,35 @@ describe('initial A and B maps', () => {
     const [got] = await readLoraTensors(e, ok);
     expect(Array.from(got.B).every((v) => v === 0.25)).toBe(true);
     detachLora(e, ok);
+  });
+});
+
+describe.each(['llama', 'gpt2'])('continuing from an IA³ adapter on %s', (name) => {
+  it('starts from its vectors: the first step\'s loss is the adapter\'s loss through export → import (1e-5)', async () => {
+    const tf = await load(name);
+    const data = rows(6, 9, tf.model.config.vocabSize, 5);
+    const config: TrainConfig = { ...DEFAULT_CONFIG, method: 'ia3', lr: 0.1, batchSize: 6, maxSteps: 3, warmupSteps: 0, schedule: 'constant' };
+    // Vectors trained off 1, saved as PEFT does, read back.
+    const first = new Trainer({ engine: e, transformer: tf, config, train: data, padId: 0 });
+    for (let i = 0; i < 3; i++) await first.trainStep();
+    const files = METHODS.ia3.exportAdapter({
+      tensors: await first.trainedTensors(), modules: first.modules, targetModules: first.targetModules, config, model: tf.model.config, baseModel: name,
+    });
+    first.dispose();
+    const adapter = await importPeftAdapter(memoryFolder({ ...files }, 'ia3 adapter'), tf.model.config);
+    if (adapter.kind !== 'ia3') throw new Error('expected IA³');
+    const detach = attachAdapter(e, tf.model, adapter);
+    const { loss: adapterLoss } = await evaluateLoss(e, tf, new Batcher(data, { batchSize: 6, padId: 0, seed: null }));
+    detach();
+    const { loss: baseLoss } = await evaluateLoss(e, tf, new Batcher(data, { batchSize: 6, padId: 0, seed: null }));
+    expect(Math.abs(adapterLoss - baseLoss)).toBeGreaterThan(1e-3); // the vectors matter
+
+    const next = new Trainer({
+      engine: e, transformer: tf, config, train: data, padId: 0,
+      initial: new Map(adapter.modules.map((m) => [ia3SegmentName(m.peftPath), m.l])),
+    });
+    const step = await next.trainStep();
+    next.dispose();
+    expect(Math.abs(step.loss - adapterLoss)).toBeLessThan(1e-5 * adapterLoss);
   });
 });

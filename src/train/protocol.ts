@@ -179,6 +179,6 @@ export type EngineEvent =
   | { type: 'generated'; id: string; text: string } & GeneratedExtras
   | { type: 'evaluated'; id: string; adapterRunId?: string; loss: number; tokens: number; rows: number }
   | { type: 'adapter'; id: string; runId: string; fileName: string; bytes: Uint8Array }
-  | { type: 'adapter-imported'; id: string; runId: string; name: string; modules: number; warnings: string[] }
+  | { type: 'adapter-imported'; id: string; runId: string; name: string; modules: number; warnings: string[]; /** "LoRA", "IA³" */ method?: string }
   /** A merge is done: into `folder` of the picked directory, or as `zip` to save. */
   | { type: 'merged'; id: string; runId: string; files: { path: string; size: number }[]; folder?: string; zip?: { fileName: string; blob: Blob } };

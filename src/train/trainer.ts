@@ -34,8 +34,11 @@ export interface TrainerOptions {
   padId: number;
   /** Start lora_A from these values (module path → [r, in]) instead of the seeded init: golden runs. */
   initialA?: Map<string, Float32Array>;
-  /** Start lora_B from these values (module path → [out, r]) instead of zeros: continuing from a saved adapter. */
+  /** Start lora_B from these values (module path → [out, r]) instead of zeros. */
   initialB?: Map<string, Float32Array>;
+  /** Start these tensors (by segment name, any method: "<path>.lora_A", "<path>.ia3_l", …) from these values:
+   *  continuing from a saved adapter. */
+  initial?: Map<string, Float32Array>;
   /** Profile every step (`lora-studio train --profile`): each dispatch timed, the CPU phases marked; the step is
    *  then recorded, submitted and waited for in turn (not recorded ahead) so each phase is its own. */
   profiler?: StepProfiler;
@@ -124,7 +127,7 @@ export class Trainer {
     const { modules, targetModules } = resolveTargets(o.transformer.model.config, config.targets, method.defaultTargets);
     this.modules = modules;
     this.targetModules = targetModules;
-    const initial = new Map<string, Float32Array>();
+    const initial = new Map<string, Float32Array>(o.initial ?? []);
     for (const [which, given] of [['A', o.initialA], ['B', o.initialB]] as const) {
       for (const [path, values] of given ?? []) initial.set(loraSegmentName(path, which), values);
     }

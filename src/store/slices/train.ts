@@ -35,6 +35,8 @@ export interface LiveRun {
 export interface TrainFrom {
   runId: string;
   name: string;
+  /** The adapter's method (its tensors are that method's); LoRA's rank, alpha and rsLoRA beside it. */
+  method: TrainConfig['method'];
   rank: number;
   alpha: number;
   rslora: boolean;
@@ -42,11 +44,11 @@ export interface TrainFrom {
 }
 
 /** The config fields an adapter fixes: the next run's LoRA must have the adapter's shape and scale. */
-export const LOCKED_BY_ADAPTER = ['rank', 'alpha', 'rslora', 'targets'] as const;
+export const LOCKED_BY_ADAPTER = ['method', 'rank', 'alpha', 'rslora', 'targets'] as const;
 
 /** `config` with the adapter's fields put back (whatever a preset or an edit did to them). */
 export function lockToAdapter(config: TrainConfig, from: TrainFrom | null): TrainConfig {
-  return from ? { ...config, rank: from.rank, alpha: from.alpha, rslora: from.rslora, targets: [...from.targets] } : config;
+  return from ? { ...config, method: from.method, rank: from.rank, alpha: from.alpha, rslora: from.rslora, targets: [...from.targets] } : config;
 }
 
 export interface TrainSlice {
@@ -183,8 +185,8 @@ export const createTrainSlice: StateCreator<Deps, [], [], TrainSlice> = (set, ge
     },
     trainFrom: null,
     continueFromRun(run) {
-      const c = run.config;
-      const from: TrainFrom = { runId: run.id, name: run.name, rank: c.rank, alpha: c.alpha, rslora: c.rslora, targets: [...c.targets] };
+      const c = normalizeConfig(run.config);
+      const from: TrainFrom = { runId: run.id, name: run.name, method: c.method, rank: c.rank, alpha: c.alpha, rslora: c.rslora, targets: [...c.targets] };
       // The rest of the form stays as it is (this dataset's settings); a continued run starts its schedule anew.
       set({ trainFrom: from, trainConfig: lockToAdapter(get().trainConfig, from), trainPreset: 'custom', runName: `${run.name} (continued)`, trainError: '' });
       get().go('train');

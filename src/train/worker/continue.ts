@@ -1,16 +1,18 @@
-// "Continue training" from a saved run's adapter (trained here or imported): the new run's LoRA starts from that
-// adapter's A and B (Trainer's initialA / initialB), so its first step begins exactly where the adapter is. The rank,
-// the scale (alpha, rsLoRA) and the targets must be the adapter's: the Train screen locks them; this checks again.
+// "Continue training" from a saved run's adapter (trained here or imported): the new run's tensors start from that
+// adapter's (LoRA's A and B, IA³'s vectors: Trainer's `initial`), so its first step begins exactly where the adapter
+// is. The method, LoRA's rank and scale (alpha, rsLoRA) and the targets must be the adapter's: the Train screen locks
+// them; this checks again.
 import type { TrainConfig } from '../config.ts';
 import { loraScale } from '../methods/lora-scale.ts';
+import { loraSegmentName } from '../lora-names.ts';
+import { ia3SegmentName } from '../methods/ia3/config.ts';
 import type { LoraAdapter } from '../peft.ts';
-import { loadRunAdapter, workerRunsDb } from './adapters.ts';
+import { loadAnyRunAdapter, workerRunsDb } from './adapters.ts';
 import { UserError, type LoadedModel } from './state.ts';
 
 export interface Continuation {
-  /** Module path → lora_A [r, in] and lora_B [out, r]. */
-  initialA: Map<string, Float32Array>;
-  initialB: Map<string, Float32Array>;
+  /** Segment name → its values (LoRA's lora_A [r, in] and lora_B [out, r], IA³'s ia3_l). */
+  initial: Map<string, Float32Array>;
   parent: { runId: string; name: string; step: number };
 }
 
@@ -35,12 +37,15 @@ export async function continuationFor(runId: string, config: TrainConfig, model:
   if (record.model.name !== model.summary.name) {
     throw new UserError(`"${record.name}" is an adapter of ${record.model.name}: load that model to continue it (loaded: ${model.summary.name})`);
   }
-  const { adapter } = await loadRunAdapter(runId);
+  const adapter = await loadAnyRunAdapter(runId);
+  const parent = { runId, name: record.name, step: record.adapter?.step ?? 0 };
+  const kind = adapter.kind === 'ia3' ? 'ia3' : 'lora';
+  if (config.method !== kind) throw new UserError(`cannot continue "${record.name}": it is a ${kind === 'ia3' ? 'IA³' : 'LoRA'} adapter and this run trains ${config.method}`);
+  if (adapter.kind === 'ia3') return { initial: new Map(adapter.modules.map((m) => [ia3SegmentName(m.peftPath), m.l])), parent };
   const problems = continuationProblems(adapter, config);
   if (problems.length) throw new UserError(`cannot continue "${record.name}": ${problems.join('; ')}`);
   return {
-    initialA: new Map(adapter.modules.map((m) => [m.peftPath, m.A])),
-    initialB: new Map(adapter.modules.map((m) => [m.peftPath, m.B])),
-    parent: { runId, name: record.name, step: record.adapter?.step ?? 0 },
+    initial: new Map(adapter.modules.flatMap((m) => [[loraSegmentName(m.peftPath, 'A'), m.A], [loraSegmentName(m.peftPath, 'B'), m.B]] as const)),
+    parent,
   };
 }

@@ -78,7 +78,7 @@ describe('importing an adapter', () => {
     const file = new File([zipAdapter(files) as Uint8Array<ArrayBuffer>], 'pirate-lora.zip');
     await handleImportAdapter({ type: 'import-adapter', id: 'imp-1', runId: 'run-a', source: { kind: 'zip', file } }, post);
 
-    expect(events).toEqual([{ type: 'adapter-imported', id: 'imp-1', runId: 'run-a', name: 'pirate-lora', modules: 4, warnings: [] }]);
+    expect(events).toEqual([{ type: 'adapter-imported', id: 'imp-1', runId: 'run-a', name: 'pirate-lora', modules: 4, warnings: [], method: 'LoRA' }]);
     const runs = new RunsDb(kv);
     const [record] = await runs.list();
     expect(record).toMatchObject({

@@ -10,7 +10,7 @@ import { BlobSource, blobFolder } from '../../model/sources/blob.ts';
 import { hubModel } from '../../model/sources/hub.ts';
 import { linearModules } from '../../model/weights.ts';
 import { StorageFullError, type RunRecord, type StoredAdapter } from '../../store/runs-db.ts';
-import { ADAPTER_CONFIG_FILE, ADAPTER_WEIGHTS_FILE, AdapterError, adapterFolder, importAdapter, type LoraAdapter } from '../peft.ts';
+import { ADAPTER_CONFIG_FILE, ADAPTER_WEIGHTS_FILE, AdapterError, adapterFolder, importPeftAdapter, type PeftAdapter } from '../peft.ts';
 import type { AdapterSource, EngineRequest } from '../protocol.ts';
 import { workerRunsDb } from './adapters.ts';
 import { modelCache } from './models.ts';
@@ -22,12 +22,15 @@ type ImportAdapter = Extract<EngineRequest, { type: 'import-adapter' }>;
 // ---------------------------------------------------------------------------------------------------------------
 // Pure parts
 
-/** The training config an imported adapter stands for: its r, lora_alpha, lora_dropout, use_rslora, and as targets
- *  the modules it has weights for (names when they select exactly those, else full paths); the rest the defaults. */
-export function importedRunConfig(adapter: LoraAdapter, model: LoadedModel['config']): TrainConfig {
+/** The training config an imported adapter stands for: its method, LoRA's r, lora_alpha, lora_dropout and
+ *  use_rslora, and as targets the modules it has weights for (names when they select exactly those, else full paths);
+ *  the rest the defaults. */
+export function importedRunConfig(adapter: PeftAdapter, model: LoadedModel['config']): TrainConfig {
+  const targets = peftTargetModules(adapter.modules.map((m) => m.module), linearModules(model));
+  if (adapter.kind === 'ia3') return { ...DEFAULT_CONFIG, method: 'ia3', targets };
   return {
     ...DEFAULT_CONFIG,
-    targets: peftTargetModules(adapter.modules.map((m) => m.module), linearModules(model)),
+    targets,
     rank: adapter.rank,
     alpha: adapter.alpha,
     dropout: adapter.dropout,
@@ -40,7 +43,7 @@ export function importedRunRecord(o: {
   runId: string;
   name: string;
   from: string;
-  adapter: LoraAdapter;
+  adapter: PeftAdapter;
   model: Pick<LoadedModel, 'summary' | 'quant' | 'config'>;
   now: number;
 }): RunRecord {
@@ -56,7 +59,7 @@ export function importedRunRecord(o: {
     status: 'imported',
     message: adapter.warnings.join(' '),
     totalSteps: 0,
-    trainableParams: adapter.modules.reduce((s, m) => s + m.A.length + m.B.length, 0),
+    trainableParams: adapter.kind === 'ia3' ? adapter.modules.reduce((s, m) => s + m.l.length, 0) : adapter.modules.reduce((s, m) => s + m.A.length + m.B.length, 0),
     curves: [],
     samples: [],
     final: null,
@@ -127,10 +130,10 @@ export async function handleImportAdapter(req: ImportAdapter, post: Post): Promi
   const model = requireModel();
   const from = describeAdapterSource(req.source);
   let folder: ModelFiles;
-  let adapter: LoraAdapter;
+  let adapter: PeftAdapter;
   try {
     folder = await openSource(req.source, model.config, (done, total) => post({ type: 'progress', id: req.id, stage: 'download', done, total }));
-    adapter = await importAdapter(folder, model.config, req.source.kind === 'hub' ? req.source.repo : folder.name);
+    adapter = await importPeftAdapter(folder, model.config, req.source.kind === 'hub' ? req.source.repo : folder.name);
   } catch (err) {
     // What is wrong with the file is the user's to fix: shown as it is, every problem listed.
     throw err instanceof AdapterError ? new UserError(`${err.message}\n(checked against ${model.summary.name})`) : err;
@@ -153,5 +156,5 @@ export async function handleImportAdapter(req: ImportAdapter, post: Post): Promi
   } catch (err) {
     throw err instanceof StorageFullError ? new UserError(err.message) : err;
   }
-  post({ type: 'adapter-imported', id: req.id, runId: req.runId, name, modules: adapter.modules.length, warnings: adapter.warnings });
+  post({ type: 'adapter-imported', id: req.id, runId: req.runId, name, modules: adapter.modules.length, warnings: adapter.warnings, method: adapter.kind === 'ia3' ? 'IA³' : 'LoRA' });
 }

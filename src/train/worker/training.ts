@@ -213,7 +213,7 @@ export async function handleStartTraining(
   try {
     trainer = new Trainer({
       engine: e, transformer: model.transformer, config, train, eval: evalRows, padId: model.tokenizer?.padIdOrFallback ?? 0,
-      initialA: from?.initialA, initialB: from?.initialB,
+      initial: from?.initial,
     });
   } catch (err) {
     release();

@@ -247,8 +247,8 @@ function RunCard({ run }: { run: RunRecord }) {
   const rerun = useStudio((s) => s.rerunWith);
   const continueFrom = useStudio((s) => s.continueFromRun);
   const method = normalizeConfig(run.config).method;
-  // The cluster export and continuing read a LoRA adapter; another method's run says so.
-  const loraOnly = method === 'lora' ? undefined : `${METHODS[method]?.label ?? method} runs: the cluster export and continuing take LoRA adapters only (for now)`;
+  // The cluster export writes a LoRA (PEFT LoraConfig) run; another method's run says so.
+  const loraOnly = method === 'lora' ? undefined : `${METHODS[method]?.label ?? method} runs: the cluster export takes LoRA runs only (for now)`;
   const [editing, setEditing] = useState<string | null>(null);
   const [merging, setMerging] = useState<null | 'hf' | 'gguf' | 'trl'>(null);
   const nameId = useId();
@@ -283,7 +283,7 @@ function RunCard({ run }: { run: RunRecord }) {
       </div>
       {run.status === 'imported' ? (
         <p className="muted small" data-testid="run-imported">
-          {new Date(run.created).toLocaleString()} · for {run.model.name} · imported from {run.importedFrom} · r{run.config.rank} α{run.config.alpha}
+          {new Date(run.created).toLocaleString()} · for {run.model.name} · imported from {run.importedFrom} · {method === 'lora' ? `r${run.config.rank} α${run.config.alpha}` : (METHODS[method]?.label ?? method)}
           {run.config.rslora ? ' (rsLoRA)' : ''} on {run.config.targets.join(', ')} · {run.trainableParams.toLocaleString('en')} parameters
         </p>
       ) : (
@@ -359,7 +359,7 @@ function RunCard({ run }: { run: RunRecord }) {
           Export for a GPU cluster
         </button>
         {canResume && <button type="button" onClick={() => resume(run.id, run.name)}>Resume from step {run.checkpoint!.step}</button>}
-        <button type="button" disabled={!run.adapter || here || !!loraOnly} title={loraOnly} onClick={() => continueFrom(run)} aria-label={`Continue training from the adapter of ${run.name}`}>
+        <button type="button" disabled={!run.adapter || here} onClick={() => continueFrom(run)} aria-label={`Continue training from the adapter of ${run.name}`}>
           Continue training
         </button>
         <button type="button" onClick={() => rerun(run.config, run.name)}>Re-run with this config</button>

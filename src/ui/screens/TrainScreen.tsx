@@ -82,11 +82,18 @@ function TrainForm() {
 
       {from && (
         <section className="card" data-testid="train-from" aria-label="Continuing an adapter">
-          <p>
-            Continues from the adapter of <strong>{from.name}</strong>: the new run&apos;s LoRA starts from its A and B. Its rank, alpha,
-            target modules and rsLoRA are the adapter&apos;s and cannot be changed here.
-          </p>
-          <button type="button" onClick={clearFrom} disabled={locked}>Start from a fresh LoRA instead</button>
+          {from.method === 'lora' ? (
+            <p>
+              Continues from the adapter of <strong>{from.name}</strong>: the new run&apos;s LoRA starts from its A and B. Its rank, alpha,
+              target modules and rsLoRA are the adapter&apos;s and cannot be changed here.
+            </p>
+          ) : (
+            <p>
+              Continues from the {METHODS[from.method]?.label ?? from.method} adapter of <strong>{from.name}</strong>: the new run starts from
+              its tensors. The method and the target modules are the adapter&apos;s and cannot be changed here.
+            </p>
+          )}
+          <button type="button" onClick={clearFrom} disabled={locked}>Start from a fresh {METHODS[from.method]?.label ?? 'adapter'} instead</button>
         </section>
       )}
 
@@ -95,7 +102,7 @@ function TrainForm() {
         <div className="form-grid">
           <Field label="Method" field="method" errors={errors}>
             {(id) => (
-              <select id={id} value={config.method} onChange={(e) => set({ method: e.target.value as TrainConfig['method'] })}>
+              <select id={id} value={config.method} disabled={!!from} onChange={(e) => set({ method: e.target.value as TrainConfig['method'] })}>
                 {Object.values(METHODS).map((m) => (
                   <option key={m.id} value={m.id}>{m.label}</option>
                 ))}
