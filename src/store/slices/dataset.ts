@@ -3,7 +3,7 @@
 // loaded model re-tokenizes the current file by itself.
 import type { StateCreator } from 'zustand';
 import type { DatasetSummary, EngineEvent } from '../../train/protocol.ts';
-import { ProgressMeter } from '../../ui/components/progress-meter.ts';
+import { ProgressMeter } from '../progress-meter.ts';
 import { requestId, sendToEngine } from '../engine-link.ts';
 import type { LoadStatus, ModelsSlice, StageProgress } from './models.ts';
 

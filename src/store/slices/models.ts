@@ -3,7 +3,7 @@
 import type { StateCreator } from 'zustand';
 import type { EngineEvent, ModelSource, ModelSummary } from '../../train/protocol.ts';
 import { DEFAULT_HUB_URL } from '../../model/sources/hub.ts';
-import { ProgressMeter, type ProgressStats } from '../../ui/components/progress-meter.ts';
+import { ProgressMeter, type ProgressStats } from '../progress-meter.ts';
 import { requestId, sendToEngine } from '../engine-link.ts';
 
 export type LoadStatus = 'idle' | 'loading' | 'loaded' | 'error';

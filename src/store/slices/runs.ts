@@ -5,7 +5,7 @@ import type { StateCreator } from 'zustand';
 import type { TrainConfig } from '../../train/config.ts';
 import type { AdapterSource, EngineEvent, EngineRequest, MergeTarget } from '../../train/protocol.ts';
 import { ADAPTER_CONFIG_FILE, zipAdapter } from '../../train/peft.ts';
-import { adapterFileName, metricsFileName } from '../../train/worker/training-names.ts';
+import { adapterFileName, metricsFileName } from '../../train/download-names.ts';
 import { requestId, sendToEngine } from '../engine-link.ts';
 import { saveBlob, saveFile } from '../downloads.ts';
 import { idbKeyValue, lockedRunIds, metricsCsv, newRunId, RunsDb, type RunRecord } from '../runs-db.ts';

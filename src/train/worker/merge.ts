@@ -13,7 +13,7 @@ import { mergeModel, type MergedModel, type OutputFile } from '../merge.ts';
 import type { EngineRequest } from '../protocol.ts';
 import { loadAnyRunAdapter, loadRunAdapter, workerRunsDb } from './adapters.ts';
 import { requireModel, UserError, type Post } from './state.ts';
-import { mergedModelName, trlExportName } from './training-names.ts';
+import { mergedModelName, trlExportName } from '../download-names.ts';
 
 type MergeRequest = Extract<EngineRequest, { type: 'merge-model' }>;
 type TrlExportRequest = Extract<EngineRequest, { type: 'export-trl' }>;

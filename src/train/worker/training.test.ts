@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { promptFromRow, truncateRows } from './training.ts';
-import { adapterFileName, metricsFileName } from './training-names.ts';
+import { adapterFileName, metricsFileName } from '../download-names.ts';
 
 const row = (ids: number[], labels: number[]) => ({ input_ids: Int32Array.from(ids), labels: Int32Array.from(labels) });
 

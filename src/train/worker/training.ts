@@ -21,7 +21,7 @@ import { zipAdapter } from '../peft.ts';
 import type { EngineEvent, EngineRequest, StepMetrics } from '../protocol.ts';
 import { Trainer, TrainingDivergedError, type TrainerCheckpoint } from '../trainer.ts';
 import { continuationFor } from './continue.ts';
-import { adapterFileName } from './training-names.ts';
+import { adapterFileName } from '../download-names.ts';
 import { errorMessage, requireDataset, requireEngine, requireModel, state, UserError, type LoadedModel } from './state.ts';
 
 type StartTraining = Extract<EngineRequest, { type: 'start-training' }>;

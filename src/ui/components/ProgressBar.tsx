@@ -1,6 +1,6 @@
 import type { StageProgress } from '../../store/slices/models.ts';
 import { formatBytes } from '../format.ts';
-import { formatDuration } from './progress-meter.ts';
+import { formatDuration } from '../../store/progress-meter.ts';
 
 const STAGE_LABELS: Record<string, string> = {
   download: 'Downloading',

@@ -20,7 +20,7 @@ import type { Generation } from '../../store/slices/generations.ts';
 import { useStudio } from '../../store/studio.ts';
 import type { RunRecord } from '../../store/runs-db.ts';
 import { axisTicks } from '../components/axis-ticks.ts';
-import { formatDuration } from '../components/progress-meter.ts';
+import { formatDuration } from '../../store/progress-meter.ts';
 import { formatBytes } from '../format.ts';
 import { HeldOutAnswers } from './HeldOutAnswers.tsx';
 import { GenerationCard } from './PlaygroundScreen.tsx';

@@ -6,7 +6,7 @@ import { chartRows, etaSeconds, liveMetrics } from '../../store/metrics-buffer.t
 import { isActive, type LiveRun } from '../../store/slices/train.ts';
 import { useStudio } from '../../store/studio.ts';
 import { COLORS, CurveChart } from '../components/CurveChart.tsx';
-import { formatDuration } from '../components/progress-meter.ts';
+import { formatDuration } from '../../store/progress-meter.ts';
 import { formatBytes } from '../format.ts';
 import { HeldOutAnswers } from './HeldOutAnswers.tsx';
 

@@ -11,7 +11,7 @@ import { useStudio } from '../../store/studio.ts';
 import { COLORS, CurveChart } from '../components/CurveChart.tsx';
 import { DropZone } from '../components/DropZone.tsx';
 import { droppedFiles } from '../components/dropped-files.ts';
-import { formatDuration } from '../components/progress-meter.ts';
+import { formatDuration } from '../../store/progress-meter.ts';
 import { formatBytes } from '../format.ts';
 import { normalizeConfig } from '../../train/config.ts';
 import { METHODS } from '../../train/methods/registry.ts';
