@@ -250,29 +250,35 @@ describe.skipIf(SKIP).each(CASES)('GGUF in llama.cpp: $name', ({ name, path, rsl
 // Prepend + Replace normalizer). A Metaspace pre-tokenizer puts no "▁" before a text that already begins with a space,
 // llama.cpp (as SentencePiece) always does: there llama.cpp's ids for " x" are ours for "  x" (README, GGUF section).
 // Our model of llama.cpp's SPM joins (gguf-spm.ts, which vets every exported vocabulary) is checked against it here too.
-// The third case is the fixture with prepend_scheme "never": add_space_prefix false in the GGUF.
-const SPM_CASES: { name: string; fixture: string; never: boolean }[] = [
-  { name: 'llama-sentencepiece', fixture: 'llama-sentencepiece', never: false },
-  { name: 'llama', fixture: 'llama', never: false },
-  { name: 'llama-sentencepiece, prepend_scheme never', fixture: 'llama-sentencepiece', never: true },
+// Two more cases edit a fixture: prepend_scheme "never" (add_space_prefix false in the GGUF), and no post-processor
+// with tokenizer_config's add_bos_token and add_eos_token true (add_eos_token true in the GGUF).
+const SPM_CASES: { name: string; fixture: string; edit: 'none' | 'never' | 'eos' }[] = [
+  { name: 'llama-sentencepiece', fixture: 'llama-sentencepiece', edit: 'none' },
+  { name: 'llama', fixture: 'llama', edit: 'none' },
+  { name: 'llama-sentencepiece, prepend_scheme never', fixture: 'llama-sentencepiece', edit: 'never' },
+  { name: 'llama, add_eos_token', fixture: 'llama', edit: 'eos' },
 ];
-describe.skipIf(SKIP).each(SPM_CASES)('SentencePiece tokenizer in llama.cpp: $name', ({ name, fixture, never }) => {
-  it('llama.cpp tokenizes the golden strings to our ids; byte fallback included', async () => {
+describe.skipIf(SKIP).each(SPM_CASES)('SentencePiece tokenizer in llama.cpp: $name', ({ name, fixture, edit }) => {
+  it('llama.cpp tokenizes the golden strings to our ids; byte fallback included; the BOS/EOS flags', async () => {
     const path = join(FIXTURES, 'models', fixture);
     const files: Record<string, Uint8Array | string> = {};
     for (const f of ['config.json', 'model.safetensors', 'tokenizer.json', 'tokenizer_config.json']) files[f] = new Uint8Array(await readFile(join(path, f)));
     let tokenizerText = await readFile(join(path, 'tokenizer.json'), 'utf8');
-    if (never) {
+    let tokenizerConfigText = await readFile(join(path, 'tokenizer_config.json'), 'utf8');
+    if (edit === 'never') {
       const json = JSON.parse(tokenizerText) as { pre_tokenizer: { prepend_scheme: string } };
       json.pre_tokenizer.prepend_scheme = 'never';
       files['tokenizer.json'] = tokenizerText = JSON.stringify(json);
+    } else if (edit === 'eos') {
+      files['tokenizer.json'] = tokenizerText = JSON.stringify({ ...JSON.parse(tokenizerText), post_processor: null });
+      files['tokenizer_config.json'] = tokenizerConfigText = JSON.stringify({ ...JSON.parse(tokenizerConfigText), add_bos_token: true, add_eos_token: true });
     }
     const folder = memoryFolder(files, fixture);
     const config = await readModelConfig(folder);
-    const tokenizerConfigText = await readFile(join(path, 'tokenizer_config.json'), 'utf8');
     const tokenizer = HfTokenizer.fromJson(tokenizerText, tokenizerConfigText);
+    expect(tokenizer.specialSuffix).toEqual(edit === 'eos' ? [2] : []);
     const meta = tokenizerMetadata(config, tokenizerText, tokenizerConfigText, null);
-    expect(meta.sentencePiece!.addSpacePrefix).toBe(!never);
+    expect(meta.sentencePiece!.addSpacePrefix).toBe(edit !== 'never');
     const get = (k: string) => meta.kv.find((kv) => kv.key === k)?.value.value;
     const tokens = get('tokenizer.ggml.tokens') as string[];
     const scores = get('tokenizer.ggml.scores') as Float32Array;
@@ -280,11 +286,12 @@ describe.skipIf(SKIP).each(SPM_CASES)('SentencePiece tokenizer in llama.cpp: $na
     const golden = JSON.parse(await readFile(join(FIXTURES, 'golden', 'llama-sentencepiece-tokens.json'), 'utf8')) as { strings: { text: string }[] };
 
     const ex = await exportGguf(folder, { type: 'f32' });
-    const ggufPath = await writeFile(ex.file, join(dir, `${fixture}${never ? '-never' : ''}-tokenizer.gguf`));
+    const ggufPath = await writeFile(ex.file, join(dir, `${fixture}-${edit}-tokenizer.gguf`));
     await ex.close();
     const model = await llama.loadModel({ modelPath: ggufPath });
     try {
       expect(model.tokens.shouldPrependBosToken).toBe(true);
+      expect(model.tokens.shouldAppendEosToken).toBe(edit === 'eos');
       let bytes = 0;
       for (const { text } of golden.strings) {
         const theirs = [...model.tokenize(text)].map(Number);
