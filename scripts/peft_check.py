@@ -62,10 +62,13 @@ def max_diff(a: list[torch.Tensor], b: list[torch.Tensor]) -> float:
 
 
 def check_load(model: PeftModel, adapter_dir: str) -> dict:
-    """Every tensor of the file must have landed in an adapter weight of the model (LoRA's A and B, IA³'s ia3_l),
+    """Every tensor of the file must have landed in an adapter weight of the model (LoRA's A and B, DoRA's
+    lora_magnitude_vector, IA³'s ia3_l),
     with its value."""
     stored = load_file(f"{adapter_dir}/adapter_model.safetensors")
-    params = {k: v for k, v in model.state_dict().items() if ".lora_A." in k or ".lora_B." in k or k.endswith(".ia3_l.default")}
+    params = {k: v for k, v in model.state_dict().items()
+              if ".lora_A." in k or ".lora_B." in k or k.endswith(".ia3_l.default")
+              or k.endswith(".lora_magnitude_vector.default.weight")}
     matched, missing, unexpected, mismatched = 0, [], [], []
     seen = set()
     for key, value in stored.items():
@@ -74,6 +77,9 @@ def check_load(model: PeftModel, adapter_dir: str) -> dict:
         name = key.replace(".lora_A.weight", ".lora_A.default.weight").replace(".lora_B.weight", ".lora_B.default.weight")
         if name.endswith(".ia3_l"):
             name += ".default"
+        # DoRA: base_model.model.<path>.lora_magnitude_vector → <path>.lora_magnitude_vector.default.weight
+        if name.endswith(".lora_magnitude_vector"):
+            name += ".default.weight"
         if name not in params:
             unexpected.append(key)
             continue

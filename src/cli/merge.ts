@@ -39,5 +39,5 @@ export async function mergeCommand(args: string[], io: CliIo = processIo): Promi
     await merged.close();
   }
   const lora = adapter.kind === 'ia3' ? {} : { rank: adapter.rank, scale: adapter.scale };
-  io.stdout(JSON.stringify({ out, dtype, method: adapter.kind === 'ia3' ? 'ia3' : 'lora', modules: adapter.modules.length, ...lora }));
+  io.stdout(JSON.stringify({ out, dtype, method: adapter.kind === 'ia3' ? 'ia3' : adapter.dora ? 'dora' : 'lora', modules: adapter.modules.length, ...lora }));
 }

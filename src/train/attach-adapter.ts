@@ -3,12 +3,14 @@
 // engine worker and the CLI share it.
 //
 // The model runs with exactly the given adapter: every linear it names gets its A [r, in] and B [out, r] (dropout 0),
-// or its IA³ vector, every other linear none. The undo puts back what each linear held before (nothing, for a freshly loaded model), so
+// (with DoRA's magnitude when use_dora), or its IA³ vector, every other linear none. The undo puts back what each linear held before (nothing, for a freshly loaded model), so
 // the base model is restored exactly and the GPU buffers uploaded here are released.
 import { uploadBuffer } from '../gpu/buffers.ts';
 import type { Engine } from '../gpu/engine.ts';
 import type { GpuModel } from '../model/runtime/gpu-model.ts';
-import type { Ia3Vector, LoraPair } from '../model/runtime/linear.ts';
+import { STORAGE_USAGE } from '../gpu/buffers.ts';
+import { doraScalesStride } from '../gpu/kernels/dora.ts';
+import type { DoraWeights, Ia3Vector, LoraPair } from '../model/runtime/linear.ts';
 import type { PeftAdapter } from './peft.ts';
 
 /**
@@ -20,7 +22,9 @@ export function attachAdapter(e: Engine, model: GpuModel, adapter: PeftAdapter |
   for (const m of adapter?.modules ?? []) {
     if (!byPath.has(m.peftPath)) throw new Error(`adapter module ${m.peftPath} is not a linear layer of the loaded model`);
   }
-  const previous = new Map<string, { lora?: LoraPair; ia3?: Ia3Vector }>(model.modules.map((m) => [m.module.peftPath, { lora: m.linear.lora, ia3: m.linear.ia3 }]));
+  const previous = new Map<string, { lora?: LoraPair; ia3?: Ia3Vector; dora?: DoraWeights }>(
+    model.modules.map((m) => [m.module.peftPath, { lora: m.linear.lora, ia3: m.linear.ia3, dora: m.linear.dora }]),
+  );
   const buffers: GPUBuffer[] = [];
   const upload = (data: Float32Array, label: string) => {
     const b = uploadBuffer(e.buffers, e.device, data, label);
@@ -30,6 +34,7 @@ export function attachAdapter(e: Engine, model: GpuModel, adapter: PeftAdapter |
   for (const { linear } of model.modules) {
     delete linear.lora;
     delete linear.ia3;
+    delete linear.dora;
   }
   try {
     if (adapter?.kind === 'ia3') {
@@ -38,6 +43,26 @@ export function attachAdapter(e: Engine, model: GpuModel, adapter: PeftAdapter |
           feedforward: m.feedforward,
           l: upload(m.l, `${m.peftPath}.ia3_l`),
           dl: upload(new Float32Array(m.l.length), `${m.peftPath}.ia3_dl`),
+        };
+      }
+    } else if (adapter?.dora) {
+      // DoRA: LoRA's pair plus the magnitude; the norm's scales are rewritten by every forward.
+      for (const m of adapter.modules) {
+        if (!m.magnitude) throw new Error(`${m.peftPath}: a DoRA adapter without its lora_magnitude_vector`);
+        const scales = e.buffers.acquire(3 * doraScalesStride(m.outFeatures) * 4, STORAGE_USAGE, `${m.peftPath}.dora.scales`);
+        buffers.push(scales);
+        byPath.get(m.peftPath)!.dora = {
+          rank: adapter.rank,
+          scale: adapter.scale,
+          dropout: 0,
+          A: upload(m.A, `${m.peftPath}.lora_A`),
+          B: upload(m.B, `${m.peftPath}.lora_B`),
+          dA: upload(new Float32Array(m.A.length), `${m.peftPath}.lora_dA`),
+          dB: upload(new Float32Array(m.B.length), `${m.peftPath}.lora_dB`),
+          m: { buffer: upload(m.magnitude, `${m.peftPath}.lora_magnitude_vector`) },
+          dm: upload(new Float32Array(m.magnitude.length), `${m.peftPath}.lora_dm`),
+          scales,
+          seed: 0,
         };
       }
     } else {
@@ -65,6 +90,8 @@ export function attachAdapter(e: Engine, model: GpuModel, adapter: PeftAdapter |
       else delete linear.lora;
       if (before?.ia3) linear.ia3 = before.ia3;
       else delete linear.ia3;
+      if (before?.dora) linear.dora = before.dora;
+      else delete linear.dora;
     }
     for (const b of buffers.splice(0)) e.buffers.release(b);
   }

@@ -10,6 +10,7 @@ import { readJsonFile, type ModelFiles } from '../model/checkpoint.ts';
 import { f32ArrayToF16 } from '../gpu/half.ts';
 import { openModelWeights } from '../model/load.ts';
 import { compareUtf8, SafetensorsError } from '../model/safetensors.ts';
+import { mergeDoraWeight } from './methods/dora/config.ts';
 import type { PeftAdapter } from './peft.ts';
 
 /**
@@ -70,7 +71,7 @@ export function mergeIa3(
 }
 
 /** How `adapter` changes the base checkpoint, per canonical tensor name ("layers.0.attn.q.weight"): LoRA adds s·B·A
- *  to adapted weights; IA³ scales weights, and the bias of a layer whose output it scales (as PEFT's merge does). */
+ *  to adapted weights; DoRA rescales W + s·B·A row by row (methods/dora/config.ts mergeDoraWeight); IA³ scales weights, and the bias of a layer whose output it scales (as PEFT's merge does). */
 export function adapterMerges(adapter: PeftAdapter): Map<string, (x: Float32Array) => Float32Array> {
   const merges = new Map<string, (x: Float32Array) => Float32Array>();
   if (adapter.kind === 'ia3') {
@@ -78,6 +79,17 @@ export function adapterMerges(adapter: PeftAdapter): Map<string, (x: Float32Arra
       const shape = m.module;
       merges.set(`${m.module.canonical}.weight`, (W) => mergeIa3(W, m.l, m.feedforward, m.module.fanInFanOut, shape));
       if (!m.feedforward && m.module.hasBias) merges.set(`${m.module.canonical}.bias`, (b) => b.map((v, o) => v * m.l[o]));
+    }
+    return merges;
+  }
+  if (adapter.dora) {
+    // DoRA: W' = (m / ‖W + s·B·A‖) ⊙ (W + s·B·A) per output row; the bias stays (PEFT's merge leaves it).
+    for (const m of adapter.modules) {
+      const magnitude = m.magnitude;
+      if (!magnitude) throw new Error(`${m.peftPath}: a DoRA adapter without its lora_magnitude_vector`);
+      merges.set(`${m.module.canonical}.weight`, (W) =>
+        mergeDoraWeight(W, { out: m.outFeatures, in: m.inFeatures, r: adapter.rank, scale: adapter.scale, conv1d: m.module.fanInFanOut, A: m.A, B: m.B, m: magnitude, where: m.peftPath }),
+      );
     }
     return merges;
   }

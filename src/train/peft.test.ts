@@ -218,7 +218,7 @@ describe('importAdapter', () => {
     );
     expect(err.problems).toEqual([
       'tensor "base_model.model.model.layers.0.self_attn.q_proj.lora_B.weight" has shape [16, 4], expected [32, 4] (r = 4, q_proj in_features 32, out_features 32)',
-      'tensor "base_model.model.model.layers.0.self_attn.v_proj.lora_magnitude_vector" is not a LoRA A/B weight of a linear layer (lora_embedding, DoRA magnitudes, biases and modules_to_save are not supported)',
+      'tensor "base_model.model.model.layers.0.self_attn.v_proj.lora_magnitude_vector" is a DoRA magnitude, but adapter_config.json has use_dora false',
       expect.stringContaining('tensor "base_model.model.model.layers.7.self_attn.q_proj.lora_A.weight": the llama model has no linear layer "model.layers.7.self_attn.q_proj"'),
       'model.layers.0.self_attn.v_proj has lora_A but no lora_B',
     ]);
@@ -234,7 +234,7 @@ describe('importAdapter', () => {
     expect(adapter.warnings[0]).toBe('target_modules selects model.layers.0.self_attn.v_proj, but the adapter has no weights for it (it stays at the base model)');
   });
 
-  it('refuses what it cannot apply: other PEFT types, DoRA, biases, modules_to_save, patterns, pickles', async () => {
+  it('refuses what it cannot apply: other PEFT types, DoRA without magnitudes, biases, modules_to_save, patterns, pickles', async () => {
     const model = await config('llama');
     const base = buildAdapterConfig(settings({ baseModel: 'llama' }));
     const files = exportAdapter(randomModules(model, undefined, 4, 1), base);
@@ -244,8 +244,10 @@ describe('importAdapter', () => {
     );
     // An IA³ file with LoRA's tensors: its vectors are what is missing, named.
     expect((await importError(withConfig({ peft_type: 'IA3' }), model)).problems[0]).toMatch(/^tensor "base_model\.model\.model\.layers\.0\.self_attn\.q_proj\.lora_A\.weight" is not an IA³ vector/);
+    expect((await importError(withConfig({ use_dora: true }), model)).problems[0]).toBe(
+      'model.layers.0.self_attn.q_proj has lora_A and lora_B but no lora_magnitude_vector, which use_dora true needs',
+    );
     expect((await importError(withConfig({ use_dora: true, bias: 'all', modules_to_save: ['lm_head'], rank_pattern: { q_proj: 8 } }), model)).problems).toEqual([
-      'use_dora is true: DoRA adapters are not supported',
       'bias is "all": only "none" is supported (trained biases are not applied)',
       'modules_to_save ["lm_head"]: fully trained module copies are not supported',
       'rank_pattern {"q_proj":8}: per-module ranks or alphas are not supported',

@@ -204,6 +204,8 @@ export function zipAdapter(files: AdapterFiles): Uint8Array {
 /** A LoRA pair read from a file, attached to the model's linear layer it adapts. */
 export interface AdapterModule extends LoraModuleWeights {
   module: LinearModule;
+  /** DoRA (use_dora): the magnitude per output row, lora_magnitude_vector (out). */
+  magnitude?: Float32Array;
 }
 
 export interface LoraAdapter {
@@ -216,6 +218,8 @@ export interface LoraAdapter {
   /** alpha / r (alpha / √r with rsLoRA). */
   scale: number;
   dropout: number;
+  /** use_dora: every module has its magnitude (AdapterModule.magnitude), and the layer is DoRA's. */
+  dora?: boolean;
   /** In the model's forward order. */
   modules: AdapterModule[];
   /** Loadable, but worth telling the user (a targeted module without weights, which PEFT would leave at B = 0). */
@@ -238,6 +242,9 @@ export async function importAdapter(source: Uint8Array | ByteSource | ModelFiles
   const adapter = await importPeftAdapter(source, model, name);
   if (adapter.kind === 'ia3') {
     throw new AdapterError(adapter.where, ['peft_type is "IA3": an IA³ adapter evaluates and generates here, but only LoRA adapters can be imported as runs, continued or merged']);
+  }
+  if (adapter.dora) {
+    throw new AdapterError(adapter.where ?? name ?? 'adapter', ['use_dora is true: this needs a plain LoRA adapter (a DoRA adapter evaluates, generates, merges, imports as a run and continues, but has no LoRA-only form for the TRL or LoRA GGUF exports)']);
   }
   return adapter;
 }
@@ -303,7 +310,6 @@ function checkAdapterConfig(where: string, json: unknown): PeftAdapterConfig {
   if (!Number.isInteger(c.r) || (c.r as number) < 1) problems.push(`"r" must be a positive integer, got ${JSON.stringify(c.r)}`);
   const alpha = c.lora_alpha ?? 8; // PEFT's default
   if (typeof alpha !== 'number' || !(alpha > 0)) problems.push(`"lora_alpha" must be a positive number, got ${JSON.stringify(c.lora_alpha)}`);
-  if (c.use_dora === true) problems.push('use_dora is true: DoRA adapters are not supported');
   if (c.bias !== undefined && c.bias !== 'none') problems.push(`bias is ${JSON.stringify(c.bias)}: only "none" is supported (trained biases are not applied)`);
   if (c.lora_bias === true) problems.push('lora_bias is true: a bias on lora_B is not supported');
   if (Array.isArray(c.modules_to_save) && c.modules_to_save.length) problems.push(`modules_to_save ${JSON.stringify(c.modules_to_save)}: fully trained module copies are not supported`);
@@ -318,7 +324,7 @@ function checkAdapterConfig(where: string, json: unknown): PeftAdapterConfig {
     lora_alpha: alpha as number,
     lora_dropout: typeof c.lora_dropout === 'number' ? c.lora_dropout : 0,
     use_rslora: c.use_rslora === true,
-    use_dora: false,
+    use_dora: c.use_dora === true,
     fan_in_fan_out: c.fan_in_fan_out === true,
     bias: 'none',
   } as PeftAdapterConfig;
@@ -326,6 +332,9 @@ function checkAdapterConfig(where: string, json: unknown): PeftAdapterConfig {
 
 // "base_model.model.<path>.lora_A.weight", also without the "base_model.model." prefix and with ".default".
 const KEY_RE = /^(?:base_model\.model\.)?(.+)\.lora_([AB])(?:\.default)?\.weight$/;
+// DoRA's "base_model.model.<path>.lora_magnitude_vector" (PEFT 0.21 saves it without ".weight"), also with
+// ".default.weight" or ".weight" and without the prefix.
+const MAGNITUDE_RE = /^(?:base_model\.model\.)?(.+)\.lora_magnitude_vector(?:\.default)?(?:\.weight)?$/;
 
 async function readAdapterTensors(where: string, file: SafetensorsFile, config: PeftAdapterConfig, model: ModelConfig): Promise<LoraAdapter> {
   const r = config.r;
@@ -339,7 +348,23 @@ async function readAdapterTensors(where: string, file: SafetensorsFile, config: 
   }
   const problems: string[] = [];
   const found = new Map<LinearModule, { A?: string; B?: string }>();
+  const magnitudes = new Map<LinearModule, string>();
   for (const key of file.names()) {
+    const magnitude = MAGNITUDE_RE.exec(key);
+    if (magnitude) {
+      const m = byPath.get(magnitude[1]);
+      if (!config.use_dora) problems.push(`tensor "${key}" is a DoRA magnitude, but adapter_config.json has use_dora false`);
+      else if (!m) problems.push(`tensor "${key}": the ${model.modelType} model has no linear layer "${magnitude[1]}"`);
+      else if (magnitudes.has(m)) problems.push(`tensors "${magnitudes.get(m)}" and "${key}" are both the lora_magnitude_vector of ${m.peftPath}`);
+      else {
+        magnitudes.set(m, key);
+        const shape = file.info(key).shape;
+        if (shape.reduce((a, b) => a * b, 1) !== m.outFeatures || shape.length > 2 || (shape.length === 2 && shape[1] !== 1)) {
+          problems.push(`tensor "${key}" has shape [${shape.join(', ')}], expected [${m.outFeatures}] (${m.targetName} out_features)`);
+        }
+      }
+      continue;
+    }
     const match = KEY_RE.exec(key);
     if (!match) {
       problems.push(`tensor "${key}" is not a LoRA A/B weight of a linear layer (lora_embedding, DoRA magnitudes, biases and modules_to_save are not supported)`);
@@ -368,7 +393,9 @@ async function readAdapterTensors(where: string, file: SafetensorsFile, config: 
   }
   for (const [m, pair] of found) {
     if (!pair.A || !pair.B) problems.push(`${m.peftPath} has lora_${pair.A ? 'A' : 'B'} but no lora_${pair.A ? 'B' : 'A'}`);
+    if (config.use_dora && !magnitudes.has(m)) problems.push(`${m.peftPath} has lora_A and lora_B but no lora_magnitude_vector, which use_dora true needs`);
   }
+  for (const m of magnitudes.keys()) if (!found.has(m)) problems.push(`${m.peftPath} has a lora_magnitude_vector but no lora_A and lora_B`);
   if (found.size === 0 && problems.length === 0) problems.push(`${ADAPTER_WEIGHTS_FILE} holds no LoRA tensors`);
   if (problems.length) throw new AdapterError(where, problems);
 
@@ -390,7 +417,9 @@ async function readAdapterTensors(where: string, file: SafetensorsFile, config: 
     if (!pair) continue;
     const A = await file.readTensor(pair.A!, 'f32');
     const B = await file.readTensor(pair.B!, 'f32');
-    out.push({ peftPath: m.peftPath, inFeatures: m.inFeatures, outFeatures: m.outFeatures, A: owned(A), B: owned(B), module: m });
+    const mag = magnitudes.get(m);
+    const magnitude = mag ? { magnitude: owned(await file.readTensor(mag, 'f32')) } : {};
+    out.push({ peftPath: m.peftPath, inFeatures: m.inFeatures, outFeatures: m.outFeatures, A: owned(A), B: owned(B), module: m, ...magnitude });
   }
   const rslora = config.use_rslora;
   return {
@@ -400,6 +429,7 @@ async function readAdapterTensors(where: string, file: SafetensorsFile, config: 
     rslora,
     scale: loraScale(config.lora_alpha, r, rslora),
     dropout: config.lora_dropout,
+    ...(config.use_dora && { dora: true }),
     modules: out,
     warnings,
   };

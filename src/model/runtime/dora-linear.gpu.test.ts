@@ -65,7 +65,7 @@ describe('DoRA linear layer', () => {
     const scales = zeros(e, 3 * doraScalesStride(OUT));
     const layer: Linear = {
       path: 'test.proj', inFeatures: IN, outFeatures: OUT, weight, bias: upload(e, bias),
-      dora: { rank: R, scale: SCALE, dropout, A: upload(e, A), B: upload(e, B), dA, dB, seed: SEED, m: upload(e, m), dm, scales },
+      dora: { rank: R, scale: SCALE, dropout, A: upload(e, A), B: upload(e, B), dA, dB, seed: SEED, m: { buffer: upload(e, m) }, dm, scales },
     };
     const xb = upload(e, x);
     const y = upload(e, y0);

@@ -51,9 +51,13 @@ export interface Ia3Vector {
  *  (3·doraScalesStride(out) f32, see dora.wgsl): [n | c | c − 1], n = ‖W + s·B·A‖ per output row recomputed by every
  *  forward and never differentiated (PEFT detaches it), c = m / n. */
 export interface DoraWeights extends LoraPair {
-  m: BufferRef;
+  /** A range of a flat buffer (the trainable params) or a buffer of its own. */
+  m: GPUBufferBinding;
   dm: BufferRef;
   scales: GPUBuffer;
+  /** m is still to be set to ‖W + s·B·A‖ (PEFT's initialisation): the next recorded forward does it first, in order
+   *  with everything after it, and clears this. */
+  initMagnitude?: boolean;
 }
 
 export interface Linear {
@@ -230,6 +234,11 @@ function recordDoraForward(
   const out = layer.outFeatures;
   const shape = { T, inFeatures: layer.inFeatures, outFeatures: out, r: dora.rank };
   const unbiased = { ...layer, bias: undefined };
+  if (dora.initMagnitude) {
+    recordDoraScales(rec, layer, dora);
+    rec.copy(dora.scales, 0, dora.m.buffer, dora.m.offset ?? 0, out * 4);
+    dora.initMagnitude = false;
+  }
   recordDoraScales(rec, layer, dora);
   const c = doraScalesBlock(dora.scales, out, 1);
   const doraZl = layerBuffer(rec, e, ws, { own: `${layer.path}.dora.zl` }, T, (rows) => rows * out * 4, false);

@@ -3,6 +3,7 @@
 // test says what is missing.
 import type { TrainConfig } from '../config.ts';
 import type { MethodId } from './ids.ts';
+import { doraMethod } from './dora/config.ts';
 import { ia3Method } from './ia3/config.ts';
 import { loraMethod } from './lora/config.ts';
 import type { TrainingMethod } from './method.ts';
@@ -10,6 +11,7 @@ import type { TrainingMethod } from './method.ts';
 export const METHODS: Readonly<Record<MethodId, TrainingMethod>> = {
   lora: loraMethod,
   ia3: ia3Method,
+  dora: doraMethod,
 };
 
 export function methodFor(id: MethodId): TrainingMethod {

@@ -1,5 +1,6 @@
 // The GPU side of every method in registry.ts, by id: what the trainer attaches to the model.
 import type { MethodId } from './ids.ts';
+import { doraRuntime } from './dora/runtime.ts';
 import { ia3Runtime } from './ia3/runtime.ts';
 import { loraRuntime } from './lora/runtime.ts';
 import type { MethodRuntime } from './method.ts';
@@ -7,6 +8,7 @@ import type { MethodRuntime } from './method.ts';
 export const METHOD_RUNTIMES: Readonly<Record<MethodId, MethodRuntime>> = {
   lora: loraRuntime,
   ia3: ia3Runtime,
+  dora: doraRuntime,
 };
 
 export function runtimeFor(id: MethodId): MethodRuntime {

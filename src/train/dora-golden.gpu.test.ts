@@ -1,0 +1,184 @@
+// DoRA against PEFT + transformers (float64, scripts/golden_dora.py → tests/fixtures/golden/train_dora_<fixture>.json):
+// the same rows, the same initial lora_A, B = 0, m = ‖W‖ per row (ours computed on the GPU by the first forward, and
+// checked against PEFT's), AdamW at a constant lr with a 1.0 clip. The first 10 losses, the grad norms and the step-1
+// and step-2 gradients of A, B and m must match; the adapter we export after 10 steps must be PEFT's own file, key for
+// key (config, use_dora true) and value for value within f32 training noise (tensors, lora_magnitude_vector included);
+// and PeftModel.from_pretrained(our adapter) must give our eval loss (1e-4 relative) where the reference Python exists
+// — under CI=true its absence fails.
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { readF32 } from '../gpu/buffers.ts';
+import type { Engine } from '../gpu/engine.ts';
+import { mismatches } from '../gpu/ref/testing.ts';
+import { testEngine } from '../gpu/testing-gpu.ts';
+import { SafetensorsFile } from '../model/safetensors.ts';
+import { MemorySource, memoryFolder } from '../model/sources/memory.ts';
+import { nodeFolder } from '../model/sources/node-file.ts';
+import { kernelChoiceFor } from '../model/runtime/linear.ts';
+import { loadTransformer } from '../model/runtime/load.ts';
+import { FIXTURES } from '../model/runtime/testing.ts';
+import { DEFAULT_CONFIG } from './config.ts';
+import { loraSegmentName } from './lora-names.ts';
+import { doraMagnitudeSegmentName } from './methods/dora/config.ts';
+import { METHODS } from './methods/registry.ts';
+import { referencePython, runPeftCheck, writeAdapterFolder } from './peft-check.ts';
+import { Trainer } from './trainer.ts';
+import { attachAdapter } from './attach-adapter.ts';
+import { importPeftAdapter } from './peft.ts';
+import { evaluateRows } from '../cli/eval.ts';
+
+export interface DoraGolden {
+  lora: { r: number; lora_alpha: number; target_modules: string[]; fan_in_fan_out: boolean };
+  optimizer: { lr: number; betas: [number, number]; eps: number; weight_decay: number; max_grad_norm: number };
+  rows: { input_ids: number[]; labels: number[] }[];
+  modules: { path: string; in: number; out: number; A0: number[]; m0: number[] }[];
+  steps: { step: number; loss: number; grad_norm: number }[];
+  final_loss: number;
+  grads: Record<string, Record<string, { dA: number[]; dB: number[]; dm: number[] }>>;
+  merged: { path: string; weight: number[] };
+}
+
+const python = referencePython();
+let e: Engine;
+const tmp = mkdtempSync(join(tmpdir(), 'dora-golden-'));
+const exported = new Map<string, { dir: string; loss: number; rows: DoraGolden['rows'] }>();
+
+beforeAll(async () => {
+  e = await testEngine();
+});
+afterAll(() => rmSync(tmp, { recursive: true, force: true }));
+
+const RUNS = [
+  ['gpt2', 'naive'],
+  ['llama', 'naive'],
+  ['qwen3', 'naive'],
+  ['llama', 'blocked4'],
+] as const;
+
+describe.each(RUNS)('golden DoRA run against PEFT: %s, %s kernels', (name, variant) => {
+  it('m0, losses, grad norms and step-1/2 gradients match; the exported adapter is PEFT\'s', async () => {
+    const g: DoraGolden = JSON.parse(readFileSync(join(FIXTURES, 'golden', `train_dora_${name}.json`), 'utf8'));
+    const tf = await loadTransformer(e, nodeFolder(join(FIXTURES, 'models', name)), kernelChoiceFor(variant), { dtype: 'f32', quant: 'none' });
+    const rows = g.rows.map((r) => ({ input_ids: Int32Array.from(r.input_ids), labels: Int32Array.from(r.labels) }));
+    const config = {
+      ...DEFAULT_CONFIG,
+      method: 'dora' as const,
+      rank: g.lora.r,
+      alpha: g.lora.lora_alpha,
+      dropout: 0,
+      targets: [],
+      lr: g.optimizer.lr,
+      beta1: g.optimizer.betas[0],
+      beta2: g.optimizer.betas[1],
+      eps: g.optimizer.eps,
+      weightDecay: g.optimizer.weight_decay,
+      maxGradNorm: g.optimizer.max_grad_norm,
+      schedule: 'constant' as const,
+      warmupSteps: 0,
+      batchSize: g.rows.length,
+      maxSteps: g.steps.length,
+    };
+    const trainer = new Trainer({
+      engine: e, transformer: tf, config, train: rows, eval: rows, padId: 0,
+      initialA: new Map(g.modules.map((m) => [m.path, Float32Array.from(m.A0)])),
+    });
+    try {
+      expect(trainer.modules.map((m) => m.peftPath)).toEqual(g.modules.map((m) => m.path));
+      expect(trainer.method.trainableParams).toBe(g.modules.reduce((s, m) => s + g.lora.r * (m.in + m.out) + m.out, 0));
+      // The first forward sets m to the row norms of W, as PEFT does when it wraps the model; B = 0, so the loss is
+      // the base model's.
+      const before = await trainer.evaluate();
+      expect(Math.abs(before.loss - g.steps[0].loss)).toBeLessThan(1e-5 * g.steps[0].loss);
+      const m0 = await trainer.trainedTensors();
+      for (const m of g.modules) {
+        expect(mismatches(m0.get(doraMagnitudeSegmentName(m.path))!, m.m0, { abs: 0, rel: 2e-6 }), `m0 of ${m.path}`).toEqual([]);
+      }
+      const losses: number[] = [];
+      const norms: number[] = [];
+      for (const s of g.steps) {
+        const m = await trainer.trainStep();
+        losses.push(m.loss);
+        norms.push(m.gradNorm);
+        const want = g.grads[String(s.step)];
+        if (!want) continue;
+        const flat = await readF32(e.device, trainer.method.grads, trainer.method.layout.totalLength);
+        const seg = new Map(trainer.method.layout.segments.map((x) => [x.name, x]));
+        for (const [path, w] of Object.entries(want)) {
+          for (const [key, name] of [['dA', loraSegmentName(path, 'A')], ['dB', loraSegmentName(path, 'B')], ['dm', doraMagnitudeSegmentName(path)]] as const) {
+            const x = seg.get(name)!;
+            const scale = Math.max(...w[key].map(Math.abs), 1e-12);
+            expect(mismatches(flat.subarray(x.offset, x.offset + x.length), w[key], { abs: 1e-5 * scale, rel: 1e-4 }), `${key} of ${path} at step ${s.step}`).toEqual([]);
+          }
+        }
+      }
+      expect(mismatches(losses, g.steps.map((s) => s.loss), { abs: 0, rel: 1e-4 })).toEqual([]);
+      expect(mismatches(norms, g.steps.map((s) => s.grad_norm), { abs: 0, rel: 1e-3 })).toEqual([]);
+      const { loss } = await trainer.evaluate();
+      expect(Math.abs(loss - g.final_loss)).toBeLessThan(1e-4 * g.final_loss);
+
+      const files = METHODS.dora.exportAdapter({
+        tensors: await trainer.trainedTensors(),
+        modules: trainer.modules,
+        targetModules: trainer.targetModules,
+        config,
+        model: tf.model.config,
+        baseModel: `tests/fixtures/models/${name}`,
+      });
+      const peftDir = join(FIXTURES, 'golden', `train_dora_${name}_adapter`);
+      const ours = JSON.parse(new TextDecoder().decode(files['adapter_config.json']));
+      const theirs = JSON.parse(readFileSync(join(peftDir, 'adapter_config.json'), 'utf8'));
+      expect(ours).toEqual(theirs);
+      const mine = await SafetensorsFile.open(new MemorySource('ours', files['adapter_model.safetensors']));
+      const peft = await SafetensorsFile.open(await nodeFolder(peftDir).open('adapter_model.safetensors').then((s) => s!));
+      expect(mine.names().sort()).toEqual(peft.names().sort());
+      for (const key of peft.names()) {
+        expect(mine.info(key).shape, key).toEqual(peft.info(key).shape);
+        // Ten AdamW steps (lr 1e-3) of f32 against float64: within a small fraction of one step.
+        expect(mismatches(await mine.readTensor(key, 'f32'), await peft.readTensor(key, 'f32'), { abs: 2e-5, rel: 0 }), key).toEqual([]);
+      }
+      if (variant === 'naive') {
+        const dir = join(tmp, name);
+        await writeAdapterFolder(dir, files);
+        exported.set(name, { dir, loss, rows: g.rows });
+      }
+      trainer.dispose();
+      // Imported back (use_dora, the magnitudes) and put on the model as eval and generate do: our eval loss again.
+      const adapter = await importPeftAdapter(memoryFolder({ ...files }), tf.model.config, 'ours');
+      expect(adapter.kind !== 'ia3' && adapter.dora).toBe(true);
+      const detach = attachAdapter(e, tf.model, adapter);
+      try {
+        const again = await evaluateRows(e, tf, rows, { batchTokens: 1 << 20 });
+        expect(Math.abs(again.loss - loss), `imported ${again.loss} vs trained ${loss}`).toBeLessThan(1e-6 * loss);
+      } finally {
+        detach();
+      }
+    } finally {
+      trainer.dispose();
+    }
+  });
+});
+
+describe('our DoRA adapters in the real PEFT', () => {
+  it('has the reference Python wherever CI runs', () => {
+    if (process.env.CI === 'true') expect(python, 'CI creates .venv-ref (scripts/setup-reference-python.sh)').not.toBeNull();
+  });
+
+  it.skipIf(!python)('PeftModel.from_pretrained(base, ours) takes every lora_A, lora_B and lora_magnitude_vector and gives our eval loss', async () => {
+    const names = [...exported.keys()];
+    expect(names.sort()).toEqual(['gpt2', 'llama', 'qwen3']);
+    const results = await runPeftCheck(
+      names.map((n) => ({ base: join(FIXTURES, 'models', n), adapter: exported.get(n)!.dir, rows: exported.get(n)!.rows })),
+    );
+    results.forEach((r, i) => {
+      const { loss } = exported.get(names[i])!;
+      expect(r.load.mismatched, names[i]).toEqual([]);
+      expect(r.load.unexpected, names[i]).toEqual([]);
+      expect(r.load.missing, names[i]).toEqual([]);
+      expect(r.load.matched, names[i]).toBe(r.load.file_tensors);
+      expect(r.max_abs_logit_diff.adapter_vs_base, names[i]).toBeGreaterThan(1e-4);
+      expect(Math.abs(r.adapter.loss - loss), `${names[i]}: PEFT ${r.adapter.loss} vs ours ${loss}`).toBeLessThan(1e-4 * loss);
+    });
+  }, 180_000);
+});
