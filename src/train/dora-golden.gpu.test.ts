@@ -3,7 +3,8 @@
 // checked against PEFT's), AdamW at a constant lr with a 1.0 clip. The first 10 losses, the grad norms and the step-1
 // and step-2 gradients of A, B and m must match; the adapter we export after 10 steps must be PEFT's own file, key for
 // key (config, use_dora true) and value for value within f32 training noise (tensors, lora_magnitude_vector included);
-// and PeftModel.from_pretrained(our adapter) must give our eval loss (1e-4 relative) where the reference Python exists
+// our file imports back (eval, generate) and continues at our eval loss; and PeftModel.from_pretrained(our adapter)
+// must give our eval loss (1e-4 relative) where the reference Python exists
 // — under CI=true its absence fails.
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -153,6 +154,23 @@ describe.each(RUNS)('golden DoRA run against PEFT: %s, %s kernels', (name, varia
         expect(Math.abs(again.loss - loss), `imported ${again.loss} vs trained ${loss}`).toBeLessThan(1e-6 * loss);
       } finally {
         detach();
+      }
+      // And continues: a new run started from the imported tensors (magnitudes included, as the worker's
+      // continuation passes them) evaluates at the adapter's loss before its first step.
+      if (adapter.kind === 'ia3') throw new Error('unreachable');
+      const initial = new Map(
+        adapter.modules.flatMap((m) => [
+          [loraSegmentName(m.peftPath, 'A'), m.A],
+          [loraSegmentName(m.peftPath, 'B'), m.B],
+          [doraMagnitudeSegmentName(m.peftPath), m.magnitude!],
+        ]),
+      );
+      const next = new Trainer({ engine: e, transformer: tf, config, train: rows, eval: rows, padId: 0, initial });
+      try {
+        const start = await next.evaluate();
+        expect(Math.abs(start.loss - loss), `continued ${start.loss} vs trained ${loss}`).toBeLessThan(1e-6 * loss);
+      } finally {
+        next.dispose();
       }
     } finally {
       trainer.dispose();

@@ -397,6 +397,7 @@ export class Trainer {
     }
     const { device } = this.o.engine;
     writeBuffer(device, this.method.params, ck.params);
+    this.method.paramsWritten?.();
     writeBuffer(device, this.method.m, ck.m);
     writeBuffer(device, this.method.v, ck.v);
     writeBuffer(device, this.method.norm, new Float32Array(ADAMW_STATUS_FLOATS)); // clears AdamW's sticky skip

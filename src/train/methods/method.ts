@@ -50,6 +50,9 @@ export interface AttachedMethod extends TrainableBuffers {
   suspendDropout(): () => void;
   /** Removes the method from the model's layers (the base model again) and frees its buffers. */
   detach(): void;
+  /** Called after `params` was overwritten from the host (a restored checkpoint): a method that initialises some
+   *  tensors on the GPU at its first forward (DoRA's magnitudes) must leave the written values alone. */
+  paramsWritten?(): void;
 }
 
 /** What the memory estimate needs from a method over the modules it wraps (all layers). */

@@ -6,6 +6,7 @@ import type { TrainConfig } from '../config.ts';
 import { loraScale } from '../methods/lora-scale.ts';
 import { loraSegmentName } from '../lora-names.ts';
 import { ia3SegmentName } from '../methods/ia3/config.ts';
+import { doraMagnitudeSegmentName } from '../methods/dora/config.ts';
 import type { LoraAdapter } from '../peft.ts';
 import { loadAnyRunAdapter, workerRunsDb } from './adapters.ts';
 import { UserError, type LoadedModel } from './state.ts';
@@ -39,13 +40,20 @@ export async function continuationFor(runId: string, config: TrainConfig, model:
   }
   const adapter = await loadAnyRunAdapter(runId);
   const parent = { runId, name: record.name, step: record.adapter?.step ?? 0 };
-  const kind = adapter.kind === 'ia3' ? 'ia3' : 'lora';
-  if (config.method !== kind) throw new UserError(`cannot continue "${record.name}": it is a ${kind === 'ia3' ? 'IA³' : 'LoRA'} adapter and this run trains ${config.method}`);
+  const kind = adapter.kind === 'ia3' ? 'ia3' : adapter.dora ? 'dora' : 'lora';
+  if (config.method !== kind) throw new UserError(`cannot continue "${record.name}": it is a ${{ ia3: 'IA³', dora: 'DoRA', lora: 'LoRA' }[kind]} adapter and this run trains ${config.method}`);
   if (adapter.kind === 'ia3') return { initial: new Map(adapter.modules.map((m) => [ia3SegmentName(m.peftPath), m.l])), parent };
   const problems = continuationProblems(adapter, config);
   if (problems.length) throw new UserError(`cannot continue "${record.name}": ${problems.join('; ')}`);
   return {
-    initial: new Map(adapter.modules.flatMap((m) => [[loraSegmentName(m.peftPath, 'A'), m.A], [loraSegmentName(m.peftPath, 'B'), m.B]] as const)),
+    initial: new Map(
+      adapter.modules.flatMap((m) => [
+        [loraSegmentName(m.peftPath, 'A'), m.A] as const,
+        [loraSegmentName(m.peftPath, 'B'), m.B] as const,
+        // DoRA: the magnitudes too, so step 0 is the adapter (not m reset to the row norms).
+        ...(m.magnitude ? [[doraMagnitudeSegmentName(m.peftPath), m.magnitude] as const] : []),
+      ]),
+    ),
     parent,
   };
 }

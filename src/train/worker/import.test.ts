@@ -94,6 +94,17 @@ describe('importing an adapter', () => {
     expect(adapter.modules.map((x) => x.peftPath)).toEqual(m.map((x) => x.peftPath));
   });
 
+  it("stores PEFT's DoRA adapter as a DoRA run (method dora, the magnitudes counted)", async () => {
+    const dir = join(process.cwd(), 'tests', 'fixtures', 'golden', 'train_dora_llama_adapter');
+    const picked = ['adapter_config.json', 'adapter_model.safetensors'].map((name) => new File([readFileSync(join(dir, name))], name));
+    await handleImportAdapter({ type: 'import-adapter', id: 'imp-d', runId: 'run-d', source: { kind: 'folder', files: picked, name: 'dora' } }, post);
+    expect(events).toEqual([{ type: 'adapter-imported', id: 'imp-d', runId: 'run-d', name: 'dora', modules: 4, warnings: [], method: 'DoRA' }]);
+    const [record] = await new RunsDb(kv).list();
+    expect(record.config).toMatchObject({ method: 'dora', rank: 4, alpha: 8, targets: ['q_proj', 'v_proj'] });
+    const m = selectTargetModules(llama, ['q_proj', 'v_proj']);
+    expect(record.trainableParams).toBe(m.reduce((s, x) => s + 4 * (x.inFeatures + x.outFeatures) + x.outFeatures, 0));
+  });
+
   it('takes a folder, and a name', async () => {
     const files = makeAdapter(llama, 'all-linear', 2, 2, true);
     const picked = Object.entries(files).map(([name, bytes]) => new File([bytes as Uint8Array<ArrayBuffer>], name));

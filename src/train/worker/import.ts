@@ -30,6 +30,7 @@ export function importedRunConfig(adapter: PeftAdapter, model: LoadedModel['conf
   if (adapter.kind === 'ia3') return { ...DEFAULT_CONFIG, method: 'ia3', targets };
   return {
     ...DEFAULT_CONFIG,
+    ...(adapter.dora && { method: 'dora' as const }),
     targets,
     rank: adapter.rank,
     alpha: adapter.alpha,
@@ -59,7 +60,7 @@ export function importedRunRecord(o: {
     status: 'imported',
     message: adapter.warnings.join(' '),
     totalSteps: 0,
-    trainableParams: adapter.kind === 'ia3' ? adapter.modules.reduce((s, m) => s + m.l.length, 0) : adapter.modules.reduce((s, m) => s + m.A.length + m.B.length, 0),
+    trainableParams: adapter.kind === 'ia3' ? adapter.modules.reduce((s, m) => s + m.l.length, 0) : adapter.modules.reduce((s, m) => s + m.A.length + m.B.length + (m.magnitude?.length ?? 0), 0),
     curves: [],
     samples: [],
     final: null,
@@ -156,5 +157,5 @@ export async function handleImportAdapter(req: ImportAdapter, post: Post): Promi
   } catch (err) {
     throw err instanceof StorageFullError ? new UserError(err.message) : err;
   }
-  post({ type: 'adapter-imported', id: req.id, runId: req.runId, name, modules: adapter.modules.length, warnings: adapter.warnings, method: adapter.kind === 'ia3' ? 'IA³' : 'LoRA' });
+  post({ type: 'adapter-imported', id: req.id, runId: req.runId, name, modules: adapter.modules.length, warnings: adapter.warnings, method: adapter.kind === 'ia3' ? 'IA³' : adapter.dora ? 'DoRA' : 'LoRA' });
 }

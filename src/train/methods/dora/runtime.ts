@@ -80,6 +80,9 @@ export const doraRuntime: MethodRuntime = {
         for (const l of linears) l.dora!.dropout = 0;
         return () => linears.forEach((l, i) => (l.dora!.dropout = saved[i]));
       },
+      paramsWritten() {
+        for (const l of linears) l.dora!.initMagnitude = false;
+      },
       detach() {
         for (const l of linears) delete l.dora;
         for (const s of scales) e.buffers.release(s);

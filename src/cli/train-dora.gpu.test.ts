@@ -1,0 +1,140 @@
+// `lora-studio train --method dora` end to end on the tiny fixtures: with LoRA dropout on Llama (the dropout form of
+// PEFT's DoRA forward), over an NF4 base on GPT-2 (`--quant nf4`: our own NF4, bitsandbytes is not installable here).
+// train → `eval --adapter OUT` gives the trainer's final eval loss; OUT imports as a DoRA adapter (use_dora, a trained
+// magnitude per module); a run killed after checkpoint-2 resumes and continues the same curve (the magnitudes come
+// from the checkpoint, not re-initialised); where the reference venv exists, PeftModel.from_pretrained(base, OUT)
+// gives our eval loss.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { Engine } from '../gpu/engine.ts';
+import type { TuningCache } from '../gpu/kernels/matmul-tuning.ts';
+import { testEngine } from '../gpu/testing-gpu.ts';
+import { readModelConfig } from '../model/load.ts';
+import { nodeFolder } from '../model/sources/node-file.ts';
+import { FIXTURES } from '../model/runtime/testing.ts';
+import { referencePython, runPeftCheck } from '../train/peft-check.ts';
+import { importPeftAdapter } from '../train/peft.ts';
+import { evalCommand } from './eval.ts';
+import type { CliIo } from './load.ts';
+import { trainCommand } from './train.ts';
+
+let e: Engine;
+let dir: string;
+beforeAll(async () => {
+  e = await testEngine();
+  dir = mkdtempSync(join(tmpdir(), 'train-dora-'));
+});
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+const model = (name: string) => join(FIXTURES, 'models', name);
+const rel = (a: number, b: number) => Math.abs(a - b) / Math.abs(b);
+const memoryCache = (): TuningCache => {
+  const m = new Map<string, string>();
+  return { get: (k) => m.get(k), set: (k, v) => void m.set(k, v) };
+};
+
+interface Row {
+  input_ids: number[];
+  labels: number[];
+}
+
+/** Each row counts up from a random start, the first two tokens a masked prompt (as train.gpu.test.ts). */
+function countingRows(n: number, len: number, vocab: number, seed: number): Row[] {
+  let s = seed;
+  const rnd = () => ((s = (s * 1103515245 + 12345) >>> 0) >>> 8) / 16777216;
+  return Array.from({ length: n }, () => {
+    const start = 3 + Math.floor(rnd() * (vocab - len - 4));
+    const ids = Array.from({ length: len }, (_, i) => start + i);
+    return { input_ids: ids, labels: ids.map((id, i) => (i < 2 ? -100 : id)) };
+  });
+}
+
+function jsonl(name: string, rows: object[]): string {
+  const p = join(dir, name);
+  writeFileSync(p, rows.map((r) => JSON.stringify(r)).join('\n') + '\n');
+  return p;
+}
+
+async function train(args: string[]) {
+  const out: string[] = [];
+  const err: string[] = [];
+  const io: CliIo = { stdout: (l) => void out.push(l), stderr: (l) => void err.push(l), progress: () => {}, tty: false };
+  await trainCommand(args, { io, engine: e, tuningCache: memoryCache(), matmulOverride: 'naive' });
+  return { err, summary: JSON.parse(out.at(-1)!) as Record<string, number>, steps: out.slice(0, -1).map((l) => JSON.parse(l) as Record<string, number>) };
+}
+
+async function evaluate(args: string[]) {
+  const out: string[] = [];
+  const io: CliIo = { stdout: (l) => void out.push(l), stderr: () => {}, progress: () => {}, tty: false };
+  await evalCommand(args, { io, engine: e, tuningCache: memoryCache(), matmulOverride: 'naive' });
+  return JSON.parse(out.at(-1)!) as { loss: number; tokens: number };
+}
+
+const curve = (steps: Record<string, number>[]) => steps.map((s) => ({ step: s.step, loss: s.loss, grad_norm: s.grad_norm, eval_loss: s.eval_loss }));
+
+describe.each([
+  ['llama', ['--dropout', '0.1']],
+  ['gpt2', ['--quant', 'nf4']],
+] as const)('train %s with dora %j', (name, extra) => {
+  let out: string;
+  let evalData: string;
+  let evalRows: Row[];
+  let args: string[];
+  let run: Awaited<ReturnType<typeof train>>;
+  const quant = extra.includes('nf4' as never) ? ['--quant', 'nf4'] : [];
+  beforeAll(async () => {
+    const vocab = (await readModelConfig(nodeFolder(model(name)))).vocabSize;
+    const data = jsonl(`${name}-train.jsonl`, countingRows(8, 10, vocab, 3));
+    evalRows = countingRows(4, 9, vocab, 11);
+    evalData = jsonl(`${name}-eval.jsonl`, evalRows);
+    out = join(dir, `${name}-out`);
+    args = [
+      '--model', model(name), '--data', data, '--out', out, '--method', 'dora', '--steps', '4', '--batch', '4', '--lr', '1e-2',
+      '--rank', '4', '--alpha', '8', '--eval-data', evalData, '--eval-every', '2', '--checkpoint-every', '2', ...extra,
+    ];
+    run = await train(args);
+  });
+
+  it('trains, and `eval --adapter OUT` reproduces the final eval loss; OUT is a DoRA adapter', async () => {
+    expect(run.steps.map((s) => s.step)).toEqual([1, 2, 3, 4]);
+    expect(run.steps.every((s) => Number.isFinite(s.loss) && s.grad_norm > 0)).toBe(true);
+    const ours = await evaluate(['--model', model(name), '--data', evalData, '--adapter', out, ...quant]);
+    expect(rel(ours.loss, run.summary.final_eval_loss), `eval ${ours.loss}, trainer ${run.summary.final_eval_loss}`).toBeLessThan(1e-5);
+    const base = await evaluate(['--model', model(name), '--data', evalData, ...quant]);
+    expect(rel(base.loss, ours.loss)).toBeGreaterThan(1e-3);
+    const config = await readModelConfig(nodeFolder(model(name)));
+    const adapter = await importPeftAdapter(nodeFolder(out), config, out);
+    if (adapter.kind === 'ia3') throw new Error('expected a DoRA adapter');
+    expect(adapter.dora).toBe(true);
+    expect(adapter.config).toMatchObject({ peft_type: 'LORA', use_dora: true, r: 4, lora_alpha: 8, fan_in_fan_out: name === 'gpt2' });
+    expect(run.summary.trainable_params).toBe(adapter.modules.reduce((s, m) => s + m.A.length + m.B.length + m.magnitude!.length, 0));
+    for (const m of adapter.modules) expect(m.B.some((x) => x !== 0), m.peftPath).toBe(true);
+  });
+
+  it('a run killed after checkpoint-2 resumes with --resume and continues the same curve', async () => {
+    const straightAdapter = readFileSync(join(out, 'adapter_model.safetensors'));
+    rmSync(join(out, 'checkpoint-4'), { recursive: true });
+    rmSync(join(out, 'adapter_model.safetensors'));
+    rmSync(join(out, 'adapter_config.json'));
+    writeFileSync(join(out, 'metrics.jsonl'), readFileSync(join(out, 'metrics.jsonl'), 'utf8').split('\n').slice(0, 2).join('\n') + '\n');
+    const resumed = await train([...args, '--resume']);
+    expect(resumed.steps.map((s) => s.step)).toEqual([3, 4]);
+    expect(curve(resumed.steps)).toEqual(curve(run.steps.slice(2)));
+    expect(readFileSync(join(out, 'adapter_model.safetensors'))).toEqual(straightAdapter);
+  });
+
+  // PEFT's NF4 needs bitsandbytes on CUDA: the NF4 run is checked against our own `eval --quant nf4` only.
+  const python = referencePython();
+  it.skipIf(!python || quant.length > 0)('PeftModel.from_pretrained(base, OUT) gives the loss our eval reports', async () => {
+    const ours = await evaluate(['--model', model(name), '--data', evalData, '--adapter', out]);
+    const [result] = await runPeftCheck([{ base: model(name), adapter: out, rows: evalRows }]);
+    expect(result.load.missing).toEqual([]);
+    expect(result.load.unexpected).toEqual([]);
+    expect(result.load.matched).toBe(result.load.file_tensors);
+    expect(result.adapter.tokens).toBe(ours.tokens);
+    expect(rel(result.adapter.loss, ours.loss), `PEFT ${result.adapter.loss}, ours ${ours.loss}`).toBeLessThan(1e-4);
+    expect(rel(result.base.loss, ours.loss)).toBeGreaterThan(1e-3);
+  }, 180_000);
+});
