@@ -1,7 +1,7 @@
 // `lora-studio train --method dora` end to end on the tiny fixtures: with LoRA dropout on Llama (the dropout form of
 // PEFT's DoRA forward), over an NF4 base on GPT-2 (`--quant nf4`: our own NF4, bitsandbytes is not installable here).
 // train → `eval --adapter OUT` gives the trainer's final eval loss; OUT imports as a DoRA adapter (use_dora, a trained
-// magnitude per module); a run killed after checkpoint-2 resumes and continues the same curve (the magnitudes come
+// magnitude per module); `merge` gives a model that evaluates at the adapter's loss; a run killed after checkpoint-2 resumes and continues the same curve (the magnitudes come
 // from the checkpoint, not re-initialised); where the reference venv exists, PeftModel.from_pretrained(base, OUT)
 // gives our eval loss.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -18,6 +18,7 @@ import { referencePython, runPeftCheck } from '../train/peft-check.ts';
 import { importPeftAdapter } from '../train/peft.ts';
 import { evalCommand } from './eval.ts';
 import type { CliIo } from './load.ts';
+import { mergeCommand } from './merge.ts';
 import { trainCommand } from './train.ts';
 
 let e: Engine;
@@ -123,6 +124,16 @@ describe.each([
     expect(resumed.steps.map((s) => s.step)).toEqual([3, 4]);
     expect(curve(resumed.steps)).toEqual(curve(run.steps.slice(2)));
     expect(readFileSync(join(out, 'adapter_model.safetensors'))).toEqual(straightAdapter);
+  });
+
+  it('`merge` bakes it into the weights (m / ‖W + s·B·A‖ ⊙ (W + s·B·A)): the merged model evaluates at the adapter\'s loss', async () => {
+    if (quant.length) return; // merging writes the dense base; the NF4 run's base is quantized
+    const merged = join(dir, `${name}-merged`);
+    const io: CliIo = { stdout: () => {}, stderr: () => {}, progress: () => {}, tty: false };
+    await mergeCommand(['--model', model(name), '--adapter', out, '--out', merged, '--dtype', 'f32'], io);
+    const viaAdapter = await evaluate(['--model', model(name), '--data', evalData, '--adapter', out]);
+    const viaMerge = await evaluate(['--model', merged, '--data', evalData]);
+    expect(rel(viaMerge.loss, viaAdapter.loss), `merged ${viaMerge.loss}, adapter ${viaAdapter.loss}`).toBeLessThan(1e-5);
   });
 
   // PEFT's NF4 needs bitsandbytes on CUDA: the NF4 run is checked against our own `eval --quant nf4` only.
