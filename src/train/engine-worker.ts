@@ -12,7 +12,9 @@ import { abortMerge, handleMerge } from './worker/merge.ts';
 import { abortGeneration, handleGenerate } from './worker/generation.ts';
 import { handleLoadModel } from './worker/models.ts';
 import { adoptGpu, gpuReport, setDebugMode, simulateDeviceLoss, type RecoveryHost } from './worker/recovery.ts';
-import { activeRunId, handleExportAdapter, handleRunControl, handleStartTraining } from './worker/training.ts';
+import { activeRunId } from './worker/active-run.ts';
+import { handleExportAdapter } from './worker/run-export.ts';
+import { handleRunControl, handleStartTraining } from './worker/training.ts';
 import { errorMessage, state } from './worker/state.ts';
 
 const scope = self as unknown as DedicatedWorkerGlobalScope;

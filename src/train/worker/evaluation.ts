@@ -7,7 +7,7 @@ import { splitEval } from '../../data/rng.ts';
 import type { EngineRequest } from '../protocol.ts';
 import { evaluateLoss } from '../trainer.ts';
 import { withRunAdapter } from './adapters.ts';
-import { truncateRows } from './training.ts';
+import { truncateRows } from './run-rows.ts';
 import { requireDataset, requireEngine, requireModel, UserError, type Post } from './state.ts';
 
 type Evaluate = Extract<EngineRequest, { type: 'evaluate' }>;

@@ -13,7 +13,7 @@ import type { RunRecord } from '../../store/runs-db.ts';
 import { trlConfigFiles, trlOutputFiles } from './export-trl.ts';
 import { writeToDirectory, type DirectoryLike, type WritableLike } from './merge.ts';
 import { state, type LoadedModel } from './state.ts';
-import { truncateRows } from './training.ts';
+import { truncateRows } from './run-rows.ts';
 
 const LLAMA = join(FIXTURES, 'models', 'llama');
 

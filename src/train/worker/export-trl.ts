@@ -16,7 +16,7 @@ import { resolveTargets } from '../methods/targets.ts';
 import type { EngineRequest } from '../protocol.ts';
 import type { LoadedDataset, LoadedModel } from './state.ts';
 import { requireDataset, requireModel, state, UserError } from './state.ts';
-import { truncateRows } from './training.ts';
+import { truncateRows } from './run-rows.ts';
 
 /** The loaded dataset the run trained on (same file name and row count, tokenized for the loaded model). */
 export function datasetOfRun(record: RunRecord, model: LoadedModel): LoadedDataset {

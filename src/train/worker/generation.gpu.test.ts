@@ -27,7 +27,7 @@ import { setWorkerRunsDb } from './adapters.ts';
 import { handleEvaluate } from './evaluation.ts';
 import { abortGeneration, handleGenerate } from './generation.ts';
 import { state, type LoadedModel } from './state.ts';
-import { truncateRows } from './training.ts';
+import { truncateRows } from './run-rows.ts';
 
 const DEMO = join(process.cwd(), 'public', 'models', 'demo-llama');
 const DATA = join(process.cwd(), 'public', 'datasets', 'chat-pirate.jsonl');

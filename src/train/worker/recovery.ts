@@ -17,7 +17,8 @@ import { idbKeyValue, RunsDb } from '../../store/runs-db.ts';
 import type { EngineEvent, EngineRequest, GpuReport } from '../protocol.ts';
 import { handleLoadModel } from './models.ts';
 import { errorMessage, state, type LoadedModel } from './state.ts';
-import { abandonActiveRun, forgetLostRun, handleStartTraining, type Exclusive, type LostRun, type PostTransfer } from './training.ts';
+import { abandonActiveRun, forgetLostRun, type Exclusive, type LostRun, type PostTransfer } from './active-run.ts';
+import { handleStartTraining } from './training.ts';
 
 /** Waits between tries for a new device: ~15 s in all, long enough for a driver reset, short enough to give up. */
 export const RETRY_DELAYS_MS: readonly number[] = [250, 1000, 2000, 4000, 8000];

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { promptFromRow, truncateRows } from './training.ts';
+import { promptFromRow, truncateRows } from './run-rows.ts';
 import { adapterFileName, metricsFileName } from '../download-names.ts';
 
 const row = (ids: number[], labels: number[]) => ({ input_ids: Int32Array.from(ids), labels: Int32Array.from(labels) });

@@ -1,4 +1,4 @@
-// 'start-training', 'pause', 'resume', 'stop' and 'export-adapter': a Trainer over the loaded model and dataset, run
+// 'start-training', 'pause', 'resume' and 'stop': a Trainer over the loaded model and dataset, run
 // one optimizer step at a time through the worker's GPU queue so other requests (and the control messages) get
 // through between steps. Metrics go out in batches (METRICS_INTERVAL_MS), evaluations every evalEvery steps with
 // early stopping, a greedy sample for a fixed prompt every sampleEvery steps, checkpoints to IndexedDB (runs-db.ts)
@@ -9,141 +9,27 @@
 //      ├─ NaN/Inf loss ─▶ failed   (diagnosis; the last good checkpoint kept)
 //      └─ device lost ──▶ abandoned here; recovery.ts restarts it from its last checkpoint on a new device
 //                         (paused, resumable from the Runs screen, when no new device comes)
-import { IGNORE_INDEX, splitEval, type TokenizedRow } from '../../data/index.ts';
-import type { Engine } from '../../gpu/engine.ts';
+//
+// The run's shared state is active-run.ts, its rows run-rows.ts, its adapter download run-export.ts.
+import { splitEval, type TokenizedRow } from '../../data/index.ts';
 import { generate } from '../../model/runtime/generate.ts';
-import { methodFor } from '../methods/registry.ts';
-import { RunsDb, idbKeyValue, StorageFullError, tryLockRun, type RunRecord, type StoredAdapter } from '../../store/runs-db.ts';
+import { StorageFullError, tryLockRun, type RunRecord } from '../../store/runs-db.ts';
 import { prunedNotice, type PruneCandidate } from '../../store/retention.ts';
 import { ConfigError, normalizeConfig, validateConfig, type TrainConfig } from '../config.ts';
 import { deleteResumeSources, resumeSourcesFor, saveResumeSources } from '../resume-sources.ts';
-import { zipAdapter } from '../peft.ts';
-import type { EngineEvent, EngineRequest, StepMetrics } from '../protocol.ts';
+import type { EngineRequest, StepMetrics } from '../protocol.ts';
 import { Trainer, TrainingDivergedError, type TrainerCheckpoint } from '../trainer.ts';
+import { activeRun, currentLostRun, db, forgetLostRun, setActiveRun, type ActiveRun, type Exclusive, type LostRun, type PostTransfer, type StartTraining } from './active-run.ts';
 import { continuationFor } from './continue.ts';
-import { adapterFileName } from '../download-names.ts';
-import { errorMessage, requireDataset, requireEngine, requireModel, state, UserError, type LoadedModel } from './state.ts';
+import { adapterFiles } from './run-export.ts';
+import { promptFromRow, truncateRows } from './run-rows.ts';
+import { errorMessage, requireDataset, requireEngine, requireModel, state, UserError } from './state.ts';
 
-type StartTraining = Extract<EngineRequest, { type: 'start-training' }>;
 type RunControl = Extract<EngineRequest, { type: 'pause' | 'resume' | 'stop' }>;
-type ExportAdapter = Extract<EngineRequest, { type: 'export-adapter' }>;
-
-/** Posts an event, moving the listed buffers instead of copying them. */
-export type PostTransfer = (event: EngineEvent, transfer?: Transferable[]) => void;
-/** Runs GPU work in the worker's request order (engine-worker.ts's queue). */
-export type Exclusive = <T>(work: () => Promise<T>) => Promise<T>;
 
 export const METRICS_INTERVAL_MS = 250;
 export const SAMPLE_NEW_TOKENS = 32;
 const DEFAULT_SAMPLES_PER_RUN = 10;
-
-interface ActiveRun {
-  id: string;
-  /** The request that started it: recovery starts it again with it after a lost device. */
-  request: StartTraining;
-  /** The engine it trains on (a lost device's engine stays dead; recovery makes a new one). */
-  engine: Engine;
-  /** Set when the device was lost under it: the loop ends without writing anything, recovery takes over. */
-  lost: boolean;
-  record: RunRecord;
-  trainer: Trainer;
-  model: LoadedModel;
-  control: 'run' | 'pause' | 'stop';
-  /** Why the loop paused by itself (storage full), shown with the paused state. */
-  pauseMessage: string;
-  wake: (() => void) | null;
-  pending: StepMetrics[];
-  lastFlush: number;
-  promptIds: number[];
-  sampleEvery: number;
-  lastEvalStep: number;
-  lastSampleStep: number;
-  /** Training wall time before this session (resumed runs) and since the current stretch began. */
-  secondsBefore: number;
-  stretchStart: number;
-  releaseLock: () => void;
-}
-
-let active: ActiveRun | null = null;
-let runsDb: RunsDb | null = null;
-function db(): RunsDb {
-  runsDb ??= new RunsDb(idbKeyValue());
-  return runsDb;
-}
-
-/** The run this worker is training (running or paused), if any: model and dataset loads must wait for it. */
-export function activeRunId(): string | null {
-  return active?.id ?? null;
-}
-
-/** What recovery needs to start a run again on a new device. */
-export interface LostRun {
-  request: StartTraining;
-  runId: string;
-  name: string;
-  /** What the user last asked: a paused run comes back paused, a stopping one stops. */
-  control: 'run' | 'pause' | 'stop';
-  /** The step trained when the device went, and the step of the last saved checkpoint. */
-  step: number;
-  checkpointStep: number | null;
-  /** The run's Web Lock, kept across the recovery so no other tab takes the run meanwhile. */
-  releaseLock: () => void;
-}
-
-/** A run abandoned by a lost device until recovery starts it again or gives it up: pause, resume and stop sent
- *  meanwhile change the state it comes back in. */
-let lostRun: LostRun | null = null;
-
-/** The device under the active run is gone: the run stops being active at once (its loop ends quietly at its next
- *  await, its GPU state died with the device) and what restarting it needs is returned. Null when no run is active. */
-export function abandonActiveRun(): LostRun | null {
-  const run = active;
-  if (!run) return null;
-  active = null;
-  run.lost = true;
-  run.wake?.(); // a paused loop wakes up to end
-  return (lostRun = {
-    request: run.request,
-    runId: run.id,
-    name: run.record.name,
-    control: run.control,
-    step: run.trainer.step,
-    checkpointStep: run.record.checkpoint?.step ?? null,
-    releaseLock: run.releaseLock,
-  });
-}
-
-/** Recovery gave the lost run up (or started it again): controls for it are answered as usual again. */
-export function forgetLostRun(runId: string): void {
-  if (lostRun?.runId === runId) lostRun = null;
-}
-
-// ---------------------------------------------------------------------------------------------------------------
-// Pure helpers
-
-/** Rows cut to the config's max length (the first maxLength tokens, as the loss contract truncates); rows left with
- *  no trained position are dropped and counted. */
-export function truncateRows(rows: readonly TokenizedRow[], maxLength: number): { rows: TokenizedRow[]; dropped: number } {
-  const out: TokenizedRow[] = [];
-  let dropped = 0;
-  for (const r of rows) {
-    const row = r.input_ids.length > maxLength ? { input_ids: r.input_ids.subarray(0, maxLength), labels: r.labels.subarray(0, maxLength) } : r;
-    let trained = false;
-    for (let t = 1; t < row.labels.length && !trained; t++) trained = row.labels[t] !== IGNORE_INDEX;
-    if (trained) out.push(row);
-    else dropped++;
-  }
-  return { rows: out, dropped };
-}
-
-/** The fixed sample prompt from a row: everything before its first trained token (the question of a chat row, the
- *  instruction of an Alpaca row); for plain text, which trains from the start, its first few tokens. */
-export function promptFromRow(row: TokenizedRow, maxPrompt: number): number[] {
-  let first = 1;
-  while (first < row.labels.length && row.labels[first] === IGNORE_INDEX) first++;
-  const take = first >= 4 ? first : Math.min(8, Math.max(1, Math.floor(row.input_ids.length / 2)));
-  return Array.from(row.input_ids.subarray(0, Math.min(take, maxPrompt)));
-}
 
 // ---------------------------------------------------------------------------------------------------------------
 // Start
@@ -158,7 +44,8 @@ export async function handleStartTraining(
 ): Promise<void> {
   const e = requireEngine();
   const model = requireModel();
-  if (active) throw new UserError(`run "${active.record.name}" is ${active.control === 'pause' ? 'paused' : 'running'} in this tab: stop it first`);
+  const busy = activeRun();
+  if (busy) throw new UserError(`run "${busy.record.name}" is ${busy.control === 'pause' ? 'paused' : 'running'} in this tab: stop it first`);
   const dataset = requireDataset(req.datasetId);
   if (dataset.modelId !== model.id) throw new UserError('the dataset was tokenized for another model: load it again on the Data screen');
 
@@ -277,7 +164,7 @@ export async function handleStartTraining(
     stretchStart: performance.now(),
     releaseLock: release,
   };
-  active = run;
+  setActiveRun(run);
   if (restart) forgetLostRun(run.id);
   if (dataset.request) {
     // So a tab closed mid-run can load the same model and data again and resume in one click (App.tsx's banner).
@@ -416,19 +303,6 @@ async function saveCheckpoint(run: ActiveRun, post?: PostTransfer): Promise<void
   run.record = { ...run.record, checkpoint: pointer };
 }
 
-/** The PEFT files of the run's adapter as it is now (or its best evaluated one), as its method saves them. */
-async function adapterFiles(run: ActiveRun, which: 'current' | 'best'): Promise<StoredAdapter> {
-  const t = run.trainer;
-  return methodFor(t.config.method).exportAdapter({
-    tensors: await t.trainedTensors(which),
-    modules: t.modules,
-    targetModules: t.targetModules,
-    config: t.config,
-    model: run.model.config,
-    baseModel: run.model.summary.name,
-  });
-}
-
 function lastLoss(history: readonly StepMetrics[], key: 'loss' | 'evalLoss'): number | null {
   for (let i = history.length - 1; i >= 0; i--) if (history[i][key] !== undefined) return history[i][key]!;
   return null;
@@ -517,17 +391,18 @@ async function fail(run: ActiveRun, post: PostTransfer, err: unknown): Promise<v
 /** Frees the run's GPU state (the base model is plain again) and its lock; a lost run's belong to recovery now. */
 function end(run: ActiveRun, detach = true): void {
   if (run.lost) return;
-  if (active === run) active = null;
+  if (activeRun() === run) setActiveRun(null);
   if (detach && state.engine === run.engine) run.trainer.dispose();
   run.releaseLock();
 }
 
 // ---------------------------------------------------------------------------------------------------------------
-// Control and export
+// Control
 
 /** pause / resume / stop: answered at once, not queued behind the steps they control. */
 export function handleRunControl(req: RunControl, post: PostTransfer): void {
-  const run = active;
+  const run = activeRun();
+  const lostRun = currentLostRun();
   if ((!run || run.id !== req.runId) && lostRun?.runId === req.runId) {
     // The device is being replaced: the run restarts in the state asked for last.
     if (req.type === 'pause' && lostRun.control === 'run') lostRun.control = 'pause';
@@ -543,25 +418,4 @@ export function handleRunControl(req: RunControl, post: PostTransfer): void {
   if (req.type === 'resume') run.control = 'run';
   if (req.type === 'stop') run.control = 'stop';
   if (req.type !== 'pause') run.wake?.();
-}
-
-export async function handleExportAdapter(req: ExportAdapter, post: PostTransfer): Promise<void> {
-  let files: StoredAdapter | null;
-  let name: string;
-  if (active && active.id === req.runId) {
-    if (active.trainer.step === 0) throw new UserError('the run has not trained a step yet: nothing to export');
-    files = await adapterFiles(active, 'current');
-    name = active.record.name;
-  } else {
-    const record = await db().get(req.runId);
-    if (!record) throw new UserError(`run ${req.runId} is not saved in this browser`);
-    files = await db().loadAdapter(req.runId);
-    if (!files) throw new UserError(`run "${record.name}" has no saved adapter (it ${record.status === 'failed' ? 'failed' : 'did not finish'})`);
-    name = record.name;
-  }
-  const bytes = req.as === 'zip' ? zipAdapter(files) : files['adapter_model.safetensors'].slice();
-  post(
-    { type: 'adapter', id: req.id, runId: req.runId, fileName: adapterFileName(name, req.as), bytes },
-    [bytes.buffer as ArrayBuffer],
-  );
 }
