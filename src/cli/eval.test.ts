@@ -1,7 +1,7 @@
 // `lora-studio eval` without a GPU: flag and input errors (all raised before the GPU is opened) as main() reports
 // them, and the batch planning. The losses themselves are in eval.gpu.test.ts.
 import { afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
-import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, truncateSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { main } from './main.ts';
@@ -104,6 +104,18 @@ describe('eval: errors are one `error: …` line and exit 1', () => {
     expect(text).toContain(`${data}:4: "input_ids"[1] = 999999 is outside the vocabulary [0, 400)`);
     expect(text).toContain(`${data}:5:`);
     expect(r.out).toEqual([]);
+  });
+
+  it('refuses a tokenizer.json over its size limit before reading it, naming the folder and the file', async () => {
+    const data = file('tok.jsonl', '{"text": "hello"}\n');
+    const model = join(dir, 'huge-tokenizer');
+    mkdirSync(model, { recursive: true });
+    for (const f of ['config.json', 'model.safetensors', 'tokenizer_config.json']) copyFileSync(join(FIXTURE, f), join(model, f));
+    // Sparse: 129 MiB on paper, nothing on disk; a reader that looked at the contents first would take seconds.
+    writeFileSync(join(model, 'tokenizer.json'), '');
+    truncateSync(join(model, 'tokenizer.json'), 129 * 1024 * 1024);
+    const r = await run(['eval', '--model', model, '--data', data]);
+    expectOneError(r, `${model}/tokenizer.json: ${129 * 1024 * 1024} bytes, more than the ${128 * 1024 * 1024} bytes`);
   });
 
   it('an error listing several problems (AdapterError) stays on one line', async () => {

@@ -2,7 +2,7 @@
 // model folder's config, tokenizer and chat template, a JSONL file read into token rows with its report on stderr,
 // and a PEFT adapter from disk. Every error names the file and the flag it came from.
 import { createReadStream, createWriteStream } from 'node:fs';
-import { readFile, rename, rm, stat } from 'node:fs/promises';
+import { rename, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { finished } from 'node:stream/promises';
 import { DatasetError, FORMAT_LABELS, loadJsonlDataset, type DatasetReport, type DatasetRow, type TokenizedDataset } from '../data/index.ts';
@@ -12,6 +12,7 @@ import type { ModelConfig } from '../model/config.ts';
 import { readModelConfig } from '../model/load.ts';
 import { NodeFileSource, nodeFolder } from '../model/sources/node-file.ts';
 import { HfTokenizer } from '../model/tokenizer.ts';
+import { optionalText } from '../model/tokenizer-files.ts';
 import { importAdapter, importPeftAdapter, type LoraAdapter, type PeftAdapter } from '../train/peft.ts';
 import { UsageError } from './args.ts';
 
@@ -62,18 +63,11 @@ export async function requireFolder(dir: string): Promise<void> {
 /** tokenizer.json with tokenizer_config.json's special tokens, or null when the folder has no tokenizer.json (then
  *  only pre-tokenized rows can be evaluated). Errors name the folder. */
 export async function readTokenizer(files: ModelFiles, dir: string): Promise<HfTokenizer | null> {
-  const text = async (name: string) => {
-    const source = await files.open(name);
-    if (!source) return null;
-    try {
-      return new TextDecoder().decode(await source.read(0, source.size));
-    } finally {
-      await source.close?.();
-    }
-  };
-  const json = await text('tokenizer.json');
-  if (json === null) return null;
+  // Size-checked before reading (tokenizer-files.ts), as the studio reads them.
+  const text = (name: string) => optionalText(files, name);
   try {
+    const json = await text('tokenizer.json');
+    if (json === null) return null;
     return HfTokenizer.fromJson(json, await text('tokenizer_config.json'));
   } catch (e) {
     throw new Error(`${dir}/${(e as Error).message}`);
@@ -82,7 +76,9 @@ export async function readTokenizer(files: ModelFiles, dir: string): Promise<HfT
 
 /** chat_template.jinja when the folder has one, else tokenizer_config.json's template, else the documented fallback. */
 export async function readChatTemplate(dir: string, tokenizer: HfTokenizer): Promise<ChatTemplate> {
-  const jinjaFile = await readFile(join(dir, 'chat_template.jinja'), 'utf8').catch(() => null);
+  const jinjaFile = await optionalText(nodeFolder(dir), 'chat_template.jinja').catch((e: Error) => {
+    throw new Error(`${dir}/${e.message}`);
+  });
   return ChatTemplate.forTokenizer(tokenizer, { jinjaFile });
 }
 

@@ -18,7 +18,9 @@ export interface LoadedTokenizer {
   template: ChatTemplate;
 }
 
-async function optionalText(files: ModelFiles, path: string): Promise<string | null> {
+/** A tokenizer file's text (null when the folder has none), refused with a TokenizerError above its size limit before
+ *  any of it is read. */
+export async function optionalText(files: ModelFiles, path: string): Promise<string | null> {
   const source = await files.open(path);
   if (!source) return null;
   try {
