@@ -1,7 +1,8 @@
 // `lora-studio train --method dora` end to end on the tiny fixtures: with LoRA dropout on Llama (the dropout form of
 // PEFT's DoRA forward), over an NF4 base on GPT-2 (`--quant nf4`: our own NF4, bitsandbytes is not installable here).
 // train → `eval --adapter OUT` gives the trainer's final eval loss; OUT imports as a DoRA adapter (use_dora, a trained
-// magnitude per module); `merge` gives a model that evaluates at the adapter's loss; a run killed after checkpoint-2 resumes and continues the same curve (the magnitudes come
+// magnitude per module); `merge` gives a model that evaluates at the adapter's loss and generates what the adapter
+// generates; a run killed after checkpoint-2 resumes and continues the same curve (the magnitudes come
 // from the checkpoint, not re-initialised); where the reference venv exists, PeftModel.from_pretrained(base, OUT)
 // gives our eval loss.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -19,6 +20,10 @@ import { importPeftAdapter } from '../train/peft.ts';
 import { evalCommand } from './eval.ts';
 import type { CliIo } from './load.ts';
 import { mergeCommand } from './merge.ts';
+import { attachAdapter } from '../train/attach-adapter.ts';
+import { generate } from '../model/runtime/generate.ts';
+import { kernelChoiceFor } from '../model/runtime/linear.ts';
+import { loadTransformer } from '../model/runtime/load.ts';
 import { trainCommand } from './train.ts';
 
 let e: Engine;
@@ -134,6 +139,28 @@ describe.each([
     const viaAdapter = await evaluate(['--model', model(name), '--data', evalData, '--adapter', out]);
     const viaMerge = await evaluate(['--model', merged, '--data', evalData]);
     expect(rel(viaMerge.loss, viaAdapter.loss), `merged ${viaMerge.loss}, adapter ${viaAdapter.loss}`).toBeLessThan(1e-5);
+  });
+
+  it('generates with the adapter as the merged model does; the norm computed once (frozen) gives the same tokens as per token', async () => {
+    if (quant.length) return;
+    const merged = join(dir, `${name}-merged-gen`);
+    await mergeCommand(['--model', model(name), '--adapter', out, '--out', merged, '--dtype', 'f32'], { stdout: () => {}, stderr: () => {}, progress: () => {}, tty: false });
+    const config = await readModelConfig(nodeFolder(model(name)));
+    const adapter = await importPeftAdapter(nodeFolder(out), config, out);
+    const prompt = evalRows[0].input_ids.slice(0, 5);
+    // Sampled (a fixed seed): the draws follow the probabilities, which greedy argmax on this tiny model does not show.
+    const options = { maxNewTokens: 16, temperature: 1, seed: 3 };
+    const tf = await loadTransformer(e, nodeFolder(model(name)), kernelChoiceFor('naive'), { dtype: 'f32', quant: 'none' });
+    const detach = attachAdapter(e, tf.model, adapter);
+    const frozen = await generate(e, tf, prompt, options);
+    for (const m of tf.model.modules) if (m.linear.dora) m.linear.dora.frozen = m.linear.dora.scalesReady = false;
+    const perToken = await generate(e, tf, prompt, options);
+    detach();
+    const viaMerge = await generate(e, await loadTransformer(e, nodeFolder(merged), kernelChoiceFor('naive'), { dtype: 'f32', quant: 'none' }), prompt, options);
+    expect(frozen.tokens).toEqual(perToken.tokens);
+    expect(frozen.tokens).toEqual(viaMerge.tokens);
+    const base = await generate(e, tf, prompt, options);
+    expect(base.tokens, 'the adapter changes what is generated').not.toEqual(frozen.tokens);
   });
 
   // PEFT's NF4 needs bitsandbytes on CUDA: the NF4 run is checked against our own `eval --quant nf4` only.

@@ -63,6 +63,7 @@ export function attachAdapter(e: Engine, model: GpuModel, adapter: PeftAdapter |
           dm: upload(new Float32Array(m.magnitude.length), `${m.peftPath}.lora_dm`),
           scales,
           seed: 0,
+          frozen: true,
         };
       }
     } else {

@@ -58,6 +58,11 @@ export interface DoraWeights extends LoraPair {
   /** m is still to be set to ‖W + s·B·A‖ (PEFT's initialisation): the next recorded forward does it first, in order
    *  with everything after it, and clears this. */
   initMagnitude?: boolean;
+  /** A, B and m never change (an imported adapter for eval and generation): the norm is computed by the first
+   *  recorded forward and kept (PEFT's DoRA caching in eval mode), instead of once per forward (per generated token). */
+  frozen?: boolean;
+  /** `frozen` only: the scales are written. */
+  scalesReady?: boolean;
 }
 
 export interface Linear {
@@ -239,7 +244,8 @@ function recordDoraForward(
     rec.copy(dora.scales, 0, dora.m.buffer, dora.m.offset ?? 0, out * 4);
     dora.initMagnitude = false;
   }
-  recordDoraScales(rec, layer, dora);
+  if (!dora.scalesReady) recordDoraScales(rec, layer, dora);
+  if (dora.frozen) dora.scalesReady = true;
   const c = doraScalesBlock(dora.scales, out, 1);
   const doraZl = layerBuffer(rec, e, ws, { own: `${layer.path}.dora.zl` }, T, (rows) => rows * out * 4, false);
   const h = rankRows(rec, e, ws, layer, T, 'h');
