@@ -5,6 +5,8 @@
 //          peft.optimizers.create_loraplus_optimizer (B's learning rate = lr × ratio, as our AdamW does)
 //   qlora  the same LoraConfig over a base loaded with BitsAndBytesConfig(load_in_4bit, nf4, double quant as ours;
 //          64-weight blocks, bitsandbytes' default and ours), compute dtype = the run's precision
+//   dora   the same LoraConfig with use_dora=True (over NF4 too, as with qlora); LoRA+ groups the magnitudes with B,
+//          as our optimizer does
 //
 // train.py reads the result from run.json ("method") and passes `lora` to LoraConfig(**lora) unchanged.
 import type { ModelConfig } from '../model/config.ts';
@@ -21,6 +23,8 @@ export interface PeftLoraKwargs {
   /** GPT-2's Conv1D stores weights (in, out). */
   fan_in_fan_out: boolean;
   bias: 'none';
+  /** DoRA only (absent otherwise, LoraConfig's default false). */
+  use_dora?: true;
 }
 
 /** BitsAndBytesConfig's keyword arguments; bnb_4bit_compute_dtype is the run's precision, chosen in train.py. */
@@ -32,7 +36,7 @@ export interface BnbKwargs {
 
 export interface PeftMethodPlan {
   /** The method as run.json and the README name it. */
-  method: 'lora' | 'qlora';
+  method: 'lora' | 'qlora' | 'dora';
   lora: PeftLoraKwargs;
   /** null: the base is loaded in the run's precision. */
   quantization: BnbKwargs | null;
@@ -67,12 +71,13 @@ export function peftMethodPlan(config: MethodSettings, model: Pick<ModelConfig, 
   };
   const loraplus_lr_ratio = config.loraPlusRatio > 1 ? config.loraPlusRatio : null;
   const nf4 = config.method === 'qlora' || config.quant === 'nf4';
-  if (config.method !== 'lora' && config.method !== 'qlora') {
-    throw new Error(`method = ${JSON.stringify(config.method)}: the TRL export knows lora and qlora (lora over NF4) only`);
+  if (config.method !== 'lora' && config.method !== 'qlora' && config.method !== 'dora') {
+    throw new Error(`method = ${JSON.stringify(config.method)}: the TRL export knows lora, qlora (lora over NF4) and dora only`);
   }
+  const dora = config.method === 'dora';
   return {
-    method: nf4 ? 'qlora' : 'lora',
-    lora,
+    method: dora ? 'dora' : nf4 ? 'qlora' : 'lora',
+    lora: dora ? { ...lora, use_dora: true } : lora,
     quantization: nf4 ? { load_in_4bit: true, bnb_4bit_quant_type: 'nf4', bnb_4bit_use_double_quant: config.doubleQuant } : null,
     loraplus_lr_ratio,
   };

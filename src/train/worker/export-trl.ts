@@ -32,7 +32,7 @@ export function datasetOfRun(record: RunRecord, model: LoadedModel): LoadedDatas
   return found;
 }
 
-export async function trlOutputFiles(record: RunRecord, model: LoadedModel, adapter: LoraAdapter): Promise<OutputFile[]> {
+export async function trlOutputFiles(record: RunRecord, model: LoadedModel, adapter: Pick<LoraAdapter, 'config'>): Promise<OutputFile[]> {
   const targets = adapter.config.target_modules;
   if (targets === null) throw new UserError(`"${record.name}": its adapter_config.json names no target_modules`);
   const source = { fileName: record.dataset.fileName, format: record.dataset.format };

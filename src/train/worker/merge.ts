@@ -11,7 +11,7 @@ import { ggufOutputFiles } from '../../export/gguf-output.ts';
 import { trlConfigFiles, trlOutputFiles } from './export-trl.ts';
 import { mergeModel, type MergedModel, type OutputFile } from '../merge.ts';
 import type { EngineRequest } from '../protocol.ts';
-import { loadAnyRunAdapter, loadRunAdapter, workerRunsDb } from './adapters.ts';
+import { loadAnyRunAdapter, workerRunsDb } from './adapters.ts';
 import { requireModel, UserError, type Post } from './state.ts';
 import { mergedModelName, trlExportName } from '../download-names.ts';
 
@@ -194,6 +194,13 @@ export async function handleMerge(req: MergeRequest | TrlExportRequest, post: Po
   }
 }
 
+/** The adapter a cluster export reads its target_modules from: LoRA's or DoRA's (PEFT's LoraConfig either way). */
+async function trlAdapter(runId: string, name: string) {
+  const adapter = await loadAnyRunAdapter(runId);
+  if (adapter.kind === 'ia3') throw new UserError(`"${name}" is an IA³ run: the cluster export takes LoRA and DoRA runs only (for now)`);
+  return adapter;
+}
+
 /** A saved run's merged model, GGUF or TRL export, and the folder name it is written under. */
 async function runOutput(req: MergeRequest): Promise<{ merged: MergedModel; name: string; runId: string }> {
   const model = requireModel();
@@ -203,7 +210,7 @@ async function runOutput(req: MergeRequest): Promise<{ merged: MergedModel; name
     throw new UserError(`"${record.name}" is an adapter of ${record.model.name}: load that model to merge it (loaded: ${model.summary.name})`);
   }
   const merged = req.trl
-    ? { files: await trlOutputFiles(record, model, (await loadRunAdapter(req.runId)).adapter), close: async () => {} }
+    ? { files: await trlOutputFiles(record, model, await trlAdapter(req.runId, record.name)), close: async () => {} }
     : req.gguf
       ? await ggufOutputFiles(model.files, await loadAnyRunAdapter(req.runId), req.gguf, record.name, CHUNK_BYTES)
       : await mergeModel(model.files, await loadAnyRunAdapter(req.runId), CHUNK_BYTES, req.dtype);
