@@ -32,6 +32,8 @@ describe('train, run, runs', () => {
     await page.getByRole('button', { name: 'Train', exact: true }).click();
     await page.getByTestId('screen-train').waitFor();
     await page.getByRole('button', { name: /^Quick/ }).click();
+    // The Quick preset trains every linear layer; this run keeps PEFT's default targets (the adapter checked below).
+    await page.getByRole('radio', { name: 'PEFT default (q_proj, v_proj)' }).check();
     // A field error names the valid range, and Start says why it is disabled.
     await page.getByLabel('Rank r').fill('0');
     await expect.poll(() => page.locator('[data-field="rank"] .field-error').textContent()).toContain('rank = 0: must be an integer ≥ 1 and ≤ 1024');
