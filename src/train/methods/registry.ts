@@ -20,8 +20,11 @@ export function methodFor(id: MethodId): TrainingMethod {
   return m;
 }
 
-/** A run's method in a few words for lists: LoRA's rank and alpha ("r = 8, α = 16"), another method's name. */
+/** A run's method in a few words for lists: LoRA's rank and alpha ("r = 8, α = 16"), DoRA's with its name
+ *  ("DoRA r = 8, α = 16"), another method's name. */
 export function describeMethod(c: Pick<TrainConfig, 'method' | 'rank' | 'alpha'>): string {
   const id = (c.method as string) === 'qlora' ? 'lora' : c.method; // a run saved before quantization was its own axis
-  return id === 'lora' ? `r = ${c.rank}, α = ${c.alpha}` : (METHODS[id]?.label ?? id);
+  if (id === 'lora') return `r = ${c.rank}, α = ${c.alpha}`;
+  if (id === 'dora') return `DoRA r = ${c.rank}, α = ${c.alpha}`;
+  return METHODS[id]?.label ?? id;
 }
