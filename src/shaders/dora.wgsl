@@ -13,9 +13,12 @@
 // sum is f32 in index order (deterministic). zl = W·drop(x) + s·B·A·drop(x) and z = W·drop(x) (see
 // src/model/runtime/linear.ts, recordDoraForward); src/gpu/ref/dora.ref.ts is the float64 reference.
 // Dispatch (x, y, z):
-//   weight_norm, magnitude_grad  64 threads, one output row (column of y) each      (⌈out/64⌉, 1, 1)
-//   output  64 threads, one element each, ⌈T·out/64⌉ workgroups folded into (x, y, 1), flat index
-//           (wid.y·nwg.x + wid.x)·64 + lid.x
+//   weight_norm     one workgroup of 64 threads per output row, `out` workgroups folded into (x, y, 1), row
+//                   wid.y·nwg.x + wid.x: thread t sums the squares of elements t, t + 64, … in order, then a fixed
+//                   tree over the 64 partial sums in workgroup memory (deterministic)
+//   magnitude_grad  64 threads, one column of y each                                  (⌈out/64⌉, 1, 1)
+//   output          64 threads, one element each, ⌈T·out/64⌉ workgroups folded into (x, y, 1), flat index
+//                   (wid.y·nwg.x + wid.x)·64 + lid.x
 
 struct Params {
   rows: u32,    // weight_norm: out; output, magnitude_grad: T
@@ -51,16 +54,26 @@ fn adapted(j: u32, i: u32) -> f32 {
   return fma(p.scale, ba, w);
 }
 
+var<workgroup> partial: array<f32, 64>;
+
 @compute @workgroup_size(64, 1, 1)
-fn weight_norm(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let j = gid.x;
+fn weight_norm(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+               @builtin(local_invocation_id) lid: vec3<u32>) {
+  let j = wid.y * nwg.x + wid.x; // uniform: the early return keeps every barrier in uniform control flow
   if (j >= p.rows) { return; }
   var acc = 0.0;
-  for (var i = 0u; i < p.n; i++) {
+  for (var i = lid.x; i < p.n; i += 64u) {
     let w = adapted(j, i);
     acc = fma(w, w, acc);
   }
-  let norm = sqrt(acc);
+  partial[lid.x] = acc;
+  workgroupBarrier();
+  for (var s = 32u; s > 0u; s >>= 1u) {
+    if (lid.x < s) { partial[lid.x] = partial[lid.x] + partial[lid.x + s]; }
+    workgroupBarrier();
+  }
+  if (lid.x != 0u) { return; }
+  let norm = sqrt(partial[0]);
   let c = in3[j] / norm;
   out[j] = norm;
   out[p.stride + j] = c;

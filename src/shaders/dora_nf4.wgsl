@@ -2,7 +2,8 @@
 // n = ‖W + s·B·A‖ per output row and c = m / n, W the NF4-decoded [out, in] weight (dora.wgsl's weight_norm over a
 // dense W; the decode is matmul_nf4.wgsl's, see its header for the codes / absmax / stats layout).
 //   codes, absmax, stats: the NF4 weight (stats: any buffer without DOUBLE_QUANT); A [r,in], B [out,r], m (out) f32
-// f32 sums in index order. Dispatch: 64 threads, one output row each, (⌈out/64⌉, 1, 1).
+// Dispatch as dora.wgsl's weight_norm: one workgroup of 64 threads per output row (folded into (x, y, 1)), strided
+// partial sums of squares, then a fixed tree in workgroup memory (deterministic).
 
 struct Params {
   rows: u32,     // out
@@ -52,12 +53,15 @@ fn weight(e: u32) -> f32 {
   return NF4[code] * blockAbsmax(e / 64u);
 }
 
+var<workgroup> partial: array<f32, 64>;
+
 @compute @workgroup_size(64, 1, 1)
-fn weight_norm_nf4(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let j = gid.x;
+fn weight_norm_nf4(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                   @builtin(local_invocation_id) lid: vec3<u32>) {
+  let j = wid.y * nwg.x + wid.x; // uniform: the early return keeps every barrier in uniform control flow
   if (j >= p.rows) { return; }
   var acc = 0.0;
-  for (var i = 0u; i < p.n; i++) {
+  for (var i = lid.x; i < p.n; i += 64u) {
     var ba = 0.0;
     for (var k = 0u; k < p.r; k++) {
       ba = fma(B[j * p.r + k], A[k * p.n + i], ba);
@@ -65,7 +69,14 @@ fn weight_norm_nf4(@builtin(global_invocation_id) gid: vec3<u32>) {
     let w = fma(p.scale, ba, weight(j * p.n + i));
     acc = fma(w, w, acc);
   }
-  let norm = sqrt(acc);
+  partial[lid.x] = acc;
+  workgroupBarrier();
+  for (var s = 32u; s > 0u; s >>= 1u) {
+    if (lid.x < s) { partial[lid.x] = partial[lid.x] + partial[lid.x + s]; }
+    workgroupBarrier();
+  }
+  if (lid.x != 0u) { return; }
+  let norm = sqrt(partial[0]);
   let c = m[j] / norm;
   scales[j] = norm;
   scales[p.stride + j] = c;

@@ -60,7 +60,8 @@ describe('dora weight_norm', () => {
       const stride = doraScalesStride(s.out);
       const scales = upload(e, new Float32Array(3 * stride).fill(-5));
       const rec = e.record('dora norm');
-      recordDoraWeightNorm(rec, s, { W, A: atOffset(A), B: atOffset(B), m: atOffset(m), scales });
+      // Folded above 16 rows here, to reach the 2-D dispatch (above 65535 rows on a real adapter).
+      recordDoraWeightNorm(rec, s, { W, A: atOffset(A), B: atOffset(B), m: atOffset(m), scales }, { maxWorkgroupsPerDim: 16 });
       await rec.submit();
       const got = await download(e, scales, 3 * stride);
       const n = doraWeightNormRef(s, Wref, A, B);

@@ -88,6 +88,11 @@ function normParams(s: DoraNormShape, dqOffset = 0): ArrayBuffer {
   ]);
 }
 
+/** One workgroup per output row, folded into 2-D above 65535 rows. */
+function rowWorkgroups(out: number, fold: FoldOptions) {
+  return foldWorkgroups(out, fold.maxWorkgroupsPerDim);
+}
+
 function rowGroups(label: string, n: number): [number, number, number] {
   const groups = Math.ceil(n / 64);
   if (groups > 65535) throw new KernelError(`${label}: ${n} rows need ${groups} workgroups, above 65535`);
@@ -99,19 +104,20 @@ export function recordDoraWeightNorm(
   rec: Recorder,
   s: DoraNormShape,
   b: { W: { kind: 'dense'; buffer: GPUBuffer; elem: ElementType; conv1d: boolean } | { kind: 'nf4'; weight: Nf4Weight }; A: BufferRef; B: BufferRef; m: BufferRef; scales: GPUBuffer },
+  fold: FoldOptions = {},
 ): void {
   const cost = { flops: 2 * s.out * s.in * (s.r + 1), bytes: s.out * s.in * 4 + 4 * s.r * (s.in + s.out) + 16 * s.out };
   if (b.W.kind === 'nf4') {
     const w = b.W.weight;
     if (w.out !== s.out || w.in !== s.in) throw new KernelError(`dora.weight_norm: NF4 weight is [${w.out}, ${w.in}], expected [${s.out}, ${s.in}]`);
-    rec.dispatch(doraNf4Spec(w.doubleQuant), [w.codes, w.absmax, w.stats ?? rec.unused, b.A, b.B, b.m, b.scales], normParams(s, w.offset), rowGroups('dora.weight_norm', s.out), cost);
+    rec.dispatch(doraNf4Spec(w.doubleQuant), [w.codes, w.absmax, w.stats ?? rec.unused, b.A, b.B, b.m, b.scales], normParams(s, w.offset), rowWorkgroups(s.out, fold), cost);
     return;
   }
   rec.dispatch(
     doraSpec({ entry: 'weight_norm', elemW: b.W.elem, conv1d: b.W.conv1d }),
     [b.W.buffer, b.A, b.B, b.m, b.scales],
     normParams(s),
-    rowGroups('dora.weight_norm', s.out),
+    rowWorkgroups(s.out, fold),
     cost,
   );
 }
