@@ -10,7 +10,7 @@ import { deflated, rawZip, zeroBomb } from '../testing-archive.ts';
 import { buildAdapterConfig, exportAdapter, importAdapter, zipAdapter, type AdapterFiles } from '../peft.ts';
 import type { EngineEvent } from '../protocol.ts';
 import { loadRunAdapter, setWorkerRunsDb } from './adapters.ts';
-import { continuationProblems } from './continue.ts';
+import { continuationFor, continuationProblems } from './continue.ts';
 import { defaultImportName, describeAdapterSource, handleImportAdapter, importedRunConfig } from './import.ts';
 import { state, UserError, type LoadedModel } from './state.ts';
 
@@ -103,6 +103,12 @@ describe('importing an adapter', () => {
     expect(record.config).toMatchObject({ method: 'dora', rank: 4, alpha: 8, targets: ['q_proj', 'v_proj'] });
     const m = selectTargetModules(llama, ['q_proj', 'v_proj']);
     expect(record.trainableParams).toBe(m.reduce((s, x) => s + 4 * (x.inFeatures + x.outFeatures) + x.outFeatures, 0));
+    // Continued as DoRA: A, B and the magnitudes start where the adapter is; another method is refused by name.
+    const { initial } = await continuationFor('run-d', record.config, state.model!);
+    expect([...initial.keys()].filter((k) => k.endsWith('.lora_magnitude_vector'))).toEqual(m.map((x) => `${x.peftPath}.lora_magnitude_vector`));
+    expect(initial.size).toBe(3 * m.length);
+    for (const x of m) expect(initial.get(`${x.peftPath}.lora_magnitude_vector`)!.length).toBe(x.outFeatures);
+    await expect(continuationFor('run-d', { ...record.config, method: 'lora' }, state.model!)).rejects.toThrow('cannot continue "dora": it is a DoRA adapter and this run trains lora');
   });
 
   it('takes a folder, and a name', async () => {
