@@ -36,15 +36,19 @@ import peft
 import torch
 import transformers
 from peft import LoraConfig, get_peft_model
+from peft.optimizers import create_loraplus_optimizer
 from transformers import AutoModelForCausalLM
 
 from golden_train import ALPHA, MODELS, OUT, R, ROOT, SEED, STEPS, contract_loss, f32, lora_modules, pad_batch, rows_for
 
 FIXTURES = ("gpt2", "llama", "qwen3")
 LR = 1e-3
+# A LoRA+ run too (llama): PEFT's create_loraplus_optimizer puts B and every 1-D parameter (the magnitudes) at
+# lr × ratio, A at lr — the grouping our optimizer must reproduce.
+LORAPLUS = ("llama", 16.0)
 
 
-def train_fixture(name: str) -> None:
+def train_fixture(name: str, loraplus: float | None = None) -> None:
     model = AutoModelForCausalLM.from_pretrained(MODELS / name, dtype=torch.float32, attn_implementation="eager")
     fan_in_fan_out = model.config.model_type == "gpt2"
     config = LoraConfig(task_type="CAUSAL_LM", r=R, lora_alpha=ALPHA, lora_dropout=0.0, use_dora=True,
@@ -66,7 +70,12 @@ def train_fixture(name: str) -> None:
     ids, labels, mask = pad_batch(rows)
     params = [p for p in model.parameters() if p.requires_grad]
     assert len(params) == 3 * len(modules)
-    opt = torch.optim.AdamW(params, lr=LR, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0)
+    if loraplus is None:
+        opt = torch.optim.AdamW(params, lr=LR, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0)
+    else:
+        opt = create_loraplus_optimizer(model, torch.optim.AdamW, lr=LR, loraplus_lr_ratio=loraplus,
+                                        betas=(0.9, 0.999), eps=1e-8)
+        assert {g["lr"] for g in opt.param_groups if g["params"]} == {LR, LR * loraplus}
 
     steps, grads, tokens = [], {}, None
     for step in range(1, STEPS + 1):
@@ -95,7 +104,7 @@ def train_fixture(name: str) -> None:
                  "target_modules": sorted(model.peft_config["default"].target_modules),
                  "fan_in_fan_out": fan_in_fan_out, "init_seed": SEED},
         "optimizer": {"name": "AdamW", "lr": LR, "betas": [0.9, 0.999], "eps": 1e-8, "weight_decay": 0.0,
-                      "schedule": "constant", "warmup_steps": 0, "max_grad_norm": 1.0},
+                      "schedule": "constant", "warmup_steps": 0, "max_grad_norm": 1.0, "loraplus_lr_ratio": loraplus},
         "rows": rows,
         "tokens": tokens,
         "modules": [
@@ -108,7 +117,8 @@ def train_fixture(name: str) -> None:
         "grads": grads,
     }
 
-    adapter_dir = OUT / f"train_dora_{name}_adapter"
+    suffix = "" if loraplus is None else "_loraplus"
+    adapter_dir = OUT / f"train_dora_{name}{suffix}_adapter"
     if adapter_dir.exists():
         shutil.rmtree(adapter_dir)
     model.to(torch.float32).save_pretrained(adapter_dir)
@@ -123,9 +133,9 @@ def train_fixture(name: str) -> None:
     path = modules[0][0]
     merged = model.merge_and_unload()
     golden["merged"] = {"path": path, "weight": f32(merged.get_submodule(path).weight.detach())}
-    (OUT / f"train_dora_{name}.json").write_text(json.dumps(golden) + "\n")
+    (OUT / f"train_dora_{name}{suffix}.json").write_text(json.dumps(golden) + "\n")
     losses = ", ".join(f"{s['loss']:.4f}" for s in steps)
-    print(f"dora {name}: {len(modules)} modules, {tokens} trained tokens, losses {losses} → {float(final_loss):.4f}")
+    print(f"dora {name}{suffix}: {len(modules)} modules, {tokens} trained tokens, losses {losses} → {float(final_loss):.4f}")
 
 
 def main() -> None:
@@ -135,6 +145,7 @@ def main() -> None:
     torch.use_deterministic_algorithms(True)
     for name in FIXTURES:
         train_fixture(name)
+    train_fixture(LORAPLUS[0], loraplus=LORAPLUS[1])
 
 
 if __name__ == "__main__":

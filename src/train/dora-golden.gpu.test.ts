@@ -32,7 +32,7 @@ import { evaluateRows } from '../cli/eval.ts';
 
 export interface DoraGolden {
   lora: { r: number; lora_alpha: number; target_modules: string[]; fan_in_fan_out: boolean };
-  optimizer: { lr: number; betas: [number, number]; eps: number; weight_decay: number; max_grad_norm: number };
+  optimizer: { lr: number; betas: [number, number]; eps: number; weight_decay: number; max_grad_norm: number; loraplus_lr_ratio: number | null };
   rows: { input_ids: number[]; labels: number[] }[];
   modules: { path: string; in: number; out: number; A0: number[]; m0: number[] }[];
   steps: { step: number; loss: number; grad_norm: number }[];
@@ -56,13 +56,16 @@ afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 
 // The blocked4 run composes the same DoRA kernels with the register-blocked matmul: once per suite (lavapipe when
 // both drivers run; its compile alone takes ~10 s on SwiftShader). The naive runs cover DoRA's kernels on each driver.
-type Run = readonly ['gpt2' | 'llama' | 'qwen3', 'naive' | 'blocked4'];
-const RUNS: Run[] = [['gpt2', 'naive'], ['llama', 'naive'], ['qwen3', 'naive'], ...(OTHER_DRIVER ? [] : [['llama', 'blocked4'] as const])];
+// llama_loraplus: the Llama run with LoRA+ (ratio 16): B and the magnitudes at 16× lr, as PEFT's
+// create_loraplus_optimizer groups them.
+type Run = readonly ['gpt2' | 'llama' | 'qwen3' | 'llama_loraplus', 'naive' | 'blocked4'];
+const RUNS: Run[] = [['gpt2', 'naive'], ['llama', 'naive'], ['qwen3', 'naive'], ['llama_loraplus', 'naive'], ...(OTHER_DRIVER ? [] : [['llama', 'blocked4'] as const])];
 
 describe.each(RUNS)('golden DoRA run against PEFT: %s, %s kernels', (name, variant) => {
   it('m0, losses, grad norms and step-1/2 gradients match; the exported adapter is PEFT\'s', async () => {
     const g: DoraGolden = JSON.parse(readFileSync(join(FIXTURES, 'golden', `train_dora_${name}.json`), 'utf8'));
-    const tf = await loadTransformer(e, nodeFolder(join(FIXTURES, 'models', name)), kernelChoiceFor(variant), { dtype: 'f32', quant: 'none' });
+    const fixture = name === 'llama_loraplus' ? 'llama' : name;
+    const tf = await loadTransformer(e, nodeFolder(join(FIXTURES, 'models', fixture)), kernelChoiceFor(variant), { dtype: 'f32', quant: 'none' });
     const rows = g.rows.map((r) => ({ input_ids: Int32Array.from(r.input_ids), labels: Int32Array.from(r.labels) }));
     const config = {
       ...DEFAULT_CONFIG,
@@ -77,6 +80,7 @@ describe.each(RUNS)('golden DoRA run against PEFT: %s, %s kernels', (name, varia
       eps: g.optimizer.eps,
       weightDecay: g.optimizer.weight_decay,
       maxGradNorm: g.optimizer.max_grad_norm,
+      loraPlusRatio: g.optimizer.loraplus_lr_ratio ?? 1,
       schedule: 'constant' as const,
       warmupSteps: 0,
       batchSize: g.rows.length,
@@ -126,7 +130,7 @@ describe.each(RUNS)('golden DoRA run against PEFT: %s, %s kernels', (name, varia
         targetModules: trainer.targetModules,
         config,
         model: tf.model.config,
-        baseModel: `tests/fixtures/models/${name}`,
+        baseModel: `tests/fixtures/models/${fixture}`,
       });
       const peftDir = join(FIXTURES, 'golden', `train_dora_${name}_adapter`);
       const ours = JSON.parse(new TextDecoder().decode(files['adapter_config.json']));
@@ -140,7 +144,7 @@ describe.each(RUNS)('golden DoRA run against PEFT: %s, %s kernels', (name, varia
         // Ten AdamW steps (lr 1e-3) of f32 against float64: within a small fraction of one step.
         expect(mismatches(await mine.readTensor(key, 'f32'), await peft.readTensor(key, 'f32'), { abs: 2e-5, rel: 0 }), key).toEqual([]);
       }
-      if (variant === 'naive') {
+      if (variant === 'naive' && fixture === name) {
         const dir = join(tmp, name);
         await writeAdapterFolder(dir, files);
         exported.set(name, { dir, loss, rows: g.rows });
