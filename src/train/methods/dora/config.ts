@@ -94,7 +94,7 @@ export const doraMethod: TrainingMethod = {
   },
   proof: {
     reference: 'src/gpu/ref/dora.ref.ts',
-    goldens: ['scripts/golden_dora_layer.py', 'tests/fixtures/golden/dora_layer.json', 'src/gpu/ref/dora-peft.ref.test.ts', 'scripts/golden_dora.py', 'tests/fixtures/golden/train_dora_gpt2.json', 'tests/fixtures/golden/train_dora_llama.json', 'tests/fixtures/golden/train_dora_qwen3.json', 'src/train/dora-golden.gpu.test.ts'],
+    goldens: ['scripts/golden_dora_layer.py', 'tests/fixtures/golden/dora_layer.json', 'src/gpu/ref/dora-peft.ref.test.ts', 'scripts/golden_dora.py', 'tests/fixtures/golden/train_dora_gpt2.json', 'tests/fixtures/golden/train_dora_llama.json', 'tests/fixtures/golden/train_dora_qwen3.json', 'tests/fixtures/golden/train_dora_llama_loraplus.json', 'src/train/dora-golden.gpu.test.ts', 'src/train/dora-nf4.gpu.test.ts'],
     exportImport: ['src/train/methods/dora/dora.test.ts', 'src/train/dora-golden.gpu.test.ts'],
     merge: 'src/train/methods/dora/dora.test.ts',
   },
