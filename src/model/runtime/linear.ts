@@ -1,5 +1,6 @@
 // One frozen linear layer of the model on the GPU, optionally wrapped by a method: LoRA, y = x·Wᵀ + b + s·B(A(drop(x)));
-// or IA³, y = (x·Wᵀ + b) ⊙ l, or y = (x ⊙ l)·Wᵀ + b on a feed-forward layer. The base weight is dense (f32/f16;
+// or IA³, y = (x·Wᵀ + b) ⊙ l, or y = (x ⊙ l)·Wᵀ + b on a feed-forward layer; or DoRA, y = (m/‖W + s·BA‖) ⊙ (W + s·BA)·x + b
+// (with dropout as PEFT computes it, see recordDoraForward). The base weight is dense (f32/f16;
 // nn.Linear's [out, in] or GPT-2's Conv1D [in, out]) or NF4 (always [out, in], Conv1D transposed at quantization, as
 // transformers does before bitsandbytes). Only the method's tensors get gradients.
 import type { Engine } from '../../gpu/engine.ts';
