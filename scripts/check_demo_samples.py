@@ -1,6 +1,7 @@
 """Does the demo model visibly learn each sample dataset? The same check as src/train/demo-samples.gpu.test.ts, in
 transformers + PEFT on CPU: for tuning the demo model (scripts/pretrain_demo.py), the sample datasets
-(scripts/make_sample_datasets.py) and the Quick preset (src/train/config.ts) together without a GPU.
+(scripts/make_sample_datasets.py) and the Quick preset (src/train/presets.ts) together without a GPU. The defaults are
+the Quick preset's, its learning rate scaled to the model's width as presets.ts's presetLr does.
 
 Run:  .venv-ref/bin/python scripts/check_demo_samples.py [--model DIR] [--lr 1e-3] [--rank 4] ...
 
@@ -85,6 +86,15 @@ def answers(model, tok, fmt: str, held: list[dict]) -> list[str]:
     return out
 
 
+QUICK_LR_AT_REFERENCE, REFERENCE_HIDDEN, MAX_PRESET_LR = 2e-4, 4096, 1e-2  # src/train/presets.ts
+
+
+def preset_lr(lr_at_reference: float, hidden: int) -> float:
+    """src/train/presets.ts's presetLr: the rate at hidden 4096 times 4096 / hidden, never below it, capped."""
+    scaled = float(f"{lr_at_reference * max(1.0, REFERENCE_HIDDEN / hidden):.2g}")
+    return min(max(lr_at_reference, MAX_PRESET_LR), scaled)
+
+
 def lr_multiplier(step: int, warmup: int, total: int) -> float:
     """transformers' cosine schedule with warmup (src/train/schedule.ts)."""
     if step < warmup:
@@ -151,8 +161,8 @@ def main() -> None:
     ap.add_argument("--rank", type=int, default=4)
     ap.add_argument("--alpha", type=float, default=8)
     ap.add_argument("--dropout", type=float, default=0.0)
-    ap.add_argument("--targets", default="q_proj,v_proj")
-    ap.add_argument("--lr", type=float, default=1e-3)
+    ap.add_argument("--targets", default="q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj", help="Quick: all-linear")
+    ap.add_argument("--lr", type=float, default=None, help="default: Quick's, scaled to the model (preset_lr)")
     ap.add_argument("--weight-decay", type=float, default=0.0)
     ap.add_argument("--epochs", type=int, default=1)
     ap.add_argument("--steps", type=int, default=None)
@@ -165,6 +175,10 @@ def main() -> None:
 
     index = json.load(open(os.path.join(args.datasets, "index.json")))
     tok = AutoTokenizer.from_pretrained(args.model)
+    if args.lr is None:
+        hidden = json.load(open(os.path.join(args.model, "config.json")))["hidden_size"]
+        args.lr = preset_lr(QUICK_LR_AT_REFERENCE, hidden)
+        print(f"lr {args.lr:g} (Quick's {QUICK_LR_AT_REFERENCE:g} at hidden {REFERENCE_HIDDEN}, scaled to {hidden})")
     for d in index["datasets"]:
         if args.only and d["file"] != args.only:
             continue

@@ -1,6 +1,6 @@
 """Pretrains the studio's bundled demo model from scratch, on CPU, on text generated here.
 
-Run:  /work/main/.venv-ref/bin/python scripts/pretrain_demo.py            # ~12 min of CPU time on one thread
+Run:  /work/main/.venv-ref/bin/python scripts/pretrain_demo.py            # ~20 min of CPU time on one thread
       /work/main/.venv-ref/bin/python scripts/pretrain_demo.py --steps 20 --out /tmp/demo-smoke   # quick check
 
 Writes public/models/demo-llama/ (the Hugging Face layout the studio loads, offline):
@@ -18,12 +18,16 @@ single tokens at 24 nats, worse than a uniform guess; a LoRA run could not move 
   - label smoothing (0.1) bounds how far any logit can win; weight decay; early stopping on a held-out split;
   - the corpus is more varied: chat answers come plain, with varied openings and closings, or in one of many
     character voices ("Meow! The sky is blue, meow!"), so a new voice is a small step; little list tasks (copy,
-    first/last, which word comes before/after, count down) build the skills a list task needs;
+    first/last, which word comes before/after, count down; a third of the chat turns, and list sentences) build the
+    skills a list task needs. Still not enough for the alpaca-reverse sample: this model copies a list's middle
+    words but not reliably its first and last (two tokens each to it, "tomato" where a line starts and " tomato"
+    after a space), and a Quick epoch does not teach it to reverse a list (0/10; issue 16). A corpus with twice the
+    list share and sentence answers, tried for 2800 steps, learned less (no copying at all);
   - the tokenizer has whole tokens for the samples' new words (TOKENIZER_ONLY_TEXT), which the model never sees.
 scripts/check_demo_samples.py measures the result in PEFT; src/train/demo-samples.gpu.test.ts on our engine.
 
 Pipeline:
-  1. corpus     40k short documents: templated children's stories, facts about colours/animals/numbers/opposites,
+  1. corpus     80k short documents: templated children's stories, facts about colours/animals/numbers/opposites,
                 small arithmetic, list sentences, and chat exchanges in ChatML (<|im_start|>user ... <|im_end|>),
                 each document followed by <|endoftext|>.
   2. tokenizer  byte-level BPE (GPT-2 style pre-tokenizer and decoder) trained with the `tokenizers`
@@ -358,8 +362,8 @@ def list_task(r: random.Random) -> tuple[str, str]:
     is deliberately absent: the alpaca-reverse sample teaches it."""
     words = r.sample(LIST_VOCAB, r.randint(2, 6))
     items = ", ".join(words)
-    kind = r.randrange(9)
-    if kind == 0:
+    kind = r.randrange(-2, 9)
+    if kind <= 0:
         return r.choice(["Repeat the list.", "Copy these words.", "Write the list again."]) + "\n\n" + items, items
     if kind == 1:
         return r.choice(["What is the first word in the list?", "Which word is first?"]) + "\n\n" + items, words[0]
@@ -415,7 +419,7 @@ def chat_document(r: random.Random) -> str:
     turns = []
     for _ in range(1 if r.random() < 0.7 else 2):
         u = r.random()
-        question, answer = qa_pair(r) if u < 0.65 else extra_qa_pair(r) if u < 0.8 else list_task(r)
+        question, answer = qa_pair(r) if u < 0.55 else extra_qa_pair(r) if u < 0.67 else list_task(r)
         turns.append((question, answer))
     # One style per conversation (the same seed for every answer): a voice, if any, holds for every answer.
     style_seed = r.random()
@@ -442,11 +446,14 @@ def list_document(r: random.Random) -> str:
             f"The list {items} has {NUMBER_WORDS[len(words)]} words.",
             f"In the list {items}, the word {words[i]} is number {NUMBER_WORDS[i + 1]}.",
             f"Copy: {items}. Again: {items}.",
+            f"In the list {items}, the last word is {words[-1]} and the word before {words[i]} is "
+            f"{words[i - 1] if i > 0 else 'nothing'}.",
+            f"In the list {items}, {words[i]} comes after {words[i - 1] if i > 0 else 'nothing'}.",
         ]))
     return "\n".join(lines)
 
 
-DOCUMENT_KINDS = [(story, 0.25), (facts_document, 0.15), (arithmetic_document, 0.05), (list_document, 0.05),
+DOCUMENT_KINDS = [(story, 0.23), (facts_document, 0.14), (arithmetic_document, 0.05), (list_document, 0.08),
                   (chat_document, 0.50)]
 
 
@@ -731,11 +738,11 @@ def replay_command(args: argparse.Namespace, steps_done: int, stop_reason: str) 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", default=DEFAULT_OUT)
-    ap.add_argument("--documents", type=int, default=40_000)
+    ap.add_argument("--documents", type=int, default=80_000)
     ap.add_argument("--vocab", type=int, default=2048, help="upper bound; BPE stops when no pair occurs twice")
     ap.add_argument("--hidden", type=int, default=192)
     ap.add_argument("--layers", type=int, default=4)
-    ap.add_argument("--steps", type=int, default=1300)
+    ap.add_argument("--steps", type=int, default=2800)
     ap.add_argument("--batch", type=int, default=8)
     ap.add_argument("--seq", type=int, default=256)
     ap.add_argument("--lr", type=float, default=3e-3)
@@ -750,7 +757,7 @@ def main() -> None:
                     help="early stopping: stop after this many evaluations without a better held-out loss; the best "
                          "evaluated weights are the ones saved")
     ap.add_argument("--snapshot", default=None, help="also write the best weights so far to this folder at each evaluation")
-    ap.add_argument("--max-minutes", type=float, default=30.0,
+    ap.add_argument("--max-minutes", type=float, default=60.0,
                     help="cap on the training loop's CPU time (one thread), so a busy machine does not cut the run short")
     ap.add_argument("--stop-at-step", type=int, default=None,
                     help="stop after this many steps (the lr schedule still spans --steps): replays a run that the "

@@ -9,9 +9,10 @@
 // adapter, steps, seconds) is printed: the README's "first five minutes" table comes from it.
 // scripts/check_demo_samples.py runs the same check in transformers + PEFT.
 //
-// Lavapipe only: the two runs (160 steps) take about five minutes there (4.7 min measured) on a shared 2-core machine; SwiftShader (no shader-f16, several times
-// slower on these shapes) would add well over ten minutes to every test run, and its f32-only kernels are already
-// covered by the trainer and generation tests at small sizes.
+// Lavapipe only: the two runs (160 steps, all-linear) took 7.6 min there on a shared 2-core machine under heavy load
+// (pirate 93 s of training, Pip 273 s); SwiftShader (no shader-f16, several times slower on these shapes) would add
+// well over ten minutes to every test run, and its f32-only kernels are already covered by the trainer and generation
+// tests at small sizes.
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -45,16 +46,16 @@ interface SampleDataset {
 }
 const index = JSON.parse(readFileSync(join(DATASETS, 'index.json'), 'utf8')) as { datasets: SampleDataset[] };
 
-/** The share of held-out prompts the adapter must pass. Issue 16 asks for 80% (pirate), 60% (reverse) and 80% (Pip).
- *  Reached with this demo model: the pirate voice on 7/10 here and in PEFT (the misses are voiced but name the wrong
- *  fact: the base model itself still gets colours wrong), so the bar is one answer below that (a kernel's rounding
- *  may flip one greedy answer). Pip: every continuation says "beep"/"boop" (10/10 here), but naming Pip in it is
- *  seed-dependent (0/10 here, 2–10/10 in PEFT with other seeds: " Pip" is a rare name to the base model), so the
- *  text bar checks the beep/boop half and the full criterion is printed. */
-const REQUIRED: Record<SampleDataset['format'], number> = { messages: 0.6, alpaca: 0.6, text: 0.8 };
-/** Not reached yet, so not run (its 80 steps would cost two minutes of CI for a known 0/10): the demo model does not
- *  copy lists well enough for one Quick epoch to teach reversal (0/10 here and in PEFT; issue 16 stays open for it). */
+/** The share of held-out prompts the adapter must pass: issue 16's bars. */
+const REQUIRED: Record<SampleDataset['format'], number> = { messages: 0.8, alpaca: 0.6, text: 0.8 };
+/** Not reached yet, so not run (its training would cost CI two minutes for a known 0/10): this demo model copies a
+ *  list's middle words but not reliably its first and last ("tomato" at a line start and " tomato" after a space are
+ *  two tokens to it), so one Quick epoch does not teach it to reverse a list (0/10 here and in PEFT with every
+ *  rank, rate and step count tried up to 400 steps). Issue 16 stays open for it. */
 const NOT_REACHED = new Set<SampleDataset['format']>(['alpaca']);
+/** The training matmul: on lavapipe blocked4 trains the pirate sample (all-linear) in 102 s where naive takes 183 s;
+ *  generation (one row at a time) keeps naive, faster there for one row (18 s against 54 s for the 20 answers). */
+const TRAIN_MATMUL = 'blocked4';
 const MAX_NEW_TOKENS: Record<SampleDataset['format'], number> = { messages: 32, alpaca: 32, text: 48 };
 
 /** Whether one greedy answer shows the sample learned (scripts/check_demo_samples.py's `passes`). */
@@ -124,7 +125,7 @@ describe.skipIf(driverName === 'swiftshader')('the demo model learns each sample
         io,
         engine: e,
         tuningCache: memoryCache(),
-        matmulOverride: 'naive',
+        matmulOverride: TRAIN_MATMUL,
       });
       const trainSeconds = (performance.now() - t1) / 1000;
       const summary = JSON.parse(lines.at(-1)!) as { steps: number; final_loss: number };
@@ -137,11 +138,9 @@ describe.skipIf(driverName === 'swiftshader')('the demo model learns each sample
         detach();
       }
       const ok = (list: string[]) => list.filter((a, i) => passes(d.format, a, d.heldOut[i].expect)).length;
-      // What is asserted for text rows (see REQUIRED): the beep/boop half of the criterion.
-      const asserted = d.format === 'text' ? (list: string[]) => list.filter((a) => /beep|boop/i.test(a)).length : ok;
       const n = d.heldOut.length;
       console.log(
-        `${d.file} (${driverName}): base ${ok(base)}/${n}, adapter ${ok(tuned)}/${n} (asserted part: base ${asserted(base)}, adapter ${asserted(tuned)}); ${summary.steps} steps, loss ` +
+        `${d.file} (${driverName}): base ${ok(base)}/${n}, adapter ${ok(tuned)}/${n}; ${summary.steps} steps, loss ` +
           `${firstLoss.toFixed(2)} → ${summary.final_loss.toFixed(2)}, training ${trainSeconds.toFixed(0)} s, all ${((performance.now() - t0) / 1000).toFixed(0)} s\n` +
           d.heldOut
             .slice(0, 3)
@@ -149,8 +148,7 @@ describe.skipIf(driverName === 'swiftshader')('the demo model learns each sample
             .join('\n'),
       );
       expect(ok(base), `base answers: ${JSON.stringify(base)}`).toBe(0);
-      expect(asserted(base), `base answers: ${JSON.stringify(base)}`).toBe(0);
-      expect(asserted(tuned), `adapter answers: ${JSON.stringify(tuned)}`).toBeGreaterThanOrEqual(Math.ceil(REQUIRED[d.format] * n));
+      expect(ok(tuned), `adapter answers: ${JSON.stringify(tuned)}`).toBeGreaterThanOrEqual(Math.ceil(REQUIRED[d.format] * n));
     }, 600_000);
   }
 });

@@ -42,8 +42,8 @@ export function presetLr(lrAtReference: number, hidden: number): number {
 export const PRESETS: Record<PresetName, { title: string; about: string; config: Partial<TrainConfig> }> = {
   quick: {
     title: 'Quick',
-    about: 'A first look in minutes: rank 4 on the attention q/v projections, the high end of the usual learning rates (scaled to the model), short sequences, one epoch.',
-    config: { rank: 4, alpha: 8, dropout: 0, targets: [], lr: 3e-4, maxLength: 256, epochs: 1, batchSize: 4, evalSplit: 0 },
+    about: 'A first look in minutes: rank 4 on every linear layer (LLaMA-Factory\'s and Unsloth\'s default targets), the usual learning rate scaled to the model, short sequences, one epoch.',
+    config: { rank: 4, alpha: 8, dropout: 0, targets: ['all-linear'], lr: 2e-4, maxLength: 256, epochs: 1, batchSize: 4, evalSplit: 0 },
   },
   balanced: {
     title: 'Balanced',
