@@ -50,7 +50,7 @@ describe('IA³ in the studio', () => {
     const card = page.getByTestId('run-card').filter({ hasText: 'pirate ia3' });
     await expect.poll(() => card.count(), { timeout: 30_000 }).toBe(1);
     expect(await card.textContent()).toContain('IA³ · lr');
-    expect(await card.getByRole('button', { name: 'Export pirate ia3 for a GPU cluster (TRL + accelerate)' }).getAttribute('title')).toMatch(/takes LoRA runs only/);
+    expect(await card.getByRole('button', { name: 'Export pirate ia3 for a GPU cluster (TRL + accelerate)' }).getAttribute('title')).toMatch(/takes LoRA and DoRA runs only/);
     expect(await card.getByRole('button', { name: 'Download pirate ia3 merged into its base model' }).isDisabled()).toBe(false);
     const [download] = await Promise.all([
       page.waitForEvent('download'),

@@ -248,7 +248,7 @@ function RunCard({ run }: { run: RunRecord }) {
   const continueFrom = useStudio((s) => s.continueFromRun);
   const method = normalizeConfig(run.config).method;
   // The cluster export writes a PEFT LoraConfig run (DoRA: use_dora=True); another method's run says so.
-  const loraOnly = method === 'lora' || method === 'dora' ? undefined : `${METHODS[method]?.label ?? method} runs: the cluster export takes LoRA runs only (for now)`;
+  const loraOnly = method === 'lora' || method === 'dora' ? undefined : `${METHODS[method]?.label ?? method} runs: the cluster export takes LoRA and DoRA runs only (for now)`;
   const [editing, setEditing] = useState<string | null>(null);
   const [merging, setMerging] = useState<null | 'hf' | 'gguf' | 'trl'>(null);
   const nameId = useId();
