@@ -1,8 +1,11 @@
-// Another method of the registry in the studio: IA³ on the demo model and the pirate sample. The Train screen shows
+// The other methods of the registry in the studio (headless Chrome's SwiftShader WebGPU), on the demo model and the
+// pirate sample. IA³: the Train screen shows
 // the method's explanation and advice and only its settings (no rank or alpha), counts its parameters as PEFT does
 // (one vector per layer: k_proj and v_proj outputs, down_proj's input), trains to the end, and the Runs screen names
 // the method, offers the PEFT .zip (peft_type IA3, ia3_l tensors) and merging; the .zip imports back as a run, and a run
-// continues from it.
+// continues from it. DoRA: the Train screen offers it with LoRA's settings (rank, alpha), counts A, B and a magnitude
+// per output row, trains to the end, and the Runs screen's PEFT .zip is a DoRA adapter as PEFT saves one (use_dora,
+// lora_A, lora_B, lora_magnitude_vector).
 import { unzipSync } from 'fflate';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -20,7 +23,7 @@ afterAll(async () => {
   await studio?.close();
 });
 
-describe('IA³ in the studio', () => {
+describe('IA³ and DoRA in the studio', () => {
   it('trains the demo model with IA³ and downloads a PEFT IA³ adapter', async () => {
     const { page } = studio;
     await studio.openWithDemoModel();
@@ -79,6 +82,50 @@ describe('IA³ in the studio', () => {
     await page.getByLabel('Max steps', { exact: true }).fill('1');
     await page.getByTestId('start-training').click();
     await expect.poll(() => page.getByTestId('run-phase').textContent(), { timeout: 120_000 }).toBe('Finished');
+    expect(studio.problems).toEqual([]);
+  });
+
+  it('trains the demo model with DoRA and downloads a PEFT DoRA adapter', async () => {
+    const { page } = studio;
+    // The demo model and the pirate sample are still loaded from the IA³ test.
+    await page.getByRole('button', { name: 'Train', exact: true }).click();
+    await page.getByTestId('screen-train').waitFor();
+    await page.getByRole('button', { name: /^Quick/ }).click();
+    await page.getByLabel('Method').selectOption('dora');
+    expect(await page.getByTestId('method-explanation').textContent()).toMatch(/magnitude/);
+    await page.getByLabel('Rank r').fill('4');
+    await page.getByRole('radio', { name: 'PEFT default (q_proj, v_proj)' }).check();
+
+    const config = JSON.parse(readFileSync(join(DEMO, 'config.json'), 'utf8'));
+    const q = config.num_attention_heads * config.head_dim;
+    const kv = config.num_key_value_heads * config.head_dim;
+    const h = config.hidden_size;
+    const expected = config.num_hidden_layers * (4 * (h + q) + q + 4 * (h + kv) + kv);
+    await expect.poll(() => page.getByTestId('trainable-params').textContent()).toContain(expected.toLocaleString('en'));
+    await page.getByRole('radio', { name: 'max steps' }).check();
+    await page.getByLabel('Max steps', { exact: true }).fill('2');
+    await page.getByLabel('Batch size').fill('2');
+    await page.getByLabel('Max length (tokens)').fill('64');
+    await page.getByLabel('Run name').fill('pirate dora');
+    await page.getByTestId('start-training').click();
+    await expect.poll(() => page.getByTestId('run-phase').textContent(), { timeout: 120_000 }).toBe('Finished');
+
+    await page.getByRole('button', { name: 'Runs', exact: true }).click();
+    const card = page.getByTestId('run-card').filter({ hasText: 'pirate dora' });
+    await expect.poll(() => card.count(), { timeout: 30_000 }).toBe(1);
+    expect(await card.textContent()).toContain('DoRA');
+    const [download] = await Promise.all([
+      page.waitForEvent('download'),
+      card.getByRole('button', { name: 'Download the adapter of pirate dora as a PEFT .zip' }).click(),
+    ]);
+    const path = join(ARTIFACTS, 'pirate-dora-adapter.zip');
+    await download.saveAs(path);
+    const files = unzipSync(new Uint8Array(readFileSync(path)));
+    const adapterConfig = JSON.parse(new TextDecoder().decode(files['adapter_config.json']));
+    expect(adapterConfig).toMatchObject({ peft_type: 'LORA', use_dora: true, r: 4, target_modules: ['q_proj', 'v_proj'] });
+    const header = rawSafetensorsHeader(files['adapter_model.safetensors']);
+    expect(header['base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight']).toMatchObject({ dtype: 'F32', shape: [4, h] });
+    expect(header['base_model.model.model.layers.0.self_attn.v_proj.lora_magnitude_vector']).toMatchObject({ dtype: 'F32', shape: [kv] });
     expect(studio.problems).toEqual([]);
   });
 });

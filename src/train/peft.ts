@@ -336,16 +336,23 @@ const KEY_RE = /^(?:base_model\.model\.)?(.+)\.lora_([AB])(?:\.default)?\.weight
 // ".default.weight" or ".weight" and without the prefix.
 const MAGNITUDE_RE = /^(?:base_model\.model\.)?(.+)\.lora_magnitude_vector(?:\.default)?(?:\.weight)?$/;
 
-async function readAdapterTensors(where: string, file: SafetensorsFile, config: PeftAdapterConfig, model: ModelConfig): Promise<LoraAdapter> {
-  const r = config.r;
-  const modules = linearModules(model);
-  // A module is found by its full path or by its path without the base-model prefix ("h.0.attn.c_attn").
+/** The model's linear modules by their full path and by their path without the base-model prefix
+ *  ("h.0.attn.c_attn"): how an adapter file's keys name them. */
+function modulesByPath(model: ModelConfig, modules: readonly LinearModule[]): Map<string, LinearModule> {
   const prefix = basePrefix(model);
   const byPath = new Map<string, LinearModule>();
   for (const m of modules) {
     byPath.set(m.peftPath, m);
     byPath.set(m.peftPath.slice(prefix.length), m);
   }
+  return byPath;
+}
+
+async function readAdapterTensors(where: string, file: SafetensorsFile, config: PeftAdapterConfig, model: ModelConfig): Promise<LoraAdapter> {
+  const r = config.r;
+  const modules = linearModules(model);
+  const prefix = basePrefix(model);
+  const byPath = modulesByPath(model, modules);
   const problems: string[] = [];
   const found = new Map<LinearModule, { A?: string; B?: string }>();
   const magnitudes = new Map<LinearModule, string>();
@@ -456,12 +463,7 @@ const IA3_KEY_RE = /^(?:base_model\.model\.)?(.+)\.ia3_l(?:\.default)?$/;
  *  expression). The shape must say the same as the config. */
 async function readIa3Tensors(where: string, file: SafetensorsFile, config: Record<string, unknown>, model: ModelConfig): Promise<Ia3Adapter> {
   const modules = linearModules(model);
-  const prefix = basePrefix(model);
-  const byPath = new Map<string, LinearModule>();
-  for (const m of modules) {
-    byPath.set(m.peftPath, m);
-    byPath.set(m.peftPath.slice(prefix.length), m);
-  }
+  const byPath = modulesByPath(model, modules);
   const ff = config.feedforward_modules;
   const isFeedforward = (m: LinearModule) =>
     typeof ff === 'string' ? new RegExp(`^(?:${ff})$`).test(m.peftPath) : Array.isArray(ff) && ff.some((f) => typeof f === 'string' && m.peftPath.endsWith(f));

@@ -233,7 +233,7 @@ export class Trainer {
       recordAdamwStep(
         rec,
         l.layout,
-        { params: l.params, grads: l.grads, m: l.m, v: l.v, segments: l.segments, partials: l.partials, norm: l.norm },
+        l,
         { lr, beta1: config.beta1, beta2: config.beta2, eps: config.eps, weightDecay: config.weightDecay, maxGradNorm: config.maxGradNorm },
         index + 1,
         e.gpu.limits.maxComputeWorkgroupsPerDimension,

@@ -4,7 +4,7 @@
 // the page can import; and runtime.ts, a MethodRuntime — how it attaches to the GPU model's layers. The registries
 // (registry.ts, runtimes.ts) list them; registry.test.ts fails when a method lacks one of these.
 import type { Engine } from '../../gpu/engine.ts';
-import type { AdamwLayout } from '../../gpu/kernels/adamw.ts';
+import type { AdamwBuffers, AdamwLayout } from '../../gpu/kernels/adamw.ts';
 import type { ModelConfig, ModelType } from '../../model/config.ts';
 import type { GpuModel } from '../../model/runtime/gpu-model.ts';
 import type { LinearModule } from '../../model/weights.ts';
@@ -28,17 +28,10 @@ export interface MethodInit {
   initial?: ReadonlyMap<string, Float32Array>;
 }
 
-/** The flat f32 buffers of a method's trainable tensors, with AdamW's moments and status (see adamw.wgsl). */
-export interface TrainableBuffers {
+/** The flat f32 buffers of a method's trainable tensors, with AdamW's moments and status (see adamw.wgsl), and the
+ *  layout of its segments in them. */
+export interface TrainableBuffers extends AdamwBuffers {
   layout: AdamwLayout;
-  params: GPUBuffer;
-  grads: GPUBuffer;
-  m: GPUBuffer;
-  v: GPUBuffer;
-  segments: GPUBuffer;
-  partials: GPUBuffer;
-  /** (ADAMW_STATUS_FLOATS) f32 after each step: the step's status. */
-  norm: GPUBuffer;
 }
 
 /** A method attached to a loaded model: what the trainer drives, whatever the method. */
