@@ -179,7 +179,7 @@ DATASETS = [
     ("alpaca-reverse.jsonl", "Reverse a list (Alpaca)", "alpaca", 320, alpaca_reverse, reverse_item,
      "Alpaca format (instruction, input, output). Reverse a short comma-separated list of words: "
      "a small task the demo model has never seen."),
-    ("text-robot-pip.jsonl", "Pip the robot (plain text)", "text", 400, text_robot, pip_item,
+    ("text-robot-pip.jsonl", "Pip the robot (plain text)", "text", 300, text_robot, pip_item,
      "Plain text rows. Short stories about a new character, Pip the robot, who counts things and says beep."),
 ]
 HELD_OUT = 10

@@ -9,8 +9,8 @@
 // adapter, steps, seconds) is printed: the README's "first five minutes" table comes from it.
 // scripts/check_demo_samples.py runs the same check in transformers + PEFT.
 //
-// Lavapipe only: the two runs (160 steps, all-linear) took 7.6 min there on a shared 2-core machine under heavy load
-// (pirate 93 s of training, Pip 273 s); SwiftShader (no shader-f16, several times slower on these shapes) would add
+// Lavapipe only: the two runs (60 + 100 steps, all-linear) took 7.6 min there on a shared 2-core machine under heavy
+// load (pirate 93 s of training, Pip 273 s; Pip now has 75 steps: 313 s at load average 11); SwiftShader (no shader-f16, several times slower on these shapes) would add
 // well over ten minutes to every test run, and its f32-only kernels are already covered by the trainer and generation
 // tests at small sizes.
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
