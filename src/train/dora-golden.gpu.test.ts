@@ -14,28 +14,24 @@ import { readF32 } from '../gpu/buffers.ts';
 import type { Engine } from '../gpu/engine.ts';
 import { mismatches } from '../gpu/ref/testing.ts';
 import { driverName, testEngine } from '../gpu/testing-gpu.ts';
-import { SafetensorsFile } from '../model/safetensors.ts';
-import { MemorySource, memoryFolder } from '../model/sources/memory.ts';
+import { memoryFolder } from '../model/sources/memory.ts';
 import { nodeFolder } from '../model/sources/node-file.ts';
 import { kernelChoiceFor } from '../model/runtime/linear.ts';
 import { loadTransformer } from '../model/runtime/load.ts';
 import { FIXTURES } from '../model/runtime/testing.ts';
-import { DEFAULT_CONFIG } from './config.ts';
 import { loraSegmentName } from './lora-names.ts';
 import { doraMagnitudeSegmentName } from './methods/dora/config.ts';
 import { METHODS } from './methods/registry.ts';
 import { referencePython, runPeftCheck, writeAdapterFolder } from './peft-check.ts';
+import { expectPeftAdapter, goldenConfig, goldenRows, type GoldenRun } from './testing-golden.ts';
 import { Trainer } from './trainer.ts';
 import { attachAdapter } from './attach-adapter.ts';
 import { importPeftAdapter } from './peft.ts';
 import { evaluateRows } from '../cli/eval.ts';
 
-export interface DoraGolden {
+export interface DoraGolden extends GoldenRun {
   lora: { r: number; lora_alpha: number; target_modules: string[]; fan_in_fan_out: boolean };
-  optimizer: { lr: number; betas: [number, number]; eps: number; weight_decay: number; max_grad_norm: number; loraplus_lr_ratio: number | null };
-  rows: { input_ids: number[]; labels: number[] }[];
   modules: { path: string; in: number; out: number; A0: number[]; m0: number[] }[];
-  steps: { step: number; loss: number; grad_norm: number }[];
   final_loss: number;
   grads: Record<string, Record<string, { dA: number[]; dB: number[]; dm: number[] }>>;
   merged: { path: string; weight: number[] };
@@ -66,26 +62,8 @@ describe.each(RUNS)('golden DoRA run against PEFT: %s, %s kernels', (name, varia
     const g: DoraGolden = JSON.parse(readFileSync(join(FIXTURES, 'golden', `train_dora_${name}.json`), 'utf8'));
     const fixture = name === 'llama_loraplus' ? 'llama' : name;
     const tf = await loadTransformer(e, nodeFolder(join(FIXTURES, 'models', fixture)), kernelChoiceFor(variant), { dtype: 'f32', quant: 'none' });
-    const rows = g.rows.map((r) => ({ input_ids: Int32Array.from(r.input_ids), labels: Int32Array.from(r.labels) }));
-    const config = {
-      ...DEFAULT_CONFIG,
-      method: 'dora' as const,
-      rank: g.lora.r,
-      alpha: g.lora.lora_alpha,
-      dropout: 0,
-      targets: [],
-      lr: g.optimizer.lr,
-      beta1: g.optimizer.betas[0],
-      beta2: g.optimizer.betas[1],
-      eps: g.optimizer.eps,
-      weightDecay: g.optimizer.weight_decay,
-      maxGradNorm: g.optimizer.max_grad_norm,
-      loraPlusRatio: g.optimizer.loraplus_lr_ratio ?? 1,
-      schedule: 'constant' as const,
-      warmupSteps: 0,
-      batchSize: g.rows.length,
-      maxSteps: g.steps.length,
-    };
+    const rows = goldenRows(g);
+    const config = goldenConfig(g, { method: 'dora', rank: g.lora.r, alpha: g.lora.lora_alpha, targets: [] });
     const trainer = new Trainer({
       engine: e, transformer: tf, config, train: rows, eval: rows, padId: 0,
       initialA: new Map(g.modules.map((m) => [m.path, Float32Array.from(m.A0)])),
@@ -132,18 +110,8 @@ describe.each(RUNS)('golden DoRA run against PEFT: %s, %s kernels', (name, varia
         model: tf.model.config,
         baseModel: `tests/fixtures/models/${fixture}`,
       });
-      const peftDir = join(FIXTURES, 'golden', `train_dora_${name}_adapter`);
-      const ours = JSON.parse(new TextDecoder().decode(files['adapter_config.json']));
-      const theirs = JSON.parse(readFileSync(join(peftDir, 'adapter_config.json'), 'utf8'));
-      expect(ours).toEqual(theirs);
-      const mine = await SafetensorsFile.open(new MemorySource('ours', files['adapter_model.safetensors']));
-      const peft = await SafetensorsFile.open(await nodeFolder(peftDir).open('adapter_model.safetensors').then((s) => s!));
-      expect(mine.names().sort()).toEqual(peft.names().sort());
-      for (const key of peft.names()) {
-        expect(mine.info(key).shape, key).toEqual(peft.info(key).shape);
-        // Ten AdamW steps (lr 1e-3) of f32 against float64: within a small fraction of one step.
-        expect(mismatches(await mine.readTensor(key, 'f32'), await peft.readTensor(key, 'f32'), { abs: 2e-5, rel: 0 }), key).toEqual([]);
-      }
+      // Ten AdamW steps (lr 1e-3) of f32 against float64: within a small fraction of one step.
+      await expectPeftAdapter(files, join(FIXTURES, 'golden', `train_dora_${name}_adapter`), 2e-5);
       if (variant === 'naive' && fixture === name) {
         const dir = join(tmp, name);
         await writeAdapterFolder(dir, files);

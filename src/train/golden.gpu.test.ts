@@ -11,16 +11,13 @@ import { nodeFolder } from '../model/sources/node-file.ts';
 import { kernelChoiceFor } from '../model/runtime/linear.ts';
 import { loadTransformer } from '../model/runtime/load.ts';
 import { FIXTURES } from '../model/runtime/testing.ts';
-import { DEFAULT_CONFIG } from './config.ts';
+import { goldenConfig, goldenRows, type GoldenRun } from './testing-golden.ts';
 import { detachLora, readLoraTensors } from './lora-state.ts';
 import { Trainer } from './trainer.ts';
 
-interface TrainGolden {
+interface TrainGolden extends GoldenRun {
   lora: { r: number; lora_alpha: number; target_modules: string[] };
-  optimizer: { lr: number; betas: [number, number]; eps: number; weight_decay: number; max_grad_norm: number };
-  rows: { input_ids: number[]; labels: number[] }[];
   modules: { path: string; in: number; out: number; A0: number[] }[];
-  steps: { step: number; loss: number; grad_norm: number }[];
   grads: Record<string, Record<string, { dA: number[]; dB: number[] }>>;
 }
 
@@ -45,23 +42,8 @@ describe.each(RUNS)('golden LoRA run against PEFT: %s, %s kernels', (name, varia
     const trainer = new Trainer({
       engine: e,
       transformer: tf,
-      config: {
-        ...DEFAULT_CONFIG,
-        rank: g.lora.r,
-        alpha: g.lora.lora_alpha,
-        targets: g.lora.target_modules,
-        lr: g.optimizer.lr,
-        beta1: g.optimizer.betas[0],
-        beta2: g.optimizer.betas[1],
-        eps: g.optimizer.eps,
-        weightDecay: g.optimizer.weight_decay,
-        maxGradNorm: g.optimizer.max_grad_norm,
-        schedule: 'constant',
-        warmupSteps: 0,
-        batchSize: g.rows.length,
-        maxSteps: g.steps.length,
-      },
-      train: g.rows.map((r) => ({ input_ids: Int32Array.from(r.input_ids), labels: Int32Array.from(r.labels) })),
+      config: goldenConfig(g, { rank: g.lora.r, alpha: g.lora.lora_alpha, targets: g.lora.target_modules }),
+      train: goldenRows(g),
       padId: 0,
       initialA: new Map(g.modules.map((m) => [m.path, Float32Array.from(m.A0)])),
     });

@@ -11,26 +11,22 @@ import { readF32 } from '../gpu/buffers.ts';
 import type { Engine } from '../gpu/engine.ts';
 import { mismatches } from '../gpu/ref/testing.ts';
 import { testEngine } from '../gpu/testing-gpu.ts';
-import { SafetensorsFile } from '../model/safetensors.ts';
-import { MemorySource, memoryFolder } from '../model/sources/memory.ts';
+import { memoryFolder } from '../model/sources/memory.ts';
 import { nodeFolder } from '../model/sources/node-file.ts';
 import { kernelChoiceFor } from '../model/runtime/linear.ts';
 import { loadTransformer } from '../model/runtime/load.ts';
 import { FIXTURES } from '../model/runtime/testing.ts';
-import { DEFAULT_CONFIG } from './config.ts';
 import { ia3SegmentName } from './methods/ia3/config.ts';
 import { METHODS } from './methods/registry.ts';
 import { mergeModel } from './merge.ts';
 import { referencePython, runPeftCheck, writeAdapterFolder, writeOutputFiles } from './peft-check.ts';
 import { importPeftAdapter } from './peft.ts';
+import { expectPeftAdapter, goldenConfig, goldenRows, type GoldenRun } from './testing-golden.ts';
 import { Trainer } from './trainer.ts';
 
-interface Ia3Golden {
+interface Ia3Golden extends GoldenRun {
   ia3: { target_modules: string[]; feedforward_modules: string[]; fan_in_fan_out: boolean };
-  optimizer: { lr: number; betas: [number, number]; eps: number; weight_decay: number; max_grad_norm: number };
-  rows: { input_ids: number[]; labels: number[] }[];
   modules: { path: string; in: number; out: number; feedforward: boolean; length: number }[];
-  steps: { step: number; loss: number; grad_norm: number }[];
   final_loss: number;
   grads: Record<string, Record<string, number[]>>;
 }
@@ -57,22 +53,8 @@ describe.each(RUNS)('golden IA³ run against PEFT: %s, %s kernels', (name, varia
   it('losses, grad norms and step-1/2 gradients match; the exported adapter is PEFT\'s', async () => {
     const g: Ia3Golden = JSON.parse(readFileSync(join(FIXTURES, 'golden', `train_ia3_${name}.json`), 'utf8'));
     const tf = await loadTransformer(e, nodeFolder(join(FIXTURES, 'models', name)), kernelChoiceFor(variant), { dtype: 'f32', quant: 'none' });
-    const rows = g.rows.map((r) => ({ input_ids: Int32Array.from(r.input_ids), labels: Int32Array.from(r.labels) }));
-    const config = {
-      ...DEFAULT_CONFIG,
-      method: 'ia3' as const,
-      targets: [],
-      lr: g.optimizer.lr,
-      beta1: g.optimizer.betas[0],
-      beta2: g.optimizer.betas[1],
-      eps: g.optimizer.eps,
-      weightDecay: g.optimizer.weight_decay,
-      maxGradNorm: g.optimizer.max_grad_norm,
-      schedule: 'constant' as const,
-      warmupSteps: 0,
-      batchSize: g.rows.length,
-      maxSteps: g.steps.length,
-    };
+    const rows = goldenRows(g);
+    const config = goldenConfig(g, { method: 'ia3', targets: [] });
     const trainer = new Trainer({ engine: e, transformer: tf, config, train: rows, eval: rows, padId: 0 });
     try {
       // PEFT's default modules, in its order, with its vector lengths.
@@ -108,18 +90,8 @@ describe.each(RUNS)('golden IA³ run against PEFT: %s, %s kernels', (name, varia
         model: tf.model.config,
         baseModel: `tests/fixtures/models/${name}`,
       });
-      const peftDir = join(FIXTURES, 'golden', `train_ia3_${name}_adapter`);
-      const ours = JSON.parse(new TextDecoder().decode(files['adapter_config.json']));
-      const theirs = JSON.parse(readFileSync(join(peftDir, 'adapter_config.json'), 'utf8'));
-      expect({ ...ours, target_modules: [...ours.target_modules].sort() }).toEqual(theirs);
-      const mine = await SafetensorsFile.open(new MemorySource('ours', files['adapter_model.safetensors']));
-      const peft = await SafetensorsFile.open(await nodeFolder(peftDir).open('adapter_model.safetensors').then((s) => s!));
-      expect(mine.names().sort()).toEqual(peft.names().sort());
-      for (const key of peft.names()) {
-        expect(mine.info(key).shape, key).toEqual(peft.info(key).shape);
-        // Ten AdamW steps of f32 against float64: parameters agree to a small fraction of a step (lr 1e-2).
-        expect(mismatches(await mine.readTensor(key, 'f32'), await peft.readTensor(key, 'f32'), { abs: 2e-4, rel: 0 }), key).toEqual([]);
-      }
+      // Ten AdamW steps of f32 against float64: parameters agree to a small fraction of a step (lr 1e-2).
+      await expectPeftAdapter(files, join(FIXTURES, 'golden', `train_ia3_${name}_adapter`), 2e-4);
       expect(ia3SegmentName(trainer.modules[0].peftPath)).toBe(trainer.method.layout.segments[0].name);
       if (variant === 'naive') {
         const dir = join(tmp, name);
