@@ -95,8 +95,8 @@ async function fillRun(page: Page, o: { name: string; rank: number; steps: numbe
 
 // Off in `npm test` until it is made deterministic: Chrome counts an origin's usage lazily, so under
 // Storage.overrideQuotaForOrigin a few checkpoints can land past the quota before writes are refused (seen in two CI
-// runs of this session: step 5 refused with 11 MiB used, nothing pruned, and once a finished run's checkpoint blob
-// gone under its pointer — a consistency bug to find). The policy itself is pinned down by the fake-quota unit tests
+// runs: step 5 refused with 11 MiB used, and then every write refused, even the pruned run's smaller record update,
+// so nothing could be pruned and the message had no "pruned" part). The policy itself is pinned down by the fake-quota unit tests
 // (src/store/retention.test.ts). Run by hand: LORA_STUDIO_STORAGE_E2E=1 npx vitest run --project e2e e2e/storage-tabs.e2e.ts
 const STORAGE_E2E = process.env.LORA_STUDIO_STORAGE_E2E === '1';
 if (!STORAGE_E2E) console.warn('storage-tabs.e2e.ts skipped: Chrome\'s lazily counted quota makes it flaky (set LORA_STUDIO_STORAGE_E2E=1 to run it)');
