@@ -151,11 +151,12 @@ export function loraTensorName(peftPath: string, which: 'A' | 'B'): string {
 }
 
 /** adapter_config.json + adapter_model.safetensors bytes. Refuses a shape that disagrees with config.r and any NaN or
- *  infinity (as PEFT's safe_merge does), naming the tensor and the first bad element. */
-export function exportAdapter(modules: LoraModuleWeights[], config: PeftAdapterConfig): AdapterFiles {
+ *  infinity (as PEFT's safe_merge does), naming the tensor and the first bad element. `extra`: more tensors of the
+ *  same file, already checked (DoRA's magnitudes). */
+export function exportAdapter(modules: LoraModuleWeights[], config: PeftAdapterConfig, extra?: ReadonlyMap<string, TensorToWrite>): AdapterFiles {
   if (modules.length === 0) throw new Error('no LoRA modules to export');
   const r = config.r;
-  const tensors = new Map<string, TensorToWrite>();
+  const tensors = new Map<string, TensorToWrite>(extra ?? []);
   for (const m of modules) {
     const a = loraTensorName(m.peftPath, 'A');
     const b = loraTensorName(m.peftPath, 'B');
@@ -183,6 +184,13 @@ function checkLength(name: string, data: Float32Array, shape: [number, number]):
   if (data.length !== shape[0] * shape[1]) {
     throw new Error(`${name}: ${data.length} values, expected [${shape.join(', ')}] = ${shape[0] * shape[1]}`);
   }
+}
+
+/** A vector tensor for an adapter file: refuses a NaN or infinity, naming the tensor and the element. */
+export function finiteVector(name: string, data: Float32Array, shape: number[]): TensorToWrite {
+  const bad = data.findIndex((v) => !Number.isFinite(v));
+  if (bad >= 0) throw new Error(`${name} holds ${data[bad]} at ${bad}: refusing to save a diverged adapter`);
+  return { dtype: 'F32', shape, data };
 }
 
 function checkFinite(name: string, data: Float32Array, cols: number): void {

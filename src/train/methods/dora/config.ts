@@ -6,10 +6,10 @@
 // is (m/‖W + s·B·A‖) ⊙ (W + s·B·A)·x + b, which is also its merge rule. Saved as PEFT saves it: adapter_config.json
 // with use_dora true, lora_A, lora_B and base_model.model.<path>.lora_magnitude_vector (out; PEFT drops the ".weight"). Its GPU side is
 // runtime.ts (the hook is Linear.dora in src/model/runtime/linear.ts, kernels src/shaders/dora.wgsl).
-import { writeSafetensors, type TensorToWrite } from '../../../model/safetensors.ts';
+import type { TensorToWrite } from '../../../model/safetensors.ts';
 import { PEFT_DEFAULT_TARGET_MODULES } from '../../../model/weights.ts';
 import { loraSegmentName } from '../../lora-names.ts';
-import { ADAPTER_CONFIG_FILE, ADAPTER_WEIGHTS_FILE, buildAdapterConfig, exportAdapter, type PeftAdapterConfig } from '../../peft.ts';
+import { buildAdapterConfig, exportAdapter, finiteVector, type PeftAdapterConfig } from '../../peft.ts';
 import type { TrainingMethod } from '../method.ts';
 
 /** The flat-buffer segment of a module's magnitude vector. */
@@ -71,26 +71,19 @@ export const doraMethod: TrainingMethod = {
       if (!v) throw new Error(`no trained ${name.slice(name.lastIndexOf('.') + 1)} for ${name.slice(0, name.lastIndexOf('.'))}`);
       return v;
     };
-    const lora = exportAdapter(
-      modules.map((m) => ({ peftPath: m.peftPath, inFeatures: m.inFeatures, outFeatures: m.outFeatures, A: get(loraSegmentName(m.peftPath, 'A')), B: get(loraSegmentName(m.peftPath, 'B')) })),
-      config,
-    );
-    // exportAdapter wrote and checked A and B; the magnitudes join them in one file.
-    const weights = new Map<string, TensorToWrite>();
+    // The magnitudes, checked here; exportAdapter checks A and B and writes all of them into one file.
+    const magnitudes = new Map<string, TensorToWrite>();
     for (const m of modules) {
-      weights.set(`base_model.model.${m.peftPath}.lora_A.weight`, { dtype: 'F32', shape: [c.rank, m.inFeatures], data: get(loraSegmentName(m.peftPath, 'A')) });
-      weights.set(`base_model.model.${m.peftPath}.lora_B.weight`, { dtype: 'F32', shape: [m.outFeatures, c.rank], data: get(loraSegmentName(m.peftPath, 'B')) });
       const name = doraMagnitudeTensorName(m.peftPath);
       const data = get(doraMagnitudeSegmentName(m.peftPath));
       if (data.length !== m.outFeatures) throw new Error(`${name}: ${data.length} values, expected ${m.outFeatures}`);
-      const bad = data.findIndex((v) => !Number.isFinite(v));
-      if (bad >= 0) throw new Error(`${name} holds ${data[bad]} at ${bad}: refusing to save a diverged adapter`);
-      weights.set(name, { dtype: 'F32', shape: [m.outFeatures], data });
+      magnitudes.set(name, finiteVector(name, data, [m.outFeatures]));
     }
-    return {
-      [ADAPTER_CONFIG_FILE]: lora[ADAPTER_CONFIG_FILE],
-      [ADAPTER_WEIGHTS_FILE]: writeSafetensors(weights, { format: 'pt' }),
-    } as ReturnType<TrainingMethod['exportAdapter']>;
+    return exportAdapter(
+      modules.map((m) => ({ peftPath: m.peftPath, inFeatures: m.inFeatures, outFeatures: m.outFeatures, A: get(loraSegmentName(m.peftPath, 'A')), B: get(loraSegmentName(m.peftPath, 'B')) })),
+      config,
+      magnitudes,
+    );
   },
   proof: {
     reference: 'src/gpu/ref/dora.ref.ts',

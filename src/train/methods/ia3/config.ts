@@ -6,7 +6,7 @@
 import { writeSafetensors, type TensorToWrite } from '../../../model/safetensors.ts';
 import type { ModelType } from '../../../model/config.ts';
 import type { LinearModule } from '../../../model/weights.ts';
-import { ADAPTER_CONFIG_FILE, ADAPTER_WEIGHTS_FILE, adapterConfigText, PEFT_FORMAT_VERSION, type PeftAdapterConfig } from '../../peft.ts';
+import { ADAPTER_CONFIG_FILE, ADAPTER_WEIGHTS_FILE, adapterConfigText, finiteVector, PEFT_FORMAT_VERSION, type PeftAdapterConfig } from '../../peft.ts';
 import type { TrainingMethod } from '../method.ts';
 
 /** PEFT 0.21's TRANSFORMERS_MODELS_TO_IA3_TARGET_MODULES_MAPPING for the architectures the engine runs (Qwen scales
@@ -112,9 +112,7 @@ export const ia3Method: TrainingMethod = {
       const data = tensors.get(ia3SegmentName(m.peftPath));
       if (!data) throw new Error(`no trained ia3_l for ${m.peftPath}`);
       if (data.length !== n) throw new Error(`${name}: ${data.length} values, expected ${n}`);
-      const bad = data.findIndex((v) => !Number.isFinite(v));
-      if (bad >= 0) throw new Error(`${name} holds ${data[bad]} at ${bad}: refusing to save a diverged adapter`);
-      weights.set(name, { dtype: 'F32', shape: ff ? [1, n] : [n, 1], data });
+      weights.set(name, finiteVector(name, data, ff ? [1, n] : [n, 1]));
     }
     const config = ia3AdapterConfig({ baseModel, targetModules, modules, fanInFanOut: model.linearLayout === 'conv1d' });
     return {
