@@ -1,5 +1,5 @@
-// Continuing training from a saved adapter: the Trainer's LoRA starts from the adapter's A and B (initialA /
-// initialB), so the first step's loss — computed by the forward before the update — is the adapter's own loss on the
+// Continuing training from a saved adapter: the Trainer's LoRA starts from the adapter's A and B (its `initial`
+// tensors), so the first step's loss — computed by the forward before the update — is the adapter's own loss on the
 // same rows, as an evaluation with the adapter attached measures it. On Llama (nn.Linear) and GPT-2 (Conv1D); and the
 // same for an IA³ adapter (its vectors through Trainer's `initial`).
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -19,6 +19,7 @@ import { selectTargetModules } from '../model/weights.ts';
 import { attachAdapter } from './attach-adapter.ts';
 import { DEFAULT_CONFIG, type TrainConfig } from './config.ts';
 import { attachLora, detachLora, readLoraTensors } from './lora-state.ts';
+import { loraSegmentName } from './lora-names.ts';
 import { ia3SegmentName } from './methods/ia3/config.ts';
 import { METHODS } from './methods/registry.ts';
 import { buildAdapterConfig, exportAdapter, importAdapter, importPeftAdapter, type LoraAdapter } from './peft.ts';
@@ -79,8 +80,7 @@ describe.each([
     };
     const t = new Trainer({
       engine: e, transformer: tf, config, train: data, padId: 0,
-      initialA: new Map(adapter.modules.map((m) => [m.peftPath, m.A])),
-      initialB: new Map(adapter.modules.map((m) => [m.peftPath, m.B])),
+      initial: new Map(adapter.modules.flatMap((m) => [[loraSegmentName(m.peftPath, 'A'), m.A], [loraSegmentName(m.peftPath, 'B'), m.B]] as const)),
     });
     try {
       expect(t.lora.scale).toBe(adapter.scale);

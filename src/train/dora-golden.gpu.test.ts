@@ -66,7 +66,7 @@ describe.each(RUNS)('golden DoRA run against PEFT: %s, %s kernels', (name, varia
     const config = goldenConfig(g, { method: 'dora', rank: g.lora.r, alpha: g.lora.lora_alpha, targets: [] });
     const trainer = new Trainer({
       engine: e, transformer: tf, config, train: rows, eval: rows, padId: 0,
-      initialA: new Map(g.modules.map((m) => [m.path, Float32Array.from(m.A0)])),
+      initial: new Map(g.modules.map((m) => [loraSegmentName(m.path, 'A'), Float32Array.from(m.A0)])),
     });
     try {
       expect(trainer.modules.map((m) => m.peftPath)).toEqual(g.modules.map((m) => m.path));

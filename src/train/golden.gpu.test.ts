@@ -11,6 +11,7 @@ import { nodeFolder } from '../model/sources/node-file.ts';
 import { kernelChoiceFor } from '../model/runtime/linear.ts';
 import { loadTransformer } from '../model/runtime/load.ts';
 import { FIXTURES } from '../model/runtime/testing.ts';
+import { loraSegmentName } from './lora-names.ts';
 import { goldenConfig, goldenRows, type GoldenRun } from './testing-golden.ts';
 import { detachLora, readLoraTensors } from './lora-state.ts';
 import { Trainer } from './trainer.ts';
@@ -45,7 +46,7 @@ describe.each(RUNS)('golden LoRA run against PEFT: %s, %s kernels', (name, varia
       config: goldenConfig(g, { rank: g.lora.r, alpha: g.lora.lora_alpha, targets: g.lora.target_modules }),
       train: goldenRows(g),
       padId: 0,
-      initialA: new Map(g.modules.map((m) => [m.path, Float32Array.from(m.A0)])),
+      initial: new Map(g.modules.map((m) => [loraSegmentName(m.path, 'A'), Float32Array.from(m.A0)])),
     });
     const losses: number[] = [];
     const norms: number[] = [];

@@ -41,8 +41,6 @@ export interface LoraState extends AttachedMethod {
   layout: AdamwLayout;
 }
 
-export { loraSegmentName };
-
 
 /**
  * Allocates LoRA on the selected modules and attaches it to the model's linears. A starts as PEFT's

@@ -17,7 +17,7 @@ import { recordBackward, recordForward, releaseActs, releaseBatch, uploadBatch, 
 import type { LinearModule } from '../model/weights.ts';
 import type { TrainConfig } from './config.ts';
 import { countTargets, toHostBatch } from './batches.ts';
-import { loraSegmentName, readLoraTensors, type LoraState } from './lora-state.ts';
+import { readLoraTensors, type LoraState } from './lora-state.ts';
 import type { AttachedMethod } from './methods/method.ts';
 import { methodFor } from './methods/registry.ts';
 import { runtimeFor } from './methods/runtimes.ts';
@@ -32,12 +32,8 @@ export interface TrainerOptions {
   train: readonly TokenizedRow[];
   eval?: readonly TokenizedRow[];
   padId: number;
-  /** Start lora_A from these values (module path → [r, in]) instead of the seeded init: golden runs. */
-  initialA?: Map<string, Float32Array>;
-  /** Start lora_B from these values (module path → [out, r]) instead of zeros. */
-  initialB?: Map<string, Float32Array>;
-  /** Start these tensors (by segment name, any method: "<path>.lora_A", "<path>.ia3_l", …) from these values:
-   *  continuing from a saved adapter. */
+  /** Start these tensors (by segment name, any method: "<path>.lora_A", "<path>.ia3_l", …) from these values instead
+   *  of the method's init: continuing from a saved adapter, golden runs' drawn lora_A. */
   initial?: Map<string, Float32Array>;
   /** Profile every step (`lora-studio train --profile`): each dispatch timed, the CPU phases marked; the step is
    *  then recorded, submitted and waited for in turn (not recorded ahead) so each phase is its own. */
@@ -127,11 +123,7 @@ export class Trainer {
     const { modules, targetModules } = resolveTargets(o.transformer.model.config, config.targets, method.defaultTargets);
     this.modules = modules;
     this.targetModules = targetModules;
-    const initial = new Map<string, Float32Array>(o.initial ?? []);
-    for (const [which, given] of [['A', o.initialA], ['B', o.initialB]] as const) {
-      for (const [path, values] of given ?? []) initial.set(loraSegmentName(path, which), values);
-    }
-    this.method = runtimeFor(config.method).attach(e, o.transformer.model, config, modules, { seed: config.seed, initial });
+    this.method = runtimeFor(config.method).attach(e, o.transformer.model, config, modules, { seed: config.seed, initial: o.initial });
     // Packing: rows shuffled once with the run's seed, then packed next-fit into maxLength blocks, each row its own
     // segment (block-diagonal causal attention, positions restarting per row).
     const train = config.packing ? packRows(shuffled(o.train, config.seed), config.maxLength) : o.train;
