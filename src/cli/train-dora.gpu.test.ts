@@ -10,7 +10,6 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'no
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Engine } from '../gpu/engine.ts';
-import type { TuningCache } from '../gpu/kernels/matmul-tuning.ts';
 import { driverName, testEngine } from '../gpu/testing-gpu.ts';
 import { readModelConfig } from '../model/load.ts';
 import { nodeFolder } from '../model/sources/node-file.ts';
@@ -25,6 +24,7 @@ import { generate } from '../model/runtime/generate.ts';
 import { kernelChoiceFor } from '../model/runtime/linear.ts';
 import { loadTransformer } from '../model/runtime/load.ts';
 import { trainCommand } from './train.ts';
+import { countingRows, memoryCache, rel, writeJsonl, type Row } from './testing-train.ts';
 
 let e: Engine;
 let dir: string;
@@ -35,33 +35,7 @@ beforeAll(async () => {
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 const model = (name: string) => join(FIXTURES, 'models', name);
-const rel = (a: number, b: number) => Math.abs(a - b) / Math.abs(b);
-const memoryCache = (): TuningCache => {
-  const m = new Map<string, string>();
-  return { get: (k) => m.get(k), set: (k, v) => void m.set(k, v) };
-};
-
-interface Row {
-  input_ids: number[];
-  labels: number[];
-}
-
-/** Each row counts up from a random start, the first two tokens a masked prompt (as train.gpu.test.ts). */
-function countingRows(n: number, len: number, vocab: number, seed: number): Row[] {
-  let s = seed;
-  const rnd = () => ((s = (s * 1103515245 + 12345) >>> 0) >>> 8) / 16777216;
-  return Array.from({ length: n }, () => {
-    const start = 3 + Math.floor(rnd() * (vocab - len - 4));
-    const ids = Array.from({ length: len }, (_, i) => start + i);
-    return { input_ids: ids, labels: ids.map((id, i) => (i < 2 ? -100 : id)) };
-  });
-}
-
-function jsonl(name: string, rows: object[]): string {
-  const p = join(dir, name);
-  writeFileSync(p, rows.map((r) => JSON.stringify(r)).join('\n') + '\n');
-  return p;
-}
+const jsonl = (name: string, rows: object[]) => writeJsonl(dir, name, rows);
 
 async function train(args: string[]) {
   const out: string[] = [];

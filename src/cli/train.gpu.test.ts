@@ -10,7 +10,6 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { writeBuffer } from '../gpu/buffers.ts';
 import type { Engine } from '../gpu/engine.ts';
-import type { TuningCache } from '../gpu/kernels/matmul-tuning.ts';
 import type { StepProfile } from '../gpu/profiler.ts';
 import { testEngine } from '../gpu/testing-gpu.ts';
 import { readModelConfig } from '../model/load.ts';
@@ -23,6 +22,7 @@ import { evalCommand } from './eval.ts';
 import type { CliIo } from './load.ts';
 import { main } from './main.ts';
 import { trainCommand, type TrainDeps } from './train.ts';
+import { countingRows, memoryCache, rel, writeJsonl, type Row } from './testing-train.ts';
 
 let e: Engine;
 let dir: string;
@@ -33,34 +33,7 @@ beforeAll(async () => {
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 const model = (name: string) => join(FIXTURES, 'models', name);
-const rel = (a: number, b: number) => Math.abs(a - b) / Math.abs(b);
-
-const memoryCache = (): TuningCache => {
-  const m = new Map<string, string>();
-  return { get: (k) => m.get(k), set: (k, v) => void m.set(k, v) };
-};
-
-interface Row {
-  input_ids: number[];
-  labels: number[];
-}
-
-/** A learnable task: each row counts up from a random start, the first two tokens a masked prompt. */
-function countingRows(n: number, len: number, vocab: number, seed: number): Row[] {
-  let s = seed;
-  const rnd = () => ((s = (s * 1103515245 + 12345) >>> 0) >>> 8) / 16777216;
-  return Array.from({ length: n }, () => {
-    const start = 3 + Math.floor(rnd() * (vocab - len - 4));
-    const ids = Array.from({ length: len }, (_, i) => start + i);
-    return { input_ids: ids, labels: ids.map((id, i) => (i < 2 ? -100 : id)) };
-  });
-}
-
-function jsonl(name: string, rows: object[]): string {
-  const p = join(dir, name);
-  writeFileSync(p, rows.map((r) => JSON.stringify(r)).join('\n') + '\n');
-  return p;
-}
+const jsonl = (name: string, rows: object[]) => writeJsonl(dir, name, rows);
 
 /** Runs `train` on the shared engine, capturing its output. */
 async function train(args: string[], deps: Omit<TrainDeps, 'io' | 'engine'> = {}) {
