@@ -98,6 +98,17 @@ export function bf16ArrayToF32(src: Uint16Array, out = new Float32Array(src.leng
   return out;
 }
 
+/** f32 values → bf16 bits, rounded to nearest even as torch's .to(torch.bfloat16) does (a NaN stays a NaN). */
+export function f32ArrayToBf16(src: Float32Array, out = new Uint16Array(src.length)): Uint16Array {
+  const bits = new Uint32Array(src.buffer, src.byteOffset, src.length);
+  for (let i = 0; i < src.length; i++) {
+    const b = bits[i];
+    if ((b & 0x7f800000) === 0x7f800000 && (b & 0x7fffff) !== 0) out[i] = (b >>> 16) | 0x40;
+    else out[i] = ((b + 0x7fff + ((b >>> 16) & 1)) >>> 16) & 0xffff;
+  }
+  return out;
+}
+
 /** bf16 bits → f16 bits: widening to f32 is exact, so this rounds once (to nearest even). */
 export function bf16ArrayToF16(src: Uint16Array, out = new Uint16Array(src.length)): Uint16Array {
   for (let i = 0; i < src.length; i++) out[i] = f32BitsToF16Bits((src[i] << 16) >>> 0);

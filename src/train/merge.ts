@@ -7,7 +7,7 @@
 // in a browser tab. Output is always one file (no sharding): fine up to a few GB, the models this app trains.
 
 import { readJsonFile, type ModelFiles } from '../model/checkpoint.ts';
-import { f32ArrayToF16 } from '../gpu/half.ts';
+import { f32ArrayToBf16, f32ArrayToF16 } from '../gpu/half.ts';
 import { openModelWeights } from '../model/load.ts';
 import { compareUtf8, SafetensorsError } from '../model/safetensors.ts';
 import { mergeDoraWeight } from './methods/dora/config.ts';
@@ -138,13 +138,39 @@ export async function mergeModel(
   /** f16 (the default: half the size, what transformers loads as torch_dtype float16), or f32 for exactness. */
   dtype: 'f16' | 'f32' = 'f16',
 ): Promise<MergedModel> {
+  return rewriteModel(folder, adapterMerges(adapter), dtype, maxChunkBytes);
+}
+
+export type OutputDtype = 'f16' | 'f32' | 'bf16';
+
+const SAFETENSORS_DTYPE = { f16: 'F16', f32: 'F32', bf16: 'BF16' } as const;
+const TORCH_DTYPE = { f16: 'float16', f32: 'float32', bf16: 'bfloat16' } as const;
+
+/**
+ * The model in `folder` with some tensors replaced (canonical name → the new values from the old: a merge, or a fully
+ * fine-tuned tensor), every tensor stored in `dtype`, with config.json (its dtype updated) and the tokenizer and
+ * generation files. Streamed as mergeModel describes.
+ */
+export async function rewriteModel(
+  folder: ModelFiles,
+  replacements: ReadonlyMap<string, (x: Float32Array) => Float32Array>,
+  dtype: OutputDtype,
+  maxChunkBytes = 16 << 20,
+): Promise<MergedModel> {
   const weights = await openModelWeights(folder);
   const checkpoint = weights.checkpoint;
-  // Checkpoint tensor name → its merge.
-  const adapted = new Map([...adapterMerges(adapter)].map(([canonical, merge]) => [weights.resolved(canonical).source, merge]));
+  // Checkpoint tensor name → its replacement.
+  const adapted = new Map([...replacements].map(([canonical, merge]) => [weights.resolved(canonical).source, merge]));
+  const encode = (name: string, values: Float32Array, elementOffset: number): Uint8Array => {
+    if (dtype === 'f32') return bytesOf(values);
+    if (dtype === 'bf16') return bytesOf(f32ArrayToBf16(values));
+    const half = f32ArrayToF16(values);
+    checkF16(checkpoint.fileOf(name).name, name, half, elementOffset);
+    return bytesOf(half);
+  };
 
   // Every tensor in one dtype, in safetensors' order (dtype, then name bytes: one dtype here, so name order).
-  const itemBytes = dtype === 'f16' ? 2 : 4;
+  const itemBytes = dtype === 'f32' ? 4 : 2;
   const names = checkpoint.names().sort(compareUtf8);
   const layout: { name: string; shape: number[]; begin: number; end: number }[] = [];
   let offset = 0;
@@ -153,7 +179,7 @@ export async function mergeModel(
     layout.push({ name, shape, begin: offset, end: offset + itemBytes * numel });
     offset += itemBytes * numel;
   }
-  const header = safetensorsHeader(layout, { format: 'pt' }, dtype === 'f16' ? 'F16' : 'F32');
+  const header = safetensorsHeader(layout, { format: 'pt' }, SAFETENSORS_DTYPE[dtype]);
   const dataBytes = offset;
 
   const model: OutputFile = {
@@ -165,13 +191,11 @@ export async function mergeModel(
         const merge = adapted.get(name);
         if (merge) {
           const merged = merge(await checkpoint.readTensor(name, 'f32'));
-          if (dtype === 'f32') {
-            yield bytesOf(merged);
-          } else {
-            const half = f32ArrayToF16(merged);
-            checkF16(checkpoint.fileOf(name).name, name, half, 0);
-            yield bytesOf(half);
-          }
+          const expected = checkpoint.info(name).numel;
+          if (merged.length !== expected) throw new Error(`${name}: ${merged.length} values to write, the checkpoint's tensor has ${expected}`);
+          yield encode(name, merged, 0);
+        } else if (dtype === 'bf16') {
+          for await (const chunk of checkpoint.streamTensor(name, 'f32', maxChunkBytes)) yield encode(name, chunk.data as Float32Array, chunk.elementOffset);
         } else {
           for await (const chunk of checkpoint.streamTensor(name, dtype, maxChunkBytes)) {
             if (chunk.data instanceof Uint16Array) checkF16(checkpoint.fileOf(name).name, name, chunk.data, chunk.elementOffset);
@@ -185,7 +209,7 @@ export async function mergeModel(
   const configJson = (await readJsonFile(folder, 'config.json')) as Record<string, unknown>;
   // transformers 5 writes "dtype", older versions "torch_dtype": update whichever the base uses.
   const dtypeKey = 'torch_dtype' in configJson && !('dtype' in configJson) ? 'torch_dtype' : 'dtype';
-  const configBytes = new TextEncoder().encode(`${JSON.stringify({ ...configJson, [dtypeKey]: dtype === 'f16' ? 'float16' : 'float32' }, null, 2)}\n`);
+  const configBytes = new TextEncoder().encode(`${JSON.stringify({ ...configJson, [dtypeKey]: TORCH_DTYPE[dtype] }, null, 2)}\n`);
   const files: OutputFile[] = [model, { path: 'config.json', size: configBytes.length, async *chunks() { yield configBytes; } }];
 
   for (const path of COPIED_FILES) {
@@ -225,7 +249,7 @@ export async function readWhole(file: OutputFile): Promise<Uint8Array> {
 function safetensorsHeader(
   layout: { name: string; shape: number[]; begin: number; end: number }[],
   metadata: Record<string, string>,
-  dtype: 'F16' | 'F32',
+  dtype: 'F16' | 'F32' | 'BF16',
 ): Uint8Array {
   const parts = [`"__metadata__":${JSON.stringify(metadata)}`];
   for (const t of layout) parts.push(`${JSON.stringify(t.name)}:{"dtype":"${dtype}","shape":[${t.shape.join(',')}],"data_offsets":[${t.begin},${t.end}]}`);

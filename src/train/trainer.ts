@@ -231,6 +231,7 @@ export class Trainer {
         e.gpu.limits.maxComputeWorkgroupsPerDimension,
       ),
     );
+    l.afterStep?.(rec);
     rec.copy(l.norm, 0, this.status, 0, ADAMW_STATUS_FLOATS * 4);
     return {
       rec,

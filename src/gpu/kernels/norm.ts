@@ -1,7 +1,7 @@
 // Host side of norm.wgsl: LayerNorm and RMSNorm forward, backward for dx, and the optional weight (and bias) gradient
 // as a separate column-sum kernel. See the .wgsl header for the contract.
 import source from '../../shaders/norm.wgsl?raw';
-import { KernelError, packParams, type DispatchCost, type KernelSpec, type Recorder } from '../kernel.ts';
+import { KernelError, packParams, type BufferRef, type DispatchCost, type KernelSpec, type Recorder } from '../kernel.ts';
 import type { NormKind, NormShape } from '../ref/norm.ref.ts';
 import { renderWgsl } from '../wgsl.ts';
 import { foldWorkgroups, type FoldOptions } from './elementwise.ts';
@@ -119,9 +119,9 @@ export interface NormBackwardBuffers {
   stats: GPUBuffer; // (rows, 2), from the forward
   dx: GPUBuffer; // (rows, C)
   /** (C); omit when the norm weights are frozen (LoRA) to skip the weight-gradient kernel. */
-  dweight?: GPUBuffer;
+  dweight?: BufferRef;
   /** (C); LayerNorm's bias gradient, computed with dweight. */
-  dbias?: GPUBuffer;
+  dbias?: BufferRef;
 }
 
 export interface NormBackwardOptions extends FoldOptions {

@@ -2,7 +2,7 @@
 // logits (chunkRows, V) ever exist, with the gradient of the hidden states computed in the same pass over each
 // chunk (the logits are computed once, not once for the loss and again for the backward). See the .wgsl header.
 import source from '../../shaders/xent.wgsl?raw';
-import { packParams, type DispatchCost, type KernelSpec, type Recorder } from '../kernel.ts';
+import { packParams, type BufferRef, type DispatchCost, type KernelSpec, type Recorder } from '../kernel.ts';
 import { recordMatmul, type MatmulVariant } from './matmul.ts';
 import { renderWgsl, type ElementType } from '../wgsl.ts';
 import type { XentShape } from '../ref/xent.ref.ts';
@@ -112,7 +112,7 @@ export interface XentBuffers {
   dhs?: GPUBuffer;
   /** [V, C] f32, added to: the LM head's own gradient Σ_t (softmax − onehot)_t·gradScale ⊗ hs_t, for training the
    *  head (full fine-tuning). Needs dhs, `matmul` and a one-shard head; zero it before the first micro-batch. */
-  dWh?: GPUBuffer;
+  dWh?: BufferRef;
 }
 
 export interface XentOptions {

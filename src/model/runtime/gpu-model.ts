@@ -4,6 +4,7 @@
 // The (V, C) tables (embedding, LM head) are split by rows into shards when they exceed one storage binding
 // (src/gpu/sharded.ts): GPT-2's wte in f32 is 154 MB, over lavapipe's 128 MiB limit.
 import { STORAGE_USAGE } from '../../gpu/buffers.ts';
+import type { BufferRef } from '../../gpu/kernel.ts';
 import type { Engine } from '../../gpu/engine.ts';
 import { uploadNf4 } from '../../gpu/kernels/nf4.ts';
 import { quantizeNf4 } from '../../gpu/ref/nf4.ref.ts';
@@ -34,6 +35,8 @@ export interface Norm {
   eps: number;
   weight: GPUBuffer; // (C) f32
   bias?: GPUBuffer; // (C) f32, LayerNorm
+  /** Full fine-tuning: the gradients of weight (and bias), ranges of the flat trainable grads. */
+  grad?: { dweight: BufferRef; dbias?: BufferRef };
 }
 
 export interface Block {
@@ -59,6 +62,9 @@ export interface GpuModel {
   weightBytes: number;
   /** Every linear layer in forward order, with its PEFT module description. */
   modules: { module: LinearModule; linear: Linear }[];
+  /** Full fine-tuning: the gradients of the tables (f32, one shard each), ranges of the flat trainable grads. The
+   *  head's is absent when tied: its gradient adds into the embedding's. */
+  tableGrads?: { embed: BufferRef; posEmbed?: BufferRef; head?: BufferRef };
 }
 
 export class ModelLoadError extends Error {

@@ -75,8 +75,17 @@ export interface Linear {
   bias?: GPUBuffer;
   /** At most one method wraps a layer. */
   lora?: LoraPair;
+  /** Full fine-tuning: the layer's own weight (and bias) train; their gradients go here (f32, the weight's stored
+   *  layout: [out, in], or [in, out] for Conv1D). */
+  grad?: LinearGrad;
   ia3?: Ia3Vector;
   dora?: DoraWeights;
+}
+
+/** Full fine-tuning's gradients of one dense layer: ranges of the flat trainable grads. */
+export interface LinearGrad {
+  dW: BufferRef;
+  db?: BufferRef;
 }
 
 /** How a dense layer with LoRA runs: one of lora.wgsl's fused passes, or `unfused` — the chosen base matmul
@@ -327,6 +336,23 @@ function recordBaseDx(rec: Recorder, k: KernelChoice, layer: Linear, T: number, 
   }
 }
 
+/** Full fine-tuning: dW (+)= dyᵀ·x ([out, in]; Conv1D's [in, out]: xᵀ·dy) and db (+)= Σ_t dy = onesᵀ·dy, in f32
+ *  whatever the model's storage (the trainer keeps f32 weights for full fine-tuning). */
+function recordWeightGrad(rec: Recorder, k: KernelChoice, layer: Linear, g: LinearGrad, T: number, x: GPUBuffer, dy: GPUBuffer, o: LinearBackwardOptions): void {
+  const { weight, inFeatures: n, outFeatures: m } = layer;
+  if (weight.kind !== 'dense') throw new Error(`${layer.path}: full fine-tuning needs a dense weight, not NF4`);
+  const conv1d = weight.conv1d;
+  recordMatmul(
+    rec,
+    { M: conv1d ? n : m, N: conv1d ? m : n, K: T, transA: true },
+    { A: conv1d ? x : dy, B: conv1d ? dy : x, C: g.dW },
+    { variant: k.matmul, accumulate: o.accumulateGrads },
+  );
+  if (!g.db) return;
+  if (!o.ones) throw new Error(`${layer.path}: the bias gradient needs the backward's ones vector`);
+  recordMatmul(rec, { M: 1, N: m, K: T }, { A: o.ones, B: dy, C: g.db }, { variant: k.matmul, accumulate: o.accumulateGrads });
+}
+
 /** IA³'s backward. Feed-forward: g = dy·W, dl = Σ_t g ⊙ x, dx = g ⊙ l. Otherwise: dl = Σ_t dy ⊙ (x·Wᵀ + b), dx =
  *  (dy ⊙ l)·W. */
 function recordIa3Backward(
@@ -380,6 +406,8 @@ export interface LinearBackwardOptions {
   accumulateDx: boolean;
   /** Add into dA/dB (micro-batches of one optimizer step). */
   accumulateGrads: boolean;
+  /** (≥ T) f32 ones: full fine-tuning's bias gradient is onesᵀ·dy. Needed when a layer has `grad.db`. */
+  ones?: GPUBuffer;
 }
 
 /** dx = dy·W (+ the LoRA path) and, with LoRA, dA and dB. `dx` omitted: no input gradient wanted. */
@@ -419,6 +447,7 @@ export function recordLinearBackward(
     return;
   }
   if (dx) recordBaseDx(rec, k, layer, T, dy, dx, o.accumulateDx);
+  if (layer.grad) recordWeightGrad(rec, k, layer, layer.grad, T, x, dy, o);
   if (!lora) return;
   // The LoRA path beside the base dx (NF4, or the chosen dense matmul): dB; g = dy·B; dx += s·(g·A)∘mask;
   // dA = s·gᵀ·drop(x).

@@ -6,14 +6,15 @@
 //               n2 = norm(xmid);  a = gelu(c_fc(n2)) | silu(gate(n2))·up(n2);  x' = xmid + down(a)
 //   hs = norm(x_L);  loss = Σ cross-entropy(hs·headᵀ, targets) over targets ≠ −100, and the count
 //
-// The base weights are frozen: the backward computes activation gradients all the way down and weight gradients
-// only for LoRA's A and B. Activations the backward reads are kept per block (see BlockActs).
+// The base weights are frozen unless fully fine-tuned: the backward computes activation gradients all the way down
+// and weight gradients only for the method's tensors (LoRA's A and B, …; full fine-tuning: every weight). Activations the backward reads are kept per block (see BlockActs).
 import type { Engine } from '../../gpu/engine.ts';
-import type { Recorder } from '../../gpu/kernel.ts';
+import type { BufferRef, Recorder } from '../../gpu/kernel.ts';
 import { recordSwiglu, recordSwigluBackward, recordGelu, recordGeluBackward } from '../../gpu/kernels/activation.ts';
 import { attentionStatsBytes, recordAttentionBackward, recordAttentionForward } from '../../gpu/kernels/attention.ts';
 import { recordGatherColumns, recordScatterColumns } from '../../gpu/kernels/columns.ts';
 import { recordEmbedding } from '../../gpu/kernels/embedding.ts';
+import { planEmbeddingGrad, recordEmbeddingGrad } from '../../gpu/kernels/embedding-grad.ts';
 import { normStatsLength, recordNormBackward, recordNormForward } from '../../gpu/kernels/norm.ts';
 import { recordRope, ropeInvFreq } from '../../gpu/kernels/rope.ts';
 import { recordCrossEntropy, xentChunkRows, xentScratchElements } from '../../gpu/kernels/xent.ts';
@@ -44,6 +45,8 @@ export interface Batch {
   counted: number;
   /** Tokens of the longest row (largest position + 1). */
   longestRow: number;
+  /** The batch on the CPU: full fine-tuning's embedding backward groups the positions by token id there. */
+  host: HostBatch;
 }
 
 export function uploadBatch(e: Engine, b: HostBatch): Batch {
@@ -56,6 +59,7 @@ export function uploadBatch(e: Engine, b: HostBatch): Batch {
     segments: uploadBuffer(e.buffers, e.device, b.segments, 'batch.segments'),
     targets: uploadBuffer(e.buffers, e.device, b.targets, 'batch.targets'),
     ...batchStats(b),
+    host: b,
   };
 }
 
@@ -90,6 +94,7 @@ export function uploadBatchInto(rec: Recorder, ws: Workspace, b: HostBatch, slot
     segments: put('segments', b.segments),
     targets: put('targets', b.targets),
     ...stats,
+    host: b,
   };
 }
 
@@ -397,6 +402,46 @@ export function releaseActs(e: Engine, acts: ForwardActs, keepTotal = false): vo
   actsOwned.delete(acts);
 }
 
+const backwardSlots = new WeakMap<Recorder, number>();
+
+/** 0, 1, … for the backward passes recorded into `rec`. */
+function nextBackwardSlot(rec: Recorder): number {
+  const slot = backwardSlots.get(rec) ?? 0;
+  backwardSlots.set(rec, slot + 1);
+  return slot;
+}
+
+/** dTable[ids[t]] += dx[t] for every t < T (a one-shard f32 table gradient). Always adds: the cross-entropy's head
+ *  gradient (the same tensor when tied) adds too, so the caller zeroes table gradients before a step's first
+ *  micro-batch, as the trainer zeroes every gradient. */
+function recordTableGrad(
+  rec: Recorder,
+  alloc: (floats: number, label: string) => GPUBuffer,
+  T: number,
+  C: number,
+  ids: Uint32Array,
+  rows: number,
+  dx: GPUBuffer,
+  dTable: BufferRef,
+  label: string,
+): void {
+  const plan = planEmbeddingGrad(ids, rows);
+  const put = (name: string, data: Uint32Array) => {
+    // Sized for T (+ 1 for starts) whatever this batch's distinct ids, so a workspace keeps one buffer per role.
+    const buffer = alloc(T + 1, `embedGrad.${label}.${name}`);
+    rec.write(buffer, data);
+    return buffer;
+  };
+  recordEmbeddingGrad(
+    rec,
+    { T, C },
+    plan,
+    { dx, order: put('order', plan.order), starts: put('starts', plan.starts), ids: put('ids', plan.ids) },
+    [{ dE: dTable, firstRow: 0, rows }],
+    true,
+  );
+}
+
 export interface BackwardOptions {
   /** 1 / (counted tokens of the whole optimizer step): the loss is token-weighted across micro-batches. */
   gradScale: number;
@@ -411,7 +456,18 @@ export function recordBackward(rec: Recorder, e: Engine, tf: Transformer, batch:
   const { C, I, Hq, Hkv, D, qDim, kvDim } = dims(cfg);
   const T = batch.T;
   const { rows: R, owned: scratch, alloc, ws } = activationSource(e, tf, T);
-  const lb = { accumulateGrads: o.accumulateGrads };
+  // Full fine-tuning: the weights' own gradients too (see GpuModel.tableGrads, Linear.grad, Norm.grad).
+  const tables = model.tableGrads;
+  let ones: GPUBuffer | undefined;
+  // Every micro-batch of one submission has its own embedding-plan buffers: a recorder's writes all land before its
+  // first command runs.
+  const slot = tables ? nextBackwardSlot(rec) : 0;
+  if (tables) {
+    ones = alloc(R, 'ones');
+    rec.write(ones, new Float32Array(R).fill(1));
+  }
+  const lb = { accumulateGrads: o.accumulateGrads, ones };
+  const normGrad = (n: Norm) => ({ dweight: n.grad?.dweight, dbias: n.grad?.dbias });
 
   // Loss → hs → x_L. The cross-entropy's backward recomputes its logits chunk by chunk.
   const dhs = alloc(R * C, 'dhs');
@@ -421,15 +477,18 @@ export function recordBackward(rec: Recorder, e: Engine, tf: Transformer, batch:
   const dx = alloc(R * C, 'dx');
   rec.scope('head', () =>
     rec.scope('bwd', () => {
-      recordCrossEntropy(rec, { T, C, V: cfg.vocabSize }, { hs: acts.hs, Wh: model.head, labels: batch.targets, work, total: lossTotal, dhs }, {
+      // A tied head's gradient adds into the embedding's (the same tensor).
+      const dWh = tables ? (tables.head ?? tables.embed) : undefined;
+      recordCrossEntropy(rec, { T, C, V: cfg.vocabSize }, { hs: acts.hs, Wh: model.head, labels: batch.targets, work, total: lossTotal, dhs, dWh }, {
         elem: model.dtype,
         gradScale: o.gradScale,
         accumulate: acts.lossInBackward && acts.accumulateLoss,
         chunkRows,
         matmul: k.matmul,
       });
-      recordNormBackward(rec, { rows: T, C, eps: model.finalNorm.eps }, { x: acts.xL, weight: model.finalNorm.weight, dy: dhs, stats: acts.statsF, dx }, {
+      recordNormBackward(rec, { rows: T, C, eps: model.finalNorm.eps }, { x: acts.xL, weight: model.finalNorm.weight, dy: dhs, stats: acts.statsF, dx, ...normGrad(model.finalNorm) }, {
         kind: model.finalNorm.kind,
+        accumulateWeightGrad: o.accumulateGrads,
       });
     }),
   );
@@ -467,9 +526,10 @@ export function recordBackward(rec: Recorder, e: Engine, tf: Transformer, batch:
       recordGeluBackward(rec, T * I, { x: a.up, dy: dAct, dx: dUp });
       back('up', a.n2, dUp, dn, false);
     }
-    recordNormBackward(rec, { rows: T, C, eps: block.mlpNorm.eps }, { x: a.xmid, weight: block.mlpNorm.weight, dy: dn, stats: a.stats2, dx }, {
+    recordNormBackward(rec, { rows: T, C, eps: block.mlpNorm.eps }, { x: a.xmid, weight: block.mlpNorm.weight, dy: dn, stats: a.stats2, dx, ...normGrad(block.mlpNorm) }, {
       kind: block.mlpNorm.kind,
       accumulate: true,
+      accumulateWeightGrad: o.accumulateGrads,
     });
 
     // Attention: dx now holds d(xmid) = d(x) through the residual, plus the attention branch below.
@@ -490,8 +550,14 @@ export function recordBackward(rec: Recorder, e: Engine, tf: Transformer, batch:
       back('qkv', a.n1, dQKV!, dn, false);
     } else if (block.qNorm && block.kNorm) {
       // Through Qwen3's per-head norms first: d(projection) from d(normalised q/k).
-      recordNormBackward(rec, { rows: T * Hq, C: D, eps: block.qNorm.eps }, { x: a.qRaw!, weight: block.qNorm.weight, dy: dQ, stats: a.qStats!, dx: dQraw! }, { kind: 'rmsnorm' });
-      recordNormBackward(rec, { rows: T * Hkv, C: D, eps: block.kNorm.eps }, { x: a.kRaw!, weight: block.kNorm.weight, dy: dK, stats: a.kStats!, dx: dKraw! }, { kind: 'rmsnorm' });
+      recordNormBackward(rec, { rows: T * Hq, C: D, eps: block.qNorm.eps }, { x: a.qRaw!, weight: block.qNorm.weight, dy: dQ, stats: a.qStats!, dx: dQraw!, ...normGrad(block.qNorm) }, {
+        kind: 'rmsnorm',
+        accumulateWeightGrad: o.accumulateGrads,
+      });
+      recordNormBackward(rec, { rows: T * Hkv, C: D, eps: block.kNorm.eps }, { x: a.kRaw!, weight: block.kNorm.weight, dy: dK, stats: a.kStats!, dx: dKraw!, ...normGrad(block.kNorm) }, {
+        kind: 'rmsnorm',
+        accumulateWeightGrad: o.accumulateGrads,
+      });
       back('q', a.n1, dQraw!, dn, false);
       back('k', a.n1, dKraw!, dn, true);
       back('v', a.n1, dV, dn, true);
@@ -500,12 +566,20 @@ export function recordBackward(rec: Recorder, e: Engine, tf: Transformer, batch:
       back('k', a.n1, dK, dn, true);
       back('v', a.n1, dV, dn, true);
     }
-    recordNormBackward(rec, { rows: T, C, eps: block.attnNorm.eps }, { x: a.x, weight: block.attnNorm.weight, dy: dn, stats: a.stats1, dx }, {
+    recordNormBackward(rec, { rows: T, C, eps: block.attnNorm.eps }, { x: a.x, weight: block.attnNorm.weight, dy: dn, stats: a.stats1, dx, ...normGrad(block.attnNorm) }, {
       kind: block.attnNorm.kind,
       accumulate: true,
+      accumulateWeightGrad: o.accumulateGrads,
     });
   }));
-  // dx is now d(embeddings): the embeddings are frozen, so it goes no further.
+  // dx is now d(embeddings): frozen unless fully fine-tuned, where each row adds into its token's (and position's)
+  // gradient row — grouped by id on the CPU, so no float atomics (embedding_grad.wgsl).
+  if (tables) {
+    rec.scope('embed', () => {
+      recordTableGrad(rec, alloc, T, C, batch.host.tokens, cfg.vocabSize, dx, tables.embed, `${slot}.tok`);
+      if (tables.posEmbed) recordTableGrad(rec, alloc, T, C, batch.host.positions, cfg.maxPositions, dx, tables.posEmbed, `${slot}.pos`);
+    });
+  }
   rec.afterSubmit(() => {
     for (const b of scratch) e.buffers.release(b);
   });

@@ -4,6 +4,7 @@
 // the page can import; and runtime.ts, a MethodRuntime — how it attaches to the GPU model's layers. The registries
 // (registry.ts, runtimes.ts) list them; registry.test.ts fails when a method lacks one of these.
 import type { Engine } from '../../gpu/engine.ts';
+import type { Recorder } from '../../gpu/kernel.ts';
 import type { AdamwBuffers, AdamwLayout } from '../../gpu/kernels/adamw.ts';
 import type { ModelConfig, ModelType } from '../../model/config.ts';
 import type { GpuModel } from '../../model/runtime/gpu-model.ts';
@@ -18,6 +19,8 @@ export interface TrainableTensor {
   length: number;
   /** Multiplies the learning rate (LoRA+: B's ratio). */
   lrScale: number;
+  /** Whether AdamW's weight decay applies (default true; full fine-tuning: matrices only, not norms and biases). */
+  decay?: boolean;
 }
 
 /** Where a run's trainable tensors start. */
@@ -43,6 +46,9 @@ export interface AttachedMethod extends TrainableBuffers {
   suspendDropout(): () => void;
   /** Removes the method from the model's layers (the base model again) and frees its buffers. */
   detach(): void;
+  /** Records what follows AdamW's update in the step's own submission (full fine-tuning: the forward's copies of the
+   *  updated weights). */
+  afterStep?(rec: Recorder): void;
   /** Called after `params` was overwritten from the host (a restored checkpoint): a method that initialises some
    *  tensors on the GPU at its first forward (DoRA's magnitudes) must leave the written values alone. */
   paramsWritten?(): void;
@@ -75,6 +81,9 @@ export interface TrainingMethod {
   validate(c: TrainConfig): FieldError[];
   /** Its trainable tensors on one wrapped module. */
   tensors(m: LinearModule, c: TrainConfig): TrainableTensor[];
+  /** Tensors of the base model itself that train besides the wrapped modules' (full fine-tuning: embeddings, norms,
+   *  an untied head); none when absent. */
+  baseTensors?(model: ModelConfig): TrainableTensor[];
   footprint(modules: readonly Pick<LinearModule, 'inFeatures' | 'outFeatures' | 'canonical'>[], c: TrainConfig): MethodFootprint;
   /** adapter_config.json and adapter_model.safetensors as PEFT saves them for this method; refuses NaN or infinity. */
   exportAdapter(x: ExportInput): AdapterFiles;

@@ -4,6 +4,7 @@
 import type { TrainConfig } from '../config.ts';
 import type { MethodId } from './ids.ts';
 import { doraMethod } from './dora/config.ts';
+import { fullMethod } from './full/config.ts';
 import { ia3Method } from './ia3/config.ts';
 import { loraMethod } from './lora/config.ts';
 import type { TrainingMethod } from './method.ts';
@@ -12,6 +13,7 @@ export const METHODS: Readonly<Record<MethodId, TrainingMethod>> = {
   lora: loraMethod,
   ia3: ia3Method,
   dora: doraMethod,
+  full: fullMethod,
 };
 
 export function methodFor(id: MethodId): TrainingMethod {

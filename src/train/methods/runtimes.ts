@@ -1,6 +1,7 @@
 // The GPU side of every method in registry.ts, by id: what the trainer attaches to the model.
 import type { MethodId } from './ids.ts';
 import { doraRuntime } from './dora/runtime.ts';
+import { fullRuntime } from './full/runtime.ts';
 import { ia3Runtime } from './ia3/runtime.ts';
 import { loraRuntime } from './lora/runtime.ts';
 import type { MethodRuntime } from './method.ts';
@@ -9,6 +10,7 @@ export const METHOD_RUNTIMES: Readonly<Record<MethodId, MethodRuntime>> = {
   lora: loraRuntime,
   ia3: ia3Runtime,
   dora: doraRuntime,
+  full: fullRuntime,
 };
 
 export function runtimeFor(id: MethodId): MethodRuntime {
