@@ -8,7 +8,8 @@
 //   → per step: one JSON line on stdout (or a progress bar on a terminal), appended to --out/metrics.jsonl;
 //     evaluation every --eval-every steps and at the end; checkpoint-<step>/ every --checkpoint-every steps and at
 //     the end (src/train/checkpoint-fs.ts: temporary folder, then rename)
-//   → --out/adapter_config.json + adapter_model.safetensors (the best evaluated adapter with early stopping)
+//   → --out/adapter_config.json + adapter_model.safetensors (the best evaluated adapter with early stopping), or for
+//     --method full the whole model: model.safetensors in the base's dtype, config.json, the tokenizer files
 //   → a JSON summary line.
 //
 // stdout carries only JSON lines; the trainable-parameter report, the dataset report and skipped lines go to stderr.
@@ -26,13 +27,14 @@ import { loadTransformer } from '../model/runtime/load.ts';
 import { checkpointName, latestCheckpoint, leftoverTemporaries, listCheckpoints, writeCheckpoint, writeFileAtomic, type StoredCheckpoint } from '../train/checkpoint-fs.ts';
 import { ConfigError, DEFAULT_CONFIG, resolveConfig, type TrainConfig } from '../train/config.ts';
 import { METHOD_IDS } from '../train/methods/ids.ts';
+import { fullModelFolder } from '../train/methods/full/model-folder.ts';
 import { methodFor } from '../train/methods/registry.ts';
 import { resolveTargets } from '../train/methods/targets.ts';
 import { ADAPTER_CONFIG_FILE, ADAPTER_WEIGHTS_FILE, type AdapterFiles } from '../train/peft.ts';
 import type { StepMetrics } from '../train/protocol.ts';
 import { Trainer, TrainingDivergedError } from '../train/trainer.ts';
 import { optionalString, parseFlags, requiredString, UsageError, type FlagValues } from './args.ts';
-import { openModelFolder, percent, processIo, readRows, type CliIo, type ModelFolder } from './load.ts';
+import { openModelFolder, percent, processIo, readRows, writeChunksAtomic, type CliIo, type ModelFolder } from './load.ts';
 import { presetBase, PRESET_USAGE } from './preset.ts';
 import { cliKernelChoice } from './tuning-cache.ts';
 
@@ -124,7 +126,11 @@ export function configFromFlags(flags: FlagValues): TrainConfig {
     throw new UsageError('train: give --eval-data or --eval-split, not both');
   }
   try {
-    return resolveConfig(overrides as Partial<TrainConfig>, presetBase(flags));
+    const config = resolveConfig(overrides as Partial<TrainConfig>, presetBase(flags));
+    // The method's own rules (full fine-tuning: no NF4 base, no target list), worded as config.ts words its own.
+    const methodErrors = methodFor(config.method).validate(config);
+    if (methodErrors.length) throw new ConfigError(methodErrors);
+    return config;
   } catch (e) {
     if (!(e instanceof ConfigError)) throw e;
     const lines = e.errors.map(({ field, message }) => {
@@ -203,6 +209,9 @@ export async function trainCommand(args: string[], deps: TrainDeps = {}): Promis
         `(batch ${config.batchSize} × grad-accum ${config.gradAccum}, ${trainer.batcher.batchesPerEpoch} batches per epoch), warmup ${trainer.warmupSteps}`,
     );
     const method = methodFor(config.method);
+    // A checkpoint carries the adapter at its step; full fine-tuning's has none (its weights are the optimizer file's
+    // params), and its export is the model folder written at the end.
+    const checkpointAdapter = async (): Promise<AdapterFiles | null> => (method.exports === 'adapter' ? adapterFiles('current') : null);
     const adapterFiles = async (which: 'current' | 'best'): Promise<AdapterFiles> =>
       method.exportAdapter({
         tensors: await trainer!.trainedTensors(which),
@@ -225,7 +234,7 @@ export async function trainCommand(args: string[], deps: TrainDeps = {}): Promis
 
     const checkpoint = async () => {
       const ck = await trainer!.checkpoint();
-      lastCheckpoint = await writeCheckpoint(outDir, ck, await adapterFiles('current'), run);
+      lastCheckpoint = await writeCheckpoint(outDir, ck, await checkpointAdapter(), run);
     };
     let stoppedEarly = false;
     let lastProfile: StepProfile | undefined;
@@ -268,9 +277,19 @@ export async function trainCommand(args: string[], deps: TrainDeps = {}): Promis
 
     // With early stopping the best evaluated adapter is the one exported; otherwise the last.
     const which = config.earlyStoppingPatience > 0 && trainer.bestParams ? 'best' : 'current';
-    const files = await adapterFiles(which);
-    await writeFileAtomic(join(outDir, ADAPTER_WEIGHTS_FILE), files['adapter_model.safetensors']);
-    await writeFileAtomic(join(outDir, ADAPTER_CONFIG_FILE), files['adapter_config.json']);
+    if (method.exports === 'model') {
+      const folder = await fullModelFolder(model.files, await trainer.trainedTensors(which), model.config);
+      try {
+        for (const file of folder.files) await writeChunksAtomic(file.chunks(), join(outDir, `${file.path}.partial`), join(outDir, file.path));
+      } finally {
+        await folder.close();
+      }
+      io.stderr(`train: wrote the fully fine-tuned model to ${outDir} (${folder.files.map((f) => f.path).join(', ')})`);
+    } else {
+      const files = await adapterFiles(which);
+      await writeFileAtomic(join(outDir, ADAPTER_WEIGHTS_FILE), files['adapter_model.safetensors']);
+      await writeFileAtomic(join(outDir, ADAPTER_CONFIG_FILE), files['adapter_config.json']);
+    }
     await writeFileAtomic(metricsPath, trainer.history.map((h) => `${metricsLine(h)}\n`).join(''));
 
     const last = trainer.history[trainer.history.length - 1];
@@ -392,7 +411,8 @@ async function prepareOut(outDir: string, resume: boolean, config: TrainConfig, 
   if (!resume) {
     const { complete } = await listCheckpoints(outDir);
     const entries = new Set(await readdir(outDir));
-    const existing = complete.length ? checkpointName(complete[complete.length - 1].step) : entries.has(ADAPTER_WEIGHTS_FILE) ? ADAPTER_WEIGHTS_FILE : null;
+    const finished = [ADAPTER_WEIGHTS_FILE, 'model.safetensors'].find((f) => entries.has(f)) ?? null;
+    const existing = complete.length ? checkpointName(complete[complete.length - 1].step) : finished;
     if (existing) {
       throw new UsageError(`train: --out ${outDir} already holds a run (${existing}); pass --resume to continue it, or choose another --out`);
     }

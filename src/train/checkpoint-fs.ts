@@ -1,14 +1,16 @@
 // Training checkpoints on disk (the Node CLI; the browser keeps its own in IndexedDB). One folder per checkpoint:
 //
 //   <out>/checkpoint-<step>/
-//     adapter_config.json, adapter_model.safetensors   the adapter at that step, PEFT's layout (loads as is)
+//     adapter_config.json, adapter_model.safetensors   the adapter at that step, PEFT's layout (loads as is); none for
+//                                                      full fine-tuning (the model folder is written at the end)
 //     optimizer.safetensors                            flat F32 [n] tensors: params, m, v (AdamW's moments) and,
 //                                                      once evaluated, best_params (the best adapter, early stopping)
 //     trainer_state.json                               step, epoch, batchIndex, config, segments, best*, history, run
 //
 // A checkpoint is written into a hidden temporary folder (.tmp-checkpoint-<step>-<pid>), every file synced, then
 // renamed to checkpoint-<step> in one step: a crash mid-write leaves a temporary folder that is never read, and the
-// last complete checkpoint intact. Only folders named checkpoint-<integer> holding all four files count.
+// last complete checkpoint intact. Only folders named checkpoint-<integer> holding the optimizer file and the state
+// (and both adapter files or neither) count.
 import { mkdir, open, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { writeSafetensors, type TensorToWrite } from '../model/safetensors.ts';
@@ -20,7 +22,10 @@ export const OPTIMIZER_FILE = 'optimizer.safetensors';
 export const TRAINER_STATE_FILE = 'trainer_state.json';
 const CHECKPOINT_RE = /^checkpoint-(\d+)$/;
 const TEMP_PREFIX = '.tmp-';
-const CHECKPOINT_FILES = [ADAPTER_CONFIG_FILE, ADAPTER_WEIGHTS_FILE, OPTIMIZER_FILE, TRAINER_STATE_FILE];
+/** What every complete checkpoint holds; the adapter's two files come together or not at all (a full fine-tuning
+ *  checkpoint has none: its weights are the optimizer file's params). */
+const CHECKPOINT_FILES = [OPTIMIZER_FILE, TRAINER_STATE_FILE];
+const ADAPTER_FILES = [ADAPTER_CONFIG_FILE, ADAPTER_WEIGHTS_FILE];
 
 export function checkpointName(step: number): string {
   return `checkpoint-${step}`;
@@ -70,7 +75,7 @@ async function syncFolder(dir: string): Promise<void> {
 }
 
 /** Writes <outDir>/checkpoint-<step>/ atomically (see the header); replaces an older folder of the same step. */
-export async function writeCheckpoint(outDir: string, ck: TrainerCheckpoint, adapter: AdapterFiles, run: unknown): Promise<string> {
+export async function writeCheckpoint(outDir: string, ck: TrainerCheckpoint, adapter: AdapterFiles | null, run: unknown): Promise<string> {
   const name = checkpointName(ck.step);
   const final = join(outDir, name);
   const tmp = join(outDir, `${TEMP_PREFIX}${name}-${process.pid}`);
@@ -96,8 +101,10 @@ export async function writeCheckpoint(outDir: string, ck: TrainerCheckpoint, ada
     history: ck.history,
     run,
   };
-  await writeSynced(join(tmp, ADAPTER_CONFIG_FILE), adapter['adapter_config.json']);
-  await writeSynced(join(tmp, ADAPTER_WEIGHTS_FILE), adapter['adapter_model.safetensors']);
+  if (adapter) {
+    await writeSynced(join(tmp, ADAPTER_CONFIG_FILE), adapter['adapter_config.json']);
+    await writeSynced(join(tmp, ADAPTER_WEIGHTS_FILE), adapter['adapter_model.safetensors']);
+  }
   await writeSynced(join(tmp, OPTIMIZER_FILE), writeSafetensors(tensors, { format: 'lora-studio-optimizer' }));
   // The state last: a folder with it is complete even where a rename is not atomic.
   await writeSynced(join(tmp, TRAINER_STATE_FILE), `${JSON.stringify(state, null, 1)}\n`);
@@ -135,7 +142,8 @@ export async function listCheckpoints(outDir: string): Promise<{ complete: { ste
     if (!match || !entry.isDirectory()) continue;
     const dir = join(outDir, entry.name);
     const files = new Set(await readdir(dir).catch(() => [] as string[]));
-    if (CHECKPOINT_FILES.every((f) => files.has(f))) complete.push({ step: Number(match[1]), dir });
+    const adapterFiles = ADAPTER_FILES.filter((f) => files.has(f)).length;
+    if (CHECKPOINT_FILES.every((f) => files.has(f)) && adapterFiles !== 1) complete.push({ step: Number(match[1]), dir });
     else incomplete.push(dir);
   }
   complete.sort((a, b) => a.step - b.step);

@@ -15,7 +15,7 @@ import { deriveSeed, shuffled } from '../data/rng.ts';
 import { packRows } from '../data/packing.ts';
 import { recordBackward, recordForward, releaseActs, releaseBatch, uploadBatch, uploadBatchInto, type Transformer } from '../model/runtime/transformer.ts';
 import type { LinearModule } from '../model/weights.ts';
-import type { TrainConfig } from './config.ts';
+import { ConfigError, type TrainConfig } from './config.ts';
 import { countTargets, toHostBatch } from './batches.ts';
 import { readLoraTensors, type LoraState } from './lora-state.ts';
 import type { AttachedMethod } from './methods/method.ts';
@@ -120,6 +120,8 @@ export class Trainer {
     }
     if (o.train.length === 0) throw new Error('the training set has no usable row');
     const method = methodFor(config.method);
+    const methodErrors = method.validate(config);
+    if (methodErrors.length) throw new ConfigError(methodErrors);
     const { modules, targetModules } = resolveTargets(o.transformer.model.config, config.targets, method.defaultTargets);
     this.modules = modules;
     this.targetModules = targetModules;

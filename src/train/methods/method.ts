@@ -72,6 +72,9 @@ export interface TrainingMethod {
   advice: string;
   /** adapter_config.json's peft_type; null for what PEFT does not save as an adapter. */
   peftType: string | null;
+  /** What a run exports: a PEFT adapter (exportAdapter), or the whole model as a folder transformers loads (full
+   *  fine-tuning: methods/full/model-folder.ts). */
+  exports: 'adapter' | 'model';
   /** Wraps linear layers, so it trains over an NF4 base too (QLoRA is LoRA with quant nf4). */
   wrapsLinears: boolean;
   /** The TrainConfig fields that belong to this method (the Train screen shows only these). */

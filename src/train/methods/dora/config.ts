@@ -32,6 +32,7 @@ export const doraMethod: TrainingMethod = {
     'rank and is steadier at low ranks, for one extra vector per layer and a slower step (each step recomputes the ' +
     'weight norms). Works over an NF4 base too; it merges into the weights.',
   peftType: 'LORA',
+  exports: 'adapter',
   wrapsLinears: true,
   settings: ['rank', 'alpha', 'dropout', 'targets', 'rslora', 'loraPlusRatio'],
   defaultTargets: PEFT_DEFAULT_TARGET_MODULES,

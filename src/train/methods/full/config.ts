@@ -38,6 +38,7 @@ export const fullMethod: TrainingMethod = {
     'rate ten times lower than LoRA’s (1e-5 to 5e-5; 1e-4 for a tiny model), weight decay 0.01–0.1 (applied to matrices, ' +
     'not to norms and biases), and watch the eval loss: it overfits a small dataset fastest of all methods.',
   peftType: null,
+  exports: 'model',
   wrapsLinears: false,
   settings: [],
   defaultTargets: ALL_LINEAR,

@@ -87,6 +87,7 @@ export const ia3Method: TrainingMethod = {
     'paper trains at 3e-3). Keep PEFT’s default targets; it merges into the weights with no extra latency, and works over ' +
     'an NF4 base too.',
   peftType: 'IA3',
+  exports: 'adapter',
   wrapsLinears: true,
   settings: ['targets'],
   defaultTargets: IA3_DEFAULT_TARGET_MODULES,

@@ -16,6 +16,7 @@ export const loraMethod: TrainingMethod = {
     'lr 1e-4 to 3e-4 (ten times full fine-tuning); q_proj and v_proj first, k/o_proj or all-linear for more; ' +
     'dropout 0.05–0.1 against overfitting. Over an NF4 base (QLoRA) it needs about a quarter of the memory.',
   peftType: 'LORA',
+  exports: 'adapter',
   wrapsLinears: true,
   settings: ['rank', 'alpha', 'dropout', 'targets', 'rslora', 'loraPlusRatio'],
   defaultTargets: PEFT_DEFAULT_TARGET_MODULES,
