@@ -7,6 +7,7 @@ import { trainCommand, TRAIN_USAGE } from './train.ts';
 import { mergeCommand, MERGE_USAGE } from './merge.ts';
 import { exportGgufCommand, EXPORT_GGUF_USAGE } from './export-gguf.ts';
 import { exportTrlCommand, EXPORT_TRL_USAGE } from './export-trl.ts';
+import { compareMethodsCommand, COMPARE_METHODS_USAGE } from './compare-methods.ts';
 
 const USAGE = `usage: lora-studio <command> [options]
 
@@ -14,7 +15,8 @@ commands:
   gpu        print the WebGPU adapter this machine gives, its limits and features
   eval       the mean next-token loss of a model on a JSONL file: ${EVAL_USAGE.replace('lora-studio eval ', '')}
   generate   text from a model, streamed as it comes: ${GENERATE_USAGE.replace('lora-studio generate ', '')}
-  train      LoRA/QLoRA fine-tuning into a PEFT adapter: ${TRAIN_USAGE.replace('lora-studio train ', '')}
+  train      fine-tuning (LoRA, QLoRA, DoRA, IA³, full) into a PEFT adapter or a model folder: ${TRAIN_USAGE.replace('lora-studio train ', '')}
+  compare-methods  the methods side by side on one model and dataset (one JSON line each, a table, a CSV): ${COMPARE_METHODS_USAGE.replace('lora-studio compare-methods ', '')}
   merge      the base model with an adapter folded in, as a plain model folder: ${MERGE_USAGE.replace('lora-studio merge ', '')}
   export-gguf  the model (merged, or with a GGUF LoRA adapter) for llama.cpp / Ollama: ${EXPORT_GGUF_USAGE.replace('lora-studio export-gguf ', '')}
   export-trl   the same run as a folder for TRL + accelerate on GPUs: ${EXPORT_TRL_USAGE.replace('lora-studio export-trl ', '')}
@@ -43,6 +45,7 @@ const COMMANDS: Record<string, (args: string[]) => Promise<void>> = {
   merge: (args) => mergeCommand(args),
   'export-gguf': (args) => exportGgufCommand(args),
   'export-trl': (args) => exportTrlCommand(args),
+  'compare-methods': async (args) => void (await compareMethodsCommand(args)),
 };
 
 export async function main(argv: string[]): Promise<number> {

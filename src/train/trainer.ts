@@ -177,7 +177,9 @@ export class Trainer {
     const c = this.o.transformer.model.config;
     const base = countBaseParameters(this.o.transformer);
     const t = this.method.trainableParams;
-    return `trainable params: ${t.toLocaleString('en-US')} || all params: ${(base + t).toLocaleString('en-US')} || trainable%: ${((100 * t) / (base + t)).toFixed(4)} (${c.modelType})`;
+    // Full fine-tuning trains the base's own weights: they are not added to it.
+    const all = methodFor(this.o.config.method).exports === 'model' ? base : base + t;
+    return `trainable params: ${t.toLocaleString('en-US')} || all params: ${all.toLocaleString('en-US')} || trainable%: ${((100 * t) / all).toFixed(4)} (${c.modelType})`;
   }
 
   /** The `gradAccum` micro-batches from (epoch, batchIndex), and the position after them. */
@@ -435,5 +437,6 @@ function countBaseParameters(tf: Transformer): number {
   if (c.positions.kind === 'learned') n += c.maxPositions * c.hiddenSize;
   for (const { module: m } of tf.model.modules) n += m.inFeatures * m.outFeatures + (m.hasBias ? m.outFeatures : 0);
   const normSize = c.hiddenSize * (c.norm.kind === 'layernorm' ? 2 : 1);
+  if (c.qkNorm) n += 2 * c.headDim * c.numLayers; // Qwen3's per-head q and k norms
   return n + normSize * (2 * c.numLayers + 1);
 }

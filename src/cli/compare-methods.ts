@@ -1,0 +1,271 @@
+// `lora-studio compare-methods`: the comparison of the article the product grew from (../shared/background/), run on
+// one model and one dataset. Each row is one `train` run into --out/<row>/ with the same data, seed, steps, batch and
+// evaluation split — full fine-tuning, LoRA r8 and r64, QLoRA r8, DoRA r8, IA³ by default — then, where --prompt is
+// given, one greedy generation of the same prompt with each result. A row the GPU cannot hold (full fine-tuning of a
+// model over its binding limit) is reported as skipped with the reason; a row that fails is reported and the others
+// still run.
+//
+// stdout: one JSON line per row, then nothing else; stderr: the table. --out/comparison.csv and comparison.json hold
+// the same numbers.
+//
+// Learning rates: the methods train very different numbers of parameters, so one rate does not suit them all. The
+// LoRA family uses the base rate (--lr, or the preset's or the default's); IA³ ten times it (the IA³ paper trains at
+// 3e-3 where LoRA uses 3e-4); full fine-tuning a tenth of it (the article: full fine-tuning wants a rate about ten
+// times lower than LoRA). Each row's rate is in its line and in the table.
+import { mkdir, readFile, stat, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { Engine } from '../gpu/engine.ts';
+import { createEngine } from '../gpu/engine.ts';
+import type { TuningCache } from '../gpu/kernels/matmul-tuning.ts';
+import { openNodeGpu } from '../gpu/node.ts';
+import { resolveConfig } from '../train/config.ts';
+import { methodFor } from '../train/methods/registry.ts';
+import type { MethodId } from '../train/methods/ids.ts';
+import { optionalString, parseFlags, requiredString, UsageError } from './args.ts';
+import { generateCommand } from './generate.ts';
+import type { CliIo } from './load.ts';
+import { processIo } from './load.ts';
+import { presetBase } from './preset.ts';
+import { METRICS_FILE, trainCommand } from './train.ts';
+
+/** One row of the comparison: a method and its settings, as `train` flags. */
+export interface MethodRow {
+  id: string;
+  label: string;
+  method: MethodId;
+  /** `train` flags beside the common ones. */
+  flags: string[];
+  /** The row's learning rate as a multiple of the base rate. */
+  lrScale: number;
+}
+
+export const METHOD_ROWS: readonly MethodRow[] = [
+  { id: 'full', label: 'Full FT', method: 'full', flags: ['--targets', ''], lrScale: 0.1 },
+  { id: 'lora-r8', label: 'LoRA r8', method: 'lora', flags: ['--rank', '8', '--alpha', '16'], lrScale: 1 },
+  { id: 'lora-r64', label: 'LoRA r64', method: 'lora', flags: ['--rank', '64', '--alpha', '128'], lrScale: 1 },
+  { id: 'qlora-r8', label: 'QLoRA r8', method: 'lora', flags: ['--rank', '8', '--alpha', '16', '--quant', 'nf4'], lrScale: 1 },
+  { id: 'dora-r8', label: 'DoRA r8', method: 'dora', flags: ['--rank', '8', '--alpha', '16'], lrScale: 1 },
+  { id: 'ia3', label: 'IA³', method: 'ia3', flags: [], lrScale: 10 },
+];
+
+export const COMPARE_METHODS_USAGE =
+  'lora-studio compare-methods --model DIR --data FILE.jsonl --steps N --out DIR ' +
+  `[--methods ${METHOD_ROWS.map((r) => r.id).join(',')}] [--eval-data FILE | --eval-split FRACTION] [--lr BASE] [--batch N] ` +
+  '[--max-len N] [--seed N] [--preset quick|balanced|quality] [--prompt TEXT] [--chat] [--max-new-tokens N]';
+
+const FLAGS = {
+  model: { type: 'string' },
+  data: { type: 'string' },
+  steps: { type: 'string' },
+  out: { type: 'string' },
+  methods: { type: 'string' },
+  'eval-data': { type: 'string' },
+  'eval-split': { type: 'string' },
+  lr: { type: 'string' },
+  batch: { type: 'string' },
+  'max-len': { type: 'string' },
+  seed: { type: 'string' },
+  preset: { type: 'string' },
+  prompt: { type: 'string' },
+  chat: { type: 'boolean' },
+  'max-new-tokens': { type: 'string' },
+  help: { type: 'boolean' },
+} as const;
+
+/** One row's result, as its JSON line. */
+export interface MethodResult {
+  method: string;
+  label: string;
+  status: 'done' | 'skipped' | 'failed';
+  /** Why it was skipped or failed. */
+  reason?: string;
+  lr: number;
+  trainable_params?: number;
+  trainable_pct?: number;
+  final_loss?: number | null;
+  final_eval_loss?: number | null;
+  ms_per_step?: number;
+  tokens_per_s?: number;
+  peak_bytes?: number;
+  /** The adapter's weights file, or the whole model's for full fine-tuning. */
+  file_bytes?: number;
+  generation?: string;
+  out?: string;
+}
+
+export interface CompareMethodsDeps {
+  io?: CliIo;
+  engine?: Engine;
+  tuningCache?: TuningCache;
+  matmulOverride?: string;
+}
+
+export async function compareMethodsCommand(args: string[], deps: CompareMethodsDeps = {}): Promise<MethodResult[]> {
+  const io = deps.io ?? processIo;
+  const flags = parseFlags('compare-methods', args, FLAGS);
+  if (flags.help) {
+    io.stdout(`usage: ${COMPARE_METHODS_USAGE}`);
+    return [];
+  }
+  const model = requiredString('compare-methods', flags, 'model');
+  const data = requiredString('compare-methods', flags, 'data');
+  const steps = requiredString('compare-methods', flags, 'steps');
+  const out = requiredString('compare-methods', flags, 'out');
+  const rows = selectRows(optionalString(flags, 'methods'));
+  if (flags['eval-data'] !== undefined && flags['eval-split'] !== undefined) throw new UsageError('compare-methods: give --eval-data or --eval-split, not both');
+  const baseLr = flags.lr !== undefined ? Number(flags.lr) : resolveConfig({}, presetBase(flags)).lr;
+  if (!(baseLr > 0)) throw new UsageError(`compare-methods: --lr "${String(flags.lr)}" must be a positive number`);
+  if (await stat(join(out, 'comparison.json')).catch(() => null)) throw new UsageError(`compare-methods: ${out} already holds a comparison: choose another --out`);
+  await mkdir(out, { recursive: true });
+
+  const common = ['--model', model, '--data', data, '--steps', steps];
+  for (const flag of ['eval-data', 'eval-split', 'batch', 'max-len', 'seed', 'preset'] as const) {
+    const v = flags[flag];
+    if (typeof v === 'string') common.push(`--${flag}`, v);
+  }
+  const owned = deps.engine ? null : createEngine(await openNodeGpu());
+  const e = deps.engine ?? owned!;
+  const results: MethodResult[] = [];
+  try {
+    for (const row of rows) {
+      const lr = baseLr * row.lrScale;
+      const rowOut = join(out, row.id);
+      const trainErr: string[] = [];
+      const trainOut: string[] = [];
+      const rowIo: CliIo = { stdout: (l) => void trainOut.push(l), stderr: (l) => void trainErr.push(l), progress: () => {}, tty: false };
+      // Each row's peak is its own: the pool's free buffers of the previous row go, and the peak restarts.
+      e.buffers.trim();
+      e.buffers.resetPeak();
+      let result: MethodResult;
+      try {
+        await trainCommand([...common, ...row.flags, '--method', row.method, '--lr', String(lr), '--out', rowOut], {
+          io: rowIo,
+          engine: e,
+          tuningCache: deps.tuningCache,
+          matmulOverride: deps.matmulOverride,
+        });
+        result = await summarise(row, lr, rowOut, trainOut, trainErr);
+      } catch (err) {
+        const message = (err as Error).message;
+        // What the GPU cannot hold is a property of the row, not a failure of the comparison.
+        const skipped = /largest binding|exceeds|too large|cannot hold/i.test(message);
+        result = { method: row.id, label: row.label, status: skipped ? 'skipped' : 'failed', reason: message, lr };
+      }
+      if (result.status === 'done' && typeof flags.prompt === 'string') {
+        result.generation = await generateWith(row, rowOut, model, flags.prompt, flags.chat === true, optionalString(flags, 'max-new-tokens') ?? '48', e, deps);
+      }
+      results.push(result);
+      io.stdout(JSON.stringify(result));
+    }
+  } finally {
+    owned?.gpu.destroy();
+  }
+  await writeFile(join(out, 'comparison.json'), `${JSON.stringify(results, null, 1)}\n`);
+  await writeFile(join(out, 'comparison.csv'), comparisonCsv(results));
+  for (const line of comparisonTable(results)) io.stderr(line);
+  return results;
+}
+
+function selectRows(list: string | undefined): MethodRow[] {
+  if (list === undefined) return [...METHOD_ROWS];
+  const ids = list.split(',').map((s) => s.trim()).filter(Boolean);
+  const unknown = ids.filter((id) => !METHOD_ROWS.some((r) => r.id === id));
+  if (unknown.length || ids.length === 0) {
+    throw new UsageError(`compare-methods: --methods ${JSON.stringify(list)}: ${unknown.length ? `unknown ${unknown.join(', ')}; ` : ''}choose from ${METHOD_ROWS.map((r) => r.id).join(', ')}`);
+  }
+  return ids.map((id) => METHOD_ROWS.find((r) => r.id === id)!);
+}
+
+/** A finished row's numbers: the summary line, the steps' metrics (the first step, which compiles the kernels, is left
+ *  out of the speed), the trainable-parameter report and the size of what it wrote. */
+async function summarise(row: MethodRow, lr: number, rowOut: string, stdout: string[], stderr: string[]): Promise<MethodResult> {
+  const summary = JSON.parse(stdout[stdout.length - 1]) as { final_loss: number | null; final_eval_loss: number | null; trainable_params: number };
+  const metrics = (await readFile(join(rowOut, METRICS_FILE), 'utf8'))
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => JSON.parse(l) as { ms: number; tokens_per_s: number; peak_bytes: number });
+  const timed = metrics.length > 1 ? metrics.slice(1) : metrics;
+  const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / Math.max(1, xs.length);
+  const report = stderr.find((l) => l.includes('trainable%:')) ?? '';
+  const pct = Number(/trainable%: ([\d.]+)/.exec(report)?.[1] ?? NaN);
+  const weights = methodFor(row.method).exports === 'model' ? 'model.safetensors' : 'adapter_model.safetensors';
+  const fileBytes = (await stat(join(rowOut, weights))).size;
+  return {
+    method: row.id,
+    label: row.label,
+    status: 'done',
+    lr,
+    trainable_params: summary.trainable_params,
+    trainable_pct: pct,
+    final_loss: summary.final_loss,
+    final_eval_loss: summary.final_eval_loss,
+    ms_per_step: round(mean(timed.map((m) => m.ms)), 2),
+    tokens_per_s: round(mean(timed.map((m) => m.tokens_per_s)), 1),
+    peak_bytes: Math.max(...metrics.map((m) => m.peak_bytes)),
+    file_bytes: fileBytes,
+    out: rowOut,
+  };
+}
+
+/** The row's greedy continuation of the prompt: the adapter over the base, or the fully fine-tuned folder itself. */
+async function generateWith(row: MethodRow, rowOut: string, model: string, prompt: string, chat: boolean, maxNew: string, e: Engine, deps: CompareMethodsDeps): Promise<string> {
+  const where = methodFor(row.method).exports === 'model' ? ['--model', rowOut] : ['--model', model, '--adapter', rowOut];
+  const quant = row.flags.includes('nf4') ? ['--quant', 'nf4'] : [];
+  let text = '';
+  await generateCommand([...where, ...quant, '--prompt', prompt, '--temperature', '0', '--max-new-tokens', maxNew, ...(chat ? ['--chat'] : [])], {
+    io: { write: (t) => void (text += t), stderr: () => {} },
+    engine: e,
+    tuningCache: deps.tuningCache,
+    matmulOverride: deps.matmulOverride,
+  });
+  return text;
+}
+
+const COLUMNS: [keyof MethodResult, string][] = [
+  ['label', 'method'],
+  ['status', 'status'],
+  ['trainable_params', 'trainable params'],
+  ['trainable_pct', 'trainable %'],
+  ['lr', 'lr'],
+  ['final_loss', 'train loss'],
+  ['final_eval_loss', 'eval loss'],
+  ['ms_per_step', 'ms/step'],
+  ['tokens_per_s', 'tokens/s'],
+  ['peak_bytes', 'peak GPU MB'],
+  ['file_bytes', 'file MB'],
+];
+
+function cell(r: MethodResult, key: keyof MethodResult): string {
+  const v = r[key];
+  if (v === undefined || v === null) return '';
+  if (key === 'peak_bytes' || key === 'file_bytes') return ((v as number) / 2 ** 20).toFixed(2);
+  if (key === 'final_loss' || key === 'final_eval_loss') return (v as number).toFixed(4);
+  if (key === 'trainable_pct') return (v as number).toFixed(4);
+  if (key === 'lr') return (v as number).toExponential(1);
+  if (key === 'trainable_params') return (v as number).toLocaleString('en-US');
+  return String(v);
+}
+
+/** The results as CSV (RFC 4180 quoting), with the reason and the generation last. */
+export function comparisonCsv(results: readonly MethodResult[]): string {
+  const quote = (s: string) => (/[",\n]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s);
+  const header = [...COLUMNS.map(([, h]) => h), 'reason', 'generation'];
+  const lines = results.map((r) => [...COLUMNS.map(([k]) => cell(r, k)), r.reason ?? '', r.generation ?? ''].map(quote).join(','));
+  return `${[header.join(','), ...lines].join('\n')}\n`;
+}
+
+/** The results as an aligned text table, the reasons of skipped or failed rows below it. */
+export function comparisonTable(results: readonly MethodResult[]): string[] {
+  const rows = [COLUMNS.map(([, h]) => h), ...results.map((r) => COLUMNS.map(([k]) => cell(r, k)))];
+  const widths = COLUMNS.map((_, i) => Math.max(...rows.map((r) => r[i].length)));
+  const lines = rows.map((r) => r.map((c, i) => (i === 0 || i === 1 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join('  '));
+  lines.splice(1, 0, widths.map((w) => '-'.repeat(w)).join('  '));
+  for (const r of results) if (r.reason) lines.push(`${r.label}: ${r.status}: ${r.reason}`);
+  for (const r of results) if (r.generation !== undefined) lines.push(`${r.label} → ${JSON.stringify(r.generation)}`);
+  return lines;
+}
+
+function round(x: number, digits: number): number {
+  const f = 10 ** digits;
+  return Math.round(x * f) / f;
+}
