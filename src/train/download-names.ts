@@ -16,6 +16,11 @@ export function mergedModelName(runName: string): string {
   return `${runSlug(runName)}-merged`;
 }
 
+/** The folder (or .zip) a full fine-tuning run's model is saved as: "demo · full" → "demo-full-model". */
+export function fullModelName(runName: string): string {
+  return `${runSlug(runName)}-model`;
+}
+
 /** The folder (or .zip) of a run's TRL + accelerate export: "demo · r4" → "demo-r4-trl". */
 export function trlExportName(runName: string): string {
   return `${runSlug(runName)}-trl`;

@@ -44,6 +44,9 @@ export interface ModelSummary {
   weightBytes: number;
   /** Architecture numbers for the Train screen's memory estimate and trainable-parameter count. */
   dims?: ModelDims;
+  /** Every weight the engine holds, as full fine-tuning trains them (methods/full: every linear layer's tensors and
+   *  the base tensors; a tied head once). */
+  fullParameters?: number;
 }
 
 export interface DatasetSummary {
@@ -156,6 +159,9 @@ export type EngineEvent =
   | { type: 'error'; id?: string; message: string }
   | { type: 'progress'; id: string; stage: string; done: number; total: number }
   | { type: 'model-loaded'; id: string; model: ModelSummary }
+  /** The loaded model (load request `id`) changed how it is held, not what it is: a full fine-tuning run loaded its
+   *  weights again in f32 (worker/full-weights.ts). Its tokenizer and the datasets tokenized for it still hold. */
+  | { type: 'model-updated'; id: string; model: ModelSummary; message: string }
   | { type: 'dataset-loaded'; id: string; dataset: DatasetSummary }
   | { type: 'metrics'; runId: string; steps: StepMetrics[]; totalSteps: number }
   | {

@@ -98,6 +98,10 @@ export const createModelsSlice: StateCreator<ModelsSlice, [], [], ModelsSlice> =
         case 'model-loaded':
           set({ modelStatus: 'loaded', model: event.model, modelQuant: pendingQuant, modelProgress: null, modelError: '' });
           break;
+        case 'model-updated':
+          // The same model held another way (a full fine-tuning run reloaded it in f32): the datasets still hold.
+          if (get().modelStatus === 'loaded') set({ model: event.model });
+          break;
         case 'error': {
           // The worker releases the previous model just before the 'weights' stage: a failure before it (a bad repo id,
           // a missing config) leaves that model loaded; a failure after it leaves none.

@@ -210,6 +210,7 @@ export const createRunsSlice: StateCreator<Deps, [], [], RunsSlice> = (set, get)
     downloadRun(id, as) {
       return guard(async () => {
         const r = record(id);
+        if (r.config.method === 'full') throw new Error(`"${r.name}" is a full fine-tuning run: it downloads as a whole model folder ("Download model"), not as an adapter`);
         const files = await runsDb().loadAdapter(id);
         if (!files) throw new Error(`"${r.name}" has no saved adapter: ${r.status === 'failed' ? 'it failed before saving one' : 'it has not stopped or finished yet'}`);
         if (as === 'zip') saveFile(zipAdapter(files), adapterFileName(r.name, 'zip'), 'application/zip');
@@ -278,7 +279,8 @@ export const createRunsSlice: StateCreator<Deps, [], [], RunsSlice> = (set, get)
           const bytes = event.files.reduce((s, f) => s + f.size, 0);
           const size = bytes >= 1024 ** 2 ? `${(bytes / 1024 ** 2).toFixed(1)} MiB` : `${(bytes / 1024).toFixed(1)} KiB`;
           if (event.zip) saveBlob(event.zip.blob, event.zip.fileName);
-          const done = get().merges[runId]?.trl ? 'Exported' : 'Merged';
+          const full = get().runs.find((r) => r.id === runId)?.config.method === 'full';
+          const done = get().merges[runId]?.trl ? 'Exported' : full ? 'Saved the fully fine-tuned model' : 'Merged';
           patchMerge(runId, {
             phase: 'done',
             message: event.zip

@@ -7,6 +7,7 @@ import type { EngineEvent } from '../../train/protocol.ts';
 import { requestId, sendToEngine } from '../engine-link.ts';
 import { saveFile } from '../downloads.ts';
 import { liveMetrics } from '../metrics-buffer.ts';
+import { METHODS } from '../../train/methods/registry.ts';
 import { newRunId, requestPersistenceOnce, type RunRecord, type RunSample } from '../runs-db.ts';
 import type { DatasetSlice } from './dataset.ts';
 import type { ModelsSlice } from './models.ts';
@@ -49,6 +50,29 @@ export const LOCKED_BY_ADAPTER = ['method', 'rank', 'alpha', 'rslora', 'targets'
 /** `config` with the adapter's fields put back (whatever a preset or an edit did to them). */
 export function lockToAdapter(config: TrainConfig, from: TrainFrom | null): TrainConfig {
   return from ? { ...config, method: from.method, rank: from.rank, alpha: from.alpha, rslora: from.rslora, targets: [...from.targets] } : config;
+}
+
+/** The config a run is started with: the base weights as the model was loaded (the Models screen's choice: QLoRA is
+ *  LoRA over an NF4 load), and no target list for a method without a target setting (full fine-tuning trains every
+ *  layer; the form's targets, kept for when another method is picked again, do not apply). */
+export function effectiveConfig(config: TrainConfig, modelQuant: 'none' | 'nf4'): TrainConfig {
+  const method = METHODS[config.method];
+  const targets = method && !method.settings.includes('targets') ? [] : config.targets;
+  return { ...config, quant: modelQuant, doubleQuant: modelQuant === 'nf4' && config.doubleQuant, targets };
+}
+
+/** Every problem with the form, as field errors: config.ts's ranges, then the method's own rules (full fine-tuning:
+ *  not over an NF4 load) on the config the run would start with. */
+export function trainConfigErrors(config: TrainConfig, modelQuant: 'none' | 'nf4'): FieldError[] {
+  const errors = validateConfig(config);
+  const method = METHODS[config.method];
+  return method ? [...errors, ...method.validate(effectiveConfig(config, modelQuant))] : errors;
+}
+
+/** A run's default name: "demo · r4 · pirate.jsonl", "demo · Full fine-tuning · pirate.jsonl". */
+export function defaultRunName(model: string, config: TrainConfig, dataset: string): string {
+  const lora = config.method === 'lora' || config.method === 'dora';
+  return `${model} · ${lora ? `r${config.rank}` : (METHODS[config.method]?.label ?? config.method)} · ${dataset}`;
 }
 
 export interface TrainSlice {
@@ -103,7 +127,7 @@ export const createTrainSlice: StateCreator<Deps, [], [], TrainSlice> = (set, ge
   const begin = (runId: string, name: string, resume: boolean) => {
     const { datasetId, samplePrompt, trainFrom, modelQuant } = get();
     // The base weights train as the model was loaded (the Models screen's choice): QLoRA is LoRA over an NF4 load.
-    const trainConfig = { ...get().trainConfig, quant: modelQuant, doubleQuant: modelQuant === 'nf4' && get().trainConfig.doubleQuant };
+    const trainConfig = effectiveConfig(get().trainConfig, modelQuant);
     const id = requestId('train');
     liveMetrics.reset();
     set({
@@ -159,13 +183,13 @@ export const createTrainSlice: StateCreator<Deps, [], [], TrainSlice> = (set, ge
 
     startTraining() {
       const s = get();
-      const errors = validateConfig(s.trainConfig);
+      const errors = trainConfigErrors(s.trainConfig, s.modelQuant);
       const blocker = startBlocker(s, errors);
       if (blocker) {
         set({ trainError: blocker });
         return;
       }
-      const name = s.runName.trim() || `${s.model!.name} · r${s.trainConfig.rank} · ${s.dataset!.fileName}`;
+      const name = s.runName.trim() || defaultRunName(s.model!.name, s.trainConfig, s.dataset!.fileName);
       begin(newRunId(), name, false);
     },
     resumeSavedRun(runId, name) {
@@ -213,6 +237,15 @@ export const createTrainSlice: StateCreator<Deps, [], [], TrainSlice> = (set, ge
 
     onTrainEvent(event) {
       switch (event.type) {
+        case 'progress': {
+          // A full fine-tuning run loading the model's weights again in f32 before it starts (worker/full-weights.ts).
+          const run = get().liveRun;
+          if (run && event.id === run.request && event.stage === 'f32-weights') {
+            const pct = event.total > 0 ? ` ${Math.floor((100 * event.done) / event.total)}%` : '';
+            patchRun(run.runId, { message: `Loading the model's weights again in f32 for full fine-tuning…${pct}` });
+          }
+          break;
+        }
         case 'run-started':
           // The continuation has started: the next run starts fresh unless "Continue training" is chosen again.
           if (get().liveRun?.runId === event.runId && event.resumedFrom === null && get().trainFrom) set({ trainFrom: null });

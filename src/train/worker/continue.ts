@@ -1,14 +1,15 @@
 // "Continue training" from a saved run's adapter (trained here or imported): the new run's tensors start from that
 // adapter's (LoRA's A and B, IA³'s vectors: Trainer's `initial`), so its first step begins exactly where the adapter
 // is. The method, LoRA's rank and scale (alpha, rsLoRA) and the targets must be the adapter's: the Train screen locks
-// them; this checks again.
+// them; this checks again. A full fine-tuning run continues from its saved weights: the new full run's master weights
+// start from them (every tensor of the model, by its parameter name).
 import type { TrainConfig } from '../config.ts';
 import { loraScale } from '../methods/lora-scale.ts';
 import { loraSegmentName } from '../lora-names.ts';
 import { ia3SegmentName } from '../methods/ia3/config.ts';
 import { doraMagnitudeSegmentName } from '../methods/dora/config.ts';
 import type { LoraAdapter } from '../peft.ts';
-import { loadAnyRunAdapter, workerRunsDb } from './adapters.ts';
+import { loadAnyRunAdapter, loadFullRunTensors, workerRunsDb } from './adapters.ts';
 import { UserError, type LoadedModel } from './state.ts';
 
 export interface Continuation {
@@ -38,8 +39,14 @@ export async function continuationFor(runId: string, config: TrainConfig, model:
   if (record.model.name !== model.summary.name) {
     throw new UserError(`"${record.name}" is an adapter of ${record.model.name}: load that model to continue it (loaded: ${model.summary.name})`);
   }
-  const adapter = await loadAnyRunAdapter(runId);
   const parent = { runId, name: record.name, step: record.adapter?.step ?? 0 };
+  const full = await loadFullRunTensors(runId);
+  if (full || config.method === 'full') {
+    if (!full) throw new UserError(`cannot continue "${record.name}" with full fine-tuning: it saved an adapter, not the model's weights`);
+    if (config.method !== 'full') throw new UserError(`cannot continue "${record.name}": it is a full fine-tuning run and this run trains ${config.method}`);
+    return { initial: full, parent };
+  }
+  const adapter = await loadAnyRunAdapter(runId);
   const kind = adapter.kind === 'ia3' ? 'ia3' : adapter.dora ? 'dora' : 'lora';
   if (config.method !== kind) throw new UserError(`cannot continue "${record.name}": it is a ${{ ia3: 'IA³', dora: 'DoRA', lora: 'LoRA' }[kind]} adapter and this run trains ${config.method}`);
   if (adapter.kind === 'ia3') return { initial: new Map(adapter.modules.map((m) => [ia3SegmentName(m.peftPath), m.l])), parent };

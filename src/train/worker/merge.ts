@@ -6,14 +6,17 @@
 //     API. The .zip is assembled as a Blob, which the browser may keep in memory: refused above ZIP_LIMIT_BYTES with
 //     what to do instead (a browser that has the API, or the CLI's `npx lora-studio merge`).
 // The base model's files are the loaded model's (worker state keeps its ModelFiles), read again from their source.
+// A full fine-tuning run has nothing to merge: the same request writes its model folder (methods/full/
+// model-folder.ts: model.safetensors in the base checkpoint's dtype, config.json, the tokenizer files), the same ways.
 import { Zip, ZipPassThrough } from 'fflate';
 import { ggufOutputFiles } from '../../export/gguf-output.ts';
 import { trlConfigFiles, trlOutputFiles } from './export-trl.ts';
 import { mergeModel, type MergedModel, type OutputFile } from '../merge.ts';
 import type { EngineRequest } from '../protocol.ts';
-import { loadAnyRunAdapter, workerRunsDb } from './adapters.ts';
+import { fullModelFolder } from '../methods/full/model-folder.ts';
+import { loadAnyRunAdapter, loadFullRunTensors, workerRunsDb } from './adapters.ts';
 import { requireModel, UserError, type Post } from './state.ts';
-import { mergedModelName, trlExportName } from '../download-names.ts';
+import { fullModelName, mergedModelName, trlExportName } from '../download-names.ts';
 
 type MergeRequest = Extract<EngineRequest, { type: 'merge-model' }>;
 type TrlExportRequest = Extract<EngineRequest, { type: 'export-trl' }>;
@@ -208,6 +211,11 @@ async function runOutput(req: MergeRequest): Promise<{ merged: MergedModel; name
   if (!record) throw new UserError(`run ${req.runId} does not exist (deleted?)`);
   if (record.model.name !== model.summary.name) {
     throw new UserError(`"${record.name}" is an adapter of ${record.model.name}: load that model to merge it (loaded: ${model.summary.name})`);
+  }
+  const full = await loadFullRunTensors(req.runId);
+  if (full) {
+    if (req.trl || req.gguf) throw new UserError(`"${record.name}" is a full fine-tuning run: it downloads as a model folder (model.safetensors, config.json, tokenizer); ${req.trl ? 'the cluster export takes LoRA and DoRA runs only' : 'convert that folder with llama.cpp\'s convert_hf_to_gguf.py'}`);
+    return { merged: await fullModelFolder(model.files, full, model.config), name: fullModelName(record.name), runId: req.runId };
   }
   const merged = req.trl
     ? { files: await trlOutputFiles(record, model, await trlAdapter(req.runId, record.name)), close: async () => {} }

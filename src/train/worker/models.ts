@@ -90,15 +90,20 @@ function modelBuffers(tf: Transformer): Set<GPUBuffer> {
   return out;
 }
 
+/** Frees a transformer's weights (every buffer once) and trims the pool. */
+export function releaseWeights(tf: Transformer): void {
+  const e = requireEngine();
+  for (const buffer of modelBuffers(tf)) e.buffers.release(buffer);
+  e.buffers.trim();
+}
+
 /** Frees the loaded model's weights (and the datasets tokenized for it) before another one loads. */
 export function unloadModel(): void {
   const loaded = state.model;
   if (!loaded) return;
   state.model = null;
   state.datasets.clear();
-  const e = requireEngine();
-  for (const buffer of modelBuffers(loaded.transformer)) e.buffers.release(buffer);
-  e.buffers.trim();
+  releaseWeights(loaded.transformer);
 }
 
 export async function handleLoadModel(req: LoadModel, post: Post): Promise<void> {

@@ -6,6 +6,8 @@ import type { ModelDims } from '../../model/memory.ts';
 import { parameterCount } from '../../model/memory.ts';
 import type { HfTokenizer } from '../../model/tokenizer.ts';
 import { linearModules, PEFT_DEFAULT_TARGET_MODULES } from '../../model/weights.ts';
+import { DEFAULT_CONFIG } from '../config.ts';
+import { METHODS } from '../methods/registry.ts';
 import type { DatasetSummary, ModelSummary } from '../protocol.ts';
 
 /** How many rejected lines a summary carries (the report counts them all). */
@@ -33,6 +35,15 @@ export function dimsFromConfig(c: ModelConfig): ModelDims {
   };
 }
 
+/** What full fine-tuning trains of this model: the method's tensors over every linear layer plus its base tensors
+ *  (embeddings, positions, norms, an untied head; a tied head once). */
+export function countFullParameters(config: ModelConfig): number {
+  const full = METHODS.full;
+  const count = (ts: readonly { length: number }[]) => ts.reduce((s, t) => s + t.length, 0);
+  const linear = linearModules(config).reduce((s, m) => s + count(full.tensors(m, DEFAULT_CONFIG)), 0);
+  return linear + count(full.baseTensors?.(config) ?? []);
+}
+
 export function modelSummary(
   name: string,
   config: ModelConfig,
@@ -52,6 +63,7 @@ export function modelSummary(
     linearModules: [...new Set(linearModules(config).map((m) => m.targetName))],
     weightBytes: o.weightBytes,
     dims: dimsFromConfig(config),
+    fullParameters: countFullParameters(config),
   };
 }
 

@@ -21,6 +21,8 @@ import type { EngineRequest, StepMetrics } from '../protocol.ts';
 import { Trainer, TrainingDivergedError, type TrainerCheckpoint } from '../trainer.ts';
 import { activeRun, currentLostRun, db, forgetLostRun, setActiveRun, type ActiveRun, type Exclusive, type LostRun, type PostTransfer, type StartTraining } from './active-run.ts';
 import { continuationFor } from './continue.ts';
+import { prepareWeightsFor } from './full-weights.ts';
+import { methodFor } from '../methods/registry.ts';
 import { adapterFiles } from './run-export.ts';
 import { promptFromRow, truncateRows } from './run-rows.ts';
 import { errorMessage, requireDataset, requireEngine, requireModel, state, UserError } from './state.ts';
@@ -72,6 +74,9 @@ export async function handleStartTraining(
     const errors = validateConfig(normalizeConfig(req.config));
     if (errors.length) throw new UserError(new ConfigError(errors).message);
     config = normalizeConfig(req.config);
+    // The method's own rules (full fine-tuning: no NF4 base, no target list).
+    const methodErrors = methodFor(config.method).validate(config);
+    if (methodErrors.length) throw new UserError(new ConfigError(methodErrors).message);
   }
   if (config.quant === 'nf4' && model.quant !== 'nf4') {
     throw new UserError('QLoRA trains over an NF4 base: load the model again with "Base weights: NF4" on the Models screen');
@@ -81,6 +86,11 @@ export async function handleStartTraining(
   }
   if (config.maxLength > model.config.maxPositions) {
     throw new UserError(`maxLength = ${config.maxLength}: must be ≤ the model's ${model.config.maxPositions} positions`);
+  }
+
+  // Full fine-tuning trains f32 weights: an f16 model is loaded again in f32 first (progress on this request).
+  if (await prepareWeightsFor(config, model, (done, total) => post({ type: 'progress', id: req.id, stage: 'f32-weights', done, total }))) {
+    post({ type: 'model-updated', id: model.id, model: model.summary, message: `${model.summary.name} was loaded again in f32 for full fine-tuning` });
   }
 
   const { rows, dropped } = truncateRows(dataset.data.rows, config.maxLength);

@@ -79,7 +79,8 @@ export function RunView() {
         {run.phase === 'running' && <button type="button" onClick={pause}>Pause</button>}
         {run.phase === 'paused' && <button type="button" className="primary" onClick={resume}>Resume</button>}
         {active && <button type="button" onClick={stop} disabled={run.phase === 'stopping' || run.phase === 'starting'}>Stop and save</button>}
-        {run.phase === 'paused' && <button type="button" onClick={() => exportAdapter('zip')}>Download adapter so far (.zip)</button>}
+        {/* A full fine-tuning run is a whole model: it downloads as a model folder from Runs once it stops. */}
+        {run.phase === 'paused' && run.config?.method !== 'full' && <button type="button" onClick={() => exportAdapter('zip')}>Download adapter so far (.zip)</button>}
         {!active && (
           <button type="button" onClick={() => go('runs')}>
             See it in Runs (download, CSV)

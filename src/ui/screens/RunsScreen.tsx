@@ -171,7 +171,7 @@ function BytesProgress({ label, done, total }: { label: string; done: number; to
 /** "Download merged model": the loaded base model with this run's adapter folded in, f16 or f32; "Download for
  *  llama.cpp / Ollama" (format gguf): the same as one GGUF file (f32, f16 or q8_0) and an Ollama Modelfile; "Export
  *  for a GPU cluster" (format trl): the run as train.py for TRL + accelerate with its rows (src/export/trl.ts). */
-function MergePanel({ run, format }: { run: RunRecord; format: 'hf' | 'gguf' | 'trl' }) {
+function MergePanel({ run, format }: { run: RunRecord; format: 'hf' | 'gguf' | 'trl' | 'full' }) {
   const model = useStudio((s) => s.model);
   const merge = useStudio((s) => s.merges[run.id]);
   const start = useStudio((s) => s.mergeRun);
@@ -181,12 +181,21 @@ function MergePanel({ run, format }: { run: RunRecord; format: 'hf' | 'gguf' | '
   const dtypeId = useId();
   const gguf = format === 'gguf';
   const trl = format === 'trl';
+  const full = format === 'full';
   const folder = canPickFolder();
-  const wrongModel = !model ? `Load ${run.model.name} on the Models screen first: the merge reads its files.` : model.name !== run.model.name ? `Load ${run.model.name} first (loaded: ${model.name}).` : '';
+  const wrongModel = !model
+    ? `Load ${run.model.name} on the Models screen first: the ${full ? 'model folder takes its config and tokenizer files' : 'merge reads its files'}.`
+    : model.name !== run.model.name ? `Load ${run.model.name} first (loaded: ${model.name}).` : '';
   const busy = merge?.phase === 'merging';
   return (
-    <div className="card merge-panel" data-testid={trl ? 'trl-panel' : gguf ? 'gguf-panel' : 'merge-panel'} data-status={merge?.phase ?? 'idle'}>
-      {trl ? (
+    <div className="card merge-panel" data-testid={full ? 'full-model-panel' : trl ? 'trl-panel' : gguf ? 'gguf-panel' : 'merge-panel'} data-status={merge?.phase ?? 'idle'}>
+      {full ? (
+        <p className="small">
+          The fully fine-tuned model itself, not an adapter: <code>model.safetensors</code> (every weight as trained, in the base
+          checkpoint&apos;s dtype), <code>config.json</code> and the tokenizer files, a folder transformers&apos;{' '}
+          <code>from_pretrained</code> loads as a plain model.
+        </p>
+      ) : trl ? (
         <p className="small">
           This run for TRL + accelerate on GPUs: <code>train.py</code> (TRL's SFTTrainer with PEFT, this run's settings), the
           rows exactly as it trained on them, accelerate configs for DDP, FSDP and DeepSpeed, and a README. Run{' '}
@@ -206,8 +215,8 @@ function MergePanel({ run, format }: { run: RunRecord; format: 'hf' | 'gguf' | '
       )}
       {wrongModel && <p className="muted">{wrongModel}</p>}
       <div className="row">
-        {!trl && <label htmlFor={dtypeId}>Weights</label>}
-        {trl ? null : gguf ? (
+        {!trl && !full && <label htmlFor={dtypeId}>Weights</label>}
+        {trl || full ? null : gguf ? (
           <select id={dtypeId} value={ggufType} onChange={(e) => setGgufType(e.target.value as 'f32' | 'f16' | 'q8_0')} disabled={busy}>
             <option value="f16">f16 (half the size)</option>
             <option value="q8_0">q8_0 (a quarter, 8-bit)</option>
@@ -228,7 +237,7 @@ function MergePanel({ run, format }: { run: RunRecord; format: 'hf' | 'gguf' | '
         {busy && <button type="button" onClick={() => cancel(run.id)}>Cancel</button>}
       </div>
       {!folder && <p className="muted small" data-testid="merge-no-folder">{NO_FOLDER_PICKER}</p>}
-      {busy && <BytesProgress label={trl ? 'Exporting' : 'Merging'} done={merge.done} total={merge.total} />}
+      {busy && <BytesProgress label={trl ? 'Exporting' : full ? 'Writing the model' : 'Merging'} done={merge.done} total={merge.total} />}
       {merge && merge.phase !== 'merging' && merge.message && (
         <p className={merge.phase === 'error' ? 'error small' : 'small'} role={merge.phase === 'error' ? 'alert' : undefined} data-testid="merge-message">{merge.message}</p>
       )}
@@ -250,7 +259,9 @@ function RunCard({ run }: { run: RunRecord }) {
   // The cluster export writes a PEFT LoraConfig run (DoRA: use_dora=True); another method's run says so.
   const loraOnly = method === 'lora' || method === 'dora' ? undefined : `${METHODS[method]?.label ?? method} runs: the cluster export takes LoRA and DoRA runs only (for now)`;
   const [editing, setEditing] = useState<string | null>(null);
-  const [merging, setMerging] = useState<null | 'hf' | 'gguf' | 'trl'>(null);
+  const [merging, setMerging] = useState<null | 'hf' | 'gguf' | 'trl' | 'full'>(null);
+  // Full fine-tuning saved the whole model, not an adapter: it downloads as a model folder; merging does not apply.
+  const wholeModel = METHODS[method]?.exports === 'model';
   const nameId = useId();
   const rows = useMemo(() => chartRows(run.curves, 400), [run.curves]);
   const status = shownStatus(run, locked);
@@ -294,6 +305,12 @@ function RunCard({ run }: { run: RunRecord }) {
         </p>
       )}
       {run.message && <p className={run.status === 'failed' ? 'error small' : 'muted small'}>{run.message}</p>}
+      {wholeModel && (
+        <p className="small" data-testid="run-whole-model">
+          A whole model, not an adapter: every weight trained. It downloads as a model folder (model.safetensors, config.json,
+          tokenizer) that transformers loads; there is nothing to merge.
+        </p>
+      )}
       <dl className="facts small">
         <dt>Steps</dt>
         <dd>{run.curves.at(-1)?.step ?? 0} of {run.totalSteps}{run.checkpoint ? ` · checkpoint at step ${run.checkpoint.step} (${formatBytes(run.checkpoint.bytes)})` : ''}</dd>
@@ -309,8 +326,8 @@ function RunCard({ run }: { run: RunRecord }) {
         )}
         {run.adapter && (
           <>
-            <dt>Adapter</dt>
-            <dd>{formatBytes(run.adapter.bytes)}</dd>
+            <dt>{wholeModel ? 'Trained weights' : 'Adapter'}</dt>
+            <dd>{formatBytes(run.adapter.bytes)}{wholeModel ? ' (every weight in f32, kept in this browser)' : ''}</dd>
           </>
         )}
       </dl>
@@ -333,21 +350,33 @@ function RunCard({ run }: { run: RunRecord }) {
         </details>
       )}
       <div className="row">
-        <button type="button" disabled={!run.adapter} onClick={() => void download(run.id, 'zip')} aria-label={`Download the adapter of ${run.name} as a PEFT .zip`}>
-          Download .zip (PEFT)
-        </button>
-        <button type="button" disabled={!run.adapter} onClick={() => void download(run.id, 'safetensors')} aria-label={`Download the adapter of ${run.name} as .safetensors`}>
-          .safetensors
-        </button>
+        {wholeModel ? (
+          <button type="button" disabled={!run.adapter} aria-expanded={merging === 'full'} onClick={() => setMerging(merging === 'full' ? null : 'full')} aria-label={`Download ${run.name} as a model folder`}>
+            Download model
+          </button>
+        ) : (
+          <>
+            <button type="button" disabled={!run.adapter} onClick={() => void download(run.id, 'zip')} aria-label={`Download the adapter of ${run.name} as a PEFT .zip`}>
+              Download .zip (PEFT)
+            </button>
+            <button type="button" disabled={!run.adapter} onClick={() => void download(run.id, 'safetensors')} aria-label={`Download the adapter of ${run.name} as .safetensors`}>
+              .safetensors
+            </button>
+          </>
+        )}
         <button type="button" disabled={run.curves.length === 0} onClick={() => void csv(run.id)} aria-label={`Export the metrics of ${run.name} as CSV`}>
           Metrics CSV
         </button>
-        <button type="button" disabled={!run.adapter} aria-expanded={merging === 'hf'} onClick={() => setMerging(merging === 'hf' ? null : 'hf')} aria-label={`Download ${run.name} merged into its base model`}>
-          Download merged model
-        </button>
-        <button type="button" disabled={!run.adapter} aria-expanded={merging === 'gguf'} onClick={() => setMerging(merging === 'gguf' ? null : 'gguf')} aria-label={`Download ${run.name} as GGUF for llama.cpp / Ollama`}>
-          Download for llama.cpp / Ollama
-        </button>
+        {!wholeModel && (
+          <>
+            <button type="button" disabled={!run.adapter} aria-expanded={merging === 'hf'} onClick={() => setMerging(merging === 'hf' ? null : 'hf')} aria-label={`Download ${run.name} merged into its base model`}>
+              Download merged model
+            </button>
+            <button type="button" disabled={!run.adapter} aria-expanded={merging === 'gguf'} onClick={() => setMerging(merging === 'gguf' ? null : 'gguf')} aria-label={`Download ${run.name} as GGUF for llama.cpp / Ollama`}>
+              Download for llama.cpp / Ollama
+            </button>
+          </>
+        )}
         <button
           type="button"
           disabled={!run.adapter || run.status === 'imported' || !!loraOnly}
@@ -359,7 +388,7 @@ function RunCard({ run }: { run: RunRecord }) {
           Export for a GPU cluster
         </button>
         {canResume && <button type="button" onClick={() => resume(run.id, run.name)}>Resume from step {run.checkpoint!.step}</button>}
-        <button type="button" disabled={!run.adapter || here} onClick={() => continueFrom(run)} aria-label={`Continue training from the adapter of ${run.name}`}>
+        <button type="button" disabled={!run.adapter || here} onClick={() => continueFrom(run)} aria-label={`Continue training from the ${wholeModel ? 'trained weights' : 'adapter'} of ${run.name}`}>
           Continue training
         </button>
         <button type="button" onClick={() => rerun(run.config, run.name)}>Re-run with this config</button>

@@ -1,15 +1,16 @@
 // Train: a preset or every field of the config, with the trainable parameters and the memory estimate updating as
 // you edit and each field's error naming its valid range; Start (or why not); then the live run (RunView).
 import { useId, useMemo, useState, type ReactNode } from 'react';
-import { PRESETS, validateConfig, type FieldError, type PresetName, type TrainConfig } from '../../train/config.ts';
+import { PRESETS, type FieldError, type PresetName, type TrainConfig } from '../../train/config.ts';
 import type { ModelType } from '../../model/config.ts';
 import { METHODS } from '../../train/methods/registry.ts';
 import { canPickFolder, TRAIN_EXPORT_KEY } from '../../store/slices/runs.ts';
-import { isActive, startBlocker } from '../../store/slices/train.ts';
+import { isActive, startBlocker, trainConfigErrors } from '../../store/slices/train.ts';
 import { useStudio } from '../../store/studio.ts';
 import { formatBytes } from '../format.ts';
 import { formatCount } from './ModelsScreen.tsx';
 import { RunView } from './RunView.tsx';
+import { defaultMemoryBudget } from './model-fit.ts';
 import { trainPlan } from './train-plan.ts';
 
 export function TrainScreen() {
@@ -44,11 +45,16 @@ function TrainForm() {
   const from = useStudio((s) => s.trainFrom);
   const clearFrom = useStudio((s) => s.clearTrainFrom);
   const modelQuant = useStudio((s) => s.modelQuant);
+  const gpu = useStudio((s) => s.gpu);
+  const memoryBudget = useStudio((s) => s.memoryBudget);
   const method = METHODS[config.method] ?? METHODS.lora;
   /** The method's own settings are shown; another method's are not (they would not apply). */
   const has = (field: keyof TrainConfig) => method.settings.includes(field);
-  const errors = useMemo(() => validateConfig(config), [config]);
-  const plan = useMemo(() => (model ? trainPlan(model, config) : null), [model, config]);
+  const errors = useMemo(() => trainConfigErrors(config, modelQuant), [config, modelQuant]);
+  const plan = useMemo(
+    () => (model ? trainPlan(model, config, gpu ? { limits: gpu.limits, budgetBytes: memoryBudget ?? defaultMemoryBudget(gpu.limits) } : undefined) : null),
+    [model, config, gpu, memoryBudget],
+  );
   const blocker = startBlocker({ model, dataset, datasetId, liveRun, trainConfig: config }, errors) || plan?.problem || '';
   const locked = !!liveRun && isActive(liveRun.phase);
 
@@ -87,13 +93,20 @@ function TrainForm() {
               Continues from the adapter of <strong>{from.name}</strong>: the new run&apos;s LoRA starts from its A and B. Its rank, alpha,
               target modules and rsLoRA are the adapter&apos;s and cannot be changed here.
             </p>
+          ) : METHODS[from.method]?.exports === 'model' ? (
+            <p>
+              Continues from the fully fine-tuned weights of <strong>{from.name}</strong>: the new run starts from that whole model, not
+              from the base. The method cannot be changed here.
+            </p>
           ) : (
             <p>
               Continues from the {METHODS[from.method]?.label ?? from.method} adapter of <strong>{from.name}</strong>: the new run starts from
               its tensors. The method and the target modules are the adapter&apos;s and cannot be changed here.
             </p>
           )}
-          <button type="button" onClick={clearFrom} disabled={locked}>Start from a fresh {METHODS[from.method]?.label ?? 'adapter'} instead</button>
+          <button type="button" onClick={clearFrom} disabled={locked}>
+            {METHODS[from.method]?.exports === 'model' ? 'Start from the base model instead' : `Start from a fresh ${METHODS[from.method]?.label ?? 'adapter'} instead`}
+          </button>
         </section>
       )}
 
@@ -109,10 +122,11 @@ function TrainForm() {
               </select>
             )}
           </Field>
-          <Field label="Base weights" field={null} errors={errors} help="chosen when loading the model (Models screen)">
+          <Field label="Base weights" field="quant" errors={errors} help="chosen when loading the model (Models screen)">
             {(id) => (
               <output id={id} data-testid="base-weights">
                 {modelQuant === 'nf4' ? `NF4 (QLoRA)${method.wrapsLinears ? '' : ': not for this method'}` : 'full precision'}
+                {method.exports === 'model' && modelQuant !== 'nf4' && model?.dtype === 'f16' ? ' (f16 now: loaded again in f32 when the run starts)' : ''}
               </output>
             )}
           </Field>
@@ -132,7 +146,12 @@ function TrainForm() {
         </div>
         <p className="small" data-testid="method-explanation">{method.explanation}</p>
         <p className="small muted" data-testid="method-advice">{method.advice}</p>
-        {from ? (
+        {!has('targets') ? (
+          <p className="small" data-testid="whole-model">
+            Trains every weight of the model: no rank, alpha or target modules. Exported as a whole model folder
+            (model.safetensors, config.json, tokenizer) that transformers loads, not as an adapter.
+          </p>
+        ) : from ? (
           <p className="small" data-testid="locked-targets">
             Target modules (the adapter&apos;s): <code>{from.targets.join(', ') || 'PEFT default'}</code>{from.rslora ? ' · rsLoRA' : ''}
           </p>
@@ -206,16 +225,22 @@ function TrainForm() {
               {plan.trainableParams.toLocaleString('en')} ({formatCount(plan.trainableParams)}
               {model ? `, ${((100 * plan.trainableParams) / (model.parameters + plan.trainableParams)).toFixed(3)}% of ${formatCount(model.parameters)}` : ''})
             </dd>
-            <dt>LoRA on</dt>
-            <dd><code>{plan.modules.join(', ') || '—'}</code>{model ? ` × ${model.layers} layers` : ''}</dd>
+            <dt>{plan.wholeModel ? 'Trains' : `${method.label} on`}</dt>
+            <dd>
+              {plan.wholeModel ? 'the embeddings, the norms and every linear layer: ' : ''}
+              <code>{plan.modules.join(', ') || '—'}</code>{model ? ` × ${model.layers} layers` : ''}
+            </dd>
             <dt>GPU memory (estimate)</dt>
             <dd data-testid="memory-estimate">
               {plan.memory
-                ? `${formatBytes(plan.memory.totalBytes)}: weights ${formatBytes(plan.memory.baseWeightBytes)}, LoRA + AdamW ${formatBytes(plan.memory.loraBytes)}, activations ${formatBytes(plan.memory.activationBytes + plan.memory.transientBytes)}`
+                ? plan.wholeModel
+                  ? `${formatBytes(plan.memory.totalBytes)}: weights in f32 ${formatBytes(plan.memory.baseWeightBytes)}, master weights + gradients + AdamW + trained copy ${formatBytes(plan.memory.loraBytes)}, activations ${formatBytes(plan.memory.activationBytes + plan.memory.transientBytes)}`
+                  : `${formatBytes(plan.memory.totalBytes)}: weights ${formatBytes(plan.memory.baseWeightBytes)}, ${method.label} + AdamW ${formatBytes(plan.memory.loraBytes)}, activations ${formatBytes(plan.memory.activationBytes + plan.memory.transientBytes)}`
                 : '—'}
             </dd>
           </dl>
         )}
+        {plan?.problem && <p className="error small" role="alert" data-testid="plan-problem">{plan.problem}</p>}
         {dataset && <p className="muted small">Dataset: {dataset.fileName}, {dataset.rows} rows.</p>}
       </section>
 

@@ -2,13 +2,16 @@ import { describe, expect, it } from 'vitest';
 import { estimateTrainingMemory } from '../../model/memory.ts';
 import { parseModelConfig } from '../../model/config.ts';
 import { DEFAULT_CONFIG } from '../../train/config.ts';
-import { modelSummary } from '../../train/worker/summary.ts';
+import { fullFineTuningBytes } from '../../train/methods/full/runtime.ts';
+import { effectiveConfig, trainConfigErrors } from '../../store/slices/train.ts';
+import { countFullParameters, modelSummary } from '../../train/worker/summary.ts';
 import { trainPlan } from './train-plan.ts';
 
-const llama = modelSummary('tiny-llama', parseModelConfig({
+const llamaConfig = parseModelConfig({
   model_type: 'llama', vocab_size: 100, hidden_size: 32, intermediate_size: 64, num_hidden_layers: 3, num_attention_heads: 4,
   num_key_value_heads: 2, max_position_embeddings: 128, tie_word_embeddings: true, rms_norm_eps: 1e-5,
-}, 'tiny'), { dtype: 'f32', hasChatTemplate: false, weightBytes: 0 });
+}, 'tiny');
+const llama = modelSummary('tiny-llama', llamaConfig, { dtype: 'f32', hasChatTemplate: false, weightBytes: 0 });
 const gpt2 = modelSummary('tiny-gpt2', parseModelConfig({
   model_type: 'gpt2', vocab_size: 100, n_embd: 32, n_layer: 2, n_head: 4, n_positions: 64,
 }, 'tiny'), { dtype: 'f32', hasChatTemplate: false, weightBytes: 0 });
@@ -43,5 +46,41 @@ describe('train plan', () => {
       dims: llama.dims!, base: 'f32', embeddingDtype: 'f32', trainable: { params: 3 * 8 * (64 + 48), activationsPerToken: 3 * 2 * 8 }, batch: 2, seqLen: 64,
     }));
     expect(trainPlan(llama, { ...DEFAULT_CONFIG, rank: Number.NaN }).memory).toBeNull();
+  });
+});
+
+describe('train plan: full fine-tuning', () => {
+  const gpu = (binding: number, budget: number) => ({ limits: { maxBufferSize: 2 ** 31, maxStorageBufferBindingSize: binding }, budgetBytes: budget });
+  const full = { ...DEFAULT_CONFIG, method: 'full' as const, targets: [], batchSize: 2, maxLength: 64 };
+
+  it('counts every weight (the summary\'s fullParameters) and five f32 copies of them beside the f32 weights', () => {
+    const plan = trainPlan(llama, full, gpu(2 ** 30, 2 ** 30));
+    expect(plan.wholeModel).toBe(true);
+    expect(plan.problem).toBe('');
+    expect(plan.modules).toHaveLength(7);
+    expect(llama.fullParameters).toBe(countFullParameters(llamaConfig));
+    expect(plan.trainableParams).toBe(llama.fullParameters);
+    const P = plan.trainableParams;
+    const estimate = estimateTrainingMemory({ dims: llama.dims!, base: 'f32', embeddingDtype: 'f32', trainable: { params: P, activationsPerToken: 0 }, batch: 2, seqLen: 64 });
+    // runtime.ts: master weights, gradients, two moments and the trained copy beside the model.
+    expect(plan.memory!.loraBytes).toBe(fullFineTuningBytes(P));
+    expect(plan.memory!.totalBytes).toBe(estimate.baseWeightBytes + fullFineTuningBytes(P) + estimate.activationBytes + estimate.transientBytes);
+    // The model is trained in f32 whatever it was loaded in.
+    expect(trainPlan({ ...llama, dtype: 'f16' }, full).memory!.baseWeightBytes).toBe(estimate.baseWeightBytes);
+  });
+
+  it('refuses past the binding (the engine\'s reason) and past the memory budget', () => {
+    const P = llama.fullParameters!;
+    expect(trainPlan(llama, full, gpu(4 * P - 4, 2 ** 30)).problem).toMatch(/^Full fine-tuning keeps this model's .* above this GPU's largest binding .*LoRA or QLoRA/);
+    expect(trainPlan(llama, full, gpu(2 ** 30, 1000)).problem).toMatch(/^Full fine-tuning does not fit this GPU: training needs about .* budget/);
+  });
+
+  it('shows the method\'s own errors as field errors: no NF4 base; the target list does not apply', () => {
+    expect(trainConfigErrors({ ...full, targets: ['all-linear'] }, 'none')).toEqual([]);
+    expect(effectiveConfig({ ...full, targets: ['all-linear'] }, 'none').targets).toEqual([]);
+    expect(effectiveConfig({ ...DEFAULT_CONFIG, targets: ['all-linear'] }, 'none').targets).toEqual(['all-linear']);
+    const errors = trainConfigErrors(full, 'nf4');
+    expect(errors).toHaveLength(1);
+    expect(errors[0]).toMatchObject({ field: 'quant', message: expect.stringMatching(/cannot be NF4/) });
   });
 });

@@ -1,11 +1,17 @@
 // What a training config means for the loaded model, computed on the page as the user edits: which linear layers the
 // method wraps (the one resolver of src/train/methods/targets.ts, over the modules the summary's architecture numbers
-// imply), how many parameters that trains (PEFT's count) and the memory estimate of model/memory.ts.
+// imply), how many parameters that trains (PEFT's count) and the memory estimate of model/memory.ts. Full fine-tuning
+// trains every weight: its count is every linear layer's tensors plus the method's base tensors (the summary's
+// fullParameters), its memory the model in f32 (a full run loads f16 weights again in f32) plus five f32 copies'
+// worth beside it less the weights themselves (master weights, gradients, two AdamW moments and the trained copy the
+// forward reads: methods/full/runtime.ts's fullFineTuningBytes), and it is refused, with the reason, on an NF4 load,
+// past the GPU's largest binding (the engine's own refusal) or past the memory budget.
 import type { ModelType } from '../../model/config.ts';
-import { estimateTrainingMemory, type MemoryEstimate, type ModelDims } from '../../model/memory.ts';
+import { checkFit, estimateTrainingMemory, parameterCount, type MemoryEstimate, type ModelDims } from '../../model/memory.ts';
 import { linearArchFromDims, type LinearModule } from '../../model/weights.ts';
 import type { TrainConfig } from '../../train/config.ts';
-import { countTrainable } from '../../train/methods/method.ts';
+import { fullBindingRefusal } from '../../train/full-run.ts';
+import { countTrainable, type TrainingMethod } from '../../train/methods/method.ts';
 import { METHODS } from '../../train/methods/registry.ts';
 import { resolveTargets, TargetError, type TargetArch } from '../../train/methods/targets.ts';
 import type { ModelSummary } from '../../train/protocol.ts';
@@ -15,9 +21,22 @@ export interface TrainPlan {
   modules: string[];
   trainableParams: number;
   memory: MemoryEstimate | null;
-  /** Why no plan could be made (targets that match nothing), else empty. */
+  /** Why no plan could be made (targets that match nothing), or why it cannot train here (full fine-tuning past
+   *  the GPU's limits), else empty. */
   problem: string;
+  /** Full fine-tuning: the whole model trains (no module choice). */
+  wholeModel?: boolean;
 }
+
+/** What the plan checks a whole-model method against: the GPU's limits and the memory budget (model-fit.ts). */
+export interface PlanGpu {
+  limits: { maxBufferSize: number; maxStorageBufferBindingSize: number };
+  budgetBytes: number;
+}
+
+/** Bytes per parameter full fine-tuning keeps beside the f32 weights: master weights, gradient, two AdamW moments,
+ *  the forward's trained copy (5 × 4: methods/full/runtime.ts fullFineTuningBytes). */
+export const FULL_BYTES_PER_PARAM = 20;
 
 /** The module's path inside its block ("self_attn.q_proj"): the plan lists each once, whatever the layers. */
 function blockPath(peftPath: string): string {
@@ -29,10 +48,11 @@ function archOf(model: ModelSummary & { dims: ModelDims }): TargetArch {
   return { ...linearArchFromDims(model.dims), modelType: model.modelType as ModelType };
 }
 
-export function trainPlan(model: ModelSummary, c: TrainConfig): TrainPlan {
+export function trainPlan(model: ModelSummary, c: TrainConfig, gpu?: PlanGpu): TrainPlan {
   if (!model.dims) return { modules: [], trainableParams: 0, memory: null, problem: 'this model summary has no layer shapes' };
   const method = METHODS[c.method];
   if (!method) return { modules: [], trainableParams: 0, memory: null, problem: `unknown method ${JSON.stringify(c.method)}` };
+  if (method.exports === 'model') return wholeModelPlan(method, { ...model, dims: model.dims }, c, gpu);
   let selected: LinearModule[];
   try {
     selected = resolveTargets(archOf({ ...model, dims: model.dims }), c.targets, method.defaultTargets).modules;
@@ -54,4 +74,34 @@ export function trainPlan(model: ModelSummary, c: TrainConfig): TrainPlan {
       })
     : null;
   return { modules: [...new Set(selected.map((m) => blockPath(m.peftPath)))], trainableParams, memory, problem: '' };
+}
+
+/** Full fine-tuning's plan: every weight, in f32, checked against the GPU when it is known. */
+function wholeModelPlan(method: TrainingMethod, model: ModelSummary & { dims: ModelDims }, c: TrainConfig, gpu?: PlanGpu): TrainPlan {
+  const { modules } = resolveTargets(archOf(model), [], method.defaultTargets);
+  const params = model.fullParameters ?? parameterCount(model.dims);
+  const ok = c.batchSize >= 1 && c.maxLength >= 1;
+  const plan: TrainPlan = { modules: [...new Set(modules.map((m) => blockPath(m.peftPath)))], trainableParams: params, memory: null, problem: '', wholeModel: true };
+  if (!ok) return plan;
+  // The trainable params' gradient and moments are counted by the estimate (16 bytes each); the trained copy on top.
+  const estimate = estimateTrainingMemory({
+    dims: model.dims,
+    base: 'f32',
+    embeddingDtype: 'f32',
+    trainable: { params, activationsPerToken: 0 },
+    batch: c.batchSize,
+    seqLen: Math.min(c.maxLength, model.maxPositions),
+  });
+  const copy = (FULL_BYTES_PER_PARAM - 16) * params;
+  plan.memory = { ...estimate, loraBytes: estimate.loraBytes + copy, totalBytes: estimate.totalBytes + copy, largestTensorBytes: Math.max(estimate.largestTensorBytes, params * 4) };
+  if (gpu) {
+    const binding = fullBindingRefusal(params, gpu.limits.maxStorageBufferBindingSize);
+    const fit = checkFit(plan.memory, gpu.limits, gpu.budgetBytes);
+    plan.problem = binding ? capitalize(binding) : fit.fits ? '' : `Full fine-tuning does not fit this GPU: ${fit.reason.replace(/; try QLoRA.*$/, '')}; use LoRA or QLoRA, a smaller model, or a larger memory budget (Models screen)`;
+  }
+  return plan;
+}
+
+function capitalize(s: string): string {
+  return s.charAt(0).toUpperCase() + s.slice(1);
 }
