@@ -5,13 +5,16 @@
 // the method, offers the PEFT .zip (peft_type IA3, ia3_l tensors) and merging; the .zip imports back as a run, and a run
 // continues from it. DoRA: the Train screen offers it with LoRA's settings (rank, alpha), counts A, B and a magnitude
 // per output row, trains to the end, and the Runs screen's PEFT .zip is a DoRA adapter as PEFT saves one (use_dora,
-// lora_A, lora_B, lora_magnitude_vector).
+// lora_A, lora_B, lora_magnitude_vector). Full fine-tuning: the Train screen offers it without rank, alpha or targets
+// and counts every weight of the model, trains a few steps to the end, the Runs screen calls it a whole model and
+// downloads it as a model folder (.zip: model.safetensors in the checkpoint's dtype, config.json, the tokenizer files)
+// instead of an adapter or a merge, and the Playground answers with it beside the base model.
 import { unzipSync } from 'fflate';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ARTIFACTS, openStudio, type Studio } from './harness.ts';
-import { rawSafetensorsHeader } from '../src/model/testing-safetensors.ts';
+import { rawSafetensorsHeader, rawSafetensorsHeaderOfFile } from '../src/model/testing-safetensors.ts';
 
 const DEMO = join(process.cwd(), 'public', 'models', 'demo-llama');
 
@@ -126,6 +129,75 @@ describe('IA³ and DoRA in the studio', () => {
     const header = rawSafetensorsHeader(files['adapter_model.safetensors']);
     expect(header['base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight']).toMatchObject({ dtype: 'F32', shape: [4, h] });
     expect(header['base_model.model.model.layers.0.self_attn.v_proj.lora_magnitude_vector']).toMatchObject({ dtype: 'F32', shape: [kv] });
+    expect(studio.problems).toEqual([]);
+  });
+
+  it('fully fine-tunes the demo model, downloads it as a model folder and answers with it in the Playground', async () => {
+    const { page } = studio;
+    // The demo model and the pirate sample are still loaded.
+    await page.getByRole('button', { name: 'Train', exact: true }).click();
+    await page.getByTestId('screen-train').waitFor();
+    await page.getByRole('button', { name: /^Quick/ }).click();
+    await page.getByLabel('Method').selectOption('full');
+    expect(await page.getByTestId('method-explanation').textContent()).toMatch(/every weight/);
+    expect(await page.getByTestId('method-advice').textContent()).toMatch(/learning rate/);
+    expect(await page.getByLabel('Rank r').count()).toBe(0);
+    expect(await page.getByTestId('targets').count()).toBe(0);
+    expect(await page.getByTestId('whole-model').textContent()).toMatch(/not as an adapter/);
+    // Every weight of the checkpoint (the head is tied: the embedding, once).
+    const { header } = rawSafetensorsHeaderOfFile(join(DEMO, 'model.safetensors'));
+    const weights = Object.entries(header).filter(([k]) => k !== '__metadata__').reduce((n, [, t]) => n + (t as { shape: number[] }).shape.reduce((a, b) => a * b, 1), 0);
+    await expect.poll(() => page.getByTestId('trainable-params').textContent()).toContain(weights.toLocaleString('en'));
+    expect(await page.getByTestId('memory-estimate').textContent()).toMatch(/trained copy/);
+    await page.getByLabel('Learning rate').fill('0.0003');
+    await page.getByRole('radio', { name: 'max steps' }).check();
+    await page.getByLabel('Max steps', { exact: true }).fill('2');
+    await page.getByLabel('Batch size').fill('2');
+    await page.getByLabel('Max length (tokens)').fill('64');
+    await page.getByLabel('Run name').fill('pirate full');
+    expect(await page.getByTestId('start-blocker').count()).toBe(0);
+    await page.getByTestId('start-training').click();
+    await expect.poll(() => page.getByTestId('run-phase').textContent(), { timeout: 120_000 }).toBe('Finished');
+
+    await page.getByRole('button', { name: 'Runs', exact: true }).click();
+    const card = page.getByTestId('run-card').filter({ hasText: 'pirate full' });
+    await expect.poll(() => card.count(), { timeout: 30_000 }).toBe(1);
+    expect(await card.textContent()).toContain('Full fine-tuning · lr');
+    expect(await card.getByTestId('run-whole-model').textContent()).toMatch(/A whole model, not an adapter/);
+    expect(await card.getByRole('button', { name: 'Download pirate full merged into its base model' }).count()).toBe(0);
+    expect(await card.getByRole('button', { name: 'Download the adapter of pirate full as a PEFT .zip' }).count()).toBe(0);
+    await card.getByRole('button', { name: 'Download pirate full as a model folder' }).click();
+    const panel = card.getByTestId('full-model-panel');
+    const [download] = await Promise.all([
+      page.waitForEvent('download', { timeout: 60_000 }),
+      panel.getByRole('button', { name: /^Download \.zip/ }).click(),
+    ]);
+    const path = join(ARTIFACTS, 'pirate-full-model.zip');
+    await download.saveAs(path);
+    const files = unzipSync(new Uint8Array(readFileSync(path)));
+    expect(Object.keys(files).sort()).toEqual(expect.arrayContaining([
+      'pirate-full-model/config.json', 'pirate-full-model/model.safetensors', 'pirate-full-model/tokenizer.json', 'pirate-full-model/tokenizer_config.json',
+    ]));
+    const model = rawSafetensorsHeader(files['pirate-full-model/model.safetensors']);
+    const config = JSON.parse(readFileSync(join(DEMO, 'config.json'), 'utf8'));
+    expect(model['model.embed_tokens.weight']).toMatchObject({ dtype: 'F16', shape: [config.vocab_size, config.hidden_size] });
+    expect(model['model.layers.0.mlp.down_proj.weight']).toMatchObject({ dtype: 'F16', shape: [config.hidden_size, config.intermediate_size] });
+    expect(Object.keys(model).filter((k) => k !== '__metadata__').sort()).toEqual(Object.keys(header).filter((k) => k !== '__metadata__').sort());
+    expect(JSON.parse(new TextDecoder().decode(files['pirate-full-model/config.json']))).toMatchObject({ model_type: 'llama', hidden_size: config.hidden_size });
+    await expect.poll(() => panel.getByTestId('merge-message').textContent()).toMatch(/Saved the fully fine-tuned model: pirate-full-model\.zip/);
+
+    await page.getByRole('button', { name: 'Playground', exact: true }).click();
+    await page.getByTestId('screen-playground').waitFor();
+    await page.getByLabel(/^pirate full/).check();
+    await page.getByLabel('Prompt').fill('What colour is the sky?');
+    await page.getByRole('button', { name: 'Generate', exact: true }).click();
+    const columns = page.getByTestId('playground-column');
+    await expect.poll(() => columns.count()).toBe(2);
+    await expect
+      .poll(() => columns.evaluateAll((els) => els.map((e) => e.getAttribute('data-status'))), { timeout: 60_000 })
+      .toEqual(['done', 'done']);
+    expect(await columns.locator('.gen-label').allTextContents()).toEqual(['Base model', expect.stringContaining('pirate full')]);
+    for (const status of await columns.getByTestId('playground-column-status').allTextContents()) expect(status).toMatch(/^\d+ tokens/);
     expect(studio.problems).toEqual([]);
   });
 });
