@@ -66,6 +66,11 @@ describe('rankSweepConfigs', () => {
     expect(() => rankSweepConfigs(base, [])).toThrow(/at least one rank/);
     expect(() => rankSweepConfigs(base, [0])).toThrow(/rank 0: rank = 0/);
   });
+
+  it('refuses a method without a rank (IA³, full fine-tuning)', () => {
+    expect(() => rankSweepConfigs({ ...base, method: 'full', targets: [] })).toThrow(/Full fine-tuning has no rank to sweep: pick LoRA or DoRA/);
+    expect(() => rankSweepConfigs({ ...base, method: 'ia3' })).toThrow(/IA³ has no rank/);
+  });
 });
 
 describe('compare table', () => {
@@ -85,6 +90,11 @@ describe('compare table', () => {
     const [, row] = compareRows([run('b', { adapter: null })], null);
     expect(row).toMatchObject({ trainLoss: 2, evalLoss: 2.2, seconds: 1.5, tokensPerSecond: 103, peakBytes: 1003, steps: 3, adapterBytes: null });
     expect(compareRows([], 1)).toEqual([]);
+  });
+
+  it('shows no rank or alpha for a run of a method without one (full fine-tuning)', () => {
+    const [, row] = compareRows([run('f', {}, { method: 'full', targets: [] })], null);
+    expect(row).toMatchObject({ rank: null, alpha: null, trainableParams: 4096 });
   });
 
   it('overlays curves by step, one train and one eval series per run', () => {

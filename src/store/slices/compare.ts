@@ -5,7 +5,8 @@
 //
 // The pure parts (table rows, overlay rows, sweep configs, the base-eval key) are exported for tests.
 import type { StateCreator } from 'zustand';
-import { validateConfig, type TrainConfig } from '../../train/config.ts';
+import { normalizeConfig, validateConfig, type TrainConfig } from '../../train/config.ts';
+import { METHODS } from '../../train/methods/registry.ts';
 import type { EngineEvent, StepMetrics } from '../../train/protocol.ts';
 import { requestId, sendToEngine } from '../engine-link.ts';
 import { newRunId, type RunRecord } from '../runs-db.ts';
@@ -29,6 +30,8 @@ export type AlphaMode = 'scaled' | 'fixed';
 export function rankSweepConfigs(base: TrainConfig, ranks: readonly number[] = SWEEP_RANKS, alphaMode: AlphaMode = 'scaled'): TrainConfig[] {
   if (ranks.length === 0) throw new Error('a rank sweep needs at least one rank');
   if (new Set(ranks).size !== ranks.length) throw new Error(`ranks must differ, got ${ranks.join(', ')}`);
+  const method = METHODS[base.method];
+  if (method && !method.settings.includes('rank')) throw new Error(`${method.label} has no rank to sweep: pick LoRA or DoRA on the Train screen`);
   return ranks.map((rank) => {
     const config: TrainConfig = { ...base, targets: [...base.targets], rank, alpha: alphaMode === 'scaled' ? 2 * rank : base.alpha };
     const errors = validateConfig(config);
@@ -72,6 +75,10 @@ function lastOf(curves: readonly StepMetrics[], pick: (m: StepMetrics) => number
   return null;
 }
 
+function hasRank(r: RunRecord): boolean {
+  return METHODS[normalizeConfig(r.config).method]?.settings.includes('rank') ?? true;
+}
+
 /** The run's final numbers; from its curve when it never wrote them (interrupted). */
 export function runRow(r: RunRecord): CompareRow {
   const f = r.final;
@@ -79,8 +86,9 @@ export function runRow(r: RunRecord): CompareRow {
   return {
     key: r.id,
     label: r.name,
-    rank: r.config.rank,
-    alpha: r.config.alpha,
+    // A method without a rank (IA³, full fine-tuning) shows none.
+    rank: hasRank(r) ? r.config.rank : null,
+    alpha: hasRank(r) ? r.config.alpha : null,
     trainableParams: r.trainableParams,
     adapterBytes: r.adapter?.bytes ?? null,
     trainLoss: f?.trainLoss ?? lastOf(r.curves, (m) => m.loss),
