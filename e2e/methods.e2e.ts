@@ -8,7 +8,8 @@
 // lora_A, lora_B, lora_magnitude_vector). Full fine-tuning: the Train screen offers it without rank, alpha or targets
 // and counts every weight of the model, trains a few steps to the end, the Runs screen calls it a whole model and
 // downloads it as a model folder (.zip: model.safetensors in the checkpoint's dtype, config.json, the tokenizer files)
-// instead of an adapter or a merge, and the Playground answers with it beside the base model.
+// instead of an adapter or a merge, and the Playground answers with it beside the base model. It is stopped once and
+// resumed from the Runs screen on the way (its IndexedDB checkpoint holds the whole model).
 import { unzipSync } from 'fflate';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -149,19 +150,29 @@ describe('IA³ and DoRA in the studio', () => {
     const weights = Object.entries(header).filter(([k]) => k !== '__metadata__').reduce((n, [, t]) => n + (t as { shape: number[] }).shape.reduce((a, b) => a * b, 1), 0);
     await expect.poll(() => page.getByTestId('trainable-params').textContent()).toContain(weights.toLocaleString('en'));
     expect(await page.getByTestId('memory-estimate').textContent()).toMatch(/trained copy/);
+    await studio.screenshot('train-full');
     await page.getByLabel('Learning rate').fill('0.0003');
     await page.getByRole('radio', { name: 'max steps' }).check();
-    await page.getByLabel('Max steps', { exact: true }).fill('2');
+    await page.getByLabel('Max steps', { exact: true }).fill('3');
     await page.getByLabel('Batch size').fill('2');
     await page.getByLabel('Max length (tokens)').fill('64');
+    await page.getByLabel('Checkpoint every (steps)').fill('1');
     await page.getByLabel('Run name').fill('pirate full');
     expect(await page.getByTestId('start-blocker').count()).toBe(0);
     await page.getByTestId('start-training').click();
-    await expect.poll(() => page.getByTestId('run-phase').textContent(), { timeout: 120_000 }).toBe('Finished');
-
+    // Stopped early, then resumed from the Runs screen: the checkpoint in IndexedDB holds the whole model.
+    await expect.poll(() => page.getByTestId('run-phase').textContent(), { timeout: 120_000 }).toBe('Training');
+    await page.getByRole('button', { name: 'Stop and save' }).click();
+    await expect.poll(() => page.getByTestId('run-phase').textContent(), { timeout: 120_000 }).toBe('Stopped');
     await page.getByRole('button', { name: 'Runs', exact: true }).click();
     const card = page.getByTestId('run-card').filter({ hasText: 'pirate full' });
     await expect.poll(() => card.count(), { timeout: 30_000 }).toBe(1);
+    await card.getByRole('button', { name: /^Resume from step \d+$/ }).click();
+    await page.getByTestId('screen-train').waitFor();
+    await expect.poll(() => page.getByTestId('run-phase').textContent(), { timeout: 120_000 }).toBe('Finished');
+    expect(await page.getByTestId('run-view').textContent()).toMatch(/resumed from step \d+/);
+    await page.getByRole('button', { name: 'Runs', exact: true }).click();
+    await expect.poll(() => card.getByTestId('run-status').textContent(), { timeout: 30_000 }).toBe('finished');
     expect(await card.textContent()).toContain('Full fine-tuning · lr');
     expect(await card.getByTestId('run-whole-model').textContent()).toMatch(/A whole model, not an adapter/);
     expect(await card.getByRole('button', { name: 'Download pirate full merged into its base model' }).count()).toBe(0);
