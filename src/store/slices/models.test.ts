@@ -30,6 +30,15 @@ describe('models slice', () => {
     expect(useStudio.getState()).toMatchObject({ modelStatus: 'loaded', model: summary, modelProgress: null });
   });
 
+  it('takes the same model held another way (a full run reloaded it in f32) without dropping the dataset', () => {
+    useStudio.getState().loadModel({ kind: 'bundled', path: 'models/demo-llama' }, 'demo-llama');
+    const req = sent[0] as Extract<EngineRequest, { type: 'load-model' }>;
+    useStudio.getState().applyEngineEvent({ type: 'model-loaded', id: req.id, model: { ...summary, dtype: 'f16' } });
+    useStudio.setState({ datasetId: 'dataset-1' });
+    useStudio.getState().applyEngineEvent({ type: 'model-updated', id: req.id, model: summary, message: 'loaded again in f32' });
+    expect(useStudio.getState()).toMatchObject({ model: summary, modelStatus: 'loaded', datasetId: 'dataset-1' });
+  });
+
   it('ignores events that answer another request', () => {
     useStudio.getState().loadModel({ kind: 'bundled', path: 'models/demo-llama' }, 'demo-llama');
     useStudio.getState().applyEngineEvent({ type: 'model-loaded', id: 'model-stale', model: summary });

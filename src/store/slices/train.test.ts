@@ -125,4 +125,22 @@ describe('train slice', () => {
     expect(startRequest()).toMatchObject({ runId: 'run-1', resume: true });
     expect(useStudio.getState().screen).toBe('train');
   });
+
+  it('starts a full fine-tuning run without the form\'s target list, names it by the method, and shows its f32 reload', () => {
+    useStudio.setState({ modelQuant: 'none', trainConfig: { ...DEFAULT_CONFIG, method: 'full', targets: ['all-linear'] } });
+    useStudio.getState().startTraining();
+    const req = startRequest();
+    expect(req.config).toMatchObject({ method: 'full', targets: [], quant: 'none' });
+    expect(req.name).toBe('demo-llama · Full fine-tuning · chat.jsonl');
+    useStudio.getState().applyEngineEvent({ type: 'progress', id: req.id, stage: 'f32-weights', done: 50, total: 200 });
+    expect(useStudio.getState().liveRun?.message).toBe("Loading the model's weights again in f32 for full fine-tuning… 25%");
+  });
+
+  it('refuses full fine-tuning over an NF4 load, as a field error', () => {
+    useStudio.setState({ modelQuant: 'nf4', trainConfig: { ...DEFAULT_CONFIG, method: 'full', targets: [] } });
+    useStudio.getState().startTraining();
+    expect(startRequest()).toBeUndefined();
+    expect(useStudio.getState().trainError).toMatch(/Fix the field marked below/);
+  });
 });
+
