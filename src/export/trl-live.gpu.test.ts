@@ -10,6 +10,8 @@
 //   3. DDP: accelerate launch --config_file accelerate/ddp.yaml --num_processes 2 (gloo on the CPU): 2 processes,
 //      the same eval loss before training, an adapter after
 //   4. packing with eval every step and early stopping (load_best_model_at_end) runs
+//   4b. full fine-tuning (--method full): TRL's model folder evaluates in our engine to TRL's loss, and our fully
+//       fine-tuned folder evaluates in train.py (--eval-only --model) to ours
 //   5. FSDP and DeepSpeed configs parsed by accelerate's own loader (unknown keys fail); LoraConfig and
 //      BitsAndBytesConfig built from a QLoRA export's run.json (bitsandbytes itself cannot run here)
 //
@@ -177,6 +179,35 @@ describe.skipIf(!hasTrl || OTHER_DRIVER)('the exported train.py on TRL + acceler
     expect(r.losses!.every(Number.isFinite)).toBe(true);
     const folder = await openModelFolder(LLAMA);
     expect((await readAdapter(out, folder.config)).modules.length).toBeGreaterThan(0);
+  }, 240_000);
+
+  it('full fine-tuning: TRL trains every weight into a model folder our eval reads at TRL\'s loss; train.py evaluates ours at our loss', async () => {
+    const full = join(tmp, 'full');
+    const data = join(tmp, 'data.jsonl');
+    const flags = ['--eval-split', '0.25', '--steps', '3', '--batch', '2', '--max-len', '80', '--lr', '1e-3', '--weight-decay', '0.1', '--method', 'full', '--seed', '3'];
+    await exportTrlCommand(['--model', LLAMA, '--data', data, '--out', full, ...flags], io());
+    const out = join(tmp, 'full-out');
+    await run('python', [join(full, 'train.py'), '--precision', 'fp32', '--output-dir', out]);
+    const r = await result(out);
+    expect(r).toMatchObject({ method: 'full', global_step: 3 });
+    expect(rel(r.eval_before!.token_loss, baseEval.loss)).toBeLessThan(REL);
+    expect(rel(r.eval_after!.token_loss, r.eval_before!.token_loss)).toBeGreaterThan(100 * REL);
+    // TRL's output is a whole model: ours evaluates it (its own eval rows) at TRL's token loss.
+    const o = io();
+    await evalCommand(['--model', out, '--data', join(full, 'data', 'eval.jsonl')], { io: o, engine: e, tuningCache: memoryCache(), matmulOverride: 'naive' });
+    const back = JSON.parse(o.out.at(-1)!) as { loss: number; tokens: number };
+    expect(back.tokens).toBe(r.eval_after!.tokens);
+    expect(rel(back.loss, r.eval_after!.token_loss)).toBeLessThan(REL);
+    // And our own full fine-tuning run, evaluated by train.py --eval-only --model: our final eval loss.
+    const oursFull = join(tmp, 'ours-full');
+    const t = io();
+    await trainCommand(['--model', LLAMA, '--data', data, '--out', oursFull, ...flags], { io: t, engine: e, tuningCache: memoryCache(), matmulOverride: 'naive' });
+    const mine = JSON.parse(t.out.at(-1)!) as { final_eval_loss: number };
+    const evalOut = join(tmp, 'full-eval-ours');
+    await run('python', [join(full, 'train.py'), '--precision', 'fp32', '--eval-only', '--model', oursFull, '--output-dir', evalOut]);
+    const theirs = await result(evalOut);
+    console.log(`trl-live: full: TRL after ${r.eval_after!.token_loss} (ours reading it ${back.loss}); ours ${mine.final_eval_loss}, in train.py ${theirs.eval!.token_loss}`);
+    expect(rel(theirs.eval!.token_loss, mine.final_eval_loss)).toBeLessThan(REL);
   }, 240_000);
 
   it('packing, eval every step and early stopping (best adapter loaded at the end) run through TRL', async () => {

@@ -7,6 +7,8 @@
 //          64-weight blocks, bitsandbytes' default and ours), compute dtype = the run's precision
 //   dora   the same LoraConfig with use_dora=True (over NF4 too, as with qlora); LoRA+ groups the magnitudes with B,
 //          as our optimizer does
+//   full   no PEFT at all (lora null): SFTTrainer trains every weight; transformers' Trainer decays what ours does
+//          (not biases and norms: get_decay_parameter_names) and the output is the whole model folder
 //
 // train.py reads the result from run.json ("method") and passes `lora` to LoraConfig(**lora) unchanged.
 import type { ModelConfig } from '../model/config.ts';
@@ -36,8 +38,9 @@ export interface BnbKwargs {
 
 export interface PeftMethodPlan {
   /** The method as run.json and the README name it. */
-  method: 'lora' | 'qlora' | 'dora';
-  lora: PeftLoraKwargs;
+  method: 'lora' | 'qlora' | 'dora' | 'full';
+  /** null: full fine-tuning (no PEFT model). */
+  lora: PeftLoraKwargs | null;
   /** null: the base is loaded in the run's precision. */
   quantization: BnbKwargs | null;
   /** create_loraplus_optimizer's loraplus_lr_ratio; null = the Trainer's own AdamW. */
@@ -71,8 +74,12 @@ export function peftMethodPlan(config: MethodSettings, model: Pick<ModelConfig, 
   };
   const loraplus_lr_ratio = config.loraPlusRatio > 1 ? config.loraPlusRatio : null;
   const nf4 = config.method === 'qlora' || config.quant === 'nf4';
+  if (config.method === 'full') {
+    if (nf4) throw new Error('method = "full" with quant nf4: full fine-tuning trains full-precision weights');
+    return { method: 'full', lora: null, quantization: null, loraplus_lr_ratio: null };
+  }
   if (config.method !== 'lora' && config.method !== 'qlora' && config.method !== 'dora') {
-    throw new Error(`method = ${JSON.stringify(config.method)}: the TRL export knows lora, qlora (lora over NF4) and dora only`);
+    throw new Error(`method = ${JSON.stringify(config.method)}: the TRL export knows lora, qlora (lora over NF4), dora and full only`);
   }
   const dora = config.method === 'dora';
   return {

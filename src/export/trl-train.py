@@ -2,7 +2,8 @@
 """A lora-studio run on TRL's SFTTrainer + PEFT, for one machine or many (accelerate).
 
 Written by `lora-studio export-trl` (or the studio's "Export for a GPU cluster") beside:
-  run.json            the run: model, TrainConfig, the PEFT method (LoraConfig kwargs, NF4, LoRA+), row counts
+  run.json            the run: model, TrainConfig, the PEFT method (LoraConfig kwargs, NF4, LoRA+; none for full
+                      fine-tuning), row counts
   data/train.jsonl    {"input_ids", "labels"} rows exactly as the studio trained on them (chat template applied,
                       prompt tokens -100, truncated to max_length); data/eval.jsonl the held-out rows
   data/*.source.jsonl the original JSONL line of each row, in the same order
@@ -18,7 +19,8 @@ cross-entropy over every position whose label is not -100, divided by their numb
 Trainer's own eval_loss is a mean of batch means and differs from it when rows differ in length. It is computed
 before training, during it (eval every N steps, as the run had it) and after it, and written with the rest of the
 result to OUTPUT_DIR/lora_studio_result.json. The adapter lands in OUTPUT_DIR (adapter_config.json +
-adapter_model.safetensors) and imports into the studio as it is.
+adapter_model.safetensors) and imports into the studio as it is; a full fine-tuning run saves the whole model there
+(model.safetensors, config.json, the tokenizer), which from_pretrained loads.
 """
 import argparse
 import json
@@ -47,6 +49,8 @@ def parse_args(run):
     args = p.parse_args()
     if args.adapter and not args.eval_only:
         p.error("--adapter is for --eval-only (training starts a new adapter from the run's LoraConfig)")
+    if args.adapter and run["method"]["lora"] is None:
+        p.error("--adapter: this run is full fine-tuning (no adapter); evaluate a fine-tuned model with --eval-only --model DIR")
     if args.max_steps is not None and args.max_steps < 1:
         p.error(f"--max-steps {args.max_steps}: must be >= 1")
     return args
@@ -116,7 +120,9 @@ def main():
     model = AutoModelForCausalLM.from_pretrained(args.model, **model_kwargs)
     if quant is not None:
         model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=args.gradient_checkpointing)
-    if args.adapter:
+    if method["lora"] is None:
+        pass  # full fine-tuning: every weight trains; --model points --eval-only at a fine-tuned folder
+    elif args.adapter:
         model = PeftModel.from_pretrained(model, args.adapter, is_trainable=True)
     else:
         model = get_peft_model(model, LoraConfig(**method["lora"]))

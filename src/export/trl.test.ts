@@ -22,11 +22,14 @@ describe('TRL export pieces', () => {
       load_in_4bit: true, bnb_4bit_quant_type: 'nf4', bnb_4bit_use_double_quant: true,
     });
     expect(peftMethodPlan({ ...DEFAULT_CONFIG, method: 'qlora' } as never, gpt2, 'all-linear').method).toBe('qlora');
-    expect(() => peftMethodPlan({ ...DEFAULT_CONFIG, method: 'ia3' } as never, gpt2, 'all-linear')).toThrow('method = "ia3": the TRL export knows lora, qlora (lora over NF4) and dora only');
+    expect(() => peftMethodPlan({ ...DEFAULT_CONFIG, method: 'ia3' } as never, gpt2, 'all-linear')).toThrow('method = "ia3": the TRL export knows lora, qlora (lora over NF4), dora and full only');
+    // Full fine-tuning: no PEFT config, no quantization.
+    expect(peftMethodPlan({ ...DEFAULT_CONFIG, method: 'full' }, gpt2, 'all-linear')).toEqual({ method: 'full', lora: null, quantization: null, loraplus_lr_ratio: null });
+    expect(() => peftMethodPlan({ ...DEFAULT_CONFIG, method: 'full', quant: 'nf4' }, gpt2, 'all-linear')).toThrow(/full-precision/);
     // DoRA: LoraConfig(use_dora=True), over NF4 too.
     const dora = peftMethodPlan({ ...DEFAULT_CONFIG, method: 'dora', quant: 'nf4' }, gpt2, ['c_attn']);
-    expect([dora.method, dora.lora.use_dora, dora.quantization?.bnb_4bit_quant_type]).toEqual(['dora', true, 'nf4']);
-    expect('use_dora' in plan.lora).toBe(false);
+    expect([dora.method, dora.lora?.use_dora, dora.quantization?.bnb_4bit_quant_type]).toEqual(['dora', true, 'nf4']);
+    expect('use_dora' in plan.lora!).toBe(false);
   });
 
   it('YAML: sorted keys, nested blocks, every string single-quoted (so "no" stays a string), quotes doubled', () => {

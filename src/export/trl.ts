@@ -254,16 +254,26 @@ function trlReadme(run: TrlRunJson, withSource: boolean): string {
   const c = run.config;
   const m = run.method;
   const lora = m.lora;
-  const targets = Array.isArray(lora.target_modules) ? lora.target_modules.join(', ') : lora.target_modules;
+  const targets = lora ? (Array.isArray(lora.target_modules) ? lora.target_modules.join(', ') : lora.target_modules) : '';
+  const method = lora
+    ? `${m.method}${m.quantization ? ` (4-bit NF4 base${m.quantization.bnb_4bit_use_double_quant ? ', double quantization' : ''}, bitsandbytes)` : ''}, r ${lora.r}, alpha ${lora.lora_alpha}${lora.use_rslora ? ' (rsLoRA: scale alpha/sqrt(r))' : ''}, dropout ${lora.lora_dropout}, targets ${targets}${m.loraplus_lr_ratio ? `, LoRA+ ratio ${m.loraplus_lr_ratio}` : ''}`
+    : 'full fine-tuning (no PEFT: every weight trains; weight decay on matrices only, as the studio)';
+  const output = lora
+    ? `\`OUTPUT_DIR/adapter_config.json\` and \`adapter_model.safetensors\`: a PEFT adapter. Import it into the studio (Runs →
+Import adapter: the output folder, or a .zip of its two adapter files without the checkpoint-* folders; or the CLI's
+\`--adapter\`) to see it in Compare beside the browser runs.`
+    : `\`OUTPUT_DIR/model.safetensors\`, \`config.json\` and the tokenizer files: the whole fine-tuned model, which
+\`from_pretrained\` (and the studio's CLI: \`lora-studio eval --model OUTPUT_DIR\`) loads as it is. Under FSDP or
+ZeRO-3, save with accelerate's full state dict.`;
   const steps = c.maxSteps !== null ? `${c.maxSteps} steps` : `${c.epochs} epoch(s), ${run.steps_one_process} steps on one process`;
   const warmup = c.warmupSteps !== null ? `${c.warmupSteps} warmup steps` : `warmup ${c.warmupRatio} of the steps`;
   return `# ${run.name}: the studio's run on TRL + accelerate
 
 Written by lora-studio (\`lora-studio export-trl\` or the studio's "Export for a GPU cluster"). The same model, data
-and hyperparameters as the studio's run, trained by TRL's \`SFTTrainer\` with PEFT on as many GPUs as you have.
+and hyperparameters as the studio's run, trained by TRL's \`SFTTrainer\`${lora ? ' with PEFT' : ''} on as many GPUs as you have.
 
 - Model: \`${run.model.id}\` (${run.model.model_type}); \`--model\` points train.py at another copy of it.${run.model.note ? ` **${run.model.note}**` : ''}
-- Method: ${m.method}${m.quantization ? ` (4-bit NF4 base${m.quantization.bnb_4bit_use_double_quant ? ', double quantization' : ''}, bitsandbytes)` : ''}, r ${lora.r}, alpha ${lora.lora_alpha}${lora.use_rslora ? ' (rsLoRA: scale alpha/sqrt(r))' : ''}, dropout ${lora.lora_dropout}, targets ${targets}${m.loraplus_lr_ratio ? `, LoRA+ ratio ${m.loraplus_lr_ratio}` : ''}.
+- Method: ${method}.
 - Training: lr ${c.lr}, ${c.schedule} schedule, ${warmup}, batch ${c.batchSize} per process × ${c.gradAccum} accumulation, ${steps}, seed ${c.seed}, max length ${c.maxLength}${c.packing ? ', packing' : ''}.
 - Data: ${run.data.train_rows} training rows (${run.data.train_tokens} trained tokens)${run.data.eval_rows ? `, ${run.data.eval_rows} eval rows (${run.data.eval_tokens} tokens)` : ', no eval set'} from ${run.data.source}.
 
@@ -289,9 +299,7 @@ studio's effective batch.
 
 ## What comes out
 
-\`OUTPUT_DIR/adapter_config.json\` and \`adapter_model.safetensors\`: a PEFT adapter. Import it into the studio (Runs →
-Import adapter: the output folder, or a .zip of its two adapter files without the checkpoint-* folders; or the CLI's
-\`--adapter\`) to see it in Compare beside the browser runs. \`OUTPUT_DIR/${TRL_RESULT_FILE}\`:
+${output} \`OUTPUT_DIR/${TRL_RESULT_FILE}\`:
 the evaluation loss before and after training and the training losses. Its \`token_loss\` is the studio's eval loss
 (every trained token of the eval set weighted equally); Trainer's own \`eval_loss\` is a mean of per-batch means.
 
