@@ -314,7 +314,15 @@ export class RunsDb {
 
   /** Deletes checkpoints the retention policy lets go, oldest first, until `bytes` would fit (by the estimate; all
    *  of them when the browser gives none). Each run's pointer is cleared (with a note on its card) before its blob
-   *  goes, in one transaction that checks the pointer still names that blob: a crash leaves an orphan at worst. */
+   *  goes, in one transaction that checks the pointer still names that blob: a crash leaves an orphan at worst.
+   *
+   *  Past the quota that order cannot work: Chrome approves a put by its own size against what is free (not by what
+   *  it replaces), so when usage has passed the quota every put is refused, however small, while a delete needs no
+   *  room. Usage passes the quota whenever the quota shrinks while IndexedDB still holds a space grant (it caches
+   *  "quota − usage" for up to 30 s and approves writes from it). Then the blobs whose pointers could not be cleared
+   *  are deleted first, and their pointers cleared in the room that freed. Only if even that is refused does a
+   *  finished run's pointer name a deleted blob (its card still names the step; the adapter is kept, and the next
+   *  pruning clears the pointer). */
   private async pruneForRoom(writing: string, bytes: number): Promise<PruneCandidate[]> {
     const runs = await this.list();
     const writer = runs.find((r) => r.id === writing)?.name ?? writing;
@@ -322,31 +330,54 @@ export class RunsDb {
     const shortfall = e ? Math.max(1, bytes - (e.quota - e.usage)) : null;
     const chosen = pickToPrune(prunableCheckpoints(runs, writing), shortfall);
     const done: PruneCandidate[] = [];
+    const refused: PruneCandidate[] = [];
     for (const c of chosen) {
-      const note = prunedNote(c, writer, new Date());
-      // With the note on its card; without it when even that does not fit (the record shrinks then).
-      let cleared = false;
-      for (const withNote of [true, false]) {
-        let matches = false;
-        const ok = await this.kv
-          .update<RunRecord>(runKey(c.runId), (old) => {
-            if (!old) throw new Error(`run ${c.runId} is gone`);
-            matches = old.checkpoint?.key === c.key;
-            if (!matches) return old;
-            const message = withNote ? (old.message ? `${old.message} ${note}` : note) : old.message;
-            return { ...old, checkpoint: null, message, updated: Date.now() };
-          })
-          .then(() => true, () => false);
-        if (ok) {
-          cleared = matches;
-          break;
-        }
+      const outcome = await this.clearPrunedPointer(c, writer);
+      if (outcome === 'moved') continue;
+      if (outcome === 'refused') {
+        refused.push(c);
+        continue;
       }
-      if (!cleared) continue;
       await this.kv.del(c.key).catch(() => {}); // an orphan at worst, collected later
       done.push(c);
     }
+    if (refused.length === 0) return done;
+    // Over the quota: the blobs first (a delete needs no room), for those whose pointer still names them.
+    const freed: PruneCandidate[] = [];
+    for (const c of refused) {
+      const r = await this.kv.get<RunRecord>(runKey(c.runId)).catch(() => undefined);
+      if (r?.checkpoint?.key !== c.key) continue;
+      await this.kv.del(c.key);
+      freed.push(c);
+    }
+    for (const c of freed) {
+      await this.clearPrunedPointer(c, writer);
+      done.push(c);
+    }
     return done;
+  }
+
+  /** Clears run `c.runId`'s checkpoint pointer if it still names `c`'s blob, with the pruned note on its card (without
+   *  it when even that does not fit: the record shrinks then). 'moved': the pointer names another blob, or the run is
+   *  gone; 'refused': no room for the record, with or without the note. */
+  private async clearPrunedPointer(c: PruneCandidate, writer: string): Promise<'cleared' | 'moved' | 'refused'> {
+    const note = prunedNote(c, writer, new Date());
+    const moved = new Error('moved');
+    for (const withNote of [true, false]) {
+      try {
+        await this.kv.update<RunRecord>(runKey(c.runId), (old) => {
+          // Throwing inside the transaction writes nothing.
+          if (!old || old.checkpoint?.key !== c.key) throw moved;
+          const message = withNote ? (old.message ? `${old.message} ${note}` : note) : old.message;
+          return { ...old, checkpoint: null, message, updated: Date.now() };
+        });
+        return 'cleared';
+      } catch (err) {
+        if (err === moved) return 'moved';
+        if (!isQuotaError(err)) return 'moved'; // the record could not be read or written: leave this one be
+      }
+    }
+    return 'refused';
   }
 
   private async write(key: string, value: unknown, what: string): Promise<void> {
