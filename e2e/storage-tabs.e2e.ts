@@ -1,4 +1,7 @@
 // Storage and tabs (issue 14 part 4), on the demo model and the pirate sample:
+//  - Chrome's IndexedDB past its quota, on a database of its own: a put is approved by its own size against what is
+//    free (a small put that replaces a bigger value is refused too), a delete needs no room and frees its bytes at
+//    once. The store's fake quota (src/store/retention.test.ts, `chrome` mode) models exactly this.
 //  - a full quota: a finished run leaves a checkpoint and its adapter; the origin's quota is then set (DevTools
 //    protocol, Storage.overrideQuotaForOrigin) a little above what is used, and a bigger run's first checkpoint does
 //    not fit. The retention policy prunes the finished run's checkpoint (its adapter stays), it is still not enough:
@@ -16,8 +19,8 @@
 // quota in the CI runs (step 4 refused with 11 MiB used), after which even a small record update was refused and
 // nothing could be pruned. So the override is in place before the page writes anything, at START_QUOTA, below the
 // rank-64 checkpoint: no grant ever held in this context can approve that checkpoint, so its write always meets a
-// fresh check against the quota in force. (Measured: with a fresh grant the override is exact, a put one byte over
-// what is free is refused.)
+// fresh check against the quota in force. With a fresh grant the override is exact (measured with puts of 0.4–2 MB
+// around what was free).
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { CDPSession, Page } from 'playwright-core';
 import { openStudio, type Studio } from './harness.ts';
@@ -109,7 +112,57 @@ async function fillRun(page: Page, o: { name: string; rank: number; steps: numbe
  *  less than one rank-64 checkpoint (10.6 MB), so no space grant Chrome caches under it can approve one. */
 const START_QUOTA = 4 * 1024 * 1024;
 
+/** One IndexedDB request in the page, on a database of its own: 'ok', or the name of the error that aborted it. */
+function idbProbe(page: Page, op: { put?: string; bytes?: number; del?: string }): Promise<string> {
+  return page.evaluate(
+    ({ put, bytes, del }) =>
+      new Promise<string>((resolve) => {
+        const open = indexedDB.open('lora-studio-quota-probe', 1);
+        open.onupgradeneeded = () => open.result.createObjectStore('kv');
+        open.onsuccess = () => {
+          const tx = open.result.transaction('kv', 'readwrite');
+          // Random floats: Chrome compresses what it stores, and zeros would take next to nothing.
+          if (put) tx.objectStore('kv').put(Float32Array.from({ length: (bytes ?? 0) / 4 }, () => Math.random()), put);
+          if (del) tx.objectStore('kv').delete(del);
+          tx.oncomplete = () => (open.result.close(), resolve('ok'));
+          tx.onabort = () => (open.result.close(), resolve(tx.error?.name ?? 'aborted'));
+        };
+        open.onerror = () => resolve(`open: ${open.error?.name}`);
+      }),
+    op,
+  );
+}
+
 describe('storage and tabs', () => {
+  it("Chrome's IndexedDB past the quota: every put is refused, however small, until a delete makes room (what the store's fake quota models)", async () => {
+    // The override before the page writes anything (see the header): under START_QUOTA no grant can approve the 8 MB
+    // put below, so it meets a fresh check.
+    const { page } = studio;
+    await cdp.send('Storage.overrideQuotaForOrigin', { origin, quotaSize: START_QUOTA });
+    await page.goto(studio.url);
+    expect(await idbProbe(page, { put: 'big', bytes: 1 << 20 })).toBe('ok');
+    expect(await idbProbe(page, { put: 'record', bytes: 4096 })).toBe('ok');
+    const usage = async () => (await cdp.send('Storage.getUsageAndQuota', { origin })).usage;
+    const held = await usage();
+    // Usage is counted at once: the 1 MiB put shows.
+    expect(held).toBeGreaterThan(1 << 20);
+    await cdp.send('Storage.overrideQuotaForOrigin', { origin, quotaSize: held - 1000 });
+    expect(await idbProbe(page, { put: 'huge', bytes: 8 << 20 })).toBe('QuotaExceededError');
+    // A put that replaces a bigger value is refused too: Chrome approves it by its own size, not by what it frees.
+    expect(await idbProbe(page, { put: 'record', bytes: 1024 })).toBe('QuotaExceededError');
+    // A delete needs no room, and frees its bytes at once: the small put then fits.
+    expect(await idbProbe(page, { del: 'big' })).toBe('ok');
+    expect(await usage()).toBeLessThan(held - (3 << 20) / 4); // 952 KiB of the 1 MiB measured
+    expect(await idbProbe(page, { put: 'record', bytes: 1024 })).toBe('ok');
+    await page.evaluate(() => new Promise((resolve, reject) => {
+      const del = indexedDB.deleteDatabase('lora-studio-quota-probe');
+      del.onsuccess = resolve;
+      del.onerror = () => reject(del.error);
+    }));
+    await cdp.send('Storage.overrideQuotaForOrigin', { origin, quotaSize: START_QUOTA });
+    expect(studio.problems).toEqual([]);
+  });
+
   it("a full quota prunes a finished run's checkpoint by the retention policy, then pauses the run with a clear message; nothing half-written (issue 14)", async () => {
     const { page } = studio;
     await cdp.send('Storage.overrideQuotaForOrigin', { origin, quotaSize: START_QUOTA });
