@@ -189,6 +189,20 @@ describe('checkpoint retention', () => {
     }
   });
 
+  it('prunes when the checkpoint fits but the pointer to it does not (Chrome)', async () => {
+    // The blob's put is approved, then the run record's (the pointer, with the curves) finds too little left. Before,
+    // the blob was taken back and the run paused without pruning anything.
+    const kv = new QuotaKv(1e9, true, true);
+    const db = await studio(kv);
+    const recordBytes = JSON.stringify(kv.map.get('run:w')).length;
+    kv.quota = kv.usage() + CK + recordBytes / 2;
+    let pruned: string[] = [];
+    await db.saveCheckpoint('w', checkpoint(20), {}, (p) => (pruned = p.map((c) => c.runId)));
+    expect(pruned).toEqual(['f1']);
+    expect((await db.loadCheckpoint('w'))?.step).toBe(20);
+    await consistent(kv, db);
+  });
+
   it('never leaves a half-written run at any quota, for checkpoints and adapters', async () => {
     // Chrome's puts (approved by their own size) from half a checkpoint past the quota; the net-size fake from 0.
     for (const [chrome, from] of [[false, 0], [true, -CK / 2]] as const) for (let extra = from; extra <= 4 * CK; extra += 97) {

@@ -271,10 +271,30 @@ export class RunsDb {
     onPruned?: (pruned: PruneCandidate[]) => void,
   ): Promise<BlobPointer> {
     const what = field === 'checkpoint' ? `the checkpoint of step ${meta.step}` : 'the adapter';
+    const pointer: BlobPointer = { key, ...meta };
+    let previous: string | undefined;
+    // The blob, then the pointer to it. The pointer's put can be refused for room too (Chrome approves a put by its
+    // own size, and a record carries the run's curves): then the blob goes again, and the attempt counts as refused.
+    const attempt = async () => {
+      await this.write(key, value, what);
+      try {
+        await this.guard(what, () =>
+          this.kv.update<RunRecord>(runKey(id), (old) => {
+            // Throwing inside the transaction writes nothing (a put of undefined would create the key).
+            if (!old) throw new Error(`run ${id} does not exist (deleted in another tab?)`);
+            previous = old[field]?.key;
+            return { ...old, ...extra, [field]: pointer, updated: Date.now() };
+          }),
+        );
+      } catch (err) {
+        await this.kv.del(key).catch(() => {}); // the run is gone, or the pointer could not be written: no orphan
+        throw err;
+      }
+    };
     let pruned: PruneCandidate[] = [];
     try {
       await this.ensureRoom(meta.bytes, what);
-      await this.write(key, value, what);
+      await attempt();
     } catch (err) {
       if (!(err instanceof StorageFullError)) throw err;
       pruned = await this.pruneForRoom(id, meta.bytes);
@@ -290,22 +310,11 @@ export class RunsDb {
       if (pruned.length === 0 && kept.length === 0) throw err;
       if (pruned.length === 0) throw new StorageFullError(`${base(err)}${keptText}`);
       try {
-        await this.write(key, value, what);
+        await attempt();
       } catch (again) {
         if (!(again instanceof StorageFullError)) throw again;
         throw new StorageFullError(`${base(again)}${prunedText}${keptText}`);
       }
-    }
-    const pointer: BlobPointer = { key, ...meta };
-    let previous: string | undefined;
-    try {
-      await this.patch(id, (r) => {
-        previous = r[field]?.key;
-        return { ...extra, [field]: pointer };
-      });
-    } catch (err) {
-      await this.kv.del(key).catch(() => {}); // the run is gone, or the pointer could not be written: no orphan
-      throw err;
     }
     if (previous && previous !== key) await this.kv.del(previous).catch(() => {}); // an orphan at worst
     if (pruned.length) onPruned?.(pruned);
