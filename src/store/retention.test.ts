@@ -189,6 +189,38 @@ describe('checkpoint retention', () => {
     }
   });
 
+  it('far past the quota: the prunable blobs are freed, the written run and every adapter kept; a pointer left naming a freed blob is cleared by the next pruning (Chrome)', async () => {
+    const kv = new QuotaKv(1e9, true, true);
+    const db = await studio(kv);
+    // Past the quota by more than both prunable checkpoints: even their records cannot be written after they go.
+    kv.quota = kv.usage() - 3 * CK;
+    const err = await db.saveCheckpoint('w', checkpoint(20)).catch((e) => e);
+    expect(err).toBeInstanceOf(StorageFullError);
+    expect(err.message).toContain('; pruned by the retention policy: the checkpoint of finished run "run f1" (step 5, 3.0 KiB), the checkpoint of finished run "run f2" (step 5, 3.0 KiB), still not enough room; ');
+    expect((await db.loadCheckpoint('w'))?.step).toBe(10);
+    for (const id of ['f3', 'p', 's', 'x']) expect((await db.loadCheckpoint(id))?.step, id).toBe(5);
+    for (const id of ['f1', 'f2', 's']) expect(await db.loadAdapter(id), id).not.toBeNull();
+    // f1's and f2's blobs are gone, their records (finished runs: nothing resumes from them) still name them.
+    expect([...kv.map.keys()].filter((k) => k.startsWith('ckpt:f'))).toEqual([expect.stringMatching(/^ckpt:f3:/)]);
+    expect((await db.get('f1'))?.checkpoint).not.toBeNull();
+    // The user deletes a run; the next time storage is full (a byte short of the checkpoint), the pointers are
+    // cleared first, with the note, and nothing more is pruned (nothing else may be).
+    await db.delete('x');
+    kv.quota = kv.usage() + CK - 1;
+    const again = await db.saveCheckpoint('w', checkpoint(20)).catch((e) => e);
+    expect(again).toBeInstanceOf(StorageFullError);
+    expect(again.message).not.toContain('pruned');
+    for (const id of ['f1', 'f2']) {
+      const r = (await db.get(id))!;
+      expect(r.checkpoint, id).toBeNull();
+      expect(r.message, id).toMatch(/^Its checkpoint \(step 5\) was pruned on /);
+    }
+    await consistent(kv, db);
+    kv.quota = 1e9;
+    await db.saveCheckpoint('w', checkpoint(20));
+    await consistent(kv, db);
+  });
+
   it('prunes when the checkpoint fits but the pointer to it does not (Chrome)', async () => {
     // The blob's put is approved, then the run record's (the pointer, with the curves) finds too little left. Before,
     // the blob was taken back and the run paused without pruning anything.

@@ -329,15 +329,19 @@ export class RunsDb {
    *  it replaces), so when usage has passed the quota every put is refused, however small, while a delete needs no
    *  room. Usage passes the quota whenever the quota shrinks while IndexedDB still holds a space grant (it caches
    *  "quota − usage" for up to 30 s and approves writes from it). Then the blobs whose pointers could not be cleared
-   *  are deleted first, and their pointers cleared in the room that freed. Only if even that is refused does a
-   *  finished run's pointer name a deleted blob (its card still names the step; the adapter is kept, and the next
-   *  pruning clears the pointer). */
+   *  are deleted first, and their pointers cleared in the room that freed. Only if even that is refused (usage
+   *  past the quota by more than those blobs) does a finished run's pointer name a freed blob: nothing resumes from a
+   *  finished run, its adapter is kept, and the next pruning clears the pointer before choosing what to prune. */
   private async pruneForRoom(writing: string, bytes: number): Promise<PruneCandidate[]> {
     const runs = await this.list();
     const writer = runs.find((r) => r.id === writing)?.name ?? writing;
     const e = await this.storage.estimate().catch(() => null);
     const shortfall = e ? Math.max(1, bytes - (e.quota - e.usage)) : null;
-    const chosen = pickToPrune(prunableCheckpoints(runs, writing), shortfall);
+    const candidates = prunableCheckpoints(runs, writing);
+    const held = new Set(await this.kv.keys());
+    // Pointers an earlier pruning far past the quota left naming a freed blob: cleared now (they free nothing).
+    for (const c of candidates.filter((c) => !held.has(c.key))) await this.clearPrunedPointer(c, writer);
+    const chosen = pickToPrune(candidates.filter((c) => held.has(c.key)), shortfall);
     const done: PruneCandidate[] = [];
     const refused: PruneCandidate[] = [];
     for (const c of chosen) {
