@@ -1,5 +1,8 @@
 // The checkpoint-retention policy under a fake quota (issue 14 part 4): a key-value store that counts the bytes it
-// holds and fails a write past its quota with the browser's QuotaExceededError, as IndexedDB does.
+// holds and fails a write past its quota with the browser's QuotaExceededError, as IndexedDB does. In `chrome` mode a
+// put is approved by its own size against what is free, as Chrome's IndexedDB does (BucketContext::CheckCanUseDiskSpace
+// gets the transaction's put sizes, never what they replace or what it deletes): once usage has passed the quota
+// every put is refused, however small, and only a delete makes room.
 import { describe, expect, it } from 'vitest';
 import { DEFAULT_CONFIG } from '../train/config.ts';
 import type { TrainerCheckpoint } from '../train/trainer.ts';
@@ -11,10 +14,11 @@ const sizeOf = (v: unknown): number =>
   : v && typeof v === 'object' && 'adapter_model.safetensors' in v ? 4096
   : JSON.stringify(v).length;
 
-/** IndexedDB with a quota: usage is the bytes held; a write that would pass the quota throws and changes nothing. */
+/** IndexedDB with a quota: usage is the bytes held; a write that would pass the quota (`chrome`: a put bigger than
+ *  what is free) throws and changes nothing. */
 class QuotaKv implements KeyValue, StorageInfo {
   readonly map = new Map<string, unknown>();
-  constructor(public quota: number, private readonly reportsEstimate = true) {}
+  constructor(public quota: number, private readonly reportsEstimate = true, private readonly chrome = false) {}
   usage(): number {
     let n = 0;
     for (const v of this.map.values()) n += sizeOf(v);
@@ -25,7 +29,8 @@ class QuotaKv implements KeyValue, StorageInfo {
   }
   private put(k: string, v: unknown) {
     const next = this.usage() - (this.map.has(k) ? sizeOf(this.map.get(k)) : 0) + sizeOf(v);
-    if (next > this.quota) throw new DOMException('quota exceeded', 'QuotaExceededError');
+    const refused = this.chrome ? sizeOf(v) > this.quota - this.usage() : next > this.quota;
+    if (refused) throw new DOMException('quota exceeded', 'QuotaExceededError');
     this.map.set(k, structuredClone(v));
   }
   async get<T>(k: string) {
@@ -158,11 +163,85 @@ describe('checkpoint retention', () => {
     await consistent(kv, db);
   });
 
+  it('prunes when usage has already passed the quota, where every put is refused until something is deleted (Chrome)', async () => {
+    // How usage passes the quota in Chrome: IndexedDB approves writes from a cached grant ("quota − usage" when it
+    // last asked, for up to 30 s), so writes approved just before the quota shrank land past it. Before, pruning
+    // cleared the finished run's pointer first, a put that was refused too: nothing was pruned and the run paused.
+    for (const reportsEstimate of [true, false]) {
+      const kv = new QuotaKv(1e9, reportsEstimate, true);
+      const db = await studio(kv);
+      kv.quota = kv.usage() - 100;
+      await expect(kv.set('probe', { small: true }), 'a small put past the quota').rejects.toThrow('quota exceeded');
+      let pruned: string[] = [];
+      await db.saveCheckpoint('w', checkpoint(20), {}, (p) => (pruned = p.map((c) => c.runId)));
+      // 100 bytes past the quota and a checkpoint to write: one pruned checkpoint is not enough, two are.
+      expect(pruned).toEqual(['f1', 'f2']);
+      expect((await db.loadCheckpoint('w'))?.step).toBe(20);
+      for (const id of ['f1', 'f2']) {
+        const r = (await db.get(id))!;
+        expect(r.checkpoint, id).toBeNull();
+        expect(r.message, id).toMatch(/^Its checkpoint \(step 5\) was pruned on .* UTC when storage was full, to save run "run w"; the adapter is kept\.$/);
+        expect(await db.loadAdapter(id), id).not.toBeNull();
+      }
+      for (const id of ['f3', 'p', 's', 'x']) expect((await db.get(id))?.checkpoint?.step, id).toBe(5);
+      await consistent(kv, db);
+      expect(kv.usage()).toBeLessThanOrEqual(kv.quota);
+    }
+  });
+
+  it('far past the quota: the prunable blobs are freed, the written run and every adapter kept; a pointer left naming a freed blob is cleared by the next pruning (Chrome)', async () => {
+    const kv = new QuotaKv(1e9, true, true);
+    const db = await studio(kv);
+    // Past the quota by more than both prunable checkpoints: even their records cannot be written after they go.
+    kv.quota = kv.usage() - 3 * CK;
+    const err = await db.saveCheckpoint('w', checkpoint(20)).catch((e) => e);
+    expect(err).toBeInstanceOf(StorageFullError);
+    expect(err.message).toContain('; pruned by the retention policy: the checkpoint of finished run "run f1" (step 5, 3.0 KiB), the checkpoint of finished run "run f2" (step 5, 3.0 KiB), still not enough room; ');
+    expect((await db.loadCheckpoint('w'))?.step).toBe(10);
+    for (const id of ['f3', 'p', 's', 'x']) expect((await db.loadCheckpoint(id))?.step, id).toBe(5);
+    for (const id of ['f1', 'f2', 's']) expect(await db.loadAdapter(id), id).not.toBeNull();
+    // f1's and f2's blobs are gone, their records (finished runs: nothing resumes from them) still name them.
+    expect([...kv.map.keys()].filter((k) => k.startsWith('ckpt:f'))).toEqual([expect.stringMatching(/^ckpt:f3:/)]);
+    expect((await db.get('f1'))?.checkpoint).not.toBeNull();
+    // The user deletes a run; the next time storage is full (a byte short of the checkpoint), the pointers are
+    // cleared first, with the note, and nothing more is pruned (nothing else may be).
+    await db.delete('x');
+    kv.quota = kv.usage() + CK - 1;
+    const again = await db.saveCheckpoint('w', checkpoint(20)).catch((e) => e);
+    expect(again).toBeInstanceOf(StorageFullError);
+    expect(again.message).not.toContain('pruned');
+    for (const id of ['f1', 'f2']) {
+      const r = (await db.get(id))!;
+      expect(r.checkpoint, id).toBeNull();
+      expect(r.message, id).toMatch(/^Its checkpoint \(step 5\) was pruned on /);
+    }
+    await consistent(kv, db);
+    kv.quota = 1e9;
+    await db.saveCheckpoint('w', checkpoint(20));
+    await consistent(kv, db);
+  });
+
+  it('prunes when the checkpoint fits but the pointer to it does not (Chrome)', async () => {
+    // The blob's put is approved, then the run record's (the pointer, with the curves) finds too little left. Before,
+    // the blob was taken back and the run paused without pruning anything.
+    const kv = new QuotaKv(1e9, true, true);
+    const db = await studio(kv);
+    const recordBytes = JSON.stringify(kv.map.get('run:w')).length;
+    kv.quota = kv.usage() + CK + recordBytes / 2;
+    let pruned: string[] = [];
+    await db.saveCheckpoint('w', checkpoint(20), {}, (p) => (pruned = p.map((c) => c.runId)));
+    expect(pruned).toEqual(['f1']);
+    expect((await db.loadCheckpoint('w'))?.step).toBe(20);
+    await consistent(kv, db);
+  });
+
   it('never leaves a half-written run at any quota, for checkpoints and adapters', async () => {
-    for (let extra = 0; extra <= 4 * CK; extra += 97) {
-      const kv = new QuotaKv(1e9);
+    // Chrome's puts (approved by their own size) from half a checkpoint past the quota; the net-size fake from 0.
+    for (const [chrome, from] of [[false, 0], [true, -CK / 2]] as const) for (let extra = from; extra <= 4 * CK; extra += 97) {
+      const kv = new QuotaKv(1e9, true, chrome);
       const db = await studio(kv);
       kv.quota = kv.usage() + extra;
+      const start = kv.usage();
       const before = await db.list();
       const outcome = await db.saveCheckpoint('w', checkpoint(20)).then(() => 'saved', (e) => {
         expect(e, String(e)).toBeInstanceOf(StorageFullError);
@@ -178,7 +257,7 @@ describe('checkpoint retention', () => {
         if (r.id !== 'w') expect(now.adapter?.key, r.id).toBe(r.adapter?.key);
         if (!now.checkpoint && r.checkpoint) expect(['f1', 'f2'], r.id).toContain(r.id);
       }
-      expect(kv.usage()).toBeLessThanOrEqual(kv.quota);
+      expect(kv.usage(), `${chrome ? 'chrome' : 'net'} ${extra}`).toBeLessThanOrEqual(Math.max(kv.quota, start));
     }
   });
 });

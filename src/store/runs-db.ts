@@ -271,10 +271,30 @@ export class RunsDb {
     onPruned?: (pruned: PruneCandidate[]) => void,
   ): Promise<BlobPointer> {
     const what = field === 'checkpoint' ? `the checkpoint of step ${meta.step}` : 'the adapter';
+    const pointer: BlobPointer = { key, ...meta };
+    let previous: string | undefined;
+    // The blob, then the pointer to it. The pointer's put can be refused for room too (Chrome approves a put by its
+    // own size, and a record carries the run's curves): then the blob goes again, and the attempt counts as refused.
+    const attempt = async () => {
+      await this.write(key, value, what);
+      try {
+        await this.guard(what, () =>
+          this.kv.update<RunRecord>(runKey(id), (old) => {
+            // Throwing inside the transaction writes nothing (a put of undefined would create the key).
+            if (!old) throw new Error(`run ${id} does not exist (deleted in another tab?)`);
+            previous = old[field]?.key;
+            return { ...old, ...extra, [field]: pointer, updated: Date.now() };
+          }),
+        );
+      } catch (err) {
+        await this.kv.del(key).catch(() => {}); // the run is gone, or the pointer could not be written: no orphan
+        throw err;
+      }
+    };
     let pruned: PruneCandidate[] = [];
     try {
       await this.ensureRoom(meta.bytes, what);
-      await this.write(key, value, what);
+      await attempt();
     } catch (err) {
       if (!(err instanceof StorageFullError)) throw err;
       pruned = await this.pruneForRoom(id, meta.bytes);
@@ -290,22 +310,11 @@ export class RunsDb {
       if (pruned.length === 0 && kept.length === 0) throw err;
       if (pruned.length === 0) throw new StorageFullError(`${base(err)}${keptText}`);
       try {
-        await this.write(key, value, what);
+        await attempt();
       } catch (again) {
         if (!(again instanceof StorageFullError)) throw again;
         throw new StorageFullError(`${base(again)}${prunedText}${keptText}`);
       }
-    }
-    const pointer: BlobPointer = { key, ...meta };
-    let previous: string | undefined;
-    try {
-      await this.patch(id, (r) => {
-        previous = r[field]?.key;
-        return { ...extra, [field]: pointer };
-      });
-    } catch (err) {
-      await this.kv.del(key).catch(() => {}); // the run is gone, or the pointer could not be written: no orphan
-      throw err;
     }
     if (previous && previous !== key) await this.kv.del(previous).catch(() => {}); // an orphan at worst
     if (pruned.length) onPruned?.(pruned);
@@ -314,39 +323,74 @@ export class RunsDb {
 
   /** Deletes checkpoints the retention policy lets go, oldest first, until `bytes` would fit (by the estimate; all
    *  of them when the browser gives none). Each run's pointer is cleared (with a note on its card) before its blob
-   *  goes, in one transaction that checks the pointer still names that blob: a crash leaves an orphan at worst. */
+   *  goes, in one transaction that checks the pointer still names that blob: a crash leaves an orphan at worst.
+   *
+   *  Past the quota that order cannot work: Chrome approves a put by its own size against what is free (not by what
+   *  it replaces), so when usage has passed the quota every put is refused, however small, while a delete needs no
+   *  room. Usage passes the quota whenever the quota shrinks while IndexedDB still holds a space grant (it caches
+   *  "quota − usage" for up to 30 s and approves writes from it). Then the blobs whose pointers could not be cleared
+   *  are deleted first, and their pointers cleared in the room that freed. Only if even that is refused (usage
+   *  past the quota by more than those blobs) does a finished run's pointer name a freed blob: nothing resumes from a
+   *  finished run, its adapter is kept, and the next pruning clears the pointer before choosing what to prune. */
   private async pruneForRoom(writing: string, bytes: number): Promise<PruneCandidate[]> {
     const runs = await this.list();
     const writer = runs.find((r) => r.id === writing)?.name ?? writing;
     const e = await this.storage.estimate().catch(() => null);
     const shortfall = e ? Math.max(1, bytes - (e.quota - e.usage)) : null;
-    const chosen = pickToPrune(prunableCheckpoints(runs, writing), shortfall);
+    const candidates = prunableCheckpoints(runs, writing);
+    const held = new Set(await this.kv.keys());
+    // Pointers an earlier pruning far past the quota left naming a freed blob: cleared now (they free nothing).
+    for (const c of candidates.filter((c) => !held.has(c.key))) await this.clearPrunedPointer(c, writer);
+    const chosen = pickToPrune(candidates.filter((c) => held.has(c.key)), shortfall);
     const done: PruneCandidate[] = [];
+    const refused: PruneCandidate[] = [];
     for (const c of chosen) {
-      const note = prunedNote(c, writer, new Date());
-      // With the note on its card; without it when even that does not fit (the record shrinks then).
-      let cleared = false;
-      for (const withNote of [true, false]) {
-        let matches = false;
-        const ok = await this.kv
-          .update<RunRecord>(runKey(c.runId), (old) => {
-            if (!old) throw new Error(`run ${c.runId} is gone`);
-            matches = old.checkpoint?.key === c.key;
-            if (!matches) return old;
-            const message = withNote ? (old.message ? `${old.message} ${note}` : note) : old.message;
-            return { ...old, checkpoint: null, message, updated: Date.now() };
-          })
-          .then(() => true, () => false);
-        if (ok) {
-          cleared = matches;
-          break;
-        }
+      const outcome = await this.clearPrunedPointer(c, writer);
+      if (outcome === 'moved') continue;
+      if (outcome === 'refused') {
+        refused.push(c);
+        continue;
       }
-      if (!cleared) continue;
       await this.kv.del(c.key).catch(() => {}); // an orphan at worst, collected later
       done.push(c);
     }
+    if (refused.length === 0) return done;
+    // Over the quota: the blobs first (a delete needs no room), for those whose pointer still names them.
+    const freed: PruneCandidate[] = [];
+    for (const c of refused) {
+      const r = await this.kv.get<RunRecord>(runKey(c.runId)).catch(() => undefined);
+      if (r?.checkpoint?.key !== c.key) continue;
+      await this.kv.del(c.key);
+      freed.push(c);
+    }
+    for (const c of freed) {
+      await this.clearPrunedPointer(c, writer);
+      done.push(c);
+    }
     return done;
+  }
+
+  /** Clears run `c.runId`'s checkpoint pointer if it still names `c`'s blob, with the pruned note on its card (without
+   *  it when even that does not fit: the record shrinks then). 'moved': the pointer names another blob, or the run is
+   *  gone; 'refused': no room for the record, with or without the note. */
+  private async clearPrunedPointer(c: PruneCandidate, writer: string): Promise<'cleared' | 'moved' | 'refused'> {
+    const note = prunedNote(c, writer, new Date());
+    const moved = new Error('moved');
+    for (const withNote of [true, false]) {
+      try {
+        await this.kv.update<RunRecord>(runKey(c.runId), (old) => {
+          // Throwing inside the transaction writes nothing.
+          if (!old || old.checkpoint?.key !== c.key) throw moved;
+          const message = withNote ? (old.message ? `${old.message} ${note}` : note) : old.message;
+          return { ...old, checkpoint: null, message, updated: Date.now() };
+        });
+        return 'cleared';
+      } catch (err) {
+        if (err === moved) return 'moved';
+        if (!isQuotaError(err)) return 'moved'; // the record could not be read or written: leave this one be
+      }
+    }
+    return 'refused';
   }
 
   private async write(key: string, value: unknown, what: string): Promise<void> {
