@@ -154,8 +154,6 @@ export const fullRuntime: MethodRuntime = {
       hookNorm(`layers.${i}.attn.k_norm`, block.kNorm);
     });
     model.tableGrads = { embed: gradOf('embed.weight')!, posEmbed: gradOf('pos_embed.weight'), head: gradOf('lm_head.weight') };
-    const embed = model.embed;
-    const head = model.head;
 
     const attached: AttachedMethod = {
       ...buffers,
@@ -168,11 +166,8 @@ export const fullRuntime: MethodRuntime = {
       },
       paramsWritten: syncNow,
       detach() {
-        // Tables first (their places replace the table objects), then every other tensor back to what was loaded.
-        if (model.embed === embed) model.embed = { ...embed, shards: [{ ...embed.shards[0], buffer: places.get('embed.weight')!.original }] };
+        // Every tensor back to the buffer it was loaded into (a tied head follows the embedding's place).
         bound.forEach(({ place }) => place.install(place.original));
-        if (model.config.tieWordEmbeddings) model.head = model.embed;
-        else if (model.head === head) places.get('lm_head.weight')!.install(places.get('lm_head.weight')!.original);
         for (const { linear } of model.modules) delete linear.grad;
         for (const n of norms) delete n.grad;
         delete model.tableGrads;
