@@ -149,6 +149,7 @@ describe('IA³ and DoRA in the studio', () => {
     const { header } = rawSafetensorsHeaderOfFile(join(DEMO, 'model.safetensors'));
     const weights = Object.entries(header).filter(([k]) => k !== '__metadata__').reduce((n, [, t]) => n + (t as { shape: number[] }).shape.reduce((a, b) => a * b, 1), 0);
     await expect.poll(() => page.getByTestId('trainable-params').textContent()).toContain(weights.toLocaleString('en'));
+    expect(await page.getByTestId('trainable-params').textContent()).toContain('every weight of the model');
     expect(await page.getByTestId('memory-estimate').textContent()).toMatch(/trained copy/);
     await studio.screenshot('train-full');
     await page.getByLabel('Learning rate').fill('0.0003');

@@ -163,7 +163,10 @@ function TrainForm() {
       <fieldset disabled={locked}>
         <legend>Optimisation</legend>
         <div className="form-grid">
-          <NumberField label="Learning rate" field="lr" config={config} set={set} errors={errors} step="any" />
+          <NumberField
+            label="Learning rate" field="lr" config={config} set={set} errors={errors} step="any"
+            help={method.exports === 'model' ? 'full fine-tuning: 1e-5 to 5e-5, 1e-4 for a tiny model (the presets set LoRA’s rates)' : undefined}
+          />
           <Field label="Schedule" field="schedule" errors={errors}>
             {(id) => (
               <select id={id} value={config.schedule} onChange={(e) => set({ schedule: e.target.value as TrainConfig['schedule'] })}>
@@ -223,7 +226,7 @@ function TrainForm() {
             <dt>Trainable parameters</dt>
             <dd data-testid="trainable-params">
               {plan.trainableParams.toLocaleString('en')} ({formatCount(plan.trainableParams)}
-              {model ? `, ${((100 * plan.trainableParams) / (model.parameters + plan.trainableParams)).toFixed(3)}% of ${formatCount(model.parameters)}` : ''})
+              {plan.wholeModel ? ': every weight of the model' : model ? `, ${((100 * plan.trainableParams) / (model.parameters + plan.trainableParams)).toFixed(3)}% of ${formatCount(model.parameters)}` : ''})
             </dd>
             <dt>{plan.wholeModel ? 'Trains' : `${method.label} on`}</dt>
             <dd>
