@@ -5,11 +5,12 @@
 // largest buffer the adapter allows (maxBufferSize is typically a quarter to a half of the memory on discrete GPUs,
 // and browsers cap it at 2–4 GiB on small ones), clamped to [1 GiB, 16 GiB].
 import type { ModelType } from '../../model/config.ts';
-import { checkFit, estimateTrainingMemory, type FitVerdict, type MemoryEstimate, type ModelDims } from '../../model/memory.ts';
+import { checkFit, estimateTrainingMemory, parameterCount, type FitVerdict, type MemoryEstimate, type ModelDims } from '../../model/memory.ts';
 import { linearArchFromDims } from '../../model/weights.ts';
 import { DEFAULT_CONFIG } from '../../train/config.ts';
 import { METHODS } from '../../train/methods/registry.ts';
 import { resolveTargets } from '../../train/methods/targets.ts';
+import { fullFineTuningMemory, fullFineTuningProblem } from './train-plan.ts';
 
 export const BUDGET_PER_MAX_BUFFER = 4;
 export const MIN_DEFAULT_BUDGET = 1024 ** 3;
@@ -22,13 +23,14 @@ export function defaultMemoryBudget(limits: { maxBufferSize: number }): number {
   return Math.min(MAX_DEFAULT_BUDGET, Math.max(MIN_DEFAULT_BUDGET, BUDGET_PER_MAX_BUFFER * limits.maxBufferSize));
 }
 
-/** LoRA over each storage of the base weights the studio loads. */
-export type Method = 'lora-f32' | 'lora-f16' | 'qlora';
+/** LoRA over each storage of the base weights the studio loads, and full fine-tuning (every weight, f32). */
+export type Method = 'lora-f32' | 'lora-f16' | 'qlora' | 'full';
 
 export const METHOD_LABELS: Record<Method, string> = {
   'lora-f32': 'LoRA, f32 base',
   'lora-f16': 'LoRA, f16 base',
   qlora: 'QLoRA (NF4 base)',
+  full: 'Full fine-tuning (f32)',
 };
 
 export interface MethodFit {
@@ -37,10 +39,11 @@ export interface MethodFit {
   verdict: FitVerdict;
 }
 
-/** LoRA at the card's set-up on PEFT's default targets for the architecture, over each base storage. */
+/** LoRA at the card's set-up on PEFT's default targets for the architecture, over each base storage; then full
+ *  fine-tuning at the same batch and length (train-plan.ts's estimate and refusals). */
 export function methodFits(
   entry: { dims: ModelDims; modelType: ModelType },
-  gpu: { hasF16: boolean; limits: { maxBufferSize: number } },
+  gpu: { hasF16: boolean; limits: { maxBufferSize: number; maxStorageBufferBindingSize?: number } },
   budgetBytes: number,
 ): MethodFit[] {
   const { dims } = entry;
@@ -60,5 +63,15 @@ export function methodFits(
     fit('lora-f32', estimateTrainingMemory({ ...common, base: 'f32', embeddingDtype: 'f32' }), false),
     fit('lora-f16', estimateTrainingMemory({ ...common, base: 'f16', embeddingDtype: 'f16' }), true),
     fit('qlora', estimateTrainingMemory({ ...common, base: 'nf4', embeddingDtype }), false),
+    fullFit(dims, gpu.limits, budgetBytes),
   ];
+}
+
+function fullFit(dims: ModelDims, limits: { maxBufferSize: number; maxStorageBufferBindingSize?: number }, budgetBytes: number): MethodFit {
+  const params = parameterCount(dims);
+  const estimate = fullFineTuningMemory(dims, params, CARD_SETUP.batch, CARD_SETUP.seqLen);
+  const binding = limits.maxStorageBufferBindingSize ?? limits.maxBufferSize;
+  const problem = fullFineTuningProblem(estimate, params, { limits: { maxBufferSize: limits.maxBufferSize, maxStorageBufferBindingSize: binding }, budgetBytes });
+  // The card's column says "won't fit: …" itself.
+  return { method: 'full', estimate, verdict: { fits: !problem, reason: problem.replace(/^Full fine-tuning (does not fit this GPU: )?/, '') } };
 }

@@ -83,23 +83,26 @@ function wholeModelPlan(method: TrainingMethod, model: ModelSummary & { dims: Mo
   const ok = c.batchSize >= 1 && c.maxLength >= 1;
   const plan: TrainPlan = { modules: [...new Set(modules.map((m) => blockPath(m.peftPath)))], trainableParams: params, memory: null, problem: '', wholeModel: true };
   if (!ok) return plan;
-  // The trainable params' gradient and moments are counted by the estimate (16 bytes each); the trained copy on top.
-  const estimate = estimateTrainingMemory({
-    dims: model.dims,
-    base: 'f32',
-    embeddingDtype: 'f32',
-    trainable: { params, activationsPerToken: 0 },
-    batch: c.batchSize,
-    seqLen: Math.min(c.maxLength, model.maxPositions),
-  });
-  const copy = (FULL_BYTES_PER_PARAM - 16) * params;
-  plan.memory = { ...estimate, loraBytes: estimate.loraBytes + copy, totalBytes: estimate.totalBytes + copy, largestTensorBytes: Math.max(estimate.largestTensorBytes, params * 4) };
-  if (gpu) {
-    const binding = fullBindingRefusal(params, gpu.limits.maxStorageBufferBindingSize);
-    const fit = checkFit(plan.memory, gpu.limits, gpu.budgetBytes);
-    plan.problem = binding ? capitalize(binding) : fit.fits ? '' : `Full fine-tuning does not fit this GPU: ${fit.reason.replace(/; try QLoRA.*$/, '')}; use LoRA or QLoRA, a smaller model, or a larger memory budget (Models screen)`;
-  }
+  plan.memory = fullFineTuningMemory(model.dims, params, c.batchSize, Math.min(c.maxLength, model.maxPositions));
+  if (gpu) plan.problem = fullFineTuningProblem(plan.memory, params, gpu);
   return plan;
+}
+
+/** Full fine-tuning's memory: the model in f32, each parameter's master weight, gradient and two AdamW moments (the
+ *  estimate's 16 bytes) and the trained copy the forward reads (4 more), and the activations. The flat trainable
+ *  buffers (4 bytes per parameter each) must fit one buffer. */
+export function fullFineTuningMemory(dims: ModelDims, params: number, batch: number, seqLen: number): MemoryEstimate {
+  const estimate = estimateTrainingMemory({ dims, base: 'f32', embeddingDtype: 'f32', trainable: { params, activationsPerToken: 0 }, batch, seqLen });
+  const copy = (FULL_BYTES_PER_PARAM - 16) * params;
+  return { ...estimate, loraBytes: estimate.loraBytes + copy, totalBytes: estimate.totalBytes + copy, largestTensorBytes: Math.max(estimate.largestTensorBytes, params * 4) };
+}
+
+/** Why full fine-tuning will not train on this GPU, in words; empty when it fits. */
+export function fullFineTuningProblem(memory: MemoryEstimate, params: number, gpu: PlanGpu): string {
+  const binding = fullBindingRefusal(params, gpu.limits.maxStorageBufferBindingSize);
+  if (binding) return capitalize(binding);
+  const fit = checkFit(memory, gpu.limits, gpu.budgetBytes);
+  return fit.fits ? '' : `Full fine-tuning does not fit this GPU: ${fit.reason.replace(/; try QLoRA.*$/, '')}; use LoRA or QLoRA, a smaller model, or a larger memory budget (Models screen)`;
 }
 
 function capitalize(s: string): string {
