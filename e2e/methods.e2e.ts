@@ -57,7 +57,7 @@ describe('IA³ and DoRA in the studio', () => {
     const card = page.getByTestId('run-card').filter({ hasText: 'pirate ia3' });
     await expect.poll(() => card.count(), { timeout: 30_000 }).toBe(1);
     expect(await card.textContent()).toContain('IA³ · lr');
-    expect(await card.getByRole('button', { name: 'Export pirate ia3 for a GPU cluster (TRL + accelerate)' }).getAttribute('title')).toMatch(/takes LoRA and DoRA runs only/);
+    expect(await card.getByRole('button', { name: 'Export pirate ia3 for a GPU cluster (TRL + accelerate)' }).getAttribute('title')).toMatch(/takes LoRA, DoRA and full fine-tuning runs only/);
     expect(await card.getByRole('button', { name: 'Download pirate ia3 merged into its base model' }).isDisabled()).toBe(false);
     const [download] = await Promise.all([
       page.waitForEvent('download'),
@@ -178,6 +178,7 @@ describe('IA³ and DoRA in the studio', () => {
     expect(await card.getByTestId('run-whole-model').textContent()).toMatch(/A whole model, not an adapter/);
     expect(await card.getByRole('button', { name: 'Download pirate full merged into its base model' }).count()).toBe(0);
     expect(await card.getByRole('button', { name: 'Download the adapter of pirate full as a PEFT .zip' }).count()).toBe(0);
+    expect(await card.getByRole('button', { name: 'Export pirate full for a GPU cluster (TRL + accelerate)' }).isDisabled()).toBe(false);
     await card.getByRole('button', { name: 'Download pirate full as a model folder' }).click();
     const panel = card.getByTestId('full-model-panel');
     const [download] = await Promise.all([

@@ -32,8 +32,10 @@ export function datasetOfRun(record: RunRecord, model: LoadedModel): LoadedDatas
   return found;
 }
 
-export async function trlOutputFiles(record: RunRecord, model: LoadedModel, adapter: Pick<LoraAdapter, 'config'>): Promise<OutputFile[]> {
-  const targets = adapter.config.target_modules;
+/** `adapter`: the run's LoRA or DoRA adapter (its target_modules); null for a full fine-tuning run (no PEFT model, every
+ *  weight trains: no targets). */
+export async function trlOutputFiles(record: RunRecord, model: LoadedModel, adapter: Pick<LoraAdapter, 'config'> | null): Promise<OutputFile[]> {
+  const targets = adapter ? adapter.config.target_modules : [];
   if (targets === null) throw new UserError(`"${record.name}": its adapter_config.json names no target_modules`);
   const source = { fileName: record.dataset.fileName, format: record.dataset.format };
   return filesFor(record.config, model, datasetOfRun(record, model), targets, record.name, source);

@@ -5,7 +5,8 @@
 //   - a finished run's saved weights (full-run.ts) generate in the Playground's handler exactly as attaching them by
 //     hand does, and the base model answers as before afterwards;
 //   - 'merge-model' of the run writes the model folder (model.safetensors in the checkpoint's dtype with the trained
-//     values, config.json, the tokenizer and generation files) as a .zip; GGUF of it is refused, naming why;
+//     values, config.json, the tokenizer and generation files) as a .zip; its cluster export is train.py without PEFT
+//     (run.json's method full); GGUF of it is refused, naming why;
 //   - continuing the run starts a full run from its weights; continuing it with LoRA is refused by name.
 import { unzipSync } from 'fflate';
 import { readFileSync } from 'node:fs';
@@ -177,7 +178,23 @@ describe('full fine-tuning in the worker', () => {
     const saved = f16ArrayToF32(new Uint16Array(st.slice(start, start + 2 * 64).buffer));
     const want = tensors.get('model.embed_tokens.weight')!.subarray(0, 64);
     saved.forEach((v, i) => expect(Math.abs(v - want[i])).toBeLessThanOrEqual(1e-3 * Math.abs(want[i]) + 1e-7));
-    await expect(handleMerge({ type: 'merge-model', id: 'm2', runId: record.id, dtype: 'f16', to: { kind: 'zip' }, gguf: 'f16' }, post)).rejects.toThrow(/full fine-tuning run: it downloads as a model folder/);
+    await expect(handleMerge({ type: 'merge-model', id: 'm2', runId: record.id, dtype: 'f16', to: { kind: 'zip' }, gguf: 'f16' }, post)).rejects.toThrow(/full fine-tuning run: download it as a model folder/);
+
+    // The cluster export of the run: no PEFT config, the run's rows (its dataset loaded, as the Runs screen asks).
+    const trainRows = rows().map((r, i) => ({ ...r, line: i + 1 }));
+    state.datasets.set('d1', { id: 'd1', modelId: model.id, data: { rows: trainRows } as never, summary: { fileName: 'pirate.jsonl', rows: 2, format: null } as never });
+    try {
+      events.length = 0;
+      await handleMerge({ type: 'merge-model', id: 'm3', runId: record.id, dtype: 'f16', to: { kind: 'zip' }, trl: true }, post);
+      const trl = events.find((ev): ev is Extract<EngineEvent, { type: 'merged' }> => ev.type === 'merged');
+      const out = unzipSync(new Uint8Array(await trl!.zip!.blob.arrayBuffer()));
+      const runJson = Object.entries(out).find(([p]) => p.endsWith('/run.json'));
+      expect(runJson, Object.keys(out).join(', ')).toBeDefined();
+      expect(JSON.parse(new TextDecoder().decode(runJson![1]))).toMatchObject({ method: { method: 'full', lora: null } });
+      expect(Object.keys(out).some((p) => p.endsWith('/train.py'))).toBe(true);
+    } finally {
+      state.datasets.clear();
+    }
 
     const from = await continuationFor(record.id, FULL, model);
     expect([...from.initial.keys()].sort()).toEqual([...tensors.keys()].sort());

@@ -200,7 +200,7 @@ export async function handleMerge(req: MergeRequest | TrlExportRequest, post: Po
 /** The adapter a cluster export reads its target_modules from: LoRA's or DoRA's (PEFT's LoraConfig either way). */
 async function trlAdapter(runId: string, name: string) {
   const adapter = await loadAnyRunAdapter(runId);
-  if (adapter.kind === 'ia3') throw new UserError(`"${name}" is an IA³ run: the cluster export takes LoRA and DoRA runs only (for now)`);
+  if (adapter.kind === 'ia3') throw new UserError(`"${name}" is an IA³ run: the cluster export takes LoRA, DoRA and full fine-tuning runs only (for now)`);
   return adapter;
 }
 
@@ -214,7 +214,9 @@ async function runOutput(req: MergeRequest): Promise<{ merged: MergedModel; name
   }
   const full = await loadFullRunTensors(req.runId);
   if (full) {
-    if (req.trl || req.gguf) throw new UserError(`"${record.name}" is a full fine-tuning run: it downloads as a model folder (model.safetensors, config.json, tokenizer); ${req.trl ? 'the cluster export takes LoRA and DoRA runs only' : 'convert that folder with llama.cpp\'s convert_hf_to_gguf.py'}`);
+    // The cluster export of a full run: train.py without PEFT (SFTTrainer trains every weight), the run's rows.
+    if (req.trl) return { merged: { files: await trlOutputFiles(record, model, null), close: async () => {} }, name: trlExportName(record.name), runId: req.runId };
+    if (req.gguf) throw new UserError(`"${record.name}" is a full fine-tuning run: download it as a model folder (model.safetensors, config.json, tokenizer), then convert that folder with llama.cpp's convert_hf_to_gguf.py`);
     return { merged: await fullModelFolder(model.files, full, model.config), name: fullModelName(record.name), runId: req.runId };
   }
   const merged = req.trl

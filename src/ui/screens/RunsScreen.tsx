@@ -200,7 +200,7 @@ function MergePanel({ run, format }: { run: RunRecord; format: 'hf' | 'gguf' | '
           This run for TRL + accelerate on GPUs: <code>train.py</code> (TRL's SFTTrainer with PEFT, this run's settings), the
           rows exactly as it trained on them, accelerate configs for DDP, FSDP and DeepSpeed, and a README. Run{' '}
           <code>python train.py</code> on one machine or <code>accelerate launch --config_file accelerate/ddp.yaml train.py</code> on
-          many; the adapter it writes imports back here. Needs the run's dataset loaded (Data screen).
+          many; {run.config.method === 'full' ? 'the model folder it writes loads on the Models screen' : 'the adapter it writes imports back here'}. Needs the run's dataset loaded (Data screen).
         </p>
       ) : gguf ? (
         <p className="small">
@@ -257,7 +257,7 @@ function RunCard({ run }: { run: RunRecord }) {
   const continueFrom = useStudio((s) => s.continueFromRun);
   const method = normalizeConfig(run.config).method;
   // The cluster export writes a PEFT LoraConfig run (DoRA: use_dora=True); another method's run says so.
-  const loraOnly = method === 'lora' || method === 'dora' ? undefined : `${METHODS[method]?.label ?? method} runs: the cluster export takes LoRA and DoRA runs only (for now)`;
+  const loraOnly = method === 'lora' || method === 'dora' || method === 'full' ? undefined : `${METHODS[method]?.label ?? method} runs: the cluster export takes LoRA, DoRA and full fine-tuning runs only (for now)`;
   const [editing, setEditing] = useState<string | null>(null);
   const [merging, setMerging] = useState<null | 'hf' | 'gguf' | 'trl' | 'full'>(null);
   // Full fine-tuning saved the whole model, not an adapter: it downloads as a model folder; merging does not apply.

@@ -5,7 +5,7 @@ import { PRESETS, type FieldError, type PresetName, type TrainConfig } from '../
 import type { ModelType } from '../../model/config.ts';
 import { METHODS } from '../../train/methods/registry.ts';
 import { canPickFolder, TRAIN_EXPORT_KEY } from '../../store/slices/runs.ts';
-import { isActive, startBlocker, trainConfigErrors } from '../../store/slices/train.ts';
+import { effectiveConfig, isActive, startBlocker, trainConfigErrors } from '../../store/slices/train.ts';
 import { useStudio } from '../../store/studio.ts';
 import { formatBytes } from '../format.ts';
 import { formatCount } from './ModelsScreen.tsx';
@@ -255,7 +255,8 @@ function TrainForm() {
         {blocker && <span id="start-blocker" className="muted" data-testid="start-blocker">{blocker}</span>}
       </div>
       <GpuClusterExport
-        config={config}
+        // Full fine-tuning: the config a run would start with (no target list: it trains every weight).
+        config={method.exports === 'model' ? effectiveConfig(config, modelQuant) : config}
         name={runName}
         datasetId={datasetId}
         blocked={!model ? 'Load a model first.' : !dataset ? 'Load a dataset on the Data screen first.' : errors.length ? 'Fix the settings above first.' : ''}
