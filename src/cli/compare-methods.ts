@@ -8,10 +8,8 @@
 // stdout: one JSON line per row, then nothing else; stderr: the table. --out/comparison.csv and comparison.json hold
 // the same numbers.
 //
-// Learning rates: the methods train very different numbers of parameters, so one rate does not suit them all. The
-// LoRA family uses the base rate (--lr, or the preset's or the default's); IA³ ten times it (the IA³ paper trains at
-// 3e-3 where LoRA uses 3e-4); full fine-tuning a tenth of it (the article: full fine-tuning wants a rate about ten
-// times lower than LoRA). Each row's rate is in its line and in the table.
+// The rows and their learning rates are src/train/method-comparison.ts's (the studio's "Compare methods" runs the
+// same); the base rate is --lr, or the preset's or the default's. Each row's rate is in its line and in the table.
 import { mkdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Engine } from '../gpu/engine.ts';
@@ -19,8 +17,8 @@ import { createEngine } from '../gpu/engine.ts';
 import type { TuningCache } from '../gpu/kernels/matmul-tuning.ts';
 import { openNodeGpu } from '../gpu/node.ts';
 import { resolveConfig } from '../train/config.ts';
+import { METHOD_ROWS, type MethodRow } from '../train/method-comparison.ts';
 import { methodFor } from '../train/methods/registry.ts';
-import type { MethodId } from '../train/methods/ids.ts';
 import { optionalString, parseFlags, requiredString, UsageError } from './args.ts';
 import { generateCommand } from './generate.ts';
 import type { CliIo } from './load.ts';
@@ -28,25 +26,15 @@ import { processIo } from './load.ts';
 import { presetBase } from './preset.ts';
 import { METRICS_FILE, trainCommand } from './train.ts';
 
-/** One row of the comparison: a method and its settings, as `train` flags. */
-export interface MethodRow {
-  id: string;
-  label: string;
-  method: MethodId;
-  /** `train` flags beside the common ones. */
-  flags: string[];
-  /** The row's learning rate as a multiple of the base rate. */
-  lrScale: number;
+/** A row's `train` flags beside the common ones. */
+function rowFlags(row: MethodRow): string[] {
+  const flags = ['--method', row.method];
+  if (row.settings.rank !== undefined) flags.push('--rank', String(row.settings.rank));
+  if (row.settings.alpha !== undefined) flags.push('--alpha', String(row.settings.alpha));
+  if (row.quant === 'nf4') flags.push('--quant', 'nf4');
+  if (!row.keepTargets) flags.push('--targets', '');
+  return flags;
 }
-
-export const METHOD_ROWS: readonly MethodRow[] = [
-  { id: 'full', label: 'Full FT', method: 'full', flags: ['--targets', ''], lrScale: 0.1 },
-  { id: 'lora-r8', label: 'LoRA r8', method: 'lora', flags: ['--rank', '8', '--alpha', '16'], lrScale: 1 },
-  { id: 'lora-r64', label: 'LoRA r64', method: 'lora', flags: ['--rank', '64', '--alpha', '128'], lrScale: 1 },
-  { id: 'qlora-r8', label: 'QLoRA r8', method: 'lora', flags: ['--rank', '8', '--alpha', '16', '--quant', 'nf4'], lrScale: 1 },
-  { id: 'dora-r8', label: 'DoRA r8', method: 'dora', flags: ['--rank', '8', '--alpha', '16'], lrScale: 1 },
-  { id: 'ia3', label: 'IA³', method: 'ia3', flags: [], lrScale: 10 },
-];
 
 export const COMPARE_METHODS_USAGE =
   'lora-studio compare-methods --model DIR --data FILE.jsonl --steps N --out DIR ' +
@@ -138,7 +126,7 @@ export async function compareMethodsCommand(args: string[], deps: CompareMethods
       e.buffers.resetPeak();
       let result: MethodResult;
       try {
-        await trainCommand([...common, ...row.flags, '--method', row.method, '--lr', String(lr), '--out', rowOut], {
+        await trainCommand([...common, ...rowFlags(row), '--lr', String(lr), '--out', rowOut], {
           io: rowIo,
           engine: e,
           tuningCache: deps.tuningCache,
@@ -210,7 +198,7 @@ async function summarise(row: MethodRow, lr: number, rowOut: string, stdout: str
 /** The row's greedy continuation of the prompt: the adapter over the base, or the fully fine-tuned folder itself. */
 async function generateWith(row: MethodRow, rowOut: string, model: string, prompt: string, chat: boolean, maxNew: string, e: Engine, deps: CompareMethodsDeps): Promise<string> {
   const where = methodFor(row.method).exports === 'model' ? ['--model', rowOut] : ['--model', model, '--adapter', rowOut];
-  const quant = row.flags.includes('nf4') ? ['--quant', 'nf4'] : [];
+  const quant = row.quant === 'nf4' ? ['--quant', 'nf4'] : [];
   let text = '';
   await generateCommand([...where, ...quant, '--prompt', prompt, '--temperature', '0', '--max-new-tokens', maxNew, ...(chat ? ['--chat'] : [])], {
     io: { write: (t) => void (text += t), stderr: () => {} },

@@ -9,6 +9,8 @@ import {
   baseEvalKey,
   compareRows,
   createCompareSlice,
+  compareCsv,
+  methodSweepConfigs,
   overlayRows,
   rankSweepConfigs,
   sameBase,
@@ -95,6 +97,15 @@ describe('compare table', () => {
   it('shows no rank or alpha for a run of a method without one (full fine-tuning)', () => {
     const [, row] = compareRows([run('f', {}, { method: 'full', targets: [] })], null);
     expect(row).toMatchObject({ rank: null, alpha: null, trainableParams: 4096 });
+  });
+
+  it('is a CSV with the method of each run, quoted where needed, empty where unknown', () => {
+    const rows = compareRows([run('a', { name: 'pirate, r4' }, { rank: 4, alpha: 8 }), run('f', {}, { method: 'full', targets: [] })], null);
+    const lines = compareCsv(rows).trim().split('\n');
+    expect(lines[0]).toBe('run,method,rank,alpha,trainable params,adapter bytes,final train loss,final eval loss,steps,seconds,tokens per second,peak GPU bytes');
+    expect(lines[1]).toBe('demo-llama (base model),,,,0,,,,,,,');
+    expect(lines[2]).toBe('"pirate, r4","r = 4, α = 8",4,8,4096,17000,2,2.2,3,1.5,103,1003');
+    expect(lines[3].split(',').slice(1, 4)).toEqual(['Full fine-tuning', '', '']);
   });
 
   it('overlays curves by step, one train and one eval series per run', () => {
@@ -192,6 +203,38 @@ describe('compare slice', () => {
     s.getState().onCompareEvent({ type: 'run-state', runId: again.runId, state: 'stopped' });
     expect(sent.filter((r) => r.type === 'start-training')).toHaveLength(2); // nothing more started
     expect(s.getState().sweep!.items.map((it) => it.status)).toEqual(['stopped', 'cancelled']);
+  });
+
+  it('compares the methods: every row that fits queued in turn, a row that fails leaves the others to run', () => {
+    const s = store();
+    s.getState().startMethodSweep();
+    const starts = () => sent.filter((r) => r.type === 'start-training') as Extract<EngineRequest, { type: 'start-training' }>[];
+    const sweep = s.getState().sweep!;
+    expect(sweep.kind).toBe('methods');
+    // Full precision: QLoRA needs an NF4 load, so it is named as skipped, not queued.
+    expect(sweep.items.map((it) => it.label)).toEqual(['Full FT', 'LoRA r8', 'LoRA r64', 'DoRA r8', 'IA³']);
+    expect(sweep.skipped.map((k) => k.label)).toEqual(['QLoRA r8']);
+    expect(sweep.skipped[0].reason).toMatch(/NF4/);
+    expect(starts()).toHaveLength(1);
+    expect(starts()[0]).toMatchObject({ name: 'methods · Full FT', config: { method: 'full', targets: [], seed: 11, lr: DEFAULT_CONFIG.lr / 10 } });
+    const apply = s.getState().onCompareEvent;
+    // Full fine-tuning does not fit this GPU: the engine refuses it, the comparison goes on.
+    apply({ type: 'error', id: starts()[0].id, message: 'full fine-tuning keeps this model … above this GPU\'s largest binding' });
+    expect(starts()).toHaveLength(2);
+    expect(starts()[1].config).toMatchObject({ method: 'lora', rank: 8, alpha: 16, lr: DEFAULT_CONFIG.lr });
+    for (let i = 1; i < 5; i++) apply({ type: 'run-state', runId: starts()[i].runId, state: i === 2 ? 'failed' : 'finished', message: i === 2 ? 'NaN' : undefined });
+    expect(starts().map((r) => r.config.method)).toEqual(['full', 'lora', 'lora', 'dora', 'ia3']);
+    expect(starts()[4].config.lr).toBeCloseTo(DEFAULT_CONFIG.lr * 10, 12);
+    expect(s.getState().sweep).toMatchObject({ status: 'done', message: '3 of 5 runs trained' });
+    expect(s.getState().sweep!.items.map((it) => it.status)).toEqual(['failed', 'finished', 'failed', 'finished', 'finished']);
+  });
+
+  it('over an NF4 model the method rows are QLoRA-style and full fine-tuning is skipped', () => {
+    const { items, skipped } = methodSweepConfigs({ ...DEFAULT_CONFIG, targets: ['all-linear'] }, 'nf4');
+    expect(items.map((it) => [it.label, it.config.quant])).toEqual([['LoRA r8 · NF4', 'nf4'], ['LoRA r64 · NF4', 'nf4'], ['DoRA r8 · NF4', 'nf4'], ['IA³ · NF4', 'nf4']]);
+    expect(items[0].config.targets).toEqual(['all-linear']);
+    expect(items[3].config.targets).toEqual([]); // IA³: PEFT's own targets
+    expect(skipped.map((k) => k.label)).toEqual(['Full FT']);
   });
 
   it('measures the base model once per eval set, and generates for the base and each adapter', () => {

@@ -6,8 +6,10 @@
 // The pure parts (table rows, overlay rows, sweep configs, the base-eval key) are exported for tests.
 import type { StateCreator } from 'zustand';
 import { normalizeConfig, validateConfig, type TrainConfig } from '../../train/config.ts';
-import { METHODS } from '../../train/methods/registry.ts';
+import { METHOD_ROWS, methodRowConfig } from '../../train/method-comparison.ts';
+import { describeMethod, METHODS } from '../../train/methods/registry.ts';
 import type { EngineEvent, StepMetrics } from '../../train/protocol.ts';
+import { saveFile } from '../downloads.ts';
 import { requestId, sendToEngine } from '../engine-link.ts';
 import { newRunId, type RunRecord } from '../runs-db.ts';
 import { heldOutOf, type DatasetSlice } from './dataset.ts';
@@ -55,6 +57,8 @@ export interface CompareRow {
   /** 'base' or the run id. */
   key: string;
   label: string;
+  /** The run's method in a few words (describeMethod); empty for the base model. */
+  method: string;
   rank: number | null;
   alpha: number | null;
   trainableParams: number | null;
@@ -86,6 +90,7 @@ export function runRow(r: RunRecord): CompareRow {
   return {
     key: r.id,
     label: r.name,
+    method: describeMethod(normalizeConfig(r.config)),
     // A method without a rank (IA³, full fine-tuning) shows none.
     rank: hasRank(r) ? r.config.rank : null,
     alpha: hasRank(r) ? r.config.alpha : null,
@@ -106,6 +111,7 @@ export function compareRows(runs: readonly RunRecord[], baseEvalLoss: number | n
   const base: CompareRow = {
     key: 'base',
     label: `${runs[0].model.name} (base model)`,
+    method: '',
     rank: null,
     alpha: null,
     trainableParams: 0,
@@ -118,6 +124,30 @@ export function compareRows(runs: readonly RunRecord[], baseEvalLoss: number | n
     steps: null,
   };
   return [base, ...runs.map(runRow)];
+}
+
+const CSV_COLUMNS: [keyof CompareRow, string][] = [
+  ['label', 'run'],
+  ['method', 'method'],
+  ['rank', 'rank'],
+  ['alpha', 'alpha'],
+  ['trainableParams', 'trainable params'],
+  ['adapterBytes', 'adapter bytes'],
+  ['trainLoss', 'final train loss'],
+  ['evalLoss', 'final eval loss'],
+  ['steps', 'steps'],
+  ['seconds', 'seconds'],
+  ['tokensPerSecond', 'tokens per second'],
+  ['peakBytes', 'peak GPU bytes'],
+];
+
+/** The table as CSV (RFC 4180 quoting; empty cells where a number is unknown). */
+export function compareCsv(rows: readonly CompareRow[]): string {
+  const quote = (v: unknown) => {
+    const s = v === null || v === undefined ? '' : String(v);
+    return /[",\n]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s;
+  };
+  return `${[CSV_COLUMNS.map(([, h]) => h).join(','), ...rows.map((r) => CSV_COLUMNS.map(([k]) => quote(r[k])).join(','))].join('\n')}\n`;
 }
 
 /** One chart row per step that any run logged: `t<i>` the train loss and `e<i>` the eval loss of runs[i]. At most
@@ -144,6 +174,8 @@ export function overlayRows(runs: readonly RunRecord[], maxPoints = 400): Record
 export type SweepItemStatus = 'queued' | 'starting' | 'running' | 'paused' | 'finished' | 'stopped' | 'failed' | 'cancelled';
 
 export interface SweepItem {
+  /** "r = 8, α = 16" (ranks) or the method row's label ("DoRA r8"). */
+  label: string;
   rank: number;
   alpha: number;
   /** The Train screen's config when the sweep began, with this rank and α. */
@@ -158,8 +190,13 @@ export interface SweepItem {
 }
 
 export interface RankSweep {
+  /** Ranks of one method, or the article's methods (method-comparison.ts), where a row that fails does not stop
+   *  the others. */
+  kind: 'ranks' | 'methods';
   alphaMode: AlphaMode;
   items: SweepItem[];
+  /** Method rows that cannot run on the loaded model, with the reason. */
+  skipped: { label: string; reason: string }[];
   status: 'running' | 'done' | 'cancelled' | 'failed';
   message: string;
 }
@@ -201,6 +238,11 @@ export interface CompareSlice {
   answerHeldOut(runs: { id: string; name: string; modelName: string }[]): void;
   setSweepAlphaMode(mode: AlphaMode): void;
   startRankSweep(ranks?: readonly number[]): void;
+  /** The article's comparison: one run per method row (method-comparison.ts) that fits the loaded model, queued like
+   *  the rank sweep; when they have run, Compare shows them together. */
+  startMethodSweep(): void;
+  /** The chosen runs' table (the base model first) saved as comparison.csv. */
+  downloadCompareTable(): void;
   cancelRankSweep(): void;
   onCompareEvent(event: EngineEvent): void;
 }
@@ -242,6 +284,34 @@ export function baseEvalBlocker(s: Pick<Deps, 'model' | 'modelQuant' | 'dataset'
 
 const TERMINAL: readonly SweepItemStatus[] = ['finished', 'stopped', 'failed', 'cancelled'];
 
+/** Why no sweep can start now, in words; empty when one can. */
+function sweepBlocker(s: Pick<Deps, 'model' | 'dataset' | 'datasetId' | 'liveRun'>): string {
+  if (!s.model) return 'Load a model on the Models screen first.';
+  if (!s.datasetId || !s.dataset) return 'Load a dataset on the Data screen first.';
+  if (s.liveRun && ['starting', 'running', 'pausing', 'paused', 'stopping'].includes(s.liveRun.phase)) return `Run "${s.liveRun.name}" is in progress: stop it first.`;
+  return '';
+}
+
+/** The method rows as configs over the Train screen's `base` on a model loaded with `quant` weights: those that can
+ *  run (each validated) and those that cannot, with the reason. */
+export function methodSweepConfigs(base: TrainConfig, quant: TrainConfig['quant']): { items: { label: string; config: TrainConfig }[]; skipped: { label: string; reason: string }[] } {
+  const items: { label: string; config: TrainConfig }[] = [];
+  const skipped: { label: string; reason: string }[] = [];
+  for (const row of METHOD_ROWS) {
+    // On an NF4 model every LoRA row is QLoRA already: the QLoRA row would repeat LoRA r8.
+    if (row.quant === 'nf4' && quant === 'nf4') continue;
+    const r = methodRowConfig(row, base, quant);
+    if ('reason' in r) {
+      skipped.push({ label: row.label, reason: r.reason });
+      continue;
+    }
+    const errors = [...validateConfig(r.config), ...METHODS[row.method].validate(r.config)];
+    if (errors.length) skipped.push({ label: row.label, reason: errors.map((e) => e.message).join('; ') });
+    else items.push({ label: quant === 'nf4' && row.method !== 'full' ? `${row.label} · NF4` : row.label, config: r.config });
+  }
+  return { items, skipped };
+}
+
 export const createCompareSlice: StateCreator<Deps, [], [], CompareSlice> = (set, get) => {
   const patchItem = (runId: string, change: Partial<SweepItem>) => {
     const sweep = get().sweep;
@@ -266,7 +336,7 @@ export const createCompareSlice: StateCreator<Deps, [], [], CompareSlice> = (set
     patchItem(next.runId, { status: 'starting' });
     const ok = sendToEngine({
       type: 'start-training', id: next.request, runId: next.runId, config, datasetId: datasetId ?? undefined,
-      name: `rank sweep · r${next.rank} · α${next.alpha}`,
+      name: sweep.kind === 'ranks' ? `rank sweep · r${next.rank} · α${next.alpha}` : `methods · ${next.label}`,
       // One sample, at the end: the sweep's runs are compared on one prompt here, and a sample every few steps would
       // cost each run generation time for nothing.
       sampleEvery: SWEEP_SAMPLE_EVERY,
@@ -375,11 +445,8 @@ export const createCompareSlice: StateCreator<Deps, [], [], CompareSlice> = (set
     startRankSweep(ranks = SWEEP_RANKS) {
       const s = get();
       if (s.sweep?.status === 'running') return;
-      if (!s.model) return set({ compareError: 'Load a model on the Models screen first.' });
-      if (!s.datasetId || !s.dataset) return set({ compareError: 'Load a dataset on the Data screen first.' });
-      if (s.liveRun && ['starting', 'running', 'pausing', 'paused', 'stopping'].includes(s.liveRun.phase)) {
-        return set({ compareError: `Run "${s.liveRun.name}" is in progress: stop it first.` });
-      }
+      const blocker = sweepBlocker(s);
+      if (blocker) return set({ compareError: blocker });
       let configs: TrainConfig[];
       try {
         configs = rankSweepConfigs(s.trainConfig, ranks, s.sweepAlphaMode);
@@ -387,9 +454,30 @@ export const createCompareSlice: StateCreator<Deps, [], [], CompareSlice> = (set
         return set({ compareError: `The Train screen's config cannot be swept: ${(err as Error).message}` });
       }
       const items: SweepItem[] = configs.map((c) => ({
-        rank: c.rank, alpha: c.alpha, config: c, runId: newRunId(), request: requestId('sweep'), status: 'queued', message: '', step: 0, totalSteps: 0,
+        label: `r = ${c.rank}, α = ${c.alpha}`, rank: c.rank, alpha: c.alpha, config: c, runId: newRunId(), request: requestId('sweep'), status: 'queued', message: '', step: 0, totalSteps: 0,
       }));
-      set({ sweep: { alphaMode: s.sweepAlphaMode, items, status: 'running', message: '' }, compareError: '' });
+      set({ sweep: { kind: 'ranks', alphaMode: s.sweepAlphaMode, items, skipped: [], status: 'running', message: '' }, compareError: '' });
+      advance();
+    },
+
+    downloadCompareTable() {
+      const s = get();
+      const runs = chosenRuns(s);
+      if (runs.length === 0) return;
+      saveFile(compareCsv(compareRows(runs, s.baseEvals[baseEvalKey(runs[0])]?.loss ?? null)), 'comparison.csv', 'text/csv');
+    },
+
+    startMethodSweep() {
+      const s = get();
+      if (s.sweep?.status === 'running') return;
+      const blocker = sweepBlocker(s);
+      if (blocker) return set({ compareError: blocker });
+      const { items: rows, skipped } = methodSweepConfigs(s.trainConfig, s.modelQuant);
+      if (rows.length === 0) return set({ compareError: `No method can run on this model: ${skipped.map((k) => k.reason).join('; ')}` });
+      const items: SweepItem[] = rows.map(({ label, config: c }) => ({
+        label, rank: c.rank, alpha: c.alpha, config: c, runId: newRunId(), request: requestId('sweep'), status: 'queued', message: '', step: 0, totalSteps: 0,
+      }));
+      set({ sweep: { kind: 'methods', alphaMode: s.sweepAlphaMode, items, skipped, status: 'running', message: '' }, compareError: '' });
       advance();
     },
 
@@ -425,7 +513,9 @@ export const createCompareSlice: StateCreator<Deps, [], [], CompareSlice> = (set
             const item = get().sweep?.items.find((it) => it.request === event.id);
             if (item) {
               patchItem(item.runId, { status: 'failed', message: event.message });
-              fail(`r = ${item.rank} did not start: ${event.message}`);
+              // A method row that cannot start (it does not fit this GPU, say) leaves the others to run.
+              if (get().sweep?.kind === 'methods') advance();
+              else fail(`${item.label} did not start: ${event.message}`);
             }
           }
           break;
@@ -442,7 +532,8 @@ export const createCompareSlice: StateCreator<Deps, [], [], CompareSlice> = (set
           const item = get().sweep?.items.find((it) => it.runId === event.runId);
           if (!item || TERMINAL.includes(item.status)) break;
           patchItem(event.runId, { status: event.state, message: event.message ?? '' });
-          if (event.state === 'failed') fail(`r = ${item.rank} failed: ${event.message ?? ''}`);
+          if (event.state === 'failed' && get().sweep?.kind !== 'methods') fail(`${item.label} failed: ${event.message ?? ''}`);
+          else if (event.state === 'failed') advance();
           else if (event.state === 'finished' || event.state === 'stopped') {
             if (get().sweep?.status === 'running') advance();
             else if (get().sweep?.status === 'cancelled') void get().refreshRuns();

@@ -1,7 +1,8 @@
 // Compare: saved runs of one base model side by side — loss curves overlaid (one colour per run; train solid, eval
 // dashed with dots), a table with the base model as its first row, and one prompt answered by the base model and by
-// each adapter. "Compare ranks" queues r = 4, 8, 16, 64 with the Train screen's config (α = 2r unless held fixed) and
-// shows the queue as it trains.
+// each adapter. "Compare ranks" queues r = 4, 8, 16, 64 with the Train screen's config (α = 2r unless held fixed);
+// "Compare methods" queues the article's methods (full FT, LoRA r8/r64, QLoRA, DoRA, IA³) that fit the loaded model;
+// both show their queue as it trains.
 import { describeMethod } from '../../train/methods/registry.ts';
 import { useEffect, useId, useMemo, useState, type ReactNode } from 'react';
 import { CartesianGrid, Legend, Line, LineChart, ResponsiveContainer, Tooltip, XAxis, YAxis } from 'recharts';
@@ -10,6 +11,7 @@ import {
   baseEvalKey,
   chosenRuns,
   compareRows,
+  methodSweepConfigs,
   overlayRows,
   sameBase,
   SWEEP_RANKS,
@@ -46,6 +48,7 @@ export function CompareScreen() {
       <h2 id="compare-title">Compare</h2>
       <p className="muted">Runs of one base model side by side: curves, final numbers and answers to the same prompt.</p>
       <RankSweepPanel />
+      <MethodSweepPanel />
       <RunPicker runs={runs} chosen={chosen} />
       {error && <p className="error" role="alert" data-testid="compare-error">{error}</p>}
       {chosen.length > 0 && (
@@ -136,7 +139,40 @@ function RankSweepPanel() {
         {running && <button type="button" onClick={cancel}>Cancel the sweep</button>}
       </div>
       {ranksError && <p className="error" role="alert">{ranksError}</p>}
-      {sweep && <SweepProgress sweep={sweep} />}
+      {sweep?.kind === 'ranks' && <SweepProgress sweep={sweep} />}
+    </section>
+  );
+}
+
+/** The article's comparison: every method row that fits the loaded model, one run each, with the Train screen's data,
+ *  seed, steps and eval split (src/train/method-comparison.ts says each row's settings and learning rate). */
+function MethodSweepPanel() {
+  const sweep = useStudio((s) => s.sweep);
+  const start = useStudio((s) => s.startMethodSweep);
+  const cancel = useStudio((s) => s.cancelRankSweep);
+  const config = useStudio((s) => s.trainConfig);
+  const model = useStudio((s) => s.model);
+  const quant = useStudio((s) => s.modelQuant);
+  const dataset = useStudio((s) => s.dataset);
+  const plan = useMemo(() => methodSweepConfigs(config, quant), [config, quant]);
+  const running = sweep?.status === 'running';
+  return (
+    <section className="card" aria-labelledby="methods-sweep-title" data-testid="method-sweep">
+      <h3 id="methods-sweep-title">Compare methods</h3>
+      <p className="small muted">
+        The article's comparison: one run per method on {model ? model.name : 'no model loaded'} with the Train screen's
+        data ({dataset ? dataset.fileName : 'no dataset loaded'}), seed {config.seed}, {config.maxSteps ? `${config.maxSteps} steps` : `${config.epochs} epoch(s)`} and
+        eval split; LoRA-family rows at lr {config.lr.toExponential(1)}, IA³ at ten times it, full fine-tuning at a tenth.
+      </p>
+      <p className="small" data-testid="method-sweep-plan">
+        Runs: {plan.items.map((it) => it.label).join(', ') || 'none'}.
+        {plan.skipped.length > 0 && <> Not on this model: {plan.skipped.map((k) => `${k.label} (${k.reason})`).join('; ')}.</>}
+      </p>
+      <div className="row">
+        <button type="button" className="primary" onClick={start} disabled={running || !model || !dataset || plan.items.length === 0}>Compare methods</button>
+        {running && sweep?.kind === 'methods' && <button type="button" onClick={cancel}>Cancel the comparison</button>}
+      </div>
+      {sweep?.kind === 'methods' && <SweepProgress sweep={sweep} />}
     </section>
   );
 }
@@ -151,8 +187,8 @@ function SweepProgress({ sweep }: { sweep: RankSweep }) {
       <ol className="sweep-items">
         {sweep.items.map((it) => (
           <li key={it.runId} data-testid="sweep-item" data-status={it.status}>
-            <span>r = {it.rank}, α = {it.alpha}</span>
-            <progress max={Math.max(1, it.totalSteps)} value={it.status === 'finished' ? Math.max(1, it.totalSteps) : it.step} aria-label={`rank ${it.rank} progress`} />
+            <span>{it.label}</span>
+            <progress max={Math.max(1, it.totalSteps)} value={it.status === 'finished' ? Math.max(1, it.totalSteps) : it.step} aria-label={`${it.label} progress`} />
             <span className="muted small">
               {it.status}
               {it.totalSteps > 0 && ` · step ${it.step} of ${it.totalSteps}`}
@@ -240,6 +276,7 @@ function BaseEvalCell({ first }: { first: RunRecord }) {
 
 function CompareTable({ runs }: { runs: RunRecord[] }) {
   const baseEvals = useStudio((s) => s.baseEvals);
+  const downloadCsv = useStudio((s) => s.downloadCompareTable);
   const baseLoss = baseEvals[baseEvalKey(runs[0])]?.loss ?? null;
   const rows = compareRows(runs, baseLoss);
   const mixedEval = runs.some((r) => baseEvalKey(r) !== baseEvalKey(runs[0]));
@@ -251,6 +288,7 @@ function CompareTable({ runs }: { runs: RunRecord[] }) {
           <thead>
             <tr>
               <th scope="col">Run</th>
+              <th scope="col">Method</th>
               <th scope="col">Rank</th>
               <th scope="col">α</th>
               <th scope="col">Trainable parameters</th>
@@ -270,6 +308,7 @@ function CompareTable({ runs }: { runs: RunRecord[] }) {
           </tbody>
         </table>
       </div>
+      <button type="button" data-testid="compare-csv" onClick={downloadCsv}>Download the table (.csv)</button>
       {mixedEval && <p className="small warn">These runs held out different eval rows (split, seed or max length differ): their eval losses are not directly comparable; the base model's is on the first run's.</p>}
     </section>
   );
@@ -281,6 +320,7 @@ function TableRow({ row, color, baseCell }: { row: CompareRow; color: string; ba
       <th scope="row">
         <span className="swatch" style={{ background: color }} aria-hidden="true" /> {row.label}
       </th>
+      <td>{row.method || '—'}</td>
       <td>{row.rank ?? '—'}</td>
       <td>{row.alpha ?? '—'}</td>
       <td>{fmtInt(row.trainableParams)}</td>
