@@ -23,7 +23,8 @@ import type { TuningCache } from '../gpu/kernels/matmul-tuning.ts';
 import { openNodeGpu } from '../gpu/node.ts';
 import { formatProfile, StepProfiler, type StepProfile } from '../gpu/profiler.ts';
 import type { ModelConfig } from '../model/config.ts';
-import { loadTransformer } from '../model/runtime/load.ts';
+import { loadTransformer, releaseTransformer } from '../model/runtime/load.ts';
+import type { Transformer } from '../model/runtime/transformer.ts';
 import { checkpointName, latestCheckpoint, leftoverTemporaries, listCheckpoints, writeCheckpoint, writeFileAtomic, type StoredCheckpoint } from '../train/checkpoint-fs.ts';
 import { ConfigError, DEFAULT_CONFIG, resolveConfig, type TrainConfig } from '../train/config.ts';
 import { METHOD_IDS } from '../train/methods/ids.ts';
@@ -187,12 +188,13 @@ export async function trainCommand(args: string[], deps: TrainDeps = {}): Promis
   const owned = deps.engine ? null : createEngine(await openNodeGpu());
   const e = deps.engine ?? owned!;
   let trainer: Trainer | null = null;
+  let tf: Transformer | null = null;
   let profiler: StepProfiler | null = null;
   try {
     const { kernels, matmul, nf4 } = await cliKernelChoice(e, deps.tuningCache, deps.matmulOverride);
     if (matmul.source === 'measured') io.stderr(`train: matmul variant ${matmul.variant} (measured on ${e.gpu.adapter.name}, cached)`);
     if (nf4.source === 'measured' && config.quant === 'nf4') io.stderr(`train: NF4 matmul variant ${nf4.variant} (measured, cached)`);
-    const tf = await loadTransformer(e, model.files, kernels, {
+    tf = await loadTransformer(e, model.files, kernels, {
       dtype: 'f32',
       // QLoRA's base is the NF4 model `eval --quant nf4` evaluates.
       quant: config.quant,
@@ -307,7 +309,9 @@ export async function trainCommand(args: string[], deps: TrainDeps = {}): Promis
     );
   } finally {
     if (io.tty) io.progress('');
+    // On a shared engine (compare-methods, tests) the model's weights go back too, so the next run starts clean.
     if (trainer && deps.engine) trainer.dispose();
+    if (tf && deps.engine) releaseTransformer(e, tf);
     profiler?.dispose();
     owned?.gpu.destroy();
   }
