@@ -109,6 +109,7 @@ describe('full fine-tuning in the worker', () => {
     }
     expect(await prepareWeightsFor({ ...FULL, method: 'lora' }, model, () => {})).toBe(false);
     const before = model.transformer;
+    const liveBefore = e.buffers.stats().liveBytes;
     const progress: number[] = [];
     const reloaded = await prepareWeightsFor(FULL, model, (done) => progress.push(done));
     expect(reloaded).toBe(e.gpu.hasF16);
@@ -118,6 +119,8 @@ describe('full fine-tuning in the worker', () => {
     if (reloaded) {
       expect(model.transformer).not.toBe(before);
       expect(progress.length).toBeGreaterThan(0);
+      // The f16 weights were given back: only the difference stays in use.
+      expect(e.buffers.stats().liveBytes - liveBefore).toBe(model.transformer.model.weightBytes - before.model.weightBytes);
     }
     expect(await prepareWeightsFor(FULL, model, () => {})).toBe(false); // already f32
   });

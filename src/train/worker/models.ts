@@ -3,7 +3,7 @@
 // stage 'download' (Hub files into the browser's cache), then 'weights' (the checkpoint streamed to the GPU).
 import { tuneKernels, type TuningCache } from '../../gpu/kernels/matmul-tuning.ts';
 import type { ModelFiles } from '../../model/checkpoint.ts';
-import { readModelConfig, loadTransformer } from '../../model/runtime/load.ts';
+import { readModelConfig, loadTransformer, releaseTransformer } from '../../model/runtime/load.ts';
 import { kernelChoiceFor, type KernelChoice } from '../../model/runtime/linear.ts';
 import type { Transformer } from '../../model/runtime/transformer.ts';
 import { blobFolder } from '../../model/sources/blob.ts';
@@ -68,33 +68,9 @@ async function kernels(cache: TuningCache): Promise<KernelChoice> {
   return state.kernels;
 }
 
-/** Every GPU buffer of the base model, each once (a tied head is the embedding's buffer). */
-function modelBuffers(tf: Transformer): Set<GPUBuffer> {
-  const m = tf.model;
-  const out = new Set<GPUBuffer>([m.finalNorm.weight]);
-  for (const s of [...m.embed.shards, ...m.head.shards]) out.add(s.buffer);
-  if (m.posEmbed) out.add(m.posEmbed);
-  if (m.finalNorm.bias) out.add(m.finalNorm.bias);
-  if (tf.invFreq) out.add(tf.invFreq);
-  for (const b of m.blocks) {
-    for (const n of [b.attnNorm, b.mlpNorm]) {
-      out.add(n.weight);
-      if (n.bias) out.add(n.bias);
-    }
-    for (const l of b.linears.values()) {
-      if (l.weight.kind === 'dense') out.add(l.weight.buffer);
-      else for (const buf of [l.weight.weight.codes, l.weight.weight.absmax, l.weight.weight.stats]) if (buf) out.add(buf);
-      if (l.bias) out.add(l.bias);
-    }
-  }
-  return out;
-}
-
-/** Frees a transformer's weights (every buffer once) and trims the pool. */
+/** Frees a transformer's weights (every buffer once, load.ts's releaseTransformer) and trims the pool. */
 export function releaseWeights(tf: Transformer): void {
-  const e = requireEngine();
-  for (const buffer of modelBuffers(tf)) e.buffers.release(buffer);
-  e.buffers.trim();
+  releaseTransformer(requireEngine(), tf);
 }
 
 /** Frees the loaded model's weights (and the datasets tokenized for it) before another one loads. */
