@@ -77,9 +77,11 @@ describe('playground and compare', () => {
     expect(await rows.evaluateAll((els) => els.map((e) => e.getAttribute('data-key')))).toHaveLength(3);
     expect(await rows.first().getAttribute('data-key')).toBe('base');
     // The base model's eval loss, measured once by the worker on the same held-out rows.
-    await expect.poll(() => rows.first().locator('td').nth(5).textContent(), { timeout: 60_000 }).toMatch(/^\d+\.\d{4}$/);
-    const cells = async (i: number) => rows.nth(i).locator('td').allTextContents();
+    await expect.poll(() => rows.first().locator('td').nth(6).textContent(), { timeout: 60_000 }).toMatch(/^\d+\.\d{4}$/);
+    // The cells after the method column.
+    const cells = async (i: number) => (await rows.nth(i).locator('td').allTextContents()).slice(1);
     const [r2, r4] = [await cells(1), await cells(2)];
+    expect((await rows.nth(1).locator('td').first().textContent())).toBe('r = 2, α = 4');
     expect([r2[0], r2[1], r4[0], r4[1]]).toEqual(['2', '4', '4', '8']); // α = 2r
     expect(Number(r4[2].replace(/,/g, ''))).toBe(2 * Number(r2[2].replace(/,/g, ''))); // trainable parameters ∝ r
     for (const r of [r2, r4]) {

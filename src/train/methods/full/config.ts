@@ -32,9 +32,9 @@ export function fullTensors(model: ModelConfig): (TrainableTensor & { canonical:
 export const fullMethod: TrainingMethod = {
   id: 'full',
   label: 'Full fine-tuning',
-  explanation: 'Trains every weight of the model (embeddings, every layer, norms): the most capacity, and the most memory — about 16 bytes per parameter before activations.',
+  explanation: 'Trains every weight of the model (embeddings, every layer, norms): the most capacity, and the most memory — about 20 bytes per parameter beside the loaded model, before activations.',
   advice:
-    'For small models only: f32 weights, gradients and AdamW’s two moments take four copies of the model. Use a learning ' +
+    'For small models only: f32 master weights, gradients, AdamW’s two moments and the copy the forward reads take five copies of the model. Use a learning ' +
     'rate ten times lower than LoRA’s (1e-5 to 5e-5; 1e-4 for a tiny model), weight decay 0.01–0.1 (applied to matrices, ' +
     'not to norms and biases), and watch the eval loss: it overfits a small dataset fastest of all methods.',
   peftType: null,
