@@ -5,15 +5,9 @@
 // `npm test` on a machine without Python: callers skip when referencePython() is null, except under CI=true, where
 // its absence must fail (see ia3-golden.gpu.test.ts).
 
-import { spawn } from 'node:child_process';
-import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { REFERENCE_PYTHON, referencePython, type LossResult, type PeftCheckRow } from './peft-check.ts';
+import { referencePython, runReferenceScript, type PeftCheckRow } from './peft-check.ts';
 
 export { referencePython };
-
-const ROOT = fileURLToPath(new URL('../..', import.meta.url));
-const SCRIPT = join(ROOT, 'scripts', 'model_check.py');
 
 export type ModelCheckRow = PeftCheckRow;
 
@@ -51,22 +45,5 @@ export interface ModelCheckResult {
 
 /** Runs scripts/model_check.py on `jobs` (one Python start for all of them). */
 export function runModelCheck(jobs: ModelCheckJob[], python: string | null = referencePython()): Promise<ModelCheckResult[]> {
-  if (!python) return Promise.reject(new Error(`no reference Python at ${REFERENCE_PYTHON} (see ../shared/REFERENCES.md)`));
-  return new Promise((resolvePromise, reject) => {
-    const child = spawn(python, [SCRIPT], { cwd: ROOT, stdio: ['pipe', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    child.on('error', reject);
-    child.on('close', (code) => {
-      if (code !== 0) return reject(new Error(`model_check.py exited with ${code}:\n${stderr.slice(-4000)}`));
-      try {
-        resolvePromise(JSON.parse(stdout) as ModelCheckResult[]);
-      } catch (e) {
-        reject(new Error(`model_check.py printed no JSON (${(e as Error).message}):\n${stdout.slice(0, 2000)}\n${stderr.slice(-2000)}`));
-      }
-    });
-    child.stdin.end(JSON.stringify(jobs));
-  });
+  return runReferenceScript<ModelCheckResult[]>('model_check.py', jobs, python);
 }

@@ -13,7 +13,6 @@ import type { AdapterFiles } from './peft.ts';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 export const REFERENCE_PYTHON = join(ROOT, '.venv-ref', 'bin', 'python');
-const SCRIPT = join(ROOT, 'scripts', 'peft_check.py');
 
 /** The reference venv's python, or null when it is not installed (the live tests then skip, saying why). */
 export function referencePython(): string | null {
@@ -52,23 +51,29 @@ export interface PeftCheckResult {
 
 /** Runs scripts/peft_check.py on `jobs` (one Python start for all of them). */
 export function runPeftCheck(jobs: PeftCheckJob[], python = referencePython()): Promise<PeftCheckResult[]> {
+  return runReferenceScript<PeftCheckResult[]>('peft_check.py', jobs, python);
+}
+
+/** Runs scripts/<script> in the reference Python with `input` as JSON on stdin; its stdout parsed as JSON. Rejects
+ *  when Python is missing, the script fails (with its stderr's end) or prints no JSON. */
+export function runReferenceScript<T>(script: string, input: unknown, python: string | null = referencePython()): Promise<T> {
   if (!python) return Promise.reject(new Error(`no reference Python at ${REFERENCE_PYTHON} (see ../shared/REFERENCES.md)`));
   return new Promise((resolvePromise, reject) => {
-    const child = spawn(python, [SCRIPT], { cwd: ROOT, stdio: ['pipe', 'pipe', 'pipe'] });
+    const child = spawn(python, [join(ROOT, 'scripts', script)], { cwd: ROOT, stdio: ['pipe', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
     child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
     child.on('error', reject);
     child.on('close', (code) => {
-      if (code !== 0) return reject(new Error(`peft_check.py exited with ${code}:\n${stderr.slice(-4000)}`));
+      if (code !== 0) return reject(new Error(`${script} exited with ${code}:\n${stderr.slice(-4000)}`));
       try {
-        resolvePromise(JSON.parse(stdout) as PeftCheckResult[]);
+        resolvePromise(JSON.parse(stdout) as T);
       } catch (e) {
-        reject(new Error(`peft_check.py printed no JSON (${(e as Error).message}):\n${stdout.slice(0, 2000)}\n${stderr.slice(-2000)}`));
+        reject(new Error(`${script} printed no JSON (${(e as Error).message}):\n${stdout.slice(0, 2000)}\n${stderr.slice(-2000)}`));
       }
     });
-    child.stdin.end(JSON.stringify(jobs));
+    child.stdin.end(JSON.stringify(input));
   });
 }
 
