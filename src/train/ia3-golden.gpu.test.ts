@@ -7,9 +7,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { readF32 } from '../gpu/buffers.ts';
 import type { Engine } from '../gpu/engine.ts';
-import { mismatches } from '../gpu/ref/testing.ts';
 import { testEngine } from '../gpu/testing-gpu.ts';
 import { memoryFolder } from '../model/sources/memory.ts';
 import { nodeFolder } from '../model/sources/node-file.ts';
@@ -21,7 +19,7 @@ import { METHODS } from './methods/registry.ts';
 import { mergeModel } from './merge.ts';
 import { referencePython, runPeftCheck, writeAdapterFolder, writeOutputFiles } from './peft-check.ts';
 import { importPeftAdapter } from './peft.ts';
-import { expectPeftAdapter, goldenConfig, goldenRows, type GoldenRun } from './testing-golden.ts';
+import { expectGoldenSteps, expectPeftAdapter, goldenConfig, goldenRows, type GoldenRun } from './testing-golden.ts';
 import { Trainer } from './trainer.ts';
 
 interface Ia3Golden extends GoldenRun {
@@ -60,24 +58,10 @@ describe.each(RUNS)('golden IA³ run against PEFT: %s, %s kernels', (name, varia
       // PEFT's default modules, in its order, with its vector lengths.
       expect(trainer.modules.map((m) => m.peftPath)).toEqual(g.modules.map((m) => m.path));
       expect(trainer.method.trainableParams).toBe(g.modules.reduce((s, m) => s + m.length, 0));
-      const losses: number[] = [];
-      const norms: number[] = [];
-      for (const s of g.steps) {
-        const m = await trainer.trainStep();
-        losses.push(m.loss);
-        norms.push(m.gradNorm);
-        const want = g.grads[String(s.step)];
-        if (!want) continue;
-        // AdamW leaves this step's raw gradients in place.
-        const flat = await readF32(e.device, trainer.method.grads, trainer.method.layout.totalLength);
-        for (const seg of trainer.method.layout.segments) {
-          const w = want[seg.name.slice(0, -'.ia3_l'.length)];
-          const scale = Math.max(...w.map(Math.abs), 1e-12);
-          expect(mismatches(flat.subarray(seg.offset, seg.offset + seg.length), w, { abs: 1e-5 * scale, rel: 1e-4 }), `${seg.name} at step ${s.step}`).toEqual([]);
-        }
-      }
-      expect(mismatches(losses, g.steps.map((s) => s.loss), { abs: 0, rel: 1e-4 })).toEqual([]);
-      expect(mismatches(norms, g.steps.map((s) => s.grad_norm), { abs: 0, rel: 1e-3 })).toEqual([]);
+      await expectGoldenSteps(e, trainer, g, (step) => {
+        const want = g.grads[String(step)];
+        return want ? new Map(Object.entries(want).map(([path, dl]) => [ia3SegmentName(path), dl])) : undefined;
+      });
       const { loss } = await trainer.evaluate();
       expect(Math.abs(loss - g.final_loss)).toBeLessThan(1e-4 * g.final_loss);
 

@@ -11,6 +11,9 @@ import { nodeFolder } from '../model/sources/node-file.ts';
 import type { TokenizedRow } from '../data/encode.ts';
 import { DEFAULT_CONFIG, type TrainConfig } from './config.ts';
 import type { AdapterFiles } from './peft.ts';
+import type { Trainer } from './trainer.ts';
+import { readF32 } from '../gpu/buffers.ts';
+import type { Engine } from '../gpu/engine.ts';
 
 export interface GoldenRun {
   optimizer: { lr: number; betas: [number, number]; eps: number; weight_decay: number; max_grad_norm: number; loraplus_lr_ratio?: number | null };
@@ -57,4 +60,32 @@ export async function expectPeftAdapter(files: AdapterFiles, peftDir: string, ab
     expect(mine.info(key).shape, key).toEqual(peft.info(key).shape);
     expect(mismatches(await mine.readTensor(key, 'f32'), await peft.readTensor(key, 'f32'), { abs, rel: 0 }), key).toEqual([]);
   }
+}
+
+/**
+ * Trains the golden run's steps and holds them to it: at every step `gradsAt` has gradients for (segment name → the
+ * raw gradient before clipping), each segment's within 1e-4 relative (1e-5 of its largest value absolute); then the
+ * losses within 1e-4 and the gradient norms within 1e-3 relative.
+ */
+export async function expectGoldenSteps(e: Engine, trainer: Trainer, g: GoldenRun, gradsAt: (step: number) => ReadonlyMap<string, ArrayLike<number>> | undefined): Promise<void> {
+  const losses: number[] = [];
+  const norms: number[] = [];
+  const segments = new Map(trainer.method.layout.segments.map((x) => [x.name, x]));
+  for (const s of g.steps) {
+    const m = await trainer.trainStep();
+    losses.push(m.loss);
+    norms.push(m.gradNorm);
+    const want = gradsAt(s.step);
+    if (!want) continue;
+    // AdamW leaves this step's raw gradients in place.
+    const flat = await readF32(e.device, trainer.method.grads, trainer.method.layout.totalLength);
+    for (const [name, w] of want) {
+      const seg = segments.get(name);
+      expect(seg, `segment ${name}`).toBeDefined();
+      const scale = Math.max(...Array.from(w, Math.abs), 1e-12);
+      expect(mismatches(flat.subarray(seg!.offset, seg!.offset + seg!.length), Array.from(w), { abs: 1e-5 * scale, rel: 1e-4 }), `${name} at step ${s.step}`).toEqual([]);
+    }
+  }
+  expect(mismatches(losses, g.steps.map((s) => s.loss), { abs: 0, rel: 1e-4 })).toEqual([]);
+  expect(mismatches(norms, g.steps.map((s) => s.grad_norm), { abs: 0, rel: 1e-3 })).toEqual([]);
 }
