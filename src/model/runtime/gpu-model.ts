@@ -13,6 +13,7 @@ import type { Checkpoint } from '../checkpoint.ts';
 import type { ModelConfig } from '../config.ts';
 import { assertWeightsMatch, linearModules, resolveWeights, type LinearModule } from '../weights.ts';
 import type { BaseWeight, Linear } from './linear.ts';
+import type { VirtualTokens } from './virtual-tokens.ts';
 
 export type Quantization = 'none' | 'nf4';
 
@@ -59,6 +60,8 @@ export interface GpuModel {
   weightBytes: number;
   /** Every linear layer in forward order, with its PEFT module description. */
   modules: { module: LinearModule; linear: Linear }[];
+  /** A prompt-learning method's virtual tokens ahead of every row (virtual-tokens.ts), while one is attached. */
+  virtualTokens?: VirtualTokens;
 }
 
 export class ModelLoadError extends Error {

@@ -213,6 +213,7 @@ export function recordEmbed(rec: Recorder, tf: Transformer, T: number, tokens: G
     { ids: tokens, wte: model.embed, out: x, positions: model.posEmbed ? positions : undefined, wpe: model.posEmbed },
     { elem: model.dtype },
   );
+  model.virtualTokens?.recordForward(rec, T, tokens, x); // prompt tuning: the virtual tokens' rows
 }
 
 /** Allocates one block's forward buffers for T rows; `alloc(floats, label)` decides who owns them. */
@@ -505,7 +506,8 @@ export function recordBackward(rec: Recorder, e: Engine, tf: Transformer, batch:
       accumulate: true,
     });
   }));
-  // dx is now d(embeddings): the embeddings are frozen, so it goes no further.
+  // dx is now d(embeddings): the embeddings are frozen; a prompt method takes it at its virtual tokens.
+  model.virtualTokens?.recordBackward?.(rec, T, batch.tokens, dx, o.accumulateGrads);
   rec.afterSubmit(() => {
     for (const b of scratch) e.buffers.release(b);
   });

@@ -4,11 +4,13 @@ import { doraRuntime } from './dora/runtime.ts';
 import { ia3Runtime } from './ia3/runtime.ts';
 import { loraRuntime } from './lora/runtime.ts';
 import type { MethodRuntime } from './method.ts';
+import { promptTuningRuntime } from './prompt-tuning/runtime.ts';
 
 export const METHOD_RUNTIMES: Readonly<Record<MethodId, MethodRuntime>> = {
   lora: loraRuntime,
   ia3: ia3Runtime,
   dora: doraRuntime,
+  'prompt-tuning': promptTuningRuntime,
 };
 
 export function runtimeFor(id: MethodId): MethodRuntime {

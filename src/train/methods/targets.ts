@@ -43,7 +43,10 @@ export function resolveTargets(arch: TargetArch, targets: readonly string[], def
   if (targets.length === 1 && targets[0].toLowerCase() === 'all-linear') return { modules: linearModules(arch), targetModules: 'all-linear' };
   let names: readonly string[];
   if (targets.length === 1 && targets[0] === 'attention') names = attentionTargets(arch);
-  else if (targets.length === 0) names = defaults[arch.modelType];
+  else if (targets.length === 0) {
+    names = defaults[arch.modelType];
+    if (names.length === 0) return { modules: [], targetModules: [] }; // a method that wraps no layer (prompt tuning)
+  }
   else {
     for (const t of targets) pick([t]); // each name on its own, so a misspelt one is named
     names = targets;
