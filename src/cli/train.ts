@@ -27,6 +27,7 @@ import { checkpointName, latestCheckpoint, leftoverTemporaries, listCheckpoints,
 import { ConfigError, DEFAULT_CONFIG, resolveConfig, type TrainConfig } from '../train/config.ts';
 import { METHOD_IDS } from '../train/methods/ids.ts';
 import { methodFor } from '../train/methods/registry.ts';
+import { virtualTokenCount } from '../train/methods/prompt-tuning/config.ts';
 import { resolveTargets } from '../train/methods/targets.ts';
 import { ADAPTER_CONFIG_FILE, ADAPTER_WEIGHTS_FILE, type AdapterFiles } from '../train/peft.ts';
 import type { StepMetrics } from '../train/protocol.ts';
@@ -52,7 +53,7 @@ export const TRAIN_USAGE =
   '[--targets q_proj,v_proj|all-linear] [--steps N | --epochs N] [--lr 2e-4] [--batch N] [--grad-accum N] [--max-len N] ' +
   '[--warmup STEPS] [--schedule cosine|linear|constant] [--seed N] [--eval-data FILE | --eval-split FRACTION] [--eval-every N] ' +
   '[--early-stopping N] [--checkpoint-every N] [--double-quant] [--rslora] [--lora-plus RATIO] [--weight-decay W] ' +
-  '[--train-on-prompt] [--packing] [--resume] [--profile] (explicit flags override the preset; --profile times every dispatch of ' +
+  '[--train-on-prompt] [--packing] [--num-virtual-tokens 20] [--prompt-init random|text] [--prompt-init-text TEXT] [--resume] [--profile] (explicit flags override the preset; --profile times every dispatch of ' +
   'each step: a {"profile": …} line after each step\'s line, or the tables at the end on a terminal)';
 
 export const METRICS_FILE = 'metrics.jsonl';
@@ -84,6 +85,9 @@ const CONFIG_FLAGS: Record<string, { field: keyof TrainConfig; kind: 'number' | 
   'weight-decay': { field: 'weightDecay', kind: 'number' },
   'train-on-prompt': { field: 'trainOnPrompt', kind: 'boolean' },
   packing: { field: 'packing', kind: 'boolean' },
+  'num-virtual-tokens': { field: 'numVirtualTokens', kind: 'number' },
+  'prompt-init': { field: 'promptInit', kind: 'string' },
+  'prompt-init-text': { field: 'promptInitText', kind: 'string' },
 };
 
 const FLAG_OF = new Map(Object.entries(CONFIG_FLAGS).map(([flag, { field }]) => [field, flag]));
@@ -124,7 +128,10 @@ export function configFromFlags(flags: FlagValues): TrainConfig {
     throw new UsageError('train: give --eval-data or --eval-split, not both');
   }
   try {
-    return resolveConfig(overrides as Partial<TrainConfig>, presetBase(flags));
+    const config = resolveConfig(overrides as Partial<TrainConfig>, presetBase(flags));
+    const methodErrors = methodFor(config.method).validate(config);
+    if (methodErrors.length) throw new ConfigError(methodErrors);
+    return config;
   } catch (e) {
     if (!(e instanceof ConfigError)) throw e;
     const lines = e.errors.map(({ field, message }) => {
@@ -195,7 +202,8 @@ export async function trainCommand(args: string[], deps: TrainDeps = {}): Promis
     });
     const padId = model.tokenizer?.padIdOrFallback ?? 0;
     profiler = flags.profile === true ? new StepProfiler(e) : null;
-    trainer = new Trainer({ engine: e, transformer: tf, config, train: data.train, eval: data.eval, padId, profiler: profiler ?? undefined });
+    const tokenizer = model.tokenizer;
+    trainer = new Trainer({ engine: e, transformer: tf, config, train: data.train, eval: data.eval, padId, profiler: profiler ?? undefined, encode: tokenizer ? (t) => tokenizer.encode(t) : undefined });
     if (io.tty) io.progress('');
     io.stderr(`train: ${trainer.trainableReport()}`);
     io.stderr(
@@ -327,10 +335,14 @@ function progressBar(m: StepMetrics, total: number, started: number): string {
 
 /** --max-len against the model: learned positions cap it; the default (512) is lowered to fit, a given value is not. */
 function fitToModel(config: TrainConfig, model: ModelConfig, dir: string, maxLenGiven: boolean, io: CliIo): TrainConfig {
-  if (model.positions.kind !== 'learned' || config.maxLength <= model.maxPositions) return config;
-  if (maxLenGiven) throw new UsageError(`train: --max-len ${config.maxLength} exceeds ${dir}'s ${model.maxPositions} learned positions`);
-  io.stderr(`train: max length ${config.maxLength} lowered to ${dir}'s ${model.maxPositions} learned positions`);
-  return { ...config, maxLength: model.maxPositions };
+  // A prompt method's virtual tokens take positions ahead of every row.
+  const virtual = virtualTokenCount(config);
+  const room = model.maxPositions - virtual;
+  if (model.positions.kind !== 'learned' || config.maxLength <= room) return config;
+  const ahead = virtual ? ` less the ${virtual} virtual tokens` : '';
+  if (maxLenGiven || room < 8) throw new UsageError(`train: --max-len ${config.maxLength} exceeds ${dir}'s ${model.maxPositions} learned positions${ahead}`);
+  io.stderr(`train: max length ${config.maxLength} lowered to ${dir}'s ${model.maxPositions} learned positions${ahead}`);
+  return { ...config, maxLength: room };
 }
 
 /** The modules --targets selects on this model for the method (errors list what exists), as adapter_config.json's

@@ -16,7 +16,7 @@ import { packRows } from '../data/packing.ts';
 import { recordBackward, recordForward, releaseActs, releaseBatch, uploadBatch, uploadBatchInto, type Transformer } from '../model/runtime/transformer.ts';
 import { withModelVirtualTokens } from '../model/runtime/virtual-tokens.ts';
 import type { LinearModule } from '../model/weights.ts';
-import type { TrainConfig } from './config.ts';
+import { ConfigError, type TrainConfig } from './config.ts';
 import { countTargets, toHostBatch } from './batches.ts';
 import { readLoraTensors, type LoraState } from './lora-state.ts';
 import type { AttachedMethod } from './methods/method.ts';
@@ -123,6 +123,8 @@ export class Trainer {
     }
     if (o.train.length === 0) throw new Error('the training set has no usable row');
     const method = methodFor(config.method);
+    const methodErrors = method.validate(config);
+    if (methodErrors.length) throw new ConfigError(methodErrors);
     const { modules, targetModules } = resolveTargets(o.transformer.model.config, config.targets, method.defaultTargets);
     this.modules = modules;
     this.targetModules = targetModules;
@@ -134,7 +136,8 @@ export class Trainer {
     // segment (block-diagonal causal attention, positions restarting per row).
     const train = config.packing ? packRows(shuffled(rows(o.train), config.seed), config.maxLength + extra) : rows(o.train);
     this.batcher = new Batcher(train, { batchSize: config.batchSize, padId: o.padId, seed: config.seed });
-    this.evalBatcher = o.eval?.length ? new Batcher(rows(o.eval), { batchSize: config.batchSize, padId: o.padId, seed: null }) : null;
+    // Eval rows stay plain: evaluateLoss puts the virtual tokens ahead of them, for every caller alike.
+    this.evalBatcher = o.eval?.length ? new Batcher(o.eval, { batchSize: config.batchSize, padId: o.padId, seed: null }) : null;
     const stepsPerEpoch = Math.ceil(this.batcher.batchesPerEpoch / config.gradAccum);
     this.totalSteps = config.maxSteps ?? config.epochs * stepsPerEpoch;
     this.warmupSteps = warmupStepsFor(this.totalSteps, config.warmupSteps, config.warmupRatio);
@@ -411,8 +414,12 @@ export class Trainer {
   }
 }
 
-/** Token-weighted loss over every batch of `batcher` (one epoch in order): one read-back at the end. */
-export async function evaluateLoss(e: Engine, tf: Transformer, batcher: Batcher): Promise<{ loss: number; tokens: number }> {
+/** Token-weighted loss over every batch of `batcher` (one epoch in order): one read-back at the end. With a prompt
+ *  method attached (trained or imported), its virtual tokens go ahead of each of the batcher's (unpacked) rows. */
+export async function evaluateLoss(e: Engine, tf: Transformer, plain: Batcher): Promise<{ loss: number; tokens: number }> {
+  if (tf.model.virtualTokens && plain.rows.some((r) => 'segment_ids' in r)) throw new Error('evaluateLoss: packed rows cannot take virtual tokens');
+  const rows = withModelVirtualTokens(tf.model, plain.rows);
+  const batcher = rows === plain.rows ? plain : new Batcher(rows, plain.options);
   const total = e.buffers.acquire(16, undefined, 'eval.total');
   try {
     const clear = e.record('eval.clear');

@@ -52,6 +52,11 @@ export function promptTuningAdapterConfig(o: { baseModel: string; model: ModelCo
   } as unknown as PeftAdapterConfig;
 }
 
+/** The virtual tokens a run's method puts ahead of every row (0 for a method that has none). */
+export function virtualTokenCount(c: Pick<TrainConfig, 'method' | 'numVirtualTokens'>): number {
+  return c.method === 'prompt-tuning' ? c.numVirtualTokens : 0;
+}
+
 /** The settings' problems common to the prompt-learning methods: they wrap no layer. */
 export function promptLearningErrors(c: TrainConfig, label: string): FieldError[] {
   const errors: FieldError[] = [];
