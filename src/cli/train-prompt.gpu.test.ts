@@ -1,5 +1,5 @@
-// `lora-studio train --method prompt-tuning` end to end on the tiny fixtures: GPT-2 (learned positions, packed rows:
-// every packed row with its own virtual tokens) and Qwen3 (RoPE). train → `eval --adapter OUT` gives the trainer's
+// `lora-studio train --method prompt-tuning|p-tuning` end to end on the tiny fixtures: prompt tuning on GPT-2 (learned
+// positions, packed rows: every packed row with its own virtual tokens) and Qwen3 (RoPE), P-tuning on Llama. train → `eval --adapter OUT` gives the trainer's
 // final eval loss; OUT is PEFT's PROMPT_TUNING adapter; `generate --adapter OUT` runs with the virtual tokens ahead of
 // the prompt; a run killed after checkpoint-2 resumes the same curve; `merge` refuses (nothing to merge); TEXT init
 // from the model's tokenizer; and, where the reference venv exists, PeftModel.from_pretrained(base, OUT) gives our
@@ -52,9 +52,10 @@ const OTHER_DRIVER = driverName === 'swiftshader' && existsSync(join(process.cwd
 const curve = (steps: Record<string, number>[]) => steps.map((s) => ({ step: s.step, loss: s.loss, grad_norm: s.grad_norm, eval_loss: s.eval_loss }));
 
 describe.skipIf(OTHER_DRIVER).each([
-  ['gpt2', ['--packing', '--max-len', '24']],
-  ['qwen3', []],
-] as const)('train %s with prompt tuning %j', (name, extra) => {
+  ['gpt2', 'prompt-tuning', ['--packing', '--max-len', '24']],
+  ['qwen3', 'prompt-tuning', []],
+  ['llama', 'p-tuning', ['--encoder-hidden-size', '16']],
+] as const)('train %s with %s %j', (name, method, extra) => {
   let out: string;
   let evalData: string;
   let evalRows: Row[];
@@ -65,15 +66,15 @@ describe.skipIf(OTHER_DRIVER).each([
     const data = writeJsonl(dir, `${name}-train.jsonl`, countingRows(8, 10, vocab, 3));
     evalRows = countingRows(4, 9, vocab, 11);
     evalData = writeJsonl(dir, `${name}-eval.jsonl`, evalRows);
-    out = join(dir, `${name}-out`);
+    out = join(dir, `${name}-${method}-out`);
     args = [
-      '--model', model(name), '--data', data, '--out', out, '--method', 'prompt-tuning', '--num-virtual-tokens', '5', '--steps', '4',
+      '--model', model(name), '--data', data, '--out', out, '--method', method, '--num-virtual-tokens', '5', '--steps', '4',
       '--batch', '4', '--lr', '3e-2', '--eval-data', evalData, '--eval-every', '2', '--checkpoint-every', '2', ...extra,
     ];
     run = await train(args);
   });
 
-  it('trains, and `eval --adapter OUT` reproduces the final eval loss; OUT is a PROMPT_TUNING adapter', async () => {
+  it('trains, and `eval --adapter OUT` reproduces the final eval loss; OUT is a PROMPT_TUNING / P_TUNING adapter', async () => {
     expect(run.steps.map((s) => s.step)).toEqual([1, 2, 3, 4]);
     expect(run.steps.every((s) => Number.isFinite(s.loss) && s.grad_norm > 0)).toBe(true);
     const ours = await evaluate(['--model', model(name), '--data', evalData, '--adapter', out]);
@@ -85,8 +86,16 @@ describe.skipIf(OTHER_DRIVER).each([
     const config = await readModelConfig(nodeFolder(model(name)));
     const adapter = await importPeftAdapter(nodeFolder(out), config, out);
     if (adapter.kind !== 'prompt') throw new Error(`expected a prompt adapter, got ${adapter.kind}`);
-    expect(adapter.config).toMatchObject({ peft_type: 'PROMPT_TUNING', num_virtual_tokens: 5, token_dim: config.hiddenSize, prompt_tuning_init: 'RANDOM' });
-    expect(run.summary.trainable_params).toBe(5 * config.hiddenSize);
+    expect(adapter.embeddings.length).toBe(5 * config.hiddenSize);
+    if (method === 'prompt-tuning') {
+      expect(adapter.config).toMatchObject({ peft_type: 'PROMPT_TUNING', num_virtual_tokens: 5, token_dim: config.hiddenSize, prompt_tuning_init: 'RANDOM' });
+      expect(run.summary.trainable_params).toBe(5 * config.hiddenSize);
+    } else {
+      // The table and the encoder train; the file holds the encoder's output only.
+      const C = config.hiddenSize;
+      expect(adapter.config).toMatchObject({ peft_type: 'P_TUNING', num_virtual_tokens: 5, token_dim: C, encoder_hidden_size: 16, encoder_reparameterization_type: 'MLP' });
+      expect(run.summary.trainable_params).toBe(5 * C + (16 * C + 16) + (16 * 16 + 16) + (C * 16 + C));
+    }
   });
 
   it('`generate --adapter OUT` puts the virtual tokens ahead of the prompt (what it writes differs from the base model)', async () => {
@@ -113,7 +122,7 @@ describe.skipIf(OTHER_DRIVER).each([
   });
 
   it('`merge` refuses: the virtual tokens are inputs, not weights', async () => {
-    await expect(mergeCommand(['--model', model(name), '--adapter', out, '--out', join(dir, `${name}-merged`)], quiet)).rejects.toThrow(/nothing to merge/);
+    await expect(mergeCommand(['--model', model(name), '--adapter', out, '--out', join(dir, `${name}-${method}-merged`)], quiet)).rejects.toThrow(/nothing to merge/);
   });
 
   const python = referencePython();

@@ -53,7 +53,7 @@ export const TRAIN_USAGE =
   '[--targets q_proj,v_proj|all-linear] [--steps N | --epochs N] [--lr 2e-4] [--batch N] [--grad-accum N] [--max-len N] ' +
   '[--warmup STEPS] [--schedule cosine|linear|constant] [--seed N] [--eval-data FILE | --eval-split FRACTION] [--eval-every N] ' +
   '[--early-stopping N] [--checkpoint-every N] [--double-quant] [--rslora] [--lora-plus RATIO] [--weight-decay W] ' +
-  '[--train-on-prompt] [--packing] [--num-virtual-tokens 20] [--prompt-init random|text] [--prompt-init-text TEXT] [--resume] [--profile] (explicit flags override the preset; --profile times every dispatch of ' +
+  '[--train-on-prompt] [--packing] [--num-virtual-tokens 20] [--prompt-init random|text] [--prompt-init-text TEXT] [--encoder-hidden-size H] [--resume] [--profile] (explicit flags override the preset; --profile times every dispatch of ' +
   'each step: a {"profile": …} line after each step\'s line, or the tables at the end on a terminal)';
 
 export const METRICS_FILE = 'metrics.jsonl';
@@ -88,6 +88,7 @@ const CONFIG_FLAGS: Record<string, { field: keyof TrainConfig; kind: 'number' | 
   'num-virtual-tokens': { field: 'numVirtualTokens', kind: 'number' },
   'prompt-init': { field: 'promptInit', kind: 'string' },
   'prompt-init-text': { field: 'promptInitText', kind: 'string' },
+  'encoder-hidden-size': { field: 'encoderHiddenSize', kind: 'number' },
 };
 
 const FLAG_OF = new Map(Object.entries(CONFIG_FLAGS).map(([flag, { field }]) => [field, flag]));

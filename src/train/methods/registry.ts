@@ -8,12 +8,14 @@ import { ia3Method } from './ia3/config.ts';
 import { loraMethod } from './lora/config.ts';
 import type { TrainingMethod } from './method.ts';
 import { promptTuningMethod } from './prompt-tuning/config.ts';
+import { pTuningMethod } from './p-tuning/config.ts';
 
 export const METHODS: Readonly<Record<MethodId, TrainingMethod>> = {
   lora: loraMethod,
   ia3: ia3Method,
   dora: doraMethod,
   'prompt-tuning': promptTuningMethod,
+  'p-tuning': pTuningMethod,
 };
 
 export function methodFor(id: MethodId): TrainingMethod {

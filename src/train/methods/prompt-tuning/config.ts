@@ -54,7 +54,7 @@ export function promptTuningAdapterConfig(o: { baseModel: string; model: ModelCo
 
 /** The virtual tokens a run's method puts ahead of every row (0 for a method that has none). */
 export function virtualTokenCount(c: Pick<TrainConfig, 'method' | 'numVirtualTokens'>): number {
-  return c.method === 'prompt-tuning' ? c.numVirtualTokens : 0;
+  return c.method === 'prompt-tuning' || c.method === 'p-tuning' ? c.numVirtualTokens : 0;
 }
 
 /** The settings' problems common to the prompt-learning methods: they wrap no layer. */
