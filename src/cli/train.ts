@@ -130,6 +130,9 @@ export function configFromFlags(flags: FlagValues): TrainConfig {
   }
   try {
     const config = resolveConfig(overrides as Partial<TrainConfig>, presetBase(flags));
+    if (flags.targets !== undefined && !methodFor(config.method).wrapsLinears) {
+      throw new UsageError(`train: --targets: ${methodFor(config.method).label} wraps no layer (its virtual tokens go ahead of the input); leave --targets out`);
+    }
     const methodErrors = methodFor(config.method).validate(config);
     if (methodErrors.length) throw new ConfigError(methodErrors);
     return config;

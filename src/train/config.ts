@@ -200,9 +200,20 @@ export class ConfigError extends Error {
  */
 export function normalizeConfig<T extends Partial<TrainConfig>>(c: T): T {
   const legacy = c as { method?: string };
-  if (legacy.method === 'qlora') return { ...c, method: 'lora', quant: 'nf4' };
-  if (c.method !== undefined && c.quant === undefined) return { ...c, quant: 'none' };
-  return c;
+  if (legacy.method === 'qlora') return withLaterFields({ ...c, method: 'lora', quant: 'nf4' });
+  if (c.method !== undefined && c.quant === undefined) return withLaterFields({ ...c, quant: 'none' });
+  return withLaterFields(c);
+}
+
+/** Fields added after runs were first saved: a saved config without them (complete otherwise) takes their defaults,
+ *  so re-running, continuing or resuming an older run validates. A partial config (overrides) is left alone. */
+const LATER_FIELDS: readonly (keyof TrainConfig)[] = ['numVirtualTokens', 'promptInit', 'promptInitText', 'encoderHiddenSize'];
+
+function withLaterFields<T extends Partial<TrainConfig>>(c: T): T {
+  const keys = Object.keys(DEFAULT_CONFIG) as (keyof TrainConfig)[];
+  const complete = keys.every((k) => k in c || k === 'quant' || LATER_FIELDS.includes(k));
+  if (!complete || LATER_FIELDS.every((k) => k in c)) return c;
+  return { ...Object.fromEntries(LATER_FIELDS.map((k) => [k, DEFAULT_CONFIG[k]])), ...c };
 }
 
 /** A complete, valid config from defaults plus overrides; throws ConfigError listing every problem. */

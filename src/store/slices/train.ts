@@ -41,6 +41,8 @@ export interface TrainFrom {
   alpha: number;
   rslora: boolean;
   targets: string[];
+  /** Prompt tuning's virtual tokens (the adapter's table has that many rows). */
+  numVirtualTokens?: number;
 }
 
 /** The config fields an adapter fixes: the next run's LoRA must have the adapter's shape and scale. */
@@ -48,7 +50,9 @@ export const LOCKED_BY_ADAPTER = ['method', 'rank', 'alpha', 'rslora', 'targets'
 
 /** `config` with the adapter's fields put back (whatever a preset or an edit did to them). */
 export function lockToAdapter(config: TrainConfig, from: TrainFrom | null): TrainConfig {
-  return from ? { ...config, method: from.method, rank: from.rank, alpha: from.alpha, rslora: from.rslora, targets: [...from.targets] } : config;
+  if (!from) return config;
+  const locked = { ...config, method: from.method, rank: from.rank, alpha: from.alpha, rslora: from.rslora, targets: [...from.targets] };
+  return from.numVirtualTokens === undefined ? locked : { ...locked, numVirtualTokens: from.numVirtualTokens };
 }
 
 export interface TrainSlice {
@@ -186,7 +190,10 @@ export const createTrainSlice: StateCreator<Deps, [], [], TrainSlice> = (set, ge
     trainFrom: null,
     continueFromRun(run) {
       const c = normalizeConfig(run.config);
-      const from: TrainFrom = { runId: run.id, name: run.name, method: c.method, rank: c.rank, alpha: c.alpha, rslora: c.rslora, targets: [...c.targets] };
+      // A P-tuning adapter holds the encoder's output only (as PEFT saves it): it continues as prompt tuning.
+      const method = c.method === 'p-tuning' ? 'prompt-tuning' : c.method;
+      const prompt = method === 'prompt-tuning' ? { numVirtualTokens: c.numVirtualTokens } : {};
+      const from: TrainFrom = { runId: run.id, name: run.name, method, rank: c.rank, alpha: c.alpha, rslora: c.rslora, targets: [...c.targets], ...prompt };
       // The rest of the form stays as it is (this dataset's settings); a continued run starts its schedule anew.
       set({ trainFrom: from, trainConfig: lockToAdapter(get().trainConfig, from), trainPreset: 'custom', runName: `${run.name} (continued)`, trainError: '' });
       get().go('train');

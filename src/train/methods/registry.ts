@@ -25,10 +25,12 @@ export function methodFor(id: MethodId): TrainingMethod {
 }
 
 /** A run's method in a few words for lists: LoRA's rank and alpha ("r = 8, α = 16"), DoRA's with its name
- *  ("DoRA r = 8, α = 16"), another method's name. */
-export function describeMethod(c: Pick<TrainConfig, 'method' | 'rank' | 'alpha'>): string {
+ *  ("DoRA r = 8, α = 16"), a prompt method's virtual tokens ("Prompt tuning, 20 virtual tokens"), another method's
+ *  name. */
+export function describeMethod(c: Pick<TrainConfig, 'method' | 'rank' | 'alpha'> & Partial<Pick<TrainConfig, 'numVirtualTokens'>>): string {
   const id = (c.method as string) === 'qlora' ? 'lora' : c.method; // a run saved before quantization was its own axis
   if (id === 'lora') return `r = ${c.rank}, α = ${c.alpha}`;
   if (id === 'dora') return `DoRA r = ${c.rank}, α = ${c.alpha}`;
+  if ((id === 'prompt-tuning' || id === 'p-tuning') && c.numVirtualTokens) return `${METHODS[id].label}, ${c.numVirtualTokens} virtual tokens`;
   return METHODS[id]?.label ?? id;
 }

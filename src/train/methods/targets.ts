@@ -32,6 +32,9 @@ export function attentionTargets(arch: Pick<LinearArch, 'family'>): string[] {
  * PEFT's TRANSFORMERS_MODELS_TO_LORA_TARGET_MODULES_MAPPING), used when `targets` is empty.
  */
 export function resolveTargets(arch: TargetArch, targets: readonly string[], defaults: Record<ModelType, readonly string[]>): TargetSelection {
+  // A method whose default is no module (prompt tuning, P-tuning) wraps none, whatever the list says (a preset's
+  // all-linear, a run's saved targets): its tensors are its own.
+  if (defaults[arch.modelType].length === 0) return { modules: [], targetModules: [] };
   const all = linearModules(arch);
   const pick = (names: readonly string[]): LinearModule[] => {
     try {
@@ -43,10 +46,7 @@ export function resolveTargets(arch: TargetArch, targets: readonly string[], def
   if (targets.length === 1 && targets[0].toLowerCase() === 'all-linear') return { modules: linearModules(arch), targetModules: 'all-linear' };
   let names: readonly string[];
   if (targets.length === 1 && targets[0] === 'attention') names = attentionTargets(arch);
-  else if (targets.length === 0) {
-    names = defaults[arch.modelType];
-    if (names.length === 0) return { modules: [], targetModules: [] }; // a method that wraps no layer (prompt tuning)
-  }
+  else if (targets.length === 0) names = defaults[arch.modelType];
   else {
     for (const t of targets) pick([t]); // each name on its own, so a misspelt one is named
     names = targets;

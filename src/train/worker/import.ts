@@ -159,5 +159,5 @@ export async function handleImportAdapter(req: ImportAdapter, post: Post): Promi
   } catch (err) {
     throw err instanceof StorageFullError ? new UserError(err.message) : err;
   }
-  post({ type: 'adapter-imported', id: req.id, runId: req.runId, name, modules: adapter.modules.length, warnings: adapter.warnings, method: adapter.kind === 'prompt' ? (adapter.peftType === 'P_TUNING' ? 'P-tuning' : 'Prompt tuning') : adapter.kind === 'ia3' ? 'IA³' : adapter.dora ? 'DoRA' : 'LoRA' });
+  post({ type: 'adapter-imported', id: req.id, runId: req.runId, name, modules: adapter.kind === 'prompt' ? adapter.numVirtualTokens : adapter.modules.length, warnings: adapter.warnings, method: adapter.kind === 'prompt' ? (adapter.peftType === 'P_TUNING' ? 'P-tuning' : 'Prompt tuning') : adapter.kind === 'ia3' ? 'IA³' : adapter.dora ? 'DoRA' : 'LoRA' });
 }

@@ -249,6 +249,8 @@ function RunCard({ run }: { run: RunRecord }) {
   const method = normalizeConfig(run.config).method;
   // The cluster export writes a PEFT LoraConfig run (DoRA: use_dora=True); another method's run says so.
   const loraOnly = method === 'lora' || method === 'dora' ? undefined : `${METHODS[method]?.label ?? method} runs: the cluster export takes LoRA and DoRA runs only (for now)`;
+  // A prompt method's virtual tokens are inputs, not weights: nothing merges (the adapter itself is the export).
+  const noMerge = METHODS[method] && !METHODS[method].wrapsLinears ? `${METHODS[method].label} runs: the virtual tokens are inputs, not weights, so there is nothing to merge (download the adapter)` : undefined;
   const [editing, setEditing] = useState<string | null>(null);
   const [merging, setMerging] = useState<null | 'hf' | 'gguf' | 'trl'>(null);
   const nameId = useId();
@@ -284,7 +286,7 @@ function RunCard({ run }: { run: RunRecord }) {
       {run.status === 'imported' ? (
         <p className="muted small" data-testid="run-imported">
           {new Date(run.created).toLocaleString()} · for {run.model.name} · imported from {run.importedFrom} · {method === 'lora' ? `r${run.config.rank} α${run.config.alpha}` : `${METHODS[method]?.label ?? method}${method === 'dora' ? ` r${run.config.rank} α${run.config.alpha}` : ''}`}
-          {run.config.rslora ? ' (rsLoRA)' : ''} on {run.config.targets.join(', ')} · {run.trainableParams.toLocaleString('en')} parameters
+          {run.config.rslora ? ' (rsLoRA)' : ''}{run.config.targets.length ? ` on ${run.config.targets.join(', ')}` : METHODS[method]?.wrapsLinears === false ? `, ${run.config.numVirtualTokens} virtual tokens` : ' on the PEFT default'} · {run.trainableParams.toLocaleString('en')} parameters
         </p>
       ) : (
         <p className="muted small">
@@ -342,10 +344,10 @@ function RunCard({ run }: { run: RunRecord }) {
         <button type="button" disabled={run.curves.length === 0} onClick={() => void csv(run.id)} aria-label={`Export the metrics of ${run.name} as CSV`}>
           Metrics CSV
         </button>
-        <button type="button" disabled={!run.adapter} aria-expanded={merging === 'hf'} onClick={() => setMerging(merging === 'hf' ? null : 'hf')} aria-label={`Download ${run.name} merged into its base model`}>
+        <button type="button" disabled={!run.adapter || !!noMerge} title={noMerge} aria-expanded={merging === 'hf'} onClick={() => setMerging(merging === 'hf' ? null : 'hf')} aria-label={`Download ${run.name} merged into its base model`}>
           Download merged model
         </button>
-        <button type="button" disabled={!run.adapter} aria-expanded={merging === 'gguf'} onClick={() => setMerging(merging === 'gguf' ? null : 'gguf')} aria-label={`Download ${run.name} as GGUF for llama.cpp / Ollama`}>
+        <button type="button" disabled={!run.adapter || !!noMerge} title={noMerge} aria-expanded={merging === 'gguf'} onClick={() => setMerging(merging === 'gguf' ? null : 'gguf')} aria-label={`Download ${run.name} as GGUF for llama.cpp / Ollama`}>
           Download for llama.cpp / Ollama
         </button>
         <button

@@ -42,13 +42,14 @@ export function trainPlan(model: ModelSummary, c: TrainConfig): TrainPlan {
   }
   // A half-typed rank counts nothing rather than NaN; the field shows its own error.
   const ok = Number.isInteger(c.rank) && c.rank > 0 && c.batchSize >= 1 && c.maxLength >= 1;
-  const trainableParams = ok ? countTrainable(method, selected, c) : 0;
+  const shape = { hiddenSize: model.dims.hiddenSize };
+  const trainableParams = ok ? countTrainable(method, selected, c, shape) : 0;
   const memory = ok
     ? estimateTrainingMemory({
         dims: model.dims,
         base: c.quant === 'nf4' ? 'nf4' : model.dtype,
         embeddingDtype: model.dtype,
-        trainable: method.footprint(selected, c),
+        trainable: method.footprint(selected, c, shape),
         batch: c.batchSize,
         seqLen: Math.min(c.maxLength, model.maxPositions),
       })

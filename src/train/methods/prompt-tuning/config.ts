@@ -57,12 +57,10 @@ export function virtualTokenCount(c: Pick<TrainConfig, 'method' | 'numVirtualTok
   return c.method === 'prompt-tuning' || c.method === 'p-tuning' ? c.numVirtualTokens : 0;
 }
 
-/** The settings' problems common to the prompt-learning methods: they wrap no layer. */
-export function promptLearningErrors(c: TrainConfig, label: string): FieldError[] {
-  const errors: FieldError[] = [];
-  if (c.targets.length > 0) errors.push({ field: 'targets', message: `targets = ${JSON.stringify(c.targets)}: ${label} wraps no layer (leave the targets empty)` });
-  if (c.quant !== 'none') errors.push({ field: 'quant', message: `quant = ${JSON.stringify(c.quant)}: ${label} wraps no linear layer, so an NF4 base saves nothing here (use none)` });
-  return errors;
+/** The settings' problems common to the prompt-learning methods: none so far. They wrap no layer, so target lists
+ *  (a preset's all-linear) are ignored (targets.ts), and an NF4 base is fine: it stays frozen. */
+export function promptLearningErrors(_c: TrainConfig, _label: string): FieldError[] {
+  return [];
 }
 
 /** The [n, hidden] table of virtual tokens, checked finite, as PEFT saves it. */

@@ -9,8 +9,8 @@ import { parseModelConfig, type ModelConfig } from '../../../model/config.ts';
 import { memoryFolder } from '../../../model/sources/memory.ts';
 import { writeSafetensors } from '../../../model/safetensors.ts';
 import { withVirtualTokens } from '../../../model/runtime/virtual-tokens.ts';
-import { DEFAULT_CONFIG, resolveConfig } from '../../config.ts';
-import { AdapterError, importPeftAdapter } from '../../peft.ts';
+import { DEFAULT_CONFIG, normalizeConfig, resolveConfig, validateConfig } from '../../config.ts';
+import { AdapterError, importPeftAdapter, zipAdapter } from '../../peft.ts';
 import { resolveTargets } from '../targets.ts';
 import { PROMPT_EMBEDDINGS, promptTuningMethod } from './config.ts';
 import { standardNormal, textInitIds } from './runtime.ts';
@@ -50,8 +50,8 @@ describe('prompt tuning', () => {
     expect(targetModules).toEqual([]);
     expect(promptTuningMethod.footprint([], c, llama).params).toBe(4 * llama.hiddenSize);
     expect(promptTuningMethod.validate(c)).toEqual([]);
-    expect(promptTuningMethod.validate({ ...c, targets: ['q_proj'] }).map((e) => e.field)).toEqual(['targets']);
-    expect(promptTuningMethod.validate({ ...c, quant: 'nf4' }).map((e) => e.field)).toEqual(['quant']);
+    expect(resolveTargets(llama, ['all-linear'], promptTuningMethod.defaultTargets).modules, 'a preset\'s targets are ignored').toEqual([]);
+    expect(promptTuningMethod.validate({ ...c, quant: 'nf4' }), 'the frozen base may be NF4').toEqual([]);
     expect(promptTuningMethod.validate({ ...c, promptInit: 'text', promptInitText: ' ' })[0].message).toMatch(/TEXT init needs a text/);
     expect(() => resolveConfig({ method: 'prompt-tuning', numVirtualTokens: 0 })).toThrow(/numVirtualTokens = 0: must be an integer ≥ 1/);
     expect(() => resolveConfig({ method: 'prompt-tuning', promptInit: 'vocab' as never })).toThrow(/promptInit = "vocab": must be random or text/);
@@ -67,6 +67,16 @@ describe('prompt tuning', () => {
     expect(back.peftType).toBe('PROMPT_TUNING');
     expect(back.warnings).toEqual([]);
     expect(Array.from(back.embeddings.subarray(0, 3))).toEqual([0, 1 / 7, 2 / 7].map(Math.fround));
+  });
+
+  it('imports from a .zip (the studio\'s download and upload), its weights bounded by n × hidden', async () => {
+    const model = fixture('llama');
+    const files = exportFor(model);
+    const back = await importPeftAdapter(zipAdapter(files), model, 'ours.zip');
+    expect(back.kind).toBe('prompt');
+    const cfg = JSON.parse(new TextDecoder().decode(files['adapter_config.json']));
+    const bad = zipAdapter({ ...files, 'adapter_config.json': new TextEncoder().encode(JSON.stringify({ ...cfg, num_virtual_tokens: 0 })) });
+    await expect(importPeftAdapter(bad, model, 'bad.zip')).rejects.toThrow(/num_virtual_tokens" must be a positive integer, got 0/);
   });
 
   it('imports PEFT\'s own P-tuning file as virtual embeddings, saying its encoder is not there', async () => {
@@ -89,6 +99,15 @@ describe('prompt tuning', () => {
     const cfg = JSON.parse(new TextDecoder().decode(good['adapter_config.json']));
     await expect(importPeftAdapter(memoryFolder({ ...good, 'adapter_config.json': new TextEncoder().encode(JSON.stringify({ ...cfg, token_dim: 64 })) }), model, 'bad')).rejects.toThrow(/token_dim is 64/);
     expect(() => promptTuningMethod.exportAdapter({ tensors: new Map([[PROMPT_EMBEDDINGS, new Float32Array(128).fill(Infinity)]]), modules: [], targetModules: [], config: c, model, baseModel: 'b' })).toThrow(/refusing to save a diverged adapter/);
+  });
+
+  it('a run saved before the prompt fields existed takes their defaults; a partial override is left alone', () => {
+    const { numVirtualTokens: _n, promptInit: _i, promptInitText: _t, encoderHiddenSize: _h, ...old } = DEFAULT_CONFIG;
+    const normalized = normalizeConfig(old as typeof DEFAULT_CONFIG);
+    expect(validateConfig(normalized)).toEqual([]);
+    expect(normalized).toEqual(DEFAULT_CONFIG);
+    expect(normalizeConfig({ method: 'prompt-tuning', lr: 0.03 })).toEqual({ method: 'prompt-tuning', lr: 0.03, quant: 'none' });
+    expect(resolveConfig({ method: 'prompt-tuning' }, { ...DEFAULT_CONFIG, numVirtualTokens: 7 }).numVirtualTokens).toBe(7);
   });
 
   it('TEXT init cycles or cuts the ids to n (PEFT\'s rule); RANDOM is N(0, 1), reproducible from the seed', () => {
