@@ -7,6 +7,7 @@ import { linearArchFromDims, type LinearModule } from '../../model/weights.ts';
 import type { TrainConfig } from '../../train/config.ts';
 import { countTrainable } from '../../train/methods/method.ts';
 import { METHODS } from '../../train/methods/registry.ts';
+import { virtualTokenCount } from '../../train/methods/prompt-tuning/config.ts';
 import { resolveTargets, TargetError, type TargetArch } from '../../train/methods/targets.ts';
 import type { ModelSummary } from '../../train/protocol.ts';
 
@@ -51,7 +52,8 @@ export function trainPlan(model: ModelSummary, c: TrainConfig): TrainPlan {
         embeddingDtype: model.dtype,
         trainable: method.footprint(selected, c, shape),
         batch: c.batchSize,
-        seqLen: Math.min(c.maxLength, model.maxPositions),
+        // A prompt method's virtual tokens are activations like any token's, ahead of every row.
+        seqLen: Math.min(c.maxLength + virtualTokenCount(c), model.maxPositions),
       })
     : null;
   return { modules: [...new Set(selected.map((m) => blockPath(m.peftPath)))], trainableParams, memory, problem: '' };
