@@ -6,6 +6,7 @@
 // The pure parts (table rows, overlay rows, sweep configs, the base-eval key) are exported for tests.
 import type { StateCreator } from 'zustand';
 import { validateConfig, type TrainConfig } from '../../train/config.ts';
+import { METHODS } from '../../train/methods/registry.ts';
 import type { EngineEvent, StepMetrics } from '../../train/protocol.ts';
 import { requestId, sendToEngine } from '../engine-link.ts';
 import { newRunId, type RunRecord } from '../runs-db.ts';
@@ -28,6 +29,8 @@ export type AlphaMode = 'scaled' | 'fixed';
 /** One config per rank: everything else (data, seed, schedule, targets…) as `base`. Throws on an invalid result. */
 export function rankSweepConfigs(base: TrainConfig, ranks: readonly number[] = SWEEP_RANKS, alphaMode: AlphaMode = 'scaled'): TrainConfig[] {
   if (ranks.length === 0) throw new Error('a rank sweep needs at least one rank');
+  const method = METHODS[base.method];
+  if (method && !method.settings.includes('rank')) throw new Error(`a rank sweep needs a method with a rank (LoRA, DoRA): ${method.label} has none; choose LoRA or DoRA on the Train screen`);
   if (new Set(ranks).size !== ranks.length) throw new Error(`ranks must differ, got ${ranks.join(', ')}`);
   return ranks.map((rank) => {
     const config: TrainConfig = { ...base, targets: [...base.targets], rank, alpha: alphaMode === 'scaled' ? 2 * rank : base.alpha };

@@ -4,6 +4,7 @@
 import type { StateCreator } from 'zustand';
 import { applyPreset, DEFAULT_CONFIG, normalizeConfig, validateConfig, type FieldError, type PresetName, type TrainConfig } from '../../train/config.ts';
 import type { EngineEvent } from '../../train/protocol.ts';
+import { virtualTokenCount } from '../../train/methods/prompt-tuning/config.ts';
 import { requestId, sendToEngine } from '../engine-link.ts';
 import { saveFile } from '../downloads.ts';
 import { liveMetrics } from '../metrics-buffer.ts';
@@ -169,7 +170,8 @@ export const createTrainSlice: StateCreator<Deps, [], [], TrainSlice> = (set, ge
         set({ trainError: blocker });
         return;
       }
-      const name = s.runName.trim() || `${s.model!.name} · r${s.trainConfig.rank} · ${s.dataset!.fileName}`;
+      const n = virtualTokenCount(s.trainConfig);
+      const name = s.runName.trim() || `${s.model!.name} · ${n ? `${n} virtual tokens` : `r${s.trainConfig.rank}`} · ${s.dataset!.fileName}`;
       begin(newRunId(), name, false);
     },
     resumeSavedRun(runId, name) {

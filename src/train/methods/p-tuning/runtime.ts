@@ -8,7 +8,7 @@ import { STORAGE_USAGE } from '../../../gpu/buffers.ts';
 import { planAdamwLayout } from '../../../gpu/kernels/adamw.ts';
 import { recordDenseForward, recordDenseInputGrad, recordDenseParamGrads } from '../../../gpu/kernels/prompt-encoder.ts';
 import { recordVirtualTokensBackward, recordVirtualTokensForward } from '../../../gpu/kernels/virtual-tokens.ts';
-import { Rng } from '../../../data/rng.ts';
+import { deriveSeed, Rng } from '../../../data/rng.ts';
 import type { VirtualTokens } from '../../../model/runtime/virtual-tokens.ts';
 import { allocateTrainable, releaseTrainable, segmentBinding } from '../../trainable.ts';
 import type { AttachedMethod, MethodRuntime } from '../method.ts';
@@ -18,7 +18,7 @@ import { encoderHidden, P_TUNING_TENSORS, pTuningMethod, pTuningSegmentName, pTu
 /** PEFT's initial values for each tensor, from `seed`. */
 export function pTuningInit(n: number, C: number, H: number, seed: number): Map<PTuningTensor, Float32Array> {
   const shapes = pTuningShapes(n, C, H);
-  const rng = new Rng(seed ^ 0x5eed);
+  const rng = new Rng(deriveSeed(seed, 1)); // a stream apart from the table's
   const uniform = (count: number, fanIn: number) => Float32Array.from({ length: count }, () => (2 * rng.next() - 1) / Math.sqrt(fanIn));
   const size = (t: PTuningTensor) => shapes[t].reduce((a, b) => a * b, 1);
   return new Map<PTuningTensor, Float32Array>([

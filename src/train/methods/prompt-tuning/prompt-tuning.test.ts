@@ -14,6 +14,7 @@ import { AdapterError, importPeftAdapter, zipAdapter } from '../../peft.ts';
 import { resolveTargets } from '../targets.ts';
 import { PROMPT_EMBEDDINGS, promptTuningMethod } from './config.ts';
 import { standardNormal, textInitIds } from './runtime.ts';
+import { rankSweepConfigs } from '../../../store/slices/compare.ts';
 
 const ROOT = join(import.meta.dirname, '../../../..');
 const fixture = (name: string): ModelConfig =>
@@ -53,6 +54,7 @@ describe('prompt tuning', () => {
     expect(resolveTargets(llama, ['all-linear'], promptTuningMethod.defaultTargets).modules, 'a preset\'s targets are ignored').toEqual([]);
     expect(promptTuningMethod.validate({ ...c, quant: 'nf4' }), 'the frozen base may be NF4').toEqual([]);
     expect(promptTuningMethod.validate({ ...c, promptInit: 'text', promptInitText: ' ' })[0].message).toMatch(/TEXT init needs a text/);
+    expect(() => rankSweepConfigs(c), 'Compare\'s rank sweep has no rank to sweep').toThrow(/Prompt tuning has none/);
     expect(() => resolveConfig({ method: 'prompt-tuning', numVirtualTokens: 0 })).toThrow(/numVirtualTokens = 0: must be an integer ≥ 1/);
     expect(() => resolveConfig({ method: 'prompt-tuning', promptInit: 'vocab' as never })).toThrow(/promptInit = "vocab": must be random or text/);
   });
