@@ -1,10 +1,10 @@
 // prompt_encoder.wgsl against its float64 reference: each dense entry point at odd sizes (ReLU on and off, the
 // masked input gradient, accumulating or not), the whole encoder's forward and backward chained on the GPU as P-tuning
-// runs it; and the reference's backward against finite differences of its forward.
+// runs it (the reference's backward against finite differences: ref/prompt-encoder.ref.test.ts).
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { Engine } from '../engine.ts';
-import { gradBRef, gradWRef, gradXRef, linearRef, promptEncoderBackwardRef, promptEncoderRef, type PromptEncoderParams } from '../ref/prompt-encoder.ref.ts';
-import { mismatches, numericGrad, randomArray } from '../ref/testing.ts';
+import { gradBRef, gradWRef, gradXRef, linearRef, promptEncoderBackwardRef, promptEncoderRef } from '../ref/prompt-encoder.ref.ts';
+import { mismatches, randomArray } from '../ref/testing.ts';
 import { download, testEngine, upload, zeros } from '../testing-gpu.ts';
 import { recordDenseForward, recordDenseInputGrad, recordDenseParamGrads } from './prompt-encoder.ts';
 
@@ -56,22 +56,33 @@ describe('prompt encoder dense layers', () => {
     expect(mismatches(await got(dX[2], rows * K), add(dX0, gradXRef(dZ, W, rows, K, O, H)), tol(O)), 'dX masked, accumulated').toEqual([]);
   });
 
-  it('the encoder\'s backward is the derivative of its forward (finite differences on every parameter)', () => {
-    const s = { n: 3, C: 5, H: 4 };
-    const p: PromptEncoderParams = {
-      E: randomArray(s.n * s.C, 1),
-      W0: randomArray(s.H * s.C, 2),
-      b0: randomArray(s.H, 3),
-      W2: randomArray(s.H * s.H, 4),
-      b2: randomArray(s.H, 5),
-      W4: randomArray(s.C * s.H, 6),
-      b4: randomArray(s.C, 7),
+  it('chained as P-tuning runs it (n 5, C 33, H 17): P, and every parameter\'s gradient from dP', async () => {
+    const s = { n: 5, C: 33, H: 17 };
+    const host = {
+      E: randomArray(s.n * s.C, 11), W0: randomArray(s.H * s.C, 12, 0.3), b0: randomArray(s.H, 13), W2: randomArray(s.H * s.H, 14, 0.3),
+      b2: randomArray(s.H, 15), W4: randomArray(s.C * s.H, 16, 0.3), b4: randomArray(s.C, 17),
     };
-    const w = randomArray(s.n * s.C, 8); // loss = Σ w ⊙ P
-    const grads = promptEncoderBackwardRef(p, s, w);
-    for (const key of Object.keys(p) as (keyof PromptEncoderParams)[]) {
-      const loss = (x: Float64Array) => promptEncoderRef({ ...p, [key]: x }, s).P.reduce((t, v, i) => t + v * w[i], 0);
-      expect(mismatches(grads[key], numericGrad(loss, p[key], 1e-4), { abs: 1e-6, rel: 1e-5 }), key).toEqual([]);
+    const dPhost = randomArray(s.n * s.C, 18);
+    const p = Object.fromEntries(Object.entries(host).map(([k, v]) => [k, upload(e, v)])) as Record<keyof typeof host, GPUBuffer>;
+    const g = Object.fromEntries(Object.entries(host).map(([k, v]) => [k, zeros(e, v.length)])) as Record<keyof typeof host, GPUBuffer>;
+    const [h1, h2, P, dz2, dz1] = [zeros(e, s.n * s.H), zeros(e, s.n * s.H), zeros(e, s.n * s.C), zeros(e, s.n * s.H), zeros(e, s.n * s.H)];
+    const dP = upload(e, dPhost);
+    const rec = e.record();
+    recordDenseForward(rec, { rows: s.n, K: s.C, O: s.H }, { X: p.E, W: p.W0, bias: p.b0, Y: h1 }, true);
+    recordDenseForward(rec, { rows: s.n, K: s.H, O: s.H }, { X: h1, W: p.W2, bias: p.b2, Y: h2 }, true);
+    recordDenseForward(rec, { rows: s.n, K: s.H, O: s.C }, { X: h2, W: p.W4, bias: p.b4, Y: P }, false);
+    recordDenseParamGrads(rec, { rows: s.n, K: s.H, O: s.C }, { dZ: dP, X: h2, dW: g.W4, db: g.b4 }, false);
+    recordDenseInputGrad(rec, { rows: s.n, K: s.H, O: s.C }, { dZ: dP, W: p.W4, mask: h2, dX: dz2 }, false);
+    recordDenseParamGrads(rec, { rows: s.n, K: s.H, O: s.H }, { dZ: dz2, X: h1, dW: g.W2, db: g.b2 }, false);
+    recordDenseInputGrad(rec, { rows: s.n, K: s.H, O: s.H }, { dZ: dz2, W: p.W2, mask: h1, dX: dz1 }, false);
+    recordDenseParamGrads(rec, { rows: s.n, K: s.C, O: s.H }, { dZ: dz1, X: p.E, dW: g.W0, db: g.b0 }, false);
+    recordDenseInputGrad(rec, { rows: s.n, K: s.C, O: s.H }, { dZ: dz1, W: p.W0, dX: g.E }, false);
+    await rec.submit();
+    expect(mismatches(await download(e, P, s.n * s.C), promptEncoderRef(host, s).P, tol(s.C)), 'P').toEqual([]);
+    const want = promptEncoderBackwardRef(host, s, dPhost);
+    for (const k of Object.keys(host) as (keyof typeof host)[]) {
+      const scale = Math.max(...Array.from(want[k], Math.abs), 1e-12);
+      expect(mismatches(await download(e, g[k], host[k].length), want[k], { abs: 1e-5 * scale, rel: 1e-5 }), `d${k}`).toEqual([]);
     }
   });
 });
