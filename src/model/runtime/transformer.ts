@@ -506,8 +506,9 @@ export function recordBackward(rec: Recorder, e: Engine, tf: Transformer, batch:
       accumulate: true,
     });
   }));
-  // dx is now d(embeddings): the embeddings are frozen; a prompt method takes it at its virtual tokens.
+  // A prompt method (prompt tuning, P-tuning) takes d(embeddings) at its virtual tokens.
   model.virtualTokens?.recordBackward?.(rec, T, batch.tokens, dx, o.accumulateGrads);
+  // dx is now d(embeddings): the embeddings are frozen, so it goes no further.
   rec.afterSubmit(() => {
     for (const b of scratch) e.buffers.release(b);
   });
