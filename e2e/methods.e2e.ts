@@ -10,6 +10,9 @@
 // downloads it as a model folder (.zip: model.safetensors in the checkpoint's dtype, config.json, the tokenizer files)
 // instead of an adapter or a merge, and the Playground answers with it beside the base model. It is stopped once and
 // resumed from the Runs screen on the way (its IndexedDB checkpoint holds the whole model).
+// Prompt tuning: the Train screen shows its settings (virtual tokens, TEXT init) and no targets, counts virtual tokens
+// × hidden, trains to the end; the Runs screen names it, refuses merging, and its PEFT .zip is PROMPT_TUNING with
+// prompt_embeddings; the .zip imports back, and the Playground answers with it.
 import { unzipSync } from 'fflate';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -213,4 +216,71 @@ describe('IA³ and DoRA in the studio', () => {
     for (const status of await columns.getByTestId('playground-column-status').allTextContents()) expect(status).toMatch(/^\d+ tokens/);
     expect(studio.problems).toEqual([]);
   });
+
+  it('trains the demo model with prompt tuning (TEXT init), downloads PEFT\'s PROMPT_TUNING adapter, imports it, answers with it', async () => {
+    const { page } = studio;
+    if ((await page.getByTestId('model-summary').count()) === 0) {
+      await studio.openWithDemoModel();
+      await studio.loadPirateSample();
+    }
+    await page.getByRole('button', { name: 'Train', exact: true }).click();
+    await page.getByTestId('screen-train').waitFor();
+    await page.getByRole('button', { name: /^Quick/ }).click();
+    await page.getByLabel('Method').selectOption('prompt-tuning');
+    expect(await page.getByTestId('method-explanation').textContent()).toMatch(/virtual tokens/);
+    expect(await page.getByTestId('method-advice').textContent()).toMatch(/large models/);
+    expect(await page.getByLabel('Rank r').count()).toBe(0);
+    expect(await page.getByTestId('no-targets').textContent()).toMatch(/Wraps no layer/);
+    await page.getByLabel('Virtual tokens', { exact: true }).fill('8');
+    await page.getByLabel('Virtual tokens start as').selectOption('text');
+    await page.getByLabel('Init text').fill('Answer like a pirate:');
+    const config = JSON.parse(readFileSync(join(DEMO, 'config.json'), 'utf8'));
+    const h = config.hidden_size;
+    await expect.poll(() => page.getByTestId('trainable-params').textContent()).toContain((8 * h).toLocaleString('en'));
+    await page.getByRole('radio', { name: 'max steps' }).check();
+    await page.getByLabel('Max steps', { exact: true }).fill('2');
+    await page.getByLabel('Batch size').fill('2');
+    await page.getByLabel('Max length (tokens)').fill('64');
+    await page.getByLabel('Learning rate').fill('0.03');
+    await page.getByLabel('Run name').fill('pirate prompt');
+    await page.getByTestId('start-training').click();
+    await expect.poll(() => page.getByTestId('run-phase').textContent(), { timeout: 120_000 }).toBe('Finished');
+
+    await page.getByRole('button', { name: 'Runs', exact: true }).click();
+    const card = page.getByTestId('run-card').filter({ hasText: 'pirate prompt' });
+    await expect.poll(() => card.count(), { timeout: 30_000 }).toBe(1);
+    expect(await card.textContent()).toContain('Prompt tuning · lr');
+    const merged = card.getByRole('button', { name: 'Download pirate prompt merged into its base model' });
+    expect(await merged.isDisabled()).toBe(true);
+    expect(await merged.getAttribute('title')).toMatch(/nothing to merge/);
+    const [download] = await Promise.all([
+      page.waitForEvent('download'),
+      card.getByRole('button', { name: 'Download the adapter of pirate prompt as a PEFT .zip' }).click(),
+    ]);
+    const path = join(ARTIFACTS, 'pirate-prompt-adapter.zip');
+    await download.saveAs(path);
+    const files = unzipSync(new Uint8Array(readFileSync(path)));
+    const adapterConfig = JSON.parse(new TextDecoder().decode(files['adapter_config.json']));
+    expect(adapterConfig).toMatchObject({ peft_type: 'PROMPT_TUNING', num_virtual_tokens: 8, token_dim: h, prompt_tuning_init: 'TEXT', prompt_tuning_init_text: 'Answer like a pirate:' });
+    expect(rawSafetensorsHeader(files['adapter_model.safetensors'])['prompt_embeddings']).toMatchObject({ dtype: 'F32', shape: [8, h] });
+
+    await page.getByTestId('import-zip-input').setInputFiles(path);
+    await expect.poll(() => page.getByTestId('import-done').textContent(), { timeout: 60_000 }).toContain('8 virtual tokens');
+    const imported = page.getByTestId('run-card').filter({ hasText: 'imported from pirate-prompt-adapter.zip' });
+    await expect.poll(() => imported.count()).toBe(1);
+    expect(await imported.getByTestId('run-imported').textContent()).toContain('Prompt tuning, 8 virtual tokens');
+
+    await page.getByRole('button', { name: 'Playground', exact: true }).click();
+    await page.getByTestId('screen-playground').waitFor();
+    await page.getByLabel('Prompt', { exact: true }).fill('Where does a snake live?');
+    await page.getByLabel('Max new tokens').fill('12');
+    await page.getByLabel(/pirate prompt/).first().check();
+    await page.getByRole('button', { name: 'Generate', exact: true }).click();
+    const columns = page.getByTestId('playground-column');
+    await expect.poll(() => columns.count()).toBe(2);
+    await expect
+      .poll(() => columns.evaluateAll((els) => els.map((e) => e.getAttribute('data-status'))), { timeout: 60_000 })
+      .toEqual(['done', 'done']);
+    expect(studio.problems).toEqual([]);
+  }, 300_000);
 });

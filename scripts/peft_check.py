@@ -16,6 +16,12 @@ stdout: a JSON list with, per job,
      "max_abs_logit_diff": {"adapter_vs_base", "adapter_vs_peft_merged",
                             "merged_vs_adapter", "merged_vs_peft_merged_f16"}}
 
+Prompt-learning adapters (PROMPT_TUNING, P_TUNING): PEFT puts its virtual tokens ahead of each row, so the loss runs
+over the labels with −100 ahead (each row's first real token is predicted from the last virtual one) and the logits
+compared are the real tokens'; "load" compares the file's prompt_embeddings with the prompt table PEFT holds; nothing
+merges (no "peft_merged", no "merged"). A job's optional "generate": {"prompt": ids, "max_new_tokens": k} adds
+"generated": PEFT's greedy new tokens (model.generate, its virtual tokens prepended as in training).
+
 Everything runs in float64 with eager attention, each row on its own (no padding). Losses follow the issue-4 contract:
 logits at t predict labels[t+1], summed cross-entropy over labels[t+1] != -100 divided by their count over all rows.
 "merged_vs_peft_merged_f16" compares our merged model with PEFT's merged weights rounded to f16, the storage our
@@ -41,14 +47,16 @@ def load(folder: str) -> torch.nn.Module:
 
 
 @torch.no_grad()
-def run(model, rows) -> tuple[list[torch.Tensor], float, int]:
-    """Logits per row, and the contract loss over all rows."""
+def run(model, rows, virtual: int = 0) -> tuple[list[torch.Tensor], float, int]:
+    """Logits per row (the real tokens'), and the contract loss over all rows. `virtual`: the prompt-learning
+    adapter's virtual tokens ahead of each row (labels −100 there)."""
     logits, total, count = [], 0.0, 0
     for row in rows:
         ids = torch.tensor([row["input_ids"]])
-        labels = torch.tensor(row.get("labels") or row["input_ids"])
+        labels = torch.tensor([-100] * virtual + (row.get("labels") or row["input_ids"]))
         out = model(input_ids=ids).logits[0]
-        logits.append(out)
+        assert out.shape[0] == virtual + ids.shape[1], (out.shape, virtual, ids.shape)
+        logits.append(out[virtual:])
         shift = labels[1:]
         keep = shift != -100
         if keep.any():
@@ -93,10 +101,50 @@ def check_load(model: PeftModel, adapter_dir: str) -> dict:
             "unexpected": unexpected, "mismatched": mismatched}
 
 
+def check_prompt_load(model: PeftModel, adapter_dir: str) -> dict:
+    """The file's prompt_embeddings against the prompt table PEFT holds (prompt_encoder.default.embedding)."""
+    stored = load_file(f"{adapter_dir}/adapter_model.safetensors")
+    table = model.prompt_encoder["default"].embedding.weight
+    matched, unexpected, mismatched = 0, [], []
+    for key, value in stored.items():
+        if key != "prompt_embeddings":
+            unexpected.append(key)
+        elif torch.equal(table, value.to(table.dtype)):
+            matched += 1
+        else:
+            mismatched.append(key)
+    missing = [] if "prompt_embeddings" in stored else ["prompt_embeddings"]
+    return {"file_tensors": len(stored), "lora_parameters": 1, "matched": matched, "missing": missing,
+            "unexpected": unexpected, "mismatched": mismatched}
+
+
+def prompt_job(spec: dict, model: PeftModel) -> dict:
+    rows = spec["rows"]
+    virtual = model.active_peft_config.num_virtual_tokens
+    result: dict = {"load": check_prompt_load(model, spec["adapter"])}
+    adapter_logits, loss, tokens = run(model, rows, virtual)
+    result["adapter"] = {"loss": loss, "tokens": tokens}
+    with model.disable_adapter():
+        base_logits, loss, tokens = run(model, rows)
+    result["base"] = {"loss": loss, "tokens": tokens}
+    # Only the real tokens' logits are comparable with the base model's.
+    result["max_abs_logit_diff"] = {"adapter_vs_base": max_diff(adapter_logits, base_logits)}
+    if spec.get("generate"):
+        g = spec["generate"]
+        ids = torch.tensor([g["prompt"]])
+        with torch.no_grad():
+            out = model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), max_new_tokens=g["max_new_tokens"],
+                                 do_sample=False)
+        result["generated"] = out[0][ids.shape[1]:].tolist()
+    return result
+
+
 def job(spec: dict) -> dict:
     rows = spec["rows"]
     model = PeftModel.from_pretrained(load(spec["base"]), spec["adapter"])
     model.eval()
+    if model.active_peft_config.is_prompt_learning:
+        return prompt_job(spec, model)
     result: dict = {"load": check_load(model, spec["adapter"])}
     adapter_logits, loss, tokens = run(model, rows)
     result["adapter"] = {"loss": loss, "tokens": tokens}

@@ -18,6 +18,7 @@ import { IGNORE_INDEX, type TokenizedRow } from '../data/index.ts';
 import { loadTransformer } from '../model/runtime/load.ts';
 import { recordForward, releaseBatch, uploadBatch, type HostBatch, type Transformer } from '../model/runtime/transformer.ts';
 import { attachAdapter } from '../train/attach-adapter.ts';
+import { withModelVirtualTokens } from '../model/runtime/virtual-tokens.ts';
 import { optionalInt, optionalString, oneOf, parseFlags, requiredString, UsageError } from './args.ts';
 import { openModelFolder, percent, processIo, readAnyAdapter, readRows, type CliIo } from './load.ts';
 import { cliKernelChoice } from './tuning-cache.ts';
@@ -115,7 +116,10 @@ export async function evaluateRows(
   rows: readonly TokenizedRow[],
   o: { batchTokens: number; onBatch?: (done: number, total: number) => void },
 ): Promise<EvalResult> {
-  const batches = planBatches(rows, o.batchTokens);
+  // A prompt adapter's virtual tokens go ahead of every row (the budget grows by them, so a row of the full length fits).
+  const virtual = tf.model.virtualTokens?.count ?? 0;
+  rows = withModelVirtualTokens(tf.model, rows);
+  const batches = planBatches(rows, o.batchTokens + virtual);
   let lossSum = 0;
   let tokens = 0;
   const total = e.buffers.acquire(2 * 4, undefined, 'eval.total');

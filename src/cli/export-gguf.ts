@@ -46,6 +46,9 @@ export async function exportGgufCommand(args: string[], io: CliIo = processIo): 
 
   const folder = await openModelFolder(modelDir);
   const adapter = adapterPath === undefined ? null : await readAnyAdapter(adapterPath, folder.config);
+  if (adapter?.kind === 'prompt') {
+    throw new UsageError(`export-gguf: ${adapterPath} is a ${adapter.peftType} adapter: llama.cpp has no virtual tokens and there is nothing to merge; export the base model without --adapter`);
+  }
   if (adapter?.kind === 'ia3' && loraOut !== undefined) {
     throw new UsageError(`export-gguf: ${adapterPath} is an IA³ adapter, which has no LoRA form for --lora-out; export it merged (without --lora-out)`);
   }

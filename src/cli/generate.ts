@@ -154,7 +154,9 @@ export async function generateCommand(args: string[], deps: GenerateDeps = {}): 
   const genConfig = await readGenerationConfig(modelDir);
   const { ids, endOfTurn } = await promptIds(modelDir, tokenizer, prompt, !!flags.chat, io);
   if (ids.length === 0) throw new UsageError('generate: --prompt encodes to no tokens; give some text');
-  const room = config.maxPositions - ids.length;
+  const adapter = adapterPath === undefined ? null : await readAnyAdapter(adapterPath, config);
+  // A prompt adapter's virtual tokens take positions ahead of the prompt.
+  const room = config.maxPositions - ids.length - (adapter?.kind === 'prompt' ? adapter.numVirtualTokens : 0);
   if (room < 1) {
     throw new UsageError(`generate: the prompt is ${ids.length} tokens, which leaves no room in ${modelDir}'s ${config.maxPositions} positions`);
   }
@@ -169,7 +171,6 @@ export async function generateCommand(args: string[], deps: GenerateDeps = {}): 
   const stops = [...genConfig.eos, ...endOfTurn, ...(tokenizer.eosId === null ? [] : [tokenizer.eosId])];
   const options: GenerateOptions = { ...sampling, maxNewTokens, seed: seedFlag, stopTokenIds: stops, vocabLimit: tokenizer.vocabSize };
   checkGenerateRequest(config, ids, options);
-  const adapter = adapterPath === undefined ? null : await readAnyAdapter(adapterPath, config);
   for (const w of adapter?.warnings ?? []) io.stderr(`generate: ${adapterPath}: ${w}`);
 
   const owned = deps.engine ? null : createEngine(await openNodeGpu());

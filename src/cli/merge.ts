@@ -27,6 +27,7 @@ export async function mergeCommand(args: string[], io: CliIo = processIo): Promi
 
   const folder = await openModelFolder(modelDir);
   const adapter = await readAnyAdapter(adapterPath, folder.config);
+  if (adapter.kind === 'prompt') throw new UsageError(`merge: ${adapterPath} is a ${adapter.peftType} adapter: its virtual tokens are inputs, not weights, so there is nothing to merge (eval and generate take it with --adapter)`);
   const merged = await mergeModel(folder.files, adapter, undefined, dtype);
   await mkdir(out, { recursive: true });
   try {

@@ -30,6 +30,7 @@ import { ConfigError, DEFAULT_CONFIG, resolveConfig, type TrainConfig } from '..
 import { METHOD_IDS } from '../train/methods/ids.ts';
 import { fullModelFolder } from '../train/methods/full/model-folder.ts';
 import { methodFor } from '../train/methods/registry.ts';
+import { virtualTokenCount } from '../train/methods/prompt-tuning/config.ts';
 import { resolveTargets } from '../train/methods/targets.ts';
 import { ADAPTER_CONFIG_FILE, ADAPTER_WEIGHTS_FILE, type AdapterFiles } from '../train/peft.ts';
 import type { StepMetrics } from '../train/protocol.ts';
@@ -55,7 +56,7 @@ export const TRAIN_USAGE =
   '[--targets q_proj,v_proj|all-linear] [--steps N | --epochs N] [--lr 2e-4] [--batch N] [--grad-accum N] [--max-len N] ' +
   '[--warmup STEPS] [--schedule cosine|linear|constant] [--seed N] [--eval-data FILE | --eval-split FRACTION] [--eval-every N] ' +
   '[--early-stopping N] [--checkpoint-every N] [--double-quant] [--rslora] [--lora-plus RATIO] [--weight-decay W] ' +
-  '[--train-on-prompt] [--packing] [--resume] [--profile] (explicit flags override the preset; --profile times every dispatch of ' +
+  '[--train-on-prompt] [--packing] [--num-virtual-tokens 20] [--prompt-init random|text] [--prompt-init-text TEXT] [--encoder-hidden-size H] [--resume] [--profile] (explicit flags override the preset; --profile times every dispatch of ' +
   'each step: a {"profile": …} line after each step\'s line, or the tables at the end on a terminal)';
 
 export const METRICS_FILE = 'metrics.jsonl';
@@ -87,6 +88,10 @@ const CONFIG_FLAGS: Record<string, { field: keyof TrainConfig; kind: 'number' | 
   'weight-decay': { field: 'weightDecay', kind: 'number' },
   'train-on-prompt': { field: 'trainOnPrompt', kind: 'boolean' },
   packing: { field: 'packing', kind: 'boolean' },
+  'num-virtual-tokens': { field: 'numVirtualTokens', kind: 'number' },
+  'prompt-init': { field: 'promptInit', kind: 'string' },
+  'prompt-init-text': { field: 'promptInitText', kind: 'string' },
+  'encoder-hidden-size': { field: 'encoderHiddenSize', kind: 'number' },
 };
 
 const FLAG_OF = new Map(Object.entries(CONFIG_FLAGS).map(([flag, { field }]) => [field, flag]));
@@ -128,7 +133,12 @@ export function configFromFlags(flags: FlagValues): TrainConfig {
   }
   try {
     const config = resolveConfig(overrides as Partial<TrainConfig>, presetBase(flags));
-    // The method's own rules (full fine-tuning: no NF4 base, no target list), worded as config.ts words its own.
+    // A method that wraps no layer (prompt learning) takes no target list; the method's own rules (full fine-tuning:
+    // no NF4 base), worded as config.ts words its own.
+    const method = methodFor(config.method);
+    if (typeof flags.targets === 'string' && flags.targets.trim() !== '' && Object.values(method.defaultTargets).every((t) => t.length === 0)) {
+      throw new UsageError(`train: --targets: ${method.label} wraps no layer (its virtual tokens go ahead of the input); leave --targets out`);
+    }
     const methodErrors = methodFor(config.method).validate(config);
     if (methodErrors.length) throw new ConfigError(methodErrors);
     return config;
@@ -203,7 +213,8 @@ export async function trainCommand(args: string[], deps: TrainDeps = {}): Promis
     });
     const padId = model.tokenizer?.padIdOrFallback ?? 0;
     profiler = flags.profile === true ? new StepProfiler(e) : null;
-    trainer = new Trainer({ engine: e, transformer: tf, config, train: data.train, eval: data.eval, padId, profiler: profiler ?? undefined });
+    const tokenizer = model.tokenizer;
+    trainer = new Trainer({ engine: e, transformer: tf, config, train: data.train, eval: data.eval, padId, profiler: profiler ?? undefined, encode: tokenizer ? (t) => tokenizer.encode(t) : undefined });
     if (io.tty) io.progress('');
     io.stderr(`train: ${trainer.trainableReport()}`);
     io.stderr(
@@ -350,10 +361,14 @@ function progressBar(m: StepMetrics, total: number, started: number): string {
 
 /** --max-len against the model: learned positions cap it; the default (512) is lowered to fit, a given value is not. */
 function fitToModel(config: TrainConfig, model: ModelConfig, dir: string, maxLenGiven: boolean, io: CliIo): TrainConfig {
-  if (model.positions.kind !== 'learned' || config.maxLength <= model.maxPositions) return config;
-  if (maxLenGiven) throw new UsageError(`train: --max-len ${config.maxLength} exceeds ${dir}'s ${model.maxPositions} learned positions`);
-  io.stderr(`train: max length ${config.maxLength} lowered to ${dir}'s ${model.maxPositions} learned positions`);
-  return { ...config, maxLength: model.maxPositions };
+  // A prompt method's virtual tokens take positions ahead of every row.
+  const virtual = virtualTokenCount(config);
+  const room = model.maxPositions - virtual;
+  if (model.positions.kind !== 'learned' || config.maxLength <= room) return config;
+  const ahead = virtual ? ` less the ${virtual} virtual tokens` : '';
+  if (maxLenGiven || room < 8) throw new UsageError(`train: --max-len ${config.maxLength} exceeds ${dir}'s ${model.maxPositions} learned positions${ahead}`);
+  io.stderr(`train: max length ${config.maxLength} lowered to ${dir}'s ${model.maxPositions} learned positions${ahead}`);
+  return { ...config, maxLength: room };
 }
 
 /** The modules --targets selects on this model for the method (errors list what exists), as adapter_config.json's

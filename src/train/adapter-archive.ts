@@ -120,7 +120,14 @@ function weightsLimitOf(bytes: Uint8Array, file: string, entry: string, model: M
   } catch (e) {
     throw new AdapterArchiveError(file, entry, `not valid JSON (${(e as Error).message})`);
   }
-  const c = json as { r?: unknown; peft_type?: unknown } | null;
+  const c = json as { r?: unknown; peft_type?: unknown; num_virtual_tokens?: unknown } | null;
+  if (c?.peft_type === 'PROMPT_TUNING' || c?.peft_type === 'P_TUNING') {
+    // One [n, hidden] table: n counted at most the model's positions (more could never sit ahead of a row).
+    const n = c.num_virtual_tokens;
+    if (!Number.isInteger(n) || (n as number) < 1) throw new AdapterArchiveError(file, entry, `"num_virtual_tokens" must be a positive integer, got ${JSON.stringify(n)}`);
+    const limit = WEIGHTS_HEADER_ALLOWANCE + Math.min(n as number, model.maxPositions) * model.hiddenSize * 4;
+    return { limit, why: `a prompt adapter of ${n} virtual tokens on this ${model.modelType} model (hidden size ${model.hiddenSize}) is at most ${limit} bytes` };
+  }
   if (c?.peft_type === 'IA3') {
     const limit = ia3WeightsLimit(model);
     return { limit, why: `an IA³ adapter of this ${model.modelType} model (${model.numLayers} layers) is at most ${limit} bytes` };

@@ -3,7 +3,8 @@
 // engine worker and the CLI share it.
 //
 // The model runs with exactly the given adapter: every linear it names gets its A [r, in] and B [out, r] (dropout 0),
-// (with DoRA's magnitude when use_dora), or its IA³ vector, every other linear none. The undo puts back what each linear held before (nothing, for a freshly loaded model), so
+// (with DoRA's magnitude when use_dora), or its IA³ vector, every other linear none; a prompt adapter's table becomes
+// the model's virtual tokens (GpuModel.virtualTokens). The undo puts back what each linear held before (nothing, for a freshly loaded model), so
 // the base model is restored exactly and the GPU buffers uploaded here are released.
 import { uploadBuffer } from '../gpu/buffers.ts';
 import type { Engine } from '../gpu/engine.ts';
@@ -11,6 +12,7 @@ import type { GpuModel } from '../model/runtime/gpu-model.ts';
 import { STORAGE_USAGE } from '../gpu/buffers.ts';
 import { doraScalesStride } from '../gpu/kernels/dora.ts';
 import type { DoraWeights, Ia3Vector, LoraPair } from '../model/runtime/linear.ts';
+import { promptTable } from '../model/runtime/virtual-tokens.ts';
 import type { PeftAdapter } from './peft.ts';
 
 /**
@@ -31,13 +33,18 @@ export function attachAdapter(e: Engine, model: GpuModel, adapter: PeftAdapter |
     buffers.push(b);
     return b;
   };
+  const previousVirtual = model.virtualTokens;
   for (const { linear } of model.modules) {
     delete linear.lora;
     delete linear.ia3;
     delete linear.dora;
   }
+  delete model.virtualTokens;
   try {
-    if (adapter?.kind === 'ia3') {
+    if (adapter?.kind === 'prompt') {
+      // Prompt tuning / P-tuning: the saved table as the model's virtual tokens (no gradient: inference only).
+      model.virtualTokens = promptTable(model.config, adapter.numVirtualTokens, upload(adapter.embeddings, 'prompt_embeddings'));
+    } else if (adapter?.kind === 'ia3') {
       for (const m of adapter.modules) {
         byPath.get(m.peftPath)!.ia3 = {
           feedforward: m.feedforward,
@@ -85,6 +92,8 @@ export function attachAdapter(e: Engine, model: GpuModel, adapter: PeftAdapter |
     throw err;
   }
   function restore(): void {
+    if (previousVirtual) model.virtualTokens = previousVirtual;
+    else delete model.virtualTokens;
     for (const { module, linear } of model.modules) {
       const before = previous.get(module.peftPath);
       if (before?.lora) linear.lora = before.lora;

@@ -55,7 +55,18 @@ export interface TrainConfig {
   seed: number;
   /** NF4: quantize the absmax values too (bitsandbytes' compress_statistics). */
   doubleQuant: boolean;
+  /** Prompt tuning and P-tuning: the virtual tokens ahead of every row (PEFT's num_virtual_tokens). */
+  numVirtualTokens: number;
+  /** Prompt tuning: the virtual tokens start as N(0, 1) values (PEFT's RANDOM) or as the embeddings of
+   *  promptInitText's tokens, cycled or cut to numVirtualTokens (TEXT). */
+  promptInit: PromptInit;
+  promptInitText: string;
+  /** P-tuning: the prompt encoder MLP's hidden size (PEFT's encoder_hidden_size); null = the model's hidden size. */
+  encoderHiddenSize: number | null;
 }
+
+export type PromptInit = 'random' | 'text';
+export const PROMPT_INITS: readonly PromptInit[] = ['random', 'text'];
 
 /** The CLI's defaults, as issue #5 fixes them (rank 8, alpha 16, lr 2e-4, batch 4, max length 512, 1 epoch, 3%
  *  warmup, cosine, seed 42), with PEFT's and the HF Trainer's defaults elsewhere. */
@@ -90,6 +101,10 @@ export const DEFAULT_CONFIG: TrainConfig = {
   packing: false,
   seed: 42,
   doubleQuant: false,
+  numVirtualTokens: 20,
+  promptInit: 'random',
+  promptInitText: '',
+  encoderHiddenSize: null,
 };
 
 export { applyPreset, PRESET_NAMES, PRESETS, type PresetName } from './presets.ts';
@@ -122,6 +137,7 @@ const NUMBER_RULES: Partial<Record<keyof TrainConfig, NumberRule>> = {
   earlyStoppingPatience: { min: 0, max: 1000, integer: true },
   checkpointEvery: { min: 1, max: 1e7, integer: true },
   seed: { min: 0, max: 2 ** 32 - 1, integer: true },
+  numVirtualTokens: { min: 1, max: 1024, integer: true },
 };
 
 function describeRange(r: NumberRule): string {
@@ -145,6 +161,7 @@ export function validateConfig(c: TrainConfig): FieldError[] {
   for (const [field, nullableRule] of [
     ['warmupSteps', { min: 0, max: 1e7, integer: true }],
     ['maxSteps', { min: 1, max: 1e7, integer: true }],
+    ['encoderHiddenSize', { min: 1, max: 65536, integer: true }],
   ] as const) {
     const v = c[field];
     if (v !== null && !(Number.isInteger(v) && v >= nullableRule.min && v <= nullableRule.max)) {
@@ -161,6 +178,8 @@ export function validateConfig(c: TrainConfig): FieldError[] {
   if (!Array.isArray(c.targets) || c.targets.some((t) => typeof t !== 'string' || !/^[\w.-]+$/.test(t))) {
     errors.push({ field: 'targets', message: `targets = ${JSON.stringify(c.targets)}: must be module names like q_proj, or all-linear` });
   }
+  if (!PROMPT_INITS.includes(c.promptInit)) errors.push({ field: 'promptInit', message: `promptInit = ${JSON.stringify(c.promptInit)}: must be random or text` });
+  if (typeof c.promptInitText !== 'string') errors.push({ field: 'promptInitText', message: `promptInitText = ${JSON.stringify(c.promptInitText)}: must be a string` });
   if (c.doubleQuant && c.quant !== 'nf4') {
     errors.push({ field: 'doubleQuant', message: 'doubleQuant = true: only applies to quant nf4 (QLoRA)' });
   }
@@ -181,9 +200,20 @@ export class ConfigError extends Error {
  */
 export function normalizeConfig<T extends Partial<TrainConfig>>(c: T): T {
   const legacy = c as { method?: string };
-  if (legacy.method === 'qlora') return { ...c, method: 'lora', quant: 'nf4' };
-  if (c.method !== undefined && c.quant === undefined) return { ...c, quant: 'none' };
-  return c;
+  if (legacy.method === 'qlora') return withLaterFields({ ...c, method: 'lora', quant: 'nf4' });
+  if (c.method !== undefined && c.quant === undefined) return withLaterFields({ ...c, quant: 'none' });
+  return withLaterFields(c);
+}
+
+/** Fields added after runs were first saved: a saved config without them (complete otherwise) takes their defaults,
+ *  so re-running, continuing or resuming an older run validates. A partial config (overrides) is left alone. */
+const LATER_FIELDS: readonly (keyof TrainConfig)[] = ['numVirtualTokens', 'promptInit', 'promptInitText', 'encoderHiddenSize'];
+
+function withLaterFields<T extends Partial<TrainConfig>>(c: T): T {
+  const keys = Object.keys(DEFAULT_CONFIG) as (keyof TrainConfig)[];
+  const complete = keys.every((k) => k in c || k === 'quant' || LATER_FIELDS.includes(k));
+  if (!complete || LATER_FIELDS.every((k) => k in c)) return c;
+  return { ...Object.fromEntries(LATER_FIELDS.map((k) => [k, DEFAULT_CONFIG[k]])), ...c };
 }
 
 /** A complete, valid config from defaults plus overrides; throws ConfigError listing every problem. */

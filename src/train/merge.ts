@@ -74,6 +74,9 @@ export function mergeIa3(
  *  to adapted weights; DoRA rescales W + s·B·A row by row (methods/dora/config.ts mergeDoraWeight); IA³ scales weights, and the bias of a layer whose output it scales (as PEFT's merge does). */
 export function adapterMerges(adapter: PeftAdapter): Map<string, (x: Float32Array) => Float32Array> {
   const merges = new Map<string, (x: Float32Array) => Float32Array>();
+  if (adapter.kind === 'prompt') {
+    throw new Error(`${adapter.where}: a ${adapter.peftType} adapter has nothing to merge: its virtual tokens are inputs, not weights (use the adapter as it is)`);
+  }
   if (adapter.kind === 'ia3') {
     for (const m of adapter.modules) {
       const shape = m.module;

@@ -33,6 +33,8 @@ export interface PeftCheckJob {
   /** A merged model folder (our mergeModel output), compared with PEFT's own merge. */
   merged?: string;
   rows: PeftCheckRow[];
+  /** Prompt-learning adapters: PEFT's greedy generation from these ids (PeftCheckResult.generated). */
+  generate?: { prompt: number[]; max_new_tokens: number };
 }
 
 export interface LossResult {
@@ -44,9 +46,12 @@ export interface PeftCheckResult {
   load: { file_tensors: number; lora_parameters: number; matched: number; missing: string[]; unexpected: string[]; mismatched: string[] };
   base: LossResult;
   adapter: LossResult;
-  peft_merged: LossResult;
+  /** Absent for prompt-learning adapters (nothing merges). */
+  peft_merged?: LossResult;
   merged?: LossResult;
-  max_abs_logit_diff: { adapter_vs_base: number; adapter_vs_peft_merged: number; merged_vs_adapter?: number; merged_vs_peft_merged_f16?: number };
+  /** PEFT's greedy new tokens, when the job asked. */
+  generated?: number[];
+  max_abs_logit_diff: { adapter_vs_base: number; adapter_vs_peft_merged?: number; merged_vs_adapter?: number; merged_vs_peft_merged_f16?: number };
 }
 
 /** Runs scripts/peft_check.py on `jobs` (one Python start for all of them). */

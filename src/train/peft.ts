@@ -248,8 +248,9 @@ export async function adapterFolder(source: Uint8Array | ByteSource | ModelFiles
  */
 export async function importAdapter(source: Uint8Array | ByteSource | ModelFiles, model: ModelConfig, name?: string): Promise<LoraAdapter> {
   const adapter = await importPeftAdapter(source, model, name);
-  if (adapter.kind === 'ia3') {
-    throw new AdapterError(adapter.where, ['peft_type is "IA3": an IA³ adapter evaluates and generates here, but only LoRA adapters can be imported as runs, continued or merged']);
+  if (adapter.kind === 'ia3' || adapter.kind === 'prompt') {
+    const t = adapter.kind === 'ia3' ? 'IA3' : adapter.peftType;
+    throw new AdapterError(adapter.where, [`peft_type is "${t}": this adapter evaluates and generates here, but this needs a LoRA adapter`]);
   }
   if (adapter.dora) {
     throw new AdapterError(adapter.where ?? name ?? 'adapter', ['use_dora is true: this needs a plain LoRA adapter (a DoRA adapter evaluates, generates, merges, imports as a run and continues, but has no LoRA-only form for the TRL or LoRA GGUF exports)']);
@@ -276,8 +277,26 @@ export interface Ia3Adapter {
   warnings: string[];
 }
 
-/** Any adapter the engine runs: LoRA (kind absent or "lora") or IA³. */
-export type PeftAdapter = (LoraAdapter & { where?: string }) | Ia3Adapter;
+/** A prompt-learning adapter (peft_type PROMPT_TUNING or P_TUNING): the virtual tokens' table as PEFT saves it,
+ *  [n, hidden] "prompt_embeddings" — for P-tuning the prompt encoder's output (PEFT saves no MLP), so an imported
+ *  P-tuning adapter runs and continues as plain virtual embeddings (prompt tuning). */
+export interface PromptAdapter {
+  kind: 'prompt';
+  where: string;
+  config: Record<string, unknown>;
+  peftType: 'PROMPT_TUNING' | 'P_TUNING';
+  numVirtualTokens: number;
+  /** (numVirtualTokens, hidden) f32. */
+  embeddings: Float32Array;
+  /** It wraps no linear layer. */
+  modules: readonly never[];
+  warnings: string[];
+}
+
+export const PROMPT_PEFT_TYPES = ['PROMPT_TUNING', 'P_TUNING'] as const;
+
+/** Any adapter the engine runs: LoRA (kind absent or "lora"), IA³ or a prompt-learning one. */
+export type PeftAdapter = (LoraAdapter & { where?: string }) | Ia3Adapter | PromptAdapter;
 
 /**
  * Reads a PEFT adapter of any method the engine runs (adapter_config.json's peft_type: LORA or IA3) and checks it
@@ -288,8 +307,10 @@ export async function importPeftAdapter(source: Uint8Array | ByteSource | ModelF
   const where = name ?? folder.name;
   const json = await readJsonFile(folder, ADAPTER_CONFIG_FILE);
   if (json === null) throw new AdapterError(where, [`no ${ADAPTER_CONFIG_FILE}`]);
-  const ia3 = typeof json === 'object' && (json as { peft_type?: unknown }).peft_type === 'IA3';
-  const config = ia3 ? checkIa3Config(`${where}/${ADAPTER_CONFIG_FILE}`, json) : checkAdapterConfig(`${where}/${ADAPTER_CONFIG_FILE}`, json);
+  const peftType = typeof json === 'object' && json !== null ? (json as { peft_type?: unknown }).peft_type : undefined;
+  const ia3 = peftType === 'IA3';
+  const prompt = (PROMPT_PEFT_TYPES as readonly unknown[]).includes(peftType);
+  const config = ia3 || prompt ? checkIa3Config(`${where}/${ADAPTER_CONFIG_FILE}`, json) : checkAdapterConfig(`${where}/${ADAPTER_CONFIG_FILE}`, json);
 
   const weights = await folder.open(ADAPTER_WEIGHTS_FILE);
   if (!weights) {
@@ -304,6 +325,7 @@ export async function importPeftAdapter(source: Uint8Array | ByteSource | ModelF
   const file = await SafetensorsFile.open(weights);
   try {
     if (ia3) return await readIa3Tensors(where, file, config, model);
+    if (prompt) return await readPromptTensors(where, file, config, model);
     return { ...(await readAdapterTensors(where, file, config as PeftAdapterConfig, model)), kind: 'lora', where };
   } finally {
     await file.close();
@@ -314,7 +336,7 @@ function checkAdapterConfig(where: string, json: unknown): PeftAdapterConfig {
   if (typeof json !== 'object' || json === null || Array.isArray(json)) throw new AdapterError(where, ['not a JSON object']);
   const c = json as Record<string, unknown>;
   const problems: string[] = [];
-  if (c.peft_type !== 'LORA') problems.push(`peft_type is ${JSON.stringify(c.peft_type)}; only "LORA" and "IA3" adapters are supported`);
+  if (c.peft_type !== 'LORA') problems.push(`peft_type is ${JSON.stringify(c.peft_type)}; only "LORA", "IA3", "PROMPT_TUNING" and "P_TUNING" adapters are supported`);
   if (!Number.isInteger(c.r) || (c.r as number) < 1) problems.push(`"r" must be a positive integer, got ${JSON.stringify(c.r)}`);
   const alpha = c.lora_alpha ?? 8; // PEFT's default
   if (typeof alpha !== 'number' || !(alpha > 0)) problems.push(`"lora_alpha" must be a positive number, got ${JSON.stringify(c.lora_alpha)}`);
@@ -511,6 +533,33 @@ async function readIa3Tensors(where: string, file: SafetensorsFile, config: Reco
     out.push({ module: m, peftPath: m.peftPath, feedforward: isFeedforward(m), l });
   }
   return { kind: 'ia3', where, config, modules: out, warnings: [] };
+}
+
+/** The prompt table: one "prompt_embeddings" [num_virtual_tokens, hidden] (num_transformer_submodules 1, as a causal
+ *  LM has), token_dim the model's hidden size. */
+async function readPromptTensors(where: string, file: SafetensorsFile, config: Record<string, unknown>, model: ModelConfig): Promise<PromptAdapter> {
+  const problems: string[] = [];
+  const n = config.num_virtual_tokens;
+  if (!Number.isInteger(n) || (n as number) < 1) problems.push(`num_virtual_tokens must be a positive integer, got ${JSON.stringify(n)}`);
+  const sub = config.num_transformer_submodules ?? 1;
+  if (sub !== 1) problems.push(`num_transformer_submodules is ${JSON.stringify(sub)}; a causal LM has 1`);
+  if (config.token_dim != null && config.token_dim !== model.hiddenSize) problems.push(`token_dim is ${JSON.stringify(config.token_dim)}, but the ${model.modelType} model's hidden size is ${model.hiddenSize}`);
+  const names = file.names();
+  for (const key of names) if (key !== 'prompt_embeddings') problems.push(`tensor "${key}" is not a prompt table (prompt_embeddings)`);
+  if (!names.includes('prompt_embeddings')) problems.push(`${ADAPTER_WEIGHTS_FILE} holds no prompt_embeddings`);
+  else {
+    const shape = file.info('prompt_embeddings').shape;
+    if (shape.length !== 2 || shape[0] !== n || shape[1] !== model.hiddenSize) {
+      problems.push(`tensor "prompt_embeddings" has shape [${shape.join(', ')}], expected [${n}, ${model.hiddenSize}] (num_virtual_tokens, hidden size)`);
+    }
+  }
+  if (problems.length) throw new AdapterError(where, problems);
+  const embeddings = owned(await file.readTensor('prompt_embeddings', 'f32'));
+  const bad = embeddings.findIndex((v) => !Number.isFinite(v));
+  if (bad >= 0) throw new AdapterError(where, [`tensor "prompt_embeddings" holds ${embeddings[bad]} at ${bad}`]);
+  const peftType = config.peft_type as PromptAdapter['peftType'];
+  const warnings = peftType === 'P_TUNING' ? ['a P-tuning adapter holds its prompt encoder\'s output only (PEFT saves no MLP): it runs and continues as plain virtual embeddings (prompt tuning)'] : [];
+  return { kind: 'prompt', where, config, peftType, numVirtualTokens: n as number, embeddings, modules: [], warnings };
 }
 
 /** A Float32Array that owns its buffer (a tensor read as F32 may be a view into a larger read). */

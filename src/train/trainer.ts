@@ -14,6 +14,7 @@ import type { TokenizedRow } from '../data/encode.ts';
 import { deriveSeed, shuffled } from '../data/rng.ts';
 import { packRows } from '../data/packing.ts';
 import { recordBackward, recordForward, releaseActs, releaseBatch, uploadBatch, uploadBatchInto, type Transformer } from '../model/runtime/transformer.ts';
+import { withModelVirtualTokens } from '../model/runtime/virtual-tokens.ts';
 import type { LinearModule } from '../model/weights.ts';
 import { ConfigError, type TrainConfig } from './config.ts';
 import { countTargets, toHostBatch } from './batches.ts';
@@ -35,6 +36,8 @@ export interface TrainerOptions {
   /** Start these tensors (by segment name, any method: "<path>.lora_A", "<path>.ia3_l", …) from these values instead
    *  of the method's init: continuing from a saved adapter, golden runs' drawn lora_A. */
   initial?: Map<string, Float32Array>;
+  /** The tokenizer's ids for a text, special tokens included (prompt tuning's TEXT init). */
+  encode?: (text: string) => number[];
   /** Profile every step (`lora-studio train --profile`): each dispatch timed, the CPU phases marked; the step is
    *  then recorded, submitted and waited for in turn (not recorded ahead) so each phase is its own. */
   profiler?: StepProfiler;
@@ -125,11 +128,15 @@ export class Trainer {
     const { modules, targetModules } = resolveTargets(o.transformer.model.config, config.targets, method.defaultTargets);
     this.modules = modules;
     this.targetModules = targetModules;
-    this.method = runtimeFor(config.method).attach(e, o.transformer.model, config, modules, { seed: config.seed, initial: o.initial });
+    this.method = runtimeFor(config.method).attach(e, o.transformer.model, config, modules, { seed: config.seed, initial: o.initial, encode: o.encode });
+    // A prompt method's virtual tokens go ahead of every row before packing, so each packed row keeps its own.
+    const rows = (r: readonly TokenizedRow[]) => withModelVirtualTokens(o.transformer.model, r);
+    const extra = o.transformer.model.virtualTokens?.count ?? 0;
     // Packing: rows shuffled once with the run's seed, then packed next-fit into maxLength blocks, each row its own
     // segment (block-diagonal causal attention, positions restarting per row).
-    const train = config.packing ? packRows(shuffled(o.train, config.seed), config.maxLength) : o.train;
+    const train = config.packing ? packRows(shuffled(rows(o.train), config.seed), config.maxLength + extra) : rows(o.train);
     this.batcher = new Batcher(train, { batchSize: config.batchSize, padId: o.padId, seed: config.seed });
+    // Eval rows stay plain: evaluateLoss puts the virtual tokens ahead of them, for every caller alike.
     this.evalBatcher = o.eval?.length ? new Batcher(o.eval, { batchSize: config.batchSize, padId: o.padId, seed: null }) : null;
     const stepsPerEpoch = Math.ceil(this.batcher.batchesPerEpoch / config.gradAccum);
     this.totalSteps = config.maxSteps ?? config.epochs * stepsPerEpoch;
@@ -410,8 +417,12 @@ export class Trainer {
   }
 }
 
-/** Token-weighted loss over every batch of `batcher` (one epoch in order): one read-back at the end. */
-export async function evaluateLoss(e: Engine, tf: Transformer, batcher: Batcher): Promise<{ loss: number; tokens: number }> {
+/** Token-weighted loss over every batch of `batcher` (one epoch in order): one read-back at the end. With a prompt
+ *  method attached (trained or imported), its virtual tokens go ahead of each of the batcher's (unpacked) rows. */
+export async function evaluateLoss(e: Engine, tf: Transformer, plain: Batcher): Promise<{ loss: number; tokens: number }> {
+  if (tf.model.virtualTokens && plain.rows.some((r) => 'segment_ids' in r)) throw new Error('evaluateLoss: packed rows cannot take virtual tokens');
+  const rows = withModelVirtualTokens(tf.model, plain.rows);
+  const batcher = rows === plain.rows ? plain : new Batcher(rows, plain.options);
   const total = e.buffers.acquire(16, undefined, 'eval.total');
   try {
     const clear = e.record('eval.clear');

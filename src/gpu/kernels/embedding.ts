@@ -1,6 +1,6 @@
 // Host side of embedding.wgsl: the token (+ learned position) embedding gather. See the .wgsl header for the contract.
 import source from '../../shaders/embedding.wgsl?raw';
-import { KernelError, packParams, type KernelSpec, type Recorder } from '../kernel.ts';
+import { KernelError, packParams, type BufferRef, type KernelSpec, type Recorder } from '../kernel.ts';
 import type { EmbeddingShape } from '../ref/embedding.ref.ts';
 import { shardsOf, tableElem, type RowShardedTable } from '../sharded.ts';
 import { renderWgsl, type ElementType } from '../wgsl.ts';
@@ -38,7 +38,7 @@ export interface EmbeddingBuffers {
   ids: GPUBuffer; // (rows) u32
   /** (vocab, C) elem: one buffer, or split by rows into shards (one dispatch per shard). */
   wte: GPUBuffer | RowShardedTable;
-  out: GPUBuffer; // (rows, C) f32
+  out: BufferRef; // (rows, C) f32
   /** (rows) u32 and (maxPos, C) elem, for learned positions; give both or neither. */
   positions?: GPUBuffer;
   wpe?: GPUBuffer;

@@ -8,6 +8,7 @@
 //   logits (V) = norm(x)[n−1]·headᵀ
 //
 // LoRA pairs attached to the linears take part as in training, except dropout: inference always runs with p = 0.
+// A prompt method's virtual tokens (virtual-tokens.ts) are prepended to the prompt, as PEFT's generate does.
 import { readF32 } from '../../gpu/buffers.ts';
 import type { Engine } from '../../gpu/engine.ts';
 import { recordAttentionDecode, recordKvAppend, type AttentionDecodeShape } from '../../gpu/kernels/attention_decode.ts';
@@ -18,6 +19,7 @@ import { Rng } from '../../data/rng.ts';
 import type { ModelConfig } from '../config.ts';
 import { recordLinearForward, type Linear } from './linear.ts';
 import { checkSampling, GREEDY, sampleToken, type SamplingOptions } from './sampling.ts';
+import { virtualTokenIds } from './virtual-tokens.ts';
 import { allocBlockBuffers, dims, linear, normForward, recordBlockForward, recordEmbed, type Transformer } from './transformer.ts';
 
 export class GenerateError extends Error {
@@ -195,10 +197,16 @@ export async function generate(
   const stops = new Set([...cfg.eosTokenIds, ...(options.stopTokenIds ?? [])]);
   const vocab = Math.min(options.vocabLimit ?? cfg.vocabSize, cfg.vocabSize);
 
-  const cache = createKvCache(e, cfg, promptIds.length + options.maxNewTokens);
+  // A prompt method's virtual tokens go ahead of the prompt (PEFT's generate does the same), at positions 0 … n − 1.
+  const vt = tf.model.virtualTokens;
+  const ids = vt ? [...virtualTokenIds(cfg.vocabSize, vt.count), ...promptIds] : promptIds;
+  if (vt && ids.length + options.maxNewTokens > Math.min(cfg.maxPositions, cfg.slidingWindow ?? Infinity)) {
+    throw new GenerateError(`the ${vt.count} virtual tokens + the prompt (${promptIds.length} tokens) + max new tokens (${options.maxNewTokens}) exceed the model's ${Math.min(cfg.maxPositions, cfg.slidingWindow ?? Infinity)} positions`);
+  }
+  const cache = createKvCache(e, cfg, ids.length + options.maxNewTokens);
   try {
     const tokens: number[] = [];
-    let logits = await decodeStep(e, tf, cache, promptIds, 0);
+    let logits = await decodeStep(e, tf, cache, ids, 0);
     for (;;) {
       for (let i = 0; i < vocab; i++) {
         if (!Number.isFinite(logits[i])) {
@@ -211,7 +219,7 @@ export async function generate(
       if (stops.has(id)) return { tokens, stopReason: 'eos', seed };
       if (tokens.length >= options.maxNewTokens) return { tokens, stopReason: 'length', seed };
       if (options.signal?.aborted) return { tokens, stopReason: 'aborted', seed };
-      logits = await decodeStep(e, tf, cache, [id], promptIds.length + tokens.length - 1);
+      logits = await decodeStep(e, tf, cache, [id], ids.length + tokens.length - 1);
     }
   } finally {
     releaseKvCache(e, cache);

@@ -14,6 +14,7 @@ import type { Checkpoint } from '../checkpoint.ts';
 import type { ModelConfig } from '../config.ts';
 import { assertWeightsMatch, linearModules, resolveWeights, type LinearModule } from '../weights.ts';
 import type { BaseWeight, Linear } from './linear.ts';
+import type { VirtualTokens } from './virtual-tokens.ts';
 
 export type Quantization = 'none' | 'nf4';
 
@@ -65,6 +66,8 @@ export interface GpuModel {
   /** Full fine-tuning: the gradients of the tables (f32, one shard each), ranges of the flat trainable grads. The
    *  head's is absent when tied: its gradient adds into the embedding's. */
   tableGrads?: { embed: BufferRef; posEmbed?: BufferRef; head?: BufferRef };
+  /** A prompt-learning method's virtual tokens ahead of every row (virtual-tokens.ts), while one is attached. */
+  virtualTokens?: VirtualTokens;
 }
 
 export class ModelLoadError extends Error {

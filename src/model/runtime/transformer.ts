@@ -218,6 +218,7 @@ export function recordEmbed(rec: Recorder, tf: Transformer, T: number, tokens: G
     { ids: tokens, wte: model.embed, out: x, positions: model.posEmbed ? positions : undefined, wpe: model.posEmbed },
     { elem: model.dtype },
   );
+  model.virtualTokens?.recordForward(rec, T, tokens, x); // prompt tuning: the virtual tokens' rows
 }
 
 /** Allocates one block's forward buffers for T rows; `alloc(floats, label)` decides who owns them. */
@@ -572,6 +573,8 @@ export function recordBackward(rec: Recorder, e: Engine, tf: Transformer, batch:
       accumulateWeightGrad: o.accumulateGrads,
     });
   }));
+  // A prompt method (prompt tuning, P-tuning) takes d(embeddings) at its virtual tokens.
+  model.virtualTokens?.recordBackward?.(rec, T, batch.tokens, dx, o.accumulateGrads);
   // dx is now d(embeddings): frozen unless fully fine-tuned, where each row adds into its token's (and position's)
   // gradient row — grouped by id on the CPU, so no float atomics (embedding_grad.wgsl).
   if (tables) {

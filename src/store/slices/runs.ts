@@ -268,7 +268,7 @@ export const createRunsSlice: StateCreator<Deps, [], [], RunsSlice> = (set, get)
           set({
             adapterImport: {
               ...imp, phase: 'done', warnings: event.warnings,
-              message: `Imported "${event.name}": ${event.modules} ${event.method ?? 'LoRA'} module${event.modules === 1 ? '' : 's'}. It is listed below, in Compare and in the Playground.`,
+              message: `Imported "${event.name}": ${/tuning$/.test(event.method ?? '') ? `a ${event.method} adapter of ${event.modules} virtual token${event.modules === 1 ? '' : 's'}` : `${event.modules} ${event.method ?? 'LoRA'} module${event.modules === 1 ? '' : 's'}`}. It is listed below, in Compare and in the Playground.`,
             },
           });
           void get().refreshRuns();

@@ -4,6 +4,7 @@
 import type { StateCreator } from 'zustand';
 import { applyPreset, DEFAULT_CONFIG, normalizeConfig, validateConfig, type FieldError, type PresetName, type TrainConfig } from '../../train/config.ts';
 import type { EngineEvent } from '../../train/protocol.ts';
+import { virtualTokenCount } from '../../train/methods/prompt-tuning/config.ts';
 import { requestId, sendToEngine } from '../engine-link.ts';
 import { saveFile } from '../downloads.ts';
 import { liveMetrics } from '../metrics-buffer.ts';
@@ -42,6 +43,8 @@ export interface TrainFrom {
   alpha: number;
   rslora: boolean;
   targets: string[];
+  /** Prompt tuning's virtual tokens (the adapter's table has that many rows). */
+  numVirtualTokens?: number;
 }
 
 /** The config fields an adapter fixes: the next run's LoRA must have the adapter's shape and scale. */
@@ -49,7 +52,9 @@ export const LOCKED_BY_ADAPTER = ['method', 'rank', 'alpha', 'rslora', 'targets'
 
 /** `config` with the adapter's fields put back (whatever a preset or an edit did to them). */
 export function lockToAdapter(config: TrainConfig, from: TrainFrom | null): TrainConfig {
-  return from ? { ...config, method: from.method, rank: from.rank, alpha: from.alpha, rslora: from.rslora, targets: [...from.targets] } : config;
+  if (!from) return config;
+  const locked = { ...config, method: from.method, rank: from.rank, alpha: from.alpha, rslora: from.rslora, targets: [...from.targets] };
+  return from.numVirtualTokens === undefined ? locked : { ...locked, numVirtualTokens: from.numVirtualTokens };
 }
 
 /** The config a run is started with: the base weights as the model was loaded (the Models screen's choice: QLoRA is
@@ -72,7 +77,9 @@ export function trainConfigErrors(config: TrainConfig, modelQuant: 'none' | 'nf4
 /** A run's default name: "demo · r4 · pirate.jsonl", "demo · Full fine-tuning · pirate.jsonl". */
 export function defaultRunName(model: string, config: TrainConfig, dataset: string): string {
   const lora = config.method === 'lora' || config.method === 'dora';
-  return `${model} · ${lora ? `r${config.rank}` : (METHODS[config.method]?.label ?? config.method)} · ${dataset}`;
+  const n = virtualTokenCount(config);
+  const what = n ? `${n} virtual tokens` : lora ? `r${config.rank}` : (METHODS[config.method]?.label ?? config.method);
+  return `${model} · ${what} · ${dataset}`;
 }
 
 export interface TrainSlice {
@@ -210,7 +217,10 @@ export const createTrainSlice: StateCreator<Deps, [], [], TrainSlice> = (set, ge
     trainFrom: null,
     continueFromRun(run) {
       const c = normalizeConfig(run.config);
-      const from: TrainFrom = { runId: run.id, name: run.name, method: c.method, rank: c.rank, alpha: c.alpha, rslora: c.rslora, targets: [...c.targets] };
+      // A P-tuning adapter holds the encoder's output only (as PEFT saves it): it continues as prompt tuning.
+      const method = c.method === 'p-tuning' ? 'prompt-tuning' : c.method;
+      const prompt = method === 'prompt-tuning' ? { numVirtualTokens: c.numVirtualTokens } : {};
+      const from: TrainFrom = { runId: run.id, name: run.name, method, rank: c.rank, alpha: c.alpha, rslora: c.rslora, targets: [...c.targets], ...prompt };
       // The rest of the form stays as it is (this dataset's settings); a continued run starts its schedule anew.
       set({ trainFrom: from, trainConfig: lockToAdapter(get().trainConfig, from), trainPreset: 'custom', runName: `${run.name} (continued)`, trainError: '' });
       get().go('train');

@@ -26,6 +26,8 @@ export interface TrainableTensor {
 /** Where a run's trainable tensors start. */
 export interface MethodInit {
   seed: number;
+  /** The tokenizer's ids for a text, special tokens included (prompt tuning's TEXT init). */
+  encode?: (text: string) => number[];
   /** Values for some tensors by segment name (golden runs, continuing from a saved adapter); the rest as the
    *  method initialises them. Every name must be one of the method's segments, with its length. */
   initial?: ReadonlyMap<string, Float32Array>;
@@ -87,7 +89,10 @@ export interface TrainingMethod {
   /** Tensors of the base model itself that train besides the wrapped modules' (full fine-tuning: embeddings, norms,
    *  an untied head); none when absent. */
   baseTensors?(model: ModelConfig): TrainableTensor[];
-  footprint(modules: readonly Pick<LinearModule, 'inFeatures' | 'outFeatures' | 'canonical'>[], c: TrainConfig): MethodFootprint;
+  /** Its new trainable tensors that belong to no module (prompt tuning's virtual tokens), on a model of this shape. */
+  ownTensors?(model: MethodModel, c: TrainConfig): TrainableTensor[];
+  /** `model` is needed by a method with own tensors (prompt tuning); module-wrapping methods ignore it. */
+  footprint(modules: readonly Pick<LinearModule, 'inFeatures' | 'outFeatures' | 'canonical'>[], c: TrainConfig, model?: MethodModel): MethodFootprint;
   /** adapter_config.json and adapter_model.safetensors as PEFT saves them for this method; refuses NaN or infinity. */
   exportAdapter(x: ExportInput): AdapterFiles;
   /** Proof, checked by registry.test.ts: files (from the repository root) that must exist. */
@@ -124,7 +129,11 @@ export interface MethodRuntime {
   attach(e: Engine, model: GpuModel, c: TrainConfig, modules: readonly LinearModule[], init: MethodInit): AttachedMethod;
 }
 
-/** Σ over modules of the method's tensor sizes. */
-export function countTrainable(method: TrainingMethod, modules: readonly LinearModule[], c: TrainConfig): number {
-  return modules.reduce((s, m) => s + method.tensors(m, c).reduce((t, x) => t + x.length, 0), 0);
+/** What a method's own tensors are sized by. */
+export type MethodModel = Pick<ModelConfig, 'hiddenSize'>;
+
+/** Σ over modules of the method's tensor sizes, plus its own tensors' (given the model). */
+export function countTrainable(method: TrainingMethod, modules: readonly LinearModule[], c: TrainConfig, model?: MethodModel): number {
+  const own = model && method.ownTensors ? method.ownTensors(model, c).reduce((t, x) => t + x.length, 0) : 0;
+  return own + modules.reduce((s, m) => s + method.tensors(m, c).reduce((t, x) => t + x.length, 0), 0);
 }

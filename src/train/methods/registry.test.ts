@@ -37,8 +37,9 @@ describe.each(METHOD_IDS.map((id) => [id]))('method %s', (id) => {
   it('counts the parameters its tensors hold, and validates the default config', () => {
     const c = { ...DEFAULT_CONFIG, method: id };
     const { modules } = resolveTargets(llama, [], method.defaultTargets);
-    expect(method.footprint(modules, c).params).toBe(countTrainable(method, modules, c));
-    const names = modules.flatMap((m) => method.tensors(m, c).map((t) => t.name));
+    expect(method.footprint(modules, c, llama).params).toBe(countTrainable(method, modules, c, llama));
+    expect(countTrainable(method, modules, c, llama), 'trains something').toBeGreaterThan(0);
+    const names = [...(method.ownTensors?.(llama, c) ?? []), ...modules.flatMap((m) => method.tensors(m, c))].map((t) => t.name);
     expect(new Set(names).size, 'segment names are unique').toBe(names.length);
     expect(method.validate(c)).toEqual([]);
   });

@@ -8,12 +8,16 @@ import { fullMethod } from './full/config.ts';
 import { ia3Method } from './ia3/config.ts';
 import { loraMethod } from './lora/config.ts';
 import type { TrainingMethod } from './method.ts';
+import { promptTuningMethod } from './prompt-tuning/config.ts';
+import { pTuningMethod } from './p-tuning/config.ts';
 
 export const METHODS: Readonly<Record<MethodId, TrainingMethod>> = {
   lora: loraMethod,
   ia3: ia3Method,
   dora: doraMethod,
   full: fullMethod,
+  'prompt-tuning': promptTuningMethod,
+  'p-tuning': pTuningMethod,
 };
 
 export function methodFor(id: MethodId): TrainingMethod {
@@ -23,10 +27,12 @@ export function methodFor(id: MethodId): TrainingMethod {
 }
 
 /** A run's method in a few words for lists: LoRA's rank and alpha ("r = 8, α = 16"), DoRA's with its name
- *  ("DoRA r = 8, α = 16"), another method's name. */
-export function describeMethod(c: Pick<TrainConfig, 'method' | 'rank' | 'alpha'>): string {
+ *  ("DoRA r = 8, α = 16"), a prompt method's virtual tokens ("Prompt tuning, 20 virtual tokens"), another method's
+ *  name. */
+export function describeMethod(c: Pick<TrainConfig, 'method' | 'rank' | 'alpha'> & Partial<Pick<TrainConfig, 'numVirtualTokens'>>): string {
   const id = (c.method as string) === 'qlora' ? 'lora' : c.method; // a run saved before quantization was its own axis
   if (id === 'lora') return `r = ${c.rank}, α = ${c.alpha}`;
   if (id === 'dora') return `DoRA r = ${c.rank}, α = ${c.alpha}`;
+  if ((id === 'prompt-tuning' || id === 'p-tuning') && c.numVirtualTokens) return `${METHODS[id].label}, ${c.numVirtualTokens} virtual tokens`;
   return METHODS[id]?.label ?? id;
 }

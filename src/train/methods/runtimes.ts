@@ -5,12 +5,16 @@ import { fullRuntime } from './full/runtime.ts';
 import { ia3Runtime } from './ia3/runtime.ts';
 import { loraRuntime } from './lora/runtime.ts';
 import type { MethodRuntime } from './method.ts';
+import { promptTuningRuntime } from './prompt-tuning/runtime.ts';
+import { pTuningRuntime } from './p-tuning/runtime.ts';
 
 export const METHOD_RUNTIMES: Readonly<Record<MethodId, MethodRuntime>> = {
   lora: loraRuntime,
   ia3: ia3Runtime,
   dora: doraRuntime,
   full: fullRuntime,
+  'prompt-tuning': promptTuningRuntime,
+  'p-tuning': pTuningRuntime,
 };
 
 export function runtimeFor(id: MethodId): MethodRuntime {

@@ -32,6 +32,9 @@ export function attentionTargets(arch: Pick<LinearArch, 'family'>): string[] {
  * PEFT's TRANSFORMERS_MODELS_TO_LORA_TARGET_MODULES_MAPPING), used when `targets` is empty.
  */
 export function resolveTargets(arch: TargetArch, targets: readonly string[], defaults: Record<ModelType, readonly string[]>): TargetSelection {
+  // A method whose default is no module (prompt tuning, P-tuning) wraps none, whatever the list says (a preset's
+  // all-linear, a run's saved targets): its tensors are its own.
+  if (defaults[arch.modelType].length === 0) return { modules: [], targetModules: [] };
   const all = linearModules(arch);
   const pick = (names: readonly string[]): LinearModule[] => {
     try {

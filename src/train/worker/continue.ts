@@ -7,6 +7,7 @@ import type { TrainConfig } from '../config.ts';
 import { loraScale } from '../methods/lora-scale.ts';
 import { loraSegmentName } from '../lora-names.ts';
 import { ia3SegmentName } from '../methods/ia3/config.ts';
+import { PROMPT_EMBEDDINGS } from '../methods/prompt-tuning/config.ts';
 import { doraMagnitudeSegmentName } from '../methods/dora/config.ts';
 import type { LoraAdapter } from '../peft.ts';
 import { loadAnyRunAdapter, loadFullRunTensors, workerRunsDb } from './adapters.ts';
@@ -47,8 +48,13 @@ export async function continuationFor(runId: string, config: TrainConfig, model:
     return { initial: full, parent };
   }
   const adapter = await loadAnyRunAdapter(runId);
-  const kind = adapter.kind === 'ia3' ? 'ia3' : adapter.dora ? 'dora' : 'lora';
-  if (config.method !== kind) throw new UserError(`cannot continue "${record.name}": it is a ${{ ia3: 'IA³', dora: 'DoRA', lora: 'LoRA' }[kind]} adapter and this run trains ${config.method}`);
+  const kind = adapter.kind === 'prompt' ? 'prompt-tuning' : adapter.kind === 'ia3' ? 'ia3' : adapter.dora ? 'dora' : 'lora';
+  if (config.method !== kind) throw new UserError(`cannot continue "${record.name}": it is a ${{ ia3: 'IA³', dora: 'DoRA', lora: 'LoRA', 'prompt-tuning': 'prompt-tuning' }[kind]} adapter and this run trains ${config.method}`);
+  if (adapter.kind === 'prompt') {
+    // P-tuning's too: its saved table (the encoder's output) continues as plain virtual tokens.
+    if (config.numVirtualTokens !== adapter.numVirtualTokens) throw new UserError(`cannot continue "${record.name}": it has ${adapter.numVirtualTokens} virtual tokens and this run asks for ${config.numVirtualTokens}`);
+    return { initial: new Map([[PROMPT_EMBEDDINGS, adapter.embeddings]]), parent };
+  }
   if (adapter.kind === 'ia3') return { initial: new Map(adapter.modules.map((m) => [ia3SegmentName(m.peftPath), m.l])), parent };
   const problems = continuationProblems(adapter, config);
   if (problems.length) throw new UserError(`cannot continue "${record.name}": ${problems.join('; ')}`);

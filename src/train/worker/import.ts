@@ -26,6 +26,8 @@ type ImportAdapter = Extract<EngineRequest, { type: 'import-adapter' }>;
  *  use_rslora, and as targets the modules it has weights for (names when they select exactly those, else full paths);
  *  the rest the defaults. */
 export function importedRunConfig(adapter: PeftAdapter, model: LoadedModel['config']): TrainConfig {
+  // A prompt adapter (P-tuning's too: PEFT saves its encoder's output only) continues as prompt tuning.
+  if (adapter.kind === 'prompt') return { ...DEFAULT_CONFIG, method: 'prompt-tuning', targets: [], numVirtualTokens: adapter.numVirtualTokens };
   const targets = peftTargetModules(adapter.modules.map((m) => m.module), linearModules(model));
   if (adapter.kind === 'ia3') return { ...DEFAULT_CONFIG, method: 'ia3', targets };
   return {
@@ -60,7 +62,7 @@ export function importedRunRecord(o: {
     status: 'imported',
     message: adapter.warnings.join(' '),
     totalSteps: 0,
-    trainableParams: adapter.kind === 'ia3' ? adapter.modules.reduce((s, m) => s + m.l.length, 0) : adapter.modules.reduce((s, m) => s + m.A.length + m.B.length + (m.magnitude?.length ?? 0), 0),
+    trainableParams: adapter.kind === 'prompt' ? adapter.embeddings.length : adapter.kind === 'ia3' ? adapter.modules.reduce((s, m) => s + m.l.length, 0) : adapter.modules.reduce((s, m) => s + m.A.length + m.B.length + (m.magnitude?.length ?? 0), 0),
     curves: [],
     samples: [],
     final: null,
@@ -157,5 +159,5 @@ export async function handleImportAdapter(req: ImportAdapter, post: Post): Promi
   } catch (err) {
     throw err instanceof StorageFullError ? new UserError(err.message) : err;
   }
-  post({ type: 'adapter-imported', id: req.id, runId: req.runId, name, modules: adapter.modules.length, warnings: adapter.warnings, method: adapter.kind === 'ia3' ? 'IA³' : adapter.dora ? 'DoRA' : 'LoRA' });
+  post({ type: 'adapter-imported', id: req.id, runId: req.runId, name, modules: adapter.kind === 'prompt' ? adapter.numVirtualTokens : adapter.modules.length, warnings: adapter.warnings, method: adapter.kind === 'prompt' ? (adapter.peftType === 'P_TUNING' ? 'P-tuning' : 'Prompt tuning') : adapter.kind === 'ia3' ? 'IA³' : adapter.dora ? 'DoRA' : 'LoRA' });
 }

@@ -111,6 +111,7 @@ export async function handleStartTraining(
     trainer = new Trainer({
       engine: e, transformer: model.transformer, config, train, eval: evalRows, padId: model.tokenizer?.padIdOrFallback ?? 0,
       initial: from?.initial,
+      encode: model.tokenizer ? (text) => model.tokenizer!.encode(text) : undefined,
     });
   } catch (err) {
     release();

@@ -258,6 +258,8 @@ function RunCard({ run }: { run: RunRecord }) {
   const method = normalizeConfig(run.config).method;
   // The cluster export writes a PEFT LoraConfig run (DoRA: use_dora=True); another method's run says so.
   const loraOnly = method === 'lora' || method === 'dora' || method === 'full' ? undefined : `${METHODS[method]?.label ?? method} runs: the cluster export takes LoRA, DoRA and full fine-tuning runs only (for now)`;
+  // A prompt method's virtual tokens are inputs, not weights: nothing merges (the adapter itself is the export).
+  const noMerge = METHODS[method] && !METHODS[method].wrapsLinears && METHODS[method].exports === 'adapter' ? `${METHODS[method].label} runs: the virtual tokens are inputs, not weights, so there is nothing to merge (download the adapter)` : undefined;
   const [editing, setEditing] = useState<string | null>(null);
   const [merging, setMerging] = useState<null | 'hf' | 'gguf' | 'trl' | 'full'>(null);
   // Full fine-tuning saved the whole model, not an adapter: it downloads as a model folder; merging does not apply.
@@ -295,7 +297,7 @@ function RunCard({ run }: { run: RunRecord }) {
       {run.status === 'imported' ? (
         <p className="muted small" data-testid="run-imported">
           {new Date(run.created).toLocaleString()} · for {run.model.name} · imported from {run.importedFrom} · {method === 'lora' ? `r${run.config.rank} α${run.config.alpha}` : `${METHODS[method]?.label ?? method}${method === 'dora' ? ` r${run.config.rank} α${run.config.alpha}` : ''}`}
-          {run.config.rslora ? ' (rsLoRA)' : ''} on {run.config.targets.join(', ')} · {run.trainableParams.toLocaleString('en')} parameters
+          {run.config.rslora ? ' (rsLoRA)' : ''}{run.config.targets.length ? ` on ${run.config.targets.join(', ')}` : METHODS[method]?.wrapsLinears === false ? `, ${run.config.numVirtualTokens} virtual tokens` : ' on the PEFT default'} · {run.trainableParams.toLocaleString('en')} parameters
         </p>
       ) : (
         <p className="muted small">
@@ -369,10 +371,10 @@ function RunCard({ run }: { run: RunRecord }) {
         </button>
         {!wholeModel && (
           <>
-            <button type="button" disabled={!run.adapter} aria-expanded={merging === 'hf'} onClick={() => setMerging(merging === 'hf' ? null : 'hf')} aria-label={`Download ${run.name} merged into its base model`}>
+            <button type="button" disabled={!run.adapter || !!noMerge} title={noMerge} aria-expanded={merging === 'hf'} onClick={() => setMerging(merging === 'hf' ? null : 'hf')} aria-label={`Download ${run.name} merged into its base model`}>
               Download merged model
             </button>
-            <button type="button" disabled={!run.adapter} aria-expanded={merging === 'gguf'} onClick={() => setMerging(merging === 'gguf' ? null : 'gguf')} aria-label={`Download ${run.name} as GGUF for llama.cpp / Ollama`}>
+            <button type="button" disabled={!run.adapter || !!noMerge} title={noMerge} aria-expanded={merging === 'gguf'} onClick={() => setMerging(merging === 'gguf' ? null : 'gguf')} aria-label={`Download ${run.name} as GGUF for llama.cpp / Ollama`}>
               Download for llama.cpp / Ollama
             </button>
           </>

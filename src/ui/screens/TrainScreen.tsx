@@ -125,7 +125,7 @@ function TrainForm() {
           <Field label="Base weights" field="quant" errors={errors} help="chosen when loading the model (Models screen)">
             {(id) => (
               <output id={id} data-testid="base-weights">
-                {modelQuant === 'nf4' ? `NF4 (QLoRA)${method.wrapsLinears ? '' : ': not for this method'}` : 'full precision'}
+                {modelQuant === 'nf4' ? `NF4${method.wrapsLinears ? ' (QLoRA)' : method.exports === 'model' ? ': not for this method' : ', frozen (this method wraps no layer)'}` : 'full precision'}
                 {method.exports === 'model' && modelQuant !== 'nf4' && model?.dtype === 'f16' ? ' (f16 now: loaded again in f32 when the run starts)' : ''}
               </output>
             )}
@@ -138,6 +138,37 @@ function TrainForm() {
             />
           )}
           {has('dropout') && <NumberField label="Dropout" field="dropout" config={config} set={set} errors={errors} step={0.01} />}
+          {has('numVirtualTokens') && (
+            <NumberField
+              label="Virtual tokens" field="numVirtualTokens" config={config} set={set} errors={errors} step={1} disabled={!!from}
+              help={model?.dims && config.numVirtualTokens > 0 ? `ahead of every row: ${config.numVirtualTokens} × ${model.dims.hiddenSize} values` : undefined}
+            />
+          )}
+          {has('encoderHiddenSize') && (
+            <Field label="Encoder hidden size" field="encoderHiddenSize" errors={errors} help={`empty = the model's hidden size${model?.dims ? ` (${model.dims.hiddenSize})` : ''}, as PEFT`}>
+              {(id) => (
+                <input
+                  id={id} type="number" step={1} value={config.encoderHiddenSize ?? ''}
+                  onChange={(e) => set({ encoderHiddenSize: e.target.value.trim() === '' ? null : Number(e.target.value) })}
+                />
+              )}
+            </Field>
+          )}
+          {has('promptInit') && (
+            <Field label="Virtual tokens start as" field="promptInit" errors={errors}>
+              {(id) => (
+                <select id={id} value={config.promptInit} disabled={!!from} onChange={(e) => set({ promptInit: e.target.value as TrainConfig['promptInit'] })}>
+                  <option value="random">random values, N(0, 1)</option>
+                  <option value="text">the embeddings of a text</option>
+                </select>
+              )}
+            </Field>
+          )}
+          {has('promptInitText') && config.promptInit === 'text' && (
+            <Field label="Init text" field="promptInitText" errors={errors} help="its tokens, repeated or cut to the virtual tokens">
+              {(id) => <input id={id} value={config.promptInitText} disabled={!!from} placeholder="Answer like a pirate:" onChange={(e) => set({ promptInitText: e.target.value })} />}
+            </Field>
+          )}
           {modelQuant === 'nf4' && (
             <Field label="Double quantization" field="doubleQuant" errors={errors}>
               {(id) => <input id={id} type="checkbox" checked={config.doubleQuant} onChange={(e) => set({ doubleQuant: e.target.checked })} />}
@@ -153,10 +184,14 @@ function TrainForm() {
           </p>
         ) : from ? (
           <p className="small" data-testid="locked-targets">
-            Target modules (the adapter&apos;s): <code>{from.targets.join(', ') || 'PEFT default'}</code>{from.rslora ? ' · rsLoRA' : ''}
+            Target modules (the adapter&apos;s): <code>{from.targets.join(', ') || (method.wrapsLinears ? 'PEFT default' : 'none (virtual tokens)')}</code>{from.rslora ? ' · rsLoRA' : ''}
           </p>
-        ) : (
+        ) : method.wrapsLinears ? (
           <Targets config={config} set={set} errors={errors} />
+        ) : (
+          <p className="small" data-testid="no-targets">
+            Wraps no layer: the virtual tokens go ahead of every row (of every packed row with packing); nothing merges into the weights.
+          </p>
         )}
       </fieldset>
 

@@ -32,6 +32,17 @@ describe('train plan', () => {
     expect(trainPlan(gpt2, { ...DEFAULT_CONFIG, targets: ['nope'] }).problem).toMatch(/matches no linear layer .*c_attn/);
   });
 
+  it('prompt tuning and P-tuning wrap nothing (a preset\'s all-linear ignored), train n × hidden (+ the encoder), and count the virtual tokens as sequence', () => {
+    const prompt = trainPlan(llama, { ...DEFAULT_CONFIG, method: 'prompt-tuning', targets: ['all-linear'], numVirtualTokens: 10, maxLength: 64 });
+    expect(prompt).toMatchObject({ modules: [], trainableParams: 10 * 32, problem: '' });
+    const ptuning = trainPlan(llama, { ...DEFAULT_CONFIG, method: 'p-tuning', numVirtualTokens: 10, encoderHiddenSize: 8 });
+    expect(ptuning.trainableParams).toBe(10 * 32 + (8 * 32 + 8) + (8 * 8 + 8) + (32 * 8 + 32));
+    // 64 tokens + 10 virtual ones per row are as many activations as 73 + 1.
+    const same = trainPlan(llama, { ...DEFAULT_CONFIG, method: 'prompt-tuning', numVirtualTokens: 1, maxLength: 73 });
+    expect(prompt.memory!.activationBytes).toBe(same.memory!.activationBytes);
+    expect(prompt.memory!.activationBytes).toBeGreaterThan(trainPlan(llama, { ...DEFAULT_CONFIG, method: 'prompt-tuning', numVirtualTokens: 1, maxLength: 64 }).memory!.activationBytes);
+  });
+
   it("takes an imported adapter's full module paths (GPT-2's attention c_proj without the MLP's)", () => {
     const paths = ['transformer.h.0.attn.c_proj', 'transformer.h.1.attn.c_proj'];
     expect(trainPlan(gpt2, { ...DEFAULT_CONFIG, targets: paths }).modules).toEqual(['attn.c_proj']);

@@ -13,6 +13,7 @@ import type { TrainConfig } from '../../train/config.ts';
 import { fullBindingRefusal } from '../../train/full-run.ts';
 import { countTrainable, type TrainingMethod } from '../../train/methods/method.ts';
 import { METHODS } from '../../train/methods/registry.ts';
+import { virtualTokenCount } from '../../train/methods/prompt-tuning/config.ts';
 import { resolveTargets, TargetError, type TargetArch } from '../../train/methods/targets.ts';
 import type { ModelSummary } from '../../train/protocol.ts';
 
@@ -62,15 +63,17 @@ export function trainPlan(model: ModelSummary, c: TrainConfig, gpu?: PlanGpu): T
   }
   // A half-typed rank counts nothing rather than NaN; the field shows its own error.
   const ok = Number.isInteger(c.rank) && c.rank > 0 && c.batchSize >= 1 && c.maxLength >= 1;
-  const trainableParams = ok ? countTrainable(method, selected, c) : 0;
+  const shape = { hiddenSize: model.dims.hiddenSize };
+  const trainableParams = ok ? countTrainable(method, selected, c, shape) : 0;
   const memory = ok
     ? estimateTrainingMemory({
         dims: model.dims,
         base: c.quant === 'nf4' ? 'nf4' : model.dtype,
         embeddingDtype: model.dtype,
-        trainable: method.footprint(selected, c),
+        trainable: method.footprint(selected, c, shape),
         batch: c.batchSize,
-        seqLen: Math.min(c.maxLength, model.maxPositions),
+        // A prompt method's virtual tokens are activations like any token's, ahead of every row.
+        seqLen: Math.min(c.maxLength + virtualTokenCount(c), model.maxPositions),
       })
     : null;
   return { modules: [...new Set(selected.map((m) => blockPath(m.peftPath)))], trainableParams, memory, problem: '' };

@@ -25,7 +25,7 @@ const golden = (name: string) => JSON.parse(readFileSync(join(FIX, 'golden', `tr
 
 async function peftAdapter(name: string): Promise<LoraAdapter> {
   const a = await importPeftAdapter(nodeFolder(join(FIX, 'golden', `train_dora_${name}_adapter`)), fixture(name), name);
-  if (a.kind === 'ia3') throw new Error('not LoRA');
+  if (a.kind !== 'lora') throw new Error('not LoRA');
   return a;
 }
 

@@ -1,0 +1,133 @@
+// P-tuning (Liu et al. 2021, "GPT Understands, Too") as PEFT's PromptEncoderConfig trains it on a causal LM, with its
+// MLP reparameterisation (encoder_reparameterization_type "MLP", the default): the n virtual tokens' embeddings are
+// the output of a prompt encoder, Linear(C, H) → ReLU → Linear(H, H) → ReLU → Linear(H, C) over a trained (n, C)
+// table (H = encoder_hidden_size, the model's hidden size when unset, as PEFT fills it; encoder_num_layers is ignored
+// for MLP, as in PEFT, and MLP has no dropout). Everything else is prompt tuning's: the virtual tokens ahead of every
+// row and of every packed segment, positions from 0, labels ignored there (../prompt-tuning/config.ts). PEFT saves
+// only the encoder's output, as "prompt_embeddings": the export computes it (float64, rounded to f32), and an
+// exported P-tuning adapter imports back and continues as plain virtual embeddings, i.e. as prompt tuning, without
+// its MLP. Nothing to merge. GPU side: runtime.ts (kernels src/shaders/prompt_encoder.wgsl, virtual_tokens.wgsl).
+import { writeSafetensors, type TensorToWrite } from '../../../model/safetensors.ts';
+import type { ModelConfig } from '../../../model/config.ts';
+import { promptEncoderRef } from '../../../gpu/ref/prompt-encoder.ref.ts';
+import type { TrainConfig } from '../../config.ts';
+import { ADAPTER_CONFIG_FILE, ADAPTER_WEIGHTS_FILE, adapterConfigText, PEFT_FORMAT_VERSION, type PeftAdapterConfig } from '../../peft.ts';
+import type { MethodModel, TrainableTensor, TrainingMethod } from '../method.ts';
+import { NO_TARGETS, promptEmbeddingsTensor, promptLearningErrors, promptLearningFields } from '../prompt-tuning/config.ts';
+
+/** The encoder's tensors by PEFT's state-dict names (prompt_encoder.default.<name>), in the flat buffers' order. */
+export const P_TUNING_TENSORS = [
+  'embedding.weight',
+  'mlp_head.0.weight',
+  'mlp_head.0.bias',
+  'mlp_head.2.weight',
+  'mlp_head.2.bias',
+  'mlp_head.4.weight',
+  'mlp_head.4.bias',
+] as const;
+export type PTuningTensor = (typeof P_TUNING_TENSORS)[number];
+
+export function pTuningSegmentName(t: PTuningTensor): string {
+  return `prompt_encoder.${t}`;
+}
+
+/** H: encoder_hidden_size, the model's hidden size when unset (PEFT's rule). */
+export function encoderHidden(model: MethodModel, c: Pick<TrainConfig, 'encoderHiddenSize'>): number {
+  return c.encoderHiddenSize ?? model.hiddenSize;
+}
+
+/** Each tensor's shape for n virtual tokens, hidden C, encoder hidden H. */
+export function pTuningShapes(n: number, C: number, H: number): Record<PTuningTensor, number[]> {
+  return {
+    'embedding.weight': [n, C],
+    'mlp_head.0.weight': [H, C],
+    'mlp_head.0.bias': [H],
+    'mlp_head.2.weight': [H, H],
+    'mlp_head.2.bias': [H],
+    'mlp_head.4.weight': [C, H],
+    'mlp_head.4.bias': [C],
+  };
+}
+
+/** adapter_config.json as PEFT 0.21 saves PromptEncoderConfig(task_type="CAUSAL_LM") (keys sorted). */
+export function pTuningAdapterConfig(o: { baseModel: string; model: ModelConfig; config: TrainConfig }): PeftAdapterConfig {
+  return {
+    auto_mapping: null,
+    base_model_name_or_path: o.baseModel,
+    encoder_dropout: 0,
+    encoder_hidden_size: encoderHidden(o.model, o.config),
+    encoder_num_layers: 2,
+    encoder_reparameterization_type: 'MLP',
+    inference_mode: true,
+    modules_to_save: null,
+    ...promptLearningFields(o.model, o.config.numVirtualTokens),
+    peft_type: 'P_TUNING',
+    peft_version: PEFT_FORMAT_VERSION,
+    revision: null,
+    task_type: 'CAUSAL_LM',
+  } as unknown as PeftAdapterConfig;
+}
+
+/** The virtual tokens' embeddings: the encoder's output over its table (float64, rounded to f32). */
+export function pTuningPrompt(tensors: ReadonlyMap<string, Float32Array>, n: number, C: number, H: number): Float32Array {
+  const shapes = pTuningShapes(n, C, H);
+  const get = (t: PTuningTensor) => {
+    const v = tensors.get(pTuningSegmentName(t));
+    const want = shapes[t].reduce((a, b) => a * b, 1);
+    if (!v) throw new Error(`no trained ${pTuningSegmentName(t)} to export`);
+    if (v.length !== want) throw new Error(`${pTuningSegmentName(t)}: ${v.length} values, expected [${shapes[t].join(', ')}]`);
+    return v;
+  };
+  const { P } = promptEncoderRef(
+    { E: get('embedding.weight'), W0: get('mlp_head.0.weight'), b0: get('mlp_head.0.bias'), W2: get('mlp_head.2.weight'), b2: get('mlp_head.2.bias'), W4: get('mlp_head.4.weight'), b4: get('mlp_head.4.bias') },
+    { n, C, H },
+  );
+  return Float32Array.from(P);
+}
+
+export const pTuningMethod: TrainingMethod = {
+  id: 'p-tuning',
+  label: 'P-tuning',
+  explanation:
+    'Prompt tuning whose virtual tokens come out of a small MLP (the prompt encoder) that is trained with them; only its output is saved, so the adapter is a plain soft prompt.',
+  advice:
+    'The MLP reparameterisation makes the soft prompt train faster and more stably than plain prompt tuning, the gap largest on ' +
+    'small models and small data; 20 virtual tokens and an encoder as wide as the model (PEFT’s default) are the usual start, ' +
+    'with a learning rate around 1e-3 to 1e-2. For deeper effect, the per-layer variant is prefix tuning (P-tuning v2).',
+  peftType: 'P_TUNING',
+  exports: 'adapter',
+  wrapsLinears: false,
+  settings: ['numVirtualTokens', 'encoderHiddenSize'],
+  defaultTargets: NO_TARGETS,
+  validate: (c) => promptLearningErrors(c, 'P-tuning'),
+  tensors: () => [],
+  ownTensors(model, c): TrainableTensor[] {
+    const shapes = pTuningShapes(c.numVirtualTokens, model.hiddenSize, encoderHidden(model, c));
+    return P_TUNING_TENSORS.map((t) => ({ name: pTuningSegmentName(t), length: shapes[t].reduce((a, b) => a * b, 1), lrScale: 1 }));
+  },
+  footprint(_modules, c, model) {
+    if (!model) throw new Error('P-tuning: the footprint needs the model (its hidden size)');
+    return { params: this.ownTensors!(model, c).reduce((s, t) => s + t.length, 0), activationsPerToken: 0 };
+  },
+  exportAdapter({ tensors, config, model, baseModel }) {
+    const n = config.numVirtualTokens;
+    const P = pTuningPrompt(tensors, n, model.hiddenSize, encoderHidden(model, config));
+    const weights = new Map<string, TensorToWrite>([['prompt_embeddings', promptEmbeddingsTensor(P, n, model.hiddenSize)]]);
+    return {
+      [ADAPTER_CONFIG_FILE]: new TextEncoder().encode(adapterConfigText(pTuningAdapterConfig({ baseModel, model, config }))),
+      [ADAPTER_WEIGHTS_FILE]: writeSafetensors(weights, { format: 'pt' }),
+    } as ReturnType<TrainingMethod['exportAdapter']>;
+  },
+  proof: {
+    reference: 'src/gpu/ref/prompt-encoder.ref.ts',
+    goldens: [
+      'scripts/golden_prompt.py',
+      'tests/fixtures/golden/train_ptuning_gpt2.json',
+      'tests/fixtures/golden/train_ptuning_llama.json',
+      'tests/fixtures/golden/train_ptuning_qwen3.json',
+      'src/train/ptuning-golden.gpu.test.ts',
+    ],
+    exportImport: ['src/train/methods/p-tuning/p-tuning.test.ts', 'src/train/ptuning-golden.gpu.test.ts'],
+    merge: null,
+  },
+};

@@ -1,0 +1,162 @@
+// P-tuning against PEFT + transformers (float64, scripts/golden_prompt.py → tests/fixtures/golden/
+// train_ptuning_<fixture>.json): the same rows, PEFT's own draw of the 4-token table and its MLP encoder (hidden 16),
+// AdamW at a constant lr with a 1.0 clip. The first 10 losses, the grad norms and the step-1 and step-2 gradients of
+// every encoder tensor must match; the adapter we export after 10 steps (the encoder's output as prompt_embeddings)
+// must be PEFT's own file; it imports back as plain virtual embeddings that evaluate to the same loss (and so continue
+// as prompt tuning); and PeftModel.from_pretrained(our adapter) must give our eval loss (1e-4 relative) and our
+// greedy tokens where the reference Python exists — under CI=true its absence fails.
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { readF32 } from '../gpu/buffers.ts';
+import type { Engine } from '../gpu/engine.ts';
+import { mismatches } from '../gpu/ref/testing.ts';
+import { testEngine } from '../gpu/testing-gpu.ts';
+import { memoryFolder } from '../model/sources/memory.ts';
+import { nodeFolder } from '../model/sources/node-file.ts';
+import { generate } from '../model/runtime/generate.ts';
+import { kernelChoiceFor } from '../model/runtime/linear.ts';
+import { loadTransformer } from '../model/runtime/load.ts';
+import { FIXTURES } from '../model/runtime/testing.ts';
+import { Batcher } from '../data/batcher.ts';
+import { attachAdapter } from './attach-adapter.ts';
+import { P_TUNING_TENSORS, pTuningSegmentName, type PTuningTensor } from './methods/p-tuning/config.ts';
+import { PROMPT_EMBEDDINGS } from './methods/prompt-tuning/config.ts';
+import { METHODS } from './methods/registry.ts';
+import { referencePython, runPeftCheck, writeAdapterFolder } from './peft-check.ts';
+import { importPeftAdapter } from './peft.ts';
+import { expectPeftAdapter, goldenConfig, goldenRows, type GoldenRun } from './testing-golden.ts';
+import { evaluateLoss, Trainer } from './trainer.ts';
+
+interface PTuningGolden extends GoldenRun {
+  num_virtual_tokens: number;
+  encoder_hidden_size: number;
+  initial: Record<string, number[]>;
+  final_loss: number;
+  tokens: number;
+  grads: Record<string, Record<string, number[]>>;
+}
+
+/** The golden file's names (golden_prompt.py) for our tensors. */
+const GOLDEN_NAME: Record<PTuningTensor, string> = {
+  'embedding.weight': 'prompt_embeddings',
+  'mlp_head.0.weight': 'mlp.0.weight',
+  'mlp_head.0.bias': 'mlp.0.bias',
+  'mlp_head.2.weight': 'mlp.2.weight',
+  'mlp_head.2.bias': 'mlp.2.bias',
+  'mlp_head.4.weight': 'mlp.4.weight',
+  'mlp_head.4.bias': 'mlp.4.bias',
+};
+
+const python = referencePython();
+let e: Engine;
+const tmp = mkdtempSync(join(tmpdir(), 'ptuning-golden-'));
+const GENERATE = { prompt: [5, 17, 3, 9], max_new_tokens: 6 };
+const exported = new Map<string, { dir: string; loss: number; rows: PTuningGolden['rows']; generated: number[] }>();
+
+beforeAll(async () => {
+  e = await testEngine();
+});
+afterAll(() => rmSync(tmp, { recursive: true, force: true }));
+
+describe.each(['gpt2', 'llama', 'qwen3'])('golden P-tuning run against PEFT: %s', (name) => {
+  it('losses, grad norms and step-1/2 gradients of the encoder match; the export is PEFT\'s; it imports back as virtual embeddings', async () => {
+    const g: PTuningGolden = JSON.parse(readFileSync(join(FIXTURES, 'golden', `train_ptuning_${name}.json`), 'utf8'));
+    const tf = await loadTransformer(e, nodeFolder(join(FIXTURES, 'models', name)), kernelChoiceFor('naive'), { dtype: 'f32', quant: 'none' });
+    const rows = goldenRows(g);
+    const config = goldenConfig(g, { method: 'p-tuning', targets: [], numVirtualTokens: g.num_virtual_tokens, encoderHiddenSize: g.encoder_hidden_size });
+    const initial = new Map(P_TUNING_TENSORS.map((t) => [pTuningSegmentName(t), Float32Array.from(g.initial[GOLDEN_NAME[t]])]));
+    const trainer = new Trainer({ engine: e, transformer: tf, config, train: rows, eval: rows, padId: 0, initial });
+    let files;
+    try {
+      expect(trainer.method.trainableParams).toBe(Object.values(g.initial).reduce((s, v) => s + v.length, 0));
+      const losses: number[] = [];
+      const norms: number[] = [];
+      for (const s of g.steps) {
+        const m = await trainer.trainStep();
+        losses.push(m.loss);
+        norms.push(m.gradNorm);
+        const want = g.grads[String(s.step)];
+        if (!want) continue;
+        const flat = await readF32(e.device, trainer.method.grads, trainer.method.layout.totalLength);
+        for (const t of P_TUNING_TENSORS) {
+          const seg = trainer.method.layout.segments.find((x) => x.name === pTuningSegmentName(t))!;
+          const w = want[GOLDEN_NAME[t]];
+          const scale = Math.max(...w.map(Math.abs), 1e-12);
+          expect(mismatches(flat.subarray(seg.offset, seg.offset + seg.length), w, { abs: 1e-5 * scale, rel: 1e-4 }), `${seg.name} at step ${s.step}`).toEqual([]);
+        }
+      }
+      expect(mismatches(losses, g.steps.map((s) => s.loss), { abs: 0, rel: 1e-4 })).toEqual([]);
+      expect(mismatches(norms, g.steps.map((s) => s.grad_norm), { abs: 0, rel: 1e-3 })).toEqual([]);
+      const { loss, tokens } = await trainer.evaluate();
+      expect(tokens).toBe(g.tokens);
+      expect(Math.abs(loss - g.final_loss)).toBeLessThan(1e-4 * g.final_loss);
+      files = METHODS['p-tuning'].exportAdapter({
+        tensors: await trainer.trainedTensors(),
+        modules: trainer.modules,
+        targetModules: trainer.targetModules,
+        config,
+        model: tf.model.config,
+        baseModel: `tests/fixtures/models/${name}`,
+      });
+      await expectPeftAdapter(files, join(FIXTURES, 'golden', `train_ptuning_${name}_adapter`), 2e-4);
+    } finally {
+      trainer.dispose();
+    }
+    expect(tf.model.virtualTokens).toBeUndefined();
+
+    // Imported back: plain virtual embeddings (the encoder's output) that evaluate to the trained loss.
+    const adapter = await importPeftAdapter(memoryFolder({ ...files }), tf.model.config, 'ours');
+    if (adapter.kind !== 'prompt') throw new Error(`imported as ${adapter.kind}`);
+    expect(adapter.peftType).toBe('P_TUNING');
+    const detach = attachAdapter(e, tf.model, adapter);
+    let evalLoss: number;
+    let generated: number[];
+    try {
+      evalLoss = (await evaluateLoss(e, tf, new Batcher(rows, { batchSize: 3, padId: 0, seed: null }))).loss;
+      expect(Math.abs(evalLoss - g.final_loss)).toBeLessThan(1e-4 * g.final_loss);
+      generated = (await generate(e, tf, GENERATE.prompt, { maxNewTokens: GENERATE.max_new_tokens })).tokens;
+    } finally {
+      detach();
+    }
+    // ... and continue as prompt tuning from that table: step 1's loss is the loss it evaluates to.
+    const more = new Trainer({
+      engine: e,
+      transformer: tf,
+      config: { ...config, method: 'prompt-tuning', maxSteps: 1 },
+      train: rows,
+      padId: 0,
+      initial: new Map([[PROMPT_EMBEDDINGS, adapter.embeddings]]),
+    });
+    try {
+      expect(Math.abs((await more.trainStep()).loss - evalLoss)).toBeLessThan(1e-5 * evalLoss);
+    } finally {
+      more.dispose();
+    }
+    const dir = join(tmp, name);
+    await writeAdapterFolder(dir, files);
+    exported.set(name, { dir, loss: evalLoss, rows: g.rows, generated });
+  });
+});
+
+describe('our P-tuning adapters in the real PEFT', () => {
+  it('has the reference Python wherever CI runs', () => {
+    if (process.env.CI === 'true') expect(python, 'CI creates .venv-ref (scripts/setup-reference-python.sh)').not.toBeNull();
+  });
+
+  it.skipIf(!python)('PeftModel.from_pretrained(base, ours) holds our encoder\'s output and gives our eval loss and greedy tokens', async () => {
+    const names = [...exported.keys()];
+    expect(names.sort()).toEqual(['gpt2', 'llama', 'qwen3']);
+    const results = await runPeftCheck(
+      names.map((n) => ({ base: join(FIXTURES, 'models', n), adapter: exported.get(n)!.dir, rows: exported.get(n)!.rows, generate: GENERATE })),
+    );
+    results.forEach((r, i) => {
+      const { loss, generated } = exported.get(names[i])!;
+      expect(r.load, names[i]).toMatchObject({ missing: [], unexpected: [], mismatched: [], matched: 1 });
+      expect(r.max_abs_logit_diff.adapter_vs_base, names[i]).toBeGreaterThan(1e-3);
+      expect(Math.abs(r.adapter.loss - loss), `${names[i]}: PEFT ${r.adapter.loss} vs ours ${loss}`).toBeLessThan(1e-4 * loss);
+      expect(generated, `${names[i]}: greedy tokens`).toEqual(r.generated);
+    });
+  }, 180_000);
+});
