@@ -4,6 +4,7 @@
 import { mkdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { mergeModel } from '../train/merge.ts';
+import { bottleneckRefusal } from '../train/methods/bottleneck/format.ts';
 import { oneOf, parseFlags, requiredString, UsageError } from './args.ts';
 import { openModelFolder, processIo, readAnyAdapter, writeChunksAtomic, type CliIo } from './load.ts';
 
@@ -27,6 +28,7 @@ export async function mergeCommand(args: string[], io: CliIo = processIo): Promi
 
   const folder = await openModelFolder(modelDir);
   const adapter = await readAnyAdapter(adapterPath, folder.config);
+  if (adapter.kind === 'bottleneck') throw new UsageError(`merge: ${bottleneckRefusal('merging', adapter.method, adapterPath)}`);
   const merged = await mergeModel(folder.files, adapter, undefined, dtype);
   await mkdir(out, { recursive: true });
   try {

@@ -54,7 +54,7 @@ export const TRAIN_USAGE =
   '[--targets q_proj,v_proj|all-linear] [--steps N | --epochs N] [--lr 2e-4] [--batch N] [--grad-accum N] [--max-len N] ' +
   '[--warmup STEPS] [--schedule cosine|linear|constant] [--seed N] [--eval-data FILE | --eval-split FRACTION] [--eval-every N] ' +
   '[--early-stopping N] [--checkpoint-every N] [--double-quant] [--rslora] [--lora-plus RATIO] [--weight-decay W] ' +
-  '[--train-on-prompt] [--packing] [--resume] [--profile] (explicit flags override the preset; --profile times every dispatch of ' +
+  '[--reduction-factor 16] [--adapter-activation relu|gelu_new|silu] [--train-on-prompt] [--packing] [--resume] [--profile] (explicit flags override the preset; --profile times every dispatch of ' +
   'each step: a {"profile": …} line after each step\'s line, or the tables at the end on a terminal)';
 
 export const METRICS_FILE = 'metrics.jsonl';
@@ -86,6 +86,8 @@ const CONFIG_FLAGS: Record<string, { field: keyof TrainConfig; kind: 'number' | 
   'weight-decay': { field: 'weightDecay', kind: 'number' },
   'train-on-prompt': { field: 'trainOnPrompt', kind: 'boolean' },
   packing: { field: 'packing', kind: 'boolean' },
+  'reduction-factor': { field: 'reductionFactor', kind: 'number' },
+  'adapter-activation': { field: 'adapterActivation', kind: 'string' },
 };
 
 const FLAG_OF = new Map(Object.entries(CONFIG_FLAGS).map(([flag, { field }]) => [field, flag]));

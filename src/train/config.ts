@@ -55,6 +55,10 @@ export interface TrainConfig {
   seed: number;
   /** NF4: quantize the absmax values too (bitsandbytes' compress_statistics). */
   doubleQuant: boolean;
+  /** Bottleneck adapters (houlsby, pfeiffer): the bottleneck is max(1, ⌊out_features / this⌋) wide. */
+  reductionFactor: number;
+  /** Bottleneck adapters: the non-linearity between the down- and up-projection. */
+  adapterActivation: 'relu' | 'gelu_new' | 'silu';
 }
 
 /** The CLI's defaults, as issue #5 fixes them (rank 8, alpha 16, lr 2e-4, batch 4, max length 512, 1 epoch, 3%
@@ -90,6 +94,8 @@ export const DEFAULT_CONFIG: TrainConfig = {
   packing: false,
   seed: 42,
   doubleQuant: false,
+  reductionFactor: 16,
+  adapterActivation: 'relu',
 };
 
 export { applyPreset, PRESET_NAMES, PRESETS, type PresetName } from './presets.ts';
@@ -122,6 +128,7 @@ const NUMBER_RULES: Partial<Record<keyof TrainConfig, NumberRule>> = {
   earlyStoppingPatience: { min: 0, max: 1000, integer: true },
   checkpointEvery: { min: 1, max: 1e7, integer: true },
   seed: { min: 0, max: 2 ** 32 - 1, integer: true },
+  reductionFactor: { min: 1, max: 4096 },
 };
 
 function describeRange(r: NumberRule): string {
@@ -161,6 +168,9 @@ export function validateConfig(c: TrainConfig): FieldError[] {
   if (!Array.isArray(c.targets) || c.targets.some((t) => typeof t !== 'string' || !/^[\w.-]+$/.test(t))) {
     errors.push({ field: 'targets', message: `targets = ${JSON.stringify(c.targets)}: must be module names like q_proj, or all-linear` });
   }
+  if (!['relu', 'gelu_new', 'silu'].includes(c.adapterActivation)) {
+    errors.push({ field: 'adapterActivation', message: `adapterActivation = ${JSON.stringify(c.adapterActivation)}: must be relu, gelu_new or silu` });
+  }
   if (c.doubleQuant && c.quant !== 'nf4') {
     errors.push({ field: 'doubleQuant', message: 'doubleQuant = true: only applies to quant nf4 (QLoRA)' });
   }
@@ -179,7 +189,11 @@ export class ConfigError extends Error {
  * CLI checkpoints, imported runs) or given the old way (`--method qlora`), as today's: method lora with quant nf4.
  * Anything else passes through unchanged for validateConfig to judge.
  */
-export function normalizeConfig<T extends Partial<TrainConfig>>(c: T): T {
+export function normalizeConfig<T extends Partial<TrainConfig>>(config: T): T {
+  // Saved before the bottleneck adapters' settings existed: their defaults.
+  const c = config.method !== undefined && (config.reductionFactor === undefined || config.adapterActivation === undefined)
+    ? { reductionFactor: DEFAULT_CONFIG.reductionFactor, adapterActivation: DEFAULT_CONFIG.adapterActivation, ...config }
+    : config;
   const legacy = c as { method?: string };
   if (legacy.method === 'qlora') return { ...c, method: 'lora', quant: 'nf4' };
   if (c.method !== undefined && c.quant === undefined) return { ...c, quant: 'none' };
