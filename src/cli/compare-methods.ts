@@ -1,6 +1,7 @@
 // `lora-studio compare-methods`: the comparison of the article the product grew from (../shared/background/), run on
 // one model and one dataset. Each row is one `train` run into --out/<row>/ with the same data, seed, steps, batch and
-// evaluation split — full fine-tuning, LoRA r8 and r64, QLoRA r8, DoRA r8, IA³ by default — then, where --prompt is
+// evaluation split — full fine-tuning, LoRA r8 and r64, QLoRA r8, DoRA r8, IA³, Houlsby and Pfeiffer bottleneck
+// adapters (reduction factor 16, at LoRA's rate) by default — then, where --prompt is
 // given, one greedy generation of the same prompt with each result. A row the GPU cannot hold (full fine-tuning of a
 // model over its binding limit) is reported as skipped with the reason; a row that fails is reported and the others
 // still run.
@@ -46,6 +47,8 @@ export const METHOD_ROWS: readonly MethodRow[] = [
   { id: 'qlora-r8', label: 'QLoRA r8', method: 'lora', flags: ['--rank', '8', '--alpha', '16', '--quant', 'nf4'], lrScale: 1 },
   { id: 'dora-r8', label: 'DoRA r8', method: 'dora', flags: ['--rank', '8', '--alpha', '16'], lrScale: 1 },
   { id: 'ia3', label: 'IA³', method: 'ia3', flags: [], lrScale: 10 },
+  { id: 'houlsby', label: 'Houlsby adapters', method: 'houlsby', flags: [], lrScale: 1 },
+  { id: 'pfeiffer', label: 'Pfeiffer adapters', method: 'pfeiffer', flags: [], lrScale: 1 },
 ];
 
 export const COMPARE_METHODS_USAGE =
