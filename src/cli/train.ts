@@ -1,5 +1,6 @@
-// `lora-studio train`: fine-tuning a model folder on a JSONL file with a method of the registry (LoRA, IA³; QLoRA =
-// LoRA over an NF4 base), written as a PEFT adapter.
+// `lora-studio train`: fine-tuning a model folder on a JSONL file with a method of the registry (LoRA, DoRA, IA³,
+// full fine-tuning, Houlsby and Pfeiffer bottleneck adapters; QLoRA = LoRA over an NF4 base), written as a PEFT
+// adapter (bottleneck adapters: the studio's documented layout, methods/bottleneck/format.ts).
 //
 //   flags → TrainConfig (config.ts validates; errors name the flag and the valid range)
 //   → model folder, tokenizer, rows (src/cli/load.ts, as eval reads them), eval rows (--eval-data or --eval-split)

@@ -297,8 +297,8 @@ export async function importPeftAdapter(source: Uint8Array | ByteSource | ModelF
 }
 
 /**
- * Reads a PEFT adapter of any method the engine runs (adapter_config.json's peft_type: LORA or IA3) and checks it
- * against `model`; every problem is reported at once in one AdapterError naming the file and the tensor.
+ * Reads an adapter of any method the engine runs (adapter_config.json's peft_type: LORA or IA3; or adapter_type
+ * "bottleneck", the studio's layout) and checks it against `model`; every problem is reported at once in one AdapterError naming the file and the tensor.
  */
 export async function importAnyAdapter(source: Uint8Array | ByteSource | ModelFiles, model: ModelConfig, name?: string): Promise<AnyAdapter> {
   const folder = await adapterFolder(source, model, name);
