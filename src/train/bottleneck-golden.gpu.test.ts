@@ -167,6 +167,37 @@ describe.each(RUNS)('golden %s run against the PyTorch reference: %s, %s kernels
   });
 });
 
+describe('a bottleneck run initialised from its seed', () => {
+  it('draws D and b_d in ±1/√out (different per seed), starts U and b_u at zero: step 0 is the base model', async () => {
+    const g: BottleneckGolden = JSON.parse(readFileSync(join(FIXTURES, 'golden', 'train_houlsby_llama.json'), 'utf8'));
+    const tf = await loadTransformer(e, nodeFolder(join(FIXTURES, 'models', 'llama')), kernelChoiceFor('naive'), { dtype: 'f32', quant: 'none' });
+    const rows = goldenRows(g);
+    const base = await evaluateRows(e, tf, rows, { batchTokens: 1 << 20 });
+    const draws: Float32Array[] = [];
+    for (const seed of [1, 2]) {
+      const config = goldenConfig(g, { method: 'houlsby', targets: [], reductionFactor: 8, seed });
+      const trainer = new Trainer({ engine: e, transformer: tf, config, train: rows, eval: rows, padId: 0 });
+      try {
+        const tensors = await trainer.trainedTensors();
+        for (const m of trainer.modules) {
+          const bound = 1 / Math.sqrt(m.outFeatures);
+          for (const part of ['adapter_down.weight', 'adapter_down.bias']) {
+            const v = tensors.get(`${m.peftPath}.${part}`)!;
+            expect(v.every((x) => Math.abs(x) <= bound) && v.some((x) => x !== 0), `${m.peftPath}.${part}`).toBe(true);
+          }
+          for (const part of ['adapter_up.weight', 'adapter_up.bias']) expect(tensors.get(`${m.peftPath}.${part}`)!.every((x) => x === 0)).toBe(true);
+        }
+        draws.push(tensors.get(`${trainer.modules[0].peftPath}.adapter_down.weight`)!);
+        const start = await trainer.evaluate();
+        expect(Math.abs(start.loss - base.loss), `step 0 ${start.loss} vs base ${base.loss}`).toBeLessThan(1e-6 * base.loss);
+      } finally {
+        trainer.dispose();
+      }
+    }
+    expect(Array.from(draws[0])).not.toEqual(Array.from(draws[1]));
+  });
+});
+
 /** scripts/golden_bottleneck.py --check on `jobs` (one Python start for all of them). */
 function runReferenceCheck(jobs: { base: string; adapter: string; rows: BottleneckGolden['rows'] }[]): Promise<CheckResult[]> {
   return new Promise((resolve, reject) => {
