@@ -11,8 +11,14 @@
 // D and b_d start as nn.Linear initialises them (kaiming-uniform a=√5, i.e. U(±1/√out), and the bias U(±1/√out)) from
 // the run's seed; U and b_u start at zero, so step 0 is the base model. Weight decay applies to D and U, not to the
 // biases. A non-linear adapter cannot fold into W: there is no merge, and the GGUF and TRL exports refuse it.
-// PEFT has no bottleneck adapters: the export is the studio's documented layout (format.ts), checked against a
-// PyTorch reference (scripts/golden_bottleneck.py). GPU side: runtime.ts (hook: Linear.bottleneck,
+// PEFT has no bottleneck adapters: the export is the studio's documented layout (format.ts, "lora-studio-bottleneck/1"),
+// checked against a PyTorch reference (scripts/golden_bottleneck.py):
+//   adapter_config.json        {"adapter_type": "bottleneck", "config": "houlsby"|"pfeiffer", "reduction_factor",
+//                               "bottleneck_size", "non_linearity", "target_modules": [module paths],
+//                               "base_model_name_or_path", "format": "lora-studio-bottleneck/1"}
+//   adapter_model.safetensors  F32 "<module path>.adapter_down.weight" [m, out], ".adapter_down.bias" [m],
+//                              ".adapter_up.weight" [out, m], ".adapter_up.bias" [out]
+// (the tensor names are also the trainable segments' names, so `initial` takes a file's tensors as they are). GPU side: runtime.ts (hook: Linear.bottleneck,
 // src/model/runtime/bottleneck.ts).
 import { writeSafetensors, type TensorToWrite } from '../../../model/safetensors.ts';
 import type { ModelType } from '../../../model/config.ts';
