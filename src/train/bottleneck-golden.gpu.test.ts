@@ -105,9 +105,10 @@ describe.each(RUNS)('golden %s run against the PyTorch reference: %s, %s kernels
       expect(Math.abs(loss - g.final_loss)).toBeLessThan(1e-4 * g.final_loss);
 
       const trained = await trainer.trainedTensors();
-      // Ten AdamW steps (lr 5e-3) of f32 against float64: within a small fraction of one step.
+      // Ten AdamW steps (lr 5e-3) of f32 against float64: within a small fraction of one step (measured on lavapipe:
+      // ≤ 2.4e-6; losses ≤ 1.2e-7 and grad norms ≤ 4e-7 relative).
       for (const [seg, want] of Object.entries(g.final)) {
-        expect(mismatches(trained.get(seg)!, want, { abs: 5e-5, rel: 0 }), `${seg} after 10 steps`).toEqual([]);
+        expect(mismatches(trained.get(seg)!, want, { abs: 2e-5, rel: 0 }), `${seg} after 10 steps`).toEqual([]);
       }
       const files = METHODS[method].exportAdapter({
         tensors: trained,
