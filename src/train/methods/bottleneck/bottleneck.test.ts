@@ -9,7 +9,8 @@ import { parseModelConfig, SUPPORTED_MODEL_TYPES, type ModelConfig } from '../..
 import { SafetensorsFile, writeSafetensors, type TensorToWrite } from '../../../model/safetensors.ts';
 import { memoryFolder, MemorySource } from '../../../model/sources/memory.ts';
 import { DEFAULT_CONFIG, normalizeConfig, validateConfig, type TrainConfig } from '../../config.ts';
-import { importAnyAdapter } from '../../peft.ts';
+import { bottleneckWeightsLimit } from '../../adapter-archive.ts';
+import { importAnyAdapter, zipAdapter } from '../../peft.ts';
 import { METHODS } from '../registry.ts';
 import { resolveTargets } from '../targets.ts';
 import { bottleneckInitial, bottleneckRefusal, bottleneckSize } from './format.ts';
@@ -103,6 +104,22 @@ describe('bottleneck adapters', () => {
       expect([...initial.keys()].sort()).toEqual([...tensors.keys()].sort());
       for (const [k, v] of initial) expect(Array.from(v), k).toEqual(Array.from(tensors.get(k)!));
     }
+  });
+
+  it('imports from a .zip too, bounded by its reduction factor; a bottleneck that disagrees with it is refused', async () => {
+    const model = fixture('gpt2');
+    const { files, modules } = exportFor('houlsby', model);
+    const back = await importAnyAdapter(zipAdapter(files), model, 'ours.zip');
+    expect(back.kind === 'bottleneck' && back.modules.map((m) => m.peftPath)).toEqual(modules.map((m) => m.peftPath));
+    const config = JSON.parse(new TextDecoder().decode(files['adapter_config.json']));
+    const lying = { ...files, 'adapter_config.json': new TextEncoder().encode(JSON.stringify({ ...config, reduction_factor: 16 })) };
+    await expect(importAnyAdapter(memoryFolder(lying), model, 'x')).rejects.toThrow(/a bottleneck of 4, but reduction_factor 16 gives max\(1, ⌊32 \/ 16⌋\) = 2/);
+    // Inflated within the bound for every linear layer at that reduction factor, then refused as the folder is.
+    await expect(importAnyAdapter(zipAdapter(lying), model, 'x.zip')).rejects.toThrow(/reduction_factor 16 gives/);
+    // The bound: every linear layer at the config's reduction factor (a factor below 1 counts as 1: m ≤ out).
+    expect(files['adapter_model.safetensors'].length).toBeLessThanOrEqual(bottleneckWeightsLimit(model, 8));
+    expect(bottleneckWeightsLimit(model, 0.001)).toBe(bottleneckWeightsLimit(model, 1));
+    expect(bottleneckWeightsLimit(model, 4)).toBeGreaterThan(bottleneckWeightsLimit(model, 8));
   });
 
   it('refuses a diverged tensor on export, naming it', () => {

@@ -167,6 +167,11 @@ export async function readBottleneckAdapter(where: string, json: unknown, file: 
     }
     const size = file.info(parts.get('adapter_down.weight')!).shape[0];
     sizes.set(m, size);
+    const want = bottleneckSize(m.outFeatures, config.reduction_factor);
+    if (size !== want) {
+      problems.push(`${m.peftPath}: a bottleneck of ${size}, but reduction_factor ${config.reduction_factor} gives max(1, ⌊${m.outFeatures} / ${config.reduction_factor}⌋) = ${want}`);
+      continue;
+    }
     for (const p of BOTTLENECK_PARTS) {
       const shape = file.info(parts.get(p)!).shape;
       const want = bottleneckShape(p, m.outFeatures, size);
