@@ -88,6 +88,14 @@ describe.skipIf(OTHER_DRIVER)('compare-methods', () => {
     expect(results[0].reason).toMatch(/largest binding/);
   });
 
+  it('compares the bottleneck adapters: Houlsby (attention and MLP) trains twice the parameters of Pfeiffer (MLP only)', async () => {
+    const vocab = (await readModelConfig(nodeFolder(model))).vocabSize;
+    const data = writeJsonl(dir, 'train4.jsonl', countingRows(4, 8, vocab, 7));
+    const { results } = await compare(['--model', model, '--data', data, '--steps', '1', '--batch', '4', '--out', join(dir, 'cmp4'), '--methods', 'houlsby,pfeiffer']);
+    expect(results.map((r) => [r.method, r.status])).toEqual([['houlsby', 'done'], ['pfeiffer', 'done']]);
+    expect(results[0].trainable_params).toBe(2 * results[1].trainable_params!);
+  });
+
   it('refuses unknown rows and a second comparison into the same folder', async () => {
     await expect(compare(['--model', model, '--data', 'x.jsonl', '--steps', '1', '--out', join(dir, 'cmp3'), '--methods', 'lora-r8,prefix'])).rejects.toThrow(/unknown prefix/);
     await expect(compare(['--model', model, '--data', 'x.jsonl', '--steps', '1', '--out', join(dir, 'cmp')])).rejects.toThrow(/already holds a comparison/);

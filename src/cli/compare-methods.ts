@@ -1,6 +1,7 @@
 // `lora-studio compare-methods`: the comparison of the article the product grew from (../shared/background/), run on
 // one model and one dataset. Each row is one `train` run into --out/<row>/ with the same data, seed, steps, batch and
-// evaluation split — full fine-tuning, LoRA r8 and r64, QLoRA r8, DoRA r8, IA³ by default — then, where --prompt is
+// evaluation split — full fine-tuning, LoRA r8 and r64, QLoRA r8, DoRA r8, IA³, Houlsby and Pfeiffer bottleneck
+// adapters (reduction factor 16, at LoRA's rate) by default — then, where --prompt is
 // given, one greedy generation of the same prompt with each result. A row the GPU cannot hold (full fine-tuning of a
 // model over its binding limit) is reported as skipped with the reason; a row that fails is reported and the others
 // still run.

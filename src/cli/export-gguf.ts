@@ -9,6 +9,7 @@ import { basename, dirname, join, relative } from 'node:path';
 import { exportAdapterGguf, exportGguf, GGUF_EXPORT_TYPES, type GgufExportType } from '../export/gguf-model.ts';
 import type { GgufFile } from '../export/gguf.ts';
 import { ollamaModelfile } from '../export/modelfile.ts';
+import { bottleneckRefusal } from '../train/methods/bottleneck/format.ts';
 import { oneOf, optionalString, parseFlags, requiredString, UsageError } from './args.ts';
 import { openModelFolder, percent, processIo, readAnyAdapter, writeChunksAtomic, type CliIo } from './load.ts';
 
@@ -49,6 +50,7 @@ export async function exportGgufCommand(args: string[], io: CliIo = processIo): 
   if (adapter?.kind === 'prompt') {
     throw new UsageError(`export-gguf: ${adapterPath} is a ${adapter.peftType} adapter: llama.cpp has no virtual tokens and there is nothing to merge; export the base model without --adapter`);
   }
+  if (adapter?.kind === 'bottleneck') throw new UsageError(`export-gguf: ${bottleneckRefusal('the GGUF export', adapter.method, adapterPath!)}`);
   if (adapter?.kind === 'ia3' && loraOut !== undefined) {
     throw new UsageError(`export-gguf: ${adapterPath} is an IA³ adapter, which has no LoRA form for --lora-out; export it merged (without --lora-out)`);
   }

@@ -13,7 +13,7 @@ import { readModelConfig } from '../model/load.ts';
 import { NodeFileSource, nodeFolder } from '../model/sources/node-file.ts';
 import { HfTokenizer } from '../model/tokenizer.ts';
 import { optionalText } from '../model/tokenizer-files.ts';
-import { importAdapter, importPeftAdapter, type LoraAdapter, type PeftAdapter } from '../train/peft.ts';
+import { importAdapter, importAnyAdapter, type AnyAdapter, type LoraAdapter } from '../train/peft.ts';
 import { UsageError } from './args.ts';
 
 /** Where a command writes: process.stdout/stderr for the CLI, captured lines in tests. */
@@ -88,9 +88,10 @@ export function readAdapter(path: string, config: ModelConfig): Promise<LoraAdap
   return openAdapterPath(path, (source) => importAdapter(source, config, path));
 }
 
-/** A PEFT adapter of any method the engine runs (LoRA, IA³), folder or .zip: what eval and generate take. */
-export function readAnyAdapter(path: string, config: ModelConfig): Promise<PeftAdapter> {
-  return openAdapterPath(path, (source) => importPeftAdapter(source, config, path));
+/** An adapter of any method the engine runs (LoRA, IA³, DoRA; Houlsby and Pfeiffer bottleneck adapters), folder or
+ *  .zip: what eval and generate take. */
+export function readAnyAdapter(path: string, config: ModelConfig): Promise<AnyAdapter> {
+  return openAdapterPath(path, (source) => importAnyAdapter(source, config, path));
 }
 
 async function openAdapterPath<T>(path: string, read: (source: ModelFiles | NodeFileSource) => Promise<T>): Promise<T> {

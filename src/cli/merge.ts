@@ -4,6 +4,7 @@
 import { mkdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { mergeModel } from '../train/merge.ts';
+import { bottleneckRefusal } from '../train/methods/bottleneck/format.ts';
 import { oneOf, parseFlags, requiredString, UsageError } from './args.ts';
 import { openModelFolder, processIo, readAnyAdapter, writeChunksAtomic, type CliIo } from './load.ts';
 
@@ -28,6 +29,7 @@ export async function mergeCommand(args: string[], io: CliIo = processIo): Promi
   const folder = await openModelFolder(modelDir);
   const adapter = await readAnyAdapter(adapterPath, folder.config);
   if (adapter.kind === 'prompt') throw new UsageError(`merge: ${adapterPath} is a ${adapter.peftType} adapter: its virtual tokens are inputs, not weights, so there is nothing to merge (eval and generate take it with --adapter)`);
+  if (adapter.kind === 'bottleneck') throw new UsageError(`merge: ${bottleneckRefusal('merging', adapter.method, adapterPath)}`);
   const merged = await mergeModel(folder.files, adapter, undefined, dtype);
   await mkdir(out, { recursive: true });
   try {

@@ -1,5 +1,6 @@
-// `lora-studio train`: fine-tuning a model folder on a JSONL file with a method of the registry (LoRA, IA³; QLoRA =
-// LoRA over an NF4 base), written as a PEFT adapter.
+// `lora-studio train`: fine-tuning a model folder on a JSONL file with a method of the registry (LoRA, DoRA, IA³,
+// full fine-tuning, Houlsby and Pfeiffer bottleneck adapters; QLoRA = LoRA over an NF4 base), written as a PEFT
+// adapter (bottleneck adapters: the studio's documented layout, methods/bottleneck/format.ts).
 //
 //   flags → TrainConfig (config.ts validates; errors name the flag and the valid range)
 //   → model folder, tokenizer, rows (src/cli/load.ts, as eval reads them), eval rows (--eval-data or --eval-split)
@@ -56,7 +57,8 @@ export const TRAIN_USAGE =
   '[--targets q_proj,v_proj|all-linear] [--steps N | --epochs N] [--lr 2e-4] [--batch N] [--grad-accum N] [--max-len N] ' +
   '[--warmup STEPS] [--schedule cosine|linear|constant] [--seed N] [--eval-data FILE | --eval-split FRACTION] [--eval-every N] ' +
   '[--early-stopping N] [--checkpoint-every N] [--double-quant] [--rslora] [--lora-plus RATIO] [--weight-decay W] ' +
-  '[--train-on-prompt] [--packing] [--num-virtual-tokens 20] [--prompt-init random|text] [--prompt-init-text TEXT] [--encoder-hidden-size H] [--resume] [--profile] (explicit flags override the preset; --profile times every dispatch of ' +
+  '[--train-on-prompt] [--packing] [--num-virtual-tokens 20] [--prompt-init random|text] [--prompt-init-text TEXT] [--encoder-hidden-size H] ' +
+  '[--reduction-factor 16] [--adapter-activation relu|gelu_new|silu] [--resume] [--profile] (explicit flags override the preset; --profile times every dispatch of ' +
   'each step: a {"profile": …} line after each step\'s line, or the tables at the end on a terminal)';
 
 export const METRICS_FILE = 'metrics.jsonl';
@@ -92,6 +94,8 @@ const CONFIG_FLAGS: Record<string, { field: keyof TrainConfig; kind: 'number' | 
   'prompt-init': { field: 'promptInit', kind: 'string' },
   'prompt-init-text': { field: 'promptInitText', kind: 'string' },
   'encoder-hidden-size': { field: 'encoderHiddenSize', kind: 'number' },
+  'reduction-factor': { field: 'reductionFactor', kind: 'number' },
+  'adapter-activation': { field: 'adapterActivation', kind: 'string' },
 };
 
 const FLAG_OF = new Map(Object.entries(CONFIG_FLAGS).map(([flag, { field }]) => [field, flag]));

@@ -78,6 +78,11 @@ export function peftMethodPlan(config: MethodSettings, model: Pick<ModelConfig, 
     if (nf4) throw new Error('method = "full" with quant nf4: full fine-tuning trains full-precision weights');
     return { method: 'full', lora: null, quantization: null, loraplus_lr_ratio: null };
   }
+  if (config.method === 'houlsby' || config.method === 'pfeiffer') {
+    throw new Error(
+      `method = "${config.method}": ${config.method === 'houlsby' ? 'Houlsby' : 'Pfeiffer'} bottleneck adapters have no TRL form — PEFT, which TRL's SFTTrainer trains with, has no bottleneck adapters`,
+    );
+  }
   if (config.method !== 'lora' && config.method !== 'qlora' && config.method !== 'dora') {
     throw new Error(`method = ${JSON.stringify(config.method)}: the TRL export knows lora, qlora (lora over NF4), dora and full only`);
   }

@@ -23,6 +23,7 @@ describe('TRL export pieces', () => {
     });
     expect(peftMethodPlan({ ...DEFAULT_CONFIG, method: 'qlora' } as never, gpt2, 'all-linear').method).toBe('qlora');
     expect(() => peftMethodPlan({ ...DEFAULT_CONFIG, method: 'ia3' } as never, gpt2, 'all-linear')).toThrow('method = "ia3": the TRL export knows lora, qlora (lora over NF4), dora and full only');
+    expect(() => peftMethodPlan({ ...DEFAULT_CONFIG, method: 'houlsby' } as never, gpt2, 'all-linear')).toThrow(/method = "houlsby": Houlsby bottleneck adapters have no TRL form/);
     // Full fine-tuning: no PEFT config, no quantization.
     expect(peftMethodPlan({ ...DEFAULT_CONFIG, method: 'full' }, gpt2, 'all-linear')).toEqual({ method: 'full', lora: null, quantization: null, loraplus_lr_ratio: null });
     expect(() => peftMethodPlan({ ...DEFAULT_CONFIG, method: 'full', quant: 'nf4' }, gpt2, 'all-linear')).toThrow(/full-precision/);

@@ -1,6 +1,7 @@
 // activation.wgsl — the MLP nonlinearities, forward and backward, elementwise on f32.
 //   GELU (GPT-2's gelu_new, tanh approximation)  y = ½·x·(1 + tanh(√(2/π)·(x + 0.044715·x³)))
 //   SwiGLU (Llama, Qwen)                          out = silu(gate) ⊙ up,  silu(g) = g·σ(g)
+//   ReLU, SiLU (bottleneck adapters' non_linearity: relu, silu = swish)  y = max(x, 0),  y = x·σ(x)
 //
 // Entry points; bindings in order, then the params uniform (its binding number is the count of storage bindings,
 // so each entry point declares its own variables: a binding number may be reused by different entry points):
@@ -8,6 +9,10 @@
 //   gelu_backward    x (n), dy (n)               → dx (n) = dy · gelu'(x)
 //   swiglu_forward   gate (n), up (n)            → out (n)
 //   swiglu_backward  gate (n), up (n), dout (n)  → dgate (n) = dout·up·silu'(gate),  dup (n) = dout·silu(gate)
+//   relu_forward     x (n)                       → y (n)
+//   relu_backward    x (n), dy (n)               → dx (n) = dy · [x > 0]   (0 at x = 0, as torch's threshold_backward)
+//   silu_forward     x (n)                       → y (n)
+//   silu_backward    x (n), dy (n)               → dx (n) = dy · σ(x)·(1 + x·(1 − σ(x)))
 // gate and up are separate buffers of the same shape (T, I), as the two projections produce them.
 // Dispatch: 256 threads per workgroup, ⌈n/256⌉ workgroups folded into (x, y) when over 65535 (flat workgroup index
 // wid.y·nwg.x + wid.x; the tail is guarded by i < n).
@@ -102,4 +107,40 @@ fn swiglu_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroup
   // silu'(g) = σ(g)·(1 + g·(1 − σ(g)))
   dgate[i] = d * up[i] * s * (1.0 + g * (1.0 - s));
   dup[i] = d * g * s;
+}
+
+// ---- ReLU and SiLU (the x, y, dy, dx bindings of GELU's entry points)
+@compute @workgroup_size(256, 1, 1)
+fn relu_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                @builtin(local_invocation_id) lid: vec3<u32>) {
+  let i = flatIndex(wid, nwg, lid);
+  if (i >= pAt2.n) { return; }
+  y[i] = max(x[i], 0.0);
+}
+
+@compute @workgroup_size(256, 1, 1)
+fn relu_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                 @builtin(local_invocation_id) lid: vec3<u32>) {
+  let i = flatIndex(wid, nwg, lid);
+  if (i >= pAt3.n) { return; }
+  dx[i] = select(0.0, dy[i], x[i] > 0.0);
+}
+
+@compute @workgroup_size(256, 1, 1)
+fn silu_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                @builtin(local_invocation_id) lid: vec3<u32>) {
+  let i = flatIndex(wid, nwg, lid);
+  if (i >= pAt2.n) { return; }
+  let v = x[i];
+  y[i] = v * sigmoid(v);
+}
+
+@compute @workgroup_size(256, 1, 1)
+fn silu_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                 @builtin(local_invocation_id) lid: vec3<u32>) {
+  let i = flatIndex(wid, nwg, lid);
+  if (i >= pAt3.n) { return; }
+  let v = x[i];
+  let s = sigmoid(v);
+  dx[i] = dy[i] * s * (1.0 + v * (1.0 - s));
 }

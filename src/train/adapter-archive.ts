@@ -23,6 +23,7 @@ import type { ByteSource } from '../model/safetensors.ts';
 import { memoryFolder, MemorySource } from '../model/sources/memory.ts';
 import { linearModules } from '../model/weights.ts';
 import { AdapterError } from './adapter-error.ts';
+import { bottleneckSize, isBottleneckConfig } from './methods/bottleneck/format.ts';
 
 const CONFIG_FILE = 'adapter_config.json';
 const WEIGHTS_FILE = 'adapter_model.safetensors';
@@ -112,6 +113,17 @@ export function ia3WeightsLimit(model: ModelConfig): number {
   return linearModules(model).reduce((bytes, m) => bytes + (m.inFeatures + m.outFeatures) * 4, WEIGHTS_HEADER_ALLOWANCE);
 }
 
+/** The largest adapter_model.safetensors a bottleneck adapter (methods/bottleneck/format.ts) can be on `model`: on
+ *  every linear layer D, b_d, U, b_u in F32 with m = max(1, ⌊out / reduction_factor⌋) (m ≤ out whatever the config
+ *  says), plus WEIGHTS_HEADER_ALLOWANCE. */
+export function bottleneckWeightsLimit(model: ModelConfig, reductionFactor: unknown): number {
+  const rf = typeof reductionFactor === 'number' && reductionFactor >= 1 ? reductionFactor : 1;
+  return linearModules(model).reduce((bytes, m) => {
+    const size = bottleneckSize(m.outFeatures, rf);
+    return bytes + (2 * size * m.outFeatures + size + m.outFeatures) * 4;
+  }, WEIGHTS_HEADER_ALLOWANCE);
+}
+
 /** The weights file's bound for the method adapter_config.json names (LoRA by its rank; IA³ by the model alone). */
 function weightsLimitOf(bytes: Uint8Array, file: string, entry: string, model: ModelConfig): { limit: number; why: string } {
   let json: unknown;
@@ -121,6 +133,10 @@ function weightsLimitOf(bytes: Uint8Array, file: string, entry: string, model: M
     throw new AdapterArchiveError(file, entry, `not valid JSON (${(e as Error).message})`);
   }
   const c = json as { r?: unknown; peft_type?: unknown; num_virtual_tokens?: unknown } | null;
+  if (isBottleneckConfig(json)) {
+    const limit = bottleneckWeightsLimit(model, (json as { reduction_factor?: unknown }).reduction_factor);
+    return { limit, why: `a bottleneck adapter of this ${model.modelType} model (${model.numLayers} layers) is at most ${limit} bytes` };
+  }
   if (c?.peft_type === 'PROMPT_TUNING' || c?.peft_type === 'P_TUNING') {
     // One [n, hidden] table: n counted at most the model's positions (more could never sit ahead of a row).
     const n = c.num_virtual_tokens;

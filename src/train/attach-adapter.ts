@@ -3,29 +3,31 @@
 // engine worker and the CLI share it.
 //
 // The model runs with exactly the given adapter: every linear it names gets its A [r, in] and B [out, r] (dropout 0),
-// (with DoRA's magnitude when use_dora), or its IA³ vector, every other linear none; a prompt adapter's table becomes
-// the model's virtual tokens (GpuModel.virtualTokens). The undo puts back what each linear held before (nothing, for a freshly loaded model), so
+// (with DoRA's magnitude when use_dora), or its IA³ vector, or its bottleneck adapter (D, b_d, U, b_u), every other
+// linear none; a prompt adapter's table becomes the model's virtual tokens (GpuModel.virtualTokens). The undo puts back
+// what each linear held before (nothing, for a freshly loaded model), so
 // the base model is restored exactly and the GPU buffers uploaded here are released.
 import { uploadBuffer } from '../gpu/buffers.ts';
 import type { Engine } from '../gpu/engine.ts';
 import type { GpuModel } from '../model/runtime/gpu-model.ts';
 import { STORAGE_USAGE } from '../gpu/buffers.ts';
 import { doraScalesStride } from '../gpu/kernels/dora.ts';
+import type { BottleneckAdapter } from '../model/runtime/bottleneck.ts';
 import type { DoraWeights, Ia3Vector, LoraPair } from '../model/runtime/linear.ts';
 import { promptTable } from '../model/runtime/virtual-tokens.ts';
-import type { PeftAdapter } from './peft.ts';
+import type { AnyAdapter } from './peft.ts';
 
 /**
  * Runs the model with `adapter` (null: the base model, no LoRA anywhere) until the returned undo is called. The
  * gradient buffers the LoRA pair type carries are allocated (zeros) but never written by a forward.
  */
-export function attachAdapter(e: Engine, model: GpuModel, adapter: PeftAdapter | null): () => void {
+export function attachAdapter(e: Engine, model: GpuModel, adapter: AnyAdapter | null): () => void {
   const byPath = new Map(model.modules.map((m) => [m.module.peftPath, m.linear]));
   for (const m of adapter?.modules ?? []) {
     if (!byPath.has(m.peftPath)) throw new Error(`adapter module ${m.peftPath} is not a linear layer of the loaded model`);
   }
-  const previous = new Map<string, { lora?: LoraPair; ia3?: Ia3Vector; dora?: DoraWeights }>(
-    model.modules.map((m) => [m.module.peftPath, { lora: m.linear.lora, ia3: m.linear.ia3, dora: m.linear.dora }]),
+  const previous = new Map<string, { lora?: LoraPair; ia3?: Ia3Vector; dora?: DoraWeights; bottleneck?: BottleneckAdapter }>(
+    model.modules.map((m) => [m.module.peftPath, { lora: m.linear.lora, ia3: m.linear.ia3, dora: m.linear.dora, bottleneck: m.linear.bottleneck }]),
   );
   const buffers: GPUBuffer[] = [];
   const upload = (data: Float32Array, label: string) => {
@@ -38,12 +40,30 @@ export function attachAdapter(e: Engine, model: GpuModel, adapter: PeftAdapter |
     delete linear.lora;
     delete linear.ia3;
     delete linear.dora;
+    delete linear.bottleneck;
   }
   delete model.virtualTokens;
   try {
     if (adapter?.kind === 'prompt') {
       // Prompt tuning / P-tuning: the saved table as the model's virtual tokens (no gradient: inference only).
       model.virtualTokens = promptTable(model.config, adapter.numVirtualTokens, upload(adapter.embeddings, 'prompt_embeddings'));
+    } else if (adapter?.kind === 'bottleneck') {
+      for (const m of adapter.modules) {
+        const up = (data: Float32Array, part: string) => upload(data, `${m.peftPath}.${part}`);
+        const zero = (n: number, part: string) => upload(new Float32Array(n), `${m.peftPath}.${part}.grad`);
+        byPath.get(m.peftPath)!.bottleneck = {
+          size: m.size,
+          activation: adapter.activation,
+          D: up(m.D, 'adapter_down.weight'),
+          bd: up(m.bd, 'adapter_down.bias'),
+          U: up(m.U, 'adapter_up.weight'),
+          bu: up(m.bu, 'adapter_up.bias'),
+          dD: zero(m.D.length, 'adapter_down.weight'),
+          dbd: zero(m.bd.length, 'adapter_down.bias'),
+          dU: zero(m.U.length, 'adapter_up.weight'),
+          dbu: zero(m.bu.length, 'adapter_up.bias'),
+        };
+      }
     } else if (adapter?.kind === 'ia3') {
       for (const m of adapter.modules) {
         byPath.get(m.peftPath)!.ia3 = {
@@ -102,6 +122,8 @@ export function attachAdapter(e: Engine, model: GpuModel, adapter: PeftAdapter |
       else delete linear.ia3;
       if (before?.dora) linear.dora = before.dora;
       else delete linear.dora;
+      if (before?.bottleneck) linear.bottleneck = before.bottleneck;
+      else delete linear.bottleneck;
     }
     for (const b of buffers.splice(0)) e.buffers.release(b);
   }

@@ -63,6 +63,10 @@ export interface TrainConfig {
   promptInitText: string;
   /** P-tuning: the prompt encoder MLP's hidden size (PEFT's encoder_hidden_size); null = the model's hidden size. */
   encoderHiddenSize: number | null;
+  /** Bottleneck adapters (houlsby, pfeiffer): the bottleneck is max(1, ⌊out_features / this⌋) wide. */
+  reductionFactor: number;
+  /** Bottleneck adapters: the non-linearity between the down- and up-projection. */
+  adapterActivation: 'relu' | 'gelu_new' | 'silu';
 }
 
 export type PromptInit = 'random' | 'text';
@@ -105,6 +109,8 @@ export const DEFAULT_CONFIG: TrainConfig = {
   promptInit: 'random',
   promptInitText: '',
   encoderHiddenSize: null,
+  reductionFactor: 16,
+  adapterActivation: 'relu',
 };
 
 export { applyPreset, PRESET_NAMES, PRESETS, type PresetName } from './presets.ts';
@@ -138,6 +144,7 @@ const NUMBER_RULES: Partial<Record<keyof TrainConfig, NumberRule>> = {
   checkpointEvery: { min: 1, max: 1e7, integer: true },
   seed: { min: 0, max: 2 ** 32 - 1, integer: true },
   numVirtualTokens: { min: 1, max: 1024, integer: true },
+  reductionFactor: { min: 1, max: 4096 },
 };
 
 function describeRange(r: NumberRule): string {
@@ -180,6 +187,9 @@ export function validateConfig(c: TrainConfig): FieldError[] {
   }
   if (!PROMPT_INITS.includes(c.promptInit)) errors.push({ field: 'promptInit', message: `promptInit = ${JSON.stringify(c.promptInit)}: must be random or text` });
   if (typeof c.promptInitText !== 'string') errors.push({ field: 'promptInitText', message: `promptInitText = ${JSON.stringify(c.promptInitText)}: must be a string` });
+  if (!['relu', 'gelu_new', 'silu'].includes(c.adapterActivation)) {
+    errors.push({ field: 'adapterActivation', message: `adapterActivation = ${JSON.stringify(c.adapterActivation)}: must be relu, gelu_new or silu` });
+  }
   if (c.doubleQuant && c.quant !== 'nf4') {
     errors.push({ field: 'doubleQuant', message: 'doubleQuant = true: only applies to quant nf4 (QLoRA)' });
   }
@@ -198,7 +208,8 @@ export class ConfigError extends Error {
  * CLI checkpoints, imported runs) or given the old way (`--method qlora`), as today's: method lora with quant nf4.
  * Anything else passes through unchanged for validateConfig to judge.
  */
-export function normalizeConfig<T extends Partial<TrainConfig>>(c: T): T {
+export function normalizeConfig<T extends Partial<TrainConfig>>(config: T): T {
+  const c = config;
   const legacy = c as { method?: string };
   if (legacy.method === 'qlora') return withLaterFields({ ...c, method: 'lora', quant: 'nf4' });
   if (c.method !== undefined && c.quant === undefined) return withLaterFields({ ...c, quant: 'none' });
@@ -207,7 +218,7 @@ export function normalizeConfig<T extends Partial<TrainConfig>>(c: T): T {
 
 /** Fields added after runs were first saved: a saved config without them (complete otherwise) takes their defaults,
  *  so re-running, continuing or resuming an older run validates. A partial config (overrides) is left alone. */
-const LATER_FIELDS: readonly (keyof TrainConfig)[] = ['numVirtualTokens', 'promptInit', 'promptInitText', 'encoderHiddenSize'];
+const LATER_FIELDS: readonly (keyof TrainConfig)[] = ['numVirtualTokens', 'promptInit', 'promptInitText', 'encoderHiddenSize', 'reductionFactor', 'adapterActivation'];
 
 function withLaterFields<T extends Partial<TrainConfig>>(c: T): T {
   const keys = Object.keys(DEFAULT_CONFIG) as (keyof TrainConfig)[];

@@ -18,6 +18,7 @@ import { basePrefix, linearModules, selectTargetModules, type LinearModule } fro
 import { loraScale } from './methods/lora-scale.ts';
 import { openAdapterArchive } from './adapter-archive.ts';
 import { AdapterError } from './adapter-error.ts';
+import { isBottleneckConfig, readBottleneckAdapter, type BottleneckAdapter } from './methods/bottleneck/format.ts';
 
 export { AdapterError };
 
@@ -298,11 +299,27 @@ export const PROMPT_PEFT_TYPES = ['PROMPT_TUNING', 'P_TUNING'] as const;
 /** Any adapter the engine runs: LoRA (kind absent or "lora"), IA³ or a prompt-learning one. */
 export type PeftAdapter = (LoraAdapter & { where?: string }) | Ia3Adapter | PromptAdapter;
 
-/**
- * Reads a PEFT adapter of any method the engine runs (adapter_config.json's peft_type: LORA or IA3) and checks it
- * against `model`; every problem is reported at once in one AdapterError naming the file and the tensor.
- */
+/** Any adapter the engine runs: a PEFT one, or a bottleneck adapter (Houlsby, Pfeiffer: the studio's own layout,
+ *  methods/bottleneck/format.ts, as PEFT has none). */
+export type AnyAdapter = PeftAdapter | BottleneckAdapter;
+
+/** importAnyAdapter for what takes PEFT adapters only (merging, GGUF, the studio's runs): a bottleneck adapter is
+ *  refused by name. */
 export async function importPeftAdapter(source: Uint8Array | ByteSource | ModelFiles, model: ModelConfig, name?: string): Promise<PeftAdapter> {
+  const adapter = await importAnyAdapter(source, model, name);
+  if (adapter.kind === 'bottleneck') {
+    throw new AdapterError(adapter.where, [
+      `a ${adapter.method === 'houlsby' ? 'Houlsby' : 'Pfeiffer'} bottleneck adapter: it evaluates and generates here (eval/generate --adapter), but it is not a PEFT adapter and, being non-linear, cannot be merged or exported to GGUF or TRL`,
+    ]);
+  }
+  return adapter;
+}
+
+/**
+ * Reads an adapter of any method the engine runs (adapter_config.json's peft_type: LORA or IA3; or adapter_type
+ * "bottleneck", the studio's layout) and checks it against `model`; every problem is reported at once in one AdapterError naming the file and the tensor.
+ */
+export async function importAnyAdapter(source: Uint8Array | ByteSource | ModelFiles, model: ModelConfig, name?: string): Promise<AnyAdapter> {
   const folder = await adapterFolder(source, model, name);
   const where = name ?? folder.name;
   const json = await readJsonFile(folder, ADAPTER_CONFIG_FILE);
@@ -310,7 +327,8 @@ export async function importPeftAdapter(source: Uint8Array | ByteSource | ModelF
   const peftType = typeof json === 'object' && json !== null ? (json as { peft_type?: unknown }).peft_type : undefined;
   const ia3 = peftType === 'IA3';
   const prompt = (PROMPT_PEFT_TYPES as readonly unknown[]).includes(peftType);
-  const config = ia3 || prompt ? checkIa3Config(`${where}/${ADAPTER_CONFIG_FILE}`, json) : checkAdapterConfig(`${where}/${ADAPTER_CONFIG_FILE}`, json);
+  const bottleneck = isBottleneckConfig(json);
+  const config = bottleneck ? null : ia3 || prompt ? checkIa3Config(`${where}/${ADAPTER_CONFIG_FILE}`, json) : checkAdapterConfig(`${where}/${ADAPTER_CONFIG_FILE}`, json);
 
   const weights = await folder.open(ADAPTER_WEIGHTS_FILE);
   if (!weights) {
@@ -324,8 +342,9 @@ export async function importPeftAdapter(source: Uint8Array | ByteSource | ModelF
   }
   const file = await SafetensorsFile.open(weights);
   try {
-    if (ia3) return await readIa3Tensors(where, file, config, model);
-    if (prompt) return await readPromptTensors(where, file, config, model);
+    if (bottleneck) return await readBottleneckAdapter(where, json, file, model);
+    if (ia3) return await readIa3Tensors(where, file, config!, model);
+    if (prompt) return await readPromptTensors(where, file, config!, model);
     return { ...(await readAdapterTensors(where, file, config as PeftAdapterConfig, model)), kind: 'lora', where };
   } finally {
     await file.close();

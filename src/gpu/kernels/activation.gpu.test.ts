@@ -1,9 +1,9 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { Engine } from '../engine.ts';
-import { geluBackwardRef, geluRef, swigluBackwardRef, swigluRef } from '../ref/activation.ref.ts';
+import { geluBackwardRef, geluRef, swigluBackwardRef, swigluRef, UNARY_REF } from '../ref/activation.ref.ts';
 import { mismatches, randomArray } from '../ref/testing.ts';
 import { download, testEngine, upload, zeros } from '../testing-gpu.ts';
-import { recordGelu, recordGeluBackward, recordSwiglu, recordSwigluBackward } from './activation.ts';
+import { recordActivation, recordActivationBackward, recordGelu, recordGeluBackward, recordSwiglu, recordSwigluBackward } from './activation.ts';
 import type { FoldOptions } from './elementwise.ts';
 
 let e: Engine;
@@ -64,5 +64,20 @@ describe.each(CASES)('activations at n=$n $fold', ({ n, fold }) => {
     expect(mismatches(await download(e, out, n), swigluRef(gate, up), TOL), 'out').toEqual([]);
     expect(mismatches(await download(e, dgate, n), want.dgate, BACKWARD_TOL), 'dgate').toEqual([]);
     expect(mismatches(await download(e, dup, n), want.dup, BACKWARD_TOL), 'dup').toEqual([]);
+  });
+
+  it.each(['relu', 'silu', 'gelu_new'] as const)('%s by name (bottleneck adapters), forward and backward', async (act) => {
+    const x = inputs(n, n + 5);
+    if (n > 2) x[n - 1] = 0; // ReLU's kink: 0 in both directions, as torch
+    const dy = randomArray(n, n + 6);
+    const xb = upload(e, x);
+    const y = zeros(e, n);
+    const dx = zeros(e, n);
+    const rec = e.record();
+    recordActivation(rec, act, n, { x: xb, y }, fold);
+    recordActivationBackward(rec, act, n, { x: xb, dy: upload(e, dy), dx }, fold);
+    await rec.submit();
+    expect(mismatches(await download(e, y, n), UNARY_REF[act].forward(x), TOL), 'y').toEqual([]);
+    expect(mismatches(await download(e, dx, n), UNARY_REF[act].backward(x, dy), BACKWARD_TOL), 'dx').toEqual([]);
   });
 });

@@ -79,7 +79,7 @@ export interface MatmulBuffers {
   B: BufferRef;
   C: BufferRef;
   /** (N) f32; omit for no bias. */
-  bias?: GPUBuffer;
+  bias?: BufferRef;
 }
 
 /** Records C = alpha·op(A)·op(B) (+ bias) (+ C when accumulate) into `rec`. Returns the variant dispatched: the one

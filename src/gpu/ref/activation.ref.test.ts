@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { geluBackwardRef, geluRef, swigluBackwardRef, swigluRef } from './activation.ref.ts';
+import { geluBackwardRef, geluRef, reluBackwardRef, reluRef, siluBackwardRef, siluRef, swigluBackwardRef, swigluRef } from './activation.ref.ts';
 import { mismatches, numericGrad, randomArray } from './testing.ts';
 
 const dot = (a: ArrayLike<number>, b: ArrayLike<number>) => Array.from(a).reduce((s, v, i) => s + v * b[i], 0);
@@ -36,5 +36,22 @@ describe('SwiGLU reference', () => {
     const { dgate, dup } = swigluBackwardRef(gate, up, dout);
     expect(mismatches(dgate, numericGrad((g) => dot(swigluRef(g, up), dout), gate), FD_TOL)).toEqual([]);
     expect(mismatches(dup, numericGrad((u) => dot(swigluRef(gate, u), dout), up), FD_TOL)).toEqual([]);
+  });
+});
+
+describe('ReLU and SiLU references', () => {
+  it('match torch at known points', () => {
+    // torch: F.silu(torch.tensor([1.5, -2., 0.], dtype=torch.float64))
+    expect(mismatches(siluRef([1.5, -2, 0]), [1.2263617142904655, -0.2384058440442351, 0], { abs: 1e-15, rel: 1e-14 })).toEqual([]);
+    expect(Array.from(reluRef([1.5, -2, 0]))).toEqual([1.5, 0, 0]);
+    // torch's relu backward is 0 at exactly 0 (threshold_backward: x > 0).
+    expect(Array.from(reluBackwardRef([1.5, -2, 0], [3, 4, 5]))).toEqual([3, 0, 0]);
+  });
+
+  it('backward matches finite differences (ReLU away from its kink)', () => {
+    const x = randomArray(40, 6, 4).map((v) => (Math.abs(v) < 1e-3 ? 0.5 : v));
+    const dy = randomArray(40, 7);
+    expect(mismatches(siluBackwardRef(x, dy), numericGrad((v) => dot(siluRef(v), dy), x), FD_TOL)).toEqual([]);
+    expect(mismatches(reluBackwardRef(x, dy), numericGrad((v) => dot(reluRef(v), dy), x), FD_TOL)).toEqual([]);
   });
 });

@@ -1,5 +1,5 @@
-// Plain TypeScript reference for activation.wgsl (float64): GELU (tanh approximation) and SwiGLU, forward and
-// backward.
+// Plain TypeScript reference for activation.wgsl (float64): GELU (tanh approximation), SwiGLU, ReLU and SiLU,
+// forward and backward.
 
 const GELU_K = Math.sqrt(2 / Math.PI);
 const GELU_C = 0.044715;
@@ -43,3 +43,35 @@ export function swigluBackwardRef(
   }
   return { dgate, dup };
 }
+
+/** max(x, 0). */
+export function reluRef(x: ArrayLike<number>): Float64Array {
+  return Float64Array.from(x as ArrayLike<number>, (v) => Math.max(v, 0));
+}
+
+/** dx = dy · [x > 0] (0 at x = 0, as torch's threshold_backward). */
+export function reluBackwardRef(x: ArrayLike<number>, dy: ArrayLike<number>): Float64Array {
+  return Float64Array.from(x as ArrayLike<number>, (v, i) => (v > 0 ? dy[i] : 0));
+}
+
+/** silu(x) = x·σ(x) (torch's SiLU, the adapters' "swish"). */
+export function siluRef(x: ArrayLike<number>): Float64Array {
+  return Float64Array.from(x as ArrayLike<number>, (v) => v * sigmoid(v));
+}
+
+/** dx = dy · σ(x)·(1 + x·(1 − σ(x))). */
+export function siluBackwardRef(x: ArrayLike<number>, dy: ArrayLike<number>): Float64Array {
+  return Float64Array.from(x as ArrayLike<number>, (v, i) => {
+    const s = sigmoid(v);
+    return dy[i] * s * (1 + v * (1 - s));
+  });
+}
+
+export type UnaryActivationRef = 'gelu_new' | 'relu' | 'silu';
+
+/** The forward and backward of a bottleneck adapter's non_linearity by name. */
+export const UNARY_REF: Record<UnaryActivationRef, { forward: (x: ArrayLike<number>) => Float64Array; backward: (x: ArrayLike<number>, dy: ArrayLike<number>) => Float64Array }> = {
+  gelu_new: { forward: geluRef, backward: geluBackwardRef },
+  relu: { forward: reluRef, backward: reluBackwardRef },
+  silu: { forward: siluRef, backward: siluBackwardRef },
+};

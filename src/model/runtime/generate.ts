@@ -116,6 +116,7 @@ export async function decodeStep(e: Engine, tf: Transformer, cache: KvCache, ids
       (name, input, out, accumulate = false) => {
         const saved = recordLinearForward(rec, e, kernels, inferenceLayer(linear(block, name)), n, input, out, accumulate);
         if (saved.h) scratch.push(saved.h);
+        if (saved.bottleneck) scratch.push(saved.bottleneck.h, saved.bottleneck.z, saved.bottleneck.a);
       },
       (q, k, v, o) => {
         recordKvAppend(rec, shape, { k, v, Kc, Vc });

@@ -1,6 +1,7 @@
 // One frozen linear layer of the model on the GPU, optionally wrapped by a method: LoRA, y = x·Wᵀ + b + s·B(A(drop(x)));
 // or IA³, y = (x·Wᵀ + b) ⊙ l, or y = (x ⊙ l)·Wᵀ + b on a feed-forward layer; or DoRA, y = (m/‖W + s·BA‖) ⊙ (W + s·BA)·x + b
-// (with dropout as PEFT computes it, see recordDoraForward). The base weight is dense (f32/f16;
+// (with dropout as PEFT computes it, see recordDoraForward); or a bottleneck adapter on the output, y = h + U·act(D·h + b_d)
+// + b_u with h = x·Wᵀ + b (bottleneck.ts). The base weight is dense (f32/f16;
 // nn.Linear's [out, in] or GPT-2's Conv1D [in, out]) or NF4 (always [out, in], Conv1D transposed at quantization, as
 // transformers does before bitsandbytes). Only the method's tensors get gradients.
 import type { Engine } from '../../gpu/engine.ts';
@@ -21,6 +22,7 @@ import { recordMatmulNf4, type MatmulNf4Variant } from '../../gpu/kernels/matmul
 import type { Nf4Weight } from '../../gpu/kernels/nf4.ts';
 import type { ElementType } from '../../gpu/wgsl.ts';
 import type { Workspace } from '../../gpu/workspace.ts';
+import { recordBottleneckBackward, recordBottleneckForward, type BottleneckAdapter, type BottleneckSaved, type LinearOps } from './bottleneck.ts';
 
 export type BaseWeight =
   | { kind: 'dense'; buffer: GPUBuffer; elem: ElementType; conv1d: boolean }
@@ -80,6 +82,8 @@ export interface Linear {
   grad?: LinearGrad;
   ia3?: Ia3Vector;
   dora?: DoraWeights;
+  /** Houlsby / Pfeiffer adapters (methods/bottleneck): a bottleneck MLP on the layer's output (bottleneck.ts). */
+  bottleneck?: BottleneckAdapter;
 }
 
 /** Full fine-tuning's gradients of one dense layer: ranges of the flat trainable grads. */
@@ -117,6 +121,8 @@ export interface LinearSaved {
   ia3Base?: GPUBuffer;
   /** DoRA's zl = W·drop(x) + s·B·A·drop(x) (T, out), no bias: the magnitude's gradient is Σ_t dy ⊙ zl / n. */
   doraZl?: GPUBuffer;
+  /** A bottleneck adapter's h, z and a (released by the caller as h is). */
+  bottleneck?: BottleneckSaved;
 }
 
 /**
@@ -170,6 +176,7 @@ export function recordLinearForward(
 ): LinearSaved {
   if (layer.ia3) return recordIa3Forward(rec, e, k, layer, layer.ia3, T, x, y, accumulate, ws);
   if (layer.dora) return recordDoraForward(rec, e, k, layer, layer.dora, T, x, y, accumulate, ws);
+  if (layer.bottleneck) return { bottleneck: recordBottleneckForward(rec, k, layer, layer.bottleneck, T, x, y, accumulate, linearOps(rec, e, k, layer, T, ws)) };
   const { weight, lora } = layer;
   const partials = lora ? rankPartials(rec, e, k, ws, layer, T) : undefined;
   if (lora && weight.kind === 'dense' && k.lora !== 'unfused') {
@@ -386,6 +393,15 @@ function recordIa3Backward(
   recordBaseDx(rec, k, layer, T, dys, dx, o.accumulateDx);
 }
 
+/** This layer's base product, base dx and buffers, for a method's hook that lives in its own module. */
+function linearOps(rec: Recorder, e: Engine, k: KernelChoice, layer: Linear, T: number, ws: Workspace | undefined): LinearOps {
+  return {
+    base: (x, y, accumulate) => recordBase(rec, k, layer, T, x, y, accumulate),
+    baseDx: (dy, dx, accumulate) => recordBaseDx(rec, k, layer, T, dy, dx, accumulate),
+    buffer: (role, floatsPerRow, transient) => layerBuffer(rec, e, ws, role, T, (rows) => rows * floatsPerRow * 4, transient),
+  };
+}
+
 /** y = x·Wᵀ + b with the frozen base alone. */
 function recordBase(rec: Recorder, k: KernelChoice, layer: Linear, T: number, x: GPUBuffer, y: GPUBuffer, accumulate: boolean): void {
   const { weight } = layer;
@@ -426,6 +442,7 @@ export function recordLinearBackward(
 ): void {
   if (layer.ia3) return recordIa3Backward(rec, e, k, layer, layer.ia3, T, x, saved, dy, dx, o, ws);
   if (layer.dora) return recordDoraBackward(rec, e, k, layer, layer.dora, T, x, saved, dy, dx, o, ws);
+  if (layer.bottleneck) return recordBottleneckBackward(rec, k, layer, layer.bottleneck, T, saved.bottleneck, dy, dx, o, linearOps(rec, e, k, layer, T, ws));
   const { weight, lora } = layer;
   const partials = lora ? rankPartials(rec, e, k, ws, layer, T) : undefined;
   if (lora && weight.kind === 'dense' && k.lora !== 'unfused') {

@@ -355,6 +355,7 @@ export function recordForward(
         a.saved.set(name, saved);
         if (saved.h && !ws) owned.push(saved.h);
         if (saved.ia3Base && !ws) owned.push(saved.ia3Base);
+        if (saved.bottleneck && !ws) owned.push(saved.bottleneck.h, saved.bottleneck.z, saved.bottleneck.a);
       });
     rec.scope(`b${i}`, () =>
       rec.scope('fwd', () =>

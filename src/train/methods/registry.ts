@@ -3,6 +3,7 @@
 // test says what is missing.
 import type { TrainConfig } from '../config.ts';
 import type { MethodId } from './ids.ts';
+import { houlsbyMethod, pfeifferMethod } from './bottleneck/config.ts';
 import { doraMethod } from './dora/config.ts';
 import { fullMethod } from './full/config.ts';
 import { ia3Method } from './ia3/config.ts';
@@ -18,6 +19,8 @@ export const METHODS: Readonly<Record<MethodId, TrainingMethod>> = {
   full: fullMethod,
   'prompt-tuning': promptTuningMethod,
   'p-tuning': pTuningMethod,
+  houlsby: houlsbyMethod,
+  pfeiffer: pfeifferMethod,
 };
 
 export function methodFor(id: MethodId): TrainingMethod {

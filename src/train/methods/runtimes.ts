@@ -1,5 +1,6 @@
 // The GPU side of every method in registry.ts, by id: what the trainer attaches to the model.
 import type { MethodId } from './ids.ts';
+import { houlsbyRuntime, pfeifferRuntime } from './bottleneck/runtime.ts';
 import { doraRuntime } from './dora/runtime.ts';
 import { fullRuntime } from './full/runtime.ts';
 import { ia3Runtime } from './ia3/runtime.ts';
@@ -15,6 +16,8 @@ export const METHOD_RUNTIMES: Readonly<Record<MethodId, MethodRuntime>> = {
   full: fullRuntime,
   'prompt-tuning': promptTuningRuntime,
   'p-tuning': pTuningRuntime,
+  houlsby: houlsbyRuntime,
+  pfeiffer: pfeifferRuntime,
 };
 
 export function runtimeFor(id: MethodId): MethodRuntime {

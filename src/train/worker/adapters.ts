@@ -7,7 +7,7 @@ import { attachAdapter } from '../attach-adapter.ts';
 import { isFullRunFiles, readFullRunTensors } from '../full-run.ts';
 import { attachTrainedModel } from '../methods/full/inference.ts';
 import { memoryFolder } from '../../model/sources/memory.ts';
-import { importAdapter, importPeftAdapter, type LoraAdapter, type PeftAdapter } from '../peft.ts';
+import { importAdapter, importAnyAdapter, importPeftAdapter, type LoraAdapter, type PeftAdapter } from '../peft.ts';
 import { idbKeyValue, RunsDb } from '../../store/runs-db.ts';
 import { requireEngine, requireModel, UserError } from './state.ts';
 
@@ -75,7 +75,8 @@ export async function withRunAdapter<T>(runId: string | undefined, work: () => P
   }
   const saved = runId === undefined ? null : await runSavedWeights(runId);
   const full = saved?.fullModel ? await readFullRunTensors(saved.files, saved.name) : null;
-  const adapter = saved && !full ? await importPeftAdapter(memoryFolder({ ...saved.files }, saved.name), model.config, saved.name) : null;
+  // Any adapter a run saves, bottleneck adapters (the studio's own layout) included: generation and evaluation take them.
+  const adapter = saved && !full ? await importAnyAdapter(memoryFolder({ ...saved.files }, saved.name), model.config, saved.name) : null;
   // The base model first (no LoRA of a paused run on it), then the run's weights.
   const detach = attachAdapter(e, gpuModel, adapter);
   let detachFull: (() => void) | null = null;
