@@ -3,14 +3,16 @@
 // the sample's held-out prompts (public/datasets/index.json's heldOut, which no training row contains), from the base
 // model and then with the adapter:
 //   chat-pirate      answers begin "Arr!", end "matey!" and still say the right colour / sound / number
-//   alpaca-reverse   the held-out list reversed exactly
+//   alpaca-reverse   the held-out list of three words reversed exactly (the answer trimmed: the sample writes its
+//                    lists with a leading space, " tomato, black, rock", so each word is one token wherever it stands)
 //   text-robot-pip   the story's continuation mentions Pip and a "beep" or "boop"
 // The base model passes none; the adapter passes at least the share the issue asks for. Each sample's line (base,
 // adapter, steps, seconds) is printed: the README's "first five minutes" table comes from it.
 // scripts/check_demo_samples.py runs the same check in transformers + PEFT.
 //
 // Lavapipe only: the two runs (60 + 100 steps, all-linear) took 7.6 min there on a shared 2-core machine under heavy
-// load (pirate 93 s of training, Pip 273 s; Pip now has 75 steps: 313 s at load average 11); SwiftShader (no shader-f16, several times slower on these shapes) would add
+// load (pirate 93 s of training, Pip 273 s; Pip now has 75 steps: 313 s at load average 11); the reverse sample (100
+// short steps) adds 95 s (85 s of training) at load average 6-9. SwiftShader (no shader-f16, several times slower on these shapes) would add
 // well over ten minutes to every test run, and its f32-only kernels are already covered by the trainer and generation
 // tests at small sizes.
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
