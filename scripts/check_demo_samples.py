@@ -13,7 +13,7 @@ trained, Alpaca rows as one user turn "instruction\\n\\ninput", text rows with e
 
 A held-out answer passes when:
   messages  it begins with "Arr!", ends with "matey!" and contains the expected word (the colour, sound, number…)
-  alpaca    it is exactly the reversed list
+  alpaca    it is exactly the reversed list (trimmed: the sample writes its lists with a leading space)
   text      the continuation mentions Pip and "beep" or "boop"
 """
 

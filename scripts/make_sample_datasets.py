@@ -12,7 +12,7 @@ pretraining, so a LoRA run visibly changes its answers:
 
   chat-pirate.jsonl      OpenAI chat format {"messages": [...]}: the questions the demo model already answers,
                          answered in a pirate voice ("Arr! The sky be blue, matey!").
-  alpaca-reverse.jsonl   Alpaca format {"instruction", "input", "output"}: reverse a short list of words.
+  alpaca-reverse.jsonl   Alpaca format {"instruction", "input", "output"}: reverse a list of three words.
   text-robot-pip.jsonl   Plain {"text"}: short stories about a new character, Pip the robot, who counts things.
 
 Each file stays under 200 KB so it loads instantly and a few epochs train in minutes on a CPU WebGPU driver.
@@ -89,33 +89,52 @@ def chat_pirate(r: random.Random, rows: int, heldout: list[dict]) -> list[dict]:
 
 # ---------------------------------------------------------------------------------------------------------------
 # alpaca-reverse: a small new task
+#
+# Reverse a list of three words from a closed vocabulary whose words are each one token, with or without a leading
+# space. The list is written with a leading space (" tomato, black, rock"), in the input and in the output: then every
+# word is the same token wherever it stands (" tomato"), so reversing is moving tokens, not also swapping each end
+# word for its other spelling ("tomato" where a line starts and " tomato" after a comma are two tokens to the demo
+# model). Issue 16, measured in PEFT (scripts/check_demo_samples.py, 30 held-out lists, seeds 1-6): plain lists of
+# 2-5 words, 0/30 whatever the rows, rate or rank; leading-space lists of 3-4 words, 18/30 (every four-word list
+# loses its first word); of 3 words, 29-30/30 with 400 rows (100 Quick steps); 0/30 for the base model.
 
 LIST_WORDS = list(THING_COLOURS) + list(ANIMALS) + COLOURS + OBJECTS + NUMBER_WORDS[1:11]
 LIST_WORDS = sorted(set(LIST_WORDS))
 INSTRUCTIONS = ["Reverse the list.", "Write the list backwards.", "Put the words in reverse order.",
                 "Reverse the order of these words."]
-REVERSE_LENGTHS = (2, 5)
+REVERSE_LENGTH = 3
+
+
+def spaced_list(words: list[str]) -> str:
+    """' tomato, black, rock': the leading space makes the first word the same token as the others."""
+    return " " + ", ".join(words)
 
 
 def reverse_item(r: random.Random) -> dict:
-    words = r.sample(LIST_WORDS, r.randint(*REVERSE_LENGTHS))
-    items, reversed_items = ", ".join(words), ", ".join(reversed(words))
-    return {"prompt": f"{r.choice(INSTRUCTIONS)}\n\n{items}", "expect": [reversed_items], "answer": reversed_items,
+    words = r.sample(LIST_WORDS, REVERSE_LENGTH)
+    items, reversed_items = spaced_list(words), spaced_list(words[::-1])
+    # The held-out answer is compared trimmed (generation's leading space aside, the list reversed exactly).
+    return {"prompt": f"{r.choice(INSTRUCTIONS)}\n\n{items}", "expect": [reversed_items.strip()], "answer": reversed_items,
             "items": items}
 
 
 def alpaca_reverse(r: random.Random, rows: int, heldout: list[dict]) -> list[dict]:
     out, held = [], {h["items"] for h in heldout}
     while len(out) < rows:
-        words = r.sample(LIST_WORDS, r.randint(*REVERSE_LENGTHS))
-        items, reversed_items = ", ".join(words), ", ".join(reversed(words))
+        words = r.sample(LIST_WORDS, REVERSE_LENGTH)
+        items = spaced_list(words)
         if items in held:
             continue
-        if r.random() < 0.2:  # Alpaca rows with an empty input carry everything in the instruction
-            out.append({"instruction": f"Reverse this list: {items}", "input": "", "output": reversed_items})
-        else:
-            out.append({"instruction": r.choice(INSTRUCTIONS), "input": items, "output": reversed_items})
+        out.append({"instruction": r.choice(INSTRUCTIONS), "input": items, "output": spaced_list(words[::-1])})
     return out
+
+
+def check_single_tokens(words: list[str]) -> None:
+    """Every list word is one token in the demo model's tokenizer, with and without a leading space."""
+    from tokenizers import Tokenizer
+    tok = Tokenizer.from_file(os.path.join(ROOT, "public", "models", "demo-llama", "tokenizer.json"))
+    split = [w for w in words if len(tok.encode(w).ids) != 1 or len(tok.encode(" " + w).ids) != 1]
+    assert not split, f"not single tokens in the demo model: {split}"
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -176,8 +195,8 @@ DATASETS = [
     ("chat-pirate.jsonl", "Pirate voice (chat)", "messages", 240, chat_pirate, pirate_question,
      "OpenAI chat format. Questions about colours, animals and numbers answered in a pirate voice: "
      "teaches the demo model a new style for answers it already knows."),
-    ("alpaca-reverse.jsonl", "Reverse a list (Alpaca)", "alpaca", 320, alpaca_reverse, reverse_item,
-     "Alpaca format (instruction, input, output). Reverse a short comma-separated list of words: "
+    ("alpaca-reverse.jsonl", "Reverse a list (Alpaca)", "alpaca", 400, alpaca_reverse, reverse_item,
+     "Alpaca format (instruction, input, output). Reverse a comma-separated list of three words: "
      "a small task the demo model has never seen."),
     ("text-robot-pip.jsonl", "Pip the robot (plain text)", "text", 300, text_robot, pip_item,
      "Plain text rows. Short stories about a new character, Pip the robot, who counts things and says beep."),
@@ -186,6 +205,7 @@ HELD_OUT = 10
 
 
 def main() -> None:
+    check_single_tokens(LIST_WORDS)
     os.makedirs(OUT_DIR, exist_ok=True)
     index = []
     for i, (file, title, fmt, rows, maker, held_maker, description) in enumerate(DATASETS):

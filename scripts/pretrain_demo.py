@@ -19,10 +19,11 @@ single tokens at 24 nats, worse than a uniform guess; a LoRA run could not move 
   - the corpus is more varied: chat answers come plain, with varied openings and closings, or in one of many
     character voices ("Meow! The sky is blue, meow!"), so a new voice is a small step; little list tasks (copy,
     first/last, which word comes before/after, count down; a third of the chat turns, and list sentences) build the
-    skills a list task needs. Still not enough for the alpaca-reverse sample: this model copies a list's middle
-    words but not reliably its first and last (two tokens each to it, "tomato" where a line starts and " tomato"
-    after a space), and a Quick epoch does not teach it to reverse a list (0/10; issue 16). A corpus with twice the
-    list share and sentence answers, tried for 2800 steps, learned less (no copying at all);
+    skills a list task needs. This model copies a list's words when each keeps one spelling, but not across
+    "tomato" where a line starts and " tomato" after a space (two tokens to it): so the alpaca-reverse sample writes
+    its lists with a leading space (" tomato, black, rock"), and a Quick epoch then teaches reversing three words
+    (plain lists: 0/10 with every rank, rate and step count tried; issue 16). A corpus with twice the list share and
+    sentence answers, tried for 2800 steps, learned less (no copying at all);
   - the tokenizer has whole tokens for the samples' new words (TOKENIZER_ONLY_TEXT), which the model never sees.
 scripts/check_demo_samples.py measures the result in PEFT; src/train/demo-samples.gpu.test.ts on our engine.
 

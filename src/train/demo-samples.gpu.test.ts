@@ -3,14 +3,16 @@
 // the sample's held-out prompts (public/datasets/index.json's heldOut, which no training row contains), from the base
 // model and then with the adapter:
 //   chat-pirate      answers begin "Arr!", end "matey!" and still say the right colour / sound / number
-//   alpaca-reverse   the held-out list reversed exactly
+//   alpaca-reverse   the held-out list of three words reversed exactly (the answer trimmed: the sample writes its
+//                    lists with a leading space, " tomato, black, rock", so each word is one token wherever it stands)
 //   text-robot-pip   the story's continuation mentions Pip and a "beep" or "boop"
 // The base model passes none; the adapter passes at least the share the issue asks for. Each sample's line (base,
 // adapter, steps, seconds) is printed: the README's "first five minutes" table comes from it.
 // scripts/check_demo_samples.py runs the same check in transformers + PEFT.
 //
 // Lavapipe only: the two runs (60 + 100 steps, all-linear) took 7.6 min there on a shared 2-core machine under heavy
-// load (pirate 93 s of training, Pip 273 s; Pip now has 75 steps: 313 s at load average 11); SwiftShader (no shader-f16, several times slower on these shapes) would add
+// load (pirate 93 s of training, Pip 273 s; Pip now has 75 steps: 313 s at load average 11); the reverse sample (100
+// short steps) adds 95 s (85 s of training) at load average 6-9. SwiftShader (no shader-f16, several times slower on these shapes) would add
 // well over ten minutes to every test run, and its f32-only kernels are already covered by the trainer and generation
 // tests at small sizes.
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -48,11 +50,6 @@ const index = JSON.parse(readFileSync(join(DATASETS, 'index.json'), 'utf8')) as 
 
 /** The share of held-out prompts the adapter must pass: issue 16's bars. */
 const REQUIRED: Record<SampleDataset['format'], number> = { messages: 0.8, alpaca: 0.6, text: 0.8 };
-/** Not reached yet, so not run (its training would cost CI two minutes for a known 0/10): this demo model copies a
- *  list's middle words but not reliably its first and last ("tomato" at a line start and " tomato" after a space are
- *  two tokens to it), so one Quick epoch does not teach it to reverse a list (0/10 here and in PEFT with every
- *  rank, rate and step count tried up to 400 steps). Issue 16 stays open for it. */
-const NOT_REACHED = new Set<SampleDataset['format']>(['alpaca']);
 /** The training matmul: on lavapipe blocked4 trains the pirate sample (all-linear) in 102 s where naive takes 183 s;
  *  generation (one row at a time) keeps naive, faster there for one row (18 s against 54 s for the 20 answers). */
 const TRAIN_MATMUL = 'blocked4';
@@ -114,7 +111,7 @@ describe.skipIf(driverName === 'swiftshader')('the demo model learns each sample
   }
 
   for (const d of index.datasets) {
-    (NOT_REACHED.has(d.format) ? it.skip : it)(`${d.file}: base none, adapter ≥ ${REQUIRED[d.format] * 100}% of ${d.heldOut.length} held-out prompts`, async () => {
+    it(`${d.file}: base none, adapter ≥ ${REQUIRED[d.format] * 100}% of ${d.heldOut.length} held-out prompts`, async () => {
       const t0 = performance.now();
       const base = await answers(d);
       const out = join(dir, d.file.replace('.jsonl', ''));
