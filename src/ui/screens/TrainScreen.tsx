@@ -169,6 +169,23 @@ function TrainForm() {
               {(id) => <input id={id} value={config.promptInitText} disabled={!!from} placeholder="Answer like a pirate:" onChange={(e) => set({ promptInitText: e.target.value })} />}
             </Field>
           )}
+          {has('reductionFactor') && (
+            <NumberField
+              label="Reduction factor" field="reductionFactor" config={config} set={set} errors={errors} step={1} disabled={!!from}
+              help={model?.dims && config.reductionFactor > 0 ? `bottleneck ${Math.max(1, Math.floor(model.dims.hiddenSize / config.reductionFactor))} wide on ${model.dims.hiddenSize}-wide outputs` : undefined}
+            />
+          )}
+          {has('adapterActivation') && (
+            <Field label="Adapter activation" field="adapterActivation" errors={errors}>
+              {(id) => (
+                <select id={id} value={config.adapterActivation} disabled={!!from} onChange={(e) => set({ adapterActivation: e.target.value as TrainConfig['adapterActivation'] })}>
+                  <option value="relu">ReLU</option>
+                  <option value="gelu_new">GELU (tanh)</option>
+                  <option value="silu">SiLU</option>
+                </select>
+              )}
+            </Field>
+          )}
           {modelQuant === 'nf4' && (
             <Field label="Double quantization" field="doubleQuant" errors={errors}>
               {(id) => <input id={id} type="checkbox" checked={config.doubleQuant} onChange={(e) => set({ doubleQuant: e.target.checked })} />}
