@@ -194,7 +194,7 @@ function TrainForm() {
         </div>
         <p className="small" data-testid="method-explanation">{method.explanation}</p>
         <p className="small muted" data-testid="method-advice">{method.advice}</p>
-        {!has('targets') ? (
+        {method.exports === 'model' ? (
           <p className="small" data-testid="whole-model">
             Trains every weight of the model: no rank, alpha or target modules. Exported as a whole model folder
             (model.safetensors, config.json, tokenizer) that transformers loads, not as an adapter.
