@@ -7,7 +7,7 @@ import { attachAdapter } from '../attach-adapter.ts';
 import { isFullRunFiles, readFullRunTensors } from '../full-run.ts';
 import { attachTrainedModel } from '../methods/full/inference.ts';
 import { memoryFolder } from '../../model/sources/memory.ts';
-import { importAdapter, importAnyAdapter, importPeftAdapter, type LoraAdapter, type PeftAdapter } from '../peft.ts';
+import { importAdapter, importAnyAdapter, importPeftAdapter, type AnyAdapter, type LoraAdapter, type PeftAdapter } from '../peft.ts';
 import { idbKeyValue, RunsDb } from '../../store/runs-db.ts';
 import { requireEngine, requireModel, UserError } from './state.ts';
 
@@ -30,10 +30,17 @@ export async function loadRunAdapter(runId: string): Promise<{ adapter: LoraAdap
   return { adapter: await importAdapter(folder, requireModel().config, name), name };
 }
 
-/** Run `runId`'s saved adapter of any method the engine runs (evaluation, generation, Compare, merging). */
+/** Run `runId`'s saved PEFT adapter of any method (merging and the exports, which refuse a bottleneck adapter by
+ *  name). */
 export async function loadAnyRunAdapter(runId: string): Promise<PeftAdapter> {
   const { folder, name } = await runAdapterFolder(runId);
   return importPeftAdapter(folder, requireModel().config, name);
+}
+
+/** Run `runId`'s saved adapter of any kind, bottleneck adapters included (continuing a run). */
+export async function loadRunAdapterOfAnyKind(runId: string): Promise<AnyAdapter> {
+  const { folder, name } = await runAdapterFolder(runId);
+  return importAnyAdapter(folder, requireModel().config, name);
 }
 
 /** What run `runId` saved: its PEFT files, or a full fine-tuning run's trained weights (full-run.ts). */

@@ -10,7 +10,8 @@ import { ia3SegmentName } from '../methods/ia3/config.ts';
 import { PROMPT_EMBEDDINGS } from '../methods/prompt-tuning/config.ts';
 import { doraMagnitudeSegmentName } from '../methods/dora/config.ts';
 import type { LoraAdapter } from '../peft.ts';
-import { loadAnyRunAdapter, loadFullRunTensors, workerRunsDb } from './adapters.ts';
+import { loadFullRunTensors, loadRunAdapterOfAnyKind, workerRunsDb } from './adapters.ts';
+import { bottleneckInitial } from '../methods/bottleneck/format.ts';
 import { UserError, type LoadedModel } from './state.ts';
 
 export interface Continuation {
@@ -47,7 +48,14 @@ export async function continuationFor(runId: string, config: TrainConfig, model:
     if (config.method !== 'full') throw new UserError(`cannot continue "${record.name}": it is a full fine-tuning run and this run trains ${config.method}`);
     return { initial: full, parent };
   }
-  const adapter = await loadAnyRunAdapter(runId);
+  const adapter = await loadRunAdapterOfAnyKind(runId);
+  if (adapter.kind === 'bottleneck') {
+    if (config.method !== adapter.method) throw new UserError(`cannot continue "${record.name}": it is a ${adapter.method === 'houlsby' ? 'Houlsby' : 'Pfeiffer'} bottleneck adapter and this run trains ${config.method}`);
+    if (config.reductionFactor !== adapter.reductionFactor || config.adapterActivation !== adapter.activation) {
+      throw new UserError(`cannot continue "${record.name}": its adapters have reduction factor ${adapter.reductionFactor} and ${adapter.activation}; this run asks for ${config.reductionFactor} and ${config.adapterActivation}`);
+    }
+    return { initial: bottleneckInitial(adapter), parent };
+  }
   const kind = adapter.kind === 'prompt' ? 'prompt-tuning' : adapter.kind === 'ia3' ? 'ia3' : adapter.dora ? 'dora' : 'lora';
   if (config.method !== kind) throw new UserError(`cannot continue "${record.name}": it is a ${{ ia3: 'IA³', dora: 'DoRA', lora: 'LoRA', 'prompt-tuning': 'prompt-tuning' }[kind]} adapter and this run trains ${config.method}`);
   if (adapter.kind === 'prompt') {

@@ -7,7 +7,9 @@ import { FakeHub } from '../../model/sources/testing-hub-server.ts';
 import { RunsDb, type KeyValue } from '../../store/runs-db.ts';
 import { DEFAULT_CONFIG } from '../config.ts';
 import { deflated, rawZip, zeroBomb } from '../testing-archive.ts';
-import { buildAdapterConfig, exportAdapter, importAdapter, zipAdapter, type AdapterFiles } from '../peft.ts';
+import { buildAdapterConfig, exportAdapter, importAdapter, importAnyAdapter, zipAdapter, type AdapterFiles } from '../peft.ts';
+import { METHODS } from '../methods/registry.ts';
+import { resolveTargets } from '../methods/targets.ts';
 import type { EngineEvent } from '../protocol.ts';
 import { loadRunAdapter, setWorkerRunsDb } from './adapters.ts';
 import { continuationFor, continuationProblems } from './continue.ts';
@@ -195,6 +197,19 @@ describe('importing an adapter', () => {
     const config = importedRunConfig(adapter, gpt2);
     expect(config.targets).toEqual(selectTargetModules(gpt2, ['attn.c_proj']).map((m) => m.peftPath));
     expect(selectTargetModules(gpt2, config.targets).map((m) => m.peftPath)).toEqual(adapter.modules.map((m) => m.peftPath));
+  });
+});
+
+describe('importing a bottleneck adapter (the studio\'s own layout)', () => {
+  it('becomes a run of its method with its reduction factor, activation, modules and parameter count', async () => {
+    const c = { ...DEFAULT_CONFIG, method: 'pfeiffer' as const, reductionFactor: 4, adapterActivation: 'silu' as const };
+    const { modules, targetModules } = resolveTargets(llama, [], METHODS.pfeiffer.defaultTargets);
+    const tensors = new Map(modules.flatMap((m) => METHODS.pfeiffer.tensors(m, c)).map((t) => [t.name, new Float32Array(t.length).fill(0.5)]));
+    const files = METHODS.pfeiffer.exportAdapter({ tensors, modules, targetModules, config: c, model: llama, baseModel: 'llama' });
+    const adapter = await importAnyAdapter(zipAdapter(files), llama);
+    const config = importedRunConfig(adapter, llama);
+    expect(config).toMatchObject({ method: 'pfeiffer', reductionFactor: 4, adapterActivation: 'silu' });
+    expect(selectTargetModules(llama, config.targets).map((m) => m.peftPath)).toEqual(modules.map((m) => m.peftPath));
   });
 });
 

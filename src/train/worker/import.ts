@@ -10,7 +10,7 @@ import { BlobSource, blobFolder } from '../../model/sources/blob.ts';
 import { hubModel } from '../../model/sources/hub.ts';
 import { linearModules } from '../../model/weights.ts';
 import { StorageFullError, type RunRecord, type StoredAdapter } from '../../store/runs-db.ts';
-import { ADAPTER_CONFIG_FILE, ADAPTER_WEIGHTS_FILE, AdapterError, adapterFolder, importPeftAdapter, type PeftAdapter } from '../peft.ts';
+import { ADAPTER_CONFIG_FILE, ADAPTER_WEIGHTS_FILE, AdapterError, adapterFolder, importAnyAdapter, type AnyAdapter } from '../peft.ts';
 import type { AdapterSource, EngineRequest } from '../protocol.ts';
 import { workerRunsDb } from './adapters.ts';
 import { modelCache } from './models.ts';
@@ -25,10 +25,13 @@ type ImportAdapter = Extract<EngineRequest, { type: 'import-adapter' }>;
 /** The training config an imported adapter stands for: its method, LoRA's r, lora_alpha, lora_dropout and
  *  use_rslora, and as targets the modules it has weights for (names when they select exactly those, else full paths);
  *  the rest the defaults. */
-export function importedRunConfig(adapter: PeftAdapter, model: LoadedModel['config']): TrainConfig {
+export function importedRunConfig(adapter: AnyAdapter, model: LoadedModel['config']): TrainConfig {
   // A prompt adapter (P-tuning's too: PEFT saves its encoder's output only) continues as prompt tuning.
   if (adapter.kind === 'prompt') return { ...DEFAULT_CONFIG, method: 'prompt-tuning', targets: [], numVirtualTokens: adapter.numVirtualTokens };
   const targets = peftTargetModules(adapter.modules.map((m) => m.module), linearModules(model));
+  if (adapter.kind === 'bottleneck') {
+    return { ...DEFAULT_CONFIG, method: adapter.method, targets, reductionFactor: adapter.reductionFactor, adapterActivation: adapter.activation };
+  }
   if (adapter.kind === 'ia3') return { ...DEFAULT_CONFIG, method: 'ia3', targets };
   return {
     ...DEFAULT_CONFIG,
@@ -46,7 +49,7 @@ export function importedRunRecord(o: {
   runId: string;
   name: string;
   from: string;
-  adapter: PeftAdapter;
+  adapter: AnyAdapter;
   model: Pick<LoadedModel, 'summary' | 'quant' | 'config'>;
   now: number;
 }): RunRecord {
@@ -62,7 +65,7 @@ export function importedRunRecord(o: {
     status: 'imported',
     message: adapter.warnings.join(' '),
     totalSteps: 0,
-    trainableParams: adapter.kind === 'prompt' ? adapter.embeddings.length : adapter.kind === 'ia3' ? adapter.modules.reduce((s, m) => s + m.l.length, 0) : adapter.modules.reduce((s, m) => s + m.A.length + m.B.length + (m.magnitude?.length ?? 0), 0),
+    trainableParams: adapter.kind === 'prompt' ? adapter.embeddings.length : adapter.kind === 'bottleneck' ? adapter.modules.reduce((s, m) => s + m.D.length + m.bd.length + m.U.length + m.bu.length, 0) : adapter.kind === 'ia3' ? adapter.modules.reduce((s, m) => s + m.l.length, 0) : adapter.modules.reduce((s, m) => s + m.A.length + m.B.length + (m.magnitude?.length ?? 0), 0),
     curves: [],
     samples: [],
     final: null,
@@ -133,10 +136,11 @@ export async function handleImportAdapter(req: ImportAdapter, post: Post): Promi
   const model = requireModel();
   const from = describeAdapterSource(req.source);
   let folder: ModelFiles;
-  let adapter: PeftAdapter;
+  let adapter: AnyAdapter;
   try {
     folder = await openSource(req.source, model.config, (done, total) => post({ type: 'progress', id: req.id, stage: 'download', done, total }));
-    adapter = await importPeftAdapter(folder, model.config, req.source.kind === 'hub' ? req.source.repo : folder.name);
+    // Any adapter the engine runs: PEFT's, or a bottleneck adapter in the studio's own layout.
+    adapter = await importAnyAdapter(folder, model.config, req.source.kind === 'hub' ? req.source.repo : folder.name);
   } catch (err) {
     // What is wrong with the file is the user's to fix: shown as it is, every problem listed.
     throw err instanceof AdapterError ? new UserError(`${err.message}\n(checked against ${model.summary.name})`) : err;
@@ -159,5 +163,5 @@ export async function handleImportAdapter(req: ImportAdapter, post: Post): Promi
   } catch (err) {
     throw err instanceof StorageFullError ? new UserError(err.message) : err;
   }
-  post({ type: 'adapter-imported', id: req.id, runId: req.runId, name, modules: adapter.kind === 'prompt' ? adapter.numVirtualTokens : adapter.modules.length, warnings: adapter.warnings, method: adapter.kind === 'prompt' ? (adapter.peftType === 'P_TUNING' ? 'P-tuning' : 'Prompt tuning') : adapter.kind === 'ia3' ? 'IA³' : adapter.dora ? 'DoRA' : 'LoRA' });
+  post({ type: 'adapter-imported', id: req.id, runId: req.runId, name, modules: adapter.kind === 'prompt' ? adapter.numVirtualTokens : adapter.modules.length, warnings: adapter.warnings, method: adapter.kind === 'prompt' ? (adapter.peftType === 'P_TUNING' ? 'P-tuning' : 'Prompt tuning') : adapter.kind === 'bottleneck' ? (adapter.method === 'houlsby' ? 'Houlsby adapters' : 'Pfeiffer adapters') : adapter.kind === 'ia3' ? 'IA³' : adapter.dora ? 'DoRA' : 'LoRA' });
 }

@@ -258,8 +258,14 @@ function RunCard({ run }: { run: RunRecord }) {
   const method = normalizeConfig(run.config).method;
   // The cluster export writes a PEFT LoraConfig run (DoRA: use_dora=True); another method's run says so.
   const loraOnly = method === 'lora' || method === 'dora' || method === 'full' ? undefined : `${METHODS[method]?.label ?? method} runs: the cluster export takes LoRA, DoRA and full fine-tuning runs only (for now)`;
-  // A prompt method's virtual tokens are inputs, not weights: nothing merges (the adapter itself is the export).
-  const noMerge = METHODS[method] && !METHODS[method].wrapsLinears && METHODS[method].exports === 'adapter' ? `${METHODS[method].label} runs: the virtual tokens are inputs, not weights, so there is nothing to merge (download the adapter)` : undefined;
+  // A method without a merge rule: a prompt method's virtual tokens are inputs, not weights; a bottleneck adapter is
+  // non-linear, so it cannot fold into W. The adapter itself is the export.
+  const m = METHODS[method];
+  const noMerge = !m || m.exports !== 'adapter' || m.proof.merge !== null
+    ? undefined
+    : m.wrapsLinears
+      ? `${m.label} runs: a non-linear adapter cannot be folded into the weights, so there is no merged model (download the adapter)`
+      : `${m.label} runs: the virtual tokens are inputs, not weights, so there is nothing to merge (download the adapter)`;
   const [editing, setEditing] = useState<string | null>(null);
   const [merging, setMerging] = useState<null | 'hf' | 'gguf' | 'trl' | 'full'>(null);
   // Full fine-tuning saved the whole model, not an adapter: it downloads as a model folder; merging does not apply.
