@@ -7,6 +7,7 @@
 // in a browser tab. Output is always one file (no sharding): fine up to a few GB, the models this app trains.
 
 import { readJsonFile, type ModelFiles } from '../model/checkpoint.ts';
+import type { ByteSource } from '../model/safetensors.ts';
 import { f32ArrayToBf16, f32ArrayToF16 } from '../gpu/half.ts';
 import { openModelWeights } from '../model/load.ts';
 import { compareUtf8, SafetensorsError } from '../model/safetensors.ts';
@@ -215,9 +216,12 @@ export async function rewriteModel(
   const configBytes = new TextEncoder().encode(`${JSON.stringify({ ...configJson, [dtypeKey]: TORCH_DTYPE[dtype] }, null, 2)}\n`);
   const files: OutputFile[] = [model, { path: 'config.json', size: configBytes.length, async *chunks() { yield configBytes; } }];
 
+  // The copied files stay open until the output is closed (each chunks() call reads them from the start).
+  const copied: ByteSource[] = [];
   for (const path of COPIED_FILES) {
     const source = await folder.open(path);
     if (!source) continue;
+    copied.push(source);
     files.push({
       path,
       size: source.size,
@@ -230,7 +234,13 @@ export async function rewriteModel(
       },
     });
   }
-  return { files, close: () => weights.close() };
+  return {
+    files,
+    async close() {
+      for (const source of copied) await source.close?.();
+      await weights.close();
+    },
+  };
 }
 
 /** A whole output file in memory: for small models and tests. */
