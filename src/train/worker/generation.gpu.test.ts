@@ -20,7 +20,9 @@ import { evaluateRows } from '../../cli/eval.ts';
 import { RunsDb, type KeyValue, type RunRecord } from '../../store/runs-db.ts';
 import { attachAdapter } from '../attach-adapter.ts';
 import { DEFAULT_CONFIG } from '../config.ts';
-import { buildAdapterConfig, exportAdapter, importAdapter } from '../peft.ts';
+import { buildAdapterConfig, exportAdapter, importAdapter, importAnyAdapter } from '../peft.ts';
+import { METHODS } from '../methods/registry.ts';
+import { resolveTargets } from '../methods/targets.ts';
 import type { EngineEvent } from '../protocol.ts';
 import { memoryFolder } from '../../model/sources/memory.ts';
 import { setWorkerRunsDb } from './adapters.ts';
@@ -150,6 +152,33 @@ describe('generate handler', () => {
       detach();
     }
     expect((await run('g4', { maxNewTokens: 16 })).done.text).toBe(base);
+  });
+
+  it('generates with a bottleneck adapter run (the studio\'s own layout) as attaching it by hand does', async () => {
+    const c = { ...DEFAULT_CONFIG, method: 'houlsby' as const, reductionFactor: 4, adapterActivation: 'silu' as const };
+    const { modules, targetModules } = resolveTargets(model.config, [], METHODS.houlsby.defaultTargets);
+    const rng = new Rng(7);
+    const tensors = new Map(modules.flatMap((m) => METHODS.houlsby.tensors(m, c)).map((t) => [t.name, Float32Array.from({ length: t.length }, () => (rng.next() * 2 - 1) * 0.5)]));
+    const files = METHODS.houlsby.exportAdapter({ tensors, modules, targetModules, config: c, model: model.config, baseModel: 'demo-llama' });
+    const record: RunRecord = {
+      id: 'run-houlsby', name: 'random houlsby', created: 0, updated: 0,
+      model: { name: 'demo-llama', modelType: 'llama', quant: 'none', dtype: 'f32', parameters: 0 },
+      dataset: { fileName: 'chat-pirate.jsonl', rows: 0, format: null, evalRows: 0 },
+      config: c, status: 'finished', message: '', totalSteps: 1, trainableParams: 0,
+      curves: [], samples: [], final: null, checkpoint: null, adapter: null,
+    };
+    await runs.create(record);
+    await runs.saveAdapter(record.id, files, 1);
+    const base = (await run('gb1', { maxNewTokens: 16 })).done.text;
+    const adapted = (await run('gb2', { adapterRunId: record.id, maxNewTokens: 16 })).done.text;
+    expect(adapted).not.toBe(base);
+    expect(model.transformer.model.modules.every((m) => m.linear.bottleneck === undefined)).toBe(true); // the base model is back
+    const detach = attachAdapter(e, model.transformer.model, await importAnyAdapter(memoryFolder({ ...files }), model.config));
+    try {
+      expect(await direct('What colour is the sky?', 16)).toBe(adapted);
+    } finally {
+      detach();
+    }
   });
 
   it('leaves a training run’s LoRA pairs exactly as they were', async () => {
