@@ -1,8 +1,14 @@
-// What the CLI's training tests share (train.gpu.test.ts, train-dora.gpu.test.ts): a learnable row set, JSONL files,
-// an in-memory tuning cache and the relative difference. Test-only.
-import { writeFileSync } from 'node:fs';
+// What the CLI's training tests share (train*.gpu.test.ts, compare-methods): a learnable row set, JSONL files, an
+// in-memory tuning cache, the relative difference, and `train` / `eval` run on a shared engine with their JSON lines
+// parsed. Test-only.
+import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import type { Engine } from '../gpu/engine.ts';
 import type { TuningCache } from '../gpu/kernels/matmul-tuning.ts';
+import { driverName } from '../gpu/testing-gpu.ts';
+import { evalCommand } from './eval.ts';
+import type { CliIo } from './load.ts';
+import { trainCommand } from './train.ts';
 
 export interface Row {
   input_ids: number[];
@@ -33,3 +39,27 @@ export const memoryCache = (): TuningCache => {
 };
 
 export const rel = (a: number, b: number) => Math.abs(a - b) / Math.abs(b);
+
+/** `lora-studio train ARGS` on `engine` (naive matmul, a fresh tuning cache): its step lines, its summary, its stderr. */
+export async function runTrain(engine: Engine, args: string[]) {
+  const out: string[] = [];
+  const err: string[] = [];
+  const io: CliIo = { stdout: (l) => void out.push(l), stderr: (l) => void err.push(l), progress: () => {}, tty: false };
+  await trainCommand(args, { io, engine, tuningCache: memoryCache(), matmulOverride: 'naive' });
+  return { err, summary: JSON.parse(out.at(-1)!) as Record<string, number>, steps: out.slice(0, -1).map((l) => JSON.parse(l) as Record<string, number>) };
+}
+
+/** `lora-studio eval ARGS` on `engine`: its last line, {loss, tokens}. */
+export async function runEval(engine: Engine, args: string[]): Promise<{ loss: number; tokens: number }> {
+  const out: string[] = [];
+  const io: CliIo = { stdout: (l) => void out.push(l), stderr: () => {}, progress: () => {}, tty: false };
+  await evalCommand(args, { io, engine, tuningCache: memoryCache(), matmulOverride: 'naive' });
+  return JSON.parse(out.at(-1)!) as { loss: number; tokens: number };
+}
+
+/** A run's step lines as the curve a resumed run must repeat. */
+export const curveOf = (steps: Record<string, number>[]) => steps.map((s) => ({ step: s.step, loss: s.loss, grad_norm: s.grad_norm, eval_loss: s.eval_loss }));
+
+/** The CLI is the same on every driver (the kernels and goldens run on both): its end-to-end runs go once per suite,
+ *  on lavapipe when the suite also runs on SwiftShader. */
+export const OTHER_DRIVER = driverName === 'swiftshader' && existsSync(join(process.cwd(), '.webgpu', 'lavapipe', 'env.json'));

@@ -4,11 +4,11 @@
 // curve; `generate --adapter OUT` prints what generate() gives with the adapter attached; `merge` and `export-gguf`
 // refuse it by name.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Engine } from '../gpu/engine.ts';
-import { driverName, testEngine } from '../gpu/testing-gpu.ts';
+import { testEngine } from '../gpu/testing-gpu.ts';
 import { readModelConfig } from '../model/load.ts';
 import { generate } from '../model/runtime/generate.ts';
 import { kernelChoiceFor } from '../model/runtime/linear.ts';
@@ -18,13 +18,11 @@ import { nodeFolder } from '../model/sources/node-file.ts';
 import { HfTokenizer } from '../model/tokenizer.ts';
 import { attachAdapter } from '../train/attach-adapter.ts';
 import { importAnyAdapter } from '../train/peft.ts';
-import { evalCommand } from './eval.ts';
 import { exportGgufCommand } from './export-gguf.ts';
 import { generateCommand } from './generate.ts';
 import type { CliIo } from './load.ts';
 import { mergeCommand } from './merge.ts';
-import { countingRows, memoryCache, rel, writeJsonl, type Row } from './testing-train.ts';
-import { trainCommand } from './train.ts';
+import { countingRows, curveOf, memoryCache, OTHER_DRIVER, rel, type Row, runEval, runTrain, writeJsonl } from './testing-train.ts';
 
 let e: Engine;
 let dir: string;
@@ -37,22 +35,12 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }));
 const model = (name: string) => join(FIXTURES, 'models', name);
 const quiet: CliIo = { stdout: () => {}, stderr: () => {}, progress: () => {}, tty: false };
 
-async function train(args: string[]) {
-  const out: string[] = [];
-  const io: CliIo = { stdout: (l) => void out.push(l), stderr: () => {}, progress: () => {}, tty: false };
-  await trainCommand(args, { io, engine: e, tuningCache: memoryCache(), matmulOverride: 'naive' });
-  return { summary: JSON.parse(out.at(-1)!) as Record<string, number>, steps: out.slice(0, -1).map((l) => JSON.parse(l) as Record<string, number>) };
-}
+const train = (args: string[]) => runTrain(e, args);
 
-async function evaluate(args: string[]) {
-  const out: string[] = [];
-  await evalCommand(args, { io: { ...quiet, stdout: (l) => void out.push(l) }, engine: e, tuningCache: memoryCache(), matmulOverride: 'naive' });
-  return JSON.parse(out.at(-1)!) as { loss: number; tokens: number };
-}
+const evaluate = (args: string[]) => runEval(e, args);
 
 // The CLI is the same on every driver; the kernels, the layer and the goldens run on SwiftShader too.
-const OTHER_DRIVER = driverName === 'swiftshader' && existsSync(join(process.cwd(), '.webgpu', 'lavapipe', 'env.json'));
-const curve = (steps: Record<string, number>[]) => steps.map((s) => ({ step: s.step, loss: s.loss, grad_norm: s.grad_norm, eval_loss: s.eval_loss }));
+const curve = curveOf;
 
 describe.skipIf(OTHER_DRIVER).each([
   ['houlsby', 'llama', ['--adapter-activation', 'silu', '--reduction-factor', '4']],

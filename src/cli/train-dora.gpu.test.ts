@@ -6,25 +6,23 @@
 // from the checkpoint, not re-initialised); where the reference venv exists, PeftModel.from_pretrained(base, OUT)
 // gives our eval loss.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Engine } from '../gpu/engine.ts';
-import { driverName, testEngine } from '../gpu/testing-gpu.ts';
+import { testEngine } from '../gpu/testing-gpu.ts';
 import { readModelConfig } from '../model/load.ts';
 import { nodeFolder } from '../model/sources/node-file.ts';
 import { FIXTURES } from '../model/runtime/testing.ts';
 import { referencePython, runPeftCheck } from '../train/peft-check.ts';
 import { importPeftAdapter } from '../train/peft.ts';
-import { evalCommand } from './eval.ts';
 import type { CliIo } from './load.ts';
 import { mergeCommand } from './merge.ts';
 import { attachAdapter } from '../train/attach-adapter.ts';
 import { generate } from '../model/runtime/generate.ts';
 import { kernelChoiceFor } from '../model/runtime/linear.ts';
 import { loadTransformer } from '../model/runtime/load.ts';
-import { trainCommand } from './train.ts';
-import { countingRows, memoryCache, rel, writeJsonl, type Row } from './testing-train.ts';
+import { countingRows, curveOf, OTHER_DRIVER, rel, type Row, runEval, runTrain, writeJsonl } from './testing-train.ts';
 
 let e: Engine;
 let dir: string;
@@ -37,26 +35,11 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }));
 const model = (name: string) => join(FIXTURES, 'models', name);
 const jsonl = (name: string, rows: object[]) => writeJsonl(dir, name, rows);
 
-async function train(args: string[]) {
-  const out: string[] = [];
-  const err: string[] = [];
-  const io: CliIo = { stdout: (l) => void out.push(l), stderr: (l) => void err.push(l), progress: () => {}, tty: false };
-  await trainCommand(args, { io, engine: e, tuningCache: memoryCache(), matmulOverride: 'naive' });
-  return { err, summary: JSON.parse(out.at(-1)!) as Record<string, number>, steps: out.slice(0, -1).map((l) => JSON.parse(l) as Record<string, number>) };
-}
-
-async function evaluate(args: string[]) {
-  const out: string[] = [];
-  const io: CliIo = { stdout: (l) => void out.push(l), stderr: () => {}, progress: () => {}, tty: false };
-  await evalCommand(args, { io, engine: e, tuningCache: memoryCache(), matmulOverride: 'naive' });
-  return JSON.parse(out.at(-1)!) as { loss: number; tokens: number };
-}
-
+const train = (args: string[]) => runTrain(e, args);
+const evaluate = (args: string[]) => runEval(e, args);
 // The CLI around DoRA is the same on every driver, and DoRA's kernels and whole-model runs are checked on SwiftShader
-// by the kernel, layer, golden and NF4 tests: these end-to-end runs go once per suite, on lavapipe when both run.
-const OTHER_DRIVER = driverName === 'swiftshader' && existsSync(join(process.cwd(), '.webgpu', 'lavapipe', 'env.json'));
-
-const curve = (steps: Record<string, number>[]) => steps.map((s) => ({ step: s.step, loss: s.loss, grad_norm: s.grad_norm, eval_loss: s.eval_loss }));
+// by the kernel, layer, golden and NF4 tests: these end-to-end runs go once per suite (OTHER_DRIVER).
+const curve = curveOf;
 
 describe.skipIf(OTHER_DRIVER).each([
   ['llama', ['--dropout', '0.1']],

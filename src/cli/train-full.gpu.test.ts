@@ -3,18 +3,15 @@
 // files) that `eval --model OUT` evaluates at the trainer's final eval loss and `generate --model OUT` runs; a run
 // killed after checkpoint-2 resumes and writes the same model; what full fine-tuning cannot do is refused by name.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Engine } from '../gpu/engine.ts';
-import { driverName, testEngine } from '../gpu/testing-gpu.ts';
+import { testEngine } from '../gpu/testing-gpu.ts';
 import { readModelConfig } from '../model/load.ts';
 import { nodeFolder } from '../model/sources/node-file.ts';
 import { FIXTURES } from '../model/runtime/testing.ts';
-import { evalCommand } from './eval.ts';
-import type { CliIo } from './load.ts';
-import { trainCommand } from './train.ts';
-import { countingRows, memoryCache, rel, writeJsonl } from './testing-train.ts';
+import { countingRows, curveOf, OTHER_DRIVER, rel, runEval, runTrain, writeJsonl } from './testing-train.ts';
 
 let e: Engine;
 let dir: string;
@@ -25,26 +22,14 @@ beforeAll(async () => {
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 const model = (name: string) => join(FIXTURES, 'models', name);
-const quiet: CliIo = { stdout: () => {}, stderr: () => {}, progress: () => {}, tty: false };
 
-async function train(args: string[]) {
-  const out: string[] = [];
-  const err: string[] = [];
-  const io: CliIo = { stdout: (l) => void out.push(l), stderr: (l) => void err.push(l), progress: () => {}, tty: false };
-  await trainCommand(args, { io, engine: e, tuningCache: memoryCache(), matmulOverride: 'naive' });
-  return { err, summary: JSON.parse(out.at(-1)!) as Record<string, number>, steps: out.slice(0, -1).map((l) => JSON.parse(l) as Record<string, number>) };
-}
+const train = (args: string[]) => runTrain(e, args);
 
-async function evaluate(args: string[]) {
-  const out: string[] = [];
-  await evalCommand(args, { io: { ...quiet, stdout: (l) => void out.push(l) }, engine: e, tuningCache: memoryCache(), matmulOverride: 'naive' });
-  return JSON.parse(out.at(-1)!) as { loss: number; tokens: number };
-}
+const evaluate = (args: string[]) => runEval(e, args);
 
 // The engine's full fine-tuning is checked on both drivers by full-golden.gpu.test.ts; the CLI around it runs once
 // per suite, on lavapipe when both run.
-const OTHER_DRIVER = driverName === 'swiftshader' && existsSync(join(process.cwd(), '.webgpu', 'lavapipe', 'env.json'));
-const curve = (steps: Record<string, number>[]) => steps.map((s) => ({ step: s.step, loss: s.loss, grad_norm: s.grad_norm, eval_loss: s.eval_loss }));
+const curve = curveOf;
 
 describe.skipIf(OTHER_DRIVER).each([['gpt2'], ['qwen3']] as const)('train %s with --method full', (name) => {
   let out: string;

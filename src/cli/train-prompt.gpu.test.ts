@@ -5,22 +5,20 @@
 // from the model's tokenizer; and, where the reference venv exists, PeftModel.from_pretrained(base, OUT) gives our
 // eval loss.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Engine } from '../gpu/engine.ts';
-import { driverName, testEngine } from '../gpu/testing-gpu.ts';
+import { testEngine } from '../gpu/testing-gpu.ts';
 import { readModelConfig } from '../model/load.ts';
 import { nodeFolder } from '../model/sources/node-file.ts';
 import { FIXTURES } from '../model/runtime/testing.ts';
 import { referencePython, runPeftCheck } from '../train/peft-check.ts';
 import { importPeftAdapter } from '../train/peft.ts';
-import { evalCommand } from './eval.ts';
 import { generateCommand } from './generate.ts';
 import type { CliIo } from './load.ts';
 import { mergeCommand } from './merge.ts';
-import { trainCommand } from './train.ts';
-import { countingRows, memoryCache, rel, writeJsonl, type Row } from './testing-train.ts';
+import { countingRows, curveOf, memoryCache, OTHER_DRIVER, rel, type Row, runEval, runTrain, writeJsonl } from './testing-train.ts';
 
 let e: Engine;
 let dir: string;
@@ -33,23 +31,12 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }));
 const model = (name: string) => join(FIXTURES, 'models', name);
 const quiet: CliIo = { stdout: () => {}, stderr: () => {}, progress: () => {}, tty: false };
 
-async function train(args: string[]) {
-  const out: string[] = [];
-  const err: string[] = [];
-  const io: CliIo = { stdout: (l) => void out.push(l), stderr: (l) => void err.push(l), progress: () => {}, tty: false };
-  await trainCommand(args, { io, engine: e, tuningCache: memoryCache(), matmulOverride: 'naive' });
-  return { err, summary: JSON.parse(out.at(-1)!) as Record<string, number>, steps: out.slice(0, -1).map((l) => JSON.parse(l) as Record<string, number>) };
-}
+const train = (args: string[]) => runTrain(e, args);
 
-async function evaluate(args: string[]) {
-  const out: string[] = [];
-  await evalCommand(args, { io: { ...quiet, stdout: (l) => void out.push(l) }, engine: e, tuningCache: memoryCache(), matmulOverride: 'naive' });
-  return JSON.parse(out.at(-1)!) as { loss: number; tokens: number };
-}
+const evaluate = (args: string[]) => runEval(e, args);
 
 // The same CLI on every driver; the kernels and goldens run on both: once per suite, on lavapipe when both run.
-const OTHER_DRIVER = driverName === 'swiftshader' && existsSync(join(process.cwd(), '.webgpu', 'lavapipe', 'env.json'));
-const curve = (steps: Record<string, number>[]) => steps.map((s) => ({ step: s.step, loss: s.loss, grad_norm: s.grad_norm, eval_loss: s.eval_loss }));
+const curve = curveOf;
 
 describe.skipIf(OTHER_DRIVER).each([
   ['gpt2', 'prompt-tuning', ['--packing', '--max-len', '24']],
