@@ -9,9 +9,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { readF32 } from '../gpu/buffers.ts';
 import type { Engine } from '../gpu/engine.ts';
-import { mismatches } from '../gpu/ref/testing.ts';
 import { testEngine } from '../gpu/testing-gpu.ts';
 import { memoryFolder } from '../model/sources/memory.ts';
 import { nodeFolder } from '../model/sources/node-file.ts';
@@ -26,7 +24,7 @@ import { PROMPT_EMBEDDINGS } from './methods/prompt-tuning/config.ts';
 import { METHODS } from './methods/registry.ts';
 import { referencePython, runPeftCheck, writeAdapterFolder } from './peft-check.ts';
 import { importPeftAdapter } from './peft.ts';
-import { expectPeftAdapter, goldenConfig, goldenRows, type GoldenRun } from './testing-golden.ts';
+import { expectGoldenSteps, expectPeftAdapter, goldenConfig, goldenRows, type GoldenRun } from './testing-golden.ts';
 import { evaluateLoss, Trainer } from './trainer.ts';
 
 interface PTuningGolden extends GoldenRun {
@@ -71,24 +69,10 @@ describe.each(['gpt2', 'llama', 'qwen3'])('golden P-tuning run against PEFT: %s'
     let files;
     try {
       expect(trainer.method.trainableParams).toBe(Object.values(g.initial).reduce((s, v) => s + v.length, 0));
-      const losses: number[] = [];
-      const norms: number[] = [];
-      for (const s of g.steps) {
-        const m = await trainer.trainStep();
-        losses.push(m.loss);
-        norms.push(m.gradNorm);
-        const want = g.grads[String(s.step)];
-        if (!want) continue;
-        const flat = await readF32(e.device, trainer.method.grads, trainer.method.layout.totalLength);
-        for (const t of P_TUNING_TENSORS) {
-          const seg = trainer.method.layout.segments.find((x) => x.name === pTuningSegmentName(t))!;
-          const w = want[GOLDEN_NAME[t]];
-          const scale = Math.max(...w.map(Math.abs), 1e-12);
-          expect(mismatches(flat.subarray(seg.offset, seg.offset + seg.length), w, { abs: 1e-5 * scale, rel: 1e-4 }), `${seg.name} at step ${s.step}`).toEqual([]);
-        }
-      }
-      expect(mismatches(losses, g.steps.map((s) => s.loss), { abs: 0, rel: 1e-4 })).toEqual([]);
-      expect(mismatches(norms, g.steps.map((s) => s.grad_norm), { abs: 0, rel: 1e-3 })).toEqual([]);
+      await expectGoldenSteps(e, trainer, g, (step) => {
+        const want = g.grads[String(step)];
+        return want ? new Map(P_TUNING_TENSORS.map((t) => [pTuningSegmentName(t), want[GOLDEN_NAME[t]]])) : undefined;
+      });
       const { loss, tokens } = await trainer.evaluate();
       expect(tokens).toBe(g.tokens);
       expect(Math.abs(loss - g.final_loss)).toBeLessThan(1e-4 * g.final_loss);
