@@ -12,7 +12,11 @@
 // resumed from the Runs screen on the way (its IndexedDB checkpoint holds the whole model).
 // Prompt tuning: the Train screen shows its settings (virtual tokens, TEXT init) and no targets, counts virtual tokens
 // × hidden, trains to the end; the Runs screen names it, refuses merging, and its PEFT .zip is PROMPT_TUNING with
-// prompt_embeddings; the .zip imports back, and the Playground answers with it.
+// prompt_embeddings; the .zip imports back, and the Playground answers with it. P-tuning: the same path with the prompt
+// encoder's width as its setting, counted as PEFT counts the encoder; its .zip is P_TUNING holding only the encoder's
+// output (prompt_embeddings). Houlsby adapters: reduction factor and activation on the Train screen, the bottleneck
+// MLPs counted per wrapped module (o_proj and down_proj); the Runs screen offers the studio's own layout (not PEFT's)
+// and no merge; the .zip (lora-studio-bottleneck/1) imports back, and the Playground answers with it.
 import { unzipSync } from 'fflate';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -275,6 +279,122 @@ describe('IA³ and DoRA in the studio', () => {
     await page.getByLabel('Prompt', { exact: true }).fill('Where does a snake live?');
     await page.getByLabel('Max new tokens').fill('12');
     await page.getByLabel(/pirate prompt/).first().check();
+    await page.getByRole('button', { name: 'Generate', exact: true }).click();
+    const columns = page.getByTestId('playground-column');
+    await expect.poll(() => columns.count()).toBe(2);
+    await expect
+      .poll(() => columns.evaluateAll((els) => els.map((e) => e.getAttribute('data-status'))), { timeout: 60_000 })
+      .toEqual(['done', 'done']);
+    expect(studio.problems).toEqual([]);
+  }, 300_000);
+
+  it('trains the demo model with P-tuning and downloads PEFT\'s P_TUNING adapter (the encoder\'s output only)', async () => {
+    const { page } = studio;
+    if ((await page.getByTestId('model-summary').count()) === 0) {
+      await studio.openWithDemoModel();
+      await studio.loadPirateSample();
+    }
+    await page.getByRole('button', { name: 'Train', exact: true }).click();
+    await page.getByTestId('screen-train').waitFor();
+    await page.getByRole('button', { name: /^Quick/ }).click();
+    await page.getByLabel('Method').selectOption('p-tuning');
+    expect(await page.getByTestId('method-explanation').textContent()).toMatch(/prompt encoder/);
+    expect(await page.getByLabel('Rank r').count()).toBe(0);
+    await page.getByLabel('Virtual tokens', { exact: true }).fill('6');
+    await page.getByLabel('Encoder hidden size').fill('16');
+    const config = JSON.parse(readFileSync(join(DEMO, 'config.json'), 'utf8'));
+    const h = config.hidden_size;
+    // PEFT's MLP encoder: the token table (6, h), then Linear(h, 16), ReLU, Linear(16, 16), ReLU, Linear(16, h).
+    const params = 6 * h + (16 * h + 16) + (16 * 16 + 16) + (h * 16 + h);
+    await expect.poll(() => page.getByTestId('trainable-params').textContent()).toContain(params.toLocaleString('en'));
+    await page.getByRole('radio', { name: 'max steps' }).check();
+    await page.getByLabel('Max steps', { exact: true }).fill('2');
+    await page.getByLabel('Batch size').fill('2');
+    await page.getByLabel('Max length (tokens)').fill('64');
+    await page.getByLabel('Learning rate').fill('0.01');
+    await page.getByLabel('Run name').fill('pirate ptuning');
+    await page.getByTestId('start-training').click();
+    await expect.poll(() => page.getByTestId('run-phase').textContent(), { timeout: 120_000 }).toBe('Finished');
+
+    await page.getByRole('button', { name: 'Runs', exact: true }).click();
+    const card = page.getByTestId('run-card').filter({ hasText: 'pirate ptuning' });
+    await expect.poll(() => card.count(), { timeout: 30_000 }).toBe(1);
+    expect(await card.textContent()).toContain('P-tuning · lr');
+    expect(await card.getByRole('button', { name: 'Download pirate ptuning merged into its base model' }).isDisabled()).toBe(true);
+    const [download] = await Promise.all([
+      page.waitForEvent('download'),
+      card.getByRole('button', { name: 'Download the adapter of pirate ptuning as a PEFT .zip' }).click(),
+    ]);
+    const path = join(ARTIFACTS, 'pirate-ptuning-adapter.zip');
+    await download.saveAs(path);
+    const files = unzipSync(new Uint8Array(readFileSync(path)));
+    const adapterConfig = JSON.parse(new TextDecoder().decode(files['adapter_config.json']));
+    expect(adapterConfig).toMatchObject({ peft_type: 'P_TUNING', num_virtual_tokens: 6, token_dim: h, encoder_hidden_size: 16, encoder_reparameterization_type: 'MLP' });
+    // PEFT saves the soft prompt the encoder produces, not the encoder.
+    expect(Object.keys(rawSafetensorsHeader(files['adapter_model.safetensors'])).filter((k) => k !== '__metadata__')).toEqual(['prompt_embeddings']);
+    expect(rawSafetensorsHeader(files['adapter_model.safetensors'])['prompt_embeddings']).toMatchObject({ dtype: 'F32', shape: [6, h] });
+    expect(studio.problems).toEqual([]);
+  }, 300_000);
+
+  it('trains Houlsby adapters, downloads them in the studio\'s layout (not PEFT\'s), imports them back, answers with them', async () => {
+    const { page } = studio;
+    if ((await page.getByTestId('model-summary').count()) === 0) {
+      await studio.openWithDemoModel();
+      await studio.loadPirateSample();
+    }
+    await page.getByRole('button', { name: 'Train', exact: true }).click();
+    await page.getByTestId('screen-train').waitFor();
+    await page.getByRole('button', { name: /^Quick/ }).click();
+    await page.getByLabel('Method').selectOption('houlsby');
+    expect(await page.getByTestId('method-explanation').textContent()).toMatch(/after each attention block and each MLP/);
+    await page.getByRole('radio', { name: 'PEFT default (o_proj, down_proj)' }).check();
+    await page.getByLabel('Reduction factor').fill('8');
+    await page.getByLabel('Adapter activation').selectOption('silu');
+    const config = JSON.parse(readFileSync(join(DEMO, 'config.json'), 'utf8'));
+    const h = config.hidden_size;
+    const m = Math.floor(h / 8);
+    // Per wrapped module (both output h): D (m, h) + b_d (m) + U (h, m) + b_u (h); two modules per layer.
+    const params = config.num_hidden_layers * 2 * (m * h + m + h * m + h);
+    await expect.poll(() => page.getByTestId('trainable-params').textContent()).toContain(params.toLocaleString('en'));
+    await page.getByRole('radio', { name: 'max steps' }).check();
+    await page.getByLabel('Max steps', { exact: true }).fill('2');
+    await page.getByLabel('Batch size').fill('2');
+    await page.getByLabel('Max length (tokens)').fill('64');
+    await page.getByLabel('Run name').fill('pirate houlsby');
+    await page.getByTestId('start-training').click();
+    await expect.poll(() => page.getByTestId('run-phase').textContent(), { timeout: 120_000 }).toBe('Finished');
+
+    await page.getByRole('button', { name: 'Runs', exact: true }).click();
+    const card = page.getByTestId('run-card').filter({ hasText: 'pirate houlsby' });
+    await expect.poll(() => card.count(), { timeout: 30_000 }).toBe(1);
+    expect(await card.textContent()).toContain('Houlsby adapters · lr');
+    const merged = card.getByRole('button', { name: 'Download pirate houlsby merged into its base model' });
+    expect(await merged.isDisabled()).toBe(true);
+    expect(await merged.getAttribute('title')).toMatch(/cannot be folded into the weights/);
+    expect(await card.getByRole('button', { name: /as a PEFT \.zip$/ }).count()).toBe(0);
+    const [download] = await Promise.all([
+      page.waitForEvent('download'),
+      card.getByRole('button', { name: "Download the adapter of pirate houlsby as a .zip in the studio's documented layout" }).click(),
+    ]);
+    const path = join(ARTIFACTS, 'pirate-houlsby-adapter.zip');
+    await download.saveAs(path);
+    const files = unzipSync(new Uint8Array(readFileSync(path)));
+    const adapterConfig = JSON.parse(new TextDecoder().decode(files['adapter_config.json']));
+    expect(adapterConfig).toMatchObject({ format: 'lora-studio-bottleneck/1', adapter_type: 'bottleneck', config: 'houlsby', reduction_factor: 8, bottleneck_size: m, non_linearity: 'silu' });
+    const header = rawSafetensorsHeader(files['adapter_model.safetensors']);
+    expect(header['model.layers.0.mlp.down_proj.adapter_down.weight']).toMatchObject({ dtype: 'F32', shape: [m, h] });
+    expect(header['model.layers.0.self_attn.o_proj.adapter_up.weight']).toMatchObject({ dtype: 'F32', shape: [h, m] });
+
+    await page.getByTestId('import-zip-input').setInputFiles(path);
+    await expect.poll(() => page.getByTestId('import-done').textContent(), { timeout: 60_000 }).toContain(`Houlsby adapters on ${config.num_hidden_layers * 2} modules`);
+    const imported = page.getByTestId('run-card').filter({ hasText: 'imported from pirate-houlsby-adapter.zip' });
+    await expect.poll(() => imported.count()).toBe(1);
+
+    await page.getByRole('button', { name: 'Playground', exact: true }).click();
+    await page.getByTestId('screen-playground').waitFor();
+    await page.getByLabel('Prompt', { exact: true }).fill('Where does a snake live?');
+    await page.getByLabel('Max new tokens').fill('12');
+    await page.getByLabel(/pirate houlsby/).first().check();
     await page.getByRole('button', { name: 'Generate', exact: true }).click();
     const columns = page.getByTestId('playground-column');
     await expect.poll(() => columns.count()).toBe(2);

@@ -7,7 +7,7 @@ import { setDownloader } from '../downloads.ts';
 import { linkEngine } from '../engine-link.ts';
 import { RunsDb, type KeyValue } from '../runs-db.ts';
 import { useStudio } from '../studio.ts';
-import { adapterFolderFiles, canPickFolder, linkRunsDb, NO_FOLDER_PICKER } from './runs.ts';
+import { adapterFolderFiles, canPickFolder, importedWhat, linkRunsDb, NO_FOLDER_PICKER } from './runs.ts';
 
 class MapKv implements KeyValue {
   map = new Map<string, unknown>();
@@ -171,5 +171,13 @@ describe('continuing a run', () => {
     useStudio.getState().clearTrainFrom();
     useStudio.getState().setTrainConfig({ rank: 4 });
     expect(useStudio.getState().trainConfig.rank).toBe(4);
+  });
+});
+
+describe('importedWhat', () => {
+  it('names what an imported adapter holds, per kind', () => {
+    expect(importedWhat('LoRA', 4)).toBe('4 LoRA modules');
+    expect(importedWhat('P-tuning', 8)).toBe('a P-tuning adapter of 8 virtual tokens');
+    expect(importedWhat('Houlsby adapters', 1)).toBe('Houlsby adapters on 1 module');
   });
 });
