@@ -19,6 +19,10 @@ import { countTrainable } from '../method.ts';
 import { resolveTargets } from '../targets.ts';
 import { ADALORA_ALIGN, adaloraMethod, adaloraSegmentName, adaloraTensorName } from './config.ts';
 import { budgetAction, budgetSchedule, maskToBudget, type AdaloraSchedule } from './schedule.ts';
+import { mkdtemp, readdir, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { exportGgufCommand } from '../../../cli/export-gguf.ts';
+import { peftMethodPlan } from '../../../export/trl-method.ts';
 
 const ROOT = join(import.meta.dirname, '../../../..');
 const FIX = join(ROOT, 'tests/fixtures');
@@ -153,3 +157,20 @@ describe('AdaLoRA settings, import and export refusals', () => {
     );
   });
 });
+
+describe('AdaLoRA and the LoRA-only exports', () => {
+  it('merges into a GGUF; refuses --lora-out and the TRL export by name', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'adalora-gguf-'));
+    try {
+      const io = { stdout: () => {}, stderr: () => {}, progress: () => {}, tty: false };
+      const args = ['--model', join(FIX, 'models', 'llama'), '--adapter', adapterDir('llama'), '--out', join(dir, 'm.gguf'), '--type', 'f32'];
+      await exportGgufCommand(args, io);
+      expect((await readdir(dir)).sort()).toEqual(['m.Modelfile', 'm.gguf']);
+      await expect(exportGgufCommand([...args.slice(0, 5), join(dir, 'n.gguf'), '--lora-out', join(dir, 'l.gguf')], io)).rejects.toThrow(/is an AdaLoRA adapter \(per-layer ranks, scale α \/ \(init_r \+ 1e-5\)\), which llama\.cpp's LoRA GGUF cannot hold/);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+    expect(() => peftMethodPlan({ ...DEFAULT_CONFIG, method: 'adalora' }, fixture('llama'), ['q_proj', 'v_proj'])).toThrow(/^method = "adalora": AdaLoRA has no TRL form/);
+  });
+});
+
