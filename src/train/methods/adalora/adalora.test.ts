@@ -16,6 +16,7 @@ import { loraSegmentName } from '../../lora-names.ts';
 import { adapterMerges } from '../../merge.ts';
 import { AdapterError, importAdapter, importPeftAdapter, type LoraAdapter } from '../../peft.ts';
 import { countTrainable } from '../method.ts';
+import { describeMethod } from '../registry.ts';
 import { resolveTargets } from '../targets.ts';
 import { ADALORA_ALIGN, adaloraMethod, adaloraSegmentName, adaloraTensorName } from './config.ts';
 import { budgetAction, budgetSchedule, maskToBudget, type AdaloraSchedule } from './schedule.ts';
@@ -118,8 +119,9 @@ describe('AdaLoRA budget schedule', () => {
     expect(() => maskToBudget([1, Number.NaN], 1)).toThrow('AdaLoRA importance score 1 is NaN');
   });
 
-  it('lays out the EMAs with the optimizer\'s alignment', () => {
+  it('lays out the EMAs with the optimizer\'s alignment, and names a run by its ranks', () => {
     expect(ADALORA_ALIGN).toBe(ADAMW_ALIGN_ELEMENTS);
+    expect(describeMethod({ ...DEFAULT_CONFIG, method: 'adalora', initR: 12, targetR: 8, alpha: 16 })).toBe('AdaLoRA r = 12 → 8, α = 16');
   });
 });
 

@@ -64,6 +64,7 @@ export const adaloraMethod: TrainingMethod = {
   explanation:
     'LoRA in SVD form (P·Λ·Q) whose rank is moved during training: the least important singular values are zeroed until the total rank falls from init_r to target_r per layer, where it matters most (PEFT AdaLoraConfig).',
   advice:
+    'The article: it moves rank between layers and modules, giving the important ones more and pruning the unimportant ones on its own. ' +
     'Start wider than you would set LoRA and let it prune: init_r 12 → target_r 8 (or 8 → 4), lr and α as LoRA (1e-4 to 3e-4, α = 2·target_r); ' +
     'keep tinit at 5–10% of the steps so the scores mean something before the first cut, tfinal at 10–20% to train the final ranks, ' +
     'deltaT 1–10; β1 = β2 = 0.85 and orth_reg_weight 0.5 as the paper. It pays off with many targets (all-linear), where a fixed rank wastes budget on layers that need little; ' +
