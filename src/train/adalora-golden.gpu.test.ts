@@ -11,6 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readF32 } from '../gpu/buffers.ts';
+import { countersSince, snapshotCounters } from '../gpu/counters.ts';
 import type { Engine } from '../gpu/engine.ts';
 import { driverName, testEngine } from '../gpu/testing-gpu.ts';
 import { memoryFolder } from '../model/sources/memory.ts';
@@ -173,4 +174,31 @@ describe('our AdaLoRA adapters in the real PEFT', () => {
       expect(Math.abs(res.peft_merged!.loss - res.adapter.loss), names[i]).toBeLessThan(1e-9 * loss);
     });
   }, 180_000);
+});
+
+describe('AdaLoRA\'s reads and submissions per step', () => {
+  it('reads back once per step, twice on a budget step (the triplet scores), and creates no buffer after the first step', async () => {
+    const g: AdaloraGolden = JSON.parse(readFileSync(join(FIXTURES, 'golden', 'train_adalora_llama.json'), 'utf8'));
+    const tf = await loadTransformer(e, nodeFolder(join(FIXTURES, 'models', 'llama')), kernelChoiceFor('naive'), { dtype: 'f32', quant: 'none' });
+    const trainer = new Trainer({ engine: e, transformer: tf, config: adaloraGoldenConfig(g), train: goldenRows(g), padId: 0 });
+    try {
+      await trainer.trainStep();
+      const reads: number[] = [];
+      const submits: number[] = [];
+      for (let step = 2; step <= 10; step++) {
+        const before = snapshotCounters(e.device);
+        await trainer.trainStep();
+        const c = countersSince(e.device, before);
+        expect(c.buffersCreated, `step ${step}: buffers created`).toBe(0);
+        reads.push(c.readbacks);
+        submits.push(c.submits);
+      }
+      // Steps 2–10: budget steps 4 and 6 (every deltaT = 2 in the budget phase) and 7 (total_step − tfinal).
+      expect(reads).toEqual([1, 1, 2, 1, 2, 2, 1, 1, 1]);
+      // A budget step submits the masking (E and A_eff) besides the step; the scores' copy is in the step's own.
+      expect(submits).toEqual([1, 1, 2, 1, 2, 2, 1, 1, 1]);
+    } finally {
+      trainer.dispose();
+    }
+  });
 });

@@ -6,11 +6,13 @@
 //   after AdamW          the importance EMAs (while the schedule updates them), the triplet scores (on a budget step),
 //                        A_eff again — with E masked by the frozen rank pattern in the final phase
 // and on a budget step (every deltaT steps in the budget phase, and at total_step − tfinal), once the step is done: the
-// scores are read back (M·r floats: the one read besides the step's status), the threshold found on the host
+// scores are read back (M·r floats, copied out by the step's own submission: the one read besides the step's status),
+// the threshold found on the host
 // (schedule.ts), the mask written into the params' mask segments and E masked, A_eff recomputed — all before the next
 // step is submitted. The EMAs and the mask live in the flat params as state segments (config.ts), so checkpoints
 // resume exactly.
-import { STORAGE_USAGE, readF32, writeBuffer } from '../../../gpu/buffers.ts';
+import { BufferUsage, STORAGE_USAGE, writeBuffer } from '../../../gpu/buffers.ts';
+import { gpuCounters } from '../../../gpu/counters.ts';
 import { planAdamwLayout } from '../../../gpu/kernels/adamw.ts';
 import {
   adaloraScratchFloats, adaloraTable, recordEffectiveA, recordGradThroughE, recordImportance, recordOrthRegulariser, recordScores,
@@ -90,6 +92,10 @@ export const adaloraRuntime: MethodRuntime = {
       scratch: e.buffers.acquire(adaloraScratchFloats(dims) * 4, STORAGE_USAGE, 'adalora.scratch'),
     };
     writeBuffer(e.device, own.table, table);
+    // The budget step's read-back: the scores copied here by the step's own submission, mapped once it is done.
+    const M = modules.length;
+    gpuCounters(e.device).buffersCreated++;
+    const scoresRead = e.device.createBuffer({ size: M * r * 4, usage: BufferUsage.MAP_READ | BufferUsage.COPY_DST, label: 'adalora.scores.read' });
     // A_eff from host values: written to the queue now, ahead of anything recorded later.
     const writeEffective = (params: Float32Array) => {
       const aeff = new Float32Array(effLayout.totalLength);
@@ -119,7 +125,6 @@ export const adaloraRuntime: MethodRuntime = {
     });
 
     let schedule: AdaloraSchedule = { initR: r, targetR: c.targetR, tinit: c.tinit, tfinal: c.tfinal, deltaT: c.deltaT, totalStep: c.totalStep ?? 0 };
-    const M = modules.length;
     const attached: AttachedMethod = {
       ...buffers,
       trainableParams: modules.reduce((s, m) => s + r * (m.inFeatures + m.outFeatures + 1), 0),
@@ -138,13 +143,19 @@ export const adaloraRuntime: MethodRuntime = {
       afterStep(rec, step) {
         const action = budgetAction(schedule, M, step);
         if (action.updateImportance) recordImportance(rec, dims, own, buffers.norm, c.adaloraBeta1, c.adaloraBeta2);
-        if (action.maskToBudget !== null) recordScores(rec, dims, own, buffers.norm);
+        if (action.maskToBudget !== null) {
+          recordScores(rec, dims, own, buffers.norm);
+          rec.copy(own.scratch, 0, scoresRead, 0, M * r * 4);
+        }
         recordEffectiveA(rec, dims, own, buffers.norm, action.maskByPattern);
       },
       async stepDone(step) {
         const action = budgetAction(schedule, M, step);
         if (action.maskToBudget === null) return;
-        const scores = await readF32(e.device, own.scratch, M * r);
+        gpuCounters(e.device).readbacks++;
+        await scoresRead.mapAsync(0x0001 /* GPUMapMode.READ */);
+        const scores = new Float32Array(scoresRead.getMappedRange().slice(0));
+        scoresRead.unmap();
         const mask = maskToBudget(scores, action.maskToBudget);
         dims.modules.forEach((m, i) => writeBuffer(e.device, buffers.params, Float32Array.from(mask.subarray(i * r, (i + 1) * r)), m.maskOff * 4));
         if (step === schedule.totalStep - schedule.tfinal) {
@@ -172,6 +183,7 @@ export const adaloraRuntime: MethodRuntime = {
       detach() {
         for (const l of linears) delete l.lora;
         for (const b of [own.table, own.aeff, own.scratch]) e.buffers.release(b);
+        scoresRead.destroy();
         releaseTrainable(e, buffers);
       },
     };
