@@ -5,7 +5,9 @@
 // the method, offers the PEFT .zip (peft_type IA3, ia3_l tensors) and merging; the .zip imports back as a run, and a run
 // continues from it. DoRA: the Train screen offers it with LoRA's settings (rank, alpha), counts A, B and a magnitude
 // per output row, trains to the end, and the Runs screen's PEFT .zip is a DoRA adapter as PEFT saves one (use_dora,
-// lora_A, lora_B, lora_magnitude_vector). Full fine-tuning: the Train screen offers it without rank, alpha or targets
+// lora_A, lora_B, lora_magnitude_vector). AdaLoRA: the Train screen shows its settings (init_r, target_r, the schedule)
+// and counts A, E and B, trains to the end, and its PEFT .zip is ADALORA with the rank pattern of the final budget and
+// tensors cut to it. Full fine-tuning: the Train screen offers it without rank, alpha or targets
 // and counts every weight of the model, trains a few steps to the end, the Runs screen calls it a whole model and
 // downloads it as a model folder (.zip: model.safetensors in the checkpoint's dtype, config.json, the tokenizer files)
 // instead of an adapter or a merge, and the Playground answers with it beside the base model. It is stopped once and
@@ -100,6 +102,56 @@ describe('IA³ and DoRA in the studio', () => {
     const header = rawSafetensorsHeader(files['adapter_model.safetensors']);
     expect(header['base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight']).toMatchObject({ dtype: 'F32', shape: [4, h] });
     expect(header['base_model.model.model.layers.0.self_attn.v_proj.lora_magnitude_vector']).toMatchObject({ dtype: 'F32', shape: [kv] });
+    expect(studio.problems).toEqual([]);
+  });
+
+  it('trains the demo model with AdaLoRA and downloads a PEFT AdaLoRA adapter at its rank pattern', async () => {
+    const { page } = studio;
+    await page.getByRole('button', { name: 'Train', exact: true }).click();
+    await page.getByTestId('screen-train').waitFor();
+    await page.getByRole('button', { name: /^Quick/ }).click();
+    await page.getByLabel('Method').selectOption('adalora');
+    expect(await page.getByTestId('method-explanation').textContent()).toMatch(/SVD form/);
+    expect(await page.getByTestId('method-advice').textContent()).toMatch(/pruning the unimportant ones/);
+    expect(await page.getByLabel('Rank r').count()).toBe(0);
+    await page.getByLabel('Initial rank init_r').fill('4');
+    await page.getByLabel('Target rank target_r').fill('2');
+    await page.getByRole('radio', { name: 'PEFT default (q_proj, v_proj)' }).check();
+    const config = JSON.parse(readFileSync(join(DEMO, 'config.json'), 'utf8'));
+    const q = config.num_attention_heads * config.head_dim;
+    const kv = config.num_key_value_heads * config.head_dim;
+    const h = config.hidden_size;
+    const L = config.num_hidden_layers;
+    await expect.poll(() => page.getByTestId('trainable-params').textContent()).toContain((L * (4 * (h + q + 1) + 4 * (h + kv + 1))).toLocaleString('en'));
+    await page.getByRole('radio', { name: 'max steps' }).check();
+    await page.getByLabel('Max steps', { exact: true }).fill('2');
+    await page.getByLabel('Batch size').fill('2');
+    await page.getByLabel('Max length (tokens)').fill('64');
+    await page.getByLabel('Run name').fill('pirate adalora');
+    await page.getByTestId('start-training').click();
+    await expect.poll(() => page.getByTestId('run-phase').textContent(), { timeout: 120_000 }).toBe('Finished');
+
+    await page.getByRole('button', { name: 'Runs', exact: true }).click();
+    const card = page.getByTestId('run-card').filter({ hasText: 'pirate adalora' });
+    await expect.poll(() => card.count(), { timeout: 30_000 }).toBe(1);
+    expect(await card.textContent()).toContain('AdaLoRA r4 → 2 α');
+    const [download] = await Promise.all([
+      page.waitForEvent('download'),
+      card.getByRole('button', { name: 'Download the adapter of pirate adalora as a PEFT .zip' }).click(),
+    ]);
+    const path = join(ARTIFACTS, 'pirate-adalora-adapter.zip');
+    await download.saveAs(path);
+    const files = unzipSync(new Uint8Array(readFileSync(path)));
+    const adapterConfig = JSON.parse(new TextDecoder().decode(files['adapter_config.json']));
+    // total_step: the run's 2 steps; the budget ends at target_r per module on average.
+    expect(adapterConfig).toMatchObject({ peft_type: 'ADALORA', init_r: 4, target_r: 2, total_step: 2, target_modules: ['q_proj', 'v_proj'] });
+    const pattern = adapterConfig.rank_pattern as Record<string, boolean[]>;
+    expect(Object.keys(pattern)).toHaveLength(2 * L);
+    expect(Object.values(pattern).flat().filter(Boolean)).toHaveLength(2 * 2 * L);
+    const header = rawSafetensorsHeader(files['adapter_model.safetensors']);
+    const kept = pattern['model.layers.0.self_attn.q_proj.lora_E'].filter(Boolean).length;
+    expect(header['base_model.model.model.layers.0.self_attn.q_proj.lora_A']).toMatchObject({ dtype: 'F32', shape: [kept, h] });
+    expect(header['base_model.model.model.layers.0.self_attn.q_proj.lora_E']).toMatchObject({ dtype: 'F32', shape: [kept, 1] });
     expect(studio.problems).toEqual([]);
   });
 
