@@ -112,8 +112,8 @@ describe.each(['gpt2', 'llama', 'qwen3'] as const)('golden AdaLoRA run against P
         model: tf.model.config,
         baseModel: `tests/fixtures/models/${name}`,
       });
-      // Ten AdamW steps at lr 1e-2 of f32 against float64.
-      await expectPeftAdapter(files, join(FIXTURES, 'golden', `train_adalora_${name}_adapter`), 2e-4);
+      // Ten AdamW steps at lr 1e-2 of f32 against float64: measured ≤ 1.7e-7 on lavapipe and SwiftShader.
+      await expectPeftAdapter(files, join(FIXTURES, 'golden', `train_adalora_${name}_adapter`), 2e-5);
       const dir = join(tmp, name);
       await writeAdapterFolder(dir, files);
       exported.set(name, { dir, loss, rows: g.rows });
