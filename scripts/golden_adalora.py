@@ -36,7 +36,6 @@ final pattern after step 7, and re-applies it after steps 8–10.
 from __future__ import annotations
 
 import json
-import shutil
 
 import peft
 import torch
@@ -44,7 +43,7 @@ import transformers
 from peft import AdaLoraConfig, get_peft_model
 from transformers import AutoModelForCausalLM
 
-from golden_train import MODELS, OUT, ROOT, SEED, STEPS, contract_loss, f32, pad_batch, rows_for
+from golden_train import MODELS, OUT, ROOT, SEED, STEPS, contract_loss, f32, pad_batch, rows_for, save_adapter_fixture
 
 FIXTURES = ("gpt2", "llama", "qwen3")
 LR = 1e-2  # large enough that 10 steps move the scores the budget step ranks
@@ -142,16 +141,7 @@ def train_fixture(name: str) -> None:
         "rank_pattern": final_pattern,
     }
 
-    adapter_dir = OUT / f"train_adalora_{name}_adapter"
-    if adapter_dir.exists():
-        shutil.rmtree(adapter_dir)
-    model.to(torch.float32).save_pretrained(adapter_dir)
-    cfg_path = adapter_dir / "adapter_config.json"
-    cfg = json.loads(cfg_path.read_text())
-    cfg["base_model_name_or_path"] = f"tests/fixtures/models/{name}"
-    cfg["target_modules"] = sorted(cfg["target_modules"])
-    cfg_path.write_text(json.dumps(cfg, indent=2, sort_keys=True))
-    (adapter_dir / "README.md").unlink(missing_ok=True)
+    save_adapter_fixture(model, OUT / f"train_adalora_{name}_adapter", name, sorted_keys=("target_modules",))
 
     # PEFT's merge of the saved (float32) adapter: the merge rule's reference.
     path = modules[0][0]
