@@ -107,41 +107,24 @@ describe('IA³ and DoRA in the studio', () => {
 
   it('trains the demo model with AdaLoRA and downloads a PEFT AdaLoRA adapter at its rank pattern', async () => {
     const { page } = studio;
-    await page.getByRole('button', { name: 'Train', exact: true }).click();
-    await page.getByTestId('screen-train').waitFor();
-    await page.getByRole('button', { name: /^Quick/ }).click();
-    await page.getByLabel('Method').selectOption('adalora');
+    await studio.openTrainScreen('adalora');
     expect(await page.getByTestId('method-explanation').textContent()).toMatch(/SVD form/);
     expect(await page.getByTestId('method-advice').textContent()).toMatch(/pruning the unimportant ones/);
     expect(await page.getByLabel('Rank r').count()).toBe(0);
     await page.getByLabel('Initial rank init_r').fill('4');
     await page.getByLabel('Target rank target_r').fill('2');
     await page.getByRole('radio', { name: 'PEFT default (q_proj, v_proj)' }).check();
-    const config = JSON.parse(readFileSync(join(DEMO, 'config.json'), 'utf8'));
     const q = config.num_attention_heads * config.head_dim;
     const kv = config.num_key_value_heads * config.head_dim;
     const h = config.hidden_size;
     const L = config.num_hidden_layers;
     await expect.poll(() => page.getByTestId('trainable-params').textContent()).toContain((L * (4 * (h + q + 1) + 4 * (h + kv + 1))).toLocaleString('en'));
-    await page.getByRole('radio', { name: 'max steps' }).check();
-    await page.getByLabel('Max steps', { exact: true }).fill('2');
-    await page.getByLabel('Batch size').fill('2');
-    await page.getByLabel('Max length (tokens)').fill('64');
-    await page.getByLabel('Run name').fill('pirate adalora');
-    await page.getByTestId('start-training').click();
-    await expect.poll(() => page.getByTestId('run-phase').textContent(), { timeout: 120_000 }).toBe('Finished');
+    await studio.fillRun({ steps: 2, batch: 2, maxLength: 64, name: 'pirate adalora' });
+    await studio.trainToEnd();
 
-    await page.getByRole('button', { name: 'Runs', exact: true }).click();
-    const card = page.getByTestId('run-card').filter({ hasText: 'pirate adalora' });
-    await expect.poll(() => card.count(), { timeout: 30_000 }).toBe(1);
+    const card = await studio.runCard('pirate adalora');
     expect(await card.textContent()).toContain('AdaLoRA r4 → 2 α');
-    const [download] = await Promise.all([
-      page.waitForEvent('download'),
-      card.getByRole('button', { name: 'Download the adapter of pirate adalora as a PEFT .zip' }).click(),
-    ]);
-    const path = join(ARTIFACTS, 'pirate-adalora-adapter.zip');
-    await download.saveAs(path);
-    const files = unzipSync(new Uint8Array(readFileSync(path)));
+    const { files } = await studio.download(card, 'Download the adapter of pirate adalora as a PEFT .zip', 'pirate-adalora-adapter.zip');
     const adapterConfig = JSON.parse(new TextDecoder().decode(files['adapter_config.json']));
     // total_step: the run's 2 steps; the budget ends at target_r per module on average.
     expect(adapterConfig).toMatchObject({ peft_type: 'ADALORA', init_r: 4, target_r: 2, total_step: 2, target_modules: ['q_proj', 'v_proj'] });
