@@ -78,6 +78,9 @@ export interface MethodFootprint {
   params: number;
   /** Extra f32 activations kept per token for the backward, summed over the wrapped modules. */
   activationsPerToken: number;
+  /** Bytes of the method's own state besides its parameters (AdaLoRA: the state segments in all four flat buffers,
+   *  A_eff, the scores); none when absent. */
+  stateBytes?: number;
 }
 
 export interface TrainingMethod {

@@ -72,6 +72,10 @@ describe.each(['gpt2', 'llama', 'qwen3'])('AdaLoRA and PEFT\'s files: %s', (name
     }
     // A, B and E per module count; the EMAs and the mask are state, not parameters.
     expect(countTrainable(adaloraMethod, modules, config)).toBe(modules.reduce((s, m) => s + config.initR * (m.inFeatures + m.outFeatures + 1), 0));
+    // …which the memory estimate still counts: in all four flat buffers, with A_eff beside them.
+    const state = modules.flatMap((m) => adaloraMethod.tensors(m, config)).filter((t) => t.state).reduce((s, t) => s + t.length, 0);
+    const aeff = modules.reduce((s, m) => s + config.initR * m.inFeatures, 0);
+    expect(adaloraMethod.footprint(modules, config).stateBytes).toBeGreaterThan(16 * state + 4 * aeff);
   });
 
   it('merges as PEFT\'s merge_and_unload: W + B·(A ⊙ E)·α / (init_r + 1e-5)', async () => {

@@ -100,6 +100,9 @@ export const adaloraMethod: TrainingMethod = {
       params: modules.reduce((s, m) => s + c.initR * (m.inFeatures + m.outFeatures + 1), 0),
       // Each module keeps h = A_eff·x (r per token) for its backward, as LoRA.
       activationsPerToken: c.initR * modules.length,
+      // The EMAs and the mask are segments of the four flat f32 buffers (params, grads, AdamW's m and v); A_eff and
+      // the scratch (scores, the Gram matrices) are f32 buffers of their own.
+      stateBytes: modules.reduce((s, m) => s + 16 * (2 * adaloraSpanLength(m, c.initR) + c.initR) + 4 * c.initR * m.inFeatures, 0) + 4 * (modules.length * (c.initR + 2 * c.initR * c.initR + 2) + 1),
     };
   },
   exportAdapter: exportAdaloraAdapter,
