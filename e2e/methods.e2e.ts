@@ -5,7 +5,9 @@
 // the method, offers the PEFT .zip (peft_type IA3, ia3_l tensors) and merging; the .zip imports back as a run, and a run
 // continues from it. DoRA: the Train screen offers it with LoRA's settings (rank, alpha), counts A, B and a magnitude
 // per output row, trains to the end, and the Runs screen's PEFT .zip is a DoRA adapter as PEFT saves one (use_dora,
-// lora_A, lora_B, lora_magnitude_vector). Full fine-tuning: the Train screen offers it without rank, alpha or targets
+// lora_A, lora_B, lora_magnitude_vector). AdaLoRA: the Train screen shows its settings (init_r, target_r, the schedule)
+// and counts A, E and B, trains to the end, and its PEFT .zip is ADALORA with the rank pattern of the final budget and
+// tensors cut to it. Full fine-tuning: the Train screen offers it without rank, alpha or targets
 // and counts every weight of the model, trains a few steps to the end, the Runs screen calls it a whole model and
 // downloads it as a model folder (.zip: model.safetensors in the checkpoint's dtype, config.json, the tokenizer files)
 // instead of an adapter or a merge, and the Playground answers with it beside the base model. It is stopped once and
@@ -100,6 +102,39 @@ describe('IA³ and DoRA in the studio', () => {
     const header = rawSafetensorsHeader(files['adapter_model.safetensors']);
     expect(header['base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight']).toMatchObject({ dtype: 'F32', shape: [4, h] });
     expect(header['base_model.model.model.layers.0.self_attn.v_proj.lora_magnitude_vector']).toMatchObject({ dtype: 'F32', shape: [kv] });
+    expect(studio.problems).toEqual([]);
+  });
+
+  it('trains the demo model with AdaLoRA and downloads a PEFT AdaLoRA adapter at its rank pattern', async () => {
+    const { page } = studio;
+    await studio.openTrainScreen('adalora');
+    expect(await page.getByTestId('method-explanation').textContent()).toMatch(/SVD form/);
+    expect(await page.getByTestId('method-advice').textContent()).toMatch(/pruning the unimportant ones/);
+    expect(await page.getByLabel('Rank r').count()).toBe(0);
+    await page.getByLabel('Initial rank init_r').fill('4');
+    await page.getByLabel('Target rank target_r').fill('2');
+    await page.getByRole('radio', { name: 'PEFT default (q_proj, v_proj)' }).check();
+    const q = config.num_attention_heads * config.head_dim;
+    const kv = config.num_key_value_heads * config.head_dim;
+    const h = config.hidden_size;
+    const L = config.num_hidden_layers;
+    await expect.poll(() => page.getByTestId('trainable-params').textContent()).toContain((L * (4 * (h + q + 1) + 4 * (h + kv + 1))).toLocaleString('en'));
+    await studio.fillRun({ steps: 2, batch: 2, maxLength: 64, name: 'pirate adalora' });
+    await studio.trainToEnd();
+
+    const card = await studio.runCard('pirate adalora');
+    expect(await card.textContent()).toContain('AdaLoRA r4 → 2 α');
+    const { files } = await studio.download(card, 'Download the adapter of pirate adalora as a PEFT .zip', 'pirate-adalora-adapter.zip');
+    const adapterConfig = JSON.parse(new TextDecoder().decode(files['adapter_config.json']));
+    // total_step: the run's 2 steps; the budget ends at target_r per module on average.
+    expect(adapterConfig).toMatchObject({ peft_type: 'ADALORA', init_r: 4, target_r: 2, total_step: 2, target_modules: ['q_proj', 'v_proj'] });
+    const pattern = adapterConfig.rank_pattern as Record<string, boolean[]>;
+    expect(Object.keys(pattern)).toHaveLength(2 * L);
+    expect(Object.values(pattern).flat().filter(Boolean)).toHaveLength(2 * 2 * L);
+    const header = rawSafetensorsHeader(files['adapter_model.safetensors']);
+    const kept = pattern['model.layers.0.self_attn.q_proj.lora_E'].filter(Boolean).length;
+    expect(header['base_model.model.model.layers.0.self_attn.q_proj.lora_A']).toMatchObject({ dtype: 'F32', shape: [kept, h] });
+    expect(header['base_model.model.model.layers.0.self_attn.q_proj.lora_E']).toMatchObject({ dtype: 'F32', shape: [kept, 1] });
     expect(studio.problems).toEqual([]);
   });
 

@@ -193,6 +193,7 @@ describe('methods table', () => {
   it("gives PyTorch + PEFT the row's own method and settings, and no row where PEFT has none", () => {
     expect(peer('lora-r64')).toMatchObject({ id: 'lora', rank: 64, alpha: 128, targets: 'all-linear', totalStep: 4 });
     expect(peer('dora-r8')).toMatchObject({ id: 'dora', rank: 8, targets: 'all-linear' });
+    expect(peer('adalora-r12-8')).toMatchObject({ id: 'adalora', initR: 12, targetR: 8, alpha: 16, targets: 'all-linear', totalStep: 4 });
     expect(peer('ia3')).toMatchObject({ id: 'ia3', targets: null }); // PEFT's default modules, as ours
     expect(peer('prompt-tuning')).toMatchObject({ id: 'prompt-tuning', numVirtualTokens: DEFAULT_CONFIG.numVirtualTokens });
     expect(peer('full')).toMatchObject({ id: 'full' });

@@ -71,11 +71,11 @@ def max_diff(a: list[torch.Tensor], b: list[torch.Tensor]) -> float:
 
 def check_load(model: PeftModel, adapter_dir: str) -> dict:
     """Every tensor of the file must have landed in an adapter weight of the model (LoRA's A and B, DoRA's
-    lora_magnitude_vector, IA³'s ia3_l),
+    lora_magnitude_vector, IA³'s ia3_l, AdaLoRA's lora_A, lora_E and lora_B — parameters, not layers),
     with its value."""
     stored = load_file(f"{adapter_dir}/adapter_model.safetensors")
     params = {k: v for k, v in model.state_dict().items()
-              if ".lora_A." in k or ".lora_B." in k or k.endswith(".ia3_l.default")
+              if ".lora_A." in k or ".lora_B." in k or ".lora_E." in k or k.endswith(".ia3_l.default")
               or k.endswith(".lora_magnitude_vector.default.weight")}
     matched, missing, unexpected, mismatched = 0, [], [], []
     seen = set()
@@ -83,7 +83,8 @@ def check_load(model: PeftModel, adapter_dir: str) -> dict:
         # base_model.model.<path>.lora_A.weight → base_model.model.<path>.lora_A.default.weight
         # base_model.model.<path>.ia3_l → base_model.model.<path>.ia3_l.default
         name = key.replace(".lora_A.weight", ".lora_A.default.weight").replace(".lora_B.weight", ".lora_B.default.weight")
-        if name.endswith(".ia3_l"):
+        # AdaLoRA: base_model.model.<path>.lora_A (a ParameterDict entry) → base_model.model.<path>.lora_A.default
+        if name.endswith((".ia3_l", ".lora_A", ".lora_B", ".lora_E")):
             name += ".default"
         # DoRA: base_model.model.<path>.lora_magnitude_vector → <path>.lora_magnitude_vector.default.weight
         if name.endswith(".lora_magnitude_vector"):

@@ -57,6 +57,9 @@ export async function exportGgufCommand(args: string[], io: CliIo = processIo): 
   if (adapter?.kind !== 'ia3' && adapter?.dora && loraOut !== undefined) {
     throw new UsageError(`export-gguf: ${adapterPath} is a DoRA adapter (use_dora), which llama.cpp's LoRA GGUF cannot hold; export it merged (without --lora-out)`);
   }
+  if (adapter?.kind === 'lora' && adapter.adalora && loraOut !== undefined) {
+    throw new UsageError(`export-gguf: ${adapterPath} is an AdaLoRA adapter (per-layer ranks, scale α / (init_r + 1e-5)), which llama.cpp's LoRA GGUF cannot hold; export it merged (without --lora-out)`);
+  }
   for (const w of adapter?.warnings ?? []) io.stderr(`export-gguf: ${adapterPath}: ${w}`);
   const merged = adapter !== null && loraOut === undefined;
   const name = basename(modelDir.replace(/\/+$/, '')) + (merged ? `+${basename(adapterPath!.replace(/\/+$/, ''))}` : '');
@@ -90,7 +93,7 @@ export async function exportGgufCommand(args: string[], io: CliIo = processIo): 
       out,
       type,
       merged,
-      ...(adapter ? { method: adapter.kind === 'ia3' ? 'ia3' : adapter.dora ? 'dora' : 'lora', modules: adapter.modules.length, ...(adapter.kind !== 'ia3' && { rank: adapter.rank, scale: adapter.scale }) } : {}),
+      ...(adapter ? { method: adapter.kind === 'ia3' ? 'ia3' : adapter.dora ? 'dora' : adapter.adalora ? 'adalora' : 'lora', modules: adapter.modules.length, ...(adapter.kind !== 'ia3' && { rank: adapter.rank, scale: adapter.scale }) } : {}),
       ...(loraOut ? { loraOut, alpha } : {}),
       modelfile: modelfilePath,
       template: modelfile.template,

@@ -1,4 +1,4 @@
-// `lora-studio train`: fine-tuning a model folder on a JSONL file with a method of the registry (LoRA, DoRA, IA³,
+// `lora-studio train`: fine-tuning a model folder on a JSONL file with a method of the registry (LoRA, DoRA, AdaLoRA, IA³,
 // full fine-tuning, Houlsby and Pfeiffer bottleneck adapters; QLoRA = LoRA over an NF4 base), written as a PEFT
 // adapter (bottleneck adapters: the studio's documented layout, methods/bottleneck/format.ts).
 //
@@ -58,7 +58,8 @@ export const TRAIN_USAGE =
   '[--warmup STEPS] [--schedule cosine|linear|constant] [--seed N] [--eval-data FILE | --eval-split FRACTION] [--eval-every N] ' +
   '[--early-stopping N] [--checkpoint-every N] [--double-quant] [--rslora] [--lora-plus RATIO] [--weight-decay W] ' +
   '[--train-on-prompt] [--packing] [--num-virtual-tokens 20] [--prompt-init random|text] [--prompt-init-text TEXT] [--encoder-hidden-size H] ' +
-  '[--reduction-factor 16] [--adapter-activation relu|gelu_new|silu] [--resume] [--profile] (explicit flags override the preset; --profile times every dispatch of ' +
+  '[--reduction-factor 16] [--adapter-activation relu|gelu_new|silu] ' +
+  '[--init-r 12] [--target-r 8] [--tinit 0] [--tfinal 0] [--delta-t 1] [--total-step N] [--adalora-beta1 0.85] [--adalora-beta2 0.85] [--orth-reg-weight 0.5] [--resume] [--profile] (explicit flags override the preset; --profile times every dispatch of ' +
   'each step: a {"profile": …} line after each step\'s line, or the tables at the end on a terminal)';
 
 export const METRICS_FILE = 'metrics.jsonl';
@@ -96,6 +97,16 @@ const CONFIG_FLAGS: Record<string, { field: keyof TrainConfig; kind: 'number' | 
   'encoder-hidden-size': { field: 'encoderHiddenSize', kind: 'number' },
   'reduction-factor': { field: 'reductionFactor', kind: 'number' },
   'adapter-activation': { field: 'adapterActivation', kind: 'string' },
+  // AdaLoRA (PEFT's AdaLoraConfig names; its beta1/beta2 are --adalora-beta1/2, as --beta1/2 would read as AdamW's)
+  'init-r': { field: 'initR', kind: 'number' },
+  'target-r': { field: 'targetR', kind: 'number' },
+  tinit: { field: 'tinit', kind: 'number' },
+  tfinal: { field: 'tfinal', kind: 'number' },
+  'delta-t': { field: 'deltaT', kind: 'number' },
+  'total-step': { field: 'totalStep', kind: 'number' },
+  'adalora-beta1': { field: 'adaloraBeta1', kind: 'number' },
+  'adalora-beta2': { field: 'adaloraBeta2', kind: 'number' },
+  'orth-reg-weight': { field: 'orthRegWeight', kind: 'number' },
 };
 
 const FLAG_OF = new Map(Object.entries(CONFIG_FLAGS).map(([flag, { field }]) => [field, flag]));
@@ -234,7 +245,7 @@ export async function trainCommand(args: string[], deps: TrainDeps = {}): Promis
         tensors: await trainer!.trainedTensors(which),
         modules: trainer!.modules,
         targetModules: targets,
-        config,
+        config: trainer!.config, // with what the method resolved from the run (AdaLoRA's total_step)
         model: model.config,
         baseModel: modelDir,
       });
@@ -478,6 +489,9 @@ function configDifferences(saved: TrainConfig, now: TrainConfig): string[] {
   const keys = new Set([...Object.keys(DEFAULT_CONFIG), ...Object.keys(saved), ...Object.keys(now)] as (keyof TrainConfig)[]);
   const out: string[] = [];
   for (const k of keys) {
+    // AdaLoRA's total_step left to the run's own step count is saved resolved (Trainer.config): the same steps and
+    // data resolve it the same way.
+    if (k === 'totalStep' && now.totalStep === null) continue;
     const a = JSON.stringify(saved[k]);
     const b = JSON.stringify(now[k]);
     if (a !== b) out.push(`${FLAG_OF.has(k) ? `--${FLAG_OF.get(k)}` : k} ${b ?? 'unset'} (checkpoint: ${a ?? 'unset'})`);

@@ -83,6 +83,11 @@ export function peftMethodPlan(config: MethodSettings, model: Pick<ModelConfig, 
       `method = "${config.method}": ${config.method === 'houlsby' ? 'Houlsby' : 'Pfeiffer'} bottleneck adapters have no TRL form — PEFT, which TRL's SFTTrainer trains with, has no bottleneck adapters`,
     );
   }
+  if (config.method === 'adalora') {
+    throw new Error(
+      'method = "adalora": AdaLoRA has no TRL form — its rank budget needs update_and_allocate(step) after every optimizer step, which TRL\'s SFTTrainer never calls',
+    );
+  }
   if (config.method !== 'lora' && config.method !== 'qlora' && config.method !== 'dora') {
     throw new Error(`method = ${JSON.stringify(config.method)}: the TRL export knows lora, qlora (lora over NF4), dora and full only`);
   }

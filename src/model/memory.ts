@@ -36,7 +36,7 @@ export interface TrainMemoryInput {
   embeddingDtype: 'f32' | 'f16';
   /** What the training method adds over all layers (its TrainingMethod.footprint): trainable parameters (each with a
    *  gradient and two AdamW moments, f32) and the f32 activations it keeps per token for the backward. */
-  trainable: { params: number; activationsPerToken: number };
+  trainable: { params: number; activationsPerToken: number; stateBytes?: number };
   batch: number;
   seqLen: number;
 }
@@ -107,7 +107,8 @@ export function estimateTrainingMemory(x: TrainMemoryInput): MemoryEstimate {
   const baseWeightBytes = linearBytes(linearElements, x.base) + embedding + head + norms + biases;
 
   // The method's parameters (LoRA: A (r, in) and B (out, r) per target), each with a gradient and two AdamW moments.
-  const loraBytes = x.trainable.params * 4 * 4;
+  // Plus the method's own state (AdaLoRA: its importance EMAs and rank mask, A_eff).
+  const loraBytes = x.trainable.params * 4 * 4 + (x.trainable.stateBytes ?? 0);
 
   // Activations kept per layer for the explicit backward (f32): the block input and both norm outputs (3·C),
   // q, k, v and the attention output (C + 2·kv + C), per-row log-sum-exp (heads), the MLP's hidden inputs (gated:

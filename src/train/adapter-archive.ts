@@ -148,6 +148,13 @@ function weightsLimitOf(bytes: Uint8Array, file: string, entry: string, model: M
     const limit = ia3WeightsLimit(model);
     return { limit, why: `an IA³ adapter of this ${model.modelType} model (${model.numLayers} layers) is at most ${limit} bytes` };
   }
+  if (c?.peft_type === 'ADALORA') {
+    // AdaLoRA: at most init_r triplets (A row, E value, B column) per module; r is LoraConfig's unused default.
+    const initR = (c as { init_r?: unknown }).init_r ?? 12;
+    if (!Number.isInteger(initR) || (initR as number) < 1) throw new AdapterArchiveError(file, entry, `"init_r" must be a positive integer, got ${JSON.stringify(initR)}`);
+    const limit = adapterWeightsLimit((initR as number) + 1, model);
+    return { limit, why: `an init_r ${initR} AdaLoRA adapter of this ${model.modelType} model (${model.numLayers} layers) is at most ${limit} bytes` };
+  }
   const r = c?.r;
   if (!Number.isInteger(r) || (r as number) < 1) throw new AdapterArchiveError(file, entry, `"r" must be a positive integer, got ${JSON.stringify(r)}`);
   const limit = adapterWeightsLimit(r as number, model);

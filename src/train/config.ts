@@ -67,6 +67,22 @@ export interface TrainConfig {
   reductionFactor: number;
   /** Bottleneck adapters: the non-linearity between the down- and up-projection. */
   adapterActivation: 'relu' | 'gelu_new' | 'silu';
+  /** AdaLoRA (PEFT's AdaLoraConfig): every triplet's rank at the start (init_r), and the average rank the budget
+   *  ends at (target_r). */
+  initR: number;
+  targetR: number;
+  /** AdaLoRA's schedule in optimizer steps: warmup without masking (tinit), the final phase with the rank pattern
+   *  fixed (tfinal), the interval between budget steps (deltaT), and the total it is planned over (total_step; null =
+   *  the run's own number of steps). */
+  tinit: number;
+  tfinal: number;
+  deltaT: number;
+  totalStep: number | null;
+  /** AdaLoRA's EMA factors of the importance and its uncertainty (PEFT's beta1, beta2: not AdamW's). */
+  adaloraBeta1: number;
+  adaloraBeta2: number;
+  /** AdaLoRA: the orthogonality regulariser's weight in the loss (orth_reg_weight). */
+  orthRegWeight: number;
 }
 
 export type PromptInit = 'random' | 'text';
@@ -111,6 +127,15 @@ export const DEFAULT_CONFIG: TrainConfig = {
   encoderHiddenSize: null,
   reductionFactor: 16,
   adapterActivation: 'relu',
+  initR: 12,
+  targetR: 8,
+  tinit: 0,
+  tfinal: 0,
+  deltaT: 1,
+  totalStep: null,
+  adaloraBeta1: 0.85,
+  adaloraBeta2: 0.85,
+  orthRegWeight: 0.5,
 };
 
 export { applyPreset, PRESET_NAMES, PRESETS, type PresetName } from './presets.ts';
@@ -145,6 +170,15 @@ const NUMBER_RULES: Partial<Record<keyof TrainConfig, NumberRule>> = {
   seed: { min: 0, max: 2 ** 32 - 1, integer: true },
   numVirtualTokens: { min: 1, max: 1024, integer: true },
   reductionFactor: { min: 1, max: 4096 },
+  initR: { min: 1, max: 1024, integer: true },
+  targetR: { min: 1, max: 1024, integer: true },
+  tinit: { min: 0, max: 1e7, integer: true },
+  tfinal: { min: 0, max: 1e7, integer: true },
+  deltaT: { min: 1, max: 1e7, integer: true },
+  // RankAllocator asserts 0 < beta < 1.
+  adaloraBeta1: { min: 0, max: 0.9999, minExclusive: true },
+  adaloraBeta2: { min: 0, max: 0.9999, minExclusive: true },
+  orthRegWeight: { min: 0, max: 1e6 },
 };
 
 function describeRange(r: NumberRule): string {
@@ -169,6 +203,7 @@ export function validateConfig(c: TrainConfig): FieldError[] {
     ['warmupSteps', { min: 0, max: 1e7, integer: true }],
     ['maxSteps', { min: 1, max: 1e7, integer: true }],
     ['encoderHiddenSize', { min: 1, max: 65536, integer: true }],
+    ['totalStep', { min: 1, max: 1e7, integer: true }],
   ] as const) {
     const v = c[field];
     if (v !== null && !(Number.isInteger(v) && v >= nullableRule.min && v <= nullableRule.max)) {
@@ -218,7 +253,10 @@ export function normalizeConfig<T extends Partial<TrainConfig>>(config: T): T {
 
 /** Fields added after runs were first saved: a saved config without them (complete otherwise) takes their defaults,
  *  so re-running, continuing or resuming an older run validates. A partial config (overrides) is left alone. */
-const LATER_FIELDS: readonly (keyof TrainConfig)[] = ['numVirtualTokens', 'promptInit', 'promptInitText', 'encoderHiddenSize', 'reductionFactor', 'adapterActivation'];
+const LATER_FIELDS: readonly (keyof TrainConfig)[] = [
+  'numVirtualTokens', 'promptInit', 'promptInitText', 'encoderHiddenSize', 'reductionFactor', 'adapterActivation',
+  'initR', 'targetR', 'tinit', 'tfinal', 'deltaT', 'totalStep', 'adaloraBeta1', 'adaloraBeta2', 'orthRegWeight',
+];
 
 function withLaterFields<T extends Partial<TrainConfig>>(c: T): T {
   const keys = Object.keys(DEFAULT_CONFIG) as (keyof TrainConfig)[];

@@ -4,21 +4,20 @@
 // (src/gpu/ref/nf4.ref.ts dequantizeNf4). The losses, grad norms and every A, B and magnitude gradient of step 1 and
 // step 3 must agree: the NF4 weight norm (dora_nf4.wgsl), the NF4 base products and the DoRA path over them are the
 // dense ones over the decoded weight. (The dense DoRA run itself is checked against PEFT in dora-golden.gpu.test.ts.)
-import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readF32 } from '../gpu/buffers.ts';
 import type { Engine } from '../gpu/engine.ts';
-import { dequantizeNf4, quantizeNf4 } from '../gpu/ref/nf4.ref.ts';
 import { mismatches } from '../gpu/ref/testing.ts';
 import { testEngine } from '../gpu/testing-gpu.ts';
-import { SafetensorsFile, writeSafetensors, type TensorToWrite } from '../model/safetensors.ts';
 import { nodeFolder } from '../model/sources/node-file.ts';
 import { kernelChoiceFor } from '../model/runtime/linear.ts';
 import { loadTransformer } from '../model/runtime/load.ts';
 import { FIXTURES } from '../model/runtime/testing.ts';
 import { DEFAULT_CONFIG, type TrainConfig } from './config.ts';
+import { decodedNf4Fixture } from './testing-nf4.ts';
 import { Trainer } from './trainer.ts';
 
 let e: Engine;
@@ -28,30 +27,9 @@ beforeAll(async () => {
 });
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 
-/** The Llama fixture with every linear weight (…_proj.weight, [out, in]) replaced by its NF4 quantization decoded. */
-async function decodedFixture(): Promise<string> {
-  const src = join(FIXTURES, 'models', 'llama');
-  const dir = join(tmp, 'llama-nf4-decoded');
-  mkdirSync(dir);
-  for (const f of readdirSync(src)) if (f !== 'model.safetensors') copyFileSync(join(src, f), join(dir, f));
-  const file = await SafetensorsFile.open((await nodeFolder(src).open('model.safetensors'))!);
-  const out = new Map<string, TensorToWrite>();
-  let linears = 0;
-  for (const name of file.names()) {
-    const data = await file.readTensor(name, 'f32');
-    const shape = file.info(name).shape;
-    const decoded = /_proj\.weight$/.test(name) ? (linears++, dequantizeNf4(quantizeNf4(data, { doubleQuant: false }))) : data;
-    out.set(name, { dtype: 'F32', shape, data: Float32Array.from(decoded) });
-  }
-  await file.close();
-  expect(linears).toBeGreaterThan(0);
-  writeFileSync(join(dir, 'model.safetensors'), writeSafetensors(out, { format: 'pt' }));
-  return dir;
-}
-
 describe('DoRA over NF4', () => {
   it('trains as DoRA over the decoded weights: losses, grad norms, dA, dB and dm', async () => {
-    const decoded = await decodedFixture();
+    const decoded = await decodedNf4Fixture(tmp);
     const rows = [
       { input_ids: Int32Array.from([5, 9, 13, 17, 21, 25, 29, 33, 37]), labels: Int32Array.from([-100, -100, 13, 17, 21, 25, 29, 33, 37]) },
       { input_ids: Int32Array.from([40, 41, 42, 43, 44, 45, 46]), labels: Int32Array.from([-100, 41, 42, 43, 44, 45, 46]) },

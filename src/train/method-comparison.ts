@@ -14,7 +14,7 @@ export interface MethodRow {
   label: string;
   method: MethodId;
   /** The row's own settings over the base config. */
-  settings: Partial<Pick<TrainConfig, 'rank' | 'alpha'>>;
+  settings: Partial<Pick<TrainConfig, 'rank' | 'alpha' | 'initR' | 'targetR'>>;
   /** The base weights it needs: full precision, NF4 (QLoRA), or whichever the model has. */
   quant: 'none' | 'nf4' | 'any';
   /** Its learning rate as a multiple of the base rate. */
@@ -29,6 +29,8 @@ export const METHOD_ROWS: readonly MethodRow[] = [
   { id: 'lora-r64', label: 'LoRA r64', method: 'lora', settings: { rank: 64, alpha: 128 }, quant: 'any', lrScale: 1, keepTargets: true },
   { id: 'qlora-r8', label: 'QLoRA r8', method: 'lora', settings: { rank: 8, alpha: 16 }, quant: 'nf4', lrScale: 1, keepTargets: true },
   { id: 'dora-r8', label: 'DoRA r8', method: 'dora', settings: { rank: 8, alpha: 16 }, quant: 'any', lrScale: 1, keepTargets: true },
+  // AdaLoRA starts wider and prunes to LoRA r8's average rank (PEFT's defaults init_r 12, target_r 8) over the run.
+  { id: 'adalora-r12-8', label: 'AdaLoRA r12→8', method: 'adalora', settings: { initR: 12, targetR: 8, alpha: 16 }, quant: 'any', lrScale: 1, keepTargets: true },
   { id: 'ia3', label: 'IA³', method: 'ia3', settings: {}, quant: 'any', lrScale: 10, keepTargets: false },
   { id: 'prompt-tuning', label: 'Prompt tuning', method: 'prompt-tuning', settings: {}, quant: 'any', lrScale: 10, keepTargets: false },
   { id: 'houlsby', label: 'Houlsby adapters', method: 'houlsby', settings: {}, quant: 'any', lrScale: 1, keepTargets: false },

@@ -240,7 +240,7 @@ describe('importAdapter', () => {
     const files = exportAdapter(randomModules(model, undefined, 4, 1), base);
     const withConfig = (over: Record<string, unknown>) => ({ 'adapter_config.json': JSON.stringify({ ...base, ...over }), 'adapter_model.safetensors': files['adapter_model.safetensors'] });
     expect((await importError(withConfig({ peft_type: 'PREFIX_TUNING' }), model)).message).toBe(
-      'adapter/adapter_config.json: peft_type is "PREFIX_TUNING"; only "LORA", "IA3", "PROMPT_TUNING" and "P_TUNING" adapters are supported',
+      'adapter/adapter_config.json: peft_type is "PREFIX_TUNING"; only "LORA", "ADALORA", "IA3", "PROMPT_TUNING" and "P_TUNING" adapters are supported',
     );
     // An IA³ file with LoRA's tensors: its vectors are what is missing, named.
     expect((await importError(withConfig({ peft_type: 'IA3' }), model)).problems[0]).toMatch(/^tensor "base_model\.model\.model\.layers\.0\.self_attn\.q_proj\.lora_A\.weight" is not an IA³ vector/);

@@ -20,6 +20,8 @@ import { openAdapterArchive } from './adapter-archive.ts';
 import { AdapterError } from './adapter-error.ts';
 import { isBottleneckConfig, readBottleneckAdapter, type BottleneckAdapter } from './methods/bottleneck/format.ts';
 
+import { checkAdaloraConfig, readAdaloraTensors, type AdaloraImport } from './methods/adalora/format.ts';
+
 export { AdapterError };
 
 export const ADAPTER_CONFIG_FILE = 'adapter_config.json';
@@ -229,6 +231,9 @@ export interface LoraAdapter {
   dropout: number;
   /** use_dora: every module has its magnitude (AdapterModule.magnitude), and the layer is DoRA's. */
   dora?: boolean;
+  /** peft_type ADALORA, read into this LoRA form (methods/adalora/format.ts): each module's A is diag(E)·A padded to
+   *  init_r, scale lora_alpha / (init_r + 1e-5); the SVD tensors and the schedule, for continuing. */
+  adalora?: AdaloraImport;
   /** In the model's forward order. */
   modules: AdapterModule[];
   /** Loadable, but worth telling the user (a targeted module without weights, which PEFT would leave at B = 0). */
@@ -252,6 +257,9 @@ export async function importAdapter(source: Uint8Array | ByteSource | ModelFiles
   if (adapter.kind === 'ia3' || adapter.kind === 'prompt') {
     const t = adapter.kind === 'ia3' ? 'IA3' : adapter.peftType;
     throw new AdapterError(adapter.where, [`peft_type is "${t}": this adapter evaluates and generates here, but this needs a LoRA adapter`]);
+  }
+  if (adapter.adalora) {
+    throw new AdapterError(adapter.where ?? name ?? 'adapter', ['peft_type is "ADALORA": this needs a plain LoRA adapter (an AdaLoRA adapter evaluates, generates, merges, imports as a run and continues, but its per-layer ranks and α / (init_r + 1e-5) scale have no LoRA-only form for the TRL or LoRA GGUF exports)']);
   }
   if (adapter.dora) {
     throw new AdapterError(adapter.where ?? name ?? 'adapter', ['use_dora is true: this needs a plain LoRA adapter (a DoRA adapter evaluates, generates, merges, imports as a run and continues, but has no LoRA-only form for the TRL or LoRA GGUF exports)']);
@@ -326,9 +334,11 @@ export async function importAnyAdapter(source: Uint8Array | ByteSource | ModelFi
   if (json === null) throw new AdapterError(where, [`no ${ADAPTER_CONFIG_FILE}`]);
   const peftType = typeof json === 'object' && json !== null ? (json as { peft_type?: unknown }).peft_type : undefined;
   const ia3 = peftType === 'IA3';
+  const adalora = peftType === 'ADALORA';
   const prompt = (PROMPT_PEFT_TYPES as readonly unknown[]).includes(peftType);
   const bottleneck = isBottleneckConfig(json);
-  const config = bottleneck ? null : ia3 || prompt ? checkIa3Config(`${where}/${ADAPTER_CONFIG_FILE}`, json) : checkAdapterConfig(`${where}/${ADAPTER_CONFIG_FILE}`, json);
+  const configWhere = `${where}/${ADAPTER_CONFIG_FILE}`;
+  const config = bottleneck ? null : adalora ? checkAdaloraConfig(configWhere, json) : ia3 || prompt ? checkIa3Config(configWhere, json) : checkAdapterConfig(configWhere, json);
 
   const weights = await folder.open(ADAPTER_WEIGHTS_FILE);
   if (!weights) {
@@ -345,6 +355,7 @@ export async function importAnyAdapter(source: Uint8Array | ByteSource | ModelFi
     if (bottleneck) return await readBottleneckAdapter(where, json, file, model);
     if (ia3) return await readIa3Tensors(where, file, config!, model);
     if (prompt) return await readPromptTensors(where, file, config!, model);
+    if (adalora) return { ...(await readAdaloraTensors(where, file, config as PeftAdapterConfig, model)), where };
     return { ...(await readAdapterTensors(where, file, config as PeftAdapterConfig, model)), kind: 'lora', where };
   } finally {
     await file.close();
@@ -355,7 +366,7 @@ function checkAdapterConfig(where: string, json: unknown): PeftAdapterConfig {
   if (typeof json !== 'object' || json === null || Array.isArray(json)) throw new AdapterError(where, ['not a JSON object']);
   const c = json as Record<string, unknown>;
   const problems: string[] = [];
-  if (c.peft_type !== 'LORA') problems.push(`peft_type is ${JSON.stringify(c.peft_type)}; only "LORA", "IA3", "PROMPT_TUNING" and "P_TUNING" adapters are supported`);
+  if (c.peft_type !== 'LORA') problems.push(`peft_type is ${JSON.stringify(c.peft_type)}; only "LORA", "ADALORA", "IA3", "PROMPT_TUNING" and "P_TUNING" adapters are supported`);
   if (!Number.isInteger(c.r) || (c.r as number) < 1) problems.push(`"r" must be a positive integer, got ${JSON.stringify(c.r)}`);
   const alpha = c.lora_alpha ?? 8; // PEFT's default
   if (typeof alpha !== 'number' || !(alpha > 0)) problems.push(`"lora_alpha" must be a positive number, got ${JSON.stringify(c.lora_alpha)}`);

@@ -67,7 +67,14 @@ export async function expectPeftAdapter(files: AdapterFiles, peftDir: string, ab
  * raw gradient before clipping), each segment's within 1e-4 relative (1e-5 of its largest value absolute); then the
  * losses within 1e-4 and the gradient norms within 1e-3 relative.
  */
-export async function expectGoldenSteps(e: Engine, trainer: Trainer, g: GoldenRun, gradsAt: (step: number) => ReadonlyMap<string, ArrayLike<number>> | undefined): Promise<void> {
+export async function expectGoldenSteps(
+  e: Engine,
+  trainer: Trainer,
+  g: GoldenRun,
+  gradsAt: (step: number) => ReadonlyMap<string, ArrayLike<number>> | undefined,
+  /** Further checks after each step (AdaLoRA: the rank pattern of a budget step). */
+  afterEach?: (step: number) => Promise<void>,
+): Promise<void> {
   const losses: number[] = [];
   const norms: number[] = [];
   const segments = new Map(trainer.method.layout.segments.map((x) => [x.name, x]));
@@ -75,6 +82,7 @@ export async function expectGoldenSteps(e: Engine, trainer: Trainer, g: GoldenRu
     const m = await trainer.trainStep();
     losses.push(m.loss);
     norms.push(m.gradNorm);
+    await afterEach?.(s.step);
     const want = gradsAt(s.step);
     if (!want) continue;
     // AdamW leaves this step's raw gradients in place.

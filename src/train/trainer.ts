@@ -116,7 +116,7 @@ export class Trainer {
   private pending: RecordedStep | null = null;
   private disposed = false;
 
-  constructor(private readonly o: TrainerOptions) {
+  constructor(private o: TrainerOptions) {
     const { config, engine: e } = o;
     if (config.quant !== o.transformer.model.quant) {
       throw new Error(`quant ${config.quant} needs the model loaded with ${config.quant === 'nf4' ? 'NF4' : 'full-precision'} linear layers (it has ${o.transformer.model.quant})`);
@@ -141,6 +141,13 @@ export class Trainer {
     const stepsPerEpoch = Math.ceil(this.batcher.batchesPerEpoch / config.gradAccum);
     this.totalSteps = config.maxSteps ?? config.epochs * stepsPerEpoch;
     this.warmupSteps = warmupStepsFor(this.totalSteps, config.warmupSteps, config.warmupRatio);
+    try {
+      const resolved = this.method.planSteps?.(this.totalSteps);
+      if (resolved) this.o = { ...this.o, config: { ...config, ...resolved } };
+    } catch (err) {
+      this.method.detach();
+      throw err;
+    }
     this.lossTotal = e.buffers.acquire(16, undefined, 'train.loss');
     this.workspace = new Workspace(e.buffers);
     // Row-scaled buffers sized once for the largest micro-batch the run can make (B rows × the longest row), so
@@ -235,6 +242,7 @@ export class Trainer {
     });
     const lr = this.lrAt(index);
     const l = this.method;
+    l.beforeOptimizer?.(rec, index + 1, this.lossTotal);
     // AdamW's finite guard reads the loss beside the gradient norm: a non-finite step changes nothing.
     rec.copy(this.lossTotal, 0, l.norm, ADAMW_STATUS_LOSS_OFFSET_BYTES, 8);
     rec.scope('optimizer', () =>
@@ -247,7 +255,7 @@ export class Trainer {
         e.gpu.limits.maxComputeWorkgroupsPerDimension,
       ),
     );
-    l.afterStep?.(rec);
+    l.afterStep?.(rec, index + 1);
     rec.copy(l.norm, 0, this.status, 0, ADAMW_STATUS_FLOATS * 4);
     return {
       rec,
@@ -302,6 +310,14 @@ export class Trainer {
         `step ${cur.step}: the loss became ${loss} (gradient norm ${gradNorm}). The learning rate (${cur.lr.toExponential(2)}) is probably too high, ` +
           'or the model overflows in f16; the run is paused at its last good checkpoint.',
       );
+    }
+    if (this.method.stepDone) {
+      try {
+        await this.method.stepDone(cur.step);
+      } catch (err) {
+        this.pending = null;
+        throw err;
+      }
     }
     this.epoch = cur.epoch;
     this.batchIndex = cur.batchIndex;
@@ -406,7 +422,7 @@ export class Trainer {
     }
     const { device } = this.o.engine;
     writeBuffer(device, this.method.params, ck.params);
-    this.method.paramsWritten?.();
+    this.method.paramsWritten?.(ck.params);
     writeBuffer(device, this.method.m, ck.m);
     writeBuffer(device, this.method.v, ck.v);
     writeBuffer(device, this.method.norm, new Float32Array(ADAMW_STATUS_FLOATS)); // clears AdamW's sticky skip

@@ -21,6 +21,10 @@ export interface TrainableTensor {
   lrScale: number;
   /** Whether AdamW's weight decay applies (default true; full fine-tuning: matrices only, not norms and biases). */
   decay?: boolean;
+  /** Not trained: the method's own state kept in the flat buffers (lrScale 0, no decay, its gradient always 0, so
+   *  AdamW leaves it exactly as it is) so checkpoints, resume and the best-step copy carry it with the parameters
+   *  (AdaLoRA's importance EMAs and rank mask). Not counted as a trainable parameter. */
+  state?: boolean;
 }
 
 /** Where a run's trainable tensors start. */
@@ -49,11 +53,23 @@ export interface AttachedMethod extends TrainableBuffers {
   /** Removes the method from the model's layers (the base model again) and frees its buffers. */
   detach(): void;
   /** Records what follows AdamW's update in the step's own submission (full fine-tuning: the forward's copies of the
-   *  updated weights). */
-  afterStep?(rec: Recorder): void;
-  /** Called after `params` was overwritten from the host (a restored checkpoint): a method that initialises some
-   *  tensors on the GPU at its first forward (DoRA's magnitudes) must leave the written values alone. */
-  paramsWritten?(): void;
+   *  updated weights). `step`: the optimizer step being recorded, 1-based. */
+  afterStep?(rec: Recorder, step: number): void;
+  /** Records what goes between the backward and AdamW in the step's own submission: a method's own terms of the loss
+   *  and the gradient (AdaLoRA's regulariser; `loss` is the step's [Σ loss, count], the gradients are the mean loss's). */
+  beforeOptimizer?(rec: Recorder, step: number, loss: GPUBuffer): void;
+  /** Called once the step `step` is done and its status read (its parameters final), before the next step is
+   *  submitted: a method that decides on the host from what the step computed (AdaLoRA's budget step every deltaT
+   *  steps, which reads the triplet scores back) does it here. */
+  stepDone?(step: number): Promise<void>;
+  /** The run's number of optimizer steps, once the trainer knows it (AdaLoRA's total_step defaults to it); throws a
+   *  ConfigError when the method's settings do not fit it. Returns settings it resolved, which become part of the
+   *  run's config (what checkpoints and the export see). */
+  planSteps?(totalSteps: number): Partial<TrainConfig> | void;
+  /** Called after `params` was overwritten from the host with `params` (a restored checkpoint): a method that
+   *  initialises some tensors on the GPU at its first forward (DoRA's magnitudes) must leave the written values alone;
+   *  one that keeps values derived from them (AdaLoRA's A_eff) writes them again. */
+  paramsWritten?(params?: Float32Array): void;
 }
 
 /** What the memory estimate needs from a method over the modules it wraps (all layers). */
@@ -62,6 +78,9 @@ export interface MethodFootprint {
   params: number;
   /** Extra f32 activations kept per token for the backward, summed over the wrapped modules. */
   activationsPerToken: number;
+  /** Bytes of the method's own state besides its parameters (AdaLoRA: the state segments in all four flat buffers,
+   *  A_eff, the scores); none when absent. */
+  stateBytes?: number;
 }
 
 export interface TrainingMethod {
@@ -135,5 +154,5 @@ export type MethodModel = Pick<ModelConfig, 'hiddenSize'>;
 /** Σ over modules of the method's tensor sizes, plus its own tensors' (given the model). */
 export function countTrainable(method: TrainingMethod, modules: readonly LinearModule[], c: TrainConfig, model?: MethodModel): number {
   const own = model && method.ownTensors ? method.ownTensors(model, c).reduce((t, x) => t + x.length, 0) : 0;
-  return own + modules.reduce((s, m) => s + method.tensors(m, c).reduce((t, x) => t + x.length, 0), 0);
+  return own + modules.reduce((s, m) => s + method.tensors(m, c).reduce((t, x) => t + (x.state ? 0 : x.length), 0), 0);
 }

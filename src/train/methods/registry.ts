@@ -4,6 +4,7 @@
 import type { TrainConfig } from '../config.ts';
 import type { MethodId } from './ids.ts';
 import { houlsbyMethod, pfeifferMethod } from './bottleneck/config.ts';
+import { adaloraMethod } from './adalora/config.ts';
 import { doraMethod } from './dora/config.ts';
 import { fullMethod } from './full/config.ts';
 import { ia3Method } from './ia3/config.ts';
@@ -21,6 +22,7 @@ export const METHODS: Readonly<Record<MethodId, TrainingMethod>> = {
   'p-tuning': pTuningMethod,
   houlsby: houlsbyMethod,
   pfeiffer: pfeifferMethod,
+  adalora: adaloraMethod,
 };
 
 export function methodFor(id: MethodId): TrainingMethod {
@@ -32,10 +34,11 @@ export function methodFor(id: MethodId): TrainingMethod {
 /** A run's method in a few words for lists: LoRA's rank and alpha ("r = 8, α = 16"), DoRA's with its name
  *  ("DoRA r = 8, α = 16"), a prompt method's virtual tokens ("Prompt tuning, 20 virtual tokens"), another method's
  *  name. */
-export function describeMethod(c: Pick<TrainConfig, 'method' | 'rank' | 'alpha'> & Partial<Pick<TrainConfig, 'numVirtualTokens'>>): string {
+export function describeMethod(c: Pick<TrainConfig, 'method' | 'rank' | 'alpha'> & Partial<Pick<TrainConfig, 'numVirtualTokens' | 'initR' | 'targetR'>>): string {
   const id = (c.method as string) === 'qlora' ? 'lora' : c.method; // a run saved before quantization was its own axis
   if (id === 'lora') return `r = ${c.rank}, α = ${c.alpha}`;
   if (id === 'dora') return `DoRA r = ${c.rank}, α = ${c.alpha}`;
+  if (id === 'adalora' && c.initR && c.targetR) return `AdaLoRA r = ${c.initR} → ${c.targetR}, α = ${c.alpha}`;
   if ((id === 'prompt-tuning' || id === 'p-tuning') && c.numVirtualTokens) return `${METHODS[id].label}, ${c.numVirtualTokens} virtual tokens`;
   return METHODS[id]?.label ?? id;
 }

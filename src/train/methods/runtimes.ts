@@ -1,6 +1,7 @@
 // The GPU side of every method in registry.ts, by id: what the trainer attaches to the model.
 import type { MethodId } from './ids.ts';
 import { houlsbyRuntime, pfeifferRuntime } from './bottleneck/runtime.ts';
+import { adaloraRuntime } from './adalora/runtime.ts';
 import { doraRuntime } from './dora/runtime.ts';
 import { fullRuntime } from './full/runtime.ts';
 import { ia3Runtime } from './ia3/runtime.ts';
@@ -18,6 +19,7 @@ export const METHOD_RUNTIMES: Readonly<Record<MethodId, MethodRuntime>> = {
   'p-tuning': pTuningRuntime,
   houlsby: houlsbyRuntime,
   pfeiffer: pfeifferRuntime,
+  adalora: adaloraRuntime,
 };
 
 export function runtimeFor(id: MethodId): MethodRuntime {

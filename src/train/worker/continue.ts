@@ -9,6 +9,7 @@ import { loraSegmentName } from '../lora-names.ts';
 import { ia3SegmentName } from '../methods/ia3/config.ts';
 import { PROMPT_EMBEDDINGS } from '../methods/prompt-tuning/config.ts';
 import { doraMagnitudeSegmentName } from '../methods/dora/config.ts';
+import { adaloraSegmentName } from '../methods/adalora/config.ts';
 import type { LoraAdapter } from '../peft.ts';
 import { loadFullRunTensors, loadRunAdapterOfAnyKind, workerRunsDb } from './adapters.ts';
 import { bottleneckInitial } from '../methods/bottleneck/format.ts';
@@ -34,6 +35,22 @@ export function continuationProblems(adapter: Pick<LoraAdapter, 'rank' | 'alpha'
   return problems;
 }
 
+/** An AdaLoRA adapter's SVD tensors padded to init_r and its rank mask (methods/adalora/format.ts) as a new AdaLoRA
+ *  run's start: step 0 is the adapter. Its importance EMAs are not in the file and start from zero. */
+function adaloraInitial(name: string, adapter: LoraAdapter, config: TrainConfig): Map<string, Float32Array> {
+  const a = adapter.adalora!;
+  if (config.initR !== a.initR) throw new UserError(`cannot continue "${name}": it has init_r ${a.initR} and this run asks for ${config.initR}`);
+  if (config.alpha !== adapter.alpha) throw new UserError(`cannot continue "${name}": its lora_alpha is ${adapter.alpha} and this run asks for ${config.alpha}`);
+  return new Map(
+    [...a.tensors].flatMap(([path, t]) => [
+      [loraSegmentName(path, 'A'), t.A],
+      [loraSegmentName(path, 'B'), t.B],
+      [adaloraSegmentName(path, 'E'), t.E],
+      [adaloraSegmentName(path, 'mask'), t.mask],
+    ]),
+  );
+}
+
 /** The initial A and B maps of a run continuing run `runId`'s adapter, checked against `config` and the model. */
 export async function continuationFor(runId: string, config: TrainConfig, model: LoadedModel): Promise<Continuation> {
   const record = await workerRunsDb().get(runId);
@@ -56,8 +73,9 @@ export async function continuationFor(runId: string, config: TrainConfig, model:
     }
     return { initial: bottleneckInitial(adapter), parent };
   }
-  const kind = adapter.kind === 'prompt' ? 'prompt-tuning' : adapter.kind === 'ia3' ? 'ia3' : adapter.dora ? 'dora' : 'lora';
-  if (config.method !== kind) throw new UserError(`cannot continue "${record.name}": it is a ${{ ia3: 'IA³', dora: 'DoRA', lora: 'LoRA', 'prompt-tuning': 'prompt-tuning' }[kind]} adapter and this run trains ${config.method}`);
+  const kind = adapter.kind === 'prompt' ? 'prompt-tuning' : adapter.kind === 'ia3' ? 'ia3' : adapter.dora ? 'dora' : adapter.adalora ? 'adalora' : 'lora';
+  if (config.method !== kind) throw new UserError(`cannot continue "${record.name}": it is a ${{ ia3: 'IA³', dora: 'DoRA', adalora: 'AdaLoRA', lora: 'LoRA', 'prompt-tuning': 'prompt-tuning' }[kind]} adapter and this run trains ${config.method}`);
+  if (adapter.kind === 'lora' && adapter.adalora) return { initial: adaloraInitial(record.name, adapter, config), parent };
   if (adapter.kind === 'prompt') {
     // P-tuning's too: its saved table (the encoder's output) continues as plain virtual tokens.
     if (config.numVirtualTokens !== adapter.numVirtualTokens) throw new UserError(`cannot continue "${record.name}": it has ${adapter.numVirtualTokens} virtual tokens and this run asks for ${config.numVirtualTokens}`);

@@ -171,6 +171,41 @@ describe('generate handler', () => {
     }
   });
 
+  it('generates with an AdaLoRA run (its rank pattern, α / (init_r + 1e-5)) as attaching it by hand does', async () => {
+    const c = { ...DEFAULT_CONFIG, method: 'adalora' as const, initR: 4, targetR: 2, totalStep: 10, alpha: 8 };
+    const { modules, targetModules } = resolveTargets(model.config, [], METHODS.adalora.defaultTargets);
+    const rng = new Rng(11);
+    // Random A, B, E; every module keeps triplets 0 and 2 (the mask a budget step leaves).
+    const tensors = new Map(
+      modules.flatMap((m) => METHODS.adalora.tensors(m, c)).map((t) => [
+        t.name,
+        t.name.endsWith('.adalora_mask') ? Float32Array.from([1, 0, 1, 0]) : Float32Array.from({ length: t.length }, () => (rng.next() * 2 - 1) * 0.5),
+      ]),
+    );
+    const files = METHODS.adalora.exportAdapter({ tensors, modules, targetModules, config: c, model: model.config, baseModel: 'demo-llama' });
+    const record: RunRecord = {
+      id: 'run-adalora', name: 'random adalora', created: 0, updated: 0,
+      model: { name: 'demo-llama', modelType: 'llama', quant: 'none', dtype: 'f32', parameters: 0 },
+      dataset: { fileName: 'chat-pirate.jsonl', rows: 0, format: null, evalRows: 0 },
+      config: c, status: 'finished', message: '', totalSteps: 1, trainableParams: 0,
+      curves: [], samples: [], final: null, checkpoint: null, adapter: null,
+    };
+    await runs.create(record);
+    await runs.saveAdapter(record.id, files, 1);
+    const base = (await run('ga1', { maxNewTokens: 16 })).done.text;
+    const adapted = (await run('ga2', { adapterRunId: record.id, maxNewTokens: 16 })).done.text;
+    expect(adapted).not.toBe(base);
+    expect(model.transformer.model.modules.every((m) => m.linear.lora === undefined)).toBe(true); // the base model is back
+    const adapter = await importAnyAdapter(memoryFolder({ ...files }), model.config);
+    expect(adapter.kind === 'lora' && adapter.adalora?.initR).toBe(4);
+    const detach = attachAdapter(e, model.transformer.model, adapter);
+    try {
+      expect(await direct('What colour is the sky?', 16)).toBe(adapted);
+    } finally {
+      detach();
+    }
+  });
+
   it('leaves a training run’s LoRA pairs exactly as they were', async () => {
     const record = await saveRandomRun('run-b', 2, 2);
     const training = await importAdapter(memoryFolder({ ...(await runs.loadAdapter(record.id))! }), model.config);

@@ -93,6 +93,23 @@ describe('importing an adapter', () => {
     await expect(continuationFor('run-d', { ...record.config, method: 'lora' }, state.model!)).rejects.toThrow('cannot continue "dora": it is a DoRA adapter and this run trains lora');
   });
 
+  it("stores PEFT's AdaLoRA adapter as an AdaLoRA run (its schedule; continued from its SVD tensors and rank mask)", async () => {
+    const dir = join(process.cwd(), 'tests', 'fixtures', 'golden', 'train_adalora_llama_adapter');
+    const picked = ['adapter_config.json', 'adapter_model.safetensors'].map((name) => new File([readFileSync(join(dir, name))], name));
+    await handleImportAdapter({ type: 'import-adapter', id: 'imp-e', runId: 'run-e', source: { kind: 'folder', files: picked, name: 'ada' } }, post);
+    expect(events).toEqual([{ type: 'adapter-imported', id: 'imp-e', runId: 'run-e', name: 'ada', modules: 4, warnings: [], method: 'AdaLoRA' }]);
+    const [record] = await new RunsDb(kv).list();
+    expect(record.config).toMatchObject({ method: 'adalora', alpha: 8, initR: 6, targetR: 2, tinit: 2, tfinal: 3, deltaT: 2, totalStep: null, targets: ['q_proj', 'v_proj'] });
+    const m = selectTargetModules(llama, ['q_proj', 'v_proj']);
+    expect(record.trainableParams).toBe(m.reduce((s, x) => s + 6 * (x.inFeatures + x.outFeatures + 1), 0));
+    const { initial } = await continuationFor('run-e', record.config, state.model!);
+    expect(initial.size).toBe(4 * m.length);
+    // layers.1.q_proj kept no triplet (rank 0 in PEFT's file): all masked.
+    expect([...initial.get('model.layers.1.self_attn.q_proj.adalora_mask')!]).toEqual([0, 0, 0, 0, 0, 0]);
+    await expect(continuationFor('run-e', { ...record.config, initR: 8 }, state.model!)).rejects.toThrow('cannot continue "ada": it has init_r 6 and this run asks for 8');
+    await expect(continuationFor('run-e', { ...record.config, method: 'lora' }, state.model!)).rejects.toThrow('cannot continue "ada": it is a AdaLoRA adapter and this run trains lora');
+  });
+
   it('takes a folder, and a name', async () => {
     const files = makeAdapter(llama, 'all-linear', 2, 2, true);
     const picked = Object.entries(files).map(([name, bytes]) => new File([bytes as Uint8Array<ArrayBuffer>], name));

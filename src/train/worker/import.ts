@@ -33,6 +33,15 @@ export function importedRunConfig(adapter: AnyAdapter, model: LoadedModel['confi
     return { ...DEFAULT_CONFIG, method: adapter.method, targets, reductionFactor: adapter.reductionFactor, adapterActivation: adapter.activation };
   }
   if (adapter.kind === 'ia3') return { ...DEFAULT_CONFIG, method: 'ia3', targets };
+  if (adapter.adalora) {
+    // AdaLoRA continues as AdaLoRA: its init_r triplets (the dropped ones masked) and schedule; total_step left to the
+    // new run's own steps (the importance EMAs are not in a PEFT file and start again from zero).
+    const a = adapter.adalora;
+    return {
+      ...DEFAULT_CONFIG, method: 'adalora', targets, alpha: adapter.alpha, dropout: adapter.dropout, initR: a.initR, targetR: a.targetR,
+      tinit: a.tinit, tfinal: a.tfinal, deltaT: a.deltaT, totalStep: null, adaloraBeta1: a.beta1, adaloraBeta2: a.beta2, orthRegWeight: a.orthRegWeight,
+    };
+  }
   return {
     ...DEFAULT_CONFIG,
     ...(adapter.dora && { method: 'dora' as const }),
@@ -65,7 +74,7 @@ export function importedRunRecord(o: {
     status: 'imported',
     message: adapter.warnings.join(' '),
     totalSteps: 0,
-    trainableParams: adapter.kind === 'prompt' ? adapter.embeddings.length : adapter.kind === 'bottleneck' ? adapter.modules.reduce((s, m) => s + m.D.length + m.bd.length + m.U.length + m.bu.length, 0) : adapter.kind === 'ia3' ? adapter.modules.reduce((s, m) => s + m.l.length, 0) : adapter.modules.reduce((s, m) => s + m.A.length + m.B.length + (m.magnitude?.length ?? 0), 0),
+    trainableParams: adapter.kind === 'prompt' ? adapter.embeddings.length : adapter.kind === 'bottleneck' ? adapter.modules.reduce((s, m) => s + m.D.length + m.bd.length + m.U.length + m.bu.length, 0) : adapter.kind === 'ia3' ? adapter.modules.reduce((s, m) => s + m.l.length, 0) : adapter.modules.reduce((s, m) => s + m.A.length + m.B.length + (m.magnitude?.length ?? 0) + (adapter.adalora?.initR ?? 0), 0),
     curves: [],
     samples: [],
     final: null,
@@ -163,5 +172,5 @@ export async function handleImportAdapter(req: ImportAdapter, post: Post): Promi
   } catch (err) {
     throw err instanceof StorageFullError ? new UserError(err.message) : err;
   }
-  post({ type: 'adapter-imported', id: req.id, runId: req.runId, name, modules: adapter.kind === 'prompt' ? adapter.numVirtualTokens : adapter.modules.length, warnings: adapter.warnings, method: adapter.kind === 'prompt' ? (adapter.peftType === 'P_TUNING' ? 'P-tuning' : 'Prompt tuning') : adapter.kind === 'bottleneck' ? (adapter.method === 'houlsby' ? 'Houlsby adapters' : 'Pfeiffer adapters') : adapter.kind === 'ia3' ? 'IA³' : adapter.dora ? 'DoRA' : 'LoRA' });
+  post({ type: 'adapter-imported', id: req.id, runId: req.runId, name, modules: adapter.kind === 'prompt' ? adapter.numVirtualTokens : adapter.modules.length, warnings: adapter.warnings, method: adapter.kind === 'prompt' ? (adapter.peftType === 'P_TUNING' ? 'P-tuning' : 'Prompt tuning') : adapter.kind === 'bottleneck' ? (adapter.method === 'houlsby' ? 'Houlsby adapters' : 'Pfeiffer adapters') : adapter.kind === 'ia3' ? 'IA³' : adapter.dora ? 'DoRA' : adapter.adalora ? 'AdaLoRA' : 'LoRA' });
 }

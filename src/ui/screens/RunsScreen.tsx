@@ -304,13 +304,13 @@ function RunCard({ run }: { run: RunRecord }) {
       </div>
       {run.status === 'imported' ? (
         <p className="muted small" data-testid="run-imported">
-          {new Date(run.created).toLocaleString()} · for {run.model.name} · imported from {run.importedFrom} · {method === 'lora' ? `r${run.config.rank} α${run.config.alpha}` : `${METHODS[method]?.label ?? method}${method === 'dora' ? ` r${run.config.rank} α${run.config.alpha}` : ''}`}
+          {new Date(run.created).toLocaleString()} · for {run.model.name} · imported from {run.importedFrom} · {method === 'lora' ? `r${run.config.rank} α${run.config.alpha}` : `${METHODS[method]?.label ?? method}${method === 'dora' ? ` r${run.config.rank} α${run.config.alpha}` : method === 'adalora' ? ` r${run.config.initR} → ${run.config.targetR} α${run.config.alpha}` : ''}`}
           {run.config.rslora ? ' (rsLoRA)' : ''}{run.config.targets.length ? ` on ${run.config.targets.join(', ')}` : METHODS[method]?.wrapsLinears === false ? `, ${run.config.numVirtualTokens} virtual tokens` : ' on the PEFT default'} · {run.trainableParams.toLocaleString('en')} parameters
         </p>
       ) : (
         <p className="muted small">
           {new Date(run.created).toLocaleString()} · {run.model.name}{run.model.quant === 'nf4' ? ' (NF4)' : ''} · {run.dataset.fileName} ({run.dataset.rows} rows) ·{' '}
-          {METHODS[method]?.label ?? method}{method === 'lora' || method === 'dora' ? ` r${run.config.rank} α${run.config.alpha}` : ''} · lr {run.config.lr} · {run.trainableParams.toLocaleString('en')} trainable
+          {METHODS[method]?.label ?? method}{method === 'lora' || method === 'dora' ? ` r${run.config.rank} α${run.config.alpha}` : method === 'adalora' ? ` r${run.config.initR} → ${run.config.targetR} α${run.config.alpha}` : ''} · lr {run.config.lr} · {run.trainableParams.toLocaleString('en')} trainable
           {run.continuedFrom ? ` · continued from "${run.continuedFrom.name}" (its adapter at step ${run.continuedFrom.step})` : ''}
         </p>
       )}

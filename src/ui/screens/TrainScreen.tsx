@@ -134,10 +134,32 @@ function TrainForm() {
           {has('alpha') && (
             <NumberField
               label="Alpha α" field="alpha" config={config} set={set} errors={errors} disabled={!!from}
-              help={config.rank > 0 ? `scale α/${config.rslora ? '√r' : 'r'} = ${(config.alpha / (config.rslora ? Math.sqrt(config.rank) : config.rank)).toPrecision(3)}` : undefined}
+              help={
+                has('initR')
+                  ? config.initR > 0 ? `scale α/init_r = ${(config.alpha / (config.initR + 1e-5)).toPrecision(3)} (PEFT: α / (ranknum + 1e-5))` : undefined
+                  : config.rank > 0 ? `scale α/${config.rslora ? '√r' : 'r'} = ${(config.alpha / (config.rslora ? Math.sqrt(config.rank) : config.rank)).toPrecision(3)}` : undefined
+              }
             />
           )}
           {has('dropout') && <NumberField label="Dropout" field="dropout" config={config} set={set} errors={errors} step={0.01} />}
+          {has('initR') && <NumberField label="Initial rank init_r" field="initR" config={config} set={set} errors={errors} step={1} disabled={!!from} help="every layer's rank before the budget cuts it" />}
+          {has('targetR') && <NumberField label="Target rank target_r" field="targetR" config={config} set={set} errors={errors} step={1} help="the average rank per layer at the end" />}
+          {has('tinit') && <NumberField label="Warmup steps tinit" field="tinit" config={config} set={set} errors={errors} step={1} help="steps before the first cut" />}
+          {has('tfinal') && <NumberField label="Final steps tfinal" field="tfinal" config={config} set={set} errors={errors} step={1} help="steps at the final rank pattern" />}
+          {has('deltaT') && <NumberField label="Budget interval deltaT" field="deltaT" config={config} set={set} errors={errors} step={1} help="steps between two budget steps" />}
+          {has('totalStep') && (
+            <Field label="Total steps total_step" field="totalStep" errors={errors} help="empty = the run's own number of steps">
+              {(id) => (
+                <input
+                  id={id} type="number" step={1} value={config.totalStep ?? ''}
+                  onChange={(e) => set({ totalStep: e.target.value.trim() === '' ? null : Number(e.target.value) })}
+                />
+              )}
+            </Field>
+          )}
+          {has('adaloraBeta1') && <NumberField label="Importance EMA β1" field="adaloraBeta1" config={config} set={set} errors={errors} step={0.01} />}
+          {has('adaloraBeta2') && <NumberField label="Uncertainty EMA β2" field="adaloraBeta2" config={config} set={set} errors={errors} step={0.01} />}
+          {has('orthRegWeight') && <NumberField label="Orthogonality weight" field="orthRegWeight" config={config} set={set} errors={errors} step={0.1} help="orth_reg_weight: keeps P and Q near orthonormal" />}
           {has('numVirtualTokens') && (
             <NumberField
               label="Virtual tokens" field="numVirtualTokens" config={config} set={set} errors={errors} step={1} disabled={!!from}
