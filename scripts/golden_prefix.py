@@ -19,6 +19,8 @@ Writes, for each (fixture, projection) in CASES:
       "final_loss",
       "grads": {"1": {name: [...]}, "2": {...}}   # raw gradients (before clipping), flattened, same names
       "prefix": [...]                    # the (P, L·2·token_dim) key/value table after the 10 steps (what PEFT saves)
+      "trained": {name: [values...]}     # with the projection: every tensor after the 10 steps, same names (the
+                                         # export's projection is checked against PEFT's saved table from them)
     }
 
   tests/fixtures/golden/train_prefix_<fixture>[_proj]_adapter/   the adapter after 10 steps, PEFT's save_pretrained
@@ -123,6 +125,7 @@ def train_case(name: str, projection: bool) -> None:
     }
     if projection:
         golden["encoder_hidden_size"] = ENCODER_HIDDEN
+        golden["trained"] = {n: f32(p.detach()) for n, p in named}
     (OUT / f"train_{case_name(name, projection)}.json").write_text(json.dumps(golden) + "\n")
 
     adapter_dir = OUT / f"train_{case_name(name, projection)}_adapter"
