@@ -123,10 +123,11 @@ export const prefixTuningMethod: TrainingMethod = {
     'Learns key/value vectors (a prefix) that every attention layer attends to ahead of the input — P-tuning v2; the model itself is untouched. ' +
     'Optionally trained through a small MLP (prefix projection); only the prefix is saved, so a re-imported adapter continues without the MLP.',
   advice:
-    'Deep prompts: unlike prompt tuning, every layer gets its own trained prefix, so it works on ordinary-sized models too and comes close to ' +
-    'fine-tuning on understanding tasks (P-tuning v2’s result). 10–20 virtual tokens is the usual start (simple tasks need fewer, hard ' +
-    'sequence tasks up to 100); a learning rate around 1e-3 to 1e-2; the reparameterisation MLP (prefix projection) can make training ' +
-    'steadier, depending on the task and data, at the cost of many more trained parameters.',
+    'Plants a task-specific, implicit instruction in every layer: suited to small datasets and to multi-task setups (one small prefix ' +
+    'per task over one frozen model). It trains with moderate difficulty and trails LoRA (the article’s LLaMA-7B GSM8K run: 32.7% ' +
+    'against LoRA’s 35.8%, in less time and memory). 20 virtual tokens is the usual start, with a learning rate around 1e-3 to 1e-2; ' +
+    'the MLP reparameterisation (prefix projection, P-tuning v2) makes it more expressive and steadier to train, at the cost of ' +
+    'many more trained parameters — only the prefix it produces is saved, so a re-imported adapter continues without the MLP.',
   peftType: 'PREFIX_TUNING',
   exports: 'adapter',
   wrapsLinears: false,
