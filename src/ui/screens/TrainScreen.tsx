@@ -212,7 +212,9 @@ function TrainForm() {
           <Targets config={config} set={set} errors={errors} />
         ) : (
           <p className="small" data-testid="no-targets">
-            Wraps no layer: the virtual tokens go ahead of every row (of every packed row with packing); nothing merges into the weights.
+            {config.method === 'prefix-tuning'
+              ? 'Wraps no layer: every attention layer attends to its trained keys and values ahead of every row (of every packed row with packing); nothing merges into the weights.'
+              : 'Wraps no layer: the virtual tokens go ahead of every row (of every packed row with packing); nothing merges into the weights.'}
           </p>
         )}
       </fieldset>
