@@ -151,6 +151,9 @@ describe.each(CASES)('golden prefix-tuning run against PEFT: %s', (name) => {
       expect(mismatches(got, want, { abs: 1e-4, rel: 1e-4 })).toEqual([]);
       expect(Math.max(...want.map((v, i) => Math.abs(v - base[i])))).toBeGreaterThan(1e-2);
       generated = (await generate(e, tf, GENERATE.prompt, { maxNewTokens: GENERATE.max_new_tokens, stopTokenIds: [] })).tokens;
+      // The prefix's positions count against the model's: a request that fits without them is refused, named.
+      const room = tf.model.config.maxPositions - GENERATE.prompt.length;
+      await expect(generate(e, tf, GENERATE.prompt, { maxNewTokens: room })).rejects.toThrow(new RegExp(`the ${P} prefix positions \\+ the prompt .* exceed the model's ${tf.model.config.maxPositions} positions; lower max new tokens to ${room - P}`));
     } finally {
       detach();
     }
