@@ -1,7 +1,7 @@
 // `npm run bench`: the benchmark suite of issue 7 through dawn.node. Tables (aligned Markdown) on stdout, progress
 // on stderr; --json prints one JSON document instead. Sections: 1 matmul vs TF.js, 2 fused LoRA vs unfused, 3 NF4
 // vs f16/f32 weights, 4 memory vs the analytic estimate, 5 training steps through the trainer, 6 the profile of one step (bench/profile.ts), 7 attention: the row kernel
-// against the flash one (bench/attention.ts).
+// against the flash one (bench/attention.ts), 8 a training step per method of the comparison (bench/methods.ts).
 import { writeFileSync } from 'node:fs';
 import { createEngine } from '../src/gpu/engine.ts';
 import { nodeGpuEntry, openNodeGpu } from '../src/gpu/node.ts';
@@ -11,6 +11,7 @@ import { renderTable } from './lib/table.ts';
 import { runAttention } from './attention.ts';
 import { runLora } from './lora.ts';
 import { runMatmul } from './matmul.ts';
+import { runMethods } from './methods.ts';
 import { runMemory } from './memory.ts';
 import { formatMeta, runMeta } from './meta.ts';
 import { runNf4 } from './nf4.ts';
@@ -55,6 +56,7 @@ async function main(argv: string[]): Promise<number> {
     training: () => runTraining(ctx),
     profile: () => runProfile(ctx),
     attention: () => runAttention(ctx),
+    methods: () => runMethods(ctx),
   };
   const results: Partial<Record<Section, unknown>> = {};
   const failures: string[] = [];

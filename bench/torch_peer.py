@@ -12,11 +12,15 @@ PyTorch user would run on this GPU).
     python3 bench/torch_peer.py --check            one JSON line: versions and whether CUDA is usable; exit 1 if not
     python3 bench/torch_peer.py SPEC.json          runs the cases of SPEC, prints one JSON line (progress on stderr)
 
-SPEC: {"cases": [{"name", "config": {config.json}, "batch", "seqLen"}], "warmup": 2, "reps": 5,
+SPEC: {"cases": [{"name", "config": {config.json}, "batch", "seqLen", "method"?}], "warmup": 2, "reps": 5,
        "precisions": ["fp32", "bf16"], "device": "cuda", "lr": 1e-4, "rank": 16, "alpha": 32,
        "targets": "all-linear", "maxGradNorm": 1.0}
 Output: {"torch", "transformers", "peft", "device", "results": [{"name", "precision", "ms", "stepsMs",
          "tokensPerSecond", "maxMemoryBytes", "trainableParams", "loss", "buildMs", "attention"} | {"name", "precision", "error"}]}
+A case's "method" (the bench's methods table, bench/methods.ts) trains another method of the family instead of the
+spec's LoRA: {"id": "lora" | "dora" | "ia3" | "prompt-tuning" | "p-tuning" | "prefix-tuning" | "adalora" | "full",
+"rank", "alpha", "targets", "numVirtualTokens", "encoderHiddenSize", "prefixProjection", "initR", "targetR",
+"totalStep"} (PEFT's config for it; "full": no adapter, every parameter trains); results then carry its "method".
 BENCH_TORCH_DEVICE=cpu runs on the CPU (to try the script on a machine without CUDA; memory is then null).
 """
 import contextlib
@@ -83,9 +87,33 @@ def clean_config(cfg):
     return cfg
 
 
+def peft_config(method, spec):
+    """PEFT's config for a case's method (None: full fine-tuning, no adapter)."""
+    import peft
+
+    m = method or {"id": "lora", "rank": spec.get("rank", 16), "alpha": spec.get("alpha", 32), "targets": spec.get("targets", "all-linear")}
+    kind = m["id"]
+    targets = m.get("targets") or None  # None: PEFT's default modules for the architecture
+    if kind in ("lora", "dora"):
+        return peft.LoraConfig(r=m["rank"], lora_alpha=m["alpha"], lora_dropout=0.0, target_modules=targets, use_dora=kind == "dora", task_type="CAUSAL_LM")
+    if kind == "ia3":
+        return peft.IA3Config(target_modules=targets, task_type="CAUSAL_LM")
+    if kind == "prompt-tuning":
+        return peft.PromptTuningConfig(num_virtual_tokens=m["numVirtualTokens"], task_type="CAUSAL_LM")
+    if kind == "p-tuning":
+        return peft.PromptEncoderConfig(num_virtual_tokens=m["numVirtualTokens"], encoder_hidden_size=m.get("encoderHiddenSize"), task_type="CAUSAL_LM")
+    if kind == "prefix-tuning":
+        return peft.PrefixTuningConfig(num_virtual_tokens=m["numVirtualTokens"], prefix_projection=bool(m.get("prefixProjection")), encoder_hidden_size=m.get("encoderHiddenSize"), task_type="CAUSAL_LM")
+    if kind == "adalora":
+        return peft.AdaLoraConfig(init_r=m["initR"], target_r=m["targetR"], lora_alpha=m["alpha"], target_modules=targets, total_step=m["totalStep"], task_type="CAUSAL_LM")
+    if kind == "full":
+        return None
+    raise ValueError(f"no PyTorch peer for method {kind}")
+
+
 def run_case(torch, case, spec, device):
     from transformers import AutoConfig, AutoModelForCausalLM
-    from peft import LoraConfig, get_peft_model
+    from peft import get_peft_model
 
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory() as d:
@@ -100,14 +128,9 @@ def run_case(torch, case, spec, device):
             model = AutoModelForCausalLM.from_config(config, torch_dtype=torch.float32)
     model.to(device)
     attention = getattr(model.config, "_attn_implementation", None)
-    lora = LoraConfig(
-        r=spec.get("rank", 16),
-        lora_alpha=spec.get("alpha", 32),
-        lora_dropout=0.0,
-        target_modules=spec.get("targets", "all-linear"),
-        task_type="CAUSAL_LM",
-    )
-    model = get_peft_model(model, lora)
+    adapter = peft_config(case.get("method"), spec)
+    if adapter is not None:
+        model = get_peft_model(model, adapter)
     model.train()
     params = [p for p in model.parameters() if p.requires_grad]
     trainable = sum(p.numel() for p in params)
@@ -123,10 +146,12 @@ def run_case(torch, case, spec, device):
         try:
             r = run_precision(torch, model, params, ids, precision, case, spec, device, trainable, build_ms)
             r["attention"] = attention
+            if case.get("method"):
+                r["method"] = case["method"]["id"]
             results.append(r)
         except Exception as err:
             log(f"{case['name']} {precision}: {traceback.format_exc()}")
-            results.append({"name": case["name"], "precision": precision, "error": f"{type(err).__name__}: {err}"})
+            results.append({"name": case["name"], "precision": precision, "error": f"{type(err).__name__}: {err}", **({"method": case["method"]["id"]} if case.get("method") else {})})
         gc.collect()
         if device == "cuda":
             torch.cuda.empty_cache()
@@ -154,6 +179,8 @@ def run_precision(torch, model, params, ids, precision, case, spec, device, trai
     warmup, reps = spec.get("warmup", 2), spec.get("reps", 5)
     times = []
     loss = None
+    # AdaLoRA's budget step belongs to its training step (after the optimizer's, before the gradients go).
+    allocate = getattr(getattr(model, "base_model", None), "update_and_allocate", None)
     for i in range(warmup + reps):
         sync()
         t = time.perf_counter()
@@ -162,6 +189,8 @@ def run_precision(torch, model, params, ids, precision, case, spec, device, trai
         out.loss.backward()
         torch.nn.utils.clip_grad_norm_(params, clip)
         opt.step()
+        if allocate is not None:
+            allocate(i)
         opt.zero_grad(set_to_none=True)
         sync()
         times.append((time.perf_counter() - t) * 1000)
@@ -218,7 +247,8 @@ def main(argv):
         except Exception as err:
             log(f"{case['name']}: {traceback.format_exc()}")
             for precision in spec.get("precisions", ["fp32", "bf16"]):
-                out["results"].append({"name": case["name"], "precision": precision, "error": f"{type(err).__name__}: {err}"})
+                method = {"method": case["method"]["id"]} if case.get("method") else {}
+                out["results"].append({"name": case["name"], "precision": precision, "error": f"{type(err).__name__}: {err}", **method})
     print(json.dumps(out), flush=True)
     return 0
 

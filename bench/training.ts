@@ -13,13 +13,13 @@ import { tuneKernels } from '../src/gpu/kernels/matmul-tuning.ts';
 import type { TokenizedRow } from '../src/data/encode.ts';
 import { parseModelConfig } from '../src/model/config.ts';
 import { kernelChoiceFor, type KernelChoice } from '../src/model/runtime/linear.ts';
-import { loadTransformer } from '../src/model/runtime/load.ts';
+import { loadTransformer, releaseTransformer } from '../src/model/runtime/load.ts';
 import { nodeFolder } from '../src/model/sources/node-file.ts';
 import { memoryFolder } from '../src/model/sources/memory.ts';
 import { writeSafetensors, type TensorToWrite } from '../src/model/safetensors.ts';
 import { expectedTensors, linearModules } from '../src/model/weights.ts';
 import type { ModelFiles } from '../src/model/checkpoint.ts';
-import { DEFAULT_CONFIG } from '../src/train/config.ts';
+import { DEFAULT_CONFIG, type TrainConfig } from '../src/train/config.ts';
 import { Trainer } from '../src/train/trainer.ts';
 import { rng } from '../src/gpu/ref/testing.ts';
 import type { BenchContext, SectionResult } from './context.ts';
@@ -63,8 +63,10 @@ interface FailedRow {
 }
 
 /** What bench/torch_peer.py prints for one case and precision. */
-interface PeerResult {
+export interface PeerResult {
   name: string;
+  /** The method's id, for a case that named one (the methods table). */
+  method?: string;
   precision: 'fp32' | 'bf16';
   ms?: number;
   stepsMs?: number[];
@@ -77,7 +79,7 @@ interface PeerResult {
   error?: string;
 }
 
-type Peer =
+export type Peer =
   | { status: 'ran'; python: string; torch: string; transformers: string; peft: string; device: string; results: PeerResult[]; seconds: number }
   | { status: 'skipped' | 'failed'; reason: string };
 
@@ -102,7 +104,7 @@ function fixtureJson(name: string): Record<string, unknown> {
   return JSON.parse(readFileSync(join(FIXTURES, name, 'config.json'), 'utf8')) as Record<string, unknown>;
 }
 
-function caseJson(c: TrainingCase): Record<string, unknown> {
+export function caseJson(c: TrainingCase): Record<string, unknown> {
   return 'fixture' in c.source ? fixtureJson(c.source.fixture) : randomModelJson(c.source.random);
 }
 
@@ -139,7 +141,7 @@ export function randomModelFiles(json: Record<string, unknown>, name: string): M
 }
 
 /** Random token rows, every position trained: the step's cost does not depend on the text. */
-function randomRows(count: number, seqLen: number, vocab: number, seed: number): TokenizedRow[] {
+export function randomRows(count: number, seqLen: number, vocab: number, seed: number): TokenizedRow[] {
   const next = rng(seed);
   return Array.from({ length: count }, () => {
     const ids = Int32Array.from({ length: seqLen }, () => 1 + Math.floor(next() * (vocab - 1)));
@@ -149,7 +151,7 @@ function randomRows(count: number, seqLen: number, vocab: number, seed: number):
 
 /** Model FLOPs of one step of `c` (stats.ts trainingStepFlops), from the config alone: the same count for every row
  *  of a model, ours and PyTorch's. */
-function stepFlops(c: TrainingCase): number {
+export function stepFlops(c: TrainingCase): number {
   const cfg = parseModelConfig(caseJson(c), c.name);
   const linearParams = linearModules(cfg).reduce((s, m) => s + m.inFeatures * m.outFeatures, 0);
   return trainingStepFlops({
@@ -170,7 +172,9 @@ export async function runTraining(ctx: BenchContext): Promise<SectionResult> {
   const plan = trainingPlan(options.quick, e.gpu.adapter.isCpu, { large: options.trainLarge, shape: options.trainShape });
   const timing = trainingTiming(options);
   // The peer first: its numbers are in the log even if our engine later loses the device.
-  const peer = options.noTorch ? ({ status: 'skipped', reason: '--no-torch' } as const) : runTorchPeer(ctx, plan.cases, timing);
+  const peer = options.noTorch
+    ? ({ status: 'skipped', reason: '--no-torch' } as const)
+    : runTorchPeer(ctx, plan.cases.map((c) => ({ name: c.name, config: caseJson(c), batch: c.batch, seqLen: c.seqLen })), timing, ['fp32', 'bf16'], 'training');
   if (peer.status !== 'ran') ctx.log(`  training: PyTorch + PEFT peer ${peer.status}: ${peer.reason}`);
   // The variants the app would choose on this adapter (measured once here, not cached), as the CLI combines them.
   const tuning = await tuneKernels(e);
@@ -284,6 +288,90 @@ export async function runTraining(ctx: BenchContext): Promise<SectionResult> {
   };
 }
 
+/** A case's model files: a committed fixture, or random weights at a real model's dimensions built in memory. */
+export function caseFiles(c: TrainingCase): { files: ModelFiles; buildMs: number } {
+  const t = performance.now();
+  if ('fixture' in c.source) return { files: nodeFolder(join(FIXTURES, c.source.fixture)), buildMs: 0 };
+  const files = randomModelFiles(caseJson(c), c.source.random);
+  return { files, buildMs: performance.now() - t };
+}
+
+/** What timing a run's steps gives. */
+export interface TimedSteps {
+  /** Median of the timed steps. */
+  stepMs: number;
+  stepsMs: number[];
+  loss: number;
+  /** The pool's peak over loading and training, less what was live before. */
+  peakBytes: number;
+  trainableParams: number;
+  loadMs: number;
+}
+
+/** Loads `files` (NF4 when the config says so), trains `warmup + reps` optimizer steps of `config` on random rows of
+ *  the case's shape through the real trainer, and times them; `inspect` sees the trainer before it is disposed. */
+export async function timeTrainerSteps(
+  ctx: BenchContext,
+  c: TrainingCase,
+  files: ModelFiles,
+  config: TrainConfig,
+  kernels: KernelChoice,
+  timing: Timing,
+  label: string,
+  inspect?: (trainer: Trainer) => void,
+): Promise<TimedSteps> {
+  const { e } = ctx;
+  e.buffers.trim();
+  const before = e.buffers.stats().liveBytes;
+  e.buffers.resetPeak();
+  const t = performance.now();
+  const tf = await loadTransformer(e, files, kernels, { dtype: 'f32', quant: config.quant });
+  const loadMs = performance.now() - t;
+  const steps = timing.warmup + timing.reps;
+  let trainer: Trainer | undefined;
+  try {
+    trainer = new Trainer({
+      engine: e,
+      transformer: tf,
+      config: { ...config, batchSize: c.batch, gradAccum: 1, maxLength: c.seqLen, maxSteps: steps, packing: false },
+      train: randomRows(steps * c.batch, c.seqLen, tf.model.config.vocabSize, 3),
+      padId: 0,
+    });
+    const stepsMs: number[] = [];
+    let loss = NaN;
+    for (let i = 0; i < steps; i++) {
+      const m = await trainer.trainStep();
+      stepsMs.push(m.ms);
+      loss = m.loss;
+    }
+    const stepMs = median(stepsMs.slice(timing.warmup));
+    ctx.log(`  ${label}: ${stepMs.toFixed(1)} ms/step (steps ${stepsMs.map((s) => s.toFixed(0)).join(', ')} ms), loss ${loss.toFixed(3)}, loaded in ${(loadMs / 1000).toFixed(1)} s`);
+    inspect?.(trainer);
+    return { stepMs, stepsMs, loss, peakBytes: e.buffers.stats().peakBytes - before, trainableParams: trainer.method.trainableParams, loadMs };
+  } finally {
+    trainer?.dispose();
+    releaseTransformer(e, tf);
+  }
+}
+
+/** The training table's LoRA configuration (r16 α32 on all-linear, AdamW, clip 1, constant lr) over `quant`. */
+export function benchLoraConfig(quant: TrainConfig['quant']): TrainConfig {
+  return {
+    ...DEFAULT_CONFIG,
+    method: 'lora',
+    quant,
+    rank: TRAINING_LORA.rank,
+    alpha: TRAINING_LORA.alpha,
+    dropout: 0,
+    targets: [TRAINING_LORA.targets],
+    warmupRatio: 0,
+    warmupSteps: 0,
+    schedule: 'constant',
+    lr: TRAINING_LORA.lr,
+    maxGradNorm: TRAINING_LORA.maxGradNorm,
+  };
+}
+
 /** Builds or reads the model, loads it (NF4 for QLoRA) and times `warmup + reps` optimizer steps. */
 async function runCase(
   ctx: BenchContext,
@@ -293,89 +381,51 @@ async function runCase(
   timing: Timing,
   peer: Peer,
 ): Promise<OursRow> {
-  const { e } = ctx;
-  const json = caseJson(c);
-  let t = performance.now();
-  const files = 'fixture' in c.source ? nodeFolder(join(FIXTURES, c.source.fixture)) : randomModelFiles(json, c.source.random);
-  const buildMs = 'fixture' in c.source ? 0 : performance.now() - t;
-  e.buffers.trim();
-  const before = e.buffers.stats().liveBytes;
-  e.buffers.resetPeak();
-  t = performance.now();
-  const tf = await loadTransformer(e, files, kernels, { dtype: 'f32', quant: method === 'qlora' ? 'nf4' : 'none' });
-  const loadMs = performance.now() - t;
-  ctx.log(`  training: ${c.name} ${method}: weights built in ${(buildMs / 1000).toFixed(1)} s, loaded in ${(loadMs / 1000).toFixed(1)} s`);
-  const cfg = tf.model.config;
-  const steps = timing.warmup + timing.reps;
-  const trainer = new Trainer({
-    engine: e,
-    transformer: tf,
-    config: {
-      ...DEFAULT_CONFIG,
-      method: 'lora',
-      quant: method === 'qlora' ? 'nf4' : 'none',
-      rank: TRAINING_LORA.rank,
-      alpha: TRAINING_LORA.alpha,
-      dropout: 0,
-      targets: [TRAINING_LORA.targets],
-      batchSize: c.batch,
-      gradAccum: 1,
-      maxLength: c.seqLen,
-      maxSteps: steps,
-      warmupRatio: 0,
-      warmupSteps: 0,
-      schedule: 'constant',
-      lr: TRAINING_LORA.lr,
-      maxGradNorm: TRAINING_LORA.maxGradNorm,
-      packing: false,
-    },
-    train: randomRows(steps * c.batch, c.seqLen, cfg.vocabSize, 3),
-    padId: 0,
+  const { files, buildMs } = caseFiles(c);
+  ctx.log(`  training: ${c.name} ${method}: weights built in ${(buildMs / 1000).toFixed(1)} s`);
+  let targets = '';
+  const run = await timeTrainerSteps(ctx, c, files, benchLoraConfig(method === 'qlora' ? 'nf4' : 'none'), kernels, timing, `training: ${c.name} ${method}`, (trainer) => {
+    targets = [...new Set(trainer.lora.modules.map((m) => m.module.targetName))].join(', ');
   });
-  try {
-    const stepsMs: number[] = [];
-    let loss = NaN;
-    for (let i = 0; i < steps; i++) {
-      const m = await trainer.trainStep();
-      stepsMs.push(m.ms);
-      loss = m.loss;
-    }
-    const stepMs = median(stepsMs.slice(timing.warmup));
-    ctx.log(`  training: ${c.name} ${method}: ${stepMs.toFixed(1)} ms/step (steps ${stepsMs.map((s) => s.toFixed(0)).join(', ')} ms), loss ${loss.toFixed(3)}`);
-    const g = gflops(stepFlops(c), stepMs);
-    const targets = [...new Set(trainer.lora.modules.map((m) => m.module.targetName))].join(', ');
-    const theirs = (precision: 'fp32' | 'bf16') =>
-      method === 'lora' && peer.status === 'ran' ? ratio(stepMs, peer.results.find((p) => p.name === c.name && p.precision === precision)?.ms) : null;
-    return {
-      name: c.name,
-      method,
-      batch: c.batch,
-      seqLen: c.seqLen,
-      tokens: c.batch * c.seqLen,
-      targets,
-      trainableParams: trainer.lora.trainableParams,
-      matmulVariant: method === 'qlora' ? `NF4 ${kernels.nf4}` : kernels.matmul,
-      weights: method === 'qlora' ? 'NF4' : 'f32',
-      stepMs,
-      stepsMs,
-      tokensPerSecond: ((c.batch * c.seqLen) / stepMs) * 1000,
-      gflops: g,
-      rooflineFraction: ctx.bestMatmul ? g / ctx.bestMatmul.gflops : null,
-      peakBytes: e.buffers.stats().peakBytes - before,
-      loss,
-      buildMs,
-      loadMs,
-      vsTorchFp32: theirs('fp32'),
-      vsTorchBf16: theirs('bf16'),
-    };
-  } finally {
-    trainer.dispose();
-  }
+  const g = gflops(stepFlops(c), run.stepMs);
+  const theirs = (precision: 'fp32' | 'bf16') =>
+    method === 'lora' && peer.status === 'ran' ? ratio(run.stepMs, peer.results.find((p) => p.name === c.name && p.precision === precision)?.ms) : null;
+  return {
+    name: c.name,
+    method,
+    batch: c.batch,
+    seqLen: c.seqLen,
+    tokens: c.batch * c.seqLen,
+    targets,
+    trainableParams: run.trainableParams,
+    matmulVariant: method === 'qlora' ? `NF4 ${kernels.nf4}` : kernels.matmul,
+    weights: method === 'qlora' ? 'NF4' : 'f32',
+    stepMs: run.stepMs,
+    stepsMs: run.stepsMs,
+    tokensPerSecond: ((c.batch * c.seqLen) / run.stepMs) * 1000,
+    gflops: g,
+    rooflineFraction: ctx.bestMatmul ? g / ctx.bestMatmul.gflops : null,
+    peakBytes: run.peakBytes,
+    loss: run.loss,
+    buildMs,
+    loadMs: run.loadMs,
+    vsTorchFp32: theirs('fp32'),
+    vsTorchBf16: theirs('bf16'),
+  };
+}
+
+/** One case of bench/torch_peer.py's spec: a model config, a batch shape and, for the methods table, the method. */
+export interface PeerCase {
+  name: string;
+  config: Record<string, unknown>;
+  batch: number;
+  seqLen: number;
+  method?: Record<string, unknown> & { id: string };
 }
 
 /** The PyTorch + PEFT peer, where python3 (BENCH_PYTHON) has torch with CUDA and peft; otherwise why not, in one
  *  line. BENCH_TORCH_DEVICE=cpu tries it on the CPU (a check of the plumbing, not a peer). */
-function runTorchPeer(ctx: BenchContext, cases: TrainingCase[], timing: Timing): Peer {
+export function runTorchPeer(ctx: BenchContext, cases: PeerCase[], timing: Timing, precisions: ('fp32' | 'bf16')[], section: string): Peer {
   const python = process.env.BENCH_PYTHON || 'python3';
   const device = process.env.BENCH_TORCH_DEVICE || 'cuda';
   const check = spawnSync(python, [PEER_SCRIPT, '--check'], { encoding: 'utf8', timeout: 120_000, env: { ...process.env, BENCH_TORCH_DEVICE: device } });
@@ -390,10 +440,10 @@ function runTorchPeer(ctx: BenchContext, cases: TrainingCase[], timing: Timing):
   const dir = mkdtempSync(join(tmpdir(), 'bench-torch-'));
   try {
     const spec = {
-      cases: cases.map((c) => ({ name: c.name, config: caseJson(c), batch: c.batch, seqLen: c.seqLen })),
+      cases,
       warmup: timing.warmup,
       reps: timing.reps,
-      precisions: ['fp32', 'bf16'],
+      precisions,
       device,
       lr: TRAINING_LORA.lr,
       rank: TRAINING_LORA.rank,
@@ -403,7 +453,7 @@ function runTorchPeer(ctx: BenchContext, cases: TrainingCase[], timing: Timing):
     };
     const specPath = join(dir, 'spec.json');
     writeFileSync(specPath, JSON.stringify(spec));
-    ctx.log(`  training: PyTorch + PEFT peer (${python}, torch ${info.torch} on ${info.device}): ${cases.length} models × fp32, bf16`);
+    ctx.log(`  ${section}: PyTorch + PEFT peer (${python}, torch ${info.torch} on ${info.device}): ${cases.length} cases × ${precisions.join(', ')}`);
     const started = performance.now();
     const timeoutS = Number(process.env.BENCH_TORCH_TIMEOUT) || 300;
     const run = spawnSync(python, [PEER_SCRIPT, specPath], {
@@ -423,7 +473,7 @@ function runTorchPeer(ctx: BenchContext, cases: TrainingCase[], timing: Timing):
       return { status: 'failed', reason: `exit ${run.status}, no JSON on stdout (see the log above)` };
     }
     if (out.error || !Array.isArray(out.results)) return { status: 'failed', reason: out.error ?? 'no results' };
-    ctx.log(`  training: PyTorch + PEFT peer done in ${seconds.toFixed(0)} s`);
+    ctx.log(`  ${section}: PyTorch + PEFT peer done in ${seconds.toFixed(0)} s`);
     return { status: 'ran', python, torch: out.torch, transformers: out.transformers, peft: out.peft, device: out.device, results: out.results, seconds };
   } finally {
     rmSync(dir, { recursive: true, force: true });

@@ -24,10 +24,7 @@ describe('Compare methods', () => {
     await page.getByRole('button', { name: 'Train', exact: true }).click();
     await page.getByTestId('screen-train').waitFor();
     await page.getByRole('button', { name: /^Quick/ }).click();
-    await page.getByRole('radio', { name: 'max steps' }).check();
-    await page.getByLabel('Max steps', { exact: true }).fill('2');
-    await page.getByLabel('Batch size').fill('2');
-    await page.getByLabel('Max length (tokens)').fill('48');
+    await studio.fillRun({ steps: 2, batch: 2, maxLength: 48 });
 
     await page.getByRole('button', { name: 'Compare', exact: true }).click();
     const panel = page.getByTestId('method-sweep');

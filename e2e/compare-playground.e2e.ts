@@ -49,12 +49,7 @@ describe('playground and compare', () => {
     await nav('Train');
     await page.getByTestId('screen-train').waitFor();
     await page.getByRole('button', { name: /^Quick/ }).click();
-    await page.getByRole('radio', { name: 'max steps' }).check();
-    await page.getByLabel('Max steps', { exact: true }).fill('2');
-    await page.getByLabel('Batch size').fill('2');
-    await page.getByLabel('Max length (tokens)').fill('64');
-    await page.getByLabel('Eval split').fill('0.02');
-    await page.getByLabel('Evaluate every (steps, 0 = at the end)').fill('0');
+    await studio.fillRun({ steps: 2, batch: 2, maxLength: 64, evalSplit: '0.02', evalEvery: 0 });
 
     await nav('Compare');
     await page.getByTestId('screen-compare').waitFor();

@@ -29,13 +29,7 @@ describe('device lost', () => {
     await page.getByRole('button', { name: /^Quick/ }).click();
     await page.getByLabel('Rank r').fill('4');
     await page.getByLabel('Alpha α').fill('8');
-    await page.getByRole('radio', { name: 'max steps' }).check();
-    await page.getByLabel('Max steps', { exact: true }).fill('400');
-    await page.getByLabel('Batch size').fill('2');
-    await page.getByLabel('Max length (tokens)').fill('64');
-    await page.getByLabel('Checkpoint every (steps)').fill('1');
-    await page.getByLabel('Eval split').fill('0');
-    await page.getByLabel('Run name').fill('device lost');
+    await studio.fillRun({ steps: 400, batch: 2, maxLength: 64, checkpointEvery: 1, evalSplit: '0', name: 'device lost' });
     await page.getByTestId('start-training').click();
     await expect.poll(() => page.getByTestId('run-phase').textContent(), { timeout: 60_000 }).toBe('Training');
     await expect.poll(points, { timeout: 90_000 }).toBeGreaterThanOrEqual(2);

@@ -2,9 +2,10 @@
 // (SwiftShader) through playwright-core, and fails a test if the page logs an error, asks any other host, or breaks
 // the Content-Security-Policy (vite.config.ts) anywhere: the page's securitypolicyviolation events are logged as
 // errors, and the policy header (which the engine worker runs under) reports to the preview server.
+import { unzipSync } from 'fflate';
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import { chromium, type Browser, type Locator, type Page } from 'playwright-core';
 import { build, preview, type Plugin, type PreviewServer } from 'vite';
 import { contentSecurityPolicy } from '../vite.config.ts';
 
@@ -39,7 +40,34 @@ export interface Studio {
   openWithDemoModel(query?: string): Promise<void>;
   /** On the Data screen, loads the sample Pirate voice (chat) dataset and waits for its counts. */
   loadPirateSample(): Promise<void>;
+  /** The Train screen with the Quick preset (and `method`, when given), after opening the demo model and the pirate
+   *  sample if the studio is not open yet. */
+  openTrainScreen(method?: string): Promise<void>;
+  /** Fills the Train screen's run fields: max steps, batch size, max length, and the optional ones given. */
+  fillRun(run: RunFields): Promise<void>;
+  /** Starts training and waits until the run has finished. */
+  trainToEnd(): Promise<void>;
+  /** The Runs screen's card of the run named `name` (opening the Runs screen, waiting for the one card). */
+  runCard(name: string): Promise<Locator>;
+  /** Clicks the download button named `button`, saves the file as ARTIFACTS/`fileName` and returns its path and, for
+   *  a .zip, its entries. */
+  download(where: Locator, button: string, fileName: string): Promise<{ path: string; files: Record<string, Uint8Array> }>;
+  /** In the Playground, generates `prompt` with the base model and the run whose label matches `run` (and no other),
+   *  and waits for both columns to finish. */
+  generateBesideBase(run: RegExp, prompt: string): Promise<Locator>;
   close(): Promise<void>;
+}
+
+/** The Train screen fields a test sets; strings go in as typed. */
+export interface RunFields {
+  steps: number;
+  batch: number;
+  maxLength: number;
+  name?: string;
+  learningRate?: string;
+  evalSplit?: string;
+  evalEvery?: number;
+  checkpointEvery?: number;
 }
 
 /** dist/ as the e2e tests need it: with the policy, and the fake Hub's origin in connect-src. A dist/ built without
@@ -115,7 +143,7 @@ export async function openStudio(): Promise<Studio> {
       problems.push(`request to another host: ${req.url()}`);
     }
   });
-  return {
+  const studio: Studio = {
     url,
     browser,
     page,
@@ -140,9 +168,70 @@ export async function openStudio(): Promise<Studio> {
       const text = await counts.textContent();
       if (text !== '240 rows: 240 usable, 0 skipped') throw new Error(`the pirate sample did not load: ${text}`);
     },
+    async openTrainScreen(method) {
+      // A test run alone starts on a blank page; one after another finds the demo model and the sample loaded.
+      if (!page.url().startsWith(url)) {
+        await studio.openWithDemoModel();
+        await studio.loadPirateSample();
+      }
+      await page.getByRole('button', { name: 'Train', exact: true }).click();
+      await page.getByTestId('screen-train').waitFor();
+      await page.getByRole('button', { name: /^Quick/ }).click();
+      if (method) await page.getByLabel('Method').selectOption(method);
+    },
+    async fillRun(run) {
+      await page.getByRole('radio', { name: 'max steps' }).check();
+      await page.getByLabel('Max steps', { exact: true }).fill(String(run.steps));
+      await page.getByLabel('Batch size').fill(String(run.batch));
+      await page.getByLabel('Max length (tokens)').fill(String(run.maxLength));
+      if (run.learningRate !== undefined) await page.getByLabel('Learning rate').fill(run.learningRate);
+      if (run.checkpointEvery !== undefined) await page.getByLabel('Checkpoint every (steps)').fill(String(run.checkpointEvery));
+      if (run.evalSplit !== undefined) await page.getByLabel('Eval split').fill(run.evalSplit);
+      if (run.evalEvery !== undefined) await page.getByLabel('Evaluate every (steps, 0 = at the end)').fill(String(run.evalEvery));
+      if (run.name !== undefined) await page.getByLabel('Run name').fill(run.name);
+    },
+    async trainToEnd() {
+      await page.getByTestId('start-training').click();
+      for (let i = 0; i < 1200 && (await page.getByTestId('run-phase').textContent()) !== 'Finished'; i++) await page.waitForTimeout(100);
+      const phase = await page.getByTestId('run-phase').textContent();
+      if (phase !== 'Finished') throw new Error(`the run did not finish within 120 s: its phase is ${JSON.stringify(phase)}`);
+    },
+    async runCard(name) {
+      await page.getByRole('button', { name: 'Runs', exact: true }).click();
+      const card = page.getByTestId('run-card').filter({ hasText: name });
+      for (let i = 0; i < 300 && (await card.count()) !== 1; i++) await page.waitForTimeout(100);
+      if ((await card.count()) !== 1) throw new Error(`the Runs screen shows ${await card.count()} cards named ${JSON.stringify(name)}, not one`);
+      return card;
+    },
+    async download(where, button, fileName) {
+      const [download] = await Promise.all([page.waitForEvent('download'), where.getByRole('button', { name: button }).click()]);
+      const path = join(ARTIFACTS, fileName);
+      await download.saveAs(path);
+      return { path, files: fileName.endsWith('.zip') ? unzipSync(new Uint8Array(readFileSync(path))) : {} };
+    },
+    async generateBesideBase(run, prompt) {
+      await page.getByRole('button', { name: 'Playground', exact: true }).click();
+      await page.getByTestId('screen-playground').waitFor();
+      await page.getByLabel('Prompt', { exact: true }).fill(prompt);
+      await page.getByLabel('Max new tokens').fill('12');
+      // Only these two answer: the Playground keeps earlier tests' choices.
+      const answerers = page.getByRole('group', { name: 'Who answers' });
+      const checked = answerers.getByRole('checkbox', { checked: true });
+      while ((await checked.count()) > 0) await checked.first().uncheck();
+      await answerers.getByLabel('Base model').check();
+      await answerers.getByLabel(run).first().check();
+      await page.getByRole('button', { name: 'Generate', exact: true }).click();
+      const columns = page.getByTestId('playground-column');
+      const statuses = () => columns.evaluateAll((els) => els.map((e) => e.getAttribute('data-status')));
+      for (let i = 0; i < 600 && JSON.stringify(await statuses()) !== '["done","done"]'; i++) await page.waitForTimeout(100);
+      const got = await statuses();
+      if (JSON.stringify(got) !== '["done","done"]') throw new Error(`the Playground's columns did not both finish: ${JSON.stringify(got)}`);
+      return columns;
+    },
     async close() {
       await browser.close();
       await new Promise<void>((resolve) => server.httpServer.close(() => resolve()));
     },
   };
+  return studio;
 }

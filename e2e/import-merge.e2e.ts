@@ -101,13 +101,8 @@ describe('import, continue, merge', () => {
     expect(await page.getByLabel('Rank r').inputValue()).toBe(String(RANK));
     expect(await page.getByLabel('Alpha α').inputValue()).toBe(String(ALPHA));
     expect(await page.getByTestId('locked-targets').textContent()).toContain('q_proj, v_proj');
-    await page.getByRole('radio', { name: 'max steps' }).check();
-    await page.getByLabel('Max steps', { exact: true }).fill('1');
-    await page.getByLabel('Batch size').fill('2');
-    await page.getByLabel('Max length (tokens)').fill('64');
-    await page.getByLabel('Eval split').fill('0');
-    await page.getByTestId('start-training').click();
-    await expect.poll(() => page.getByTestId('run-phase').textContent(), { timeout: 120_000 }).toBe('Finished');
+    await studio.fillRun({ steps: 1, batch: 2, maxLength: 64, evalSplit: '0' });
+    await studio.trainToEnd();
     expect(await page.getByTestId('run-progress').textContent()).toContain('Step 1 of 1');
 
     await nav('Runs');

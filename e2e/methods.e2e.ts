@@ -12,7 +12,11 @@
 // resumed from the Runs screen on the way (its IndexedDB checkpoint holds the whole model).
 // Prompt tuning: the Train screen shows its settings (virtual tokens, TEXT init) and no targets, counts virtual tokens
 // × hidden, trains to the end; the Runs screen names it, refuses merging, and its PEFT .zip is PROMPT_TUNING with
-// prompt_embeddings; the .zip imports back, and the Playground answers with it.
+// prompt_embeddings; the .zip imports back, and the Playground answers with it. P-tuning: the same path with the prompt
+// encoder's width as its setting, counted as PEFT counts the encoder; its .zip is P_TUNING holding only the encoder's
+// output (prompt_embeddings). Houlsby adapters: reduction factor and activation on the Train screen, the bottleneck
+// MLPs counted per wrapped module (o_proj and down_proj); the Runs screen offers the studio's own layout (not PEFT's)
+// and no merge; the .zip (lora-studio-bottleneck/1) imports back, and the Playground answers with it.
 import { unzipSync } from 'fflate';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -21,6 +25,7 @@ import { ARTIFACTS, openStudio, type Studio } from './harness.ts';
 import { rawSafetensorsHeader, rawSafetensorsHeaderOfFile } from '../src/model/testing-safetensors.ts';
 
 const DEMO = join(process.cwd(), 'public', 'models', 'demo-llama');
+const config = JSON.parse(readFileSync(join(DEMO, 'config.json'), 'utf8'));
 
 let studio: Studio;
 beforeAll(async () => {
@@ -33,42 +38,23 @@ afterAll(async () => {
 describe('IA³ and DoRA in the studio', () => {
   it('trains the demo model with IA³ and downloads a PEFT IA³ adapter', async () => {
     const { page } = studio;
-    await studio.openWithDemoModel();
-    await studio.loadPirateSample();
-    await page.getByRole('button', { name: 'Train', exact: true }).click();
-    await page.getByTestId('screen-train').waitFor();
-    await page.getByRole('button', { name: /^Quick/ }).click();
-    await page.getByLabel('Method').selectOption('ia3');
+    await studio.openTrainScreen('ia3');
     expect(await page.getByTestId('method-explanation').textContent()).toMatch(/scaling vector/);
     expect(await page.getByLabel('Rank r').count()).toBe(0);
     // The Quick preset picks all-linear; IA³'s own PEFT default is k_proj, v_proj and down_proj.
     await page.getByRole('radio', { name: 'PEFT default (k_proj, v_proj, down_proj)' }).check();
 
-    const config = JSON.parse(readFileSync(join(DEMO, 'config.json'), 'utf8'));
     const kv = (config.hidden_size / config.num_attention_heads) * (config.num_key_value_heads ?? config.num_attention_heads);
     const expected = config.num_hidden_layers * (kv + kv + config.intermediate_size);
     await expect.poll(() => page.getByTestId('trainable-params').textContent()).toContain(expected.toLocaleString('en'));
-    await page.getByRole('radio', { name: 'max steps' }).check();
-    await page.getByLabel('Max steps', { exact: true }).fill('3');
-    await page.getByLabel('Batch size').fill('2');
-    await page.getByLabel('Max length (tokens)').fill('64');
-    await page.getByLabel('Run name').fill('pirate ia3');
-    await page.getByTestId('start-training').click();
-    await expect.poll(() => page.getByTestId('run-phase').textContent(), { timeout: 120_000 }).toBe('Finished');
+    await studio.fillRun({ steps: 3, batch: 2, maxLength: 64, name: 'pirate ia3' });
+    await studio.trainToEnd();
 
-    await page.getByRole('button', { name: 'Runs', exact: true }).click();
-    const card = page.getByTestId('run-card').filter({ hasText: 'pirate ia3' });
-    await expect.poll(() => card.count(), { timeout: 30_000 }).toBe(1);
+    const card = await studio.runCard('pirate ia3');
     expect(await card.textContent()).toContain('IA³ · lr');
     expect(await card.getByRole('button', { name: 'Export pirate ia3 for a GPU cluster (TRL + accelerate)' }).getAttribute('title')).toMatch(/takes LoRA, DoRA and full fine-tuning runs only/);
     expect(await card.getByRole('button', { name: 'Download pirate ia3 merged into its base model' }).isDisabled()).toBe(false);
-    const [download] = await Promise.all([
-      page.waitForEvent('download'),
-      card.getByRole('button', { name: 'Download the adapter of pirate ia3 as a PEFT .zip' }).click(),
-    ]);
-    const path = join(ARTIFACTS, 'pirate-ia3-adapter.zip');
-    await download.saveAs(path);
-    const files = unzipSync(new Uint8Array(readFileSync(path)));
+    const { path, files } = await studio.download(card, 'Download the adapter of pirate ia3 as a PEFT .zip', 'pirate-ia3-adapter.zip');
     const adapterConfig = JSON.parse(new TextDecoder().decode(files['adapter_config.json']));
     expect(adapterConfig).toMatchObject({ peft_type: 'IA3', target_modules: ['down_proj', 'k_proj', 'v_proj'], feedforward_modules: ['down_proj'] });
     const header = rawSafetensorsHeader(files['adapter_model.safetensors']);
@@ -87,47 +73,28 @@ describe('IA³ and DoRA in the studio', () => {
     expect(await page.getByTestId('train-from').textContent()).toContain('Continues from the IA³ adapter');
     expect(await page.getByLabel('Method').isDisabled()).toBe(true);
     await page.getByLabel('Max steps', { exact: true }).fill('1');
-    await page.getByTestId('start-training').click();
-    await expect.poll(() => page.getByTestId('run-phase').textContent(), { timeout: 120_000 }).toBe('Finished');
+    await studio.trainToEnd();
     expect(studio.problems).toEqual([]);
   });
 
   it('trains the demo model with DoRA and downloads a PEFT DoRA adapter', async () => {
     const { page } = studio;
-    // The demo model and the pirate sample are still loaded from the IA³ test.
-    await page.getByRole('button', { name: 'Train', exact: true }).click();
-    await page.getByTestId('screen-train').waitFor();
-    await page.getByRole('button', { name: /^Quick/ }).click();
-    await page.getByLabel('Method').selectOption('dora');
+    await studio.openTrainScreen('dora');
     expect(await page.getByTestId('method-explanation').textContent()).toMatch(/magnitude/);
     await page.getByLabel('Rank r').fill('4');
     await page.getByRole('radio', { name: 'PEFT default (q_proj, v_proj)' }).check();
 
-    const config = JSON.parse(readFileSync(join(DEMO, 'config.json'), 'utf8'));
     const q = config.num_attention_heads * config.head_dim;
     const kv = config.num_key_value_heads * config.head_dim;
     const h = config.hidden_size;
     const expected = config.num_hidden_layers * (4 * (h + q) + q + 4 * (h + kv) + kv);
     await expect.poll(() => page.getByTestId('trainable-params').textContent()).toContain(expected.toLocaleString('en'));
-    await page.getByRole('radio', { name: 'max steps' }).check();
-    await page.getByLabel('Max steps', { exact: true }).fill('2');
-    await page.getByLabel('Batch size').fill('2');
-    await page.getByLabel('Max length (tokens)').fill('64');
-    await page.getByLabel('Run name').fill('pirate dora');
-    await page.getByTestId('start-training').click();
-    await expect.poll(() => page.getByTestId('run-phase').textContent(), { timeout: 120_000 }).toBe('Finished');
+    await studio.fillRun({ steps: 2, batch: 2, maxLength: 64, name: 'pirate dora' });
+    await studio.trainToEnd();
 
-    await page.getByRole('button', { name: 'Runs', exact: true }).click();
-    const card = page.getByTestId('run-card').filter({ hasText: 'pirate dora' });
-    await expect.poll(() => card.count(), { timeout: 30_000 }).toBe(1);
+    const card = await studio.runCard('pirate dora');
     expect(await card.textContent()).toContain('DoRA');
-    const [download] = await Promise.all([
-      page.waitForEvent('download'),
-      card.getByRole('button', { name: 'Download the adapter of pirate dora as a PEFT .zip' }).click(),
-    ]);
-    const path = join(ARTIFACTS, 'pirate-dora-adapter.zip');
-    await download.saveAs(path);
-    const files = unzipSync(new Uint8Array(readFileSync(path)));
+    const { path, files } = await studio.download(card, 'Download the adapter of pirate dora as a PEFT .zip', 'pirate-dora-adapter.zip');
     const adapterConfig = JSON.parse(new TextDecoder().decode(files['adapter_config.json']));
     expect(adapterConfig).toMatchObject({ peft_type: 'LORA', use_dora: true, r: 4, target_modules: ['q_proj', 'v_proj'] });
     const header = rawSafetensorsHeader(files['adapter_model.safetensors']);
@@ -138,11 +105,7 @@ describe('IA³ and DoRA in the studio', () => {
 
   it('fully fine-tunes the demo model, downloads it as a model folder and answers with it in the Playground', async () => {
     const { page } = studio;
-    // The demo model and the pirate sample are still loaded.
-    await page.getByRole('button', { name: 'Train', exact: true }).click();
-    await page.getByTestId('screen-train').waitFor();
-    await page.getByRole('button', { name: /^Quick/ }).click();
-    await page.getByLabel('Method').selectOption('full');
+    await studio.openTrainScreen('full');
     expect(await page.getByTestId('method-explanation').textContent()).toMatch(/every weight/);
     expect(await page.getByTestId('method-advice').textContent()).toMatch(/learning rate/);
     expect(await page.getByLabel('Rank r').count()).toBe(0);
@@ -155,22 +118,14 @@ describe('IA³ and DoRA in the studio', () => {
     expect(await page.getByTestId('trainable-params').textContent()).toContain('every weight of the model');
     expect(await page.getByTestId('memory-estimate').textContent()).toMatch(/trained copy/);
     await studio.screenshot('train-full');
-    await page.getByLabel('Learning rate').fill('0.0003');
-    await page.getByRole('radio', { name: 'max steps' }).check();
-    await page.getByLabel('Max steps', { exact: true }).fill('3');
-    await page.getByLabel('Batch size').fill('2');
-    await page.getByLabel('Max length (tokens)').fill('64');
-    await page.getByLabel('Checkpoint every (steps)').fill('1');
-    await page.getByLabel('Run name').fill('pirate full');
+    await studio.fillRun({ steps: 3, batch: 2, maxLength: 64, learningRate: '0.0003', checkpointEvery: 1, name: 'pirate full' });
     expect(await page.getByTestId('start-blocker').count()).toBe(0);
     await page.getByTestId('start-training').click();
     // Stopped early, then resumed from the Runs screen: the checkpoint in IndexedDB holds the whole model.
     await expect.poll(() => page.getByTestId('run-phase').textContent(), { timeout: 120_000 }).toBe('Training');
     await page.getByRole('button', { name: 'Stop and save' }).click();
     await expect.poll(() => page.getByTestId('run-phase').textContent(), { timeout: 120_000 }).toBe('Stopped');
-    await page.getByRole('button', { name: 'Runs', exact: true }).click();
-    const card = page.getByTestId('run-card').filter({ hasText: 'pirate full' });
-    await expect.poll(() => card.count(), { timeout: 30_000 }).toBe(1);
+    const card = await studio.runCard('pirate full');
     await card.getByRole('button', { name: /^Resume from step \d+$/ }).click();
     await page.getByTestId('screen-train').waitFor();
     await expect.poll(() => page.getByTestId('run-phase').textContent(), { timeout: 120_000 }).toBe('Finished');
@@ -195,7 +150,6 @@ describe('IA³ and DoRA in the studio', () => {
       'pirate-full-model/config.json', 'pirate-full-model/model.safetensors', 'pirate-full-model/tokenizer.json', 'pirate-full-model/tokenizer_config.json',
     ]));
     const model = rawSafetensorsHeader(files['pirate-full-model/model.safetensors']);
-    const config = JSON.parse(readFileSync(join(DEMO, 'config.json'), 'utf8'));
     expect(model['model.embed_tokens.weight']).toMatchObject({ dtype: 'F16', shape: [config.vocab_size, config.hidden_size] });
     expect(model['model.layers.0.mlp.down_proj.weight']).toMatchObject({ dtype: 'F16', shape: [config.hidden_size, config.intermediate_size] });
     expect(Object.keys(model).filter((k) => k !== '__metadata__').sort()).toEqual(Object.keys(header).filter((k) => k !== '__metadata__').sort());
@@ -219,14 +173,7 @@ describe('IA³ and DoRA in the studio', () => {
 
   it('trains the demo model with prompt tuning (TEXT init), downloads PEFT\'s PROMPT_TUNING adapter, imports it, answers with it', async () => {
     const { page } = studio;
-    if ((await page.getByTestId('model-summary').count()) === 0) {
-      await studio.openWithDemoModel();
-      await studio.loadPirateSample();
-    }
-    await page.getByRole('button', { name: 'Train', exact: true }).click();
-    await page.getByTestId('screen-train').waitFor();
-    await page.getByRole('button', { name: /^Quick/ }).click();
-    await page.getByLabel('Method').selectOption('prompt-tuning');
+    await studio.openTrainScreen('prompt-tuning');
     expect(await page.getByTestId('method-explanation').textContent()).toMatch(/virtual tokens/);
     expect(await page.getByTestId('method-advice').textContent()).toMatch(/large models/);
     expect(await page.getByLabel('Rank r').count()).toBe(0);
@@ -234,32 +181,17 @@ describe('IA³ and DoRA in the studio', () => {
     await page.getByLabel('Virtual tokens', { exact: true }).fill('8');
     await page.getByLabel('Virtual tokens start as').selectOption('text');
     await page.getByLabel('Init text').fill('Answer like a pirate:');
-    const config = JSON.parse(readFileSync(join(DEMO, 'config.json'), 'utf8'));
     const h = config.hidden_size;
     await expect.poll(() => page.getByTestId('trainable-params').textContent()).toContain((8 * h).toLocaleString('en'));
-    await page.getByRole('radio', { name: 'max steps' }).check();
-    await page.getByLabel('Max steps', { exact: true }).fill('2');
-    await page.getByLabel('Batch size').fill('2');
-    await page.getByLabel('Max length (tokens)').fill('64');
-    await page.getByLabel('Learning rate').fill('0.03');
-    await page.getByLabel('Run name').fill('pirate prompt');
-    await page.getByTestId('start-training').click();
-    await expect.poll(() => page.getByTestId('run-phase').textContent(), { timeout: 120_000 }).toBe('Finished');
+    await studio.fillRun({ steps: 2, batch: 2, maxLength: 64, learningRate: '0.03', name: 'pirate prompt' });
+    await studio.trainToEnd();
 
-    await page.getByRole('button', { name: 'Runs', exact: true }).click();
-    const card = page.getByTestId('run-card').filter({ hasText: 'pirate prompt' });
-    await expect.poll(() => card.count(), { timeout: 30_000 }).toBe(1);
+    const card = await studio.runCard('pirate prompt');
     expect(await card.textContent()).toContain('Prompt tuning · lr');
     const merged = card.getByRole('button', { name: 'Download pirate prompt merged into its base model' });
     expect(await merged.isDisabled()).toBe(true);
     expect(await merged.getAttribute('title')).toMatch(/nothing to merge/);
-    const [download] = await Promise.all([
-      page.waitForEvent('download'),
-      card.getByRole('button', { name: 'Download the adapter of pirate prompt as a PEFT .zip' }).click(),
-    ]);
-    const path = join(ARTIFACTS, 'pirate-prompt-adapter.zip');
-    await download.saveAs(path);
-    const files = unzipSync(new Uint8Array(readFileSync(path)));
+    const { path, files } = await studio.download(card, 'Download the adapter of pirate prompt as a PEFT .zip', 'pirate-prompt-adapter.zip');
     const adapterConfig = JSON.parse(new TextDecoder().decode(files['adapter_config.json']));
     expect(adapterConfig).toMatchObject({ peft_type: 'PROMPT_TUNING', num_virtual_tokens: 8, token_dim: h, prompt_tuning_init: 'TEXT', prompt_tuning_init_text: 'Answer like a pirate:' });
     expect(rawSafetensorsHeader(files['adapter_model.safetensors'])['prompt_embeddings']).toMatchObject({ dtype: 'F32', shape: [8, h] });
@@ -270,17 +202,70 @@ describe('IA³ and DoRA in the studio', () => {
     await expect.poll(() => imported.count()).toBe(1);
     expect(await imported.getByTestId('run-imported').textContent()).toContain('Prompt tuning, 8 virtual tokens');
 
-    await page.getByRole('button', { name: 'Playground', exact: true }).click();
-    await page.getByTestId('screen-playground').waitFor();
-    await page.getByLabel('Prompt', { exact: true }).fill('Where does a snake live?');
-    await page.getByLabel('Max new tokens').fill('12');
-    await page.getByLabel(/pirate prompt/).first().check();
-    await page.getByRole('button', { name: 'Generate', exact: true }).click();
-    const columns = page.getByTestId('playground-column');
-    await expect.poll(() => columns.count()).toBe(2);
-    await expect
-      .poll(() => columns.evaluateAll((els) => els.map((e) => e.getAttribute('data-status'))), { timeout: 60_000 })
-      .toEqual(['done', 'done']);
+    await studio.generateBesideBase(/pirate prompt/, 'Where does a snake live?');
+    expect(studio.problems).toEqual([]);
+  }, 300_000);
+
+  it('trains the demo model with P-tuning and downloads PEFT\'s P_TUNING adapter (the encoder\'s output only)', async () => {
+    const { page } = studio;
+    await studio.openTrainScreen('p-tuning');
+    expect(await page.getByTestId('method-explanation').textContent()).toMatch(/prompt encoder/);
+    expect(await page.getByLabel('Rank r').count()).toBe(0);
+    await page.getByLabel('Virtual tokens', { exact: true }).fill('6');
+    await page.getByLabel('Encoder hidden size').fill('16');
+    const h = config.hidden_size;
+    // PEFT's MLP encoder: the token table (6, h), then Linear(h, 16), ReLU, Linear(16, 16), ReLU, Linear(16, h).
+    const params = 6 * h + (16 * h + 16) + (16 * 16 + 16) + (h * 16 + h);
+    await expect.poll(() => page.getByTestId('trainable-params').textContent()).toContain(params.toLocaleString('en'));
+    await studio.fillRun({ steps: 2, batch: 2, maxLength: 64, learningRate: '0.01', name: 'pirate ptuning' });
+    await studio.trainToEnd();
+
+    const card = await studio.runCard('pirate ptuning');
+    expect(await card.textContent()).toContain('P-tuning · lr');
+    expect(await card.getByRole('button', { name: 'Download pirate ptuning merged into its base model' }).isDisabled()).toBe(true);
+    const { path, files } = await studio.download(card, 'Download the adapter of pirate ptuning as a PEFT .zip', 'pirate-ptuning-adapter.zip');
+    const adapterConfig = JSON.parse(new TextDecoder().decode(files['adapter_config.json']));
+    expect(adapterConfig).toMatchObject({ peft_type: 'P_TUNING', num_virtual_tokens: 6, token_dim: h, encoder_hidden_size: 16, encoder_reparameterization_type: 'MLP' });
+    // PEFT saves the soft prompt the encoder produces, not the encoder.
+    expect(Object.keys(rawSafetensorsHeader(files['adapter_model.safetensors'])).filter((k) => k !== '__metadata__')).toEqual(['prompt_embeddings']);
+    expect(rawSafetensorsHeader(files['adapter_model.safetensors'])['prompt_embeddings']).toMatchObject({ dtype: 'F32', shape: [6, h] });
+    expect(studio.problems).toEqual([]);
+  }, 300_000);
+
+  it('trains Houlsby adapters, downloads them in the studio\'s layout (not PEFT\'s), imports them back, answers with them', async () => {
+    const { page } = studio;
+    await studio.openTrainScreen('houlsby');
+    expect(await page.getByTestId('method-explanation').textContent()).toMatch(/after each attention block and each MLP/);
+    await page.getByRole('radio', { name: 'PEFT default (o_proj, down_proj)' }).check();
+    await page.getByLabel('Reduction factor').fill('8');
+    await page.getByLabel('Adapter activation').selectOption('silu');
+    const h = config.hidden_size;
+    const m = Math.floor(h / 8);
+    // Per wrapped module (both output h): D (m, h) + b_d (m) + U (h, m) + b_u (h); two modules per layer.
+    const params = config.num_hidden_layers * 2 * (m * h + m + h * m + h);
+    await expect.poll(() => page.getByTestId('trainable-params').textContent()).toContain(params.toLocaleString('en'));
+    await studio.fillRun({ steps: 2, batch: 2, maxLength: 64, name: 'pirate houlsby' });
+    await studio.trainToEnd();
+
+    const card = await studio.runCard('pirate houlsby');
+    expect(await card.textContent()).toContain('Houlsby adapters · lr');
+    const merged = card.getByRole('button', { name: 'Download pirate houlsby merged into its base model' });
+    expect(await merged.isDisabled()).toBe(true);
+    expect(await merged.getAttribute('title')).toMatch(/cannot be folded into the weights/);
+    expect(await card.getByRole('button', { name: /as a PEFT \.zip$/ }).count()).toBe(0);
+    const { path, files } = await studio.download(card, "Download the adapter of pirate houlsby as a .zip in the studio's documented layout", 'pirate-houlsby-adapter.zip');
+    const adapterConfig = JSON.parse(new TextDecoder().decode(files['adapter_config.json']));
+    expect(adapterConfig).toMatchObject({ format: 'lora-studio-bottleneck/1', adapter_type: 'bottleneck', config: 'houlsby', reduction_factor: 8, bottleneck_size: m, non_linearity: 'silu' });
+    const header = rawSafetensorsHeader(files['adapter_model.safetensors']);
+    expect(header['model.layers.0.mlp.down_proj.adapter_down.weight']).toMatchObject({ dtype: 'F32', shape: [m, h] });
+    expect(header['model.layers.0.self_attn.o_proj.adapter_up.weight']).toMatchObject({ dtype: 'F32', shape: [h, m] });
+
+    await page.getByTestId('import-zip-input').setInputFiles(path);
+    await expect.poll(() => page.getByTestId('import-done').textContent(), { timeout: 60_000 }).toContain(`Houlsby adapters on ${config.num_hidden_layers * 2} modules`);
+    const imported = page.getByTestId('run-card').filter({ hasText: 'imported from pirate-houlsby-adapter.zip' });
+    await expect.poll(() => imported.count()).toBe(1);
+
+    await studio.generateBesideBase(/pirate houlsby/, 'Where does a snake live?');
     expect(studio.problems).toEqual([]);
   }, 300_000);
 });

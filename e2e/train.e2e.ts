@@ -49,14 +49,7 @@ describe('train, run, runs', () => {
     // PEFT's default for llama: q_proj and v_proj, r·(in + out) each, in every layer.
     const expected = config.num_hidden_layers * 4 * (config.hidden_size * 2 + config.hidden_size + kv);
     expect(await page.getByTestId('trainable-params').textContent()).toContain(expected.toLocaleString('en'));
-    await page.getByRole('radio', { name: 'max steps' }).check();
-    await page.getByLabel('Max steps', { exact: true }).fill('400');
-    await page.getByLabel('Batch size').fill('2');
-    await page.getByLabel('Max length (tokens)').fill('64');
-    await page.getByLabel('Checkpoint every (steps)').fill('5');
-    await page.getByLabel('Eval split').fill('0.02');
-    await page.getByLabel('Evaluate every (steps, 0 = at the end)').fill('3');
-    await page.getByLabel('Run name').fill('pirate r4');
+    await studio.fillRun({ steps: 400, batch: 2, maxLength: 64, checkpointEvery: 5, evalSplit: '0.02', evalEvery: 3, name: 'pirate r4' });
     expect(await page.getByTestId('memory-estimate').textContent()).toMatch(/KiB|MiB/);
     await studio.screenshot('train');
 

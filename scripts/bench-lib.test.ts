@@ -2,6 +2,9 @@
 // table layout pasted into BENCHMARKS.md, and which shapes each mode covers.
 import { describe, expect, it } from 'vitest';
 import { linearPlan, loraPlan, parseArgs, SECTIONS, timingFor, trainingPlan } from '../bench/lib/plan.ts';
+import { peerMethod } from '../bench/methods.ts';
+import { DEFAULT_CONFIG } from '../src/train/config.ts';
+import { METHOD_ROWS, methodRowConfig } from '../src/train/method-comparison.ts';
 import {
   formatBytes,
   formatMs,
@@ -176,5 +179,25 @@ describe('plan', () => {
     }
     // The GPT-2 fixture has 64 positions: no case may ask for more.
     expect(Math.max(...trainingPlan(false, false).cases.filter((c) => 'fixture' in c.source).map((c) => c.seqLen))).toBeLessThanOrEqual(64);
+  });
+});
+
+describe('methods table', () => {
+  const base = { ...DEFAULT_CONFIG, targets: ['all-linear'] };
+  const peer = (id: string) => {
+    const row = METHOD_ROWS.find((r) => r.id === id)!;
+    const r = methodRowConfig(row, base, row.quant === 'nf4' ? 'nf4' : 'none');
+    if (!('config' in r)) throw new Error(r.reason);
+    return peerMethod(row, r.config, 4);
+  };
+  it("gives PyTorch + PEFT the row's own method and settings, and no row where PEFT has none", () => {
+    expect(peer('lora-r64')).toMatchObject({ id: 'lora', rank: 64, alpha: 128, targets: 'all-linear', totalStep: 4 });
+    expect(peer('dora-r8')).toMatchObject({ id: 'dora', rank: 8, targets: 'all-linear' });
+    expect(peer('ia3')).toMatchObject({ id: 'ia3', targets: null }); // PEFT's default modules, as ours
+    expect(peer('prompt-tuning')).toMatchObject({ id: 'prompt-tuning', numVirtualTokens: DEFAULT_CONFIG.numVirtualTokens });
+    expect(peer('full')).toMatchObject({ id: 'full' });
+    expect(peer('qlora-r8')).toBeNull(); // bitsandbytes
+    expect(peer('houlsby')).toBeNull();
+    expect(peer('pfeiffer')).toBeNull();
   });
 });

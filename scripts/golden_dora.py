@@ -30,7 +30,6 @@ A, B and m with clip_grad_norm_(1.0), constant lr, 10 steps, each on the whole b
 from __future__ import annotations
 
 import json
-import shutil
 
 import peft
 import torch
@@ -39,7 +38,7 @@ from peft import LoraConfig, get_peft_model
 from peft.optimizers import create_loraplus_optimizer
 from transformers import AutoModelForCausalLM
 
-from golden_train import ALPHA, MODELS, OUT, R, ROOT, SEED, STEPS, contract_loss, f32, lora_modules, pad_batch, rows_for
+from golden_train import ALPHA, MODELS, OUT, R, ROOT, SEED, STEPS, contract_loss, f32, lora_modules, pad_batch, rows_for, save_adapter_fixture
 
 FIXTURES = ("gpt2", "llama", "qwen3")
 LR = 1e-3
@@ -119,15 +118,7 @@ def train_fixture(name: str, loraplus: float | None = None) -> None:
 
     suffix = "" if loraplus is None else "_loraplus"
     adapter_dir = OUT / f"train_dora_{name}{suffix}_adapter"
-    if adapter_dir.exists():
-        shutil.rmtree(adapter_dir)
-    model.to(torch.float32).save_pretrained(adapter_dir)
-    cfg_path = adapter_dir / "adapter_config.json"
-    cfg = json.loads(cfg_path.read_text())
-    cfg["base_model_name_or_path"] = f"tests/fixtures/models/{name}"
-    cfg["target_modules"] = sorted(cfg["target_modules"])
-    cfg_path.write_text(json.dumps(cfg, indent=2, sort_keys=True))
-    (adapter_dir / "README.md").unlink(missing_ok=True)
+    save_adapter_fixture(model, adapter_dir, name, sorted_keys=("target_modules",))
 
     # PEFT's merge of the saved (float32) adapter: the merge rule's reference.
     path = modules[0][0]

@@ -28,7 +28,6 @@ clip_grad_norm_(1.0), constant lr, 10 steps, each on the whole batch (rows of go
 from __future__ import annotations
 
 import json
-import shutil
 
 import peft
 import torch
@@ -36,7 +35,7 @@ import transformers
 from peft import IA3Config, get_peft_model
 from transformers import AutoModelForCausalLM
 
-from golden_train import MODELS, OUT, ROOT, SEED, STEPS, contract_loss, f32, pad_batch, rows_for
+from golden_train import MODELS, OUT, ROOT, SEED, STEPS, contract_loss, f32, pad_batch, rows_for, save_adapter_fixture
 
 FIXTURES = ("gpt2", "llama", "qwen3")
 # IA³ trains ~100× fewer parameters than LoRA: a larger step, so 10 steps move the loss visibly.
@@ -101,16 +100,7 @@ def train_fixture(name: str) -> None:
     (OUT / f"train_ia3_{name}.json").write_text(json.dumps(golden) + "\n")
 
     adapter_dir = OUT / f"train_ia3_{name}_adapter"
-    if adapter_dir.exists():
-        shutil.rmtree(adapter_dir)
-    model.to(torch.float32).save_pretrained(adapter_dir)
-    cfg_path = adapter_dir / "adapter_config.json"
-    saved = json.loads(cfg_path.read_text())
-    saved["base_model_name_or_path"] = f"tests/fixtures/models/{name}"
-    for key in ("target_modules", "feedforward_modules"):
-        saved[key] = sorted(saved[key])
-    cfg_path.write_text(json.dumps(saved, indent=2, sort_keys=True))
-    (adapter_dir / "README.md").unlink(missing_ok=True)
+    save_adapter_fixture(model, adapter_dir, name, sorted_keys=("target_modules", "feedforward_modules"))
     losses = ", ".join(f"{s['loss']:.4f}" for s in steps)
     print(f"ia3 {name}: {len(modules)} modules, {tokens} trained tokens, losses {losses} → {float(final_loss):.4f}")
 

@@ -32,7 +32,6 @@ betas=(0.9, 0.999), eps=1e-8, weight_decay=0) with clip_grad_norm_(1.0), constan
 from __future__ import annotations
 
 import json
-import shutil
 
 import peft
 import torch
@@ -40,7 +39,7 @@ import transformers
 from peft import PromptEncoderConfig, PromptTuningConfig, get_peft_model
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from golden_train import MODELS, OUT, ROOT, SEED, STEPS, contract_loss, f32, pad_batch, rows_for
+from golden_train import MODELS, OUT, ROOT, SEED, STEPS, contract_loss, f32, pad_batch, rows_for, save_adapter_fixture
 
 FIXTURES = ("gpt2", "llama", "qwen3")
 METHODS = ("prompt", "ptuning")
@@ -132,14 +131,7 @@ def train_fixture(name: str, method: str) -> None:
     (OUT / f"train_{method}_{name}.json").write_text(json.dumps(golden) + "\n")
 
     adapter_dir = OUT / f"train_{method}_{name}_adapter"
-    if adapter_dir.exists():
-        shutil.rmtree(adapter_dir)
-    model.to(torch.float32).save_pretrained(adapter_dir)
-    cfg_path = adapter_dir / "adapter_config.json"
-    saved = json.loads(cfg_path.read_text())
-    saved["base_model_name_or_path"] = f"tests/fixtures/models/{name}"
-    cfg_path.write_text(json.dumps(saved, indent=2, sort_keys=True))
-    (adapter_dir / "README.md").unlink(missing_ok=True)
+    save_adapter_fixture(model, adapter_dir, name)
     losses = ", ".join(f"{s['loss']:.4f}" for s in steps)
     print(f"{method} {name}: {tokens} trained tokens, losses {losses} → {float(final_loss):.4f}")
 

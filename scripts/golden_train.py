@@ -85,6 +85,22 @@ def f32(values) -> list[float]:
     return [float(str(np.float32(v))) for v in np.asarray(values, dtype=np.float64).reshape(-1)]
 
 
+def save_adapter_fixture(model, adapter_dir, name: str, sorted_keys: tuple[str, ...] = ()) -> None:
+    """PEFT's save_pretrained of `model` (float32) as a committed fixture: base_model_name_or_path repo-relative (this
+    machine's absolute path is useless in the repo), the list-valued `sorted_keys` sorted (PEFT writes sets in any
+    order), the keys sorted, no model card."""
+    if adapter_dir.exists():
+        shutil.rmtree(adapter_dir)
+    model.to(torch.float32).save_pretrained(adapter_dir)
+    cfg_path = adapter_dir / "adapter_config.json"
+    cfg = json.loads(cfg_path.read_text())
+    cfg["base_model_name_or_path"] = f"tests/fixtures/models/{name}"
+    for key in sorted_keys:
+        cfg[key] = sorted(cfg[key])
+    cfg_path.write_text(json.dumps(cfg, indent=2, sort_keys=True))
+    (adapter_dir / "README.md").unlink(missing_ok=True)  # PEFT's model-card template: noise in the repo
+
+
 def rows_for(vocab_size: int, seed: int) -> list[dict]:
     g = torch.Generator().manual_seed(seed)
     rows = []
@@ -193,16 +209,7 @@ def train_fixture(name: str) -> None:
     (OUT / f"train_{name}.json").write_text(json.dumps(golden) + "\n")
 
     adapter_dir = OUT / f"train_{name}_adapter"
-    if adapter_dir.exists():
-        shutil.rmtree(adapter_dir)
-    model.to(torch.float32).save_pretrained(adapter_dir)
-    # base_model_name_or_path: the absolute path of this machine is useless in a committed file; keep it repo-relative.
-    cfg_path = adapter_dir / "adapter_config.json"
-    cfg = json.loads(cfg_path.read_text())
-    cfg["base_model_name_or_path"] = f"tests/fixtures/models/{name}"
-    cfg["target_modules"] = sorted(cfg["target_modules"])
-    cfg_path.write_text(json.dumps(cfg, indent=2, sort_keys=True))
-    (adapter_dir / "README.md").unlink(missing_ok=True)  # PEFT's model-card template: noise in the repo
+    save_adapter_fixture(model, adapter_dir, name, sorted_keys=("target_modules",))
     losses = ", ".join(f"{s['loss']:.4f}" for s in steps)
     print(f"{name}: {len(modules)} LoRA modules, {tokens} trained tokens, losses {losses} → {float(final_loss):.4f}")
 

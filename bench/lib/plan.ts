@@ -1,7 +1,7 @@
 // What a run measures: command-line options and the shapes each mode covers. Pure, so the choice of shapes per
 // mode and driver is unit-tested (scripts/bench-lib.test.ts).
 
-export const SECTIONS = ['matmul', 'lora', 'nf4', 'memory', 'training', 'profile', 'attention'] as const;
+export const SECTIONS = ['matmul', 'lora', 'nf4', 'memory', 'training', 'profile', 'attention', 'methods'] as const;
 export type Section = (typeof SECTIONS)[number];
 
 export interface BenchOptions {

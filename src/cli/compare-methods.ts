@@ -17,15 +17,17 @@ import type { Engine } from '../gpu/engine.ts';
 import { createEngine } from '../gpu/engine.ts';
 import type { TuningCache } from '../gpu/kernels/matmul-tuning.ts';
 import { openNodeGpu } from '../gpu/node.ts';
+import { GpuOutOfMemoryError } from '../gpu/buffers.ts';
 import { resolveConfig } from '../train/config.ts';
 import { METHOD_ROWS, type MethodRow } from '../train/method-comparison.ts';
+import { FullModelTooLargeError } from '../train/methods/full/runtime.ts';
 import { methodFor } from '../train/methods/registry.ts';
 import { optionalString, parseFlags, requiredString, UsageError } from './args.ts';
 import { generateCommand } from './generate.ts';
 import type { CliIo } from './load.ts';
 import { processIo } from './load.ts';
 import { presetBase } from './preset.ts';
-import { METRICS_FILE, trainCommand } from './train.ts';
+import { METRICS_FILE, trainCommand, type TrainSummary } from './train.ts';
 
 /** A row's `train` flags beside the common ones. */
 function rowFlags(row: MethodRow): string[] {
@@ -119,9 +121,8 @@ export async function compareMethodsCommand(args: string[], deps: CompareMethods
     for (const row of rows) {
       const lr = baseLr * row.lrScale;
       const rowOut = join(out, row.id);
-      const trainErr: string[] = [];
       const trainOut: string[] = [];
-      const rowIo: CliIo = { stdout: (l) => void trainOut.push(l), stderr: (l) => void trainErr.push(l), progress: () => {}, tty: false };
+      const rowIo: CliIo = { stdout: (l) => void trainOut.push(l), stderr: () => {}, progress: () => {}, tty: false };
       // Each row's peak is its own: the pool's free buffers of the previous row go, and the peak restarts.
       e.buffers.trim();
       e.buffers.resetPeak();
@@ -133,12 +134,11 @@ export async function compareMethodsCommand(args: string[], deps: CompareMethods
           tuningCache: deps.tuningCache,
           matmulOverride: deps.matmulOverride,
         });
-        result = await summarise(row, lr, rowOut, trainOut, trainErr);
+        result = await summarise(row, lr, rowOut, trainOut);
       } catch (err) {
-        const message = (err as Error).message;
         // What the GPU cannot hold is a property of the row, not a failure of the comparison.
-        const skipped = /largest binding|exceeds|too large|cannot hold/i.test(message);
-        result = { method: row.id, label: row.label, status: skipped ? 'skipped' : 'failed', reason: message, lr };
+        const skipped = err instanceof FullModelTooLargeError || err instanceof GpuOutOfMemoryError;
+        result = { method: row.id, label: row.label, status: skipped ? 'skipped' : 'failed', reason: (err as Error).message, lr };
       }
       if (result.status === 'done' && typeof flags.prompt === 'string') {
         result.generation = await generateWith(row, rowOut, model, flags.prompt, flags.chat === true, optionalString(flags, 'max-new-tokens') ?? '48', e, deps);
@@ -166,17 +166,15 @@ function selectRows(list: string | undefined): MethodRow[] {
 }
 
 /** A finished row's numbers: the summary line, the steps' metrics (the first step, which compiles the kernels, is left
- *  out of the speed), the trainable-parameter report and the size of what it wrote. */
-async function summarise(row: MethodRow, lr: number, rowOut: string, stdout: string[], stderr: string[]): Promise<MethodResult> {
-  const summary = JSON.parse(stdout[stdout.length - 1]) as { final_loss: number | null; final_eval_loss: number | null; trainable_params: number };
+ *  out of the speed) and the size of what it wrote. */
+async function summarise(row: MethodRow, lr: number, rowOut: string, stdout: string[]): Promise<MethodResult> {
+  const summary = JSON.parse(stdout[stdout.length - 1]) as TrainSummary;
   const metrics = (await readFile(join(rowOut, METRICS_FILE), 'utf8'))
     .split('\n')
     .filter(Boolean)
     .map((l) => JSON.parse(l) as { ms: number; tokens_per_s: number; peak_bytes: number });
   const timed = metrics.length > 1 ? metrics.slice(1) : metrics;
   const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / Math.max(1, xs.length);
-  const report = stderr.find((l) => l.includes('trainable%:')) ?? '';
-  const pct = Number(/trainable%: ([\d.]+)/.exec(report)?.[1] ?? NaN);
   const weights = methodFor(row.method).exports === 'model' ? 'model.safetensors' : 'adapter_model.safetensors';
   const fileBytes = (await stat(join(rowOut, weights))).size;
   return {
@@ -185,7 +183,7 @@ async function summarise(row: MethodRow, lr: number, rowOut: string, stdout: str
     status: 'done',
     lr,
     trainable_params: summary.trainable_params,
-    trainable_pct: pct,
+    trainable_pct: summary.trainable_pct,
     final_loss: summary.final_loss,
     final_eval_loss: summary.final_eval_loss,
     ms_per_step: round(mean(timed.map((m) => m.ms)), 2),

@@ -1,7 +1,7 @@
 // What the CLI's training tests share (train*.gpu.test.ts, compare-methods): a learnable row set, JSONL files, an
 // in-memory tuning cache, the relative difference, and `train` / `eval` run on a shared engine with their JSON lines
 // parsed. Test-only.
-import { existsSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Engine } from '../gpu/engine.ts';
 import type { TuningCache } from '../gpu/kernels/matmul-tuning.ts';
@@ -55,6 +55,17 @@ export async function runEval(engine: Engine, args: string[]): Promise<{ loss: n
   const io: CliIo = { stdout: (l) => void out.push(l), stderr: () => {}, progress: () => {}, tty: false };
   await evalCommand(args, { io, engine, tuningCache: memoryCache(), matmulOverride: 'naive' });
   return JSON.parse(out.at(-1)!) as { loss: number; tokens: number };
+}
+
+/** Leaves `out` as a run killed after logging step `loggedSteps` leaves it: no checkpoint past that step, none of the
+ *  final files (adapter or model), metrics.jsonl cut to its first `loggedSteps` lines. */
+export function simulateCrash(out: string, loggedSteps: number): void {
+  for (const f of readdirSync(out)) {
+    const checkpoint = /^checkpoint-(\d+)$/.exec(f);
+    if (checkpoint ? Number(checkpoint[1]) > loggedSteps : f !== 'metrics.jsonl') rmSync(join(out, f), { recursive: true });
+  }
+  const metrics = join(out, 'metrics.jsonl');
+  writeFileSync(metrics, readFileSync(metrics, 'utf8').split('\n').slice(0, loggedSteps).join('\n') + '\n');
 }
 
 /** A run's step lines as the curve a resumed run must repeat. */

@@ -3,7 +3,7 @@
 // files) that `eval --model OUT` evaluates at the trainer's final eval loss and `generate --model OUT` runs; a run
 // killed after checkpoint-2 resumes and writes the same model; what full fine-tuning cannot do is refused by name.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Engine } from '../gpu/engine.ts';
@@ -11,7 +11,7 @@ import { testEngine } from '../gpu/testing-gpu.ts';
 import { readModelConfig } from '../model/load.ts';
 import { nodeFolder } from '../model/sources/node-file.ts';
 import { FIXTURES } from '../model/runtime/testing.ts';
-import { countingRows, curveOf, OTHER_DRIVER, rel, runEval, runTrain, writeJsonl } from './testing-train.ts';
+import { countingRows, curveOf, OTHER_DRIVER, rel, runEval, runTrain, writeJsonl, simulateCrash } from './testing-train.ts';
 
 let e: Engine;
 let dir: string;
@@ -65,9 +65,7 @@ describe.skipIf(OTHER_DRIVER).each([['gpt2'], ['qwen3']] as const)('train %s wit
 
   it('a run killed after checkpoint-2 resumes with --resume and writes the same model', async () => {
     const straight = readFileSync(join(out, 'model.safetensors'));
-    rmSync(join(out, 'checkpoint-4'), { recursive: true });
-    for (const f of readdirSync(out)) if (!f.startsWith('checkpoint-') && f !== 'metrics.jsonl') rmSync(join(out, f));
-    writeFileSync(join(out, 'metrics.jsonl'), readFileSync(join(out, 'metrics.jsonl'), 'utf8').split('\n').slice(0, 2).join('\n') + '\n');
+    simulateCrash(out, 2);
     const resumed = await train([...args, '--resume']);
     expect(resumed.steps.map((s) => s.step)).toEqual([3, 4]);
     expect(curve(resumed.steps)).toEqual(curve(run.steps.slice(2)));

@@ -22,7 +22,7 @@ import { evalCommand } from './eval.ts';
 import type { CliIo } from './load.ts';
 import { main } from './main.ts';
 import { trainCommand, type TrainDeps } from './train.ts';
-import { countingRows, memoryCache, rel, writeJsonl, type Row } from './testing-train.ts';
+import { countingRows, memoryCache, rel, writeJsonl, type Row, simulateCrash } from './testing-train.ts';
 
 let e: Engine;
 let dir: string;
@@ -202,10 +202,7 @@ describe('kill and resume (llama)', () => {
     const straightMetrics = readMetrics(out);
     const straightAdapter = readFileSync(join(out, 'adapter_model.safetensors'));
     // The crash: after step 5 was logged, before checkpoint-6 and the final files were written.
-    rmSync(join(out, 'checkpoint-6'), { recursive: true });
-    rmSync(join(out, 'adapter_model.safetensors'));
-    rmSync(join(out, 'adapter_config.json'));
-    writeFileSync(join(out, 'metrics.jsonl'), readFileSync(join(out, 'metrics.jsonl'), 'utf8').split('\n').slice(0, 5).join('\n') + '\n');
+    simulateCrash(out, 5);
 
     const resumed = await train([...args(out, 6, 3), '--resume']);
     expect(resumed.err.join('\n')).toContain(`resuming from ${join(out, 'checkpoint-3')} (step 3 of 6)`);

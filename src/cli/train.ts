@@ -312,17 +312,17 @@ export async function trainCommand(args: string[], deps: TrainDeps = {}): Promis
 
     const last = trainer.history[trainer.history.length - 1];
     const lastEval = [...trainer.history].reverse().find((h) => h.evalLoss !== undefined);
-    io.stdout(
-      JSON.stringify({
-        final_loss: last?.loss ?? null,
-        final_eval_loss: lastEval?.evalLoss ?? null,
-        steps: trainer.step,
-        time_s: round((performance.now() - started) / 1000, 3),
-        trainable_params: trainer.method.trainableParams,
-        ...(config.earlyStoppingPatience > 0 ? { best_step: trainer.bestStep, best_eval_loss: trainer.bestEvalLoss, stopped_early: stoppedEarly } : {}),
-        out: outDir,
-      }),
-    );
+    const summary: TrainSummary = {
+      final_loss: last?.loss ?? null,
+      final_eval_loss: lastEval?.evalLoss ?? null,
+      steps: trainer.step,
+      time_s: round((performance.now() - started) / 1000, 3),
+      trainable_params: trainer.method.trainableParams,
+      trainable_pct: round(trainer.parameterCounts().percent, 4),
+      ...(config.earlyStoppingPatience > 0 ? { best_step: trainer.bestStep, best_eval_loss: trainer.bestEvalLoss, stopped_early: stoppedEarly } : {}),
+      out: outDir,
+    };
+    io.stdout(JSON.stringify(summary));
   } finally {
     if (io.tty) io.progress('');
     // On a shared engine (compare-methods, tests) the model's weights go back too, so the next run starts clean.
@@ -331,6 +331,22 @@ export async function trainCommand(args: string[], deps: TrainDeps = {}): Promis
     profiler?.dispose();
     owned?.gpu.destroy();
   }
+}
+
+/** The run's last stdout line. */
+export interface TrainSummary {
+  final_loss: number | null;
+  final_eval_loss: number | null;
+  steps: number;
+  time_s: number;
+  trainable_params: number;
+  /** 100 · trainable / all parameters, as PEFT's print_trainable_parameters (4 decimals). */
+  trainable_pct: number;
+  /** With --early-stopping only. */
+  best_step?: number | null;
+  best_eval_loss?: number | null;
+  stopped_early?: boolean;
+  out: string;
 }
 
 /** A step's JSON line (stdout and metrics.jsonl). */

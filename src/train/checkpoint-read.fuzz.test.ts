@@ -7,10 +7,11 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { writeSafetensors } from '../model/safetensors.ts';
 import { FUZZ_RUNS, FUZZ_SEED, FUZZ_TEST_TIMEOUT, fuzzBanner, fuzzParams } from '../model/testing-fuzz.ts';
-import { RunsDb, type KeyValue, type RunRecord } from '../store/runs-db.ts';
+import { RunsDb, type RunRecord } from '../store/runs-db.ts';
 import { CheckpointError, parseStoredCheckpoint } from './checkpoint-read.ts';
 import { DEFAULT_CONFIG, validateConfig } from './config.ts';
 import type { TrainerCheckpoint } from './trainer.ts';
+import { MemoryKeyValue } from '../store/testing-kv.ts';
 
 const N = 24;
 const floats = (seed: number) => Float32Array.from({ length: N }, (_, i) => Math.sin(seed + i) * 0.1);
@@ -72,15 +73,6 @@ function expectUsable(ck: TrainerCheckpoint): void {
   }
 }
 
-class MemoryKv implements KeyValue {
-  readonly map = new Map<string, unknown>();
-  get = async <T>(k: string) => this.map.get(k) as T | undefined;
-  getMany = async <T>(ks: string[]) => ks.map((k) => this.map.get(k) as T | undefined);
-  set = async (k: string, v: unknown) => void this.map.set(k, v);
-  del = async (k: string) => void this.map.delete(k);
-  update = async <T>(k: string, fn: (old: T | undefined) => T) => void this.map.set(k, fn(this.map.get(k) as T | undefined));
-  keys = async () => [...this.map.keys()];
-}
 
 describe(`training checkpoints, fuzzed (FUZZ_SEED=${FUZZ_SEED}, ${FUZZ_RUNS} cases each)`, () => {
   it('mutated trainer_state.json and optimizer.safetensors read back usable, or end in a CheckpointError naming the file', async () => {
@@ -113,7 +105,7 @@ describe(`training checkpoints, fuzzed (FUZZ_SEED=${FUZZ_SEED}, ${FUZZ_RUNS} cas
     const fieldEdit = fc.record({ field: fc.constantFrom(...FIELDS), remove: fc.boolean(), value: hostile });
     await fc.assert(
       fc.asyncProperty(fc.array(fieldEdit, { maxLength: 3 }), fc.record({ params: array, m: array, v: array, bestParams: array }), async (fields, arrays) => {
-        const kv = new MemoryKv();
+        const kv = new MemoryKeyValue();
         const db = new RunsDb(kv, { estimate: async () => null });
         const ck = { ...structuredClone(STATE), ...arrays } as Record<string, unknown>;
         for (const f of fields) setPath(ck, f.field, f.value, f.remove);

@@ -62,8 +62,8 @@ export async function readFullRunTensors(files: AdapterFiles, where: string): Pr
 /** Why full fine-tuning cannot run on this GPU, in words; empty when it can. The engine keeps a full run's f32
  *  master weights (and their gradients and moments) in one storage binding each (methods/full/runtime.ts refuses
  *  above it with the same reason); the Train screen and the worker say so before anything is loaded. */
-export function fullBindingRefusal(params: number, maxStorageBufferBindingSize: number): string {
-  const bytes = params * 4;
+export function fullBindingRefusal(params: number, maxStorageBufferBindingSize: number, bufferLength = params): string {
+  const bytes = bufferLength * 4;
   if (bytes <= maxStorageBufferBindingSize) return '';
   const mb = (n: number) => `${(n / 2 ** 20).toFixed(0)} MiB`;
   return (

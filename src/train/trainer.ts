@@ -179,14 +179,19 @@ export class Trainer {
     return this.step >= this.totalSteps;
   }
 
+  /** Trainable and all parameters, as PEFT's print_trainable_parameters counts them. */
+  parameterCounts(): { trainable: number; all: number; percent: number } {
+    const base = countBaseParameters(this.o.transformer);
+    const trainable = this.method.trainableParams;
+    // Full fine-tuning trains the base's own weights: they are not added to it.
+    const all = methodFor(this.o.config.method).exports === 'model' ? base : base + trainable;
+    return { trainable, all, percent: (100 * trainable) / all };
+  }
+
   /** PEFT's print_trainable_parameters. */
   trainableReport(): string {
-    const c = this.o.transformer.model.config;
-    const base = countBaseParameters(this.o.transformer);
-    const t = this.method.trainableParams;
-    // Full fine-tuning trains the base's own weights: they are not added to it.
-    const all = methodFor(this.o.config.method).exports === 'model' ? base : base + t;
-    return `trainable params: ${t.toLocaleString('en-US')} || all params: ${all.toLocaleString('en-US')} || trainable%: ${((100 * t) / all).toFixed(4)} (${c.modelType})`;
+    const { trainable, all, percent } = this.parameterCounts();
+    return `trainable params: ${trainable.toLocaleString('en-US')} || all params: ${all.toLocaleString('en-US')} || trainable%: ${percent.toFixed(4)} (${this.o.transformer.model.config.modelType})`;
   }
 
   /** The `gradAccum` micro-batches from (epoch, batchIndex), and the position after them. */

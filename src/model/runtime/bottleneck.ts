@@ -94,6 +94,7 @@ export function recordBottleneckBackward(
   const m = bn.size;
   const acc = o.accumulateGrads;
   const variant = k.matmul;
+  // recordBackward passes its one ones vector; a direct caller of the layer (the layer tests) gets its own here.
   let ones = o.ones;
   if (!ones) {
     ones = ops.buffer({ own: `${layer.path}.bottleneck.ones`, shared: 'bottleneck.ones' }, 1, true);

@@ -478,11 +478,13 @@ export function recordBackward(rec: Recorder, e: Engine, tf: Transformer, batch:
   const { rows: R, owned: scratch, alloc, ws } = activationSource(e, tf, T);
   // Full fine-tuning: the weights' own gradients too (see GpuModel.tableGrads, Linear.grad, Norm.grad).
   const tables = model.tableGrads;
-  let ones: GPUBuffer | undefined;
   // Every micro-batch of one submission has its own embedding-plan buffers: a recorder's writes all land before its
   // first command runs.
   const slot = tables ? nextBackwardSlot(rec) : 0;
-  if (tables) {
+  // Bias gradients are onesᵀ·dy (full fine-tuning's biases, bottleneck adapters' b_d and b_u): one ones vector per
+  // backward serves every layer.
+  let ones: GPUBuffer | undefined;
+  if (tables || model.blocks.some((b) => [...b.linears.values()].some((l) => l.bottleneck))) {
     ones = alloc(R, 'ones');
     rec.write(ones, new Float32Array(R).fill(1));
   }

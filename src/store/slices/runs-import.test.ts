@@ -5,19 +5,11 @@ import { DEFAULT_CONFIG, PRESETS } from '../../train/config.ts';
 import type { DatasetSummary, EngineRequest, ModelSummary } from '../../train/protocol.ts';
 import { setDownloader } from '../downloads.ts';
 import { linkEngine } from '../engine-link.ts';
-import { RunsDb, type KeyValue } from '../runs-db.ts';
+import { RunsDb } from '../runs-db.ts';
 import { useStudio } from '../studio.ts';
-import { adapterFolderFiles, canPickFolder, linkRunsDb, NO_FOLDER_PICKER } from './runs.ts';
+import { adapterFolderFiles, canPickFolder, importedWhat, linkRunsDb, NO_FOLDER_PICKER } from './runs.ts';
+import { MemoryKeyValue } from '../testing-kv.ts';
 
-class MapKv implements KeyValue {
-  map = new Map<string, unknown>();
-  async get<T>(k: string) { return this.map.get(k) as T | undefined; }
-  async getMany<T>(ks: string[]) { return ks.map((k) => this.map.get(k) as T | undefined); }
-  async set(k: string, v: unknown) { this.map.set(k, v); }
-  async del(k: string) { this.map.delete(k); }
-  async update<T>(k: string, fn: (o: T | undefined) => T) { this.map.set(k, fn(this.map.get(k) as T | undefined)); }
-  async keys() { return [...this.map.keys()]; }
-}
 
 const model = { name: 'demo-llama', maxPositions: 256, defaultTargets: ['q_proj', 'v_proj'] } as ModelSummary;
 const file = (name: string) => new File(['x'], name);
@@ -28,7 +20,7 @@ beforeEach(() => {
   sent = [];
   saved = [];
   linkEngine({ send: (r) => sent.push(r) });
-  linkRunsDb(new RunsDb(new MapKv(), { estimate: async () => null }));
+  linkRunsDb(new RunsDb(new MemoryKeyValue(), { estimate: async () => null }));
   setDownloader((blob, name) => saved.push({ name, blob }));
   useStudio.setState({
     model, dataset: { fileName: 'chat.jsonl', rows: 8 } as DatasetSummary, datasetId: 'dataset-1', liveRun: null, trainError: '',
@@ -171,5 +163,13 @@ describe('continuing a run', () => {
     useStudio.getState().clearTrainFrom();
     useStudio.getState().setTrainConfig({ rank: 4 });
     expect(useStudio.getState().trainConfig.rank).toBe(4);
+  });
+});
+
+describe('importedWhat', () => {
+  it('names what an imported adapter holds, per kind', () => {
+    expect(importedWhat('LoRA', 4)).toBe('4 LoRA modules');
+    expect(importedWhat('P-tuning', 8)).toBe('a P-tuning adapter of 8 virtual tokens');
+    expect(importedWhat('Houlsby adapters', 1)).toBe('Houlsby adapters on 1 module');
   });
 });

@@ -2,19 +2,11 @@ import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { unzipSync } from 'fflate';
 import { DEFAULT_CONFIG } from '../../train/config.ts';
 import { setDownloader } from '../downloads.ts';
-import { runLockName, RunsDb, type KeyValue, type RunRecord } from '../runs-db.ts';
+import { runLockName, RunsDb, type RunRecord } from '../runs-db.ts';
 import { useStudio } from '../studio.ts';
 import { linkRunsDb, runHolder, shownStatus } from './runs.ts';
+import { MemoryKeyValue } from '../testing-kv.ts';
 
-class MapKv implements KeyValue {
-  map = new Map<string, unknown>();
-  async get<T>(k: string) { return this.map.get(k) as T | undefined; }
-  async getMany<T>(ks: string[]) { return ks.map((k) => this.map.get(k) as T | undefined); }
-  async set(k: string, v: unknown) { this.map.set(k, v); }
-  async del(k: string) { this.map.delete(k); }
-  async update<T>(k: string, fn: (o: T | undefined) => T) { this.map.set(k, fn(this.map.get(k) as T | undefined)); }
-  async keys() { return [...this.map.keys()]; }
-}
 
 const record = (id: string, created: number, extra: Partial<RunRecord> = {}): RunRecord => ({
   id, name: `Run ${id}`, created, updated: created,
@@ -27,7 +19,7 @@ const record = (id: string, created: number, extra: Partial<RunRecord> = {}): Ru
 let db: RunsDb;
 let saved: { name: string; blob: Blob }[];
 beforeEach(async () => {
-  db = new RunsDb(new MapKv(), { estimate: async () => ({ usage: 100, quota: 1000 }) });
+  db = new RunsDb(new MemoryKeyValue(), { estimate: async () => ({ usage: 100, quota: 1000 }) });
   linkRunsDb(db);
   saved = [];
   setDownloader((blob, name) => saved.push({ name, blob }));

@@ -268,7 +268,7 @@ export const createRunsSlice: StateCreator<Deps, [], [], RunsSlice> = (set, get)
           set({
             adapterImport: {
               ...imp, phase: 'done', warnings: event.warnings,
-              message: `Imported "${event.name}": ${/tuning$/.test(event.method ?? '') ? `a ${event.method} adapter of ${event.modules} virtual token${event.modules === 1 ? '' : 's'}` : `${event.modules} ${event.method ?? 'LoRA'} module${event.modules === 1 ? '' : 's'}`}. It is listed below, in Compare and in the Playground.`,
+              message: `Imported "${event.name}": ${importedWhat(event.method ?? 'LoRA', event.modules)}. It is listed below, in Compare and in the Playground.`,
             },
           });
           void get().refreshRuns();
@@ -301,3 +301,12 @@ export const createRunsSlice: StateCreator<Deps, [], [], RunsSlice> = (set, get)
     },
   };
 };
+
+/** What an imported adapter holds, in words: "a Prompt tuning adapter of 8 virtual tokens", "Houlsby adapters on 4
+ *  modules", "14 LoRA modules". */
+export function importedWhat(method: string, count: number): string {
+  const s = count === 1 ? '' : 's';
+  if (/tuning$/.test(method)) return `a ${method} adapter of ${count} virtual token${s}`;
+  if (/adapters$/.test(method)) return `${method} on ${count} module${s}`;
+  return `${count} ${method} module${s}`;
+}

@@ -22,7 +22,7 @@ import { loadTransformer, readModelConfig } from '../../model/runtime/load.ts';
 import { nodeFolder } from '../../model/sources/node-file.ts';
 import { HfTokenizer } from '../../model/tokenizer.ts';
 import { rawSafetensorsHeader } from '../../model/testing-safetensors.ts';
-import { RunsDb, type KeyValue, type RunRecord } from '../../store/runs-db.ts';
+import { RunsDb, type RunRecord } from '../../store/runs-db.ts';
 import { DEFAULT_CONFIG, type TrainConfig } from '../config.ts';
 import { fullRunFiles } from '../full-run.ts';
 import { attachTrainedModel } from '../methods/full/inference.ts';
@@ -35,20 +35,10 @@ import { handleGenerate } from './generation.ts';
 import { handleMerge } from './merge.ts';
 import { state, type LoadedModel } from './state.ts';
 import { modelSummary } from './summary.ts';
+import { MemoryKeyValue } from '../../store/testing-kv.ts';
 
 const DEMO = join(process.cwd(), 'public', 'models', 'demo-llama');
 
-function mapKeyValue(): KeyValue {
-  const m = new Map<string, unknown>();
-  return {
-    get: async <T>(k: string) => m.get(k) as T | undefined,
-    getMany: async <T>(ks: string[]) => ks.map((k) => m.get(k) as T | undefined),
-    set: async (k, v) => void m.set(k, v),
-    del: async (k) => void m.delete(k),
-    update: async <T>(k: string, fn: (old: T | undefined) => T) => void m.set(k, fn(m.get(k) as T | undefined)),
-    keys: async () => [...m.keys()],
-  };
-}
 
 let e: Engine;
 let model: LoadedModel;
@@ -72,7 +62,7 @@ beforeAll(async () => {
   };
   state.engine = e;
   state.model = model;
-  runs = new RunsDb(mapKeyValue(), { estimate: async () => null });
+  runs = new RunsDb(new MemoryKeyValue(), { estimate: async () => null });
   setWorkerRunsDb(runs);
 });
 

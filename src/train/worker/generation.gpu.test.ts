@@ -17,7 +17,7 @@ import { nodeFolder } from '../../model/sources/node-file.ts';
 import { HfTokenizer } from '../../model/tokenizer.ts';
 import { Rng } from '../../data/rng.ts';
 import { evaluateRows } from '../../cli/eval.ts';
-import { RunsDb, type KeyValue, type RunRecord } from '../../store/runs-db.ts';
+import { RunsDb, type RunRecord } from '../../store/runs-db.ts';
 import { attachAdapter } from '../attach-adapter.ts';
 import { DEFAULT_CONFIG } from '../config.ts';
 import { buildAdapterConfig, exportAdapter, importAdapter, importAnyAdapter } from '../peft.ts';
@@ -30,21 +30,11 @@ import { handleEvaluate } from './evaluation.ts';
 import { abortGeneration, handleGenerate } from './generation.ts';
 import { state, type LoadedModel } from './state.ts';
 import { truncateRows } from './run-rows.ts';
+import { MemoryKeyValue } from '../../store/testing-kv.ts';
 
 const DEMO = join(process.cwd(), 'public', 'models', 'demo-llama');
 const DATA = join(process.cwd(), 'public', 'datasets', 'chat-pirate.jsonl');
 
-function mapKeyValue(): KeyValue {
-  const m = new Map<string, unknown>();
-  return {
-    get: async <T>(k: string) => m.get(k) as T | undefined,
-    getMany: async <T>(ks: string[]) => ks.map((k) => m.get(k) as T | undefined),
-    set: async (k, v) => void m.set(k, v),
-    del: async (k) => void m.delete(k),
-    update: async <T>(k: string, fn: (old: T | undefined) => T) => void m.set(k, fn(m.get(k) as T | undefined)),
-    keys: async () => [...m.keys()],
-  };
-}
 
 let e: Engine;
 let model: LoadedModel;
@@ -89,7 +79,7 @@ beforeAll(async () => {
   } as LoadedModel;
   state.engine = e;
   state.model = model;
-  runs = new RunsDb(mapKeyValue(), { estimate: async () => null });
+  runs = new RunsDb(new MemoryKeyValue(), { estimate: async () => null });
   setWorkerRunsDb(runs);
 });
 

@@ -4,7 +4,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { parseModelConfig, type ModelConfig } from '../../model/config.ts';
 import { selectTargetModules } from '../../model/weights.ts';
 import { FakeHub } from '../../model/sources/testing-hub-server.ts';
-import { RunsDb, type KeyValue } from '../../store/runs-db.ts';
+import { RunsDb } from '../../store/runs-db.ts';
 import { DEFAULT_CONFIG } from '../config.ts';
 import { deflated, rawZip, zeroBomb } from '../testing-archive.ts';
 import { buildAdapterConfig, exportAdapter, importAdapter, importAnyAdapter, zipAdapter, type AdapterFiles } from '../peft.ts';
@@ -15,31 +15,11 @@ import { loadRunAdapter, setWorkerRunsDb } from './adapters.ts';
 import { continuationFor, continuationProblems } from './continue.ts';
 import { defaultImportName, describeAdapterSource, handleImportAdapter, importedRunConfig } from './import.ts';
 import { state, UserError, type LoadedModel } from './state.ts';
+import { MemoryKeyValue } from '../../store/testing-kv.ts';
 
 const FIXTURE = join(process.cwd(), 'tests', 'fixtures', 'models');
 const fixtureConfig = (name: string): ModelConfig => parseModelConfig(JSON.parse(readFileSync(join(FIXTURE, name, 'config.json'), 'utf8')), name);
 
-class MapKv implements KeyValue {
-  readonly map = new Map<string, unknown>();
-  async get<T>(k: string) {
-    return structuredClone(this.map.get(k)) as T | undefined;
-  }
-  async getMany<T>(ks: string[]) {
-    return ks.map((k) => structuredClone(this.map.get(k)) as T | undefined);
-  }
-  async set(k: string, v: unknown) {
-    this.map.set(k, structuredClone(v));
-  }
-  async del(k: string) {
-    this.map.delete(k);
-  }
-  async update<T>(k: string, fn: (old: T | undefined) => T) {
-    this.map.set(k, structuredClone(fn(structuredClone(this.map.get(k)) as T | undefined)));
-  }
-  async keys() {
-    return [...this.map.keys()];
-  }
-}
 
 /** A PEFT adapter for `config` with deterministic small A and B. */
 function makeAdapter(config: ModelConfig, targets: string[] | 'all-linear', rank: number, alpha: number, rslora = false): AdapterFiles {
@@ -56,12 +36,12 @@ function makeAdapter(config: ModelConfig, targets: string[] | 'all-linear', rank
 }
 
 const llama = fixtureConfig('llama');
-let kv: MapKv;
+let kv: MemoryKeyValue;
 let events: EngineEvent[];
 const post = (e: EngineEvent) => events.push(e);
 
 beforeEach(() => {
-  kv = new MapKv();
+  kv = new MemoryKeyValue({ clone: true });
   events = [];
   setWorkerRunsDb(new RunsDb(kv, { estimate: async () => ({ usage: 0, quota: 1e9 }) }));
   state.model = {

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { promptFromRow, truncateRows } from './run-rows.ts';
+import { statusWriteFailure } from './training.ts';
 import { adapterFileName, metricsFileName } from '../download-names.ts';
 
 const row = (ids: number[], labels: number[]) => ({ input_ids: Int32Array.from(ids), labels: Int32Array.from(labels) });
@@ -27,5 +28,14 @@ describe('training helpers', () => {
     expect(adapterFileName('demo-llama · r4 · chat.jsonl', 'zip')).toBe('demo-llama-r4-chat.jsonl-adapter.zip');
     expect(adapterFileName('anything', 'safetensors')).toBe('adapter_model.safetensors');
     expect(metricsFileName('  ')).toBe('run-metrics.csv');
+  });
+
+  it('says what a failed status write means for the run instead of swallowing it', () => {
+    const full = new Error('the browser refused to store 2.1 MB');
+    expect(statusWriteFailure('r8 · pirate', 'paused', full, 40)).toBe(
+      'run "r8 · pirate": saving its paused state failed (the browser refused to store 2.1 MB); nothing else is lost — after a reload the run is offered as interrupted and resumes from its checkpoint at step 40',
+    );
+    expect(statusWriteFailure('r8', 'running', full, 40)).toMatch(/the run is shown paused and resumes from its checkpoint at step 40$/);
+    expect(statusWriteFailure('r8', 'failed', full, undefined)).toMatch(/saving its failed state failed .* resumes from its start \(no checkpoint was saved\)$/);
   });
 });

@@ -214,6 +214,22 @@ function flush(run: ActiveRun, post: PostTransfer): void {
   run.lastFlush = performance.now();
 }
 
+/** What the user is told when a run's new status could not be stored (a full or failing IndexedDB): the record keeps
+ *  its previous status, and a record left "running" is offered as interrupted after a reload — from its checkpoint. */
+export function statusWriteFailure(runName: string, status: RunRecord['status'], err: unknown, checkpointStep: number | undefined): string {
+  const from = checkpointStep === undefined ? 'from its start (no checkpoint was saved)' : `from its checkpoint at step ${checkpointStep}`;
+  // Resuming from a pause: the record still says paused, which a reload shows as it is.
+  const afterReload = status === 'running' ? 'is shown paused' : 'is offered as interrupted';
+  return `run "${runName}": saving its ${status} state failed (${errorMessage(err)}); nothing else is lost — after a reload the run ${afterReload} and resumes ${from}`;
+}
+
+/** Stores the run's new status; a failed write is said, not swallowed (statusWriteFailure). */
+async function patchStatus(run: ActiveRun, post: PostTransfer, patch: Partial<RunRecord> & Pick<RunRecord, 'status'>): Promise<void> {
+  await db()
+    .patch(run.id, patch)
+    .catch((err) => post({ type: 'error', message: statusWriteFailure(run.record.name, patch.status, err, run.record.checkpoint?.step) }));
+}
+
 function trainingSeconds(run: ActiveRun): number {
   return run.secondsBefore + (performance.now() - run.stretchStart) / 1000;
 }
@@ -232,7 +248,7 @@ async function loop(run: ActiveRun, post: PostTransfer, exclusive: Exclusive): P
         // A checkpoint at pause: a closed tab loses nothing of a paused run.
         if (!message) await exclusive(() => saveCheckpoint(run)).catch((err) => run.lost || post({ type: 'error', message: `checkpoint at pause: ${errorMessage(err)}` }));
         if (run.lost) return;
-        await db().patch(run.id, { status: 'paused', message, curves: t.history }).catch(() => {});
+        await patchStatus(run, post, { status: 'paused', message, curves: t.history });
         post({ type: 'run-state', runId: run.id, state: 'paused', message: message || undefined });
         await new Promise<void>((resolve) => (run.wake = resolve));
         run.wake = null;
@@ -240,7 +256,7 @@ async function loop(run: ActiveRun, post: PostTransfer, exclusive: Exclusive): P
         run.pauseMessage = '';
         run.stretchStart = performance.now();
         if ((run.control as ActiveRun['control']) === 'run') {
-          await db().patch(run.id, { status: 'running', message: '' }).catch(() => {});
+          await patchStatus(run, post, { status: 'running', message: '' });
           post({ type: 'run-state', runId: run.id, state: 'running' });
         }
         continue;
@@ -386,12 +402,12 @@ async function fail(run: ActiveRun, post: PostTransfer, err: unknown): Promise<v
   try {
     if (lost) {
       const message = `The GPU device was lost at step ${t.step}: ${errorMessage(err)}. ${ck ? `Resume continues from step ${ck.step}` : 'Nothing to resume from yet'}; load the model again first.`;
-      await db().patch(run.id, { status: 'paused', message, curves: t.history.slice(0, ck?.step ?? 0) }).catch(() => {});
+      await patchStatus(run, post, { status: 'paused', message, curves: t.history.slice(0, ck?.step ?? 0) });
       post({ type: 'run-state', runId: run.id, state: 'paused', message });
     } else {
       const diagnosis = err instanceof TrainingDivergedError ? err.message : `training failed at step ${t.step + 1}: ${errorMessage(err)}`;
       const message = `${diagnosis.replace(/;? ?the run is paused at its last good checkpoint\.?$/, '')}; ${kept}.`;
-      await db().patch(run.id, { status: 'failed', message, curves: t.history, samples: run.record.samples }).catch(() => {});
+      await patchStatus(run, post, { status: 'failed', message, curves: t.history, samples: run.record.samples });
       post({ type: 'run-state', runId: run.id, state: 'failed', message });
     }
   } finally {

@@ -272,6 +272,8 @@ function RunCard({ run }: { run: RunRecord }) {
   const [merging, setMerging] = useState<null | 'hf' | 'gguf' | 'trl' | 'full'>(null);
   // Full fine-tuning saved the whole model, not an adapter: it downloads as a model folder; merging does not apply.
   const wholeModel = METHODS[method]?.exports === 'model';
+  // PEFT has no bottleneck adapters: those download in the studio's own documented layout (methods/bottleneck/format.ts).
+  const peftAdapter = METHODS[method]?.peftType !== null;
   const nameId = useId();
   const rows = useMemo(() => chartRows(run.curves, 400), [run.curves]);
   const status = shownStatus(run, locked);
@@ -366,8 +368,8 @@ function RunCard({ run }: { run: RunRecord }) {
           </button>
         ) : (
           <>
-            <button type="button" disabled={!run.adapter} onClick={() => void download(run.id, 'zip')} aria-label={`Download the adapter of ${run.name} as a PEFT .zip`}>
-              Download .zip (PEFT)
+            <button type="button" disabled={!run.adapter} onClick={() => void download(run.id, 'zip')} aria-label={`Download the adapter of ${run.name} as ${peftAdapter ? 'a PEFT .zip' : "a .zip in the studio's documented layout"}`}>
+              Download .zip ({peftAdapter ? 'PEFT' : 'studio layout'})
             </button>
             <button type="button" disabled={!run.adapter} onClick={() => void download(run.id, 'safetensors')} aria-label={`Download the adapter of ${run.name} as .safetensors`}>
               .safetensors

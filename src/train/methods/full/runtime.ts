@@ -6,10 +6,11 @@
 // GpuModel.tableGrads (src/model/runtime/transformer.ts).
 import { STORAGE_USAGE, writeBuffer } from '../../../gpu/buffers.ts';
 import type { Engine } from '../../../gpu/engine.ts';
-import type { Recorder } from '../../../gpu/kernel.ts';
+import type { BufferRef, Recorder } from '../../../gpu/kernel.ts';
 import { planAdamwLayout } from '../../../gpu/kernels/adamw.ts';
 import type { RowShardedTable } from '../../../gpu/sharded.ts';
 import type { GpuModel, Norm } from '../../../model/runtime/gpu-model.ts';
+import { fullBindingRefusal } from '../../full-run.ts';
 import { allocateTrainable, releaseTrainable, segmentBinding } from '../../trainable.ts';
 import type { AttachedMethod, MethodRuntime } from '../method.ts';
 import { fullTensors } from './config.ts';
@@ -18,16 +19,30 @@ export class FullFineTuningError extends Error {
   override name = 'FullFineTuningError';
 }
 
+/** The model is too large for full fine-tuning on this GPU (its f32 weights exceed one storage binding): a property
+ *  of the GPU, not a mistake — the method comparison reports such a row as skipped. */
+export class FullModelTooLargeError extends FullFineTuningError {
+  override name = 'FullModelTooLargeError';
+}
+
 /** One model tensor: the buffer the model was loaded with, and how to point the model at another one. */
 interface Place {
   original: GPUBuffer;
   install(buffer: GPUBuffer): void;
 }
 
-/** Where each canonical tensor (weights.ts's names) lives in the loaded model. Restoring is `install(original)` for
- *  every place, plus the tables, which are replaced as objects. */
-function placesOf(model: GpuModel): Map<string, Place> {
+/** A tensor's gradient buffer by canonical name (undefined: the tensor does not exist, e.g. a bias-free norm). */
+type GradOf = (canonical: string) => BufferRef | undefined;
+/** Points one model object's backward hook (Linear.grad, Norm.grad, GpuModel.tableGrads) at its tensors' gradient
+ *  segments; returns what removes it again. */
+type GradHook = (gradOf: GradOf) => () => void;
+
+/** Where each canonical tensor (weights.ts's names) lives in the loaded model, and the backward hooks of the objects
+ *  holding them — one walk over the model for both. Restoring is `install(original)` for every place, plus the
+ *  tables, which are replaced as objects. */
+function placesOf(model: GpuModel): { places: Map<string, Place>; gradHooks: GradHook[] } {
   const places = new Map<string, Place>();
+  const gradHooks: GradHook[] = [];
   const table = (t: RowShardedTable, what: string): GPUBuffer => {
     if (t.shards.length !== 1) throw new FullFineTuningError(`full fine-tuning needs the ${what} table in one GPU binding (it was split into ${t.shards.length})`);
     if (t.elem !== 'f32') throw new FullFineTuningError(`full fine-tuning needs f32 weights (the ${what} is ${t.elem}): load the model in f32`);
@@ -48,16 +63,26 @@ function placesOf(model: GpuModel): Map<string, Place> {
   });
   if (!tied) places.set('lm_head.weight', { original: table(model.head, 'LM head'), install: (b) => (model.head = withBuffer(model.head, b)) });
   if (model.posEmbed) places.set('pos_embed.weight', { original: model.posEmbed, install: (b) => (model.posEmbed = b) });
-  const norm = (canonical: string, n: Norm) => {
+  gradHooks.push((gradOf) => {
+    // A tied head has no tensor of its own: its gradient adds into the embedding's (transformer.ts).
+    model.tableGrads = { embed: gradOf('embed.weight')!, posEmbed: gradOf('pos_embed.weight'), head: gradOf('lm_head.weight') };
+    return () => delete model.tableGrads;
+  });
+  const norm = (canonical: string, n: Norm | undefined) => {
+    if (!n) return;
     places.set(`${canonical}.weight`, { original: n.weight, install: (b) => (n.weight = b) });
     if (n.bias) places.set(`${canonical}.bias`, { original: n.bias, install: (b) => (n.bias = b) });
+    gradHooks.push((gradOf) => {
+      n.grad = { dweight: gradOf(`${canonical}.weight`)!, dbias: gradOf(`${canonical}.bias`) };
+      return () => delete n.grad;
+    });
   };
   norm('final_norm', model.finalNorm);
   model.blocks.forEach((block, i) => {
     norm(`layers.${i}.attn_norm`, block.attnNorm);
     norm(`layers.${i}.mlp_norm`, block.mlpNorm);
-    if (block.qNorm) norm(`layers.${i}.attn.q_norm`, block.qNorm);
-    if (block.kNorm) norm(`layers.${i}.attn.k_norm`, block.kNorm);
+    norm(`layers.${i}.attn.q_norm`, block.qNorm);
+    norm(`layers.${i}.attn.k_norm`, block.kNorm);
   });
   for (const { module, linear } of model.modules) {
     const w = linear.weight;
@@ -65,8 +90,12 @@ function placesOf(model: GpuModel): Map<string, Place> {
     if (w.elem !== 'f32') throw new FullFineTuningError(`full fine-tuning needs f32 weights (${module.peftPath} is ${w.elem}): load the model in f32`);
     places.set(`${module.canonical}.weight`, { original: w.buffer, install: (b) => (linear.weight = { ...w, buffer: b }) });
     if (linear.bias) places.set(`${module.canonical}.bias`, { original: linear.bias, install: (b) => (linear.bias = b) });
+    gradHooks.push((gradOf) => {
+      linear.grad = { dW: gradOf(`${module.canonical}.weight`)!, db: gradOf(`${module.canonical}.bias`) };
+      return () => delete linear.grad;
+    });
   }
-  return places;
+  return { places, gradHooks };
 }
 
 /** Bytes full fine-tuning keeps on the GPU beside the loaded model: the f32 master weights, their gradients, AdamW's
@@ -86,16 +115,9 @@ export const fullRuntime: MethodRuntime = {
     const tensors = fullTensors(model.config);
     const layout = planAdamwLayout(tensors);
     // AdamW updates the flat buffers in one binding: the whole model in f32 must fit in one.
-    const bindingLimit = e.gpu.limits.maxStorageBufferBindingSize;
-    if (layout.totalLength * 4 > bindingLimit) {
-      const mb = (n: number) => `${(n / 2 ** 20).toFixed(0)} MiB`;
-      throw new FullFineTuningError(
-        `full fine-tuning keeps this model's ${tensors.reduce((s, t) => s + t.length, 0).toLocaleString('en-US')} parameters as one f32 buffer of ` +
-          `${mb(layout.totalLength * 4)}, above this GPU's largest binding (${mb(bindingLimit)}); it would need ${mb(fullFineTuningBytes(layout.totalLength))} ` +
-          'beside the model. Fine-tune it with LoRA or QLoRA instead',
-      );
-    }
-    const places = placesOf(model);
+    const refusal = fullBindingRefusal(tensors.reduce((s, t) => s + t.length, 0), e.gpu.limits.maxStorageBufferBindingSize, layout.totalLength);
+    if (refusal) throw new FullModelTooLargeError(refusal);
+    const { places, gradHooks } = placesOf(model);
     const segments = new Map(layout.segments.map((s) => [s.name, s]));
     for (const [name, values] of init.initial ?? []) {
       const seg = segments.get(name);
@@ -105,7 +127,7 @@ export const fullRuntime: MethodRuntime = {
     const bound = tensors.map((t, i) => {
       const place = places.get(t.canonical);
       if (!place) throw new FullFineTuningError(`${t.name} (${t.canonical}) is not on the loaded model`);
-      return { place, seg: layout.segments[i] };
+      return { place, seg: layout.segments[i], canonical: t.canonical };
     });
 
     const buffers = allocateTrainable(e, layout, new Float32Array(layout.totalLength), 'full');
@@ -127,33 +149,9 @@ export const fullRuntime: MethodRuntime = {
     syncNow();
 
     // Point the model at the trained copies and the backward at the gradient segments.
-    const grad = (name: string) => {
-      const seg = segments.get(name);
-      return seg ? segmentBinding(buffers.grads, seg.offset, seg.length) : undefined;
-    };
     bound.forEach(({ place }, i) => place.install(copies[i]));
-    const byCanonical = new Map(tensors.map((t) => [t.canonical, t.name]));
-    const gradOf = (canonical: string) => {
-      const name = byCanonical.get(canonical);
-      return name === undefined ? undefined : grad(name);
-    };
-    for (const { module, linear } of model.modules) {
-      linear.grad = { dW: gradOf(`${module.canonical}.weight`)!, db: gradOf(`${module.canonical}.bias`) };
-    }
-    const norms: Norm[] = [];
-    const hookNorm = (canonical: string, n: Norm | undefined) => {
-      if (!n) return;
-      n.grad = { dweight: gradOf(`${canonical}.weight`)!, dbias: gradOf(`${canonical}.bias`) };
-      norms.push(n);
-    };
-    hookNorm('final_norm', model.finalNorm);
-    model.blocks.forEach((block, i) => {
-      hookNorm(`layers.${i}.attn_norm`, block.attnNorm);
-      hookNorm(`layers.${i}.mlp_norm`, block.mlpNorm);
-      hookNorm(`layers.${i}.attn.q_norm`, block.qNorm);
-      hookNorm(`layers.${i}.attn.k_norm`, block.kNorm);
-    });
-    model.tableGrads = { embed: gradOf('embed.weight')!, posEmbed: gradOf('pos_embed.weight'), head: gradOf('lm_head.weight') };
+    const gradSegments = new Map(bound.map(({ canonical, seg }) => [canonical, segmentBinding(buffers.grads, seg.offset, seg.length)]));
+    const unhooks = gradHooks.map((hook) => hook((canonical) => gradSegments.get(canonical)));
 
     const attached: AttachedMethod = {
       ...buffers,
@@ -168,9 +166,7 @@ export const fullRuntime: MethodRuntime = {
       detach() {
         // Every tensor back to the buffer it was loaded into (a tied head follows the embedding's place).
         bound.forEach(({ place }) => place.install(place.original));
-        for (const { linear } of model.modules) delete linear.grad;
-        for (const n of norms) delete n.grad;
-        delete model.tableGrads;
+        for (const unhook of unhooks) unhook();
         for (const b of copies) e.buffers.release(b);
         releaseTrainable(e, buffers);
       },
