@@ -37,7 +37,6 @@ steps on the whole (right-padded) batch.
 from __future__ import annotations
 
 import json
-import shutil
 
 import peft
 import torch
@@ -45,7 +44,7 @@ import transformers
 from peft import PrefixTuningConfig, get_peft_model
 from transformers import AutoModelForCausalLM
 
-from golden_train import MODELS, OUT, ROOT, SEED, STEPS, contract_loss, f32, pad_batch, rows_for
+from golden_train import MODELS, OUT, ROOT, SEED, STEPS, contract_loss, f32, pad_batch, rows_for, save_adapter_fixture
 
 # gpt2: learned positions, plain table; llama: GQA (2 of 4 heads, head_dim 8), through the projection; qwen3: GQA with
 # q/k norms and head_dim ≠ hidden / heads, plain table.
@@ -128,15 +127,7 @@ def train_case(name: str, projection: bool) -> None:
         golden["trained"] = {n: f32(p.detach()) for n, p in named}
     (OUT / f"train_{case_name(name, projection)}.json").write_text(json.dumps(golden) + "\n")
 
-    adapter_dir = OUT / f"train_{case_name(name, projection)}_adapter"
-    if adapter_dir.exists():
-        shutil.rmtree(adapter_dir)
-    model.to(torch.float32).save_pretrained(adapter_dir)
-    cfg_path = adapter_dir / "adapter_config.json"
-    saved = json.loads(cfg_path.read_text())
-    saved["base_model_name_or_path"] = f"tests/fixtures/models/{name}"
-    cfg_path.write_text(json.dumps(saved, indent=2, sort_keys=True))
-    (adapter_dir / "README.md").unlink(missing_ok=True)
+    save_adapter_fixture(model, OUT / f"train_{case_name(name, projection)}_adapter", name)
     losses = ", ".join(f"{s['loss']:.4f}" for s in steps)
     print(f"{case_name(name, projection)}: {tokens} trained tokens, losses {losses} → {float(final_loss):.4f}")
 
