@@ -4,11 +4,10 @@
 // parameters with the projection; it trains to the end; the Runs screen names it and refuses merging; its PEFT .zip is
 // PREFIX_TUNING with one prompt_embeddings [n, layers · 2 · Hkv·D] (after the projection); the .zip imports back as a
 // run with a warning that the MLP is not in the file, and the Playground answers with it beside the base model.
-import { unzipSync } from 'fflate';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ARTIFACTS, openStudio, type Studio } from './harness.ts';
+import { openStudio, type Studio } from './harness.ts';
 import { rawSafetensorsHeader } from '../src/model/testing-safetensors.ts';
 
 const DEMO = join(process.cwd(), 'public', 'models', 'demo-llama');
@@ -24,12 +23,7 @@ afterAll(async () => {
 describe('prefix tuning in the studio', () => {
   it('trains the demo model through the projection, downloads PEFT\'s PREFIX_TUNING adapter, imports it, answers with it', async () => {
     const { page } = studio;
-    await studio.openWithDemoModel();
-    await studio.loadPirateSample();
-    await page.getByRole('button', { name: 'Train', exact: true }).click();
-    await page.getByTestId('screen-train').waitFor();
-    await page.getByRole('button', { name: /^Quick/ }).click();
-    await page.getByLabel('Method').selectOption('prefix-tuning');
+    await studio.openTrainScreen('prefix-tuning');
     expect(await page.getByTestId('method-explanation').textContent()).toMatch(/every attention layer attends to/);
     expect(await page.getByTestId('method-advice').textContent()).toMatch(/multi-task/);
     expect(await page.getByLabel('Rank r').count()).toBe(0);
@@ -41,36 +35,25 @@ describe('prefix tuning in the studio', () => {
     const config = JSON.parse(readFileSync(join(DEMO, 'config.json'), 'utf8'));
     const K = config.num_key_value_heads * config.head_dim;
     const width = config.num_hidden_layers * 2 * K;
+    // PEFT's PrefixEncoder: the embedding (6, token_dim), Linear(token_dim, 32), tanh, Linear(32, layers · 2 · token_dim).
     const params = 6 * K + (32 * K + 32) + (width * 32 + width);
     await expect.poll(() => page.getByTestId('trainable-params').textContent()).toContain(params.toLocaleString('en'));
-    await page.getByRole('radio', { name: 'max steps' }).check();
-    await page.getByLabel('Max steps', { exact: true }).fill('2');
-    await page.getByLabel('Batch size').fill('2');
-    await page.getByLabel('Max length (tokens)').fill('64');
-    await page.getByLabel('Learning rate').fill('0.01');
-    await page.getByLabel('Run name').fill('pirate prefix');
-    await page.getByTestId('start-training').click();
-    await expect.poll(() => page.getByTestId('run-phase').textContent(), { timeout: 120_000 }).toBe('Finished');
+    await studio.fillRun({ steps: 2, batch: 2, maxLength: 64, learningRate: '0.01', name: 'pirate prefix' });
+    await studio.trainToEnd();
 
-    await page.getByRole('button', { name: 'Runs', exact: true }).click();
-    const card = page.getByTestId('run-card').filter({ hasText: 'pirate prefix' });
-    await expect.poll(() => card.count(), { timeout: 30_000 }).toBe(1);
+    const card = await studio.runCard('pirate prefix');
     expect(await card.textContent()).toContain('Prefix tuning · lr');
     const merged = card.getByRole('button', { name: 'Download pirate prefix merged into its base model' });
     expect(await merged.isDisabled()).toBe(true);
     expect(await merged.getAttribute('title')).toMatch(/nothing to merge/);
-    const [download] = await Promise.all([
-      page.waitForEvent('download'),
-      card.getByRole('button', { name: 'Download the adapter of pirate prefix as a PEFT .zip' }).click(),
-    ]);
-    const path = join(ARTIFACTS, 'pirate-prefix-adapter.zip');
-    await download.saveAs(path);
-    const files = unzipSync(new Uint8Array(readFileSync(path)));
+    const { path, files } = await studio.download(card, 'Download the adapter of pirate prefix as a PEFT .zip', 'pirate-prefix-adapter.zip');
     const adapterConfig = JSON.parse(new TextDecoder().decode(files['adapter_config.json']));
     expect(adapterConfig).toMatchObject({
       peft_type: 'PREFIX_TUNING', num_virtual_tokens: 6, token_dim: K, num_attention_heads: config.num_key_value_heads,
       num_layers: config.num_hidden_layers, prefix_projection: true, encoder_hidden_size: 32,
     });
+    // PEFT saves the prefix the projection produces, not the projection.
+    expect(Object.keys(rawSafetensorsHeader(files['adapter_model.safetensors'])).filter((k) => k !== '__metadata__')).toEqual(['prompt_embeddings']);
     expect(rawSafetensorsHeader(files['adapter_model.safetensors'])['prompt_embeddings']).toMatchObject({ dtype: 'F32', shape: [6, width] });
 
     await page.getByTestId('import-zip-input').setInputFiles(path);
@@ -79,17 +62,7 @@ describe('prefix tuning in the studio', () => {
     await expect.poll(() => imported.count()).toBe(1);
     expect(await imported.getByTestId('run-imported').textContent()).toContain('Prefix tuning, 6 virtual tokens');
 
-    await page.getByRole('button', { name: 'Playground', exact: true }).click();
-    await page.getByTestId('screen-playground').waitFor();
-    await page.getByLabel('Prompt', { exact: true }).fill('Where does a snake live?');
-    await page.getByLabel('Max new tokens').fill('12');
-    await page.getByLabel(/pirate prefix/).first().check();
-    await page.getByRole('button', { name: 'Generate', exact: true }).click();
-    const columns = page.getByTestId('playground-column');
-    await expect.poll(() => columns.count()).toBe(2);
-    await expect
-      .poll(() => columns.evaluateAll((els) => els.map((e) => e.getAttribute('data-status'))), { timeout: 60_000 })
-      .toEqual(['done', 'done']);
+    await studio.generateBesideBase(/pirate prefix/, 'Where does a snake live?');
     expect(studio.problems).toEqual([]);
   }, 300_000);
 });

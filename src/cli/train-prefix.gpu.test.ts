@@ -5,7 +5,7 @@
 // `generate --adapter OUT` runs behind the prefix; a run killed after checkpoint-2 resumes the same curve; `merge`
 // refuses; and, where the reference venv exists, PeftModel.from_pretrained(base, OUT) gives our eval loss.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Engine } from '../gpu/engine.ts';
@@ -18,7 +18,7 @@ import { importPeftAdapter } from '../train/peft.ts';
 import { generateCommand } from './generate.ts';
 import type { CliIo } from './load.ts';
 import { mergeCommand } from './merge.ts';
-import { countingRows, curveOf, memoryCache, OTHER_DRIVER, rel, type Row, runEval, runTrain, writeJsonl } from './testing-train.ts';
+import { countingRows, curveOf, memoryCache, OTHER_DRIVER, rel, type Row, runEval, runTrain, simulateCrash, writeJsonl } from './testing-train.ts';
 
 let e: Engine;
 let dir: string;
@@ -86,10 +86,7 @@ describe.skipIf(OTHER_DRIVER).each([
 
   it('a run killed after checkpoint-2 resumes with --resume and continues the same curve', async () => {
     const straight = readFileSync(join(out, 'adapter_model.safetensors'));
-    rmSync(join(out, 'checkpoint-4'), { recursive: true });
-    rmSync(join(out, 'adapter_model.safetensors'));
-    rmSync(join(out, 'adapter_config.json'));
-    writeFileSync(join(out, 'metrics.jsonl'), readFileSync(join(out, 'metrics.jsonl'), 'utf8').split('\n').slice(0, 2).join('\n') + '\n');
+    simulateCrash(out, 2);
     const resumed = await runTrain(e, [...args, '--resume']);
     expect(resumed.steps.map((s) => s.step)).toEqual([3, 4]);
     expect(curveOf(resumed.steps)).toEqual(curveOf(run.steps.slice(2)));
