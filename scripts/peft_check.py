@@ -18,7 +18,8 @@ stdout: a JSON list with, per job,
 
 Prompt-learning adapters (PROMPT_TUNING, P_TUNING): PEFT puts its virtual tokens ahead of each row, so the loss runs
 over the labels with −100 ahead (each row's first real token is predicted from the last virtual one) and the logits
-compared are the real tokens'; "load" compares the file's prompt_embeddings with the prompt table PEFT holds; nothing
+compared are the real tokens'; a PREFIX_TUNING adapter adds no token (its table is every layer's past_key_values,
+the row's positions start after it), so its loss is the rows' own; "load" compares the file's prompt_embeddings with the prompt table PEFT holds; nothing
 merges (no "peft_merged", no "merged"). A job's optional "generate": {"prompt": ids, "max_new_tokens": k} adds
 "generated": PEFT's greedy new tokens (model.generate, its virtual tokens prepended as in training).
 
@@ -121,7 +122,9 @@ def check_prompt_load(model: PeftModel, adapter_dir: str) -> dict:
 
 def prompt_job(spec: dict, model: PeftModel) -> dict:
     rows = spec["rows"]
-    virtual = model.active_peft_config.num_virtual_tokens
+    # Prefix tuning adds no token to the sequence (its rows go to every layer's attention as past_key_values).
+    prefix = model.active_peft_config.peft_type == "PREFIX_TUNING"
+    virtual = 0 if prefix else model.active_peft_config.num_virtual_tokens
     result: dict = {"load": check_prompt_load(model, spec["adapter"])}
     adapter_logits, loss, tokens = run(model, rows, virtual)
     result["adapter"] = {"loss": loss, "tokens": tokens}

@@ -122,9 +122,9 @@ describe('eval: errors are one `error: …` line and exit 1', () => {
     const data = file('ok.jsonl', '{"input_ids": [1, 2, 3]}\n');
     const adapter = join(dir, 'bad-adapter');
     mkdirSync(adapter, { recursive: true });
-    writeFileSync(join(adapter, 'adapter_config.json'), JSON.stringify({ peft_type: 'PREFIX_TUNING', r: 0 }));
+    writeFileSync(join(adapter, 'adapter_config.json'), JSON.stringify({ peft_type: 'LOHA', r: 0 }));
     const r = await run(['eval', '--model', FIXTURE, '--data', data, '--adapter', adapter]);
-    expectOneError(r, `${adapter}/adapter_config.json`, 'peft_type is "PREFIX_TUNING"', '; "r" must be a positive integer');
+    expectOneError(r, `${adapter}/adapter_config.json`, 'peft_type is "LOHA"', '; "r" must be a positive integer');
     expect(r.err.filter((l) => !l.startsWith('eval: '))).toHaveLength(1);
   });
 

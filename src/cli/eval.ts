@@ -125,7 +125,8 @@ export async function evaluateRows(
   const total = e.buffers.acquire(2 * 4, undefined, 'eval.total');
   try {
     for (const [k, range] of batches.entries()) {
-      const host = packForEval(rows.slice(range.start, range.end));
+      // An attention prefix (prefix tuning) takes positions 0 … P − 1 ahead of every row.
+      const host = packForEval(rows.slice(range.start, range.end), tf.model.attentionPrefix?.count ?? 0);
       const batch = uploadBatch(e, host);
       try {
         // One [sum, count] per batch, zeroed and accumulated into, read back and summed here in float64: an f32
@@ -175,15 +176,15 @@ export function planBatches(rows: readonly TokenizedRow[], budget: number): { st
 
 /** Rows packed along T, one segment per row (attention stays inside it), positions restarting at 0;
  *  targets[t] = labels[t+1] within a row and −100 on each row's last position. No padding. */
-export function packForEval(rows: readonly TokenizedRow[]): HostBatch {
+export function packForEval(rows: readonly TokenizedRow[], firstPosition = 0): HostBatch {
   const T = rows.reduce((s, r) => s + r.input_ids.length, 0);
-  const b: HostBatch = { tokens: new Uint32Array(T), positions: new Uint32Array(T), segments: new Uint32Array(T), targets: new Int32Array(T) };
+  const b: HostBatch = { tokens: new Uint32Array(T), positions: new Uint32Array(T), segments: new Uint32Array(T), targets: new Int32Array(T), firstPosition };
   let t = 0;
   rows.forEach((row, seg) => {
     const n = row.input_ids.length;
     for (let p = 0; p < n; p++, t++) {
       b.tokens[t] = row.input_ids[p];
-      b.positions[t] = p;
+      b.positions[t] = firstPosition + p;
       b.segments[t] = seg;
       b.targets[t] = p + 1 < n ? row.labels[p + 1] : IGNORE_INDEX;
     }

@@ -48,7 +48,8 @@ export async function exportGgufCommand(args: string[], io: CliIo = processIo): 
   const folder = await openModelFolder(modelDir);
   const adapter = adapterPath === undefined ? null : await readAnyAdapter(adapterPath, folder.config);
   if (adapter?.kind === 'prompt') {
-    throw new UsageError(`export-gguf: ${adapterPath} is a ${adapter.peftType} adapter: llama.cpp has no virtual tokens and there is nothing to merge; export the base model without --adapter`);
+    const what = adapter.peftType === 'PREFIX_TUNING' ? 'a key/value prefix' : 'virtual tokens';
+    throw new UsageError(`export-gguf: ${adapterPath} is a ${adapter.peftType} adapter: llama.cpp has no ${what} and there is nothing to merge; export the base model without --adapter`);
   }
   if (adapter?.kind === 'bottleneck') throw new UsageError(`export-gguf: ${bottleneckRefusal('the GGUF export', adapter.method, adapterPath!)}`);
   if (adapter?.kind === 'ia3' && loraOut !== undefined) {

@@ -28,7 +28,10 @@ export async function mergeCommand(args: string[], io: CliIo = processIo): Promi
 
   const folder = await openModelFolder(modelDir);
   const adapter = await readAnyAdapter(adapterPath, folder.config);
-  if (adapter.kind === 'prompt') throw new UsageError(`merge: ${adapterPath} is a ${adapter.peftType} adapter: its virtual tokens are inputs, not weights, so there is nothing to merge (eval and generate take it with --adapter)`);
+  if (adapter.kind === 'prompt') {
+    const what = adapter.peftType === 'PREFIX_TUNING' ? 'its key/value prefix is attention input, not a weight' : 'its virtual tokens are inputs, not weights';
+    throw new UsageError(`merge: ${adapterPath} is a ${adapter.peftType} adapter: ${what}, so there is nothing to merge (eval and generate take it with --adapter)`);
+  }
   if (adapter.kind === 'bottleneck') throw new UsageError(`merge: ${bottleneckRefusal('merging', adapter.method, adapterPath)}`);
   const merged = await mergeModel(folder.files, adapter, undefined, dtype);
   await mkdir(out, { recursive: true });

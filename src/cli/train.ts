@@ -57,7 +57,7 @@ export const TRAIN_USAGE =
   '[--targets q_proj,v_proj|all-linear] [--steps N | --epochs N] [--lr 2e-4] [--batch N] [--grad-accum N] [--max-len N] ' +
   '[--warmup STEPS] [--schedule cosine|linear|constant] [--seed N] [--eval-data FILE | --eval-split FRACTION] [--eval-every N] ' +
   '[--early-stopping N] [--checkpoint-every N] [--double-quant] [--rslora] [--lora-plus RATIO] [--weight-decay W] ' +
-  '[--train-on-prompt] [--packing] [--num-virtual-tokens 20] [--prompt-init random|text] [--prompt-init-text TEXT] [--encoder-hidden-size H] ' +
+  '[--train-on-prompt] [--packing] [--num-virtual-tokens 20] [--prompt-init random|text] [--prompt-init-text TEXT] [--encoder-hidden-size H] [--prefix-projection] ' +
   '[--reduction-factor 16] [--adapter-activation relu|gelu_new|silu] ' +
   '[--init-r 12] [--target-r 8] [--tinit 0] [--tfinal 0] [--delta-t 1] [--total-step N] [--adalora-beta1 0.85] [--adalora-beta2 0.85] [--orth-reg-weight 0.5] [--resume] [--profile] (explicit flags override the preset; --profile times every dispatch of ' +
   'each step: a {"profile": …} line after each step\'s line, or the tables at the end on a terminal)';
@@ -95,6 +95,7 @@ const CONFIG_FLAGS: Record<string, { field: keyof TrainConfig; kind: 'number' | 
   'prompt-init': { field: 'promptInit', kind: 'string' },
   'prompt-init-text': { field: 'promptInitText', kind: 'string' },
   'encoder-hidden-size': { field: 'encoderHiddenSize', kind: 'number' },
+  'prefix-projection': { field: 'prefixProjection', kind: 'boolean' },
   'reduction-factor': { field: 'reductionFactor', kind: 'number' },
   'adapter-activation': { field: 'adapterActivation', kind: 'string' },
   // AdaLoRA (PEFT's AdaLoraConfig names; its beta1/beta2 are --adalora-beta1/2, as --beta1/2 would read as AdamW's)

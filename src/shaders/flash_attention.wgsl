@@ -7,8 +7,16 @@
 // L_i = log Σ_j exp(s_ij), P_ij = exp(s_ij − L_i): O_i = Σ_j P_ij V_j; Δ_i = dO_i·O_i, dP_ij = dO_i·V_j,
 // dS_ij = P_ij (dP_ij − Δ_i); dQ_i = scale·Σ_j dS_ij K_j; dK_j = scale·Σ_{h∈g} Σ_i dS_ij Q_i; dV_j = Σ_{h∈g} Σ_i P_ij dO_i.
 //
+// Prefix rows (prefix tuning, P = params.P ≥ 0): P more key/value rows, shared by every segment and seen by every
+// query (no mask, no RoPE: used as given), ahead of its own keys. The sums over j above then run over the P prefix
+// rows too: O and L include them, Δ_i = dO_i·O_i still holds, dQ gets their keys' share, and
+// dPrefixK_p = scale·Σ_{h∈g} Σ_i dS_ip Q_i, dPrefixV_p = Σ_{h∈g} Σ_i P_ip dO_i over every query of every segment.
+// P = 0 runs no prefix tile and dispatches no backward_dprefix: the results are bit-identical to a kernel without.
+//
 // Layout (row-major f32):
 //   Q, O, dQ, dO  (T, Hq, D)        K, V, dK, dV  (T, Hkv, D)        seg (T) u32        L (T, Hq)
+//   prefixKV, dPrefixKV  (P, 2, Hkv, D): row p is key p ([p, 0, g, d]) then value p ([p, 1, g, d]) — one binding for
+//                 both, as WebGPU's default limit is 8 storage buffers per stage and backward_dq already needs 7
 //   stats         backward scratch: (T, Hq, 2) (L_i, Δ_i), then, when G > 1, partial dK and dV per query head,
 //                 (T, Hq, D) each (scaled), summed over each group by backward_reduce
 //
@@ -31,19 +39,19 @@
 // cost what they would alone; the per-element mask still applies inside the range.
 //
 // Entry points (dispatch (⌈T/ROWS⌉, heads, 1) unless said):
-//   forward          rows = queries, y = Hq          bindings Q K V seg O L, params
+//   forward          rows = queries, y = Hq          bindings Q K V seg prefixKV O L, params
 //   backward_prep    one invocation per row (T·Hq), folded (min(n, 65535), ⌈n/65535⌉, 1), n = ⌈T·Hq/WG⌉
 //                                                    bindings O dO L stats, params
-//   backward_dq      rows = queries, y = Hq          bindings Q K V seg dO stats dQ, params
+//   backward_dq      rows = queries, y = Hq          bindings Q K V seg prefixKV dO stats dQ, params
 //   backward_dkv     rows = keys, y = Hq (each query head its own workgroups; dK, dV written directly when G = 1,
 //                    else partials into stats)       bindings Q K V seg dO stats dK dV, params
 //   backward_reduce  G > 1 only: one invocation per dK element (T·Hkv·D), folded as backward_prep
 //                                                    bindings stats dK dV, params
-//
-// Prefix positions (prefix tuning, to come): P extra key/value rows per sequence ahead of each segment would be one
-// more binding pair (P, Hkv, D) and P in the params: forward and backward_dq run the same tile loop over ⌈P/BT⌉
-// prefix tiles first (mask: always visible), and backward_dkv gets ⌈P/ROWS⌉ more workgroups in x whose key rows
-// are prefix rows, scanning every query of the segment; nothing else changes.
+//   backward_dprefix P > 0 only: rows = prefix rows, (⌈P/ROWS⌉, Hkv, 1); each workgroup scans every query of every
+//                    segment for each of its group's G query heads in turn, so dPrefixKV is written whole (no
+//                    partials, no reduce; P is small)    bindings Q prefixKV dO stats dPrefixKV, params
+// Forward and backward_dq run ⌈P/BT⌉ prefix tiles (every row visible up to P) before the key tiles from `lo`; when
+// bound with P = 0, prefixKV is any small buffer and is never read.
 
 struct Params {
   T: u32,
@@ -51,6 +59,7 @@ struct Params {
   Hkv: u32,
   D: u32,
   scale: f32,
+  P: u32, // prefix rows
 }
 
 const WG = 128u;
@@ -66,11 +75,13 @@ const SCAN_PER = 4u; // tokens per invocation per scan step
 @group(0) @binding(1) var<storage, read> K: array<f32>;
 @group(0) @binding(2) var<storage, read> V: array<f32>;
 @group(0) @binding(3) var<storage, read> seg: array<u32>;
+// ---- shared by forward, backward_dq
+@group(0) @binding(4) var<storage, read> prefixKV: array<f32>; // (P, 2, Hkv, D)
 
 // ---- forward
-@group(0) @binding(4) var<storage, read_write> fwdO: array<f32>;
-@group(0) @binding(5) var<storage, read_write> fwdL: array<f32>;
-@group(0) @binding(6) var<uniform> fwdP: Params;
+@group(0) @binding(5) var<storage, read_write> fwdO: array<f32>;
+@group(0) @binding(6) var<storage, read_write> fwdL: array<f32>;
+@group(0) @binding(7) var<uniform> fwdP: Params;
 
 // ---- backward_prep
 @group(0) @binding(0) var<storage, read> prepO: array<f32>;
@@ -80,10 +91,10 @@ const SCAN_PER = 4u; // tokens per invocation per scan step
 @group(0) @binding(4) var<uniform> prepP: Params;
 
 // ---- backward_dq
-@group(0) @binding(4) var<storage, read> dqDO: array<f32>;
-@group(0) @binding(5) var<storage, read> dqStats: array<f32>;
-@group(0) @binding(6) var<storage, read_write> dqDQ: array<f32>;
-@group(0) @binding(7) var<uniform> dqP: Params;
+@group(0) @binding(5) var<storage, read> dqDO: array<f32>;
+@group(0) @binding(6) var<storage, read> dqStats: array<f32>;
+@group(0) @binding(7) var<storage, read_write> dqDQ: array<f32>;
+@group(0) @binding(8) var<uniform> dqP: Params;
 
 // ---- backward_dkv
 @group(0) @binding(4) var<storage, read> dkvDO: array<f32>;
@@ -98,12 +109,19 @@ const SCAN_PER = 4u; // tokens per invocation per scan step
 @group(0) @binding(2) var<storage, read_write> redDV: array<f32>;
 @group(0) @binding(3) var<uniform> redP: Params;
 
+// ---- backward_dprefix (Q at binding 0, as above)
+@group(0) @binding(1) var<storage, read> dpPrefix: array<f32>;
+@group(0) @binding(2) var<storage, read> dpDO: array<f32>;
+@group(0) @binding(3) var<storage, read> dpStats: array<f32>;
+@group(0) @binding(4) var<storage, read_write> dpOut: array<f32>;
+@group(0) @binding(5) var<uniform> dpP: Params;
+
 // ---- workgroup memory
-var<workgroup> tA: array<f32, BT * DP>;   // K tile (forward, dq) or Q tile (dkv), (BT, DP)
+var<workgroup> tA: array<f32, BT * DP>;   // K tile (forward, dq) or Q tile (dkv, dprefix), (BT, DP)
 var<workgroup> tB: array<f32, BT * DP>;   // V tile or dO tile
 var<workgroup> tSeg: array<u32, BT>;      // seg of the tile's tokens
-var<workgroup> tL: array<f32, BT>;        // dkv: L of the tile's queries
-var<workgroup> tDelta: array<f32, BT>;    // dkv: Δ of the tile's queries
+var<workgroup> tL: array<f32, BT>;        // dkv, dprefix: L of the tile's queries
+var<workgroup> tDelta: array<f32, BT>;    // dkv, dprefix: Δ of the tile's queries
 var<workgroup> rowSeg: array<u32, ROWS>;  // seg of the block's own rows
 var<workgroup> scanAt: atomic<u32>;
 var<workgroup> scanOut: u32;
@@ -183,6 +201,39 @@ fn loadKV(t0: u32, T: u32, H: u32, head: u32, lid: u32) {
   if (lid < BT) { tSeg[lid] = seg[min(t0 + lid, T - 1u)]; }
 }
 
+/** Loads prefix rows p0.. (of P) of kv head `head` into tA (keys) and tB (values), zero past P and HD. */
+fn loadPrefix(p0: u32, P: u32, H: u32, head: u32, lid: u32) {
+  for (var e0 = 0u; e0 < BT * DP; e0 += WG) {
+    let e = min(e0 + lid, BT * DP - 1u);
+    let r = p0 + e / DP;
+    let d = e % DP;
+    var a = 0.0;
+    var b = 0.0;
+    if (r < P && d < HD) {
+      let idx = (2u * r * H + head) * HD + d;
+      a = prefixKV[idx];
+      b = prefixKV[idx + H * HD];
+    }
+    tA[e] = a;
+    tB[e] = b;
+  }
+}
+
+/** One tile of key columns j0.. of kv head g into tA / tB: prefix rows for the first `pt` tiles, then tokens. */
+fn loadKeys(inPrefix: bool, j0: u32, p: Params, g: u32, lid: u32) {
+  if (inPrefix) {
+    loadPrefix(j0, p.P, p.Hkv, g, lid);
+  } else {
+    loadKV(j0, p.T, p.Hkv, g, lid);
+  }
+}
+
+/** Whether query token i sees column jj of the tile at j0 (prefix rows: all of them, up to P). */
+fn seesColumn(inPrefix: bool, j0: u32, jj: u32, i: u32, si: u32, P: u32) -> bool {
+  if (inPrefix) { return j0 + jj < P; }
+  return j0 + jj <= i && tSeg[jj] == si;
+}
+
 // ---------------------------------------------------------------------------------------------------------------
 
 @compute @workgroup_size(128, 1, 1)
@@ -212,11 +263,13 @@ fn forward(@builtin(workgroup_id) wid: vec3<u32>, inv: Inv) {
   }
   var m = NEG_MAX;
   var l = 0.0;
-  let tiles = (i1 - lo + BT - 1u) / BT;
+  let pt = (p.P + BT - 1u) / BT; // prefix tiles, ahead of the key tiles
+  let tiles = pt + (i1 - lo + BT - 1u) / BT;
   for (var t = 0u; t < tiles; t++) {
-    let j0 = lo + t * BT;
+    let inPrefix = t < pt;
+    let j0 = select(lo + (t - pt) * BT, t * BT, inPrefix);
     workgroupBarrier(); // the previous tile is consumed
-    loadKV(j0, p.T, p.Hkv, g, lid);
+    loadKeys(inPrefix, j0, p, g, lid);
     workgroupBarrier();
     var sc: array<f32, BT>;
     for (var jj = 0u; jj < BT; jj++) {
@@ -228,7 +281,7 @@ fn forward(@builtin(workgroup_id) wid: vec3<u32>, inv: Inv) {
     var mt = m;
     var vis = 0u;
     for (var jj = 0u; jj < BT; jj++) {
-      if (j0 + jj <= i && tSeg[jj] == si) {
+      if (seesColumn(inPrefix, j0, jj, i, si, p.P)) {
         vis |= 1u << jj;
         mt = max(mt, sc[jj] * p.scale);
       }
@@ -244,7 +297,7 @@ fn forward(@builtin(workgroup_id) wid: vec3<u32>, inv: Inv) {
     m = mt;
   }
   if (live) {
-    let inv_l = 1.0 / l; // j = i is always visible, so l ≥ 1
+    let inv_l = 1.0 / l; // j = i is always visible, so l ≥ 1 (prefix rows only add to it)
     for (var k = 0u; k < DS; k++) {
       let d = lane + 4u * k;
       if (d < HD) { fwdO[(i * p.Hq + h) * HD + d] = acc[k] * inv_l; }
@@ -299,11 +352,13 @@ fn backward_dq(@builtin(workgroup_id) wid: vec3<u32>, inv: Inv) {
     dO[k] = select(0.0, dqDO[idx], d < HD);
     dq[k] = 0.0;
   }
-  let tiles = (i1 - lo + BT - 1u) / BT;
+  let pt = (p.P + BT - 1u) / BT;
+  let tiles = pt + (i1 - lo + BT - 1u) / BT;
   for (var t = 0u; t < tiles; t++) {
-    let j0 = lo + t * BT;
+    let inPrefix = t < pt;
+    let j0 = select(lo + (t - pt) * BT, t * BT, inPrefix);
     workgroupBarrier();
-    loadKV(j0, p.T, p.Hkv, g, lid);
+    loadKeys(inPrefix, j0, p, g, lid);
     workgroupBarrier();
     var sc: array<f32, BT>;
     var dp: array<f32, BT>;
@@ -319,7 +374,7 @@ fn backward_dq(@builtin(workgroup_id) wid: vec3<u32>, inv: Inv) {
     }
     teamSum2(&sc, &dp, row, lane);
     for (var jj = 0u; jj < BT; jj++) {
-      let vis = j0 + jj <= i && tSeg[jj] == si;
+      let vis = seesColumn(inPrefix, j0, jj, i, si, p.P);
       let pr = select(0.0, exp(sc[jj] * p.scale - Li), vis);
       let ds = pr * (dp[jj] - delta);
       for (var k = 0u; k < DS; k++) { dq[k] = fma(ds, tA[jj * DP + lane + 4u * k], dq[k]); }
@@ -457,4 +512,93 @@ fn backward_reduce(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroup
   }
   redDK[e] = sk;
   redDV[e] = sv;
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+
+@compute @workgroup_size(128, 1, 1)
+fn backward_dprefix(@builtin(workgroup_id) wid: vec3<u32>, inv: Inv) {
+  let p = dpP;
+  let own = slot(inv);
+  let row = own.x;
+  let lane = own.y;
+  let lid = inv.lid;
+  let g = wid.y; // kv head: the workgroup sums its G query heads itself
+  let G = p.Hq / p.Hkv;
+  let r0 = wid.x * ROWS;
+  let r = min(r0 + row, p.P - 1u); // rows past P compute row P−1 again and write nothing
+  let live = r0 + row < p.P;
+
+  let kIdx = (2u * r * p.Hkv + g) * HD;
+  let vIdx = kIdx + p.Hkv * HD;
+  var kr: array<f32, DS>;
+  var vr: array<f32, DS>;
+  var dk: array<f32, DS>;
+  var dv: array<f32, DS>;
+  for (var k = 0u; k < DS; k++) {
+    let d = lane + 4u * k;
+    let dd = min(d, HD - 1u);
+    kr[k] = select(0.0, dpPrefix[kIdx + dd], d < HD);
+    vr[k] = select(0.0, dpPrefix[vIdx + dd], d < HD);
+    dk[k] = 0.0;
+    dv[k] = 0.0;
+  }
+  let tiles = (p.T + BT - 1u) / BT; // every query of every segment sees every prefix row
+  for (var hh = 0u; hh < G; hh++) {
+    let h = g * G + hh;
+    for (var t = 0u; t < tiles; t++) {
+      let q0 = t * BT;
+      workgroupBarrier();
+      for (var e0 = 0u; e0 < BT * DP; e0 += WG) {
+        let e = min(e0 + lid, BT * DP - 1u);
+        let qi = q0 + e / DP;
+        let d = e % DP;
+        var a = 0.0;
+        var b = 0.0;
+        if (qi < p.T && d < HD) {
+          let idx = (qi * p.Hq + h) * HD + d;
+          a = Q[idx];
+          b = dpDO[idx];
+        }
+        tA[e] = a;
+        tB[e] = b;
+      }
+      if (lid < BT) {
+        let qi = min(q0 + lid, p.T - 1u);
+        tL[lid] = dpStats[2u * (qi * p.Hq + h)];
+        tDelta[lid] = dpStats[2u * (qi * p.Hq + h) + 1u];
+      }
+      workgroupBarrier();
+      var sc: array<f32, BT>;
+      var dp: array<f32, BT>;
+      for (var ii = 0u; ii < BT; ii++) {
+        var a = 0.0;
+        var b = 0.0;
+        for (var k = 0u; k < DS; k++) {
+          a = fma(kr[k], tA[ii * DP + lane + 4u * k], a);
+          b = fma(vr[k], tB[ii * DP + lane + 4u * k], b);
+        }
+        sc[ii] = a;
+        dp[ii] = b;
+      }
+      teamSum2(&sc, &dp, row, lane);
+      for (var ii = 0u; ii < BT; ii++) {
+        let pr = select(0.0, exp(sc[ii] * p.scale - tL[ii]), q0 + ii < p.T);
+        let ds = pr * (dp[ii] - tDelta[ii]);
+        for (var k = 0u; k < DS; k++) {
+          dv[k] = fma(pr, tB[ii * DP + lane + 4u * k], dv[k]);
+          dk[k] = fma(ds, tA[ii * DP + lane + 4u * k], dk[k]);
+        }
+      }
+    }
+  }
+  if (live) {
+    for (var k = 0u; k < DS; k++) {
+      let d = lane + 4u * k;
+      if (d < HD) {
+        dpOut[kIdx + d] = dk[k] * p.scale;
+        dpOut[vIdx + d] = dv[k];
+      }
+    }
+  }
 }

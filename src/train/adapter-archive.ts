@@ -144,6 +144,13 @@ function weightsLimitOf(bytes: Uint8Array, file: string, entry: string, model: M
     const limit = WEIGHTS_HEADER_ALLOWANCE + Math.min(n as number, model.maxPositions) * model.hiddenSize * 4;
     return { limit, why: `a prompt adapter of ${n} virtual tokens on this ${model.modelType} model (hidden size ${model.hiddenSize}) is at most ${limit} bytes` };
   }
+  if (c?.peft_type === 'PREFIX_TUNING') {
+    // One [n, L·2·Hkv·D] table: n counted at most the model's positions (the real tokens start at position n).
+    const n = c.num_virtual_tokens;
+    if (!Number.isInteger(n) || (n as number) < 1) throw new AdapterArchiveError(file, entry, `"num_virtual_tokens" must be a positive integer, got ${JSON.stringify(n)}`);
+    const limit = WEIGHTS_HEADER_ALLOWANCE + Math.min(n as number, model.maxPositions) * model.numLayers * 2 * model.numKvHeads * model.headDim * 4;
+    return { limit, why: `a prefix adapter of ${n} virtual tokens on this ${model.modelType} model (${model.numLayers} layers) is at most ${limit} bytes` };
+  }
   if (c?.peft_type === 'IA3') {
     const limit = ia3WeightsLimit(model);
     return { limit, why: `an IA³ adapter of this ${model.modelType} model (${model.numLayers} layers) is at most ${limit} bytes` };

@@ -4,7 +4,8 @@
 //
 // The model runs with exactly the given adapter: every linear it names gets its A [r, in] and B [out, r] (dropout 0),
 // (with DoRA's magnitude when use_dora), or its IA³ vector, or its bottleneck adapter (D, b_d, U, b_u), every other
-// linear none; a prompt adapter's table becomes the model's virtual tokens (GpuModel.virtualTokens). The undo puts back
+// linear none; a prompt adapter's table becomes the model's virtual tokens (GpuModel.virtualTokens), a prefix
+// adapter's the model's attention prefix (GpuModel.attentionPrefix). The undo puts back
 // what each linear held before (nothing, for a freshly loaded model), so
 // the base model is restored exactly and the GPU buffers uploaded here are released.
 import { uploadBuffer } from '../gpu/buffers.ts';
@@ -14,6 +15,7 @@ import { STORAGE_USAGE } from '../gpu/buffers.ts';
 import { doraScalesStride } from '../gpu/kernels/dora.ts';
 import type { BottleneckAdapter } from '../model/runtime/bottleneck.ts';
 import type { DoraWeights, Ia3Vector, LoraPair } from '../model/runtime/linear.ts';
+import { prefixLayers, type PrefixLayers } from '../model/runtime/attention-prefix.ts';
 import { promptTable } from '../model/runtime/virtual-tokens.ts';
 import type { AnyAdapter } from './peft.ts';
 
@@ -36,6 +38,8 @@ export function attachAdapter(e: Engine, model: GpuModel, adapter: AnyAdapter | 
     return b;
   };
   const previousVirtual = model.virtualTokens;
+  const previousPrefix = model.attentionPrefix;
+  let prefix: PrefixLayers | undefined;
   for (const { linear } of model.modules) {
     delete linear.lora;
     delete linear.ia3;
@@ -43,8 +47,13 @@ export function attachAdapter(e: Engine, model: GpuModel, adapter: AnyAdapter | 
     delete linear.bottleneck;
   }
   delete model.virtualTokens;
+  delete model.attentionPrefix;
   try {
-    if (adapter?.kind === 'prompt') {
+    if (adapter?.kind === 'prompt' && adapter.peftType === 'PREFIX_TUNING') {
+      // Prefix tuning: the saved (n, L·2·Hkv·D) table as every layer's key/value prefix (inference only).
+      prefix = prefixLayers(e, model.config, adapter.numVirtualTokens, upload(adapter.embeddings, 'prefix.table'));
+      model.attentionPrefix = prefix;
+    } else if (adapter?.kind === 'prompt') {
       // Prompt tuning / P-tuning: the saved table as the model's virtual tokens (no gradient: inference only).
       model.virtualTokens = promptTable(model.config, adapter.numVirtualTokens, upload(adapter.embeddings, 'prompt_embeddings'));
     } else if (adapter?.kind === 'bottleneck') {
@@ -114,6 +123,10 @@ export function attachAdapter(e: Engine, model: GpuModel, adapter: AnyAdapter | 
   function restore(): void {
     if (previousVirtual) model.virtualTokens = previousVirtual;
     else delete model.virtualTokens;
+    if (previousPrefix) model.attentionPrefix = previousPrefix;
+    else delete model.attentionPrefix;
+    prefix?.release();
+    prefix = undefined;
     for (const { module, linear } of model.modules) {
       const before = previous.get(module.peftPath);
       if (before?.lora) linear.lora = before.lora;

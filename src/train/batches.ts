@@ -5,7 +5,9 @@ import type { MicroBatch } from '../data/batcher.ts';
 import { IGNORE_INDEX } from '../data/encode.ts';
 import type { HostBatch } from '../model/runtime/transformer.ts';
 
-export function toHostBatch(mb: MicroBatch): HostBatch {
+/** `firstPosition`: where every segment's positions start — 0, or P under an attention prefix (prefix tuning: the
+ *  prefix's P key/value rows take positions 0 … P − 1, as transformers counts positions from the cache's length). */
+export function toHostBatch(mb: MicroBatch, firstPosition = 0): HostBatch {
   const n = mb.B * mb.T;
   const tokens = new Uint32Array(n);
   const positions = new Uint32Array(n);
@@ -18,13 +20,13 @@ export function toHostBatch(mb: MicroBatch): HostBatch {
     for (let t = 0; t < mb.T; t++) {
       const i = b * mb.T + t;
       tokens[i] = mb.tokens[i];
-      positions[i] = mb.positions[i];
+      positions[i] = mb.positions[i] + firstPosition;
       segments[i] = b * perRow + mb.segmentIds[i];
       const next = i + 1;
       if (t + 1 < mb.T && mb.segmentIds[next] === mb.segmentIds[i] && mb.segmentIds[i] !== 0) targets[i] = mb.labels[next];
     }
   }
-  return { tokens, positions, segments, targets };
+  return { tokens, positions, segments, targets, firstPosition };
 }
 
 /** Positions whose target counts in the loss. */

@@ -61,8 +61,12 @@ export interface TrainConfig {
    *  promptInitText's tokens, cycled or cut to numVirtualTokens (TEXT). */
   promptInit: PromptInit;
   promptInitText: string;
-  /** P-tuning: the prompt encoder MLP's hidden size (PEFT's encoder_hidden_size); null = the model's hidden size. */
+  /** P-tuning: the prompt encoder MLP's hidden size (PEFT's encoder_hidden_size); null = the model's hidden size.
+   *  Prefix tuning with prefixProjection: the reparameterisation MLP's hidden size; null = PEFT's token_dim (the
+   *  key/value width, numKvHeads × headDim). */
   encoderHiddenSize: number | null;
+  /** Prefix tuning: train the key/value prefix through PEFT's reparameterisation MLP (prefix_projection). */
+  prefixProjection: boolean;
   /** Bottleneck adapters (houlsby, pfeiffer): the bottleneck is max(1, ⌊out_features / this⌋) wide. */
   reductionFactor: number;
   /** Bottleneck adapters: the non-linearity between the down- and up-projection. */
@@ -125,6 +129,7 @@ export const DEFAULT_CONFIG: TrainConfig = {
   promptInit: 'random',
   promptInitText: '',
   encoderHiddenSize: null,
+  prefixProjection: false,
   reductionFactor: 16,
   adapterActivation: 'relu',
   initR: 12,
@@ -225,6 +230,7 @@ export function validateConfig(c: TrainConfig): FieldError[] {
   if (!['relu', 'gelu_new', 'silu'].includes(c.adapterActivation)) {
     errors.push({ field: 'adapterActivation', message: `adapterActivation = ${JSON.stringify(c.adapterActivation)}: must be relu, gelu_new or silu` });
   }
+  if (typeof c.prefixProjection !== 'boolean') errors.push({ field: 'prefixProjection', message: `prefixProjection = ${JSON.stringify(c.prefixProjection)}: must be true or false` });
   if (c.doubleQuant && c.quant !== 'nf4') {
     errors.push({ field: 'doubleQuant', message: 'doubleQuant = true: only applies to quant nf4 (QLoRA)' });
   }
@@ -254,7 +260,7 @@ export function normalizeConfig<T extends Partial<TrainConfig>>(config: T): T {
 /** Fields added after runs were first saved: a saved config without them (complete otherwise) takes their defaults,
  *  so re-running, continuing or resuming an older run validates. A partial config (overrides) is left alone. */
 const LATER_FIELDS: readonly (keyof TrainConfig)[] = [
-  'numVirtualTokens', 'promptInit', 'promptInitText', 'encoderHiddenSize', 'reductionFactor', 'adapterActivation',
+  'numVirtualTokens', 'promptInit', 'promptInitText', 'encoderHiddenSize', 'prefixProjection', 'reductionFactor', 'adapterActivation',
   'initR', 'targetR', 'tinit', 'tfinal', 'deltaT', 'totalStep', 'adaloraBeta1', 'adaloraBeta2', 'orthRegWeight',
 ];
 

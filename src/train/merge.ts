@@ -76,7 +76,8 @@ export function mergeIa3(
 export function adapterMerges(adapter: PeftAdapter): Map<string, (x: Float32Array) => Float32Array> {
   const merges = new Map<string, (x: Float32Array) => Float32Array>();
   if (adapter.kind === 'prompt') {
-    throw new Error(`${adapter.where}: a ${adapter.peftType} adapter has nothing to merge: its virtual tokens are inputs, not weights (use the adapter as it is)`);
+    const what = adapter.peftType === 'PREFIX_TUNING' ? 'its key/value prefix is attention input, not a weight' : 'its virtual tokens are inputs, not weights';
+    throw new Error(`${adapter.where}: a ${adapter.peftType} adapter has nothing to merge: ${what} (use the adapter as it is)`);
   }
   if (adapter.kind === 'ia3') {
     for (const m of adapter.modules) {

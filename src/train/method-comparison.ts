@@ -3,8 +3,8 @@
 // screen), so both run the same rows.
 //
 // Learning rates: the methods train very different numbers of parameters, so one rate does not suit them all. The
-// LoRA family and the bottleneck adapters use the base rate; IA³ and prompt tuning ten times it (the IA³ paper trains
-// at 3e-3 where LoRA uses 3e-4; a soft prompt's few parameters need a large rate too); full fine-tuning a tenth of it
+// LoRA family and the bottleneck adapters use the base rate; IA³, prompt tuning and prefix tuning ten times it (the IA³
+// paper trains at 3e-3 where LoRA uses 3e-4; a soft prompt's or a prefix's few parameters need a large rate too); full fine-tuning a tenth of it
 // (the article: full fine-tuning wants a rate about ten times lower than LoRA's).
 import type { TrainConfig } from './config.ts';
 import type { MethodId } from './methods/ids.ts';
@@ -33,6 +33,7 @@ export const METHOD_ROWS: readonly MethodRow[] = [
   { id: 'adalora-r12-8', label: 'AdaLoRA r12→8', method: 'adalora', settings: { initR: 12, targetR: 8, alpha: 16 }, quant: 'any', lrScale: 1, keepTargets: true },
   { id: 'ia3', label: 'IA³', method: 'ia3', settings: {}, quant: 'any', lrScale: 10, keepTargets: false },
   { id: 'prompt-tuning', label: 'Prompt tuning', method: 'prompt-tuning', settings: {}, quant: 'any', lrScale: 10, keepTargets: false },
+  { id: 'prefix-tuning', label: 'Prefix tuning', method: 'prefix-tuning', settings: {}, quant: 'any', lrScale: 10, keepTargets: false },
   { id: 'houlsby', label: 'Houlsby adapters', method: 'houlsby', settings: {}, quant: 'any', lrScale: 1, keepTargets: false },
   { id: 'pfeiffer', label: 'Pfeiffer adapters', method: 'pfeiffer', settings: {}, quant: 'any', lrScale: 1, keepTargets: false },
 ];

@@ -239,9 +239,11 @@ describe('importAdapter', () => {
     const base = buildAdapterConfig(settings({ baseModel: 'llama' }));
     const files = exportAdapter(randomModules(model, undefined, 4, 1), base);
     const withConfig = (over: Record<string, unknown>) => ({ 'adapter_config.json': JSON.stringify({ ...base, ...over }), 'adapter_model.safetensors': files['adapter_model.safetensors'] });
-    expect((await importError(withConfig({ peft_type: 'PREFIX_TUNING' }), model)).message).toBe(
-      'adapter/adapter_config.json: peft_type is "PREFIX_TUNING"; only "LORA", "ADALORA", "IA3", "PROMPT_TUNING" and "P_TUNING" adapters are supported',
+    expect((await importError(withConfig({ peft_type: 'LOHA' }), model)).message).toBe(
+      'adapter/adapter_config.json: peft_type is "LOHA"; only "LORA", "ADALORA", "IA3", "PROMPT_TUNING", "P_TUNING" and "PREFIX_TUNING" adapters are supported',
     );
+    // A prefix-tuning file with LoRA's tensors: what is missing, named.
+    expect((await importError(withConfig({ peft_type: 'PREFIX_TUNING' }), model)).problems).toContain('num_virtual_tokens must be a positive integer, got undefined');
     // An IA³ file with LoRA's tensors: its vectors are what is missing, named.
     expect((await importError(withConfig({ peft_type: 'IA3' }), model)).problems[0]).toMatch(/^tensor "base_model\.model\.model\.layers\.0\.self_attn\.q_proj\.lora_A\.weight" is not an IA³ vector/);
     expect((await importError(withConfig({ use_dora: true }), model)).problems[0]).toBe(

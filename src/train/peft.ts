@@ -286,23 +286,26 @@ export interface Ia3Adapter {
   warnings: string[];
 }
 
-/** A prompt-learning adapter (peft_type PROMPT_TUNING or P_TUNING): the virtual tokens' table as PEFT saves it,
- *  [n, hidden] "prompt_embeddings" — for P-tuning the prompt encoder's output (PEFT saves no MLP), so an imported
- *  P-tuning adapter runs and continues as plain virtual embeddings (prompt tuning). */
+/** A prompt-learning adapter (peft_type PROMPT_TUNING, P_TUNING or PREFIX_TUNING): its table as PEFT saves it,
+ *  "prompt_embeddings" — the virtual tokens' [n, hidden] (for P-tuning the prompt encoder's output: PEFT saves no
+ *  MLP, so an imported P-tuning adapter runs and continues as plain virtual embeddings, i.e. prompt tuning), or prefix
+ *  tuning's per-layer key/value rows [n, L·2·Hkv·D] (after its projection, if it had one: it continues as a plain
+ *  prefix table, without the MLP). */
 export interface PromptAdapter {
   kind: 'prompt';
   where: string;
   config: Record<string, unknown>;
-  peftType: 'PROMPT_TUNING' | 'P_TUNING';
+  peftType: 'PROMPT_TUNING' | 'P_TUNING' | 'PREFIX_TUNING';
   numVirtualTokens: number;
-  /** (numVirtualTokens, hidden) f32. */
+  /** (numVirtualTokens, hidden) f32; for PREFIX_TUNING (numVirtualTokens, L·2·Hkv·D), the attention prefix
+   *  (src/model/runtime/attention-prefix.ts). */
   embeddings: Float32Array;
   /** It wraps no linear layer. */
   modules: readonly never[];
   warnings: string[];
 }
 
-export const PROMPT_PEFT_TYPES = ['PROMPT_TUNING', 'P_TUNING'] as const;
+export const PROMPT_PEFT_TYPES = ['PROMPT_TUNING', 'P_TUNING', 'PREFIX_TUNING'] as const;
 
 /** Any adapter the engine runs: LoRA (kind absent or "lora"), IA³ or a prompt-learning one. */
 export type PeftAdapter = (LoraAdapter & { where?: string }) | Ia3Adapter | PromptAdapter;
@@ -366,7 +369,7 @@ function checkAdapterConfig(where: string, json: unknown): PeftAdapterConfig {
   if (typeof json !== 'object' || json === null || Array.isArray(json)) throw new AdapterError(where, ['not a JSON object']);
   const c = json as Record<string, unknown>;
   const problems: string[] = [];
-  if (c.peft_type !== 'LORA') problems.push(`peft_type is ${JSON.stringify(c.peft_type)}; only "LORA", "ADALORA", "IA3", "PROMPT_TUNING" and "P_TUNING" adapters are supported`);
+  if (c.peft_type !== 'LORA') problems.push(`peft_type is ${JSON.stringify(c.peft_type)}; only "LORA", "ADALORA", "IA3", "PROMPT_TUNING", "P_TUNING" and "PREFIX_TUNING" adapters are supported`);
   if (!Number.isInteger(c.r) || (c.r as number) < 1) problems.push(`"r" must be a positive integer, got ${JSON.stringify(c.r)}`);
   const alpha = c.lora_alpha ?? 8; // PEFT's default
   if (typeof alpha !== 'number' || !(alpha > 0)) problems.push(`"lora_alpha" must be a positive number, got ${JSON.stringify(c.lora_alpha)}`);
@@ -569,18 +572,28 @@ async function readIa3Tensors(where: string, file: SafetensorsFile, config: Reco
  *  LM has), token_dim the model's hidden size. */
 async function readPromptTensors(where: string, file: SafetensorsFile, config: Record<string, unknown>, model: ModelConfig): Promise<PromptAdapter> {
   const problems: string[] = [];
+  const prefix = config.peft_type === 'PREFIX_TUNING';
   const n = config.num_virtual_tokens;
   if (!Number.isInteger(n) || (n as number) < 1) problems.push(`num_virtual_tokens must be a positive integer, got ${JSON.stringify(n)}`);
   const sub = config.num_transformer_submodules ?? 1;
   if (sub !== 1) problems.push(`num_transformer_submodules is ${JSON.stringify(sub)}; a causal LM has 1`);
-  if (config.token_dim != null && config.token_dim !== model.hiddenSize) problems.push(`token_dim is ${JSON.stringify(config.token_dim)}, but the ${model.modelType} model's hidden size is ${model.hiddenSize}`);
+  // Prefix tuning: token_dim is the key/value width Hkv·D, and the table holds 2 of it per layer.
+  const tokenDim = prefix ? model.numKvHeads * model.headDim : model.hiddenSize;
+  const width = prefix ? model.numLayers * 2 * tokenDim : tokenDim;
+  const what = prefix ? `the ${model.modelType} model's key/value width (${model.numKvHeads} heads × ${model.headDim})` : `the ${model.modelType} model's hidden size`;
+  if (config.token_dim != null && config.token_dim !== tokenDim) problems.push(`token_dim is ${JSON.stringify(config.token_dim)}, but ${what} is ${tokenDim}`);
+  if (prefix && config.num_layers != null && config.num_layers !== model.numLayers) problems.push(`num_layers is ${JSON.stringify(config.num_layers)}, but the ${model.modelType} model has ${model.numLayers} layers`);
+  if (prefix && config.num_attention_heads != null && config.num_attention_heads !== model.numKvHeads) {
+    problems.push(`num_attention_heads is ${JSON.stringify(config.num_attention_heads)}, but the ${model.modelType} model has ${model.numKvHeads} key/value heads (PEFT sizes the prefix by them)`);
+  }
   const names = file.names();
   for (const key of names) if (key !== 'prompt_embeddings') problems.push(`tensor "${key}" is not a prompt table (prompt_embeddings)`);
   if (!names.includes('prompt_embeddings')) problems.push(`${ADAPTER_WEIGHTS_FILE} holds no prompt_embeddings`);
   else {
     const shape = file.info('prompt_embeddings').shape;
-    if (shape.length !== 2 || shape[0] !== n || shape[1] !== model.hiddenSize) {
-      problems.push(`tensor "prompt_embeddings" has shape [${shape.join(', ')}], expected [${n}, ${model.hiddenSize}] (num_virtual_tokens, hidden size)`);
+    if (shape.length !== 2 || shape[0] !== n || shape[1] !== width) {
+      const cols = prefix ? 'layers × 2 × key/value width' : 'hidden size';
+      problems.push(`tensor "prompt_embeddings" has shape [${shape.join(', ')}], expected [${n}, ${width}] (num_virtual_tokens, ${cols})`);
     }
   }
   if (problems.length) throw new AdapterError(where, problems);
@@ -588,7 +601,12 @@ async function readPromptTensors(where: string, file: SafetensorsFile, config: R
   const bad = embeddings.findIndex((v) => !Number.isFinite(v));
   if (bad >= 0) throw new AdapterError(where, [`tensor "prompt_embeddings" holds ${embeddings[bad]} at ${bad}`]);
   const peftType = config.peft_type as PromptAdapter['peftType'];
-  const warnings = peftType === 'P_TUNING' ? ['a P-tuning adapter holds its prompt encoder\'s output only (PEFT saves no MLP): it runs and continues as plain virtual embeddings (prompt tuning)'] : [];
+  const warnings =
+    peftType === 'P_TUNING'
+      ? ['a P-tuning adapter holds its prompt encoder\'s output only (PEFT saves no MLP): it runs and continues as plain virtual embeddings (prompt tuning)']
+      : peftType === 'PREFIX_TUNING' && config.prefix_projection === true
+        ? ['a prefix adapter trained with prefix_projection holds the projection\'s output only (PEFT saves no MLP): it runs and continues as a plain prefix table']
+        : [];
   return { kind: 'prompt', where, config, peftType, numVirtualTokens: n as number, embeddings, modules: [], warnings };
 }
 

@@ -224,7 +224,7 @@ export class Trainer {
   private recordStep(index: number, epoch: number, batchIndex: number): RecordedStep {
     const { engine: e, transformer: tf, config } = this.o;
     const next = this.microBatchesFrom(epoch, batchIndex);
-    const host = next.batches.map(toHostBatch);
+    const host = next.batches.map((mb) => toHostBatch(mb, tf.model.attentionPrefix?.count ?? 0));
     const counted = host.reduce((s, b) => s + countTargets(b), 0);
     if (counted === 0) throw new Error(`step ${index + 1}: no position of these micro-batches has a trained label`);
     const processed = host.reduce((s, b) => s + b.segments.length, 0);
@@ -451,7 +451,8 @@ export async function evaluateLoss(e: Engine, tf: Transformer, plain: Batcher): 
     await clear.submit();
     for (const mb of batcher.epoch(0)) {
       const rec = e.record('eval');
-      const batch = tf.workspace ? uploadBatchInto(rec, tf.workspace, toHostBatch(mb), 0) : uploadBatch(e, toHostBatch(mb));
+      const host = toHostBatch(mb, tf.model.attentionPrefix?.count ?? 0);
+      const batch = tf.workspace ? uploadBatchInto(rec, tf.workspace, host, 0) : uploadBatch(e, host);
       recordForward(rec, e, tf, batch, false, total);
       rec.afterSubmit(() => releaseBatch(e, batch));
       await rec.submit();

@@ -3,7 +3,13 @@ import type { Engine } from '../engine.ts';
 import { attentionBackwardRef, attentionRef, type AttentionShape } from '../ref/attention.ref.ts';
 import { mismatches, randomArray } from '../ref/testing.ts';
 import { download, testEngine, upload, zeros } from '../testing-gpu.ts';
-import { attentionStatsBytes, recordAttentionBackward, recordAttentionForward } from './attention.ts';
+import {
+  attentionStatsBytes,
+  recordAttentionBackward,
+  recordAttentionBackwardRowwise,
+  recordAttentionForward,
+  recordAttentionForwardRowwise,
+} from './attention.ts';
 
 let e: Engine;
 beforeAll(async () => {
@@ -34,6 +40,9 @@ const TOL = { abs: 1e-6, rel: 1e-5 };
 
 async function runAttention(c: Case, seed: number) {
   const { T, Hq, Hkv, D } = c;
+  const P = c.P ?? 0;
+  const nPrefix = P * 2 * Hkv * D;
+  const prefixKV = P > 0 ? randomArray(nPrefix, seed + 4) : undefined;
   const Q = randomArray(T * Hq * D, seed);
   const K = randomArray(T * Hkv * D, seed + 1);
   const V = randomArray(T * Hkv * D, seed + 2);
@@ -52,6 +61,7 @@ async function runAttention(c: Case, seed: number) {
     dQ: upload(e, randomArray(T * Hq * D, 1)),
     dK: upload(e, randomArray(T * Hkv * D, 2)),
     dV: upload(e, randomArray(T * Hkv * D, 3)),
+    ...(prefixKV ? { prefixKV: upload(e, prefixKV), dPrefixKV: upload(e, randomArray(nPrefix, 4)) } : {}),
   };
   const rec = e.record('attention-test');
   recordAttentionForward(rec, c, buf);
@@ -63,8 +73,9 @@ async function runAttention(c: Case, seed: number) {
     dQ: await download(e, buf.dQ, T * Hq * D),
     dK: await download(e, buf.dK, T * Hkv * D),
     dV: await download(e, buf.dV, T * Hkv * D),
+    dPrefixKV: buf.dPrefixKV ? await download(e, buf.dPrefixKV, nPrefix) : new Float32Array(0),
   };
-  const x = { ...c, Q, K, V, seg: c.seg };
+  const x = { ...c, Q, K, V, seg: c.seg, prefixKV };
   const want = { ...attentionRef(x), ...attentionBackwardRef({ ...x, dO }) };
   return { got, want };
 }
@@ -75,6 +86,25 @@ describe('attention', () => {
     for (const key of ['O', 'L', 'dQ', 'dK', 'dV'] as const) {
       expect(mismatches(got[key], want[key], TOL), key).toEqual([]);
     }
+  });
+
+  it.each([
+    { name: 'P=3 T=19 Hq=6 Hkv=2 D=24, segments of 12 and 7', T: 19, Hq: 6, Hkv: 2, D: 24, P: 3, seg: segments(12, 7) },
+    { name: 'P=33 T=9 Hq=Hkv=2 D=5, interleaved segments', T: 9, Hq: 2, Hkv: 2, D: 5, P: 33, seg: [0, 1, 0, 1, 1, 0, 2, 2, 0] },
+  ])('with prefix rows, forward and backward (dPrefixKV too) match the reference: $name', async (c) => {
+    const { got, want } = await runAttention(c, c.T * 13 + c.D);
+    for (const key of ['O', 'L', 'dQ', 'dK', 'dV', 'dPrefixKV'] as const) {
+      expect(mismatches(got[key], want[key], TOL), key).toEqual([]);
+    }
+  });
+
+  it('the row-wise kernel refuses prefix rows', () => {
+    const rec = e.record('attention-rowwise-prefix');
+    const u = rec.unused;
+    const b = { Q: u, K: u, V: u, seg: u, O: u, L: u, prefixKV: u };
+    const shape = { T: 2, Hq: 1, Hkv: 1, D: 1, P: 1 };
+    expect(() => recordAttentionForwardRowwise(rec, shape, b)).toThrow(/row-wise kernel.*P = 1.*flash kernel/);
+    expect(() => recordAttentionBackwardRowwise(rec, shape, { ...b, dO: u, stats: u, dQ: u, dK: u, dV: u, dPrefixKV: u })).toThrow(/row-wise kernel/);
   });
 
   it('rejects head_dim above 128 and Hq not a multiple of Hkv', () => {

@@ -3,7 +3,7 @@
 import source from '../../shaders/attention.wgsl?raw';
 import type { BindingAccess, DispatchCost, KernelSpec, Recorder, Workgroups } from '../kernel.ts';
 import { renderWgsl } from '../wgsl.ts';
-import type { AttentionShape } from '../ref/attention.ref.ts';
+import { AttentionShapeError, prefixRows, type AttentionShape } from '../ref/attention.ref.ts';
 import { foldWorkgroups } from './elementwise.ts';
 import {
   attentionParams,
@@ -69,8 +69,18 @@ export interface AttentionForwardBuffers {
   seg: GPUBuffer;
   /** (T, Hq, D) output */
   O: GPUBuffer;
-  /** (T, Hq) output: log-sum-exp per row, kept for the backward pass */
+  /** (T, Hq) output: log-sum-exp per row (prefix rows included), kept for the backward pass */
   L: GPUBuffer;
+  /** f32 (P, 2, Hkv, D): row p holds prefix key p then prefix value p, seen by every query of every segment ahead
+   *  of its own keys (prefix tuning; no RoPE, no mask). Required iff shape.P > 0; the flash kernel only. */
+  prefixKV?: GPUBuffer;
+}
+
+/** The row-wise kernel has no prefix rows. */
+function refusePrefix(shape: AttentionShape): void {
+  if (prefixRows(shape) > 0) {
+    throw new AttentionShapeError(`attention (row-wise kernel): prefix rows (P = ${prefixRows(shape)}) are only supported by the flash kernel; use recordAttentionForward/Backward`);
+  }
 }
 
 /** Records O = softmax(scale·QKᵀ + mask)·V and L into `rec`: the flash kernel (flash-attention.ts). */
@@ -80,6 +90,7 @@ export function recordAttentionForward(rec: Recorder, shape: AttentionShape, b: 
 
 /** The one-thread-per-row kernel of attention.wgsl (kept beside the flash kernel for comparison). */
 export function recordAttentionForwardRowwise(rec: Recorder, shape: AttentionShape, b: AttentionForwardBuffers): void {
+  refusePrefix(shape);
   rec.dispatch(attentionSpec('forward'), [b.Q, b.K, b.V, b.seg, b.O, b.L], params(shape), rowGroups(shape.T * shape.Hq), attentionCost('forward', shape));
 }
 
@@ -93,10 +104,13 @@ export interface AttentionBackwardBuffers extends AttentionForwardBuffers {
   /** (T, Hkv, D) outputs, overwritten */
   dK: GPUBuffer;
   dV: GPUBuffer;
+  /** f32 (P, 2, Hkv, D) output, overwritten: d loss / d prefixKV summed over every query of every segment (and the
+   *  query heads of each group). Required iff shape.P > 0. */
+  dPrefixKV?: GPUBuffer;
 }
 
 /** Bytes of the backward's `stats` scratch: (T, Hq, 2) for both kernels, plus the flash kernel's per-query-head
- *  dK, dV partials when Hq > Hkv (flashAttentionStatsBytes). */
+ *  dK, dV partials when Hq > Hkv (flashAttentionStatsBytes; prefix rows need no more). */
 export function attentionStatsBytes(shape: AttentionShape): number {
   return Math.max(shape.T * shape.Hq * 2 * 4, flashAttentionStatsBytes(shape));
 }
@@ -108,6 +122,7 @@ export function recordAttentionBackward(rec: Recorder, shape: AttentionShape, b:
 
 /** The one-thread-per-row backward of attention.wgsl: three dispatches, prep → dq → dkv. */
 export function recordAttentionBackwardRowwise(rec: Recorder, shape: AttentionShape, b: AttentionBackwardBuffers): void {
+  refusePrefix(shape);
   const p = params(shape);
   const rows = rowGroups(shape.T * shape.Hq);
   rec.dispatch(attentionSpec('backward_prep'), [b.O, b.dO, b.L, b.stats], p, rows, attentionCost('backward_prep', shape));

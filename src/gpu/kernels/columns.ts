@@ -1,6 +1,6 @@
 // Host side of columns.wgsl: gather a column block out of a wide matrix, or scatter it back (optionally adding).
 import source from '../../shaders/columns.wgsl?raw';
-import { KernelError, packParams, type KernelSpec, type Recorder } from '../kernel.ts';
+import { KernelError, packParams, type BufferRef, type KernelSpec, type Recorder } from '../kernel.ts';
 import type { ColumnsShape } from '../ref/columns.ref.ts';
 import { renderWgsl } from '../wgsl.ts';
 import { foldWorkgroups, type FoldOptions } from './elementwise.ts';
@@ -41,7 +41,7 @@ function check(s: ColumnsShape): ArrayBuffer {
 }
 
 /** narrow = wide[:, offset : offset + narrow]. */
-export function recordGatherColumns(rec: Recorder, s: ColumnsShape, b: { wide: GPUBuffer; narrow: GPUBuffer }, fold: FoldOptions = {}): void {
+export function recordGatherColumns(rec: Recorder, s: ColumnsShape, b: { wide: BufferRef; narrow: BufferRef }, fold: FoldOptions = {}): void {
   rec.dispatch(columnsSpec({ entry: 'gather' }), [b.wide, b.narrow], check(s), foldWorkgroups(Math.ceil((s.rows * s.narrow) / 64), fold.maxWorkgroupsPerDim), cost(s, false));
 }
 
@@ -49,7 +49,7 @@ export function recordGatherColumns(rec: Recorder, s: ColumnsShape, b: { wide: G
 export function recordScatterColumns(
   rec: Recorder,
   s: ColumnsShape,
-  b: { narrow: GPUBuffer; wide: GPUBuffer },
+  b: { narrow: BufferRef; wide: BufferRef },
   accumulate = false,
   fold: FoldOptions = {},
 ): void {

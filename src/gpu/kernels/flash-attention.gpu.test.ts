@@ -1,5 +1,6 @@
 // Flash attention against the float64 reference (src/gpu/ref/attention.ref.ts) at odd sizes, with and without
-// subgroups, and its backward against central finite differences of its own forward.
+// subgroups, and its backward against central finite differences of its own forward; the same with prefix
+// key/value rows (prefix tuning, shape.P > 0).
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createEngine, type Engine } from '../engine.ts';
 import { openNodeGpu } from '../node.ts';
@@ -46,10 +47,13 @@ const TOL = { abs: 2e-6, rel: 2e-5 };
 
 async function run(e: Engine, c: Case, seed: number, subgroups: boolean) {
   const { T, Hq, Hkv, D } = c;
+  const P = c.P ?? 0;
   const Q = randomArray(T * Hq * D, seed);
   const K = randomArray(T * Hkv * D, seed + 1);
   const V = randomArray(T * Hkv * D, seed + 2);
   const dO = randomArray(T * Hq * D, seed + 3);
+  const prefixKV = P > 0 ? randomArray(P * 2 * Hkv * D, seed + 4) : undefined;
+  const nPrefix = P * 2 * Hkv * D;
   const buf = {
     Q: upload(e, Q),
     K: upload(e, K),
@@ -63,6 +67,7 @@ async function run(e: Engine, c: Case, seed: number, subgroups: boolean) {
     dQ: upload(e, randomArray(T * Hq * D, 1)),
     dK: upload(e, randomArray(T * Hkv * D, 2)),
     dV: upload(e, randomArray(T * Hkv * D, 3)),
+    ...(prefixKV ? { prefixKV: upload(e, prefixKV), dPrefixKV: upload(e, randomArray(nPrefix, 4)) } : {}),
   };
   const rec = e.record('flash-attention-test');
   recordFlashAttentionForward(rec, c, buf, { subgroups });
@@ -74,11 +79,21 @@ async function run(e: Engine, c: Case, seed: number, subgroups: boolean) {
     dQ: await download(e, buf.dQ, T * Hq * D),
     dK: await download(e, buf.dK, T * Hkv * D),
     dV: await download(e, buf.dV, T * Hkv * D),
+    dPrefixKV: buf.dPrefixKV ? await download(e, buf.dPrefixKV, nPrefix) : new Float32Array(0),
   };
-  const x = { ...c, Q, K, V, seg: c.seg };
+  const x = { ...c, Q, K, V, seg: c.seg, prefixKV };
   const want = { ...attentionRef(x), ...attentionBackwardRef({ ...x, dO }) };
   return { got, want };
 }
+
+// Prefix rows: one tile (P=1), a few (P=3), and more than one tile and one workgroup of prefix rows (P=33 > BT, ROWS);
+// packed segments of odd lengths, odd head dims, GQA (G = 3) and Hq = Hkv.
+const PREFIX_CASES: Case[] = [
+  { name: 'P=1 T=37 Hq=6 Hkv=2 D=5, segments 1, 20, 1, 15', T: 37, Hq: 6, Hkv: 2, D: 5, P: 1, seg: segments(1, 20, 1, 15) },
+  { name: 'P=3 T=45 Hq=Hkv=3 D=24, segments 5, 30 + 3 padding + 7', T: 45, Hq: 3, Hkv: 3, D: 24, P: 3, seg: segments(5, 30, 1, 1, 1, 7) },
+  { name: 'P=33 T=41 Hq=6 Hkv=2 D=64, segments 13, 27, 1', T: 41, Hq: 6, Hkv: 2, D: 64, P: 33, seg: segments(13, 27, 1) },
+  { name: 'P=33 T=23 Hq=Hkv=2 D=5, interleaved segments, scale 0.3', T: 23, Hq: 2, Hkv: 2, D: 5, P: 33, scale: 0.3, seg: Array.from({ length: 23 }, (_, i) => (i * 7) % 3) },
+];
 
 const VARIANTS = [
   { name: 'subgroups', subgroups: true },
@@ -107,7 +122,42 @@ describe(`flash attention (${driverName})`, () => {
         expect(mismatches(got[key], want[key], TOL), key).toEqual([]);
       }
     });
+
+    it.for(PREFIX_CASES)(`${v.name}: prefix rows: forward and backward (dPrefixKV too) match the reference: $name`, async (c, ctx) => {
+      if (v.subgroups && !withSg.gpu.features.has('subgroups')) return ctx.skip();
+      const e = v.subgroups ? withSg : noSg;
+      const { got, want } = await run(e, c, c.T * 17 + c.D + (c.P ?? 0), v.subgroups);
+      expect(got.dPrefixKV.length).toBe((c.P ?? 0) * 2 * c.Hkv * c.D);
+      for (const key of ['O', 'L', 'dQ', 'dK', 'dV', 'dPrefixKV'] as const) {
+        expect(mismatches(got[key], want[key], TOL), key).toEqual([]);
+      }
+    });
   }
+
+  it('P = 0 given explicitly is bit-identical to no prefix', async () => {
+    const c = CASES[2];
+    for (const v of VARIANTS) {
+      if (v.subgroups && !withSg.gpu.features.has('subgroups')) continue;
+      const e = v.subgroups ? withSg : noSg;
+      const a = await run(e, c, 5, v.subgroups);
+      const b = await run(e, { ...c, P: 0 }, 5, v.subgroups);
+      for (const key of ['O', 'L', 'dQ', 'dK', 'dV'] as const) expect(b.got[key], `${v.name} ${key}`).toEqual(a.got[key]);
+    }
+  });
+
+  it('rejects a missing prefixKV or dPrefixKV when P > 0, and either when P = 0', () => {
+    const rec = withSg.record('flash-attention-reject');
+    const u = rec.unused;
+    const b = { Q: u, K: u, V: u, seg: u, O: u, L: u };
+    const bw = { ...b, dO: u, stats: u, dQ: u, dK: u, dV: u };
+    const shape = { T: 3, Hq: 1, Hkv: 1, D: 4 };
+    expect(() => recordFlashAttentionForward(rec, { ...shape, P: 2 }, b)).toThrow(/P = 2 prefix rows but no prefixKV/);
+    expect(() => recordFlashAttentionForward(rec, shape, { ...b, prefixKV: u })).toThrow(/prefixKV buffer was given but shape.P is 0/);
+    expect(() => recordFlashAttentionForward(rec, { ...shape, P: 2 }, { ...b, prefixKV: u })).toThrow(/prefixKV holds 16 bytes.*needs 64/);
+    expect(() => recordFlashAttentionBackward(rec, { ...shape, P: 1 }, { ...bw, prefixKV: zeros(withSg, 8) })).toThrow(/no dPrefixKV/);
+    expect(() => recordFlashAttentionBackward(rec, shape, { ...bw, dPrefixKV: u })).toThrow(/dPrefixKV buffer was given but shape.P is 0/);
+    expect(() => recordFlashAttentionForward(rec, { ...shape, P: -1 }, b)).toThrow(/P \(prefix rows\) must be a non-negative integer/);
+  });
 
   it('backward matches central differences of the kernel forward (tiny case, every input element)', async () => {
     // Base problem: T=5 tokens in segments of 3 and 2, Hq=2, Hkv=1, D=3; loss = Σ O·W. Every perturbed copy of
@@ -162,6 +212,72 @@ describe(`flash attention (${driverName})`, () => {
         // f32 forward: loss rounding ~1e-6 over 2·eps, plus O(eps²) truncation.
         expect(mismatches(grads[name], fd[name], { abs: 5e-4, rel: 5e-3 }), `${v.name} d${name}`).toEqual([]);
       }
+    }
+  });
+
+  it('with prefix rows, dPrefixKV and dQ match central differences of the kernel forward (tiny case, every element)', async () => {
+    // Base problem: T=5 tokens in segments of 3 and 2, P=2 prefix rows, Hq=2, Hkv=1, D=3; loss = Σ O·W. Q copies
+    // share the prefix, so they pack into one forward as their own segments; each prefixKV copy is its own forward.
+    const base = { T: 5, Hq: 2, Hkv: 1, D: 3, P: 2 };
+    const segBase = [0, 0, 0, 1, 1];
+    const Q = randomArray(base.T * base.Hq * base.D, 81);
+    const K = randomArray(base.T * base.Hkv * base.D, 82);
+    const V = randomArray(base.T * base.Hkv * base.D, 83);
+    const prefixKV = randomArray(base.P * 2 * base.Hkv * base.D, 84);
+    const W = randomArray(base.T * base.Hq * base.D, 85);
+    const eps = 1e-2;
+    const qCopies = 2 * Q.length;
+    const big = { ...base, T: base.T * qCopies };
+    const bigQ = new Float32Array(qCopies * Q.length);
+    const bigK = new Float32Array(qCopies * K.length);
+    const bigV = new Float32Array(qCopies * V.length);
+    const bigSeg = new Uint32Array(big.T);
+    for (let c = 0; c < qCopies; c++) {
+      bigQ.set(Q, c * Q.length);
+      bigQ[c * Q.length + (c >> 1)] += (c & 1 ? -1 : 1) * eps;
+      bigK.set(K, c * K.length);
+      bigV.set(V, c * V.length);
+      for (let t = 0; t < base.T; t++) bigSeg[c * base.T + t] = 2 * c + segBase[t];
+    }
+    for (const v of VARIANTS) {
+      if (v.subgroups && !withSg.gpu.features.has('subgroups')) continue;
+      const e = v.subgroups ? withSg : noSg;
+      const rec = e.record('flash-attention-prefix-fd');
+      const pre = upload(e, prefixKV);
+      const Obig = zeros(e, big.T * base.Hq * base.D);
+      recordFlashAttentionForward(rec, big, { Q: upload(e, bigQ), K: upload(e, bigK), V: upload(e, bigV), seg: upload(e, bigSeg), prefixKV: pre, O: Obig, L: zeros(e, big.T * base.Hq) }, v);
+      const segOne = upload(e, Uint32Array.from(segBase));
+      const [q, k, vv] = [upload(e, Q), upload(e, K), upload(e, V)];
+      const prefixO = [];
+      for (let c = 0; c < 2 * prefixKV.length; c++) {
+        const pkv = prefixKV.slice();
+        pkv[c >> 1] += (c & 1 ? -1 : 1) * eps;
+        const O = zeros(e, Q.length);
+        recordFlashAttentionForward(rec, base, { Q: q, K: k, V: vv, seg: segOne, prefixKV: upload(e, pkv), O, L: zeros(e, base.T * base.Hq) }, v);
+        prefixO.push(O);
+      }
+      // The analytic gradient at the unperturbed point, dO = W.
+      const one = {
+        Q: q, K: k, V: vv, seg: segOne, prefixKV: pre, O: zeros(e, Q.length), L: zeros(e, base.T * base.Hq), dO: upload(e, W),
+        stats: zeros(e, flashAttentionStatsBytes(base) / 4), dQ: zeros(e, Q.length), dK: zeros(e, K.length), dV: zeros(e, V.length),
+        dPrefixKV: zeros(e, prefixKV.length),
+      };
+      recordFlashAttentionForward(rec, base, one, v);
+      recordFlashAttentionBackward(rec, base, one, v);
+      await rec.submit();
+      const loss = (O: Float32Array, at: number) => {
+        let sum = 0;
+        for (let k2 = 0; k2 < W.length; k2++) sum += O[at + k2] * W[k2];
+        return sum;
+      };
+      const fdQ = new Float64Array(Q.length);
+      const Ob = await download(e, Obig, big.T * base.Hq * base.D);
+      for (let c = 0; c < qCopies; c++) fdQ[c >> 1] += ((c & 1 ? -1 : 1) * loss(Ob, c * W.length)) / (2 * eps);
+      const fdPre = new Float64Array(prefixKV.length);
+      for (let c = 0; c < prefixO.length; c++) fdPre[c >> 1] += ((c & 1 ? -1 : 1) * loss(await download(e, prefixO[c], Q.length), 0)) / (2 * eps);
+      const tol = { abs: 5e-4, rel: 5e-3 }; // as above: f32 loss rounding over 2·eps, O(eps²) truncation
+      expect(mismatches(await download(e, one.dQ, Q.length), fdQ, tol), `${v.name} dQ`).toEqual([]);
+      expect(mismatches(await download(e, one.dPrefixKV, prefixKV.length), fdPre, tol), `${v.name} dPrefixKV`).toEqual([]);
     }
   });
 });

@@ -1,15 +1,16 @@
 // Host side of flash_attention.wgsl: FlashAttention-2-style causal self-attention (GQA, packed sequences), forward
-// and backward, with the same buffer contract as attention.ts (see the .wgsl header). Each head dim gets its own
-// WGSL (per-lane register arrays sized by it), with and without subgroups.
+// and backward, with the same buffer contract as attention.ts (see the .wgsl header), plus P prefix key/value rows
+// every query sees (prefix tuning; shape.P, prefixKV → dPrefixKV). Each head dim gets its own WGSL (per-lane
+// register arrays sized by it), with and without subgroups.
 import source from '../../shaders/flash_attention.wgsl?raw';
 import teamShared from '../../shaders/flash_attention_team_shared.wgsl?raw';
 import teamSubgroup from '../../shaders/flash_attention_team_subgroup.wgsl?raw';
 import { KernelError, packParams, type BindingAccess, type DispatchCost, type KernelSpec, type Recorder, type Workgroups } from '../kernel.ts';
 import { renderWgsl } from '../wgsl.ts';
-import { AttentionShapeError, attentionScale, checkShape, type AttentionShape } from '../ref/attention.ref.ts';
+import { AttentionShapeError, attentionScale, checkShape, prefixRows, type AttentionShape } from '../ref/attention.ref.ts';
 import { foldWorkgroups } from './elementwise.ts';
 
-export const FLASH_ATTENTION_PASSES = ['forward', 'backward_prep', 'backward_dq', 'backward_dkv', 'backward_reduce'] as const;
+export const FLASH_ATTENTION_PASSES = ['forward', 'backward_prep', 'backward_dq', 'backward_dkv', 'backward_reduce', 'backward_dprefix'] as const;
 export type FlashAttentionPass = (typeof FLASH_ATTENTION_PASSES)[number];
 
 /** Largest head dim: per-lane arrays hold ⌈D/4⌉ floats. */
@@ -22,11 +23,12 @@ const ROWS = 32;
 const TILE_BUDGET = 16384 - 1024;
 
 const BINDINGS: Record<FlashAttentionPass, BindingAccess[]> = {
-  forward: ['read', 'read', 'read', 'read', 'read_write', 'read_write'], // Q K V seg → O L
+  forward: ['read', 'read', 'read', 'read', 'read', 'read_write', 'read_write'], // Q K V seg prefixKV → O L
   backward_prep: ['read', 'read', 'read', 'read_write'], // O dO L → stats
-  backward_dq: ['read', 'read', 'read', 'read', 'read', 'read', 'read_write'], // Q K V seg dO stats → dQ
+  backward_dq: ['read', 'read', 'read', 'read', 'read', 'read', 'read', 'read_write'], // Q K V seg prefixKV dO stats → dQ
   backward_dkv: ['read', 'read', 'read', 'read', 'read', 'read_write', 'read_write', 'read_write'], // … stats(+partials) → dK dV
   backward_reduce: ['read', 'read_write', 'read_write'], // stats partials → dK dV
+  backward_dprefix: ['read', 'read', 'read', 'read', 'read_write'], // Q prefixKV dO stats → dPrefixKV
 };
 
 export interface FlashAttentionVariant {
@@ -92,7 +94,7 @@ function params(shape: AttentionShape): ArrayBuffer {
   return attentionParams(shape, FLASH_ATTENTION_MAX_HEAD_DIM);
 }
 
-/** The params uniform both attention kernels take (T, Hq, Hkv, D, scale), after checking the shape against the
+/** The params uniform both attention kernels take (T, Hq, Hkv, D, scale, P), after checking the shape against the
  *  kernel's largest head dim. */
 export function attentionParams(shape: AttentionShape, maxHeadDim: number): ArrayBuffer {
   checkShape(shape);
@@ -107,6 +109,7 @@ export function attentionParams(shape: AttentionShape, maxHeadDim: number): Arra
     ['u32', shape.Hkv],
     ['u32', shape.D],
     ['f32', scale],
+    ['u32', prefixRows(shape)],
   ]);
 }
 
@@ -128,26 +131,31 @@ function flatGroups(n: number): Workgroups {
 }
 
 /** FLOPs and bytes of each pass, counted as one causal sequence of T rows (T²/2 query-key pairs per head; packed
- *  segments do less). Per pair and head: forward q·k and p·v (4·D); backward_dq q·k, dO·v, ds·k (6·D);
- *  backward_dkv k·q, v·dO, p·dO, ds·q (8·D). `groupPartials`: dkv writes per-query-head partials where heads are
- *  grouped (the flash kernel; the row kernel sums its group in place and writes dK, dV whole). */
+ *  segments do less) plus T·P query-prefix pairs. Per pair and head: forward q·k and p·v (4·D); backward_dq q·k,
+ *  dO·v, ds·k (6·D); backward_dkv and backward_dprefix k·q, v·dO, p·dO, ds·q (8·D). `groupPartials`: dkv writes
+ *  per-query-head partials where heads are grouped (the flash kernel; the row kernel sums its group in place and
+ *  writes dK, dV whole). */
 export function flashAttentionCost(pass: FlashAttentionPass, s: AttentionShape, groupPartials = true): DispatchCost {
+  const prefixPairs = s.T * prefixRows(s);
   const pairs = (s.T * (s.T + 1)) / 2;
   const q = s.T * s.Hq * s.D * 4; // bytes of Q, O, dO or dQ
   const kv = s.T * s.Hkv * s.D * 4; // bytes of K, V, dK or dV
+  const pkv = prefixRows(s) * 2 * s.Hkv * s.D * 4; // bytes of prefixKV or dPrefixKV
   const rows = s.T * s.Hq * 4; // one f32 per query row (L; stats hold two)
   const partialsOut = groupPartials && s.Hq !== s.Hkv ? 2 * q : 0; // dkv's per-query-head partials
   switch (pass) {
     case 'forward':
-      return { flops: 4 * s.D * pairs * s.Hq, bytes: 2 * q + 2 * kv + rows + s.T * 4 };
+      return { flops: 4 * s.D * (pairs + prefixPairs) * s.Hq, bytes: 2 * q + 2 * kv + pkv + rows + s.T * 4 };
     case 'backward_prep':
       return { flops: 2 * s.D * s.T * s.Hq, bytes: 2 * q + 3 * rows };
     case 'backward_dq':
-      return { flops: 6 * s.D * pairs * s.Hq, bytes: 3 * q + 2 * kv + 2 * rows + s.T * 4 };
+      return { flops: 6 * s.D * (pairs + prefixPairs) * s.Hq, bytes: 3 * q + 2 * kv + pkv + 2 * rows + s.T * 4 };
     case 'backward_dkv':
       return { flops: 8 * s.D * pairs * s.Hq, bytes: 2 * q + 2 * kv + (partialsOut || 2 * kv) + 2 * rows + s.T * 4 };
     case 'backward_reduce':
       return { flops: 2 * s.T * s.Hq * s.D, bytes: 2 * q + 2 * kv };
+    case 'backward_dprefix':
+      return { flops: 8 * s.D * prefixPairs * s.Hq, bytes: 2 * q + 2 * pkv + 2 * rows };
   }
 }
 
@@ -162,8 +170,29 @@ export interface FlashAttentionForwardBuffers {
   seg: GPUBuffer;
   /** (T, Hq, D) output */
   O: GPUBuffer;
-  /** (T, Hq) output: log-sum-exp per row, kept for the backward pass */
+  /** (T, Hq) output: log-sum-exp per row (prefix rows included), kept for the backward pass */
   L: GPUBuffer;
+  /** f32 (P, 2, Hkv, D): prefix key p then prefix value p, seen by every query of every segment; required iff
+   *  shape.P > 0 */
+  prefixKV?: GPUBuffer;
+}
+
+/** Checks that a (P, 2, Hkv, D) f32 prefix buffer (`name`: prefixKV or dPrefixKV) is given iff shape.P > 0 and is
+ *  large enough. */
+function checkPrefixBuffer(name: string, shape: AttentionShape, buf: GPUBuffer | undefined): void {
+  const P = prefixRows(shape);
+  if (P > 0 && !buf) throw new KernelError(`attention: shape.P = ${P} prefix rows but no ${name} buffer (f32 (P, 2, Hkv, D)) was given`);
+  if (P === 0 && buf) throw new KernelError(`attention: a ${name} buffer was given but shape.P is 0 (set P to its prefix rows)`);
+  const need = P * 2 * shape.Hkv * shape.D * 4;
+  if (buf && buf.size < need) {
+    throw new KernelError(`attention: ${name} holds ${buf.size} bytes, (P, 2, Hkv, D) = (${P}, 2, ${shape.Hkv}, ${shape.D}) f32 needs ${need}`);
+  }
+}
+
+/** The prefixKV buffer to bind after checking it: any small buffer when P = 0 (the kernel then never reads it). */
+export function prefixBinding(rec: Recorder, shape: AttentionShape, prefixKV: GPUBuffer | undefined): GPUBuffer {
+  checkPrefixBuffer('prefixKV', shape, prefixKV);
+  return prefixKV ?? rec.unused;
 }
 
 export interface FlashAttentionOptions {
@@ -175,8 +204,9 @@ export interface FlashAttentionOptions {
 export function recordFlashAttentionForward(rec: Recorder, shape: AttentionShape, b: FlashAttentionForwardBuffers, o: FlashAttentionOptions = {}): void {
   const p = params(shape);
   const v = { D: shape.D, subgroups: useSubgroups(rec, o.subgroups) };
+  const prefix = prefixBinding(rec, shape, b.prefixKV);
   if (shape.T === 0) return;
-  rec.dispatch(flashAttentionSpec('forward', v), [b.Q, b.K, b.V, b.seg, b.O, b.L], p, blockGroups(shape.T, shape.Hq), flashAttentionCost('forward', shape));
+  rec.dispatch(flashAttentionSpec('forward', v), [b.Q, b.K, b.V, b.seg, prefix, b.O, b.L], p, blockGroups(shape.T, shape.Hq), flashAttentionCost('forward', shape));
 }
 
 export interface FlashAttentionBackwardBuffers extends FlashAttentionForwardBuffers {
@@ -189,9 +219,13 @@ export interface FlashAttentionBackwardBuffers extends FlashAttentionForwardBuff
   /** (T, Hkv, D) outputs, overwritten */
   dK: GPUBuffer;
   dV: GPUBuffer;
+  /** f32 (P, 2, Hkv, D) output, overwritten: the gradient of prefixKV summed over every query of every segment and
+   *  over each group's query heads; required iff shape.P > 0 */
+  dPrefixKV?: GPUBuffer;
 }
 
-/** Bytes of the backward's `stats` scratch: (L, Δ) per row, and with G > 1 the per-query-head dK, dV partials. */
+/** Bytes of the backward's `stats` scratch: (L, Δ) per row, and with G > 1 the per-query-head dK, dV partials
+ *  (prefix rows need none: backward_dprefix sums its group in place). */
 export function flashAttentionStatsBytes(shape: AttentionShape): number {
   const rows = shape.T * shape.Hq;
   return (2 * rows + (shape.Hq === shape.Hkv ? 0 : 2 * rows * shape.D)) * 4;
@@ -201,10 +235,23 @@ export function flashAttentionStatsBytes(shape: AttentionShape): number {
 export function recordFlashAttentionBackward(rec: Recorder, shape: AttentionShape, b: FlashAttentionBackwardBuffers, o: FlashAttentionOptions = {}): void {
   const p = params(shape);
   const v = { D: shape.D, subgroups: useSubgroups(rec, o.subgroups) };
-  if (shape.T === 0) return;
+  const prefix = prefixBinding(rec, shape, b.prefixKV);
+  checkPrefixBuffer('dPrefixKV', shape, b.dPrefixKV);
+  const P = prefixRows(shape);
   const { T, Hq, Hkv } = shape;
+  if (T === 0) {
+    // No query sees the prefix: its gradient is zero, and "overwritten" still holds.
+    if (b.dPrefixKV) rec.clear(b.dPrefixKV);
+    return;
+  }
   rec.dispatch(flashAttentionSpec('backward_prep', v), [b.O, b.dO, b.L, b.stats], p, flatGroups(T * Hq), flashAttentionCost('backward_prep', shape));
-  rec.dispatch(flashAttentionSpec('backward_dq', v), [b.Q, b.K, b.V, b.seg, b.dO, b.stats, b.dQ], p, blockGroups(T, Hq), flashAttentionCost('backward_dq', shape));
+  rec.dispatch(
+    flashAttentionSpec('backward_dq', v),
+    [b.Q, b.K, b.V, b.seg, prefix, b.dO, b.stats, b.dQ],
+    p,
+    blockGroups(T, Hq),
+    flashAttentionCost('backward_dq', shape),
+  );
   rec.dispatch(
     flashAttentionSpec('backward_dkv', v),
     [b.Q, b.K, b.V, b.seg, b.dO, b.stats, b.dK, b.dV],
@@ -214,5 +261,14 @@ export function recordFlashAttentionBackward(rec: Recorder, shape: AttentionShap
   );
   if (Hq !== Hkv) {
     rec.dispatch(flashAttentionSpec('backward_reduce', v), [b.stats, b.dK, b.dV], p, flatGroups(T * Hkv * shape.D), flashAttentionCost('backward_reduce', shape));
+  }
+  if (P > 0) {
+    rec.dispatch(
+      flashAttentionSpec('backward_dprefix', v),
+      [b.Q, prefix, b.dO, b.stats, b.dPrefixKV as GPUBuffer],
+      p,
+      [Math.ceil(P / ROWS), Hkv, 1],
+      flashAttentionCost('backward_dprefix', shape),
+    );
   }
 }

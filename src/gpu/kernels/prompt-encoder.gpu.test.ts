@@ -3,7 +3,16 @@
 // runs it (the reference's backward against finite differences: ref/prompt-encoder.ref.test.ts).
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { Engine } from '../engine.ts';
-import { gradBRef, gradWRef, gradXRef, linearRef, promptEncoderBackwardRef, promptEncoderRef } from '../ref/prompt-encoder.ref.ts';
+import {
+  gradBRef,
+  gradWRef,
+  gradXRef,
+  linearRef,
+  prefixEncoderBackwardRef,
+  prefixEncoderRef,
+  promptEncoderBackwardRef,
+  promptEncoderRef,
+} from '../ref/prompt-encoder.ref.ts';
 import { mismatches, randomArray } from '../ref/testing.ts';
 import { download, testEngine, upload, zeros } from '../testing-gpu.ts';
 import { recordDenseForward, recordDenseInputGrad, recordDenseParamGrads } from './prompt-encoder.ts';
@@ -80,6 +89,56 @@ describe('prompt encoder dense layers', () => {
     await rec.submit();
     expect(mismatches(await download(e, P, s.n * s.C), promptEncoderRef(host, s).P, tol(s.C)), 'P').toEqual([]);
     const want = promptEncoderBackwardRef(host, s, dPhost);
+    for (const k of Object.keys(host) as (keyof typeof host)[]) {
+      const scale = Math.max(...Array.from(want[k], Math.abs), 1e-12);
+      expect(mismatches(await download(e, g[k], host[k].length), want[k], { abs: 1e-5 * scale, rel: 1e-5 }), `d${k}`).toEqual([]);
+    }
+  });
+
+  it.each([
+    [1, 1, 1],
+    [3, 7, 5],
+    [5, 33, 70],
+  ])('tanh (prefix tuning): rows=%i K=%i O=%i, the forward and the input gradient through 1 − t²', async (rows, K, O) => {
+    const X = randomArray(rows * K, 21, 2); // pre-activations well past ±1, and a few past the ±9 clamp below
+    const W = randomArray(O * K, 22);
+    const bias = Float32Array.from(randomArray(O, 23), (v, i) => (i % 3 === 0 ? v * 40 : v));
+    const dZ = randomArray(rows * O, 24);
+    const t = Float32Array.from(randomArray(rows * K, 25), (v) => Math.tanh(v)); // a tanh output
+    const dX0 = randomArray(rows * K, 26);
+    const s = { rows, K, O };
+    const b = { X: upload(e, X), W: upload(e, W), bias: upload(e, bias), dZ: upload(e, dZ), t: upload(e, t) };
+    const Y = zeros(e, rows * O);
+    const dX = [zeros(e, rows * K), upload(e, dX0)];
+    const rec = e.record();
+    recordDenseForward(rec, s, { X: b.X, W: b.W, bias: b.bias, Y }, 'tanh');
+    [false, true].forEach((acc, j) => recordDenseInputGrad(rec, s, { dZ: b.dZ, W: b.W, tanh: b.t, dX: dX[j] }, acc));
+    await rec.submit();
+    const y = await download(e, Y, rows * O);
+    expect(y.every(Number.isFinite), 'finite past the clamp').toBe(true);
+    expect(mismatches(y, linearRef(X, W, bias, rows, K, O, 'tanh'), tol(K)), 'linear + tanh').toEqual([]);
+    expect(mismatches(await download(e, dX[0], rows * K), gradXRef(dZ, W, rows, K, O, t, 'tanh'), tol(O)), 'dX through tanh').toEqual([]);
+    expect(mismatches(await download(e, dX[1], rows * K), add(dX0, gradXRef(dZ, W, rows, K, O, t, 'tanh')), tol(O)), 'dX through tanh, accumulated').toEqual([]);
+  });
+
+  it('chained as prefix tuning\'s projection runs it (n 3, token_dim 9, H 13, L·2·token_dim 36): the table, and every gradient', async () => {
+    const s = { n: 3, K: 9, H: 13, O: 36 };
+    const host = { E: randomArray(s.n * s.K, 31), W0: randomArray(s.H * s.K, 32, 0.5), b0: randomArray(s.H, 33), W2: randomArray(s.O * s.H, 34, 0.5), b2: randomArray(s.O, 35) };
+    const dThost = randomArray(s.n * s.O, 36);
+    const p = Object.fromEntries(Object.entries(host).map(([k, v]) => [k, upload(e, v)])) as Record<keyof typeof host, GPUBuffer>;
+    const g = Object.fromEntries(Object.entries(host).map(([k, v]) => [k, zeros(e, v.length)])) as Record<keyof typeof host, GPUBuffer>;
+    const [h, table, dz] = [zeros(e, s.n * s.H), zeros(e, s.n * s.O), zeros(e, s.n * s.H)];
+    const dT = upload(e, dThost);
+    const rec = e.record();
+    recordDenseForward(rec, { rows: s.n, K: s.K, O: s.H }, { X: p.E, W: p.W0, bias: p.b0, Y: h }, 'tanh');
+    recordDenseForward(rec, { rows: s.n, K: s.H, O: s.O }, { X: h, W: p.W2, bias: p.b2, Y: table }, false);
+    recordDenseParamGrads(rec, { rows: s.n, K: s.H, O: s.O }, { dZ: dT, X: h, dW: g.W2, db: g.b2 }, false);
+    recordDenseInputGrad(rec, { rows: s.n, K: s.H, O: s.O }, { dZ: dT, W: p.W2, tanh: h, dX: dz }, false);
+    recordDenseParamGrads(rec, { rows: s.n, K: s.K, O: s.H }, { dZ: dz, X: p.E, dW: g.W0, db: g.b0 }, false);
+    recordDenseInputGrad(rec, { rows: s.n, K: s.K, O: s.H }, { dZ: dz, W: p.W0, dX: g.E }, false);
+    await rec.submit();
+    expect(mismatches(await download(e, table, s.n * s.O), prefixEncoderRef(host, s).table, tol(s.H)), 'table').toEqual([]);
+    const want = prefixEncoderBackwardRef(host, s, dThost);
     for (const k of Object.keys(host) as (keyof typeof host)[]) {
       const scale = Math.max(...Array.from(want[k], Math.abs), 1e-12);
       expect(mismatches(await download(e, g[k], host[k].length), want[k], { abs: 1e-5 * scale, rel: 1e-5 }), `d${k}`).toEqual([]);

@@ -9,13 +9,23 @@ type Entry = 'linear_fwd' | 'grad_w' | 'grad_b' | 'grad_x';
 
 export interface PromptEncoderVariant {
   relu?: boolean;
+  tanh?: boolean;
   mask?: boolean;
+  tanhGrad?: boolean;
   accumulate?: boolean;
 }
 
+/** A dense layer's activation: ReLU (P-tuning; `true` says the same), tanh (prefix tuning's projection), or none. */
+export type DenseAct = boolean | 'relu' | 'tanh';
+
 export function promptEncoderSpec(entry: Entry, v: PromptEncoderVariant = {}): KernelSpec {
   const constants: Record<string, number> =
-    entry === 'linear_fwd' ? { RELU: v.relu ? 1 : 0 } : entry === 'grad_x' ? { MASK: v.mask ? 1 : 0, ACCUMULATE: v.accumulate ? 1 : 0 } : { ACCUMULATE: v.accumulate ? 1 : 0 };
+    entry === 'linear_fwd'
+      ? { RELU: v.relu ? 1 : 0, TANH: v.tanh ? 1 : 0 }
+      : entry === 'grad_x'
+        ? { MASK: v.mask ? 1 : 0, TANH_GRAD: v.tanhGrad ? 1 : 0, ACCUMULATE: v.accumulate ? 1 : 0 }
+        : { ACCUMULATE: v.accumulate ? 1 : 0 };
+  if ((v.relu && v.tanh) || (v.mask && v.tanhGrad)) throw new Error(`prompt_encoder.${entry}: one activation at a time`);
   const flags = Object.entries(constants).filter(([, x]) => x).map(([k]) => `.${k.toLowerCase()}`).join('');
   return {
     label: `prompt_encoder.${entry}${flags}`,
@@ -32,8 +42,10 @@ export function allPromptEncoderSpecs(): KernelSpec[] {
   const bools = [false, true];
   return [
     ...bools.map((relu) => promptEncoderSpec('linear_fwd', { relu })),
+    promptEncoderSpec('linear_fwd', { tanh: true }),
     ...bools.flatMap((accumulate) => [promptEncoderSpec('grad_w', { accumulate }), promptEncoderSpec('grad_b', { accumulate })]),
     ...bools.flatMap((mask) => bools.map((accumulate) => promptEncoderSpec('grad_x', { mask, accumulate }))),
+    ...bools.map((accumulate) => promptEncoderSpec('grad_x', { tanhGrad: true, accumulate })),
   ];
 }
 
@@ -52,8 +64,9 @@ function dispatch(rec: Recorder, spec: KernelSpec, s: DenseShape, buffers: Buffe
 }
 
 /** Y = act(X · Wᵀ + b). */
-export function recordDenseForward(rec: Recorder, s: DenseShape, b: { X: BufferRef; W: BufferRef; bias: BufferRef; Y: BufferRef }, relu: boolean): void {
-  dispatch(rec, promptEncoderSpec('linear_fwd', { relu }), s, [b.X, b.W, b.bias, b.Y], s.rows * s.O, 2 * s.rows * s.K * s.O);
+export function recordDenseForward(rec: Recorder, s: DenseShape, b: { X: BufferRef; W: BufferRef; bias: BufferRef; Y: BufferRef }, act: DenseAct): void {
+  const v = { relu: act === true || act === 'relu', tanh: act === 'tanh' };
+  dispatch(rec, promptEncoderSpec('linear_fwd', v), s, [b.X, b.W, b.bias, b.Y], s.rows * s.O, 2 * s.rows * s.K * s.O);
 }
 
 /** dW (+)= dZᵀ · X and db (+)= Σ dZ. */
@@ -62,7 +75,10 @@ export function recordDenseParamGrads(rec: Recorder, s: DenseShape, b: { dZ: Buf
   dispatch(rec, promptEncoderSpec('grad_b', { accumulate }), s, [b.dZ, rec.unused, rec.unused, b.db], s.O, s.rows * s.O);
 }
 
-/** dX (+)= dZ · W, zeroed where `mask` (the input's ReLU output) is not positive. */
-export function recordDenseInputGrad(rec: Recorder, s: DenseShape, b: { dZ: BufferRef; W: BufferRef; mask?: BufferRef; dX: BufferRef }, accumulate: boolean): void {
-  dispatch(rec, promptEncoderSpec('grad_x', { mask: !!b.mask, accumulate }), s, [b.dZ, b.W, b.mask ?? rec.unused, b.dX], s.rows * s.K, 2 * s.rows * s.K * s.O);
+/** dX (+)= dZ · W, zeroed where `mask` (the input's ReLU output) is not positive, or times 1 − t² where `tanh` (the
+ *  input's tanh output t) is given. */
+export function recordDenseInputGrad(rec: Recorder, s: DenseShape, b: { dZ: BufferRef; W: BufferRef; mask?: BufferRef; tanh?: BufferRef; dX: BufferRef }, accumulate: boolean): void {
+  if (b.mask && b.tanh) throw new Error('recordDenseInputGrad: a ReLU mask or a tanh output, not both');
+  const v = { mask: !!b.mask, tanhGrad: !!b.tanh, accumulate };
+  dispatch(rec, promptEncoderSpec('grad_x', v), s, [b.dZ, b.W, b.mask ?? b.tanh ?? rec.unused, b.dX], s.rows * s.K, 2 * s.rows * s.K * s.O);
 }

@@ -8,10 +8,13 @@
 //   logits (V) = norm(x)[n−1]·headᵀ
 //
 // LoRA pairs attached to the linears take part as in training, except dropout: inference always runs with p = 0.
-// A prompt method's virtual tokens (virtual-tokens.ts) are prepended to the prompt, as PEFT's generate does.
+// A prompt method's virtual tokens (virtual-tokens.ts) are prepended to the prompt, as PEFT's generate does. An
+// attention prefix (prefix tuning, attention-prefix.ts) fills every layer's cache rows 0 … P − 1 as given (no RoPE),
+// and the prompt starts at position P — PEFT's generate hands the prefix to the model as its past_key_values.
 import { readF32 } from '../../gpu/buffers.ts';
 import type { Engine } from '../../gpu/engine.ts';
 import { recordAttentionDecode, recordKvAppend, type AttentionDecodeShape } from '../../gpu/kernels/attention_decode.ts';
+import { recordGatherColumns } from '../../gpu/kernels/columns.ts';
 import { normStatsLength } from '../../gpu/kernels/norm.ts';
 import { recordLogits } from '../../gpu/kernels/xent.ts';
 import { uploadBuffer } from '../../gpu/buffers.ts';
@@ -19,6 +22,7 @@ import { Rng } from '../../data/rng.ts';
 import type { ModelConfig } from '../config.ts';
 import { recordLinearForward, type Linear } from './linear.ts';
 import { checkSampling, GREEDY, sampleToken, type SamplingOptions } from './sampling.ts';
+import type { AttentionPrefix } from './attention-prefix.ts';
 import { virtualTokenIds } from './virtual-tokens.ts';
 import { allocBlockBuffers, dims, linear, normForward, recordBlockForward, recordEmbed, type Transformer } from './transformer.ts';
 
@@ -139,6 +143,20 @@ export async function decodeStep(e: Engine, tf: Transformer, cache: KvCache, ids
   }
 }
 
+/** Writes every layer's prefix rows (P, 2, Hkv, D) into its cache rows 0 … P − 1: the keys are the first Hkv·D
+ *  columns of each row, the values the next. */
+export async function primeKvCache(e: Engine, tf: Transformer, cache: KvCache, prefix: AttentionPrefix): Promise<void> {
+  const cfg = tf.model.config;
+  const w = cfg.numKvHeads * cfg.headDim;
+  const rec = e.record('generate.prefix');
+  prefix.recordForward(rec);
+  cache.layers.forEach((l, i) => {
+    recordGatherColumns(rec, { rows: prefix.count, wide: 2 * w, narrow: w, offset: 0 }, { wide: prefix.layer(i), narrow: l.K });
+    recordGatherColumns(rec, { rows: prefix.count, wide: 2 * w, narrow: w, offset: w }, { wide: prefix.layer(i), narrow: l.V });
+  });
+  await rec.submit();
+}
+
 function randomSeed(): number {
   return crypto.getRandomValues(new Uint32Array(1))[0];
 }
@@ -204,10 +222,18 @@ export async function generate(
   if (vt && ids.length + options.maxNewTokens > Math.min(cfg.maxPositions, cfg.slidingWindow ?? Infinity)) {
     throw new GenerateError(`the ${vt.count} virtual tokens + the prompt (${promptIds.length} tokens) + max new tokens (${options.maxNewTokens}) exceed the model's ${Math.min(cfg.maxPositions, cfg.slidingWindow ?? Infinity)} positions`);
   }
-  const cache = createKvCache(e, cfg, ids.length + options.maxNewTokens);
+  // An attention prefix takes cache rows (and positions) 0 … P − 1; the prompt starts after it.
+  const prefix = tf.model.attentionPrefix;
+  const p0 = prefix?.count ?? 0;
+  const limit = Math.min(cfg.maxPositions, cfg.slidingWindow ?? Infinity);
+  if (prefix && p0 + ids.length + options.maxNewTokens > limit) {
+    throw new GenerateError(`the ${p0} prefix positions + the prompt (${promptIds.length} tokens) + max new tokens (${options.maxNewTokens}) exceed the model's ${limit} positions; lower max new tokens to ${Math.max(0, limit - p0 - promptIds.length)}`);
+  }
+  const cache = createKvCache(e, cfg, p0 + ids.length + options.maxNewTokens);
   try {
     const tokens: number[] = [];
-    let logits = await decodeStep(e, tf, cache, ids, 0);
+    if (prefix) await primeKvCache(e, tf, cache, prefix);
+    let logits = await decodeStep(e, tf, cache, ids, p0);
     for (;;) {
       for (let i = 0; i < vocab; i++) {
         if (!Number.isFinite(logits[i])) {
@@ -220,7 +246,7 @@ export async function generate(
       if (stops.has(id)) return { tokens, stopReason: 'eos', seed };
       if (tokens.length >= options.maxNewTokens) return { tokens, stopReason: 'length', seed };
       if (options.signal?.aborted) return { tokens, stopReason: 'aborted', seed };
-      logits = await decodeStep(e, tf, cache, [id], ids.length + tokens.length - 1);
+      logits = await decodeStep(e, tf, cache, [id], p0 + ids.length + tokens.length - 1);
     }
   } finally {
     releaseKvCache(e, cache);

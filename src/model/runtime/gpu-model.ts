@@ -14,6 +14,7 @@ import type { Checkpoint } from '../checkpoint.ts';
 import type { ModelConfig } from '../config.ts';
 import { assertWeightsMatch, linearModules, resolveWeights, type LinearModule } from '../weights.ts';
 import type { BaseWeight, Linear } from './linear.ts';
+import type { AttentionPrefix } from './attention-prefix.ts';
 import type { VirtualTokens } from './virtual-tokens.ts';
 
 export type Quantization = 'none' | 'nf4';
@@ -68,6 +69,8 @@ export interface GpuModel {
   tableGrads?: { embed: BufferRef; posEmbed?: BufferRef; head?: BufferRef };
   /** A prompt-learning method's virtual tokens ahead of every row (virtual-tokens.ts), while one is attached. */
   virtualTokens?: VirtualTokens;
+  /** Prefix tuning's per-layer key/value rows ahead of every segment (attention-prefix.ts), while attached. */
+  attentionPrefix?: AttentionPrefix;
 }
 
 export class ModelLoadError extends Error {

@@ -27,10 +27,13 @@ import { recordLinearBackward, recordLinearForward, type KernelChoice, type Line
 /** One micro-batch on the CPU: rows packed along T. */
 export interface HostBatch {
   tokens: Uint32Array; // (T)
-  positions: Uint32Array; // (T), restarting at 0 per row
+  positions: Uint32Array; // (T), restarting at firstPosition (0 unless an attention prefix) per row
   segments: Uint32Array; // (T), one id per row; padding gets ids of its own
   /** (T) the label each position predicts: labels[t+1] of the same row, −100 where nothing is trained. */
   targets: Int32Array;
+  /** Where every row's positions start: 0, or P under an attention prefix (its rows take positions 0 … P − 1);
+   *  recordForward refuses a batch built for another prefix than the model's. Absent: 0. */
+  firstPosition?: number;
 }
 
 export interface Batch {
@@ -333,12 +336,25 @@ export function recordForward(
   if (cfg.slidingWindow !== null && batch.longestRow > cfg.slidingWindow) {
     throw new Error(`a row of ${batch.longestRow} tokens exceeds this model's sliding window of ${cfg.slidingWindow}, which the engine does not implement: use a max length ≤ ${cfg.slidingWindow}`);
   }
+  const first = batch.host.firstPosition ?? 0;
+  if (first !== (model.attentionPrefix?.count ?? 0)) {
+    throw new Error(`recordForward: the batch's positions start at ${first}, but the model's attention prefix takes ${model.attentionPrefix?.count ?? 0} (build it with that offset)`);
+  }
+  // Learned positions end at the table's last row (an attention prefix's P positions come first: the batch's
+  // positions already start after them).
+  if (cfg.positions.kind === 'learned' && batch.longestRow > cfg.maxPositions) {
+    const ahead = model.attentionPrefix ? ` (the attention prefix's ${model.attentionPrefix.count} positions included)` : '';
+    throw new Error(`a row reaches position ${batch.longestRow - 1}${ahead}, past this model's ${cfg.maxPositions} learned positions: use a shorter max length`);
+  }
   const { C, Hq, Hkv, D } = dims(cfg);
   const T = batch.T;
   const { rows: R, owned, alloc, ws } = activationSource(e, tf, T);
 
   let x = alloc(R * C, 'x0');
   recordEmbed(rec, tf, T, batch.tokens, batch.positions, x);
+  // Prefix tuning: every layer's key/value rows, made once for this forward (the batch's positions start at P).
+  const prefix = model.attentionPrefix;
+  prefix?.recordForward(rec);
 
   // The MLP's activation (gelu(up) or silu(gate)·up) is only the down projection's input: the backward recomputes
   // it from up (and gate), so one (T, I) buffer serves every block instead of one kept per block.
@@ -361,7 +377,9 @@ export function recordForward(
       rec.scope('fwd', () =>
         recordBlockForward(rec, tf, block, T, batch.positions, x, b, run, (q, kk, v, o) =>
           rec.scope('attn', () =>
-            recordAttentionForward(rec, { T, Hq, Hkv, D, scale: cfg.attentionScale }, { Q: q, K: kk, V: v, seg: batch.segments, O: o, L: a.lse }),
+            recordAttentionForward(rec, { T, Hq, Hkv, D, scale: cfg.attentionScale, P: prefix?.count }, {
+              Q: q, K: kk, V: v, seg: batch.segments, O: o, L: a.lse, prefixKV: prefix?.layer(i),
+            }),
           ),
         ),
       ),
@@ -505,7 +523,9 @@ export function recordBackward(rec: Recorder, e: Engine, tf: Transformer, batch:
   const dQ = alloc(R * qDim, 'dQ');
   const dK = alloc(R * kvDim, 'dK');
   const dV = alloc(R * kvDim, 'dV');
-  const stats = alloc(attentionStatsBytes({ T: R, Hq, Hkv, D }) / 4, 'attn.stats');
+  const prefix = model.attentionPrefix;
+  if (prefix && !prefix.grad) throw new Error('recordBackward: the attached attention prefix is not trainable (an adapter attached for inference)');
+  const stats = alloc(attentionStatsBytes({ T: R, Hq, Hkv, D, P: prefix?.count }) / 4, 'attn.stats');
   const dQKV = cfg.family === 'gpt2' ? alloc(R * 3 * C, 'dQKV') : undefined;
   const dQraw = cfg.qkNorm ? alloc(R * qDim, 'dQraw') : undefined;
   const dKraw = cfg.qkNorm ? alloc(R * kvDim, 'dKraw') : undefined;
@@ -539,8 +559,9 @@ export function recordBackward(rec: Recorder, e: Engine, tf: Transformer, batch:
     // Attention: dx now holds d(xmid) = d(x) through the residual, plus the attention branch below.
     back('o', a.o, dx, dO, false);
     rec.scope('attn', () =>
-      recordAttentionBackward(rec, { T, Hq, Hkv, D, scale: cfg.attentionScale }, {
+      recordAttentionBackward(rec, { T, Hq, Hkv, D, scale: cfg.attentionScale, P: prefix?.count }, {
         Q: a.q, K: a.k, V: a.v, seg: batch.segments, O: a.o, L: a.lse, dO, stats, dQ, dK, dV,
+        prefixKV: prefix?.layer(i), dPrefixKV: prefix?.grad?.(i),
       }),
     );
     if (tf.invFreq) {
@@ -576,6 +597,8 @@ export function recordBackward(rec: Recorder, e: Engine, tf: Transformer, batch:
       accumulateWeightGrad: o.accumulateGrads,
     });
   }));
+  // Prefix tuning: every layer's dPrefixKV into the method's tensors.
+  prefix?.recordBackward?.(rec, o.accumulateGrads);
   // A prompt method (prompt tuning, P-tuning) takes d(embeddings) at its virtual tokens.
   model.virtualTokens?.recordBackward?.(rec, T, batch.tokens, dx, o.accumulateGrads);
   // dx is now d(embeddings): frozen unless fully fine-tuned, where each row adds into its token's (and position's)

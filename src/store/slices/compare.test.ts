@@ -212,7 +212,7 @@ describe('compare slice', () => {
     const sweep = s.getState().sweep!;
     expect(sweep.kind).toBe('methods');
     // Full precision: QLoRA needs an NF4 load, so it is named as skipped, not queued.
-    expect(sweep.items.map((it) => it.label)).toEqual(['Full FT', 'LoRA r8', 'LoRA r64', 'DoRA r8', 'AdaLoRA r12→8', 'IA³', 'Prompt tuning', 'Houlsby adapters', 'Pfeiffer adapters']);
+    expect(sweep.items.map((it) => it.label)).toEqual(['Full FT', 'LoRA r8', 'LoRA r64', 'DoRA r8', 'AdaLoRA r12→8', 'IA³', 'Prompt tuning', 'Prefix tuning', 'Houlsby adapters', 'Pfeiffer adapters']);
     expect(sweep.skipped.map((k) => k.label)).toEqual(['QLoRA r8']);
     expect(sweep.skipped[0].reason).toMatch(/NF4/);
     expect(starts()).toHaveLength(1);
@@ -222,19 +222,20 @@ describe('compare slice', () => {
     apply({ type: 'error', id: starts()[0].id, message: 'full fine-tuning keeps this model … above this GPU\'s largest binding' });
     expect(starts()).toHaveLength(2);
     expect(starts()[1].config).toMatchObject({ method: 'lora', rank: 8, alpha: 16, lr: DEFAULT_CONFIG.lr });
-    for (let i = 1; i < 9; i++) apply({ type: 'run-state', runId: starts()[i].runId, state: i === 2 ? 'failed' : 'finished', message: i === 2 ? 'NaN' : undefined });
-    expect(starts().map((r) => r.config.method)).toEqual(['full', 'lora', 'lora', 'dora', 'adalora', 'ia3', 'prompt-tuning', 'houlsby', 'pfeiffer']);
+    for (let i = 1; i < 10; i++) apply({ type: 'run-state', runId: starts()[i].runId, state: i === 2 ? 'failed' : 'finished', message: i === 2 ? 'NaN' : undefined });
+    expect(starts().map((r) => r.config.method)).toEqual(['full', 'lora', 'lora', 'dora', 'adalora', 'ia3', 'prompt-tuning', 'prefix-tuning', 'houlsby', 'pfeiffer']);
     expect(starts()[4].config).toMatchObject({ method: 'adalora', initR: 12, targetR: 8, alpha: 16 });
     expect(starts()[5].config.lr).toBeCloseTo(DEFAULT_CONFIG.lr * 10, 12);
-    expect(s.getState().sweep).toMatchObject({ status: 'done', message: '7 of 9 runs trained' });
-    expect(s.getState().sweep!.items.map((it) => it.status)).toEqual(['failed', 'finished', 'failed', 'finished', 'finished', 'finished', 'finished', 'finished', 'finished']);
+    expect(starts()[7].config.lr).toBeCloseTo(DEFAULT_CONFIG.lr * 10, 12);
+    expect(s.getState().sweep).toMatchObject({ status: 'done', message: '8 of 10 runs trained' });
+    expect(s.getState().sweep!.items.map((it) => it.status)).toEqual(['failed', 'finished', 'failed', 'finished', 'finished', 'finished', 'finished', 'finished', 'finished', 'finished']);
   });
 
   it('over an NF4 model the method rows are QLoRA-style and full fine-tuning is skipped', () => {
     const { items, skipped } = methodSweepConfigs({ ...DEFAULT_CONFIG, targets: ['all-linear'] }, 'nf4');
     expect(items.map((it) => [it.label, it.config.quant])).toEqual([
       ['LoRA r8 · NF4', 'nf4'], ['LoRA r64 · NF4', 'nf4'], ['DoRA r8 · NF4', 'nf4'], ['AdaLoRA r12→8 · NF4', 'nf4'], ['IA³ · NF4', 'nf4'],
-      ['Prompt tuning · NF4', 'nf4'], ['Houlsby adapters · NF4', 'nf4'], ['Pfeiffer adapters · NF4', 'nf4'],
+      ['Prompt tuning · NF4', 'nf4'], ['Prefix tuning · NF4', 'nf4'], ['Houlsby adapters · NF4', 'nf4'], ['Pfeiffer adapters · NF4', 'nf4'],
     ]);
     expect(items[0].config.targets).toEqual(['all-linear']);
     expect(items[3].config.targets).toEqual(['all-linear']); // AdaLoRA keeps the LoRA family's targets

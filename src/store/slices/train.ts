@@ -54,7 +54,9 @@ export const LOCKED_BY_ADAPTER = ['method', 'rank', 'alpha', 'rslora', 'targets'
 export function lockToAdapter(config: TrainConfig, from: TrainFrom | null): TrainConfig {
   if (!from) return config;
   const locked = { ...config, method: from.method, rank: from.rank, alpha: from.alpha, rslora: from.rslora, targets: [...from.targets] };
-  return from.numVirtualTokens === undefined ? locked : { ...locked, numVirtualTokens: from.numVirtualTokens };
+  // A prefix adapter holds the prefix itself (PEFT saves no MLP): it continues without the projection.
+  const prefix = from.method === 'prefix-tuning' ? { prefixProjection: false } : {};
+  return from.numVirtualTokens === undefined ? { ...locked, ...prefix } : { ...locked, ...prefix, numVirtualTokens: from.numVirtualTokens };
 }
 
 /** The config a run is started with: the base weights as the model was loaded (the Models screen's choice: QLoRA is
@@ -218,8 +220,9 @@ export const createTrainSlice: StateCreator<Deps, [], [], TrainSlice> = (set, ge
     continueFromRun(run) {
       const c = normalizeConfig(run.config);
       // A P-tuning adapter holds the encoder's output only (as PEFT saves it): it continues as prompt tuning.
+      // A prefix-tuning adapter holds the prefix only (after its projection): it continues as plain prefix tuning.
       const method = c.method === 'p-tuning' ? 'prompt-tuning' : c.method;
-      const prompt = method === 'prompt-tuning' ? { numVirtualTokens: c.numVirtualTokens } : {};
+      const prompt = method === 'prompt-tuning' || method === 'prefix-tuning' ? { numVirtualTokens: c.numVirtualTokens } : {};
       const from: TrainFrom = { runId: run.id, name: run.name, method, rank: c.rank, alpha: c.alpha, rslora: c.rslora, targets: [...c.targets], ...prompt };
       // The rest of the form stays as it is (this dataset's settings); a continued run starts its schedule anew.
       set({ trainFrom: from, trainConfig: lockToAdapter(get().trainConfig, from), trainPreset: 'custom', runName: `${run.name} (continued)`, trainError: '' });

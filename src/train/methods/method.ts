@@ -148,8 +148,9 @@ export interface MethodRuntime {
   attach(e: Engine, model: GpuModel, c: TrainConfig, modules: readonly LinearModule[], init: MethodInit): AttachedMethod;
 }
 
-/** What a method's own tensors are sized by. */
-export type MethodModel = Pick<ModelConfig, 'hiddenSize'>;
+/** What a method's own tensors are sized by: the hidden size (prompt tuning, P-tuning); prefix tuning also needs the
+ *  layers and the key/value heads' width (it throws without them). */
+export type MethodModel = Pick<ModelConfig, 'hiddenSize'> & Partial<Pick<ModelConfig, 'numLayers' | 'numKvHeads' | 'headDim'>>;
 
 /** Σ over modules of the method's tensor sizes, plus its own tensors' (given the model). */
 export function countTrainable(method: TrainingMethod, modules: readonly LinearModule[], c: TrainConfig, model?: MethodModel): number {

@@ -12,6 +12,7 @@ import { loraMethod } from './lora/config.ts';
 import type { TrainingMethod } from './method.ts';
 import { promptTuningMethod } from './prompt-tuning/config.ts';
 import { pTuningMethod } from './p-tuning/config.ts';
+import { prefixTuningMethod } from './prefix-tuning/config.ts';
 
 export const METHODS: Readonly<Record<MethodId, TrainingMethod>> = {
   lora: loraMethod,
@@ -20,6 +21,7 @@ export const METHODS: Readonly<Record<MethodId, TrainingMethod>> = {
   full: fullMethod,
   'prompt-tuning': promptTuningMethod,
   'p-tuning': pTuningMethod,
+  'prefix-tuning': prefixTuningMethod,
   houlsby: houlsbyMethod,
   pfeiffer: pfeifferMethod,
   adalora: adaloraMethod,
@@ -39,6 +41,6 @@ export function describeMethod(c: Pick<TrainConfig, 'method' | 'rank' | 'alpha'>
   if (id === 'lora') return `r = ${c.rank}, α = ${c.alpha}`;
   if (id === 'dora') return `DoRA r = ${c.rank}, α = ${c.alpha}`;
   if (id === 'adalora' && c.initR && c.targetR) return `AdaLoRA r = ${c.initR} → ${c.targetR}, α = ${c.alpha}`;
-  if ((id === 'prompt-tuning' || id === 'p-tuning') && c.numVirtualTokens) return `${METHODS[id].label}, ${c.numVirtualTokens} virtual tokens`;
+  if ((id === 'prompt-tuning' || id === 'p-tuning' || id === 'prefix-tuning') && c.numVirtualTokens) return `${METHODS[id].label}, ${c.numVirtualTokens} virtual tokens`;
   return METHODS[id]?.label ?? id;
 }

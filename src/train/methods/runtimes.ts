@@ -9,6 +9,7 @@ import { loraRuntime } from './lora/runtime.ts';
 import type { MethodRuntime } from './method.ts';
 import { promptTuningRuntime } from './prompt-tuning/runtime.ts';
 import { pTuningRuntime } from './p-tuning/runtime.ts';
+import { prefixTuningRuntime } from './prefix-tuning/runtime.ts';
 
 export const METHOD_RUNTIMES: Readonly<Record<MethodId, MethodRuntime>> = {
   lora: loraRuntime,
@@ -17,6 +18,7 @@ export const METHOD_RUNTIMES: Readonly<Record<MethodId, MethodRuntime>> = {
   full: fullRuntime,
   'prompt-tuning': promptTuningRuntime,
   'p-tuning': pTuningRuntime,
+  'prefix-tuning': prefixTuningRuntime,
   houlsby: houlsbyRuntime,
   pfeiffer: pfeifferRuntime,
   adalora: adaloraRuntime,

@@ -73,9 +73,19 @@ export async function continuationFor(runId: string, config: TrainConfig, model:
     }
     return { initial: bottleneckInitial(adapter), parent };
   }
-  const kind = adapter.kind === 'prompt' ? 'prompt-tuning' : adapter.kind === 'ia3' ? 'ia3' : adapter.dora ? 'dora' : adapter.adalora ? 'adalora' : 'lora';
-  if (config.method !== kind) throw new UserError(`cannot continue "${record.name}": it is a ${{ ia3: 'IA³', dora: 'DoRA', adalora: 'AdaLoRA', lora: 'LoRA', 'prompt-tuning': 'prompt-tuning' }[kind]} adapter and this run trains ${config.method}`);
+  const kind =
+    adapter.kind === 'prompt'
+      ? adapter.peftType === 'PREFIX_TUNING' ? 'prefix-tuning' : 'prompt-tuning'
+      : adapter.kind === 'ia3' ? 'ia3' : adapter.dora ? 'dora' : adapter.adalora ? 'adalora' : 'lora';
+  const label = { ia3: 'IA³', dora: 'DoRA', adalora: 'AdaLoRA', lora: 'LoRA', 'prompt-tuning': 'prompt-tuning', 'prefix-tuning': 'prefix-tuning' }[kind];
+  if (config.method !== kind) throw new UserError(`cannot continue "${record.name}": it is a ${label} adapter and this run trains ${config.method}`);
   if (adapter.kind === 'lora' && adapter.adalora) return { initial: adaloraInitial(record.name, adapter, config), parent };
+  if (adapter.kind === 'prompt' && adapter.peftType === 'PREFIX_TUNING') {
+    // The saved table (after the projection, if the run had one) continues as a plain prefix: without the MLP.
+    if (config.numVirtualTokens !== adapter.numVirtualTokens) throw new UserError(`cannot continue "${record.name}": it has ${adapter.numVirtualTokens} virtual tokens and this run asks for ${config.numVirtualTokens}`);
+    if (config.prefixProjection) throw new UserError(`cannot continue "${record.name}" with prefix projection: the adapter holds the prefix only (PEFT saves no MLP); continue without it`);
+    return { initial: new Map([[PROMPT_EMBEDDINGS, adapter.embeddings]]), parent };
+  }
   if (adapter.kind === 'prompt') {
     // P-tuning's too: its saved table (the encoder's output) continues as plain virtual tokens.
     if (config.numVirtualTokens !== adapter.numVirtualTokens) throw new UserError(`cannot continue "${record.name}": it has ${adapter.numVirtualTokens} virtual tokens and this run asks for ${config.numVirtualTokens}`);

@@ -27,6 +27,8 @@ type ImportAdapter = Extract<EngineRequest, { type: 'import-adapter' }>;
  *  the rest the defaults. */
 export function importedRunConfig(adapter: AnyAdapter, model: LoadedModel['config']): TrainConfig {
   // A prompt adapter (P-tuning's too: PEFT saves its encoder's output only) continues as prompt tuning.
+  // A prefix adapter continues as plain prefix tuning (PEFT saves the projection's output only).
+  if (adapter.kind === 'prompt' && adapter.peftType === 'PREFIX_TUNING') return { ...DEFAULT_CONFIG, method: 'prefix-tuning', targets: [], numVirtualTokens: adapter.numVirtualTokens, prefixProjection: false };
   if (adapter.kind === 'prompt') return { ...DEFAULT_CONFIG, method: 'prompt-tuning', targets: [], numVirtualTokens: adapter.numVirtualTokens };
   const targets = peftTargetModules(adapter.modules.map((m) => m.module), linearModules(model));
   if (adapter.kind === 'bottleneck') {
@@ -172,5 +174,13 @@ export async function handleImportAdapter(req: ImportAdapter, post: Post): Promi
   } catch (err) {
     throw err instanceof StorageFullError ? new UserError(err.message) : err;
   }
-  post({ type: 'adapter-imported', id: req.id, runId: req.runId, name, modules: adapter.kind === 'prompt' ? adapter.numVirtualTokens : adapter.modules.length, warnings: adapter.warnings, method: adapter.kind === 'prompt' ? (adapter.peftType === 'P_TUNING' ? 'P-tuning' : 'Prompt tuning') : adapter.kind === 'bottleneck' ? (adapter.method === 'houlsby' ? 'Houlsby adapters' : 'Pfeiffer adapters') : adapter.kind === 'ia3' ? 'IA³' : adapter.dora ? 'DoRA' : adapter.adalora ? 'AdaLoRA' : 'LoRA' });
+  post({ type: 'adapter-imported', id: req.id, runId: req.runId, name, modules: adapter.kind === 'prompt' ? adapter.numVirtualTokens : adapter.modules.length, warnings: adapter.warnings, method: importedMethodLabel(adapter) });
+}
+
+/** The method an imported adapter trains, as the import notice names it. */
+function importedMethodLabel(adapter: Awaited<ReturnType<typeof importAnyAdapter>>): string {
+  if (adapter.kind === 'prompt') return { P_TUNING: 'P-tuning', PREFIX_TUNING: 'Prefix tuning', PROMPT_TUNING: 'Prompt tuning' }[adapter.peftType] ?? adapter.peftType;
+  if (adapter.kind === 'bottleneck') return adapter.method === 'houlsby' ? 'Houlsby adapters' : 'Pfeiffer adapters';
+  if (adapter.kind === 'ia3') return 'IA³';
+  return adapter.dora ? 'DoRA' : adapter.adalora ? 'AdaLoRA' : 'LoRA';
 }

@@ -201,7 +201,7 @@ export async function handleMerge(req: MergeRequest | TrlExportRequest, post: Po
 async function trlAdapter(runId: string, name: string) {
   const adapter = await loadAnyRunAdapter(runId);
   if (adapter.kind === 'ia3') throw new UserError(`"${name}" is an IA³ run: the cluster export takes LoRA, DoRA and full fine-tuning runs only (for now)`);
-  if (adapter.kind === 'prompt') throw new UserError(`"${name}" is a prompt-tuning run: the cluster export takes LoRA, DoRA and full fine-tuning runs only (for now)`);
+  if (adapter.kind === 'prompt') throw new UserError(`"${name}" is a ${adapter.peftType === 'PREFIX_TUNING' ? 'prefix-tuning' : 'prompt-tuning'} run: the cluster export takes LoRA, DoRA and full fine-tuning runs only (for now)`);
   return adapter;
 }
 

@@ -265,7 +265,9 @@ function RunCard({ run }: { run: RunRecord }) {
     ? undefined
     : m.wrapsLinears
       ? `${m.label} runs: a non-linear adapter cannot be folded into the weights, so there is no merged model (download the adapter)`
-      : `${m.label} runs: the virtual tokens are inputs, not weights, so there is nothing to merge (download the adapter)`;
+      : method === 'prefix-tuning'
+        ? `${m.label} runs: the key/value prefix is attention input, not a weight, so there is nothing to merge (download the adapter)`
+        : `${m.label} runs: the virtual tokens are inputs, not weights, so there is nothing to merge (download the adapter)`;
   const [editing, setEditing] = useState<string | null>(null);
   const [merging, setMerging] = useState<null | 'hf' | 'gguf' | 'trl' | 'full'>(null);
   // Full fine-tuning saved the whole model, not an adapter: it downloads as a model folder; merging does not apply.

@@ -163,11 +163,16 @@ function TrainForm() {
           {has('numVirtualTokens') && (
             <NumberField
               label="Virtual tokens" field="numVirtualTokens" config={config} set={set} errors={errors} step={1} disabled={!!from}
-              help={model?.dims && config.numVirtualTokens > 0 ? `ahead of every row: ${config.numVirtualTokens} × ${model.dims.hiddenSize} values` : undefined}
+              help={model?.dims && config.numVirtualTokens > 0 ? virtualTokensHelp(config, model.dims) : undefined}
             />
           )}
-          {has('encoderHiddenSize') && (
-            <Field label="Encoder hidden size" field="encoderHiddenSize" errors={errors} help={`empty = the model's hidden size${model?.dims ? ` (${model.dims.hiddenSize})` : ''}, as PEFT`}>
+          {has('prefixProjection') && (
+            <Field label="Prefix projection" field="prefixProjection" errors={errors} help="train the prefix through an MLP (only the prefix is saved)">
+              {(id) => <input id={id} type="checkbox" checked={config.prefixProjection} disabled={!!from} onChange={(e) => set({ prefixProjection: e.target.checked })} />}
+            </Field>
+          )}
+          {has('encoderHiddenSize') && (config.method !== 'prefix-tuning' || config.prefixProjection) && (
+            <Field label="Encoder hidden size" field="encoderHiddenSize" errors={errors} help={encoderHiddenHelp(config, model?.dims)}>
               {(id) => (
                 <input
                   id={id} type="number" step={1} value={config.encoderHiddenSize ?? ''}
@@ -229,7 +234,9 @@ function TrainForm() {
           <Targets config={config} set={set} errors={errors} />
         ) : (
           <p className="small" data-testid="no-targets">
-            Wraps no layer: the virtual tokens go ahead of every row (of every packed row with packing); nothing merges into the weights.
+            {config.method === 'prefix-tuning'
+              ? 'Wraps no layer: every attention layer attends to its trained keys and values ahead of every row (of every packed row with packing); nothing merges into the weights.'
+              : 'Wraps no layer: the virtual tokens go ahead of every row (of every packed row with packing); nothing merges into the weights.'}
           </p>
         )}
       </fieldset>
@@ -478,4 +485,19 @@ function Targets({ config, set, errors }: { config: TrainConfig; set: Setter; er
       {error && <span className="error small" role="alert">{error.message}</span>}
     </fieldset>
   );
+}
+
+type Dims = { hiddenSize: number; numLayers: number; numKvHeads: number; headDim: number };
+
+/** What the virtual tokens are: rows ahead of every input (prompt tuning, P-tuning), or every layer's key/value
+ *  prefix (prefix tuning: layers × 2 × the key/value width, PEFT's token_dim). */
+function virtualTokensHelp(c: TrainConfig, d: Dims): string {
+  if (c.method !== 'prefix-tuning') return `ahead of every row: ${c.numVirtualTokens} × ${d.hiddenSize} values`;
+  return `keys and values ahead of every layer's: ${c.numVirtualTokens} × ${d.numLayers} layers × 2 × ${d.numKvHeads * d.headDim} values`;
+}
+
+/** The encoder's default width, as PEFT fills it: the hidden size (P-tuning), token_dim (prefix tuning). */
+function encoderHiddenHelp(c: TrainConfig, d: Dims | undefined): string {
+  if (c.method === 'prefix-tuning') return `empty = the key/value width${d ? ` (${d.numKvHeads * d.headDim})` : ''}, as PEFT`;
+  return `empty = the model's hidden size${d ? ` (${d.hiddenSize})` : ''}, as PEFT`;
 }

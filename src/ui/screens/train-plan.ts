@@ -63,7 +63,8 @@ export function trainPlan(model: ModelSummary, c: TrainConfig, gpu?: PlanGpu): T
   }
   // A half-typed rank counts nothing rather than NaN; the field shows its own error.
   const ok = Number.isInteger(c.rank) && c.rank > 0 && c.batchSize >= 1 && c.maxLength >= 1;
-  const shape = { hiddenSize: model.dims.hiddenSize };
+  const { hiddenSize, numLayers, numKvHeads, headDim } = model.dims;
+  const shape = { hiddenSize, numLayers, numKvHeads, headDim };
   const trainableParams = ok ? countTrainable(method, selected, c, shape) : 0;
   const memory = ok
     ? estimateTrainingMemory({

@@ -52,9 +52,10 @@ export function promptTuningAdapterConfig(o: { baseModel: string; model: ModelCo
   } as unknown as PeftAdapterConfig;
 }
 
-/** The virtual tokens a run's method puts ahead of every row (0 for a method that has none). */
+/** The positions a run's method takes ahead of every row: prompt tuning's and P-tuning's virtual tokens, prefix
+ *  tuning's key/value rows (the real tokens start at position n there too); 0 for a method that has none. */
 export function virtualTokenCount(c: Pick<TrainConfig, 'method' | 'numVirtualTokens'>): number {
-  return c.method === 'prompt-tuning' || c.method === 'p-tuning' ? c.numVirtualTokens : 0;
+  return c.method === 'prompt-tuning' || c.method === 'p-tuning' || c.method === 'prefix-tuning' ? c.numVirtualTokens : 0;
 }
 
 /** The settings' problems common to the prompt-learning methods: none so far. They wrap no layer, so target lists
