@@ -20,7 +20,7 @@
 //   stats         backward scratch: (T, Hq, 2) (L_i, Δ_i), then, when G > 1, partial dK and dV per query head,
 //                 (T, Hq, D) each (scaled), summed over each group by backward_reduce
 //
-// Rendered per head dim and per variant (flash-attention.ts): line 1 gets `const HD = <D>u; const BT = <tile>u;`
+// Rendered per head dim and per variant (flash-attention.ts): line 1 gets `const HD = <D>u; const BT = <tile>u; const PREFIX = <bool>;`
 // (and `enable subgroups;`), and one of flash_attention_team_subgroup.wgsl / flash_attention_team_shared.wgsl is
 // appended. Those define `Inv` (the per-invocation builtins; workgroup ids stay separate parameters so the
 // uniformity analysis sees them uniform), `slot` (which row and lane an invocation owns) and
@@ -230,8 +230,10 @@ fn loadKeys(inPrefix: bool, j0: u32, p: Params, g: u32, lid: u32) {
 
 /** Whether query token i sees column jj of the tile at j0 (prefix rows: all of them, up to P). */
 fn seesColumn(inPrefix: bool, j0: u32, jj: u32, i: u32, si: u32, P: u32) -> bool {
-  if (inPrefix) { return j0 + jj < P; }
-  return j0 + jj <= i && tSeg[jj] == si;
+  // Branch-free (`&`, select): called in the unrolled column loops, where a branch per column made the prefix
+  // variant's compile on lavapipe several times slower. tSeg is stale in a prefix tile; select drops it.
+  let j = j0 + jj;
+  return select((j <= i) & (tSeg[jj] == si), j < P, inPrefix);
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -263,10 +265,12 @@ fn forward(@builtin(workgroup_id) wid: vec3<u32>, inv: Inv) {
   }
   var m = NEG_MAX;
   var l = 0.0;
-  let pt = (p.P + BT - 1u) / BT; // prefix tiles, ahead of the key tiles
+  // Prefix tiles, ahead of the key tiles; none unless this variant is compiled with PREFIX (a constant: without it
+  // the prefix branches fold away and the P = 0 pipelines compile as fast as before the prefix existed).
+  let pt = select(0u, (p.P + BT - 1u) / BT, PREFIX);
   let tiles = pt + (i1 - lo + BT - 1u) / BT;
   for (var t = 0u; t < tiles; t++) {
-    let inPrefix = t < pt;
+    let inPrefix = PREFIX && t < pt;
     let j0 = select(lo + (t - pt) * BT, t * BT, inPrefix);
     workgroupBarrier(); // the previous tile is consumed
     loadKeys(inPrefix, j0, p, g, lid);
@@ -352,10 +356,10 @@ fn backward_dq(@builtin(workgroup_id) wid: vec3<u32>, inv: Inv) {
     dO[k] = select(0.0, dqDO[idx], d < HD);
     dq[k] = 0.0;
   }
-  let pt = (p.P + BT - 1u) / BT;
+  let pt = select(0u, (p.P + BT - 1u) / BT, PREFIX);
   let tiles = pt + (i1 - lo + BT - 1u) / BT;
   for (var t = 0u; t < tiles; t++) {
-    let inPrefix = t < pt;
+    let inPrefix = PREFIX && t < pt;
     let j0 = select(lo + (t - pt) * BT, t * BT, inPrefix);
     workgroupBarrier();
     loadKeys(inPrefix, j0, p, g, lid);

@@ -36,6 +36,10 @@ export interface FlashAttentionVariant {
   D: number;
   /** Use subgroup shuffles for the per-row sums (the device must have the 'subgroups' feature). */
   subgroups: boolean;
+  /** Compile the prefix-row path (shape.P > 0) into forward and backward_dq. Without it the prefix branches are
+   *  constant-false and fold away: that code made a cold lavapipe compile of the P = 0 pipelines ~4–5× slower
+   *  (forward 9 → 39 s, backward 44 → 234 s at D = 48), which every run without a prefix would pay. */
+  prefix?: boolean;
 }
 
 /** Rows of the streamed operand per tile: two (BT, 4·⌈D/4⌉) f32 tiles, plus (without subgroups) the (32 rows,
@@ -50,10 +54,10 @@ const wgslCache = new Map<string, string>();
 /** The module for one variant: `enable subgroups;` and the head-dim constants on line 1 (so compile errors keep
  *  flash_attention.wgsl's line numbers), the team helpers appended. */
 function flashWgsl(v: FlashAttentionVariant): string {
-  const key = `${v.D}|${v.subgroups}`;
+  const key = `${v.D}|${v.subgroups}|${!!v.prefix}`;
   let text = wgslCache.get(key);
   if (!text) {
-    const head = `${v.subgroups ? 'enable subgroups; ' : ''}const HD = ${v.D}u; const BT = ${flashTileRows(v)}u; `;
+    const head = `${v.subgroups ? 'enable subgroups; ' : ''}const HD = ${v.D}u; const BT = ${flashTileRows(v)}u; const PREFIX = ${!!v.prefix}; `;
     const body = renderWgsl('flash_attention', source);
     const team = renderWgsl('flash_attention_team', v.subgroups ? teamSubgroup : teamShared);
     text = `${head}${body}\n${team}`;
@@ -71,7 +75,7 @@ function checkVariant(v: FlashAttentionVariant): void {
 export function flashAttentionSpec(pass: FlashAttentionPass, v: FlashAttentionVariant): KernelSpec {
   checkVariant(v);
   return {
-    label: `flash_attention.${pass}.d${v.D}${v.subgroups ? '.sg' : ''}`,
+    label: `flash_attention.${pass}.d${v.D}${v.subgroups ? '.sg' : ''}${v.prefix ? '.prefix' : ''}`,
     file: 'src/shaders/flash_attention.wgsl',
     wgsl: flashWgsl(v),
     entryPoint: pass,
@@ -203,7 +207,7 @@ export interface FlashAttentionOptions {
 /** Records O = softmax(scale·QKᵀ + mask)·V and L into `rec`: one dispatch. */
 export function recordFlashAttentionForward(rec: Recorder, shape: AttentionShape, b: FlashAttentionForwardBuffers, o: FlashAttentionOptions = {}): void {
   const p = params(shape);
-  const v = { D: shape.D, subgroups: useSubgroups(rec, o.subgroups) };
+  const v = { D: shape.D, subgroups: useSubgroups(rec, o.subgroups), prefix: prefixRows(shape) > 0 };
   const prefix = prefixBinding(rec, shape, b.prefixKV);
   if (shape.T === 0) return;
   rec.dispatch(flashAttentionSpec('forward', v), [b.Q, b.K, b.V, b.seg, prefix, b.O, b.L], p, blockGroups(shape.T, shape.Hq), flashAttentionCost('forward', shape));
@@ -246,7 +250,7 @@ export function recordFlashAttentionBackward(rec: Recorder, shape: AttentionShap
   }
   rec.dispatch(flashAttentionSpec('backward_prep', v), [b.O, b.dO, b.L, b.stats], p, flatGroups(T * Hq), flashAttentionCost('backward_prep', shape));
   rec.dispatch(
-    flashAttentionSpec('backward_dq', v),
+    flashAttentionSpec('backward_dq', { ...v, prefix: P > 0 }),
     [b.Q, b.K, b.V, b.seg, prefix, b.dO, b.stats, b.dQ],
     p,
     blockGroups(T, Hq),
