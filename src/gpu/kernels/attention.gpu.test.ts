@@ -89,7 +89,7 @@ describe('attention', () => {
   });
 
   it.each([
-    { name: 'P=3 T=19 Hq=6 Hkv=2 D=12, segments of 12 and 7', T: 19, Hq: 6, Hkv: 2, D: 12, P: 3, seg: segments(12, 7) },
+    { name: 'P=3 T=19 Hq=6 Hkv=2 D=8, segments of 12 and 7', T: 19, Hq: 6, Hkv: 2, D: 8, P: 3, seg: segments(12, 7) },
     { name: 'P=33 T=9 Hq=Hkv=2 D=5, interleaved segments', T: 9, Hq: 2, Hkv: 2, D: 5, P: 33, seg: [0, 1, 0, 1, 1, 0, 2, 2, 0] },
   ])('with prefix rows, forward and backward (dPrefixKV too) match the reference: $name', async (c) => {
     const { got, want } = await runAttention(c, c.T * 13 + c.D);
