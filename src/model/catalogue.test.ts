@@ -35,6 +35,13 @@ describe('training memory estimate', () => {
     expect(f32.baseWeightBytes - nf4.baseWeightBytes).toBeCloseTo(linear * (4 - 0.5 - 4 / 64), -4);
   });
 
+  it('counts, for NF4, one decoded f32 copy of the largest linear layer (the dequant route\'s shared scratch)', () => {
+    const f16 = estimateTrainingMemory({ ...base, base: 'f16' });
+    const nf4 = estimateTrainingMemory({ ...base, base: 'nf4' });
+    // Qwen2.5-0.5B's largest projections are the MLP's 896 × 4864.
+    expect(nf4.transientBytes - f16.transientBytes).toBe(896 * 4864 * 4);
+  });
+
   it('counts LoRA weights, gradients and both AdamW moments', () => {
     const e = estimateTrainingMemory({ ...base, base: 'f16' });
     const loraParams = 24 * 8 * (896 + 896 + 896 + 128);

@@ -4,7 +4,7 @@
 //   memory ≈ frozen base weights (f32, f16 or NF4 for the linear layers; embeddings/head f32 or f16)
 //          + LoRA weights, gradients and two AdamW moments (f32)
 //          + activations kept for the backward pass (∝ batch × seq × layers)
-//          + the largest transient: one chunk of logits inside the fused cross-entropy.
+//          + the largest transients: one chunk of logits inside the fused cross-entropy; with NF4, one decoded weight.
 import { xentChunkRows } from '../gpu/kernels/xent-chunk.ts';
 
 export interface ModelDims {
@@ -124,7 +124,10 @@ export function estimateTrainingMemory(x: TrainMemoryInput): MemoryEstimate {
   // Transients: the gradient flowing through one layer (a few T×max(C, I) buffers, the shared MLP activation among
   // them) and one logits chunk.
   const widest = Math.max(d.hiddenSize, d.intermediateSize, qDim + 2 * kvDim);
-  const transientBytes = 4 * T * widest * 4 + xentChunkRows(T, d.vocabSize) * d.vocabSize * 4;
+  // NF4: where the tuner picks the dequant route (matmul_nf4.ts), one f32 copy of the largest layer's weight, decoded
+  // for each base product and shared by every layer — counted whether or not this GPU ends up taking it.
+  const dequantScratch = x.base === 'nf4' ? Math.max(...linears.map((l) => l.in * l.out)) * 4 : 0;
+  const transientBytes = 4 * T * widest * 4 + xentChunkRows(T, d.vocabSize) * d.vocabSize * 4 + dequantScratch;
 
   const largestTensorBytes = Math.max(
     d.vocabSize * d.hiddenSize * embBytesPer,

@@ -23,6 +23,12 @@
 //   blocked 16×16 threads, 4×4 outputs each, 64×64 output tile, k-steps of 16 (matmul.wgsl's blocked); the
 //           (16 k, 64 n) weight tile is decoded into shared memory once per k-step, so each W element is decoded
 //           once per 64 rows of A                                        (⌈N/64⌉, ⌈M/64⌉, 1)
+//   dequantize  no product: C[e] = W[e] for every element of the flattened [out, in] weight (e < N·K; the host
+//           binds the forward's N = out, K = in and any buffers for A and bias), one invocation per element, the
+//           workgroups folded into 2-D: (min(g, 65535), ⌈g/65535⌉, 1), g = ⌈out·in/256⌉. The host then runs
+//           matmul.wgsl on C (QLoRA's "dequant" route, as bitsandbytes trains): W decodes once per product instead
+//           of once per 64 rows, and the product runs on the dense kernels' vec4 tiles. weight() is the same
+//           function the products call, so the route gives the same bits as the fused entry points.
 
 struct Params {
   M: u32,
@@ -188,4 +194,11 @@ fn blocked(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) 
       store(m0 + lid.y + 16u * i, n0 + lid.x + 16u * j, acc[i][j]);
     }
   }
+}
+
+@compute @workgroup_size(256, 1, 1)
+fn dequantize(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
+  let e = gid.y * groups.x * 256u + gid.x;
+  if (e >= p.N * p.K) { return; }
+  C[e] = weight(e);
 }

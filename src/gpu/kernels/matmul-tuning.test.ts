@@ -91,7 +91,7 @@ describe('the choice', () => {
   it('overrides: checked by name; a forced dense variant alone derives NF4 without measuring', async () => {
     const never = { timer: () => Promise.reject(new Error('measured')) };
     await expect(chooseMatmulVariant(engine, memoryCache(), 'fast', never)).rejects.toThrow(/"fast" is not one of naive, tiled, blocked, blocked4/);
-    await expect(chooseMatmulNf4Variant(engine, memoryCache(), 'blocked4', never)).rejects.toThrow(/"blocked4" is not one of naive, tiled, blocked/);
+    await expect(chooseMatmulNf4Variant(engine, memoryCache(), 'blocked4', never)).rejects.toThrow(/"blocked4" is not one of naive, tiled, blocked, dequant/);
     const t = await tuneKernels(engine, memoryCache(), { matmul: 'blocked4' }, never);
     expect(t).toEqual({ matmul: { variant: 'blocked4', source: 'override' }, nf4: { variant: 'blocked', source: 'derived' } });
     const both = await tuneKernels(engine, memoryCache(), { matmul: 'naive', nf4: 'tiled' }, never);

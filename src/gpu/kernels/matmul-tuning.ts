@@ -17,7 +17,7 @@ import type { Engine } from '../engine.ts';
 import type { Recorder } from '../kernel.ts';
 import { StepProfiler } from '../profiler.ts';
 import { MATMUL_VARIANTS, matmulVariantApplies, recordMatmul, type MatmulVariant } from './matmul.ts';
-import { MATMUL_NF4_VARIANTS, recordMatmulNf4, type MatmulNf4Variant } from './matmul_nf4.ts';
+import { MATMUL_NF4_VARIANTS, nf4DequantBytes, recordMatmulNf4, type MatmulNf4Variant } from './matmul_nf4.ts';
 import type { Nf4Weight } from './nf4.ts';
 
 /** Where a choice is remembered between sessions (IndexedDB in the browser, a JSON file in Node). */
@@ -26,12 +26,13 @@ export interface TuningCache {
   set(key: string, value: string): void;
 }
 
-/** Bumped whenever how variants are measured changes, so every cached choice is measured again. */
-export const TUNING_VERSION = 2;
+/** Bumped whenever how variants are measured, or which are measured, changes, so every cached choice is measured
+ *  again (v3: NF4 gained the dequant route, which a v2 choice never competed against). */
+export const TUNING_VERSION = 3;
 
 export type KernelFamily = 'matmul' | 'matmul_nf4';
 
-/** The cache key of a family's choice on an adapter, e.g. `matmul-variant:v2:nvidia:hopper:…`. */
+/** The cache key of a family's choice on an adapter, e.g. `matmul-variant:v3:nvidia:hopper:…`. */
 export function tuningKey(family: KernelFamily, adapter: Engine['gpu']['adapter']): string {
   const name = family === 'matmul' ? 'matmul-variant' : 'matmul-nf4-variant';
   return `${name}:v${TUNING_VERSION}:${adapter.vendor}:${adapter.architecture}:${adapter.device}:${adapter.description}`;
@@ -197,8 +198,15 @@ export async function timeMatmulVariant(e: Engine, variant: MatmulVariant, shape
 }
 
 /** Times one NF4 variant at `shape` (the weight [N, K] when transB, else [K, N]; zero codes and scales: the time does
- *  not depend on the values), in milliseconds per product. */
-export async function timeMatmulNf4Variant(e: Engine, variant: MatmulNf4Variant, shape: TuneShape, options: RepeatOptions = {}): Promise<number> {
+ *  not depend on the values), in milliseconds per product. `dequant` is timed whole — the decode and the product on
+ *  the dense variant `dense` (the one chosen for this adapter) — at the shape's M, as the runtime would run it there. */
+export async function timeMatmulNf4Variant(
+  e: Engine,
+  variant: MatmulNf4Variant,
+  shape: TuneShape,
+  options: RepeatOptions = {},
+  dense: MatmulVariant = 'blocked4',
+): Promise<number> {
   const [out, inDim] = shape.transB ? [shape.N, shape.K] : [shape.K, shape.N];
   const n = out * inDim;
   const codes = e.buffers.acquire(Math.ceil(n / 2), undefined, 'tune.nf4.codes');
@@ -206,12 +214,14 @@ export async function timeMatmulNf4Variant(e: Engine, variant: MatmulNf4Variant,
   const W: Nf4Weight = { out, in: inDim, doubleQuant: false, codes, absmax, stats: null, offset: 0, bytes: codes.size + absmax.size };
   const A = e.buffers.acquire(shape.M * shape.K * 4, undefined, 'tune.A');
   const C = e.buffers.acquire(shape.M * shape.N * 4, undefined, 'tune.C');
+  const scratch = variant === 'dequant' ? e.buffers.acquire(nf4DequantBytes(W), undefined, 'tune.nf4.weight') : undefined;
+  const dequant = scratch && { scratch, matmul: dense };
   try {
     await zeroed(e, [codes, absmax, A]);
-    const record = (rec: Recorder) => recordMatmulNf4(rec, { M: shape.M, transB: shape.transB }, { A, W, C }, { variant });
+    const record = (rec: Recorder) => recordMatmulNf4(rec, { M: shape.M, transB: shape.transB }, { A, W, C }, { variant, dequant });
     return (await timeRepeated(e, record, options)).ms;
   } finally {
-    for (const b of [codes, absmax, A, C]) e.buffers.release(b);
+    for (const b of [codes, absmax, A, C, scratch]) if (b) e.buffers.release(b);
   }
 }
 
@@ -270,9 +280,17 @@ export function chooseMatmulVariant(e: Engine, cache?: TuningCache, override?: s
   return choose(e, 'matmul', MATMUL_VARIANTS, isMatmulVariant, timeMatmulVariant, cache, override, options);
 }
 
-/** The NF4 matmul variant (QLoRA's base), chosen the same way at the same shapes. */
-export function chooseMatmulNf4Variant(e: Engine, cache?: TuningCache, override?: string, options: TuneOptions = {}): Promise<MatmulNf4Choice> {
-  return choose(e, 'matmul_nf4', MATMUL_NF4_VARIANTS, isMatmulNf4Variant, timeMatmulNf4Variant, cache, override, options);
+/** The NF4 matmul variant (QLoRA's base), chosen the same way at the same shapes; `dense` is the dense variant the
+ *  dequant route would run its product on (the adapter's dense choice). */
+export function chooseMatmulNf4Variant(
+  e: Engine,
+  cache?: TuningCache,
+  override?: string,
+  options: TuneOptions = {},
+  dense: MatmulVariant = 'blocked4',
+): Promise<MatmulNf4Choice> {
+  const measure = (e: Engine, v: MatmulNf4Variant, s: TuneShape, o: RepeatOptions) => timeMatmulNf4Variant(e, v, s, o, dense);
+  return choose(e, 'matmul_nf4', MATMUL_NF4_VARIANTS, isMatmulNf4Variant, measure, cache, override, options);
 }
 
 /** What NF4 variant goes with a forced dense one when NF4 is not measured (as kernelChoiceFor maps it). */
@@ -300,6 +318,6 @@ export async function tuneKernels(
   const nf4: MatmulNf4Choice =
     override.matmul && !override.nf4
       ? { variant: nf4VariantFor(matmul.variant), source: 'derived' }
-      : await chooseMatmulNf4Variant(e, cache, override.nf4, options);
+      : await chooseMatmulNf4Variant(e, cache, override.nf4, options, matmul.variant);
   return { matmul, nf4 };
 }

@@ -8,7 +8,10 @@ import { uploadNf4 } from '../../gpu/kernels/nf4.ts';
 import { dequantizeNf4, quantizeNf4 } from '../../gpu/ref/nf4.ref.ts';
 import { mismatches, randomArray } from '../../gpu/ref/testing.ts';
 import { testEngine, upload, zeros } from '../../gpu/testing-gpu.ts';
-import { kernelChoiceFor, recordLinearBackward, recordLinearForward, type Linear } from './linear.ts';
+import { countersSince, snapshotCounters } from '../../gpu/counters.ts';
+import { NF4_DEQUANT_MIN_ROWS } from '../../gpu/kernels/matmul_nf4.ts';
+import { Workspace } from '../../gpu/workspace.ts';
+import { kernelChoiceFor, recordLinearBackward, recordLinearForward, type KernelChoice, type Linear } from './linear.ts';
 
 let e: Engine;
 beforeAll(async () => {
@@ -65,6 +68,55 @@ describe('QLoRA linear layer', () => {
       // The mask really drops something: without it, dA would differ.
       const kept = await run(layer({ kind: 'nf4', weight: uploadNf4(e, q, OUT, IN) }, A, B, 0), x, dy);
       expect(mismatches(kept.dA, nf4.dA, tol).length).toBeGreaterThan(0);
+    }
+  });
+});
+
+describe('QLoRA linear layer on the dequant route', () => {
+  // Two layers of different sizes in one recording, as in a model: the second needs a larger decoded weight than the
+  // first, so with a workspace the shared scratch grows between them (the first layer's product must still see its
+  // own weight). The route must give the fused kernel's bits: the same decode and the same k order.
+  const ROWS = NF4_DEQUANT_MIN_ROWS + 3;
+  const SHAPES = [
+    { out: OUT, in: IN },
+    { out: 37, in: IN },
+  ];
+
+  async function runPair(k: KernelChoice, ws: Workspace | undefined) {
+    const layers = SHAPES.map((s, i) => {
+      const q = quantizeNf4(randomArray(s.out * s.in, 10 + i, 0.5), { doubleQuant: true });
+      const l: Linear = {
+        path: `test.l${i}`,
+        inFeatures: s.in,
+        outFeatures: s.out,
+        weight: { kind: 'nf4', weight: uploadNf4(e, q, s.out, s.in) },
+        lora: { rank: R, scale: 2, dropout: 0, seed: 7, A: upload(e, randomArray(R * s.in, 20 + i, 0.3)), B: upload(e, randomArray(s.out * R, 30 + i, 0.3)), dA: zeros(e, R * s.in), dB: zeros(e, s.out * R) },
+      };
+      return { l, s, x: upload(e, randomArray(ROWS * s.in, 40 + i)), dy: upload(e, randomArray(ROWS * s.out, 50 + i)), y: zeros(e, ROWS * s.out), dx: zeros(e, ROWS * s.in) };
+    });
+    const before = snapshotCounters(e.device);
+    const rec = e.record('linear-dequant');
+    const saved = layers.map((c) => recordLinearForward(rec, e, k, c.l, ROWS, c.x, c.y, false, ws));
+    layers.forEach((c, i) => recordLinearBackward(rec, e, k, c.l, ROWS, c.x, saved[i], c.dy, c.dx, { accumulateDx: false, accumulateGrads: false }, ws));
+    await rec.submit();
+    const dispatches = countersSince(e.device, before).dispatches;
+    const out: Float32Array[] = [];
+    for (const c of layers) {
+      out.push(await readF32(e.device, c.y, ROWS * c.s.out), await readF32(e.device, c.dx, ROWS * c.s.in));
+      out.push(await readF32(e.device, c.l.lora!.dA as GPUBuffer, R * c.s.in), await readF32(e.device, c.l.lora!.dB as GPUBuffer, c.s.out * R));
+    }
+    return { out, dispatches };
+  }
+
+  it.each([false, true])('gives the fused kernel\'s bits, two layers sharing the scratch (workspace %s)', async (withWorkspace) => {
+    const fused = await runPair(kernelChoiceFor('naive'), undefined);
+    const ws = withWorkspace ? new Workspace(e.buffers) : undefined;
+    const dequant = await runPair({ ...kernelChoiceFor('naive'), nf4: 'dequant' }, ws);
+    dequant.out.forEach((got, i) => expect(mismatches(got, fused.out[i], { abs: 0, rel: 0 }), `output ${i}`).toEqual([]));
+    // The route was taken: each of the 4 base products (2 layers, forward and dx) is a decode and a product.
+    expect(dequant.dispatches - fused.dispatches).toBe(4);
+    if (ws) {
+      ws.release();
     }
   });
 });

@@ -18,7 +18,7 @@ import {
 import { recordColumnDot, recordScaleColumns } from '../../gpu/kernels/ia3.ts';
 import { doraScalesBlock, recordDoraMagnitudeGrad, recordDoraOutput, recordDoraWeightNorm } from '../../gpu/kernels/dora.ts';
 import { recordMatmul, type MatmulVariant } from '../../gpu/kernels/matmul.ts';
-import { recordMatmulNf4, type MatmulNf4Variant } from '../../gpu/kernels/matmul_nf4.ts';
+import { nf4DequantBytes, nf4VariantForRows, recordMatmulNf4, type MatmulNf4Variant } from '../../gpu/kernels/matmul_nf4.ts';
 import type { Nf4Weight } from '../../gpu/kernels/nf4.ts';
 import type { ElementType } from '../../gpu/wgsl.ts';
 import type { Workspace } from '../../gpu/workspace.ts';
@@ -189,7 +189,7 @@ export function recordLinearForward(
     );
     return { h };
   }
-  recordBase(rec, k, layer, T, x, y, accumulate);
+  recordBase(rec, e, k, ws, layer, T, x, y, accumulate);
   if (!lora) return {};
   // The low-rank path, dropout mask included, after the base pass (NF4 with fused dequantization, or the chosen
   // dense matmul): y += s·drop(x)·Aᵀ·Bᵀ.
@@ -220,11 +220,11 @@ function recordIa3Forward(
   if (ia3.feedforward) {
     const xs = layerBuffer(rec, e, ws, { own: `${layer.path}.ia3.x`, shared: 'ia3.x' }, T, (rows) => rows * layer.inFeatures * 4, true);
     recordScaleColumns(rec, { rows: T, n: layer.inFeatures }, { a: x, l: ia3.l, out: xs });
-    recordBase(rec, k, layer, T, xs, y, accumulate);
+    recordBase(rec, e, k, ws, layer, T, xs, y, accumulate);
     return {};
   }
   const ia3Base = layerBuffer(rec, e, ws, { own: `${layer.path}.ia3.base` }, T, (rows) => rows * layer.outFeatures * 4, false);
-  recordBase(rec, k, layer, T, x, ia3Base, false);
+  recordBase(rec, e, k, ws, layer, T, x, ia3Base, false);
   recordScaleColumns(rec, { rows: T, n: layer.outFeatures }, { a: ia3Base, l: ia3.l, out: y }, accumulate);
   return { ia3Base };
 }
@@ -269,18 +269,18 @@ function recordDoraForward(
   const partials = rankPartials(rec, e, k, ws, layer, T);
   const path = { scale: dora.scale, dropout: dora.dropout, seed: dora.seed, variant: k.matmul, partials };
   if (dora.dropout > 0) {
-    recordBase(rec, k, layer, T, x, y, accumulate);
+    recordBase(rec, e, k, ws, layer, T, x, y, accumulate);
     const xd = layerBuffer(rec, e, ws, { own: `${layer.path}.dora.x`, shared: 'dora.x' }, T, (rows) => rows * layer.inFeatures * 4, true);
     rec.clear(xd, 0, T * layer.inFeatures * 4);
     recordDropoutMaskedAdd(rec, shape, { src: x, dst: xd }, { scale: 1, dropout: dora.dropout, seed: dora.seed });
     const z = layerBuffer(rec, e, ws, { own: `${layer.path}.dora.z`, shared: 'dora.z' }, T, (rows) => rows * out * 4, true);
-    recordBase(rec, k, unbiased, T, xd, z, false);
+    recordBase(rec, e, k, ws, unbiased, T, xd, z, false);
     rec.copy(z, 0, doraZl, 0, T * out * 4);
     recordLoraPathForward(rec, shape, { x, A: dora.A, B: dora.B, h, y: doraZl }, path);
     recordDoraOutput(rec, { rows: T, n: out }, { zl: doraZl, z, c, y }, true);
     return { h, doraZl };
   }
-  recordBase(rec, k, unbiased, T, x, doraZl, false);
+  recordBase(rec, e, k, ws, unbiased, T, x, doraZl, false);
   recordLoraPathForward(rec, shape, { x, A: dora.A, B: dora.B, h, y: doraZl }, path);
   recordDoraOutput(rec, { rows: T, n: out }, { zl: doraZl, bias: layer.bias, c, y }, accumulate);
   return { h, doraZl };
@@ -313,13 +313,13 @@ function recordDoraBackward(
       ? layerBuffer(rec, e, ws, { own: `${layer.path}.dora.dx`, shared: 'dora.dxScratch' }, T, (rows) => rows * layer.inFeatures * 4, true)
       : undefined;
   if (dx && dropScratch) {
-    recordBaseDx(rec, k, layer, T, dy, dx, o.accumulateDx);
+    recordBaseDx(rec, e, k, ws, layer, T, dy, dx, o.accumulateDx);
     recordScaleColumns(rec, cols, { a: dy, l: doraScalesBlock(dora.scales, out, 2), out: dyc });
-    recordBaseDx(rec, k, layer, T, dyc, dropScratch, false);
+    recordBaseDx(rec, e, k, ws, layer, T, dyc, dropScratch, false);
     recordDropoutMaskedAdd(rec, shape, { src: dropScratch, dst: dx }, { scale: 1, dropout: dora.dropout, seed: dora.seed });
   }
   recordScaleColumns(rec, cols, { a: dy, l: doraScalesBlock(dora.scales, out, 1), out: dyc });
-  if (dx && !dropScratch) recordBaseDx(rec, k, layer, T, dyc, dx, o.accumulateDx);
+  if (dx && !dropScratch) recordBaseDx(rec, e, k, ws, layer, T, dyc, dx, o.accumulateDx);
   recordLoraPathBackward(
     rec,
     shape,
@@ -329,10 +329,10 @@ function recordDoraBackward(
 }
 
 /** dx = dy·W with the frozen base alone (+= when accumulate). */
-function recordBaseDx(rec: Recorder, k: KernelChoice, layer: Linear, T: number, dy: GPUBuffer, dx: GPUBuffer, accumulate: boolean): void {
+function recordBaseDx(rec: Recorder, e: Engine, k: KernelChoice, ws: Workspace | undefined, layer: Linear, T: number, dy: GPUBuffer, dx: GPUBuffer, accumulate: boolean): void {
   const { weight } = layer;
   if (weight.kind === 'nf4') {
-    recordMatmulNf4(rec, { M: T, transB: false }, { A: dy, W: weight.weight, C: dx }, { variant: k.nf4, accumulate });
+    recordNf4Product(rec, e, k, ws, weight.weight, T, false, { A: dy, C: dx }, accumulate);
   } else {
     recordMatmul(
       rec,
@@ -380,7 +380,7 @@ function recordIa3Backward(
   const scratch = (name: string) => layerBuffer(rec, e, ws, { own: `${layer.path}.${name}`, shared: name }, T, (rows) => rows * n * 4, true);
   if (ia3.feedforward) {
     const g = scratch('ia3.g');
-    recordBaseDx(rec, k, layer, T, dy, g, false);
+    recordBaseDx(rec, e, k, ws, layer, T, dy, g, false);
     recordColumnDot(rec, { rows: T, n }, { a: g, b: x, out: ia3.dl }, o.accumulateGrads);
     if (dx) recordScaleColumns(rec, { rows: T, n }, { a: g, l: ia3.l, out: dx }, o.accumulateDx);
     return;
@@ -390,23 +390,23 @@ function recordIa3Backward(
   if (!dx) return;
   const dys = scratch('ia3.dy');
   recordScaleColumns(rec, { rows: T, n }, { a: dy, l: ia3.l, out: dys });
-  recordBaseDx(rec, k, layer, T, dys, dx, o.accumulateDx);
+  recordBaseDx(rec, e, k, ws, layer, T, dys, dx, o.accumulateDx);
 }
 
 /** This layer's base product, base dx and buffers, for a method's hook that lives in its own module. */
 function linearOps(rec: Recorder, e: Engine, k: KernelChoice, layer: Linear, T: number, ws: Workspace | undefined): LinearOps {
   return {
-    base: (x, y, accumulate) => recordBase(rec, k, layer, T, x, y, accumulate),
-    baseDx: (dy, dx, accumulate) => recordBaseDx(rec, k, layer, T, dy, dx, accumulate),
+    base: (x, y, accumulate) => recordBase(rec, e, k, ws, layer, T, x, y, accumulate),
+    baseDx: (dy, dx, accumulate) => recordBaseDx(rec, e, k, ws, layer, T, dy, dx, accumulate),
     buffer: (role, floatsPerRow, transient) => layerBuffer(rec, e, ws, role, T, (rows) => rows * floatsPerRow * 4, transient),
   };
 }
 
 /** y = x·Wᵀ + b with the frozen base alone. */
-function recordBase(rec: Recorder, k: KernelChoice, layer: Linear, T: number, x: GPUBuffer, y: GPUBuffer, accumulate: boolean): void {
+function recordBase(rec: Recorder, e: Engine, k: KernelChoice, ws: Workspace | undefined, layer: Linear, T: number, x: GPUBuffer, y: GPUBuffer, accumulate: boolean): void {
   const { weight } = layer;
   if (weight.kind === 'nf4') {
-    recordMatmulNf4(rec, { M: T, transB: true }, { A: x, W: weight.weight, C: y, bias: layer.bias }, { variant: k.nf4, accumulate });
+    recordNf4Product(rec, e, k, ws, weight.weight, T, true, { A: x, C: y, bias: layer.bias }, accumulate);
   } else {
     recordMatmul(
       rec,
@@ -415,6 +415,35 @@ function recordBase(rec: Recorder, k: KernelChoice, layer: Linear, T: number, x:
       { variant: k.matmul, elemB: weight.elem, accumulate },
     );
   }
+}
+
+/** An NF4 base product of T rows (forward when transB, else dx): the chosen variant, or for `dequant` (where
+ *  nf4VariantForRows takes it) the weight decoded into one scratch that every NF4 layer shares — the workspace's
+ *  during training (sized by the largest layer after the first step), else a pool buffer for this submission. */
+function recordNf4Product(
+  rec: Recorder,
+  e: Engine,
+  k: KernelChoice,
+  ws: Workspace | undefined,
+  W: Nf4Weight,
+  T: number,
+  transB: boolean,
+  b: { A: GPUBuffer; C: GPUBuffer; bias?: GPUBuffer },
+  accumulate: boolean,
+): void {
+  const variant = nf4VariantForRows(k.nf4, T, W, e.gpu.limits.maxStorageBufferBindingSize);
+  if (variant !== 'dequant') {
+    recordMatmulNf4(rec, { M: T, transB }, { ...b, W }, { variant, accumulate });
+    return;
+  }
+  let scratch: GPUBuffer;
+  if (ws) {
+    scratch = ws.get('nf4.weight', nf4DequantBytes(W));
+  } else {
+    scratch = e.buffers.acquire(nf4DequantBytes(W), undefined, 'nf4.weight');
+    rec.afterSubmit(() => e.buffers.release(scratch));
+  }
+  recordMatmulNf4(rec, { M: T, transB }, { ...b, W }, { variant, accumulate, dequant: { scratch, matmul: k.matmul } });
 }
 
 export interface LinearBackwardOptions {
@@ -463,7 +492,7 @@ export function recordLinearBackward(
     );
     return;
   }
-  if (dx) recordBaseDx(rec, k, layer, T, dy, dx, o.accumulateDx);
+  if (dx) recordBaseDx(rec, e, k, ws, layer, T, dy, dx, o.accumulateDx);
   if (layer.grad) recordWeightGrad(rec, k, layer, layer.grad, T, x, dy, o);
   if (!lora) return;
   // The LoRA path beside the base dx (NF4, or the chosen dense matmul): dB; g = dy·B; dx += s·(g·A)∘mask;
