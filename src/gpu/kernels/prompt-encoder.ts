@@ -72,6 +72,11 @@ export function recordDenseForward(rec: Recorder, s: DenseShape, b: { X: BufferR
 /** dW (+)= dZᵀ · X and db (+)= Σ dZ. */
 export function recordDenseParamGrads(rec: Recorder, s: DenseShape, b: { dZ: BufferRef; X: BufferRef; dW: BufferRef; db: BufferRef }, accumulate: boolean): void {
   dispatch(rec, promptEncoderSpec('grad_w', { accumulate }), s, [b.dZ, b.X, rec.unused, b.dW], s.O * s.K, 2 * s.rows * s.K * s.O);
+  recordDenseBiasGrad(rec, s, { dZ: b.dZ, db: b.db }, accumulate);
+}
+
+/** db (+)= Σ dZ alone (an LSTM's second bias, b_hh, whose gradient is b_ih's). */
+export function recordDenseBiasGrad(rec: Recorder, s: DenseShape, b: { dZ: BufferRef; db: BufferRef }, accumulate: boolean): void {
   dispatch(rec, promptEncoderSpec('grad_b', { accumulate }), s, [b.dZ, rec.unused, rec.unused, b.db], s.O, s.rows * s.O);
 }
 

@@ -20,10 +20,11 @@ import { allDoraSpecs } from './dora.ts';
 import { allAdaloraSpecs } from './adalora.ts';
 import { allVirtualTokensSpecs } from './virtual-tokens.ts';
 import { allPromptEncoderSpecs } from './prompt-encoder.ts';
+import { allLstmSpecs } from './lstm.ts';
 
 /** `hasSubgroups`: include the variants that need the 'subgroups' feature (the validating device must have it). */
 export function allKernelSpecs(hasF16: boolean, hasSubgroups = true): KernelSpec[] {
   return [...allMatmulSpecs(hasF16), ...allLoraSpecs(hasF16), ...allXentSpecs(hasF16), ...allMatmulNf4Specs(), ...allAdamwSpecs(), ...allRopeSpecs(), ...allAttentionSpecs(), ...allAttentionDecodeSpecs(),
-    ...allNormSpecs(hasF16), ...allActivationSpecs(hasF16), ...allEmbeddingSpecs(hasF16), ...allElementwiseSpecs(hasF16), ...allColumnsSpecs(), ...allIa3Specs(), ...allEmbeddingGradSpecs(), ...allDoraSpecs(hasF16), ...allAdaloraSpecs(), ...allVirtualTokensSpecs(), ...allPromptEncoderSpecs(),
+    ...allNormSpecs(hasF16), ...allActivationSpecs(hasF16), ...allEmbeddingSpecs(hasF16), ...allElementwiseSpecs(hasF16), ...allColumnsSpecs(), ...allIa3Specs(), ...allEmbeddingGradSpecs(), ...allDoraSpecs(hasF16), ...allAdaloraSpecs(), ...allVirtualTokensSpecs(), ...allPromptEncoderSpecs(), ...allLstmSpecs(),
     ...allFlashAttentionSpecs(false), ...(hasSubgroups ? allFlashAttentionSpecs(true) : [])];
 }
