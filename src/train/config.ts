@@ -65,6 +65,14 @@ export interface TrainConfig {
    *  Prefix tuning with prefixProjection: the reparameterisation MLP's hidden size; null = PEFT's token_dim (the
    *  key/value width, numKvHeads × headDim). */
   encoderHiddenSize: number | null;
+  /** P-tuning: the prompt encoder's reparameterisation (PEFT's encoder_reparameterization_type): the MLP, or the
+   *  bidirectional LSTM followed by a two-layer MLP head. */
+  encoderType: PromptEncoderType;
+  /** P-tuning with the LSTM encoder: its stacked layers (PEFT's encoder_num_layers; the MLP ignores it, as PEFT). */
+  encoderNumLayers: number;
+  /** P-tuning: PEFT's encoder_dropout, the LSTM's dropout between its layers (the MLP has none). Only 0 trains with
+   *  more than one layer: torch's dropout masks cannot be reproduced. */
+  encoderDropout: number;
   /** Prefix tuning: train the key/value prefix through PEFT's reparameterisation MLP (prefix_projection). */
   prefixProjection: boolean;
   /** Bottleneck adapters (houlsby, pfeiffer): the bottleneck is max(1, ⌊out_features / this⌋) wide. */
@@ -88,6 +96,9 @@ export interface TrainConfig {
   /** AdaLoRA: the orthogonality regulariser's weight in the loss (orth_reg_weight). */
   orthRegWeight: number;
 }
+
+export type PromptEncoderType = 'mlp' | 'lstm';
+export const PROMPT_ENCODER_TYPES: readonly PromptEncoderType[] = ['mlp', 'lstm'];
 
 export type PromptInit = 'random' | 'text';
 export const PROMPT_INITS: readonly PromptInit[] = ['random', 'text'];
@@ -129,6 +140,9 @@ export const DEFAULT_CONFIG: TrainConfig = {
   promptInit: 'random',
   promptInitText: '',
   encoderHiddenSize: null,
+  encoderType: 'mlp',
+  encoderNumLayers: 2,
+  encoderDropout: 0,
   prefixProjection: false,
   reductionFactor: 16,
   adapterActivation: 'relu',
@@ -175,6 +189,8 @@ const NUMBER_RULES: Partial<Record<keyof TrainConfig, NumberRule>> = {
   seed: { min: 0, max: 2 ** 32 - 1, integer: true },
   numVirtualTokens: { min: 1, max: 1024, integer: true },
   reductionFactor: { min: 1, max: 4096 },
+  encoderNumLayers: { min: 1, max: 16, integer: true },
+  encoderDropout: { min: 0, max: 0.9 },
   initR: { min: 1, max: 1024, integer: true },
   targetR: { min: 1, max: 1024, integer: true },
   tinit: { min: 0, max: 1e7, integer: true },
@@ -226,6 +242,9 @@ export function validateConfig(c: TrainConfig): FieldError[] {
     errors.push({ field: 'targets', message: `targets = ${JSON.stringify(c.targets)}: must be module names like q_proj, or all-linear` });
   }
   if (!PROMPT_INITS.includes(c.promptInit)) errors.push({ field: 'promptInit', message: `promptInit = ${JSON.stringify(c.promptInit)}: must be random or text` });
+  if (!PROMPT_ENCODER_TYPES.includes(c.encoderType)) {
+    errors.push({ field: 'encoderType', message: `encoderType = ${JSON.stringify(c.encoderType)}: must be mlp or lstm` });
+  }
   if (typeof c.promptInitText !== 'string') errors.push({ field: 'promptInitText', message: `promptInitText = ${JSON.stringify(c.promptInitText)}: must be a string` });
   if (!['relu', 'gelu_new', 'silu'].includes(c.adapterActivation)) {
     errors.push({ field: 'adapterActivation', message: `adapterActivation = ${JSON.stringify(c.adapterActivation)}: must be relu, gelu_new or silu` });
@@ -261,6 +280,7 @@ export function normalizeConfig<T extends Partial<TrainConfig>>(config: T): T {
  *  so re-running, continuing or resuming an older run validates. A partial config (overrides) is left alone. */
 const LATER_FIELDS: readonly (keyof TrainConfig)[] = [
   'numVirtualTokens', 'promptInit', 'promptInitText', 'encoderHiddenSize', 'prefixProjection', 'reductionFactor', 'adapterActivation',
+  'encoderType', 'encoderNumLayers', 'encoderDropout',
   'initR', 'targetR', 'tinit', 'tfinal', 'deltaT', 'totalStep', 'adaloraBeta1', 'adaloraBeta2', 'orthRegWeight',
 ];
 

@@ -1,21 +1,27 @@
-// P-tuning (Liu et al. 2021, "GPT Understands, Too") as PEFT's PromptEncoderConfig trains it on a causal LM, with its
-// MLP reparameterisation (encoder_reparameterization_type "MLP", the default): the n virtual tokens' embeddings are
-// the output of a prompt encoder, Linear(C, H) → ReLU → Linear(H, H) → ReLU → Linear(H, C) over a trained (n, C)
-// table (H = encoder_hidden_size, the model's hidden size when unset, as PEFT fills it; encoder_num_layers is ignored
-// for MLP, as in PEFT, and MLP has no dropout). Everything else is prompt tuning's: the virtual tokens ahead of every
-// row and of every packed segment, positions from 0, labels ignored there (../prompt-tuning/config.ts). PEFT saves
-// only the encoder's output, as "prompt_embeddings": the export computes it (float64, rounded to f32), and an
-// exported P-tuning adapter imports back and continues as plain virtual embeddings, i.e. as prompt tuning, without
-// its MLP. Nothing to merge. GPU side: runtime.ts (kernels src/shaders/prompt_encoder.wgsl, virtual_tokens.wgsl).
+// P-tuning (Liu et al. 2021, "GPT Understands, Too") as PEFT's PromptEncoderConfig trains it on a causal LM: the n
+// virtual tokens' embeddings are the output of a prompt encoder over a trained (n, C) table, one of PEFT's two
+// reparameterisations (encoder_reparameterization_type):
+// - "MLP" (the default): Linear(C, H) → ReLU → Linear(H, H) → ReLU → Linear(H, C) (encoder_num_layers is ignored for
+//   MLP, as in PEFT, and MLP has no dropout);
+// - "LSTM": a bidirectional nn.LSTM(C, H, encoder_num_layers) over the table as one sequence, then Linear(2H, 2H) →
+//   ReLU → Linear(2H, C) (lstm.ts); dropout between its layers (encoder_dropout) is refused: torch's masks cannot be
+//   reproduced.
+// H = encoder_hidden_size, the model's hidden size when unset, as PEFT fills it. Everything else is prompt tuning's:
+// the virtual tokens ahead of every row and of every packed segment, positions from 0, labels ignored there
+// (../prompt-tuning/config.ts). PEFT saves only the encoder's output, as "prompt_embeddings": the export computes it
+// (float64, rounded to f32), and an exported P-tuning adapter imports back and continues as plain virtual embeddings,
+// i.e. as prompt tuning, without its encoder. Nothing to merge. GPU side: runtime.ts (kernels
+// src/shaders/prompt_encoder.wgsl, lstm.wgsl, virtual_tokens.wgsl).
 import { writeSafetensors, type TensorToWrite } from '../../../model/safetensors.ts';
 import type { ModelConfig } from '../../../model/config.ts';
 import { promptEncoderRef } from '../../../gpu/ref/prompt-encoder.ref.ts';
-import type { TrainConfig } from '../../config.ts';
+import type { FieldError, TrainConfig } from '../../config.ts';
 import { ADAPTER_CONFIG_FILE, ADAPTER_WEIGHTS_FILE, adapterConfigText, PEFT_FORMAT_VERSION, type PeftAdapterConfig } from '../../peft.ts';
 import type { MethodModel, TrainableTensor, TrainingMethod } from '../method.ts';
 import { NO_TARGETS, promptEmbeddingsTensor, promptLearningErrors, promptLearningFields } from '../prompt-tuning/config.ts';
+import { lstmEncoderShapes, lstmPrompt } from './lstm.ts';
 
-/** The encoder's tensors by PEFT's state-dict names (prompt_encoder.default.<name>), in the flat buffers' order. */
+/** The MLP encoder's tensors by PEFT's state-dict names (prompt_encoder.default.<name>), in the flat buffers' order. */
 export const P_TUNING_TENSORS = [
   'embedding.weight',
   'mlp_head.0.weight',
@@ -36,7 +42,7 @@ export function encoderHidden(model: MethodModel, c: Pick<TrainConfig, 'encoderH
   return c.encoderHiddenSize ?? model.hiddenSize;
 }
 
-/** Each tensor's shape for n virtual tokens, hidden C, encoder hidden H. */
+/** Each MLP tensor's shape for n virtual tokens, hidden C, encoder hidden H. */
 export function pTuningShapes(n: number, C: number, H: number): Record<PTuningTensor, number[]> {
   return {
     'embedding.weight': [n, C],
@@ -49,15 +55,37 @@ export function pTuningShapes(n: number, C: number, H: number): Record<PTuningTe
   };
 }
 
+type EncoderConfig = Pick<TrainConfig, 'numVirtualTokens' | 'encoderHiddenSize' | 'encoderType' | 'encoderNumLayers'>;
+
+/** The encoder's tensors (names under prompt_encoder.default, PEFT's state-dict order) with their shapes. */
+export function pTuningTensorShapes(model: MethodModel, c: EncoderConfig): [string, number[]][] {
+  const n = c.numVirtualTokens;
+  const H = encoderHidden(model, c);
+  if (c.encoderType === 'lstm') return lstmEncoderShapes(n, model.hiddenSize, H, c.encoderNumLayers);
+  const shapes = pTuningShapes(n, model.hiddenSize, H);
+  return P_TUNING_TENSORS.map((t) => [t, shapes[t]]);
+}
+
+/** What PEFT cannot be matched on: dropout inside a stacked LSTM (nn.LSTM applies none with one layer). */
+export function pTuningErrors(c: TrainConfig): FieldError[] {
+  if (c.encoderType === 'lstm' && c.encoderDropout > 0 && c.encoderNumLayers > 1) {
+    return [{
+      field: 'encoderDropout',
+      message: `encoderDropout = ${c.encoderDropout}: dropout between the LSTM encoder's ${c.encoderNumLayers} layers is not supported (torch's random masks cannot be reproduced, so the run would not be PEFT's); use 0, or one layer`,
+    }];
+  }
+  return [];
+}
+
 /** adapter_config.json as PEFT 0.21 saves PromptEncoderConfig(task_type="CAUSAL_LM") (keys sorted). */
 export function pTuningAdapterConfig(o: { baseModel: string; model: ModelConfig; config: TrainConfig }): PeftAdapterConfig {
   return {
     auto_mapping: null,
     base_model_name_or_path: o.baseModel,
-    encoder_dropout: 0,
+    encoder_dropout: o.config.encoderDropout,
     encoder_hidden_size: encoderHidden(o.model, o.config),
-    encoder_num_layers: 2,
-    encoder_reparameterization_type: 'MLP',
+    encoder_num_layers: o.config.encoderNumLayers,
+    encoder_reparameterization_type: o.config.encoderType === 'lstm' ? 'LSTM' : 'MLP',
     inference_mode: true,
     modules_to_save: null,
     ...promptLearningFields(o.model, o.config.numVirtualTokens),
@@ -68,7 +96,25 @@ export function pTuningAdapterConfig(o: { baseModel: string; model: ModelConfig;
   } as unknown as PeftAdapterConfig;
 }
 
-/** The virtual tokens' embeddings: the encoder's output over its table (float64, rounded to f32). */
+/** The virtual tokens' embeddings of either encoder, from the trained tensors by segment name (float64, rounded to
+ *  f32). */
+export function pTuningEncoderPrompt(tensors: ReadonlyMap<string, Float32Array>, model: MethodModel, c: EncoderConfig): Float32Array {
+  const n = c.numVirtualTokens;
+  const C = model.hiddenSize;
+  const H = encoderHidden(model, c);
+  if (c.encoderType !== 'lstm') return pTuningPrompt(tensors, n, C, H);
+  const shapes = new Map(pTuningTensorShapes(model, c));
+  const get = (name: string) => {
+    const v = tensors.get(`prompt_encoder.${name}`);
+    const shape = shapes.get(name)!;
+    if (!v) throw new Error(`no trained prompt_encoder.${name} to export`);
+    if (v.length !== shape.reduce((a, b) => a * b, 1)) throw new Error(`prompt_encoder.${name}: ${v.length} values, expected [${shape.join(', ')}]`);
+    return v;
+  };
+  return lstmPrompt(get, n, C, H, c.encoderNumLayers);
+}
+
+/** The MLP encoder's virtual-token embeddings: its output over its table (float64, rounded to f32). */
 export function pTuningPrompt(tensors: ReadonlyMap<string, Float32Array>, n: number, C: number, H: number): Float32Array {
   const shapes = pTuningShapes(n, C, H);
   const get = (t: PTuningTensor) => {
@@ -89,21 +135,21 @@ export const pTuningMethod: TrainingMethod = {
   id: 'p-tuning',
   label: 'P-tuning',
   explanation:
-    'Prompt tuning whose virtual tokens come out of a small MLP (the prompt encoder) that is trained with them; only its output is saved, so the adapter is a plain soft prompt.',
+    'Prompt tuning whose virtual tokens come out of a small network (the prompt encoder: an MLP, or a bidirectional LSTM with an MLP head) that is trained with them; only its output is saved, so the adapter is a plain soft prompt.',
   advice:
     'The MLP reparameterisation makes the soft prompt train faster and more stably than plain prompt tuning, the gap largest on ' +
     'small models and small data; 20 virtual tokens and an encoder as wide as the model (PEFT’s default) are the usual start, ' +
-    'with a learning rate around 1e-3 to 1e-2. For deeper effect, the per-layer variant is prefix tuning (P-tuning v2).',
+    'with a learning rate around 1e-3 to 1e-2. The paper’s LSTM encoder ties the virtual tokens to each other through the ' +
+    'sequence; PEFT recommends the MLP. For deeper effect, the per-layer variant is prefix tuning (P-tuning v2).',
   peftType: 'P_TUNING',
   exports: 'adapter',
   wrapsLinears: false,
-  settings: ['numVirtualTokens', 'encoderHiddenSize'],
+  settings: ['numVirtualTokens', 'encoderType', 'encoderHiddenSize', 'encoderNumLayers', 'encoderDropout'],
   defaultTargets: NO_TARGETS,
-  validate: (c) => promptLearningErrors(c, 'P-tuning'),
+  validate: (c) => [...promptLearningErrors(c, 'P-tuning'), ...pTuningErrors(c)],
   tensors: () => [],
   ownTensors(model, c): TrainableTensor[] {
-    const shapes = pTuningShapes(c.numVirtualTokens, model.hiddenSize, encoderHidden(model, c));
-    return P_TUNING_TENSORS.map((t) => ({ name: pTuningSegmentName(t), length: shapes[t].reduce((a, b) => a * b, 1), lrScale: 1 }));
+    return pTuningTensorShapes(model, c).map(([name, shape]) => ({ name: `prompt_encoder.${name}`, length: shape.reduce((a, b) => a * b, 1), lrScale: 1 }));
   },
   footprint(_modules, c, model) {
     if (!model) throw new Error('P-tuning: the footprint needs the model (its hidden size)');
@@ -111,7 +157,7 @@ export const pTuningMethod: TrainingMethod = {
   },
   exportAdapter({ tensors, config, model, baseModel }) {
     const n = config.numVirtualTokens;
-    const P = pTuningPrompt(tensors, n, model.hiddenSize, encoderHidden(model, config));
+    const P = pTuningEncoderPrompt(tensors, model, config);
     const weights = new Map<string, TensorToWrite>([['prompt_embeddings', promptEmbeddingsTensor(P, n, model.hiddenSize)]]);
     return {
       [ADAPTER_CONFIG_FILE]: new TextEncoder().encode(adapterConfigText(pTuningAdapterConfig({ baseModel, model, config }))),
@@ -126,8 +172,12 @@ export const pTuningMethod: TrainingMethod = {
       'tests/fixtures/golden/train_ptuning_llama.json',
       'tests/fixtures/golden/train_ptuning_qwen3.json',
       'src/train/ptuning-golden.gpu.test.ts',
+      'scripts/golden_ptuning_lstm.py',
+      'tests/fixtures/golden/train_ptuning_lstm_gpt2.json',
+      'tests/fixtures/golden/train_ptuning_lstm_llama.json',
+      'src/train/ptuning-lstm-golden.gpu.test.ts',
     ],
-    exportImport: ['src/train/methods/p-tuning/p-tuning.test.ts', 'src/train/ptuning-golden.gpu.test.ts'],
+    exportImport: ['src/train/methods/p-tuning/p-tuning.test.ts', 'src/train/ptuning-golden.gpu.test.ts', 'src/train/ptuning-lstm-golden.gpu.test.ts'],
     merge: null,
   },
 };

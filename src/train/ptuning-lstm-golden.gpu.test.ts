@@ -1,0 +1,129 @@
+// P-tuning with the LSTM encoder against PEFT + transformers (float64, scripts/golden_ptuning_lstm.py → tests/fixtures/
+// golden/train_ptuning_lstm_<fixture>.json): the same rows, PEFT's own draw of the 4-token table, its bidirectional LSTM
+// (H 8; gpt2 two stacked layers, llama one) and its head, AdamW at a constant lr with a 1.0 clip. The first 10 losses,
+// the grad norms and the step-1 and step-2 gradients of every encoder tensor must match; the adapter we export after 10
+// steps (the encoder's output as prompt_embeddings) must be PEFT's own file, and it imports back as plain virtual
+// embeddings that evaluate to the same loss; PeftModel.from_pretrained(our adapter) gives our eval loss (1e-4 relative)
+// and our greedy tokens where the reference Python exists — under CI=true its absence fails.
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Engine } from '../gpu/engine.ts';
+import { testEngine } from '../gpu/testing-gpu.ts';
+import { memoryFolder } from '../model/sources/memory.ts';
+import { nodeFolder } from '../model/sources/node-file.ts';
+import { generate } from '../model/runtime/generate.ts';
+import { kernelChoiceFor } from '../model/runtime/linear.ts';
+import { loadTransformer } from '../model/runtime/load.ts';
+import { FIXTURES } from '../model/runtime/testing.ts';
+import { Batcher } from '../data/batcher.ts';
+import { attachAdapter } from './attach-adapter.ts';
+import { METHODS } from './methods/registry.ts';
+import { referencePython, runPeftCheck, writeAdapterFolder } from './peft-check.ts';
+import { importPeftAdapter } from './peft.ts';
+import { expectGoldenSteps, expectPeftAdapter, goldenConfig, goldenRows, type GoldenRun } from './testing-golden.ts';
+import { evaluateLoss, Trainer } from './trainer.ts';
+
+interface PTuningLstmGolden extends GoldenRun {
+  num_virtual_tokens: number;
+  encoder_hidden_size: number;
+  encoder_num_layers: number;
+  /** By PEFT's names under prompt_encoder.default, as our segments (prompt_encoder.<name>). */
+  initial: Record<string, number[]>;
+  final_loss: number;
+  tokens: number;
+  grads: Record<string, Record<string, number[]>>;
+}
+
+const CASES = ['gpt2', 'llama'];
+const python = referencePython();
+let e: Engine;
+const tmp = mkdtempSync(join(tmpdir(), 'ptuning-lstm-golden-'));
+const GENERATE = { prompt: [5, 17, 3, 9], max_new_tokens: 6 };
+const exported = new Map<string, { dir: string; loss: number; rows: PTuningLstmGolden['rows']; generated: number[] }>();
+const segments = (byName: Record<string, number[]>) => new Map(Object.entries(byName).map(([name, v]) => [`prompt_encoder.${name}`, v]));
+
+beforeAll(async () => {
+  e = await testEngine();
+});
+afterAll(() => rmSync(tmp, { recursive: true, force: true }));
+
+describe.each(CASES)('golden P-tuning run with the LSTM encoder against PEFT: %s', (name) => {
+  it('losses, grad norms and step-1/2 gradients of every LSTM and head tensor match; the export is PEFT\'s; it imports back', async () => {
+    const g: PTuningLstmGolden = JSON.parse(readFileSync(join(FIXTURES, 'golden', `train_ptuning_lstm_${name}.json`), 'utf8'));
+    const tf = await loadTransformer(e, nodeFolder(join(FIXTURES, 'models', name)), kernelChoiceFor('naive'), { dtype: 'f32', quant: 'none' });
+    const rows = goldenRows(g);
+    const config = goldenConfig(g, {
+      method: 'p-tuning',
+      targets: [],
+      numVirtualTokens: g.num_virtual_tokens,
+      encoderType: 'lstm',
+      encoderHiddenSize: g.encoder_hidden_size,
+      encoderNumLayers: g.encoder_num_layers,
+    });
+    const ours = METHODS['p-tuning'].ownTensors!(tf.model.config, config).map((t) => t.name);
+    expect(ours, 'our tensors are PEFT\'s, in its order').toEqual([...segments(g.initial).keys()]);
+    const initial = new Map([...segments(g.initial)].map(([k, v]) => [k, Float32Array.from(v)]));
+    const trainer = new Trainer({ engine: e, transformer: tf, config, train: rows, eval: rows, padId: 0, initial });
+    let files;
+    try {
+      expect(trainer.method.trainableParams).toBe(Object.values(g.initial).reduce((s, v) => s + v.length, 0));
+      await expectGoldenSteps(e, trainer, g, (step) => (g.grads[String(step)] ? segments(g.grads[String(step)]) : undefined));
+      const { loss, tokens } = await trainer.evaluate();
+      expect(tokens).toBe(g.tokens);
+      expect(Math.abs(loss - g.final_loss)).toBeLessThan(1e-4 * g.final_loss);
+      files = METHODS['p-tuning'].exportAdapter({
+        tensors: await trainer.trainedTensors(),
+        modules: trainer.modules,
+        targetModules: trainer.targetModules,
+        config,
+        model: tf.model.config,
+        baseModel: `tests/fixtures/models/${name}`,
+      });
+      await expectPeftAdapter(files, join(FIXTURES, 'golden', `train_ptuning_lstm_${name}_adapter`), 2e-4);
+    } finally {
+      trainer.dispose();
+    }
+    expect(tf.model.virtualTokens).toBeUndefined();
+
+    // Imported back: plain virtual embeddings (the encoder's output) that evaluate to the trained loss.
+    const adapter = await importPeftAdapter(memoryFolder({ ...files }), tf.model.config, 'ours');
+    if (adapter.kind !== 'prompt') throw new Error(`imported as ${adapter.kind}`);
+    expect(adapter.peftType).toBe('P_TUNING');
+    const detach = attachAdapter(e, tf.model, adapter);
+    let evalLoss: number;
+    let generated: number[];
+    try {
+      evalLoss = (await evaluateLoss(e, tf, new Batcher(rows, { batchSize: 3, padId: 0, seed: null }))).loss;
+      expect(Math.abs(evalLoss - g.final_loss)).toBeLessThan(1e-4 * g.final_loss);
+      generated = (await generate(e, tf, GENERATE.prompt, { maxNewTokens: GENERATE.max_new_tokens })).tokens;
+    } finally {
+      detach();
+    }
+    const dir = join(tmp, name);
+    await writeAdapterFolder(dir, files);
+    exported.set(name, { dir, loss: evalLoss, rows: g.rows, generated });
+  });
+});
+
+describe('our P-tuning LSTM adapters in the real PEFT', () => {
+  it('has the reference Python wherever CI runs', () => {
+    if (process.env.CI === 'true') expect(python, 'CI creates .venv-ref (scripts/setup-reference-python.sh)').not.toBeNull();
+  });
+
+  it.skipIf(!python)('PeftModel.from_pretrained(base, ours) holds our encoder\'s output and gives our eval loss and greedy tokens', async () => {
+    const names = [...exported.keys()];
+    expect(names.sort()).toEqual([...CASES].sort());
+    const results = await runPeftCheck(
+      names.map((n) => ({ base: join(FIXTURES, 'models', n), adapter: exported.get(n)!.dir, rows: exported.get(n)!.rows, generate: GENERATE })),
+    );
+    results.forEach((r, i) => {
+      const { loss, generated } = exported.get(names[i])!;
+      expect(r.load, names[i]).toMatchObject({ missing: [], unexpected: [], mismatched: [], matched: 1 });
+      expect(r.max_abs_logit_diff.adapter_vs_base, names[i]).toBeGreaterThan(1e-3);
+      expect(Math.abs(r.adapter.loss - loss), `${names[i]}: PEFT ${r.adapter.loss} vs ours ${loss}`).toBeLessThan(1e-4 * loss);
+      expect(generated, `${names[i]}: greedy tokens`).toEqual(r.generated);
+    });
+  }, 180_000);
+});
