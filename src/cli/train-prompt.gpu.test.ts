@@ -1,5 +1,6 @@
 // `lora-studio train --method prompt-tuning|p-tuning` end to end on the tiny fixtures: prompt tuning on GPT-2 (learned
-// positions, packed rows: every packed row with its own virtual tokens) and Qwen3 (RoPE), P-tuning on Llama. train → `eval --adapter OUT` gives the trainer's
+// positions, packed rows: every packed row with its own virtual tokens) and Qwen3 (RoPE), P-tuning on Llama (MLP) and
+// GPT-2 (LSTM encoder). train → `eval --adapter OUT` gives the trainer's
 // final eval loss; OUT is PEFT's PROMPT_TUNING adapter; `generate --adapter OUT` runs with the virtual tokens ahead of
 // the prompt; a run killed after checkpoint-2 resumes the same curve; `merge` refuses (nothing to merge); TEXT init
 // from the model's tokenizer; and, where the reference venv exists, PeftModel.from_pretrained(base, OUT) gives our
@@ -42,6 +43,7 @@ describe.skipIf(OTHER_DRIVER).each([
   ['gpt2', 'prompt-tuning', ['--packing', '--max-len', '24']],
   ['qwen3', 'prompt-tuning', []],
   ['llama', 'p-tuning', ['--encoder-hidden-size', '16']],
+  ['gpt2', 'p-tuning', ['--encoder-type', 'lstm', '--encoder-hidden-size', '6']],
 ] as const)('train %s with %s %j', (name, method, extra) => {
   let out: string;
   let evalData: string;
@@ -77,11 +79,17 @@ describe.skipIf(OTHER_DRIVER).each([
     if (method === 'prompt-tuning') {
       expect(adapter.config).toMatchObject({ peft_type: 'PROMPT_TUNING', num_virtual_tokens: 5, token_dim: config.hiddenSize, prompt_tuning_init: 'RANDOM' });
       expect(run.summary.trainable_params).toBe(5 * config.hiddenSize);
-    } else {
+    } else if (!(extra as readonly string[]).includes('lstm')) {
       // The table and the encoder train; the file holds the encoder's output only.
       const C = config.hiddenSize;
       expect(adapter.config).toMatchObject({ peft_type: 'P_TUNING', num_virtual_tokens: 5, token_dim: C, encoder_hidden_size: 16, encoder_reparameterization_type: 'MLP' });
       expect(run.summary.trainable_params).toBe(5 * C + (16 * C + 16) + (16 * 16 + 16) + (C * 16 + C));
+    } else {
+      // The LSTM encoder: PEFT's default two bidirectional layers of H = 6, and its 2H-wide head.
+      const C = config.hiddenSize;
+      const direction = (K: number) => 4 * 6 * K + 4 * 6 * 6 + 2 * 4 * 6;
+      expect(adapter.config).toMatchObject({ peft_type: 'P_TUNING', num_virtual_tokens: 5, token_dim: C, encoder_hidden_size: 6, encoder_num_layers: 2, encoder_reparameterization_type: 'LSTM' });
+      expect(run.summary.trainable_params).toBe(5 * C + 2 * direction(C) + 2 * direction(12) + (12 * 12 + 12) + (C * 12 + C));
     }
   });
 

@@ -57,7 +57,7 @@ export const TRAIN_USAGE =
   '[--targets q_proj,v_proj|all-linear] [--steps N | --epochs N] [--lr 2e-4] [--batch N] [--grad-accum N] [--max-len N] ' +
   '[--warmup STEPS] [--schedule cosine|linear|constant] [--seed N] [--eval-data FILE | --eval-split FRACTION] [--eval-every N] ' +
   '[--early-stopping N] [--checkpoint-every N] [--double-quant] [--rslora] [--lora-plus RATIO] [--weight-decay W] ' +
-  '[--train-on-prompt] [--packing] [--num-virtual-tokens 20] [--prompt-init random|text] [--prompt-init-text TEXT] [--encoder-hidden-size H] [--prefix-projection] ' +
+  '[--train-on-prompt] [--packing] [--num-virtual-tokens 20] [--prompt-init random|text] [--prompt-init-text TEXT] [--encoder-hidden-size H] [--encoder-type mlp|lstm] [--encoder-num-layers 2] [--encoder-dropout 0] [--prefix-projection] ' +
   '[--reduction-factor 16] [--adapter-activation relu|gelu_new|silu] ' +
   '[--init-r 12] [--target-r 8] [--tinit 0] [--tfinal 0] [--delta-t 1] [--total-step N] [--adalora-beta1 0.85] [--adalora-beta2 0.85] [--orth-reg-weight 0.5] [--resume] [--profile] (explicit flags override the preset; --profile times every dispatch of ' +
   'each step: a {"profile": …} line after each step\'s line, or the tables at the end on a terminal)';
@@ -95,6 +95,10 @@ const CONFIG_FLAGS: Record<string, { field: keyof TrainConfig; kind: 'number' | 
   'prompt-init': { field: 'promptInit', kind: 'string' },
   'prompt-init-text': { field: 'promptInitText', kind: 'string' },
   'encoder-hidden-size': { field: 'encoderHiddenSize', kind: 'number' },
+  // P-tuning's encoder (PEFT's encoder_reparameterization_type, encoder_num_layers, encoder_dropout)
+  'encoder-type': { field: 'encoderType', kind: 'string' },
+  'encoder-num-layers': { field: 'encoderNumLayers', kind: 'number' },
+  'encoder-dropout': { field: 'encoderDropout', kind: 'number' },
   'prefix-projection': { field: 'prefixProjection', kind: 'boolean' },
   'reduction-factor': { field: 'reductionFactor', kind: 'number' },
   'adapter-activation': { field: 'adapterActivation', kind: 'string' },
