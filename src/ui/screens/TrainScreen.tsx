@@ -171,6 +171,22 @@ function TrainForm() {
               {(id) => <input id={id} type="checkbox" checked={config.prefixProjection} disabled={!!from} onChange={(e) => set({ prefixProjection: e.target.checked })} />}
             </Field>
           )}
+          {has('encoderType') && (
+            <Field label="Prompt encoder" field="encoderType" errors={errors} help="encoder_reparameterization_type: PEFT recommends the MLP">
+              {(id) => (
+                <select id={id} value={config.encoderType} disabled={!!from} onChange={(e) => set({ encoderType: e.target.value as TrainConfig['encoderType'] })}>
+                  <option value="mlp">MLP</option>
+                  <option value="lstm">bidirectional LSTM + MLP head</option>
+                </select>
+              )}
+            </Field>
+          )}
+          {has('encoderNumLayers') && config.encoderType === 'lstm' && (
+            <NumberField label="LSTM layers" field="encoderNumLayers" config={config} set={set} errors={errors} step={1} disabled={!!from} help="encoder_num_layers: stacked bidirectional layers" />
+          )}
+          {has('encoderDropout') && config.encoderType === 'lstm' && (
+            <NumberField label="LSTM dropout" field="encoderDropout" config={config} set={set} errors={errors} step={0.05} disabled={!!from} help="between stacked layers: only 0 trains as PEFT" />
+          )}
           {has('encoderHiddenSize') && (config.method !== 'prefix-tuning' || config.prefixProjection) && (
             <Field label="Encoder hidden size" field="encoderHiddenSize" errors={errors} help={encoderHiddenHelp(config, model?.dims)}>
               {(id) => (
@@ -499,5 +515,6 @@ function virtualTokensHelp(c: TrainConfig, d: Dims): string {
 /** The encoder's default width, as PEFT fills it: the hidden size (P-tuning), token_dim (prefix tuning). */
 function encoderHiddenHelp(c: TrainConfig, d: Dims | undefined): string {
   if (c.method === 'prefix-tuning') return `empty = the key/value width${d ? ` (${d.numKvHeads * d.headDim})` : ''}, as PEFT`;
-  return `empty = the model's hidden size${d ? ` (${d.hiddenSize})` : ''}, as PEFT`;
+  const lstm = c.encoderType === 'lstm' ? '; the LSTM\'s width (its head is twice as wide)' : '';
+  return `empty = the model's hidden size${d ? ` (${d.hiddenSize})` : ''}, as PEFT${lstm}`;
 }

@@ -37,6 +37,9 @@ describe('train plan', () => {
     expect(prompt).toMatchObject({ modules: [], trainableParams: 10 * 32, problem: '' });
     const ptuning = trainPlan(llama, { ...DEFAULT_CONFIG, method: 'p-tuning', numVirtualTokens: 10, encoderHiddenSize: 8 });
     expect(ptuning.trainableParams).toBe(10 * 32 + (8 * 32 + 8) + (8 * 8 + 8) + (32 * 8 + 32));
+    // The LSTM encoder: one bidirectional layer of H = 4 (each direction W_ih, W_hh, b_ih, b_hh), the head 2H wide.
+    const lstm = trainPlan(llama, { ...DEFAULT_CONFIG, method: 'p-tuning', numVirtualTokens: 10, encoderType: 'lstm', encoderHiddenSize: 4, encoderNumLayers: 1 });
+    expect(lstm.trainableParams).toBe(10 * 32 + 2 * (16 * 32 + 16 * 4 + 16 + 16) + (8 * 8 + 8) + (32 * 8 + 32));
     // 64 tokens + 10 virtual ones per row are as many activations as 73 + 1.
     const same = trainPlan(llama, { ...DEFAULT_CONFIG, method: 'prompt-tuning', numVirtualTokens: 1, maxLength: 73 });
     expect(prompt.memory!.activationBytes).toBe(same.memory!.activationBytes);
