@@ -18,7 +18,7 @@ import { basePrefix, linearModules, selectTargetModules, type LinearModule } fro
 import { loraScale } from './methods/lora-scale.ts';
 import { openAdapterArchive } from './adapter-archive.ts';
 import { AdapterError } from './adapter-error.ts';
-import { isBottleneckConfig, readBottleneckAdapter, type BottleneckAdapter } from './methods/bottleneck/format.ts';
+import { bottleneckName, isBottleneckConfig, readBottleneckAdapter, type BottleneckAdapter } from './methods/bottleneck/format.ts';
 
 import { checkAdaloraConfig, readAdaloraTensors, type AdaloraImport } from './methods/adalora/format.ts';
 import type { MethodId } from './methods/ids.ts';
@@ -342,7 +342,7 @@ export async function importPeftAdapter(source: Uint8Array | ByteSource | ModelF
   const adapter = await importAnyAdapter(source, model, name);
   if (adapter.kind === 'bottleneck') {
     throw new AdapterError(adapter.where, [
-      `a ${adapter.method === 'houlsby' ? 'Houlsby' : 'Pfeiffer'} bottleneck adapter: it evaluates and generates here (eval/generate --adapter), but it is not a PEFT adapter and, being non-linear, cannot be merged or exported to GGUF or TRL`,
+      `a ${bottleneckName(adapter.method)} bottleneck adapter: it evaluates and generates here (eval/generate --adapter), but it is not a PEFT adapter and, being non-linear, cannot be merged or exported to GGUF or TRL`,
     ]);
   }
   return adapter;

@@ -13,7 +13,7 @@ import { adaloraSegmentName } from '../methods/adalora/config.ts';
 import { adapterMethod, type LoraAdapter } from '../peft.ts';
 import { aMethodLabel, continuationMethod } from '../methods/registry.ts';
 import { loadFullRunTensors, loadRunAdapterOfAnyKind, workerRunsDb } from './adapters.ts';
-import { bottleneckInitial } from '../methods/bottleneck/format.ts';
+import { bottleneckInitial, bottleneckName } from '../methods/bottleneck/format.ts';
 import { UserError, type LoadedModel } from './state.ts';
 
 export interface Continuation {
@@ -68,7 +68,7 @@ export async function continuationFor(runId: string, config: TrainConfig, model:
   }
   const adapter = await loadRunAdapterOfAnyKind(runId);
   if (adapter.kind === 'bottleneck') {
-    if (config.method !== adapter.method) throw new UserError(`cannot continue "${record.name}": it is a ${adapter.method === 'houlsby' ? 'Houlsby' : 'Pfeiffer'} bottleneck adapter and this run trains ${config.method}`);
+    if (config.method !== adapter.method) throw new UserError(`cannot continue "${record.name}": it is a ${bottleneckName(adapter.method)} bottleneck adapter and this run trains ${config.method}`);
     if (config.reductionFactor !== adapter.reductionFactor || config.adapterActivation !== adapter.activation) {
       throw new UserError(`cannot continue "${record.name}": its adapters have reduction factor ${adapter.reductionFactor} and ${adapter.activation}; this run asks for ${config.reductionFactor} and ${config.adapterActivation}`);
     }
