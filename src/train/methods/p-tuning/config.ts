@@ -95,6 +95,7 @@ export const pTuningMethod: TrainingMethod = {
     'small models and small data; 20 virtual tokens and an encoder as wide as the model (PEFT’s default) are the usual start, ' +
     'with a learning rate around 1e-3 to 1e-2. For deeper effect, the per-layer variant is prefix tuning (P-tuning v2).',
   peftType: 'P_TUNING',
+  continuesAs: 'prompt-tuning',
   exports: 'adapter',
   wrapsLinears: false,
   settings: ['numVirtualTokens', 'encoderHiddenSize'],
