@@ -4,6 +4,7 @@
 // so step 0 is the base model. Values given in `initial` (golden runs, continuing from a saved adapter) replace them.
 import { Rng } from '../../../data/rng.ts';
 import { planAdamwLayout } from '../../../gpu/kernels/adamw.ts';
+import { updateBackwardNeedsOnes } from '../../../model/runtime/gpu-model.ts';
 import type { Linear } from '../../../model/runtime/linear.ts';
 import { allocateTrainable, releaseTrainable, segmentBinding } from '../../trainable.ts';
 import type { AttachedMethod, MethodRuntime } from '../method.ts';
@@ -60,6 +61,7 @@ function bottleneckRuntime(id: BottleneckConfigName): MethodRuntime {
         };
         return linear;
       });
+      updateBackwardNeedsOnes(model);
       const attached: AttachedMethod = {
         ...buffers,
         trainableParams: tensors.reduce((s, t) => s + t.length, 0),
@@ -68,6 +70,7 @@ function bottleneckRuntime(id: BottleneckConfigName): MethodRuntime {
         suspendDropout: () => () => {},
         detach() {
           for (const l of linears) delete l.bottleneck;
+          updateBackwardNeedsOnes(model);
           releaseTrainable(e, buffers);
         },
       };

@@ -9,7 +9,7 @@ import type { Engine } from '../../../gpu/engine.ts';
 import type { BufferRef, Recorder } from '../../../gpu/kernel.ts';
 import { planAdamwLayout } from '../../../gpu/kernels/adamw.ts';
 import type { RowShardedTable } from '../../../gpu/sharded.ts';
-import type { GpuModel, Norm } from '../../../model/runtime/gpu-model.ts';
+import { updateBackwardNeedsOnes, type GpuModel, type Norm } from '../../../model/runtime/gpu-model.ts';
 import { fullBindingRefusal } from '../../full-run.ts';
 import { allocateTrainable, releaseTrainable, segmentBinding } from '../../trainable.ts';
 import type { AttachedMethod, MethodRuntime } from '../method.ts';
@@ -152,6 +152,7 @@ export const fullRuntime: MethodRuntime = {
     bound.forEach(({ place }, i) => place.install(copies[i]));
     const gradSegments = new Map(bound.map(({ canonical, seg }) => [canonical, segmentBinding(buffers.grads, seg.offset, seg.length)]));
     const unhooks = gradHooks.map((hook) => hook((canonical) => gradSegments.get(canonical)));
+    updateBackwardNeedsOnes(model);
 
     const attached: AttachedMethod = {
       ...buffers,
@@ -167,6 +168,7 @@ export const fullRuntime: MethodRuntime = {
         // Every tensor back to the buffer it was loaded into (a tied head follows the embedding's place).
         bound.forEach(({ place }) => place.install(place.original));
         for (const unhook of unhooks) unhook();
+        updateBackwardNeedsOnes(model);
         for (const b of copies) e.buffers.release(b);
         releaseTrainable(e, buffers);
       },

@@ -1,16 +1,15 @@
 // P-tuning's GPU side: the encoder's table and MLP in the flat trainable buffers; at every forward the encoder runs
-// over the table (three dense layers over n rows, prompt_encoder.wgsl) and its output is added at the virtual
+// over the table (three dense layers over n rows, dense-mlp.ts) and its output is added at the virtual
 // positions (virtual_tokens.wgsl); the backward takes the gradient at those positions (dP, per micro-batch) back
 // through the MLP into every tensor's gradient. Initialised as PEFT's modules are: the table N(0, 1) (nn.Embedding),
 // each Linear's weight and bias U(±1/√fan_in) (nn.Linear's kaiming_uniform(a = √5)), from the run's seed; the golden
 // runs pass PEFT's own draw.
-import { STORAGE_USAGE } from '../../../gpu/buffers.ts';
 import { planAdamwLayout } from '../../../gpu/kernels/adamw.ts';
-import { recordDenseForward, recordDenseInputGrad, recordDenseParamGrads } from '../../../gpu/kernels/prompt-encoder.ts';
 import { recordVirtualTokensBackward, recordVirtualTokensForward } from '../../../gpu/kernels/virtual-tokens.ts';
 import { deriveSeed, Rng } from '../../../data/rng.ts';
 import type { VirtualTokens } from '../../../model/runtime/virtual-tokens.ts';
 import { allocateTrainable, releaseTrainable, segmentBinding } from '../../trainable.ts';
+import { createDenseMlp, type DenseLayer } from '../dense-mlp.ts';
 import type { AttachedMethod, MethodRuntime } from '../method.ts';
 import { standardNormal } from '../prompt-tuning/runtime.ts';
 import { encoderHidden, P_TUNING_TENSORS, pTuningMethod, pTuningSegmentName, pTuningShapes, type PTuningTensor } from './config.ts';
@@ -62,40 +61,33 @@ export const pTuningRuntime: MethodRuntime = {
       const s = known.get(pTuningSegmentName(t))!;
       return segmentBinding(buffers.grads, s.offset, s.length);
     };
-    const scratch: GPUBuffer[] = [];
-    const alloc = (floats: number, label: string) => {
-      const b = e.buffers.acquire(floats * 4, STORAGE_USAGE, `ptuning.${label}`);
-      scratch.push(b);
-      return b;
-    };
-    // (n, H) hidden activations, (n, C) the prompt, and the backward's (n, C) dP and (n, H) pre-activation gradients.
-    const h1 = alloc(n * H, 'h1');
-    const h2 = alloc(n * H, 'h2');
-    const P = alloc(n * C, 'P');
-    const dP = alloc(n * C, 'dP');
-    const dz2 = alloc(n * H, 'dz2');
-    const dz1 = alloc(n * H, 'dz1');
-    const E = param('embedding.weight');
-    const W0 = param('mlp_head.0.weight');
-    const W2 = param('mlp_head.2.weight');
-    const W4 = param('mlp_head.4.weight');
+    const layer = (name: 'mlp_head.0' | 'mlp_head.2' | 'mlp_head.4', inF: number, outF: number, activation: DenseLayer['activation']): DenseLayer => ({
+      in: inF,
+      out: outF,
+      weight: param(`${name}.weight`),
+      bias: param(`${name}.bias`),
+      dWeight: grad(`${name}.weight`),
+      dBias: grad(`${name}.bias`),
+      activation,
+    });
+    // The encoder's output is the (n, C) prompt P; the virtual tokens' backward overwrites its dOutput with dP.
+    const encoder = createDenseMlp(e, {
+      label: 'ptuning',
+      rows: n,
+      input: param('embedding.weight'),
+      dInput: grad('embedding.weight'),
+      layers: [layer('mlp_head.0', C, H, 'relu'), layer('mlp_head.2', H, H, 'relu'), layer('mlp_head.4', H, C, 'none')],
+    });
     const vt = (T: number) => ({ rows: T, C, base: cfg.vocabSize, n });
     const hook: VirtualTokens = {
       count: n,
       recordForward(rec, T, tokens, x) {
-        recordDenseForward(rec, { rows: n, K: C, O: H }, { X: E, W: W0, bias: param('mlp_head.0.bias'), Y: h1 }, true);
-        recordDenseForward(rec, { rows: n, K: H, O: H }, { X: h1, W: W2, bias: param('mlp_head.2.bias'), Y: h2 }, true);
-        recordDenseForward(rec, { rows: n, K: H, O: C }, { X: h2, W: W4, bias: param('mlp_head.4.bias'), Y: P }, false);
-        recordVirtualTokensForward(rec, vt(T), { ids: tokens, P, x });
+        encoder.recordForward(rec);
+        recordVirtualTokensForward(rec, vt(T), { ids: tokens, P: encoder.output, x });
       },
       recordBackward(rec, T, tokens, dx, accumulate) {
-        recordVirtualTokensBackward(rec, vt(T), { ids: tokens, dx, dP }, false);
-        recordDenseParamGrads(rec, { rows: n, K: H, O: C }, { dZ: dP, X: h2, dW: grad('mlp_head.4.weight'), db: grad('mlp_head.4.bias') }, accumulate);
-        recordDenseInputGrad(rec, { rows: n, K: H, O: C }, { dZ: dP, W: W4, mask: h2, dX: dz2 }, false);
-        recordDenseParamGrads(rec, { rows: n, K: H, O: H }, { dZ: dz2, X: h1, dW: grad('mlp_head.2.weight'), db: grad('mlp_head.2.bias') }, accumulate);
-        recordDenseInputGrad(rec, { rows: n, K: H, O: H }, { dZ: dz2, W: W2, mask: h1, dX: dz1 }, false);
-        recordDenseParamGrads(rec, { rows: n, K: C, O: H }, { dZ: dz1, X: E, dW: grad('mlp_head.0.weight'), db: grad('mlp_head.0.bias') }, accumulate);
-        recordDenseInputGrad(rec, { rows: n, K: C, O: H }, { dZ: dz1, W: W0, dX: grad('embedding.weight') }, accumulate);
+        recordVirtualTokensBackward(rec, vt(T), { ids: tokens, dx, dP: encoder.dOutput }, false);
+        encoder.recordBackward(rec, accumulate);
       },
     };
     model.virtualTokens = hook;
@@ -106,7 +98,7 @@ export const pTuningRuntime: MethodRuntime = {
       suspendDropout: () => () => {},
       detach() {
         if (model.virtualTokens === hook) delete model.virtualTokens;
-        for (const b of scratch.splice(0)) e.buffers.release(b);
+        encoder.release();
         releaseTrainable(e, buffers);
       },
     };
