@@ -5,7 +5,7 @@
 import { Rng } from '../../../data/rng.ts';
 import { planAdamwLayout } from '../../../gpu/kernels/adamw.ts';
 import { updateBackwardNeedsOnes } from '../../../model/runtime/gpu-model.ts';
-import type { Linear } from '../../../model/runtime/linear.ts';
+import { assertUnwrapped, type Linear } from '../../../model/runtime/linear.ts';
 import { allocateTrainable, releaseTrainable, segmentBinding } from '../../trainable.ts';
 import type { AttachedMethod, MethodRuntime } from '../method.ts';
 import type { BottleneckConfigName } from './format.ts';
@@ -29,7 +29,7 @@ function bottleneckRuntime(id: BottleneckConfigName): MethodRuntime {
       for (const m of modules) {
         const linear = byPath.get(m.peftPath);
         if (!linear) throw new Error(`bottleneck adapter target ${m.peftPath} is not a linear layer of the loaded model`);
-        if (linear.lora || linear.ia3 || linear.dora || linear.grad || linear.bottleneck) throw new Error(`${m.peftPath} is already wrapped by another adapter`);
+        assertUnwrapped(linear, m.peftPath);
       }
       const host = new Float32Array(layout.totalLength);
       const rng = new Rng(init.seed);

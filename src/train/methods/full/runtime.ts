@@ -4,6 +4,7 @@
 // underneath — detaching puts them back, so the studio's base-vs-trained comparisons and the next run start from the
 // base model without reloading it. The gradients are written by the backward's hooks: Linear.grad, Norm.grad and
 // GpuModel.tableGrads (src/model/runtime/transformer.ts).
+import { assertUnwrapped } from '../../../model/runtime/linear.ts';
 import { STORAGE_USAGE, writeBuffer } from '../../../gpu/buffers.ts';
 import type { Engine } from '../../../gpu/engine.ts';
 import type { BufferRef, Recorder } from '../../../gpu/kernel.ts';
@@ -109,7 +110,7 @@ export const fullRuntime: MethodRuntime = {
   attach(e, model, _c, _modules, init) {
     if (model.quant !== 'none') throw new FullFineTuningError('full fine-tuning trains full-precision weights: load the model without NF4 quantization');
     for (const { module, linear } of model.modules) {
-      if (linear.lora || linear.ia3 || linear.dora || linear.grad) throw new FullFineTuningError(`${module.peftPath} is already wrapped by another adapter`);
+      assertUnwrapped(linear, module.peftPath, (m) => new FullFineTuningError(m));
     }
     if (model.tableGrads) throw new FullFineTuningError('the model is already being fully fine-tuned by another run');
     const tensors = fullTensors(model.config);
