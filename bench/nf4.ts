@@ -72,7 +72,7 @@ export async function runNf4(ctx: BenchContext): Promise<SectionResult> {
         formatSci(r.relDiffVsF32),
       ]),
       notes: [
-        'NF4: bitsandbytes-exact blocks of 64 with double quantization (u8 absmax per block, f32 per 256 blocks), decoded in the loads; NF4 has naive, tiled and blocked variants (blocked decodes each weight tile once per 64 rows), f32/f16 matmul also blocked4.',
+        'NF4: bitsandbytes-exact blocks of 64 with double quantization (u8 absmax per block, f32 per 256 blocks), decoded in the loads (naive, tiled, blocked: blocked decodes each weight tile once per 64 rows) or whole before the product (dequant); f32/f16 matmul also blocked4.',
         '"dequant → blocked4": the whole weight decoded into an f32 scratch, then the f32 blocked4 product (the dequant route, timed together; the runtime takes it from 256 rows when the tuner picks it).',
         '"best" compares the fastest variant of each weight type. time NF4/f16 < 1.3× and memory f16/NF4 ≥ 3.5× are the issue\'s targets on a real GPU.',
         'bytes: the GPU buffers holding W (NF4: codes + absmax + double-quant statistics).',

@@ -10,6 +10,7 @@ import { exportAdapterGguf, exportGguf, GGUF_EXPORT_TYPES, type GgufExportType }
 import type { GgufFile } from '../export/gguf.ts';
 import { ollamaModelfile } from '../export/modelfile.ts';
 import { bottleneckRefusal } from '../train/methods/bottleneck/format.ts';
+import { adapterMethod } from '../train/peft.ts';
 import { oneOf, optionalString, parseFlags, requiredString, UsageError } from './args.ts';
 import { openModelFolder, percent, processIo, readAnyAdapter, writeChunksAtomic, type CliIo } from './load.ts';
 
@@ -47,18 +48,19 @@ export async function exportGgufCommand(args: string[], io: CliIo = processIo): 
 
   const folder = await openModelFolder(modelDir);
   const adapter = adapterPath === undefined ? null : await readAnyAdapter(adapterPath, folder.config);
+  const method = adapter && adapterMethod(adapter);
   if (adapter?.kind === 'prompt') {
-    const what = adapter.peftType === 'PREFIX_TUNING' ? 'a key/value prefix' : 'virtual tokens';
+    const what = method === 'prefix-tuning' ? 'a key/value prefix' : 'virtual tokens';
     throw new UsageError(`export-gguf: ${adapterPath} is a ${adapter.peftType} adapter: llama.cpp has no ${what} and there is nothing to merge; export the base model without --adapter`);
   }
   if (adapter?.kind === 'bottleneck') throw new UsageError(`export-gguf: ${bottleneckRefusal('the GGUF export', adapter.method, adapterPath!)}`);
-  if (adapter?.kind === 'ia3' && loraOut !== undefined) {
+  if (method === 'ia3' && loraOut !== undefined) {
     throw new UsageError(`export-gguf: ${adapterPath} is an IA³ adapter, which has no LoRA form for --lora-out; export it merged (without --lora-out)`);
   }
-  if (adapter?.kind !== 'ia3' && adapter?.dora && loraOut !== undefined) {
+  if (method === 'dora' && loraOut !== undefined) {
     throw new UsageError(`export-gguf: ${adapterPath} is a DoRA adapter (use_dora), which llama.cpp's LoRA GGUF cannot hold; export it merged (without --lora-out)`);
   }
-  if (adapter?.kind === 'lora' && adapter.adalora && loraOut !== undefined) {
+  if (method === 'adalora' && loraOut !== undefined) {
     throw new UsageError(`export-gguf: ${adapterPath} is an AdaLoRA adapter (per-layer ranks, scale α / (init_r + 1e-5)), which llama.cpp's LoRA GGUF cannot hold; export it merged (without --lora-out)`);
   }
   for (const w of adapter?.warnings ?? []) io.stderr(`export-gguf: ${adapterPath}: ${w}`);
@@ -94,7 +96,7 @@ export async function exportGgufCommand(args: string[], io: CliIo = processIo): 
       out,
       type,
       merged,
-      ...(adapter ? { method: adapter.kind === 'ia3' ? 'ia3' : adapter.dora ? 'dora' : adapter.adalora ? 'adalora' : 'lora', modules: adapter.modules.length, ...(adapter.kind !== 'ia3' && { rank: adapter.rank, scale: adapter.scale }) } : {}),
+      ...(adapter ? { method, modules: adapter.modules.length, ...(adapter.kind !== 'ia3' && { rank: adapter.rank, scale: adapter.scale }) } : {}),
       ...(loraOut ? { loraOut, alpha } : {}),
       modelfile: modelfilePath,
       template: modelfile.template,

@@ -3,7 +3,8 @@
 // written to a temporary name and renamed, so an interrupted merge never leaves a half file under the real name.
 import { mkdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { mergeModel } from '../train/merge.ts';
+import { mergeModel, promptMergeRefusal } from '../train/merge.ts';
+import { adapterMethod } from '../train/peft.ts';
 import { bottleneckRefusal } from '../train/methods/bottleneck/format.ts';
 import { oneOf, parseFlags, requiredString, UsageError } from './args.ts';
 import { openModelFolder, processIo, readAnyAdapter, writeChunksAtomic, type CliIo } from './load.ts';
@@ -28,10 +29,7 @@ export async function mergeCommand(args: string[], io: CliIo = processIo): Promi
 
   const folder = await openModelFolder(modelDir);
   const adapter = await readAnyAdapter(adapterPath, folder.config);
-  if (adapter.kind === 'prompt') {
-    const what = adapter.peftType === 'PREFIX_TUNING' ? 'its key/value prefix is attention input, not a weight' : 'its virtual tokens are inputs, not weights';
-    throw new UsageError(`merge: ${adapterPath} is a ${adapter.peftType} adapter: ${what}, so there is nothing to merge (eval and generate take it with --adapter)`);
-  }
+  if (adapter.kind === 'prompt') throw new UsageError(`merge: ${promptMergeRefusal(adapter, adapterPath)} (eval and generate take it with --adapter)`);
   if (adapter.kind === 'bottleneck') throw new UsageError(`merge: ${bottleneckRefusal('merging', adapter.method, adapterPath)}`);
   const merged = await mergeModel(folder.files, adapter, undefined, dtype);
   await mkdir(out, { recursive: true });
@@ -45,5 +43,5 @@ export async function mergeCommand(args: string[], io: CliIo = processIo): Promi
     await merged.close();
   }
   const lora = adapter.kind === 'ia3' ? {} : { rank: adapter.rank, scale: adapter.scale };
-  io.stdout(JSON.stringify({ out, dtype, method: adapter.kind === 'ia3' ? 'ia3' : adapter.dora ? 'dora' : 'lora', modules: adapter.modules.length, ...lora }));
+  io.stdout(JSON.stringify({ out, dtype, method: adapterMethod(adapter), modules: adapter.modules.length, ...lora }));
 }

@@ -12,6 +12,7 @@
 //
 // train.py reads the result from run.json ("method") and passes `lora` to LoraConfig(**lora) unchanged.
 import type { ModelConfig } from '../model/config.ts';
+import { bottleneckName } from '../train/methods/bottleneck/format.ts';
 
 /** LoraConfig's keyword arguments (peft 0.21), JSON-ready. */
 export interface PeftLoraKwargs {
@@ -80,7 +81,7 @@ export function peftMethodPlan(config: MethodSettings, model: Pick<ModelConfig, 
   }
   if (config.method === 'houlsby' || config.method === 'pfeiffer') {
     throw new Error(
-      `method = "${config.method}": ${config.method === 'houlsby' ? 'Houlsby' : 'Pfeiffer'} bottleneck adapters have no TRL form — PEFT, which TRL's SFTTrainer trains with, has no bottleneck adapters`,
+      `method = "${config.method}": ${bottleneckName(config.method)} bottleneck adapters have no TRL form — PEFT, which TRL's SFTTrainer trains with, has no bottleneck adapters`,
     );
   }
   if (config.method === 'adalora') {

@@ -10,7 +10,7 @@
 // the base model is restored exactly and the GPU buffers uploaded here are released.
 import { uploadBuffer } from '../gpu/buffers.ts';
 import type { Engine } from '../gpu/engine.ts';
-import type { GpuModel } from '../model/runtime/gpu-model.ts';
+import { updateBackwardNeedsOnes, type GpuModel } from '../model/runtime/gpu-model.ts';
 import { STORAGE_USAGE } from '../gpu/buffers.ts';
 import { doraScalesStride } from '../gpu/kernels/dora.ts';
 import type { BottleneckAdapter } from '../model/runtime/bottleneck.ts';
@@ -138,7 +138,9 @@ export function attachAdapter(e: Engine, model: GpuModel, adapter: AnyAdapter | 
       if (before?.bottleneck) linear.bottleneck = before.bottleneck;
       else delete linear.bottleneck;
     }
+    updateBackwardNeedsOnes(model);
     for (const b of buffers.splice(0)) e.buffers.release(b);
   }
+  updateBackwardNeedsOnes(model);
   return restore;
 }

@@ -8,7 +8,7 @@ import { planAdamwLayout, type AdamwLayout } from '../gpu/kernels/adamw.ts';
 import { Rng } from '../data/rng.ts';
 import type { GpuModel } from '../model/runtime/gpu-model.ts';
 import { PEFT_DEFAULT_TARGET_MODULES, type LinearModule } from '../model/weights.ts';
-import type { Linear } from '../model/runtime/linear.ts';
+import { assertUnwrapped, type Linear } from '../model/runtime/linear.ts';
 import { loraSegmentName } from './lora-names.ts';
 import type { AttachedMethod } from './methods/method.ts';
 import { loraScale } from './methods/lora-scale.ts';
@@ -94,6 +94,7 @@ export function attachLora(
   });
   const missing = selected.filter((m) => !byPath.has(m.peftPath)).map((m) => m.peftPath);
   if (missing.length) throw new Error(`LoRA target ${missing.join(', ')} is not a linear layer of the loaded model`);
+  for (const m of selected) assertUnwrapped(byPath.get(m.peftPath)!, m.peftPath);
   const buffers = allocateTrainable(e, layout, host, 'lora');
   const state: LoraState = {
     spec,

@@ -12,7 +12,7 @@ import { f32ArrayToBf16, f32ArrayToF16 } from '../gpu/half.ts';
 import { openModelWeights } from '../model/load.ts';
 import { compareUtf8, SafetensorsError } from '../model/safetensors.ts';
 import { mergeDoraWeight } from './methods/dora/config.ts';
-import type { PeftAdapter } from './peft.ts';
+import { adapterMethod, type PeftAdapter, type PromptAdapter } from './peft.ts';
 
 /**
  * W + scale·B·A, as a new array. W is [out, in] for nn.Linear, [in, out] for GPT-2's Conv1D (fanInFanOut), where the
@@ -71,14 +71,18 @@ export function mergeIa3(
   return out;
 }
 
+/** Why a prompt-learning adapter (from `where`) has nothing to merge: the one wording of the studio's merge and the
+ *  CLI's, each adding what to do instead. */
+export function promptMergeRefusal(adapter: PromptAdapter, where: string): string {
+  const what = adapterMethod(adapter) === 'prefix-tuning' ? 'its key/value prefix is attention input, not a weight' : 'its virtual tokens are inputs, not weights';
+  return `${where} is a ${adapter.peftType} adapter: ${what}, so there is nothing to merge`;
+}
+
 /** How `adapter` changes the base checkpoint, per canonical tensor name ("layers.0.attn.q.weight"): LoRA adds s·B·A
  *  to adapted weights; DoRA rescales W + s·B·A row by row (methods/dora/config.ts mergeDoraWeight); IA³ scales weights, and the bias of a layer whose output it scales (as PEFT's merge does). */
 export function adapterMerges(adapter: PeftAdapter): Map<string, (x: Float32Array) => Float32Array> {
   const merges = new Map<string, (x: Float32Array) => Float32Array>();
-  if (adapter.kind === 'prompt') {
-    const what = adapter.peftType === 'PREFIX_TUNING' ? 'its key/value prefix is attention input, not a weight' : 'its virtual tokens are inputs, not weights';
-    throw new Error(`${adapter.where}: a ${adapter.peftType} adapter has nothing to merge: ${what} (use the adapter as it is)`);
-  }
+  if (adapter.kind === 'prompt') throw new Error(`${promptMergeRefusal(adapter, adapter.where)} (use the adapter as it is)`);
   if (adapter.kind === 'ia3') {
     for (const m of adapter.modules) {
       const shape = m.module;

@@ -18,9 +18,10 @@ import { basePrefix, linearModules, selectTargetModules, type LinearModule } fro
 import { loraScale } from './methods/lora-scale.ts';
 import { openAdapterArchive } from './adapter-archive.ts';
 import { AdapterError } from './adapter-error.ts';
-import { isBottleneckConfig, readBottleneckAdapter, type BottleneckAdapter } from './methods/bottleneck/format.ts';
+import { bottleneckName, isBottleneckConfig, readBottleneckAdapter, type BottleneckAdapter } from './methods/bottleneck/format.ts';
 
 import { checkAdaloraConfig, readAdaloraTensors, type AdaloraImport } from './methods/adalora/format.ts';
+import type { MethodId } from './methods/ids.ts';
 
 export { AdapterError };
 
@@ -314,13 +315,34 @@ export type PeftAdapter = (LoraAdapter & { where?: string }) | Ia3Adapter | Prom
  *  methods/bottleneck/format.ts, as PEFT has none). */
 export type AnyAdapter = PeftAdapter | BottleneckAdapter;
 
+/** The registry method (methods/registry.ts) whose prompt-learning adapter has this peft_type. */
+const PROMPT_METHODS = { PROMPT_TUNING: 'prompt-tuning', P_TUNING: 'p-tuning', PREFIX_TUNING: 'prefix-tuning' } as const satisfies Record<PromptAdapter['peftType'], MethodId>;
+
+/** The training method that made `adapter`, by its registry id: what the studio and the CLI name it by
+ *  (METHODS[id].label) and what a run continuing it trains (continuationMethod: P-tuning's continues as prompt
+ *  tuning). The one place that reads the method off an imported adapter's kind, peft_type, use_dora and AdaLoRA
+ *  fields. Full fine-tuning saves the model's weights, not an adapter, so it is never the answer. */
+export function adapterMethod(adapter: AnyAdapter): MethodId {
+  switch (adapter.kind) {
+    case 'bottleneck':
+      return adapter.method;
+    case 'ia3':
+      return 'ia3';
+    case 'prompt':
+      return PROMPT_METHODS[adapter.peftType];
+    default:
+      // LoRA's form (kind "lora" or absent): an AdaLoRA adapter is read into it too, and never has use_dora.
+      return adapter.dora ? 'dora' : adapter.adalora ? 'adalora' : 'lora';
+  }
+}
+
 /** importAnyAdapter for what takes PEFT adapters only (merging, GGUF, the studio's runs): a bottleneck adapter is
  *  refused by name. */
 export async function importPeftAdapter(source: Uint8Array | ByteSource | ModelFiles, model: ModelConfig, name?: string): Promise<PeftAdapter> {
   const adapter = await importAnyAdapter(source, model, name);
   if (adapter.kind === 'bottleneck') {
     throw new AdapterError(adapter.where, [
-      `a ${adapter.method === 'houlsby' ? 'Houlsby' : 'Pfeiffer'} bottleneck adapter: it evaluates and generates here (eval/generate --adapter), but it is not a PEFT adapter and, being non-linear, cannot be merged or exported to GGUF or TRL`,
+      `a ${bottleneckName(adapter.method)} bottleneck adapter: it evaluates and generates here (eval/generate --adapter), but it is not a PEFT adapter and, being non-linear, cannot be merged or exported to GGUF or TRL`,
     ]);
   }
   return adapter;

@@ -107,6 +107,26 @@ describe.each(CASES)('golden P-tuning run with the LSTM encoder against PEFT: %s
   });
 });
 
+describe.each(CASES)('the LSTM encoder\'s gradients accumulate over micro-batches: %s', (name) => {
+  it('one row at a time, 3 micro-batches, gives PEFT\'s whole-batch step-1 loss, grad norm and gradients', async () => {
+    const g: PTuningLstmGolden = JSON.parse(readFileSync(join(FIXTURES, 'golden', `train_ptuning_lstm_${name}.json`), 'utf8'));
+    const tf = await loadTransformer(e, nodeFolder(join(FIXTURES, 'models', name)), kernelChoiceFor('naive'), { dtype: 'f32', quant: 'none' });
+    const rows = goldenRows(g);
+    const config = {
+      ...goldenConfig(g, { method: 'p-tuning', targets: [], numVirtualTokens: g.num_virtual_tokens, encoderType: 'lstm', encoderHiddenSize: g.encoder_hidden_size, encoderNumLayers: g.encoder_num_layers }),
+      batchSize: 1,
+      gradAccum: rows.length,
+    } as const;
+    const initial = new Map([...segments(g.initial)].map(([k, v]) => [k, Float32Array.from(v)]));
+    const trainer = new Trainer({ engine: e, transformer: tf, config, train: rows, padId: 0, initial });
+    try {
+      await expectGoldenSteps(e, trainer, { ...g, steps: g.steps.slice(0, 1) }, (step) => (step === 1 ? segments(g.grads['1']) : undefined));
+    } finally {
+      trainer.dispose();
+    }
+  });
+});
+
 describe('our P-tuning LSTM adapters in the real PEFT', () => {
   it('has the reference Python wherever CI runs', () => {
     if (process.env.CI === 'true') expect(python, 'CI creates .venv-ref (scripts/setup-reference-python.sh)').not.toBeNull();

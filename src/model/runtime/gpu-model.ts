@@ -71,6 +71,16 @@ export interface GpuModel {
   virtualTokens?: VirtualTokens;
   /** Prefix tuning's per-layer key/value rows ahead of every segment (attention-prefix.ts), while attached. */
   attentionPrefix?: AttentionPrefix;
+  /** Some gradient of the backward is a bias's, taken as onesᵀ·dy (full fine-tuning's biases, a bottleneck adapter's
+   *  b_d and b_u), so recordBackward fills a ones vector for them. Stored by updateBackwardNeedsOnes when those hooks
+   *  change, so no backward walks every layer to find out. */
+  backwardNeedsOnes?: boolean;
+}
+
+/** Re-decides GpuModel.backwardNeedsOnes from the hooks now in place. Call it after setting or removing
+ *  GpuModel.tableGrads or any Linear.bottleneck (a method's attach and detach, an adapter's attach and undo). */
+export function updateBackwardNeedsOnes(model: GpuModel): void {
+  model.backwardNeedsOnes = !!model.tableGrads || model.blocks.some((b) => [...b.linears.values()].some((l) => l.bottleneck));
 }
 
 export class ModelLoadError extends Error {

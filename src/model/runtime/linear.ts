@@ -86,6 +86,13 @@ export interface Linear {
   bottleneck?: BottleneckAdapter;
 }
 
+/** Refuses a layer some method already wraps (at most one does, see Linear): every method's attach checks each
+ *  target with this before it allocates or changes anything, so a refusal leaves the model as it was. `fail` makes
+ *  the error (a method's own type, e.g. full fine-tuning's). */
+export function assertUnwrapped(linear: Linear, path: string, fail: (message: string) => Error = (m) => new Error(m)): void {
+  if (linear.lora || linear.ia3 || linear.dora || linear.bottleneck || linear.grad) throw fail(`${path} is already wrapped by another adapter`);
+}
+
 /** Full fine-tuning's gradients of one dense layer: ranges of the flat trainable grads. */
 export interface LinearGrad {
   dW: BufferRef;

@@ -482,9 +482,9 @@ export function recordBackward(rec: Recorder, e: Engine, tf: Transformer, batch:
   // first command runs.
   const slot = tables ? nextBackwardSlot(rec) : 0;
   // Bias gradients are onesᵀ·dy (full fine-tuning's biases, bottleneck adapters' b_d and b_u): one ones vector per
-  // backward serves every layer.
+  // backward serves every layer. Whether any layer has one was decided when its method attached.
   let ones: GPUBuffer | undefined;
-  if (tables || model.blocks.some((b) => [...b.linears.values()].some((l) => l.bottleneck))) {
+  if (model.backwardNeedsOnes) {
     ones = alloc(R, 'ones');
     rec.write(ones, new Float32Array(R).fill(1));
   }

@@ -8,7 +8,7 @@ import { virtualTokenCount } from '../../train/methods/prompt-tuning/config.ts';
 import { requestId, sendToEngine } from '../engine-link.ts';
 import { saveFile } from '../downloads.ts';
 import { liveMetrics } from '../metrics-buffer.ts';
-import { METHODS } from '../../train/methods/registry.ts';
+import { continuationMethod, METHODS } from '../../train/methods/registry.ts';
 import { newRunId, requestPersistenceOnce, type RunRecord, type RunSample } from '../runs-db.ts';
 import type { DatasetSlice } from './dataset.ts';
 import type { ModelsSlice } from './models.ts';
@@ -221,7 +221,7 @@ export const createTrainSlice: StateCreator<Deps, [], [], TrainSlice> = (set, ge
       const c = normalizeConfig(run.config);
       // A P-tuning adapter holds the encoder's output only (as PEFT saves it): it continues as prompt tuning.
       // A prefix-tuning adapter holds the prefix only (after its projection): it continues as plain prefix tuning.
-      const method = c.method === 'p-tuning' ? 'prompt-tuning' : c.method;
+      const method = continuationMethod(c.method);
       const prompt = method === 'prompt-tuning' || method === 'prefix-tuning' ? { numVirtualTokens: c.numVirtualTokens } : {};
       const from: TrainFrom = { runId: run.id, name: run.name, method, rank: c.rank, alpha: c.alpha, rslora: c.rslora, targets: [...c.targets], ...prompt };
       // The rest of the form stays as it is (this dataset's settings); a continued run starts its schedule anew.

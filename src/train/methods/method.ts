@@ -93,6 +93,9 @@ export interface TrainingMethod {
   advice: string;
   /** adapter_config.json's peft_type; null for what PEFT does not save as an adapter. */
   peftType: string | null;
+  /** The method a run continuing this method's saved adapter trains, where not this one: the adapter lacks part of
+   *  what this method trains (P-tuning's holds the prompt encoder's output only, as PEFT saves it: prompt tuning). */
+  continuesAs?: MethodId;
   /** What a run exports: a PEFT adapter (exportAdapter), or the whole model as a folder transformers loads (full
    *  fine-tuning: methods/full/model-folder.ts). */
   exports: 'adapter' | 'model';

@@ -33,6 +33,18 @@ export function methodFor(id: MethodId): TrainingMethod {
   return m;
 }
 
+/** The method a run continuing a saved adapter of method `id` trains: `id` itself unless its adapter lacks part of
+ *  what it trains (TrainingMethod.continuesAs: a P-tuning adapter continues as prompt tuning). */
+export function continuationMethod(id: MethodId): MethodId {
+  return METHODS[id]?.continuesAs ?? id; // a saved run's unknown id passes through, as describeMethod's does
+}
+
+/** A method's label with its article, for the middle of a sentence: "a LoRA", "an IA³", "an AdaLoRA". */
+export function aMethodLabel(id: MethodId): string {
+  const { label } = METHODS[id];
+  return `${/^[AEIOU]/i.test(label) ? 'an' : 'a'} ${label}`;
+}
+
 /** A run's method in a few words for lists: LoRA's rank and alpha ("r = 8, α = 16"), DoRA's with its name
  *  ("DoRA r = 8, α = 16"), a prompt method's virtual tokens ("Prompt tuning, 20 virtual tokens"), another method's
  *  name. */

@@ -10,9 +10,10 @@ import { ia3SegmentName } from '../methods/ia3/config.ts';
 import { PROMPT_EMBEDDINGS } from '../methods/prompt-tuning/config.ts';
 import { doraMagnitudeSegmentName } from '../methods/dora/config.ts';
 import { adaloraSegmentName } from '../methods/adalora/config.ts';
-import type { LoraAdapter } from '../peft.ts';
+import { adapterMethod, type LoraAdapter } from '../peft.ts';
+import { aMethodLabel, continuationMethod } from '../methods/registry.ts';
 import { loadFullRunTensors, loadRunAdapterOfAnyKind, workerRunsDb } from './adapters.ts';
-import { bottleneckInitial } from '../methods/bottleneck/format.ts';
+import { bottleneckInitial, bottleneckName } from '../methods/bottleneck/format.ts';
 import { UserError, type LoadedModel } from './state.ts';
 
 export interface Continuation {
@@ -67,28 +68,20 @@ export async function continuationFor(runId: string, config: TrainConfig, model:
   }
   const adapter = await loadRunAdapterOfAnyKind(runId);
   if (adapter.kind === 'bottleneck') {
-    if (config.method !== adapter.method) throw new UserError(`cannot continue "${record.name}": it is a ${adapter.method === 'houlsby' ? 'Houlsby' : 'Pfeiffer'} bottleneck adapter and this run trains ${config.method}`);
+    if (config.method !== adapter.method) throw new UserError(`cannot continue "${record.name}": it is a ${bottleneckName(adapter.method)} bottleneck adapter and this run trains ${config.method}`);
     if (config.reductionFactor !== adapter.reductionFactor || config.adapterActivation !== adapter.activation) {
       throw new UserError(`cannot continue "${record.name}": its adapters have reduction factor ${adapter.reductionFactor} and ${adapter.activation}; this run asks for ${config.reductionFactor} and ${config.adapterActivation}`);
     }
     return { initial: bottleneckInitial(adapter), parent };
   }
-  const kind =
-    adapter.kind === 'prompt'
-      ? adapter.peftType === 'PREFIX_TUNING' ? 'prefix-tuning' : 'prompt-tuning'
-      : adapter.kind === 'ia3' ? 'ia3' : adapter.dora ? 'dora' : adapter.adalora ? 'adalora' : 'lora';
-  const label = { ia3: 'IA³', dora: 'DoRA', adalora: 'AdaLoRA', lora: 'LoRA', 'prompt-tuning': 'prompt-tuning', 'prefix-tuning': 'prefix-tuning' }[kind];
-  if (config.method !== kind) throw new UserError(`cannot continue "${record.name}": it is a ${label} adapter and this run trains ${config.method}`);
+  const method = continuationMethod(adapterMethod(adapter));
+  if (config.method !== method) throw new UserError(`cannot continue "${record.name}": it is ${aMethodLabel(method)} adapter and this run trains ${config.method}`);
   if (adapter.kind === 'lora' && adapter.adalora) return { initial: adaloraInitial(record.name, adapter, config), parent };
-  if (adapter.kind === 'prompt' && adapter.peftType === 'PREFIX_TUNING') {
-    // The saved table (after the projection, if the run had one) continues as a plain prefix: without the MLP.
-    if (config.numVirtualTokens !== adapter.numVirtualTokens) throw new UserError(`cannot continue "${record.name}": it has ${adapter.numVirtualTokens} virtual tokens and this run asks for ${config.numVirtualTokens}`);
-    if (config.prefixProjection) throw new UserError(`cannot continue "${record.name}" with prefix projection: the adapter holds the prefix only (PEFT saves no MLP); continue without it`);
-    return { initial: new Map([[PROMPT_EMBEDDINGS, adapter.embeddings]]), parent };
-  }
   if (adapter.kind === 'prompt') {
-    // P-tuning's too: its saved table (the encoder's output) continues as plain virtual tokens.
+    // P-tuning's table (the encoder's output) continues as plain virtual tokens; a prefix's (after the projection, if
+    // the run had one) as a plain prefix, without the MLP.
     if (config.numVirtualTokens !== adapter.numVirtualTokens) throw new UserError(`cannot continue "${record.name}": it has ${adapter.numVirtualTokens} virtual tokens and this run asks for ${config.numVirtualTokens}`);
+    if (method === 'prefix-tuning' && config.prefixProjection) throw new UserError(`cannot continue "${record.name}" with prefix projection: the adapter holds the prefix only (PEFT saves no MLP); continue without it`);
     return { initial: new Map([[PROMPT_EMBEDDINGS, adapter.embeddings]]), parent };
   }
   if (adapter.kind === 'ia3') return { initial: new Map(adapter.modules.map((m) => [ia3SegmentName(m.peftPath), m.l])), parent };

@@ -107,7 +107,7 @@ describe('importing an adapter', () => {
     // layers.1.q_proj kept no triplet (rank 0 in PEFT's file): all masked.
     expect([...initial.get('model.layers.1.self_attn.q_proj.adalora_mask')!]).toEqual([0, 0, 0, 0, 0, 0]);
     await expect(continuationFor('run-e', { ...record.config, initR: 8 }, state.model!)).rejects.toThrow('cannot continue "ada": it has init_r 6 and this run asks for 8');
-    await expect(continuationFor('run-e', { ...record.config, method: 'lora' }, state.model!)).rejects.toThrow('cannot continue "ada": it is a AdaLoRA adapter and this run trains lora');
+    await expect(continuationFor('run-e', { ...record.config, method: 'lora' }, state.model!)).rejects.toThrow('cannot continue "ada": it is an AdaLoRA adapter and this run trains lora');
   });
 
   it('takes a folder, and a name', async () => {
@@ -207,6 +207,31 @@ describe('importing a bottleneck adapter (the studio\'s own layout)', () => {
     const config = importedRunConfig(adapter, llama);
     expect(config).toMatchObject({ method: 'pfeiffer', reductionFactor: 4, adapterActivation: 'silu' });
     expect(selectTargetModules(llama, config.targets).map((m) => m.peftPath)).toEqual(modules.map((m) => m.peftPath));
+  });
+});
+
+describe('importing a prompt-learning adapter', () => {
+  // P-tuning's file holds the prompt encoder's output only: it is named P-tuning but continues as prompt tuning.
+  it.each([
+    ['prompt-tuning', 'prompt-tuning'],
+    ['p-tuning', 'prompt-tuning'],
+    ['prefix-tuning', 'prefix-tuning'],
+  ] as const)('a %s adapter is named by its method and stored as a %s run, continued from its table with its virtual tokens', async (id, continuedAs) => {
+    const method = METHODS[id];
+    const c = { ...DEFAULT_CONFIG, method: id, targets: [], numVirtualTokens: 3 };
+    const tensors = new Map(method.ownTensors!(llama, c).map((t) => [t.name, Float32Array.from({ length: t.length }, (_, i) => Math.sin(i + 1) / 10)]));
+    const files = method.exportAdapter({ tensors, modules: [], targetModules: [], config: c, model: llama, baseModel: 'llama' });
+    const picked = Object.entries(files).map(([name, bytes]) => new File([bytes as Uint8Array<ArrayBuffer>], name));
+    await handleImportAdapter({ type: 'import-adapter', id: 'imp-p', runId: 'run-p', source: { kind: 'folder', files: picked, name: id } }, post);
+    expect(events).toMatchObject([{ type: 'adapter-imported', id: 'imp-p', runId: 'run-p', name: id, modules: 3, method: method.label }]);
+    const [record] = await new RunsDb(kv).list();
+    expect(record.config).toEqual({ ...DEFAULT_CONFIG, method: continuedAs, targets: [], numVirtualTokens: 3, ...(id === 'prefix-tuning' && { prefixProjection: false }) });
+
+    const { initial } = await continuationFor('run-p', record.config, state.model!);
+    expect([...initial.keys()]).toEqual(['prompt_embeddings']);
+    await expect(continuationFor('run-p', { ...record.config, numVirtualTokens: 4 }, state.model!)).rejects.toThrow(`cannot continue "${id}": it has 3 virtual tokens and this run asks for 4`);
+    await expect(continuationFor('run-p', { ...record.config, method: 'lora' }, state.model!)).rejects.toThrow(`cannot continue "${id}": it is a ${METHODS[continuedAs].label} adapter and this run trains lora`);
+    if (id === 'prefix-tuning') await expect(continuationFor('run-p', { ...record.config, prefixProjection: true }, state.model!)).rejects.toThrow(/with prefix projection: the adapter holds the prefix only/);
   });
 });
 

@@ -10,12 +10,13 @@ import { BlobSource, blobFolder } from '../../model/sources/blob.ts';
 import { hubModel } from '../../model/sources/hub.ts';
 import { linearModules } from '../../model/weights.ts';
 import { StorageFullError, type RunRecord, type StoredAdapter } from '../../store/runs-db.ts';
-import { ADAPTER_CONFIG_FILE, ADAPTER_WEIGHTS_FILE, AdapterError, adapterFolder, importAnyAdapter, type AnyAdapter } from '../peft.ts';
+import { ADAPTER_CONFIG_FILE, ADAPTER_WEIGHTS_FILE, AdapterError, adapterFolder, adapterMethod, importAnyAdapter, type AnyAdapter } from '../peft.ts';
 import type { AdapterSource, EngineRequest } from '../protocol.ts';
 import { workerRunsDb } from './adapters.ts';
 import { modelCache } from './models.ts';
 import { requireModel, UserError, type LoadedModel, type Post } from './state.ts';
 import { peftTargetModules } from '../methods/targets.ts';
+import { continuationMethod, METHODS } from '../methods/registry.ts';
 
 type ImportAdapter = Extract<EngineRequest, { type: 'import-adapter' }>;
 
@@ -26,33 +27,25 @@ type ImportAdapter = Extract<EngineRequest, { type: 'import-adapter' }>;
  *  use_rslora, and as targets the modules it has weights for (names when they select exactly those, else full paths);
  *  the rest the defaults. */
 export function importedRunConfig(adapter: AnyAdapter, model: LoadedModel['config']): TrainConfig {
-  // A prompt adapter (P-tuning's too: PEFT saves its encoder's output only) continues as prompt tuning.
-  // A prefix adapter continues as plain prefix tuning (PEFT saves the projection's output only).
-  if (adapter.kind === 'prompt' && adapter.peftType === 'PREFIX_TUNING') return { ...DEFAULT_CONFIG, method: 'prefix-tuning', targets: [], numVirtualTokens: adapter.numVirtualTokens, prefixProjection: false };
-  if (adapter.kind === 'prompt') return { ...DEFAULT_CONFIG, method: 'prompt-tuning', targets: [], numVirtualTokens: adapter.numVirtualTokens };
+  // A P-tuning adapter (PEFT saves its encoder's output only) continues as prompt tuning; a prefix adapter as plain
+  // prefix tuning (PEFT saves the projection's output only).
+  const method = continuationMethod(adapterMethod(adapter));
+  if (adapter.kind === 'prompt') return { ...DEFAULT_CONFIG, method, targets: [], numVirtualTokens: adapter.numVirtualTokens, ...(method === 'prefix-tuning' && { prefixProjection: false }) };
   const targets = peftTargetModules(adapter.modules.map((m) => m.module), linearModules(model));
   if (adapter.kind === 'bottleneck') {
-    return { ...DEFAULT_CONFIG, method: adapter.method, targets, reductionFactor: adapter.reductionFactor, adapterActivation: adapter.activation };
+    return { ...DEFAULT_CONFIG, method, targets, reductionFactor: adapter.reductionFactor, adapterActivation: adapter.activation };
   }
-  if (adapter.kind === 'ia3') return { ...DEFAULT_CONFIG, method: 'ia3', targets };
+  if (adapter.kind === 'ia3') return { ...DEFAULT_CONFIG, method, targets };
   if (adapter.adalora) {
     // AdaLoRA continues as AdaLoRA: its init_r triplets (the dropped ones masked) and schedule; total_step left to the
     // new run's own steps (the importance EMAs are not in a PEFT file and start again from zero).
     const a = adapter.adalora;
     return {
-      ...DEFAULT_CONFIG, method: 'adalora', targets, alpha: adapter.alpha, dropout: adapter.dropout, initR: a.initR, targetR: a.targetR,
+      ...DEFAULT_CONFIG, method, targets, alpha: adapter.alpha, dropout: adapter.dropout, initR: a.initR, targetR: a.targetR,
       tinit: a.tinit, tfinal: a.tfinal, deltaT: a.deltaT, totalStep: null, adaloraBeta1: a.beta1, adaloraBeta2: a.beta2, orthRegWeight: a.orthRegWeight,
     };
   }
-  return {
-    ...DEFAULT_CONFIG,
-    ...(adapter.dora && { method: 'dora' as const }),
-    targets,
-    rank: adapter.rank,
-    alpha: adapter.alpha,
-    dropout: adapter.dropout,
-    rslora: adapter.rslora,
-  };
+  return { ...DEFAULT_CONFIG, method, targets, rank: adapter.rank, alpha: adapter.alpha, dropout: adapter.dropout, rslora: adapter.rslora };
 }
 
 /** The run record of an imported adapter (its adapter pointer is set when the files are saved). */
@@ -174,13 +167,5 @@ export async function handleImportAdapter(req: ImportAdapter, post: Post): Promi
   } catch (err) {
     throw err instanceof StorageFullError ? new UserError(err.message) : err;
   }
-  post({ type: 'adapter-imported', id: req.id, runId: req.runId, name, modules: adapter.kind === 'prompt' ? adapter.numVirtualTokens : adapter.modules.length, warnings: adapter.warnings, method: importedMethodLabel(adapter) });
-}
-
-/** The method an imported adapter trains, as the import notice names it. */
-function importedMethodLabel(adapter: Awaited<ReturnType<typeof importAnyAdapter>>): string {
-  if (adapter.kind === 'prompt') return { P_TUNING: 'P-tuning', PREFIX_TUNING: 'Prefix tuning', PROMPT_TUNING: 'Prompt tuning' }[adapter.peftType] ?? adapter.peftType;
-  if (adapter.kind === 'bottleneck') return adapter.method === 'houlsby' ? 'Houlsby adapters' : 'Pfeiffer adapters';
-  if (adapter.kind === 'ia3') return 'IA³';
-  return adapter.dora ? 'DoRA' : adapter.adalora ? 'AdaLoRA' : 'LoRA';
+  post({ type: 'adapter-imported', id: req.id, runId: req.runId, name, modules: adapter.kind === 'prompt' ? adapter.numVirtualTokens : adapter.modules.length, warnings: adapter.warnings, method: METHODS[adapterMethod(adapter)].label });
 }

@@ -12,6 +12,8 @@ import { Zip, ZipPassThrough } from 'fflate';
 import { ggufOutputFiles } from '../../export/gguf-output.ts';
 import { trlConfigFiles, trlOutputFiles } from './export-trl.ts';
 import { mergeModel, type MergedModel, type OutputFile } from '../merge.ts';
+import { adapterMethod } from '../peft.ts';
+import { aMethodLabel } from '../methods/registry.ts';
 import type { EngineRequest } from '../protocol.ts';
 import { fullModelFolder } from '../methods/full/model-folder.ts';
 import { loadAnyRunAdapter, loadFullRunTensors, workerRunsDb } from './adapters.ts';
@@ -200,8 +202,9 @@ export async function handleMerge(req: MergeRequest | TrlExportRequest, post: Po
 /** The adapter a cluster export reads its target_modules from: LoRA's or DoRA's (PEFT's LoraConfig either way). */
 async function trlAdapter(runId: string, name: string) {
   const adapter = await loadAnyRunAdapter(runId);
-  if (adapter.kind === 'ia3') throw new UserError(`"${name}" is an IA³ run: the cluster export takes LoRA, DoRA and full fine-tuning runs only (for now)`);
-  if (adapter.kind === 'prompt') throw new UserError(`"${name}" is a ${adapter.peftType === 'PREFIX_TUNING' ? 'prefix-tuning' : 'prompt-tuning'} run: the cluster export takes LoRA, DoRA and full fine-tuning runs only (for now)`);
+  if (adapter.kind === 'ia3' || adapter.kind === 'prompt') {
+    throw new UserError(`"${name}" is ${aMethodLabel(adapterMethod(adapter))} run: the cluster export takes LoRA, DoRA and full fine-tuning runs only (for now)`);
+  }
   return adapter;
 }
 

@@ -19,7 +19,7 @@ import {
   type AdaloraBuffers, type AdaloraDims,
 } from '../../../gpu/kernels/adalora.ts';
 import { Rng } from '../../../data/rng.ts';
-import type { Linear } from '../../../model/runtime/linear.ts';
+import { assertUnwrapped, type Linear } from '../../../model/runtime/linear.ts';
 import { ConfigError } from '../../config.ts';
 import { allocateTrainable, releaseTrainable, segmentBinding } from '../../trainable.ts';
 import type { AttachedMethod, MethodRuntime } from '../method.ts';
@@ -53,7 +53,7 @@ export const adaloraRuntime: MethodRuntime = {
     for (const m of modules) {
       const linear = byPath.get(m.peftPath);
       if (!linear) throw new Error(`AdaLoRA target ${m.peftPath} is not a linear layer of the loaded model`);
-      if (linear.lora || linear.ia3 || linear.dora || linear.bottleneck) throw new Error(`${m.peftPath} is already wrapped by another adapter`);
+      assertUnwrapped(linear, m.peftPath);
     }
     const host = new Float32Array(layout.totalLength);
     const rng = new Rng(init.seed);

@@ -85,11 +85,15 @@ export interface BottleneckAdapter {
   warnings: string[];
 }
 
+/** A bottleneck method's name in a sentence ("a Houlsby bottleneck adapter"): its paper's first author. */
+export function bottleneckName(method: BottleneckConfigName): string {
+  return method === 'houlsby' ? 'Houlsby' : 'Pfeiffer';
+}
+
 /** Why `what` (merge, the GGUF export, the TRL export) refuses a bottleneck adapter, naming it. */
 export function bottleneckRefusal(what: string, method: BottleneckConfigName, where: string): string {
-  const name = method === 'houlsby' ? 'Houlsby' : 'Pfeiffer';
   return (
-    `${where} is a ${name} bottleneck adapter (--method ${method}): ${what} does not take it — its non-linear ` +
+    `${where} is a ${bottleneckName(method)} bottleneck adapter (--method ${method}): ${what} does not take it — its non-linear ` +
     'adapter (up(act(down(h)))) cannot fold into the weights, and it is not a PEFT adapter. Use it with eval or generate --adapter'
   );
 }

@@ -4,7 +4,8 @@
 // so step 0 is the base model. Values given in `initial` (golden runs, continuing from a saved adapter) replace them.
 import { Rng } from '../../../data/rng.ts';
 import { planAdamwLayout } from '../../../gpu/kernels/adamw.ts';
-import type { Linear } from '../../../model/runtime/linear.ts';
+import { updateBackwardNeedsOnes } from '../../../model/runtime/gpu-model.ts';
+import { assertUnwrapped, type Linear } from '../../../model/runtime/linear.ts';
 import { allocateTrainable, releaseTrainable, segmentBinding } from '../../trainable.ts';
 import type { AttachedMethod, MethodRuntime } from '../method.ts';
 import type { BottleneckConfigName } from './format.ts';
@@ -28,7 +29,7 @@ function bottleneckRuntime(id: BottleneckConfigName): MethodRuntime {
       for (const m of modules) {
         const linear = byPath.get(m.peftPath);
         if (!linear) throw new Error(`bottleneck adapter target ${m.peftPath} is not a linear layer of the loaded model`);
-        if (linear.lora || linear.ia3 || linear.dora || linear.grad || linear.bottleneck) throw new Error(`${m.peftPath} is already wrapped by another adapter`);
+        assertUnwrapped(linear, m.peftPath);
       }
       const host = new Float32Array(layout.totalLength);
       const rng = new Rng(init.seed);
@@ -60,6 +61,7 @@ function bottleneckRuntime(id: BottleneckConfigName): MethodRuntime {
         };
         return linear;
       });
+      updateBackwardNeedsOnes(model);
       const attached: AttachedMethod = {
         ...buffers,
         trainableParams: tensors.reduce((s, t) => s + t.length, 0),
@@ -68,6 +70,7 @@ function bottleneckRuntime(id: BottleneckConfigName): MethodRuntime {
         suspendDropout: () => () => {},
         detach() {
           for (const l of linears) delete l.bottleneck;
+          updateBackwardNeedsOnes(model);
           releaseTrainable(e, buffers);
         },
       };

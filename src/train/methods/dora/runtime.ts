@@ -6,7 +6,7 @@ import { STORAGE_USAGE } from '../../../gpu/buffers.ts';
 import { planAdamwLayout } from '../../../gpu/kernels/adamw.ts';
 import { doraScalesStride } from '../../../gpu/kernels/dora.ts';
 import { Rng } from '../../../data/rng.ts';
-import type { Linear } from '../../../model/runtime/linear.ts';
+import { assertUnwrapped, type Linear } from '../../../model/runtime/linear.ts';
 import { allocateTrainable, releaseTrainable, segmentBinding } from '../../trainable.ts';
 import { loraScale } from '../lora-scale.ts';
 import type { AttachedMethod, MethodRuntime } from '../method.ts';
@@ -28,7 +28,7 @@ export const doraRuntime: MethodRuntime = {
     for (const m of modules) {
       const linear = byPath.get(m.peftPath);
       if (!linear) throw new Error(`DoRA target ${m.peftPath} is not a linear layer of the loaded model`);
-      if (linear.lora || linear.ia3 || linear.dora) throw new Error(`${m.peftPath} is already wrapped by another adapter`);
+      assertUnwrapped(linear, m.peftPath);
     }
     const host = new Float32Array(layout.totalLength);
     const rng = new Rng(init.seed);

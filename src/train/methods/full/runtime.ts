@@ -4,12 +4,13 @@
 // underneath — detaching puts them back, so the studio's base-vs-trained comparisons and the next run start from the
 // base model without reloading it. The gradients are written by the backward's hooks: Linear.grad, Norm.grad and
 // GpuModel.tableGrads (src/model/runtime/transformer.ts).
+import { assertUnwrapped } from '../../../model/runtime/linear.ts';
 import { STORAGE_USAGE, writeBuffer } from '../../../gpu/buffers.ts';
 import type { Engine } from '../../../gpu/engine.ts';
 import type { BufferRef, Recorder } from '../../../gpu/kernel.ts';
 import { planAdamwLayout } from '../../../gpu/kernels/adamw.ts';
 import type { RowShardedTable } from '../../../gpu/sharded.ts';
-import type { GpuModel, Norm } from '../../../model/runtime/gpu-model.ts';
+import { updateBackwardNeedsOnes, type GpuModel, type Norm } from '../../../model/runtime/gpu-model.ts';
 import { fullBindingRefusal } from '../../full-run.ts';
 import { allocateTrainable, releaseTrainable, segmentBinding } from '../../trainable.ts';
 import type { AttachedMethod, MethodRuntime } from '../method.ts';
@@ -109,7 +110,7 @@ export const fullRuntime: MethodRuntime = {
   attach(e, model, _c, _modules, init) {
     if (model.quant !== 'none') throw new FullFineTuningError('full fine-tuning trains full-precision weights: load the model without NF4 quantization');
     for (const { module, linear } of model.modules) {
-      if (linear.lora || linear.ia3 || linear.dora || linear.grad) throw new FullFineTuningError(`${module.peftPath} is already wrapped by another adapter`);
+      assertUnwrapped(linear, module.peftPath, (m) => new FullFineTuningError(m));
     }
     if (model.tableGrads) throw new FullFineTuningError('the model is already being fully fine-tuned by another run');
     const tensors = fullTensors(model.config);
@@ -152,6 +153,7 @@ export const fullRuntime: MethodRuntime = {
     bound.forEach(({ place }, i) => place.install(copies[i]));
     const gradSegments = new Map(bound.map(({ canonical, seg }) => [canonical, segmentBinding(buffers.grads, seg.offset, seg.length)]));
     const unhooks = gradHooks.map((hook) => hook((canonical) => gradSegments.get(canonical)));
+    updateBackwardNeedsOnes(model);
 
     const attached: AttachedMethod = {
       ...buffers,
@@ -167,6 +169,7 @@ export const fullRuntime: MethodRuntime = {
         // Every tensor back to the buffer it was loaded into (a tied head follows the embedding's place).
         bound.forEach(({ place }) => place.install(place.original));
         for (const unhook of unhooks) unhook();
+        updateBackwardNeedsOnes(model);
         for (const b of copies) e.buffers.release(b);
         releaseTrainable(e, buffers);
       },

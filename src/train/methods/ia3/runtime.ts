@@ -1,5 +1,6 @@
 // IA³'s GPU side: one vector per wrapped Linear in the flat trainable buffers, bound as Linear.ia3 (l and its
 // gradient); PEFT initialises every vector to 1.
+import { assertUnwrapped } from '../../../model/runtime/linear.ts';
 import { planAdamwLayout } from '../../../gpu/kernels/adamw.ts';
 import { allocateTrainable, releaseTrainable, segmentBinding } from '../../trainable.ts';
 import type { AttachedMethod, MethodRuntime } from '../method.ts';
@@ -22,7 +23,7 @@ export const ia3Runtime: MethodRuntime = {
     for (const m of modules) {
       const linear = byPath.get(m.peftPath);
       if (!linear) throw new Error(`IA³ target ${m.peftPath} is not a linear layer of the loaded model`);
-      if (linear.lora || linear.ia3) throw new Error(`${m.peftPath} is already wrapped by another adapter`);
+      assertUnwrapped(linear, m.peftPath);
     }
     for (const seg of layout.segments) host.set(init.initial?.get(seg.name) ?? new Float32Array(seg.length).fill(1), seg.offset);
     const buffers = allocateTrainable(e, layout, host, 'ia3');

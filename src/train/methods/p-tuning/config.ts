@@ -142,6 +142,7 @@ export const pTuningMethod: TrainingMethod = {
     'with a learning rate around 1e-3 to 1e-2. The paper’s LSTM encoder ties the virtual tokens to each other through the ' +
     'sequence; PEFT recommends the MLP. For deeper effect, the per-layer variant is prefix tuning (P-tuning v2).',
   peftType: 'P_TUNING',
+  continuesAs: 'prompt-tuning',
   exports: 'adapter',
   wrapsLinears: false,
   settings: ['numVirtualTokens', 'encoderType', 'encoderHiddenSize', 'encoderNumLayers', 'encoderDropout'],

@@ -1,23 +1,21 @@
 // P-tuning's GPU side: the encoder's table and network in the flat trainable buffers; at every forward the encoder
-// runs over the table (the MLP: three dense layers over n rows, prompt_encoder.wgsl; the LSTM: lstm-runtime.ts) and
-// its output is added at the virtual positions (virtual_tokens.wgsl); the backward takes the gradient at those
-// positions (dP, per micro-batch) back through the encoder into every tensor's gradient. Initialised as PEFT's
-// modules are: the table N(0, 1) (nn.Embedding), each Linear's weight and bias U(±1/√fan_in) (nn.Linear's
-// kaiming_uniform(a = √5)), from the run's seed; the golden runs pass PEFT's own draw.
-import { STORAGE_USAGE } from '../../../gpu/buffers.ts';
+// runs over the table (the MLP: three dense layers over n rows, dense-mlp.ts; the LSTM: lstm-runtime.ts) and its
+// output is added at the virtual positions (virtual_tokens.wgsl); the backward takes the gradient at those positions
+// (dP, per micro-batch) back through the encoder into every tensor's gradient. Initialised as PEFT's modules are: the
+// table N(0, 1) (nn.Embedding), each Linear's weight and bias U(±1/√fan_in) (nn.Linear's kaiming_uniform(a = √5)),
+// from the run's seed; the golden runs pass PEFT's own draw.
 import { planAdamwLayout } from '../../../gpu/kernels/adamw.ts';
-import { recordDenseForward, recordDenseInputGrad, recordDenseParamGrads } from '../../../gpu/kernels/prompt-encoder.ts';
 import { recordVirtualTokensBackward, recordVirtualTokensForward } from '../../../gpu/kernels/virtual-tokens.ts';
 import { deriveSeed, Rng } from '../../../data/rng.ts';
 import type { VirtualTokens } from '../../../model/runtime/virtual-tokens.ts';
 import { allocateTrainable, releaseTrainable, segmentBinding } from '../../trainable.ts';
-import type { BufferRef } from '../../../gpu/kernel.ts';
+import { createDenseMlp, type DenseMlp } from '../dense-mlp.ts';
 import type { AttachedMethod, MethodRuntime } from '../method.ts';
 import { standardNormal } from '../prompt-tuning/runtime.ts';
 import { encoderHidden, pTuningMethod, pTuningShapes, type PTuningTensor } from './config.ts';
-import { pTuningLstmInit, recordLstmEncoder, type EncoderRecording } from './lstm-runtime.ts';
+import { createLstmEncoder, denseLayer, pTuningLstmInit, type EncoderTensors } from './lstm-runtime.ts';
 
-/** PEFT's initial values for each tensor, from `seed`. */
+/** PEFT's initial values for each MLP tensor, from `seed`. */
 export function pTuningInit(n: number, C: number, H: number, seed: number): Map<PTuningTensor, Float32Array> {
   const shapes = pTuningShapes(n, C, H);
   const rng = new Rng(deriveSeed(seed, 1)); // a stream apart from the table's
@@ -30,6 +28,18 @@ export function pTuningInit(n: number, C: number, H: number, seed: number): Map<
       return [[`${layer}.weight`, uniform(size(`${layer}.weight`), fanIn)], [`${layer}.bias`, uniform(size(`${layer}.bias`), fanIn)]] as [PTuningTensor, Float32Array][];
     }),
   ]);
+}
+
+/** The MLP encoder: Linear(C, H) → ReLU → Linear(H, H) → ReLU → Linear(H, C) over the table. */
+function createMlpEncoder(e: Parameters<MethodRuntime['attach']>[0], dims: { n: number; C: number; H: number }, t: EncoderTensors): DenseMlp {
+  const { n, C, H } = dims;
+  return createDenseMlp(e, {
+    label: 'ptuning',
+    rows: n,
+    input: t.param('embedding.weight'),
+    dInput: t.grad('embedding.weight'),
+    layers: [denseLayer(t, 'mlp_head.0', C, H, 'relu'), denseLayer(t, 'mlp_head.2', H, H, 'relu'), denseLayer(t, 'mlp_head.4', H, C, 'none')],
+  });
 }
 
 export const pTuningRuntime: MethodRuntime = {
@@ -59,30 +69,22 @@ export const pTuningRuntime: MethodRuntime = {
       if (!s) throw new Error(`P-tuning: no tensor prompt_encoder.${name}`);
       return s;
     };
-    const param = (name: string) => segmentBinding(buffers.params, segment(name).offset, segment(name).length);
-    const grad = (name: string) => segmentBinding(buffers.grads, segment(name).offset, segment(name).length);
-    const scratch: GPUBuffer[] = [];
-    const alloc = (floats: number, label: string) => {
-      const b = e.buffers.acquire(floats * 4, STORAGE_USAGE, `ptuning.${label}`);
-      scratch.push(b);
-      return b;
+    const at: EncoderTensors = {
+      param: (name) => segmentBinding(buffers.params, segment(name).offset, segment(name).length),
+      grad: (name) => segmentBinding(buffers.grads, segment(name).offset, segment(name).length),
     };
-    // (n, C) the prompt and the backward's dP
-    const P = alloc(n * C, 'P');
-    const dP = alloc(n * C, 'dP');
-    const encoder = lstm
-      ? recordLstmEncoder({ n, C, H, layers: c.encoderNumLayers }, { param, grad, alloc, P, dP })
-      : recordMlpEncoder({ n, C, H }, { param, grad, alloc, P, dP });
+    // The encoder's output is the (n, C) prompt P; the virtual tokens' backward overwrites its dOutput with dP.
+    const encoder = lstm ? createLstmEncoder(e, { n, C, H, layers: c.encoderNumLayers }, at) : createMlpEncoder(e, { n, C, H }, at);
     const vt = (T: number) => ({ rows: T, C, base: cfg.vocabSize, n });
     const hook: VirtualTokens = {
       count: n,
       recordForward(rec, T, tokens, x) {
-        encoder.forward(rec);
-        recordVirtualTokensForward(rec, vt(T), { ids: tokens, P, x });
+        encoder.recordForward(rec);
+        recordVirtualTokensForward(rec, vt(T), { ids: tokens, P: encoder.output, x });
       },
       recordBackward(rec, T, tokens, dx, accumulate) {
-        recordVirtualTokensBackward(rec, vt(T), { ids: tokens, dx, dP }, false);
-        encoder.backward(rec, accumulate);
+        recordVirtualTokensBackward(rec, vt(T), { ids: tokens, dx, dP: encoder.dOutput }, false);
+        encoder.recordBackward(rec, accumulate);
       },
     };
     model.virtualTokens = hook;
@@ -93,40 +95,10 @@ export const pTuningRuntime: MethodRuntime = {
       suspendDropout: () => () => {},
       detach() {
         if (model.virtualTokens === hook) delete model.virtualTokens;
-        for (const b of scratch.splice(0)) e.buffers.release(b);
+        encoder.release();
         releaseTrainable(e, buffers);
       },
     };
     return attached;
   },
 };
-
-/** The MLP encoder's dispatches: (n, H) hidden activations h1, h2 kept for the backward, (n, H) pre-activation
- *  gradients dz2, dz1 there. */
-function recordMlpEncoder(
-  dims: { n: number; C: number; H: number },
-  b: { param: (name: string) => BufferRef; grad: (name: string) => BufferRef; alloc: (floats: number, label: string) => GPUBuffer; P: BufferRef; dP: BufferRef },
-): EncoderRecording {
-  const { n, C, H } = dims;
-  const [h1, h2, dz2, dz1] = (['h1', 'h2', 'dz2', 'dz1'] as const).map((label) => b.alloc(n * H, label));
-  const E = b.param('embedding.weight');
-  const W0 = b.param('mlp_head.0.weight');
-  const W2 = b.param('mlp_head.2.weight');
-  const W4 = b.param('mlp_head.4.weight');
-  return {
-    forward(rec) {
-      recordDenseForward(rec, { rows: n, K: C, O: H }, { X: E, W: W0, bias: b.param('mlp_head.0.bias'), Y: h1 }, true);
-      recordDenseForward(rec, { rows: n, K: H, O: H }, { X: h1, W: W2, bias: b.param('mlp_head.2.bias'), Y: h2 }, true);
-      recordDenseForward(rec, { rows: n, K: H, O: C }, { X: h2, W: W4, bias: b.param('mlp_head.4.bias'), Y: b.P }, false);
-    },
-    backward(rec, accumulate) {
-      const { dP, grad } = b;
-      recordDenseParamGrads(rec, { rows: n, K: H, O: C }, { dZ: dP, X: h2, dW: grad('mlp_head.4.weight'), db: grad('mlp_head.4.bias') }, accumulate);
-      recordDenseInputGrad(rec, { rows: n, K: H, O: C }, { dZ: dP, W: W4, mask: h2, dX: dz2 }, false);
-      recordDenseParamGrads(rec, { rows: n, K: H, O: H }, { dZ: dz2, X: h1, dW: grad('mlp_head.2.weight'), db: grad('mlp_head.2.bias') }, accumulate);
-      recordDenseInputGrad(rec, { rows: n, K: H, O: H }, { dZ: dz2, W: W2, mask: h1, dX: dz1 }, false);
-      recordDenseParamGrads(rec, { rows: n, K: C, O: H }, { dZ: dz1, X: E, dW: grad('mlp_head.0.weight'), db: grad('mlp_head.0.bias') }, accumulate);
-      recordDenseInputGrad(rec, { rows: n, K: C, O: H }, { dZ: dz1, W: W0, dX: grad('embedding.weight') }, accumulate);
-    },
-  };
-}

@@ -1,17 +1,16 @@
 // Prefix tuning's GPU side: the table (or the projection's embedding and MLP) in the flat trainable buffers, attached
 // as the model's attention prefix (GpuModel.attentionPrefix, src/model/runtime/attention-prefix.ts). At every forward
 // the table is made — the trained one as it is, or the projection's output: Linear → tanh → Linear over the (n,
-// token_dim) embedding (prompt_encoder.wgsl) — and each layer's (P, 2, Hkv, D) rows are gathered from its columns for
+// token_dim) embedding (dense-mlp.ts) — and each layer's (P, 2, Hkv, D) rows are gathered from its columns for
 // the attention kernel; the backward scatters every layer's dPrefixKV into the table's gradient, then (with the
 // projection) takes it back through the MLP. Initialised as PEFT's modules are: the embedding N(0, 1)
 // (nn.Embedding), each Linear's weight and bias U(±1/√fan_in) (nn.Linear's kaiming_uniform(a = √5)), from the run's
 // seed; the golden runs pass PEFT's own draw.
-import { STORAGE_USAGE } from '../../../gpu/buffers.ts';
 import { planAdamwLayout } from '../../../gpu/kernels/adamw.ts';
-import { recordDenseForward, recordDenseInputGrad, recordDenseParamGrads } from '../../../gpu/kernels/prompt-encoder.ts';
 import { deriveSeed, Rng } from '../../../data/rng.ts';
 import { prefixLayers, type PrefixLayers } from '../../../model/runtime/attention-prefix.ts';
 import { allocateTrainable, releaseTrainable, segmentBinding } from '../../trainable.ts';
+import { createDenseMlp, type DenseLayer, type DenseMlp } from '../dense-mlp.ts';
 import type { AttachedMethod, MethodRuntime } from '../method.ts';
 import { PROMPT_EMBEDDINGS } from '../prompt-tuning/config.ts';
 import { standardNormal } from '../prompt-tuning/runtime.ts';
@@ -74,36 +73,35 @@ export const prefixTuningRuntime: MethodRuntime = {
       const s = known.get(name)!;
       return segmentBinding(flat, s.offset, s.length);
     };
-    const scratch: GPUBuffer[] = [];
     let hook: PrefixLayers;
+    let projection: DenseMlp | undefined;
     if (!c.prefixProjection) {
       hook = prefixLayers(e, cfg, n, ref(buffers.params, PROMPT_EMBEDDINGS), { dTable: ref(buffers.grads, PROMPT_EMBEDDINGS) });
     } else {
-      const alloc = (floats: number, label: string) => {
-        const b = e.buffers.acquire(floats * 4, STORAGE_USAGE, `prefix.${label}`);
-        scratch.push(b);
-        return b;
-      };
-      // (n, H) the tanh activation, (n, O) the table, and the backward's (n, O) dTable and (n, H) pre-activation
-      // gradient.
-      const h = alloc(n * H, 'h');
-      const table = alloc(n * O, 'table');
-      const dTable = alloc(n * O, 'dTable');
-      const dz = alloc(n * H, 'dz');
       const p = (t: PrefixProjectionTensor) => ref(buffers.params, prefixSegmentName(t));
       const g = (t: PrefixProjectionTensor) => ref(buffers.grads, prefixSegmentName(t));
-      hook = prefixLayers(e, cfg, n, table, {
-        dTable,
-        before(rec) {
-          recordDenseForward(rec, { rows: n, K, O: H }, { X: p('embedding.weight'), W: p('transform.0.weight'), bias: p('transform.0.bias'), Y: h }, 'tanh');
-          recordDenseForward(rec, { rows: n, K: H, O }, { X: h, W: p('transform.2.weight'), bias: p('transform.2.bias'), Y: table }, false);
-        },
-        afterGrad(rec, accumulate) {
-          recordDenseParamGrads(rec, { rows: n, K: H, O }, { dZ: dTable, X: h, dW: g('transform.2.weight'), db: g('transform.2.bias') }, accumulate);
-          recordDenseInputGrad(rec, { rows: n, K: H, O }, { dZ: dTable, W: p('transform.2.weight'), tanh: h, dX: dz }, false);
-          recordDenseParamGrads(rec, { rows: n, K, O: H }, { dZ: dz, X: p('embedding.weight'), dW: g('transform.0.weight'), db: g('transform.0.bias') }, accumulate);
-          recordDenseInputGrad(rec, { rows: n, K, O: H }, { dZ: dz, W: p('transform.0.weight'), dX: g('embedding.weight') }, accumulate);
-        },
+      const layer = (name: 'transform.0' | 'transform.2', inF: number, outF: number, activation: DenseLayer['activation']): DenseLayer => ({
+        in: inF,
+        out: outF,
+        weight: p(`${name}.weight`),
+        bias: p(`${name}.bias`),
+        dWeight: g(`${name}.weight`),
+        dBias: g(`${name}.bias`),
+        activation,
+      });
+      // The (n, O) table is the MLP's output; the prefix's backward overwrites its dOutput with dTable.
+      const mlp = createDenseMlp(e, {
+        label: 'prefix',
+        rows: n,
+        input: p('embedding.weight'),
+        dInput: g('embedding.weight'),
+        layers: [layer('transform.0', K, H, 'tanh'), layer('transform.2', H, O, 'none')],
+      });
+      projection = mlp;
+      hook = prefixLayers(e, cfg, n, mlp.output, {
+        dTable: mlp.dOutput,
+        before: (rec) => mlp.recordForward(rec),
+        afterGrad: (rec, accumulate) => mlp.recordBackward(rec, accumulate),
       });
     }
     model.attentionPrefix = hook;
@@ -115,7 +113,7 @@ export const prefixTuningRuntime: MethodRuntime = {
       detach() {
         if (model.attentionPrefix === hook) delete model.attentionPrefix;
         hook.release();
-        for (const b of scratch.splice(0)) e.buffers.release(b);
+        projection?.release();
         releaseTrainable(e, buffers);
       },
     };
