@@ -27,20 +27,18 @@ import { Batcher } from '../data/batcher.ts';
 import { attachAdapter } from './attach-adapter.ts';
 import { prefixSegmentName } from './methods/prefix-tuning/config.ts';
 import { PROMPT_EMBEDDINGS } from './methods/prompt-tuning/config.ts';
-import { METHODS } from './methods/registry.ts';
-import { referencePython, runPeftCheck, writeAdapterFolder } from './peft-check.ts';
+import { writeAdapterFolder } from './peft-check.ts';
 import { importPeftAdapter } from './peft.ts';
-import { expectGoldenSteps, expectPeftAdapter, goldenConfig, goldenRows, type GoldenRun } from './testing-golden.ts';
+import { goldenConfig, goldenRows, trainGoldenAndExport, type EvaluatedGoldenRun } from './testing-golden.ts';
+import { describePromptAdaptersInPeft, type ExportedPromptAdapter } from './testing-peft-live.ts';
 import { evaluateLoss, Trainer } from './trainer.ts';
 
-interface PrefixGolden extends GoldenRun {
+interface PrefixGolden extends EvaluatedGoldenRun {
   fixture: string;
   num_virtual_tokens: number;
   prefix_projection: boolean;
   encoder_hidden_size?: number;
   initial: Record<string, number[]>;
-  final_loss: number;
-  tokens: number;
   grads: Record<string, Record<string, number[]>>;
 }
 
@@ -50,12 +48,11 @@ function ourName(g: PrefixGolden, name: string): string {
   return name === 'prompt_embeddings' ? prefixSegmentName('embedding.weight') : `prompt_encoder.${name}`;
 }
 
-const python = referencePython();
 let e: Engine;
 const tmp = mkdtempSync(join(tmpdir(), 'prefix-golden-'));
 const GENERATE = { prompt: [5, 17, 3, 9], max_new_tokens: 6 };
 const CASES = ['prefix_gpt2', 'prefix_llama_proj', 'prefix_qwen3'];
-const exported = new Map<string, { fixture: string; dir: string; loss: number; rows: PrefixGolden['rows']; generated: number[] }>();
+const exported = new Map<string, ExportedPromptAdapter>();
 
 beforeAll(async () => {
   e = await testEngine();
@@ -100,29 +97,16 @@ describe.each(CASES)('golden prefix-tuning run against PEFT: %s', (name) => {
       encoderHiddenSize: g.encoder_hidden_size ?? null,
     });
     const initial = new Map(Object.entries(g.initial).map(([k, v]) => [ourName(g, k), Float32Array.from(v)]));
-    const trainer = new Trainer({ engine: e, transformer: tf, config, train: rows, eval: rows, padId: 0, initial });
-    let files;
-    try {
-      expect(trainer.method.trainableParams).toBe(Object.values(g.initial).reduce((s, v) => s + v.length, 0));
-      await expectGoldenSteps(e, trainer, g, (step) => {
+    const files = await trainGoldenAndExport(e, tf, g, {
+      config,
+      initial,
+      gradsAt: (step) => {
         const want = g.grads[String(step)];
         return want ? new Map(Object.entries(want).map(([k, v]) => [ourName(g, k), v])) : undefined;
-      });
-      const { loss, tokens } = await trainer.evaluate();
-      expect(tokens).toBe(g.tokens);
-      expect(Math.abs(loss - g.final_loss)).toBeLessThan(1e-4 * g.final_loss);
-      files = METHODS['prefix-tuning'].exportAdapter({
-        tensors: await trainer.trainedTensors(),
-        modules: trainer.modules,
-        targetModules: trainer.targetModules,
-        config,
-        model: tf.model.config,
-        baseModel: `tests/fixtures/models/${g.fixture}`,
-      });
-      await expectPeftAdapter(files, join(FIXTURES, 'golden', `train_${name}_adapter`), 2e-4);
-    } finally {
-      trainer.dispose();
-    }
+      },
+      peftDir: join(FIXTURES, 'golden', `train_${name}_adapter`),
+      baseModel: `tests/fixtures/models/${g.fixture}`,
+    });
     expect(tf.model.attentionPrefix).toBeUndefined();
 
     // Imported back: the table (after the projection), attached as the model's prefix, evaluates to the trained loss.
@@ -179,26 +163,4 @@ describe.each(CASES)('golden prefix-tuning run against PEFT: %s', (name) => {
   });
 });
 
-describe('our prefix-tuning adapters in the real PEFT', () => {
-  it('has the reference Python wherever CI runs', () => {
-    if (process.env.CI === 'true') expect(python, 'CI creates .venv-ref (scripts/setup-reference-python.sh)').not.toBeNull();
-  });
-
-  it.skipIf(!python)('PeftModel.from_pretrained(base, ours) holds our prefix and gives our eval loss and greedy tokens', async () => {
-    const names = [...exported.keys()];
-    expect(names.sort()).toEqual([...CASES].sort());
-    const results = await runPeftCheck(
-      names.map((n) => {
-        const x = exported.get(n)!;
-        return { base: join(FIXTURES, 'models', x.fixture), adapter: x.dir, rows: x.rows, generate: GENERATE };
-      }),
-    );
-    results.forEach((r, i) => {
-      const { loss, generated } = exported.get(names[i])!;
-      expect(r.load, names[i]).toMatchObject({ missing: [], unexpected: [], mismatched: [], matched: 1 });
-      expect(r.max_abs_logit_diff.adapter_vs_base, names[i]).toBeGreaterThan(1e-3);
-      expect(Math.abs(r.adapter.loss - loss), `${names[i]}: PEFT ${r.adapter.loss} vs ours ${loss}`).toBeLessThan(1e-4 * loss);
-      expect(generated, `${names[i]}: greedy tokens`).toEqual(r.generated);
-    });
-  }, 180_000);
-});
+describePromptAdaptersInPeft('prefix-tuning', CASES, exported, GENERATE);

@@ -25,26 +25,24 @@ import { Batcher } from '../data/batcher.ts';
 import { attachAdapter } from './attach-adapter.ts';
 import { PROMPT_EMBEDDINGS } from './methods/prompt-tuning/config.ts';
 import { METHODS } from './methods/registry.ts';
-import { referencePython, runPeftCheck, writeAdapterFolder } from './peft-check.ts';
+import { writeAdapterFolder } from './peft-check.ts';
 import { importPeftAdapter } from './peft.ts';
-import { expectGoldenSteps, expectPeftAdapter, goldenConfig, goldenRows, type GoldenRun } from './testing-golden.ts';
+import { goldenConfig, goldenRows, trainGoldenAndExport, type EvaluatedGoldenRun } from './testing-golden.ts';
+import { describePromptAdaptersInPeft, type ExportedPromptAdapter } from './testing-peft-live.ts';
 import { evaluateLoss, Trainer } from './trainer.ts';
 
-interface PromptGolden extends GoldenRun {
+interface PromptGolden extends EvaluatedGoldenRun {
   num_virtual_tokens: number;
   initial: Record<string, number[]>;
-  final_loss: number;
-  tokens: number;
   grads: Record<string, Record<string, number[]>>;
   text_init: { text: string; num_virtual_tokens: number; ids: number[]; prompt_embeddings: number[] };
 }
 
-const python = referencePython();
 let e: Engine;
 const tmp = mkdtempSync(join(tmpdir(), 'prompt-golden-'));
 const GENERATE = { prompt: [5, 17, 3, 9], max_new_tokens: 6 };
 /** Per fixture: our exported adapter, our eval loss and greedy tokens after 10 steps, for the live PEFT run. */
-const exported = new Map<string, { dir: string; loss: number; rows: PromptGolden['rows']; generated: number[] }>();
+const exported = new Map<string, ExportedPromptAdapter>();
 
 beforeAll(async () => {
   e = await testEngine();
@@ -62,32 +60,17 @@ describe.each(['gpt2', 'llama', 'qwen3'])('golden prompt-tuning run against PEFT
     const tf = await load(name);
     const rows = goldenRows(g);
     const config = configOf(g);
-    const trainer = new Trainer({ engine: e, transformer: tf, config, train: rows, eval: rows, padId: 0, initial: initialOf(g) });
-    let files;
-    try {
-      expect(trainer.modules).toEqual([]);
-      expect(trainer.method.trainableParams).toBe(g.initial.prompt_embeddings.length);
-      await expectGoldenSteps(e, trainer, g, (step) => {
+    const files = await trainGoldenAndExport(e, tf, g, {
+      config,
+      initial: initialOf(g),
+      gradsAt: (step) => {
         const want = g.grads[String(step)]?.prompt_embeddings;
         return want ? new Map([[PROMPT_EMBEDDINGS, want]]) : undefined;
-      });
-      const { loss, tokens } = await trainer.evaluate();
-      expect(tokens).toBe(g.tokens);
-      expect(Math.abs(loss - g.final_loss)).toBeLessThan(1e-4 * g.final_loss);
-
-      files = METHODS['prompt-tuning'].exportAdapter({
-        tensors: await trainer.trainedTensors(),
-        modules: trainer.modules,
-        targetModules: trainer.targetModules,
-        config,
-        model: tf.model.config,
-        baseModel: `tests/fixtures/models/${name}`,
-      });
-      // Ten AdamW steps of f32 against float64, lr 1e-2: the table agrees to a small fraction of a step.
-      await expectPeftAdapter(files, join(FIXTURES, 'golden', `train_prompt_${name}_adapter`), 2e-4);
-    } finally {
-      trainer.dispose();
-    }
+      },
+      peftDir: join(FIXTURES, 'golden', `train_prompt_${name}_adapter`),
+      baseModel: `tests/fixtures/models/${name}`,
+      check: (trainer) => expect(trainer.modules).toEqual([]),
+    });
     expect(tf.model.virtualTokens, 'dispose takes the virtual tokens off').toBeUndefined();
 
     // Imported back and attached as eval and generate do: our eval loss again, and greedy tokens for the live check.
@@ -108,7 +91,7 @@ describe.each(['gpt2', 'llama', 'qwen3'])('golden prompt-tuning run against PEFT
     expect(tf.model.virtualTokens).toBeUndefined();
     const dir = join(tmp, name);
     await writeAdapterFolder(dir, files);
-    exported.set(name, { dir, loss: evalLoss, rows: g.rows, generated });
+    exported.set(name, { fixture: name, dir, loss: evalLoss, rows: g.rows, generated });
 
     // Continued from the imported table: the first step's loss is the loss the adapter evaluates to.
     const more = new Trainer({ engine: e, transformer: tf, config: { ...config, maxSteps: 1 }, train: rows, padId: 0, initial: new Map([[PROMPT_EMBEDDINGS, adapter.embeddings]]) });
@@ -158,26 +141,4 @@ describe('prompt tuning: packing and TEXT init', () => {
   });
 });
 
-describe('our prompt-tuning adapters in the real PEFT', () => {
-  it('has the reference Python wherever CI runs', () => {
-    if (process.env.CI === 'true') expect(python, 'CI creates .venv-ref (scripts/setup-reference-python.sh)').not.toBeNull();
-  });
-
-  it.skipIf(!python)('PeftModel.from_pretrained(base, ours) holds our table and gives our eval loss and greedy tokens', async () => {
-    const names = [...exported.keys()];
-    expect(names.sort()).toEqual(['gpt2', 'llama', 'qwen3']);
-    const results = await runPeftCheck(
-      names.map((n) => ({ base: join(FIXTURES, 'models', n), adapter: exported.get(n)!.dir, rows: exported.get(n)!.rows, generate: GENERATE })),
-    );
-    results.forEach((r, i) => {
-      const { loss, generated } = exported.get(names[i])!;
-      expect(r.load.mismatched, names[i]).toEqual([]);
-      expect(r.load.unexpected, names[i]).toEqual([]);
-      expect(r.load.missing, names[i]).toEqual([]);
-      expect(r.load.matched, names[i]).toBe(1);
-      expect(r.max_abs_logit_diff.adapter_vs_base, names[i]).toBeGreaterThan(1e-3);
-      expect(Math.abs(r.adapter.loss - loss), `${names[i]}: PEFT ${r.adapter.loss} vs ours ${loss}`).toBeLessThan(1e-4 * loss);
-      expect(generated, `${names[i]}: greedy tokens`).toEqual(r.generated);
-    });
-  }, 180_000);
-});
+describePromptAdaptersInPeft('prompt-tuning', ['gpt2', 'llama', 'qwen3'], exported, GENERATE);

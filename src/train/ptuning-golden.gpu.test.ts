@@ -21,18 +21,16 @@ import { Batcher } from '../data/batcher.ts';
 import { attachAdapter } from './attach-adapter.ts';
 import { P_TUNING_TENSORS, pTuningSegmentName, type PTuningTensor } from './methods/p-tuning/config.ts';
 import { PROMPT_EMBEDDINGS } from './methods/prompt-tuning/config.ts';
-import { METHODS } from './methods/registry.ts';
-import { referencePython, runPeftCheck, writeAdapterFolder } from './peft-check.ts';
+import { writeAdapterFolder } from './peft-check.ts';
 import { importPeftAdapter } from './peft.ts';
-import { expectGoldenSteps, expectPeftAdapter, goldenConfig, goldenRows, type GoldenRun } from './testing-golden.ts';
+import { goldenConfig, goldenRows, trainGoldenAndExport, type EvaluatedGoldenRun } from './testing-golden.ts';
+import { describePromptAdaptersInPeft, type ExportedPromptAdapter } from './testing-peft-live.ts';
 import { evaluateLoss, Trainer } from './trainer.ts';
 
-interface PTuningGolden extends GoldenRun {
+interface PTuningGolden extends EvaluatedGoldenRun {
   num_virtual_tokens: number;
   encoder_hidden_size: number;
   initial: Record<string, number[]>;
-  final_loss: number;
-  tokens: number;
   grads: Record<string, Record<string, number[]>>;
 }
 
@@ -47,11 +45,10 @@ const GOLDEN_NAME: Record<PTuningTensor, string> = {
   'mlp_head.4.bias': 'mlp.4.bias',
 };
 
-const python = referencePython();
 let e: Engine;
 const tmp = mkdtempSync(join(tmpdir(), 'ptuning-golden-'));
 const GENERATE = { prompt: [5, 17, 3, 9], max_new_tokens: 6 };
-const exported = new Map<string, { dir: string; loss: number; rows: PTuningGolden['rows']; generated: number[] }>();
+const exported = new Map<string, ExportedPromptAdapter>();
 
 beforeAll(async () => {
   e = await testEngine();
@@ -65,29 +62,16 @@ describe.each(['gpt2', 'llama', 'qwen3'])('golden P-tuning run against PEFT: %s'
     const rows = goldenRows(g);
     const config = goldenConfig(g, { method: 'p-tuning', targets: [], numVirtualTokens: g.num_virtual_tokens, encoderHiddenSize: g.encoder_hidden_size });
     const initial = new Map(P_TUNING_TENSORS.map((t) => [pTuningSegmentName(t), Float32Array.from(g.initial[GOLDEN_NAME[t]])]));
-    const trainer = new Trainer({ engine: e, transformer: tf, config, train: rows, eval: rows, padId: 0, initial });
-    let files;
-    try {
-      expect(trainer.method.trainableParams).toBe(Object.values(g.initial).reduce((s, v) => s + v.length, 0));
-      await expectGoldenSteps(e, trainer, g, (step) => {
+    const files = await trainGoldenAndExport(e, tf, g, {
+      config,
+      initial,
+      gradsAt: (step) => {
         const want = g.grads[String(step)];
         return want ? new Map(P_TUNING_TENSORS.map((t) => [pTuningSegmentName(t), want[GOLDEN_NAME[t]]])) : undefined;
-      });
-      const { loss, tokens } = await trainer.evaluate();
-      expect(tokens).toBe(g.tokens);
-      expect(Math.abs(loss - g.final_loss)).toBeLessThan(1e-4 * g.final_loss);
-      files = METHODS['p-tuning'].exportAdapter({
-        tensors: await trainer.trainedTensors(),
-        modules: trainer.modules,
-        targetModules: trainer.targetModules,
-        config,
-        model: tf.model.config,
-        baseModel: `tests/fixtures/models/${name}`,
-      });
-      await expectPeftAdapter(files, join(FIXTURES, 'golden', `train_ptuning_${name}_adapter`), 2e-4);
-    } finally {
-      trainer.dispose();
-    }
+      },
+      peftDir: join(FIXTURES, 'golden', `train_ptuning_${name}_adapter`),
+      baseModel: `tests/fixtures/models/${name}`,
+    });
     expect(tf.model.virtualTokens).toBeUndefined();
 
     // Imported back: plain virtual embeddings (the encoder's output) that evaluate to the trained loss.
@@ -120,27 +104,8 @@ describe.each(['gpt2', 'llama', 'qwen3'])('golden P-tuning run against PEFT: %s'
     }
     const dir = join(tmp, name);
     await writeAdapterFolder(dir, files);
-    exported.set(name, { dir, loss: evalLoss, rows: g.rows, generated });
+    exported.set(name, { fixture: name, dir, loss: evalLoss, rows: g.rows, generated });
   });
 });
 
-describe('our P-tuning adapters in the real PEFT', () => {
-  it('has the reference Python wherever CI runs', () => {
-    if (process.env.CI === 'true') expect(python, 'CI creates .venv-ref (scripts/setup-reference-python.sh)').not.toBeNull();
-  });
-
-  it.skipIf(!python)('PeftModel.from_pretrained(base, ours) holds our encoder\'s output and gives our eval loss and greedy tokens', async () => {
-    const names = [...exported.keys()];
-    expect(names.sort()).toEqual(['gpt2', 'llama', 'qwen3']);
-    const results = await runPeftCheck(
-      names.map((n) => ({ base: join(FIXTURES, 'models', n), adapter: exported.get(n)!.dir, rows: exported.get(n)!.rows, generate: GENERATE })),
-    );
-    results.forEach((r, i) => {
-      const { loss, generated } = exported.get(names[i])!;
-      expect(r.load, names[i]).toMatchObject({ missing: [], unexpected: [], mismatched: [], matched: 1 });
-      expect(r.max_abs_logit_diff.adapter_vs_base, names[i]).toBeGreaterThan(1e-3);
-      expect(Math.abs(r.adapter.loss - loss), `${names[i]}: PEFT ${r.adapter.loss} vs ours ${loss}`).toBeLessThan(1e-4 * loss);
-      expect(generated, `${names[i]}: greedy tokens`).toEqual(r.generated);
-    });
-  }, 180_000);
-});
+describePromptAdaptersInPeft('P-tuning', ['gpt2', 'llama', 'qwen3'], exported, GENERATE);

@@ -20,28 +20,26 @@ import { FIXTURES } from '../model/runtime/testing.ts';
 import { Batcher } from '../data/batcher.ts';
 import { attachAdapter } from './attach-adapter.ts';
 import { METHODS } from './methods/registry.ts';
-import { referencePython, runPeftCheck, writeAdapterFolder } from './peft-check.ts';
+import { writeAdapterFolder } from './peft-check.ts';
 import { importPeftAdapter } from './peft.ts';
-import { expectGoldenSteps, expectPeftAdapter, goldenConfig, goldenRows, type GoldenRun } from './testing-golden.ts';
+import { expectGoldenSteps, goldenConfig, goldenRows, trainGoldenAndExport, type EvaluatedGoldenRun } from './testing-golden.ts';
+import { describePromptAdaptersInPeft, type ExportedPromptAdapter } from './testing-peft-live.ts';
 import { evaluateLoss, Trainer } from './trainer.ts';
 
-interface PTuningLstmGolden extends GoldenRun {
+interface PTuningLstmGolden extends EvaluatedGoldenRun {
   num_virtual_tokens: number;
   encoder_hidden_size: number;
   encoder_num_layers: number;
   /** By PEFT's names under prompt_encoder.default, as our segments (prompt_encoder.<name>). */
   initial: Record<string, number[]>;
-  final_loss: number;
-  tokens: number;
   grads: Record<string, Record<string, number[]>>;
 }
 
 const CASES = ['gpt2', 'llama'];
-const python = referencePython();
 let e: Engine;
 const tmp = mkdtempSync(join(tmpdir(), 'ptuning-lstm-golden-'));
 const GENERATE = { prompt: [5, 17, 3, 9], max_new_tokens: 6 };
-const exported = new Map<string, { dir: string; loss: number; rows: PTuningLstmGolden['rows']; generated: number[] }>();
+const exported = new Map<string, ExportedPromptAdapter>();
 const segments = (byName: Record<string, number[]>) => new Map(Object.entries(byName).map(([name, v]) => [`prompt_encoder.${name}`, v]));
 
 beforeAll(async () => {
@@ -65,26 +63,13 @@ describe.each(CASES)('golden P-tuning run with the LSTM encoder against PEFT: %s
     const ours = METHODS['p-tuning'].ownTensors!(tf.model.config, config).map((t) => t.name);
     expect(ours, 'our tensors are PEFT\'s, in its order').toEqual([...segments(g.initial).keys()]);
     const initial = new Map([...segments(g.initial)].map(([k, v]) => [k, Float32Array.from(v)]));
-    const trainer = new Trainer({ engine: e, transformer: tf, config, train: rows, eval: rows, padId: 0, initial });
-    let files;
-    try {
-      expect(trainer.method.trainableParams).toBe(Object.values(g.initial).reduce((s, v) => s + v.length, 0));
-      await expectGoldenSteps(e, trainer, g, (step) => (g.grads[String(step)] ? segments(g.grads[String(step)]) : undefined));
-      const { loss, tokens } = await trainer.evaluate();
-      expect(tokens).toBe(g.tokens);
-      expect(Math.abs(loss - g.final_loss)).toBeLessThan(1e-4 * g.final_loss);
-      files = METHODS['p-tuning'].exportAdapter({
-        tensors: await trainer.trainedTensors(),
-        modules: trainer.modules,
-        targetModules: trainer.targetModules,
-        config,
-        model: tf.model.config,
-        baseModel: `tests/fixtures/models/${name}`,
-      });
-      await expectPeftAdapter(files, join(FIXTURES, 'golden', `train_ptuning_lstm_${name}_adapter`), 2e-4);
-    } finally {
-      trainer.dispose();
-    }
+    const files = await trainGoldenAndExport(e, tf, g, {
+      config,
+      initial,
+      gradsAt: (step) => (g.grads[String(step)] ? segments(g.grads[String(step)]) : undefined),
+      peftDir: join(FIXTURES, 'golden', `train_ptuning_lstm_${name}_adapter`),
+      baseModel: `tests/fixtures/models/${name}`,
+    });
     expect(tf.model.virtualTokens).toBeUndefined();
 
     // Imported back: plain virtual embeddings (the encoder's output) that evaluate to the trained loss.
@@ -103,7 +88,7 @@ describe.each(CASES)('golden P-tuning run with the LSTM encoder against PEFT: %s
     }
     const dir = join(tmp, name);
     await writeAdapterFolder(dir, files);
-    exported.set(name, { dir, loss: evalLoss, rows: g.rows, generated });
+    exported.set(name, { fixture: name, dir, loss: evalLoss, rows: g.rows, generated });
   });
 });
 
@@ -127,23 +112,4 @@ describe.each(CASES)('the LSTM encoder\'s gradients accumulate over micro-batche
   });
 });
 
-describe('our P-tuning LSTM adapters in the real PEFT', () => {
-  it('has the reference Python wherever CI runs', () => {
-    if (process.env.CI === 'true') expect(python, 'CI creates .venv-ref (scripts/setup-reference-python.sh)').not.toBeNull();
-  });
-
-  it.skipIf(!python)('PeftModel.from_pretrained(base, ours) holds our encoder\'s output and gives our eval loss and greedy tokens', async () => {
-    const names = [...exported.keys()];
-    expect(names.sort()).toEqual([...CASES].sort());
-    const results = await runPeftCheck(
-      names.map((n) => ({ base: join(FIXTURES, 'models', n), adapter: exported.get(n)!.dir, rows: exported.get(n)!.rows, generate: GENERATE })),
-    );
-    results.forEach((r, i) => {
-      const { loss, generated } = exported.get(names[i])!;
-      expect(r.load, names[i]).toMatchObject({ missing: [], unexpected: [], mismatched: [], matched: 1 });
-      expect(r.max_abs_logit_diff.adapter_vs_base, names[i]).toBeGreaterThan(1e-3);
-      expect(Math.abs(r.adapter.loss - loss), `${names[i]}: PEFT ${r.adapter.loss} vs ours ${loss}`).toBeLessThan(1e-4 * loss);
-      expect(generated, `${names[i]}: greedy tokens`).toEqual(r.generated);
-    });
-  }, 180_000);
-});
+describePromptAdaptersInPeft('P-tuning LSTM', CASES, exported, GENERATE);

@@ -1,4 +1,4 @@
-// What the golden training tests (golden.gpu.test.ts, ia3-golden.gpu.test.ts, dora-golden.gpu.test.ts) share: the
+// What the golden training tests (golden.gpu.test.ts, ia3-golden, dora-golden, the prompt methods' …) share: the
 // TrainConfig a golden file's set-up stands for, its rows, and the comparison of an adapter we export with the one
 // PEFT saved after its own ten steps. Test-only.
 import { readFileSync } from 'node:fs';
@@ -11,7 +11,9 @@ import { nodeFolder } from '../model/sources/node-file.ts';
 import type { TokenizedRow } from '../data/encode.ts';
 import { DEFAULT_CONFIG, type TrainConfig } from './config.ts';
 import type { AdapterFiles } from './peft.ts';
-import type { Trainer } from './trainer.ts';
+import { Trainer } from './trainer.ts';
+import { METHODS } from './methods/registry.ts';
+import type { Transformer } from '../model/runtime/transformer.ts';
 import { readF32 } from '../gpu/buffers.ts';
 import type { Engine } from '../gpu/engine.ts';
 
@@ -96,4 +98,54 @@ export async function expectGoldenSteps(
   }
   expect(mismatches(losses, g.steps.map((s) => s.loss), { abs: 0, rel: 1e-4 })).toEqual([]);
   expect(mismatches(norms, g.steps.map((s) => s.grad_norm), { abs: 0, rel: 1e-3 })).toEqual([]);
+}
+
+/** A golden file that also records the eval after its steps (every method's but the LoRA-family tables'). */
+export interface EvaluatedGoldenRun extends GoldenRun {
+  final_loss: number;
+  tokens: number;
+}
+
+/**
+ * The part every method's golden test shares: a Trainer on the golden set-up from PEFT's initial tensors, its steps
+ * held to the file (expectGoldenSteps: losses, grad norms, the gradients `gradsAt` gives), the eval after them (its
+ * token count and PEFT's final loss, 1e-4 relative), and the adapter exported then — which must be PEFT's own saved
+ * one in `peftDir` (expectPeftAdapter, 2e-4: ten f32 AdamW steps against float64). `check` runs on the fresh trainer
+ * (what it attached). Returns our files; the trainer is disposed.
+ */
+export async function trainGoldenAndExport(
+  e: Engine,
+  tf: Transformer,
+  g: EvaluatedGoldenRun,
+  o: {
+    config: TrainConfig;
+    initial: ReadonlyMap<string, Float32Array>;
+    gradsAt: (step: number) => ReadonlyMap<string, ArrayLike<number>> | undefined;
+    peftDir: string;
+    baseModel: string;
+    check?: (trainer: Trainer) => void;
+  },
+): Promise<AdapterFiles> {
+  const rows = goldenRows(g);
+  const trainer = new Trainer({ engine: e, transformer: tf, config: o.config, train: rows, eval: rows, padId: 0, initial: new Map(o.initial) });
+  try {
+    expect(trainer.method.trainableParams).toBe([...o.initial.values()].reduce((s, v) => s + v.length, 0));
+    o.check?.(trainer);
+    await expectGoldenSteps(e, trainer, g, o.gradsAt);
+    const { loss, tokens } = await trainer.evaluate();
+    expect(tokens).toBe(g.tokens);
+    expect(Math.abs(loss - g.final_loss)).toBeLessThan(1e-4 * g.final_loss);
+    const files = METHODS[o.config.method].exportAdapter({
+      tensors: await trainer.trainedTensors(),
+      modules: trainer.modules,
+      targetModules: trainer.targetModules,
+      config: o.config,
+      model: tf.model.config,
+      baseModel: o.baseModel,
+    });
+    await expectPeftAdapter(files, o.peftDir, 2e-4);
+    return files;
+  } finally {
+    trainer.dispose();
+  }
 }
