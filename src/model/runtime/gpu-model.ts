@@ -83,6 +83,17 @@ export function updateBackwardNeedsOnes(model: GpuModel): void {
   model.backwardNeedsOnes = !!model.tableGrads || model.blocks.some((b) => [...b.linears.values()].some((l) => l.bottleneck));
 }
 
+/** Every norm of the model by its canonical name (model/weights.ts: final_norm, layers.N.attn_norm, …), the q/k
+ *  norms where the model has them: what full fine-tuning trains and a full run's weights replace. */
+export function namedNorms(model: GpuModel): [string, Norm][] {
+  const named: [string, Norm | undefined][] = [['final_norm', model.finalNorm]];
+  model.blocks.forEach((block, i) => {
+    named.push([`layers.${i}.attn_norm`, block.attnNorm], [`layers.${i}.mlp_norm`, block.mlpNorm]);
+    named.push([`layers.${i}.attn.q_norm`, block.qNorm], [`layers.${i}.attn.k_norm`, block.kNorm]);
+  });
+  return named.filter((x): x is [string, Norm] => x[1] !== undefined);
+}
+
 export class ModelLoadError extends Error {
   override name = 'ModelLoadError';
 }

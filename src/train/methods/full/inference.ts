@@ -10,7 +10,7 @@ import type { Engine } from '../../../gpu/engine.ts';
 import { f32ArrayToF16 } from '../../../gpu/half.ts';
 import { bytesPerElement, writeRows, type RowShardedTable } from '../../../gpu/sharded.ts';
 import type { ElementType } from '../../../gpu/wgsl.ts';
-import type { GpuModel, Norm } from '../../../model/runtime/gpu-model.ts';
+import { namedNorms, type GpuModel, type Norm } from '../../../model/runtime/gpu-model.ts';
 import { fullTensors } from './config.ts';
 import { FullFineTuningError } from './runtime.ts';
 
@@ -63,18 +63,11 @@ function slotsOf(e: Engine, model: GpuModel): Map<string, Slot> {
   }));
   if (!tied) slots.set('lm_head.weight', table('lm_head.weight', () => model.head, (t) => (model.head = t)));
   if (model.posEmbed) slots.set('pos_embed.weight', buffer('pos_embed.weight', model.dtype, () => model.posEmbed!, (b) => (model.posEmbed = b)));
-  const norm = (canonical: string, n: Norm | undefined) => {
-    if (!n) return;
+  const norm = (canonical: string, n: Norm) => {
     slots.set(`${canonical}.weight`, buffer(`${canonical}.weight`, 'f32', () => n.weight, (b) => (n.weight = b)));
     if (n.bias) slots.set(`${canonical}.bias`, buffer(`${canonical}.bias`, 'f32', () => n.bias!, (b) => (n.bias = b)));
   };
-  norm('final_norm', model.finalNorm);
-  model.blocks.forEach((block, i) => {
-    norm(`layers.${i}.attn_norm`, block.attnNorm);
-    norm(`layers.${i}.mlp_norm`, block.mlpNorm);
-    norm(`layers.${i}.attn.q_norm`, block.qNorm);
-    norm(`layers.${i}.attn.k_norm`, block.kNorm);
-  });
+  for (const [canonical, n] of namedNorms(model)) norm(canonical, n);
   for (const { module, linear } of model.modules) {
     const w = linear.weight;
     if (w.kind !== 'dense') {

@@ -10,7 +10,7 @@ import type { Engine } from '../../../gpu/engine.ts';
 import type { BufferRef, Recorder } from '../../../gpu/kernel.ts';
 import { planAdamwLayout } from '../../../gpu/kernels/adamw.ts';
 import type { RowShardedTable } from '../../../gpu/sharded.ts';
-import { updateBackwardNeedsOnes, type GpuModel, type Norm } from '../../../model/runtime/gpu-model.ts';
+import { namedNorms, updateBackwardNeedsOnes, type GpuModel, type Norm } from '../../../model/runtime/gpu-model.ts';
 import { fullBindingRefusal } from '../../full-run.ts';
 import { allocateTrainable, releaseTrainable, segmentBinding } from '../../trainable.ts';
 import type { AttachedMethod, MethodRuntime } from '../method.ts';
@@ -69,8 +69,7 @@ function placesOf(model: GpuModel): { places: Map<string, Place>; gradHooks: Gra
     model.tableGrads = { embed: gradOf('embed.weight')!, posEmbed: gradOf('pos_embed.weight'), head: gradOf('lm_head.weight') };
     return () => delete model.tableGrads;
   });
-  const norm = (canonical: string, n: Norm | undefined) => {
-    if (!n) return;
+  const norm = (canonical: string, n: Norm) => {
     places.set(`${canonical}.weight`, { original: n.weight, install: (b) => (n.weight = b) });
     if (n.bias) places.set(`${canonical}.bias`, { original: n.bias, install: (b) => (n.bias = b) });
     gradHooks.push((gradOf) => {
@@ -78,13 +77,7 @@ function placesOf(model: GpuModel): { places: Map<string, Place>; gradHooks: Gra
       return () => delete n.grad;
     });
   };
-  norm('final_norm', model.finalNorm);
-  model.blocks.forEach((block, i) => {
-    norm(`layers.${i}.attn_norm`, block.attnNorm);
-    norm(`layers.${i}.mlp_norm`, block.mlpNorm);
-    norm(`layers.${i}.attn.q_norm`, block.qNorm);
-    norm(`layers.${i}.attn.k_norm`, block.kNorm);
-  });
+  for (const [canonical, n] of namedNorms(model)) norm(canonical, n);
   for (const { module, linear } of model.modules) {
     const w = linear.weight;
     if (w.kind !== 'dense') throw new FullFineTuningError(`${module.peftPath} is NF4: full fine-tuning trains full-precision weights (load the model without quantization)`);
