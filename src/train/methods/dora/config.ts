@@ -9,6 +9,7 @@
 import type { TensorToWrite } from '../../../model/safetensors.ts';
 import { PEFT_DEFAULT_TARGET_MODULES } from '../../../model/weights.ts';
 import { loraSegmentName } from '../../lora-names.ts';
+import { loraMethod } from '../lora/config.ts';
 import { buildAdapterConfig, exportAdapter, finiteVector, type PeftAdapterConfig } from '../../peft.ts';
 import type { TrainingMethod } from '../method.ts';
 
@@ -39,8 +40,7 @@ export const doraMethod: TrainingMethod = {
   validate: () => [],
   tensors(m, c) {
     return [
-      { name: loraSegmentName(m.peftPath, 'A'), length: c.rank * m.inFeatures, lrScale: 1 },
-      { name: loraSegmentName(m.peftPath, 'B'), length: m.outFeatures * c.rank, lrScale: c.loraPlusRatio },
+      ...loraMethod.tensors(m, c),
       // PEFT 0.21's create_loraplus_optimizer puts every 1-D parameter in B's group ("lora_B" in name or
       // param.ndim == 1): the magnitude gets B's learning rate.
       { name: doraMagnitudeSegmentName(m.peftPath), length: m.outFeatures, lrScale: c.loraPlusRatio },
