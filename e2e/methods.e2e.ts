@@ -15,7 +15,7 @@
 // Prompt tuning: the Train screen shows its settings (virtual tokens, TEXT init) and no targets, counts virtual tokens
 // × hidden, trains to the end; the Runs screen names it, refuses merging, and its PEFT .zip is PROMPT_TUNING with
 // prompt_embeddings; the .zip imports back, and the Playground answers with it. P-tuning: the same path with the prompt
-// encoder's width as its setting, counted as PEFT counts the encoder; its .zip is P_TUNING holding only the encoder's
+// encoder's width as its setting, counted as PEFT counts the encoder (the MLP, and the LSTM when selected); its .zip is P_TUNING holding only the encoder's
 // output (prompt_embeddings). Houlsby adapters: reduction factor and activation on the Train screen, the bottleneck
 // MLPs counted per wrapped module (o_proj and down_proj); the Runs screen offers the studio's own layout (not PEFT's)
 // and no merge; the .zip (lora-studio-bottleneck/1) imports back, and the Playground answers with it.
@@ -251,6 +251,16 @@ describe('IA³ and DoRA in the studio', () => {
     const h = config.hidden_size;
     // PEFT's MLP encoder: the token table (6, h), then Linear(h, 16), ReLU, Linear(16, 16), ReLU, Linear(16, h).
     const params = 6 * h + (16 * h + 16) + (16 * 16 + 16) + (h * 16 + h);
+    await expect.poll(() => page.getByTestId('trainable-params').textContent()).toContain(params.toLocaleString('en'));
+    // The LSTM encoder (PEFT's other reparameterisation) shows its own fields and is counted as PEFT counts it: one
+    // bidirectional layer of width 16 (each direction W_ih (64, h), W_hh (64, 16), b_ih, b_hh), then the 32-wide head.
+    expect(await page.getByLabel('LSTM layers').count()).toBe(0);
+    await page.getByLabel('Prompt encoder').selectOption('lstm');
+    await page.getByLabel('LSTM layers').fill('1');
+    expect(await page.getByLabel('LSTM dropout').count()).toBe(1);
+    const lstmParams = 6 * h + 2 * (64 * h + 64 * 16 + 64 + 64) + (32 * 32 + 32) + (h * 32 + h);
+    await expect.poll(() => page.getByTestId('trainable-params').textContent()).toContain(lstmParams.toLocaleString('en'));
+    await page.getByLabel('Prompt encoder').selectOption('mlp');
     await expect.poll(() => page.getByTestId('trainable-params').textContent()).toContain(params.toLocaleString('en'));
     await studio.fillRun({ steps: 2, batch: 2, maxLength: 64, learningRate: '0.01', name: 'pirate ptuning' });
     await studio.trainToEnd();
