@@ -18,7 +18,9 @@
 //   prefixKV, dPrefixKV  (P, 2, Hkv, D): row p is key p ([p, 0, g, d]) then value p ([p, 1, g, d]) — one binding for
 //                 both, as WebGPU's default limit is 8 storage buffers per stage and backward_dq already needs 7
 //   stats         backward scratch: (T, Hq, 2) (L_i, Δ_i), then, when G > 1, partial dK and dV per query head,
-//                 (T, Hq, D) each (scaled), summed over each group by backward_reduce
+//                 (T, Hq, D) each (scaled), summed over each group by backward_reduce; after that, when P > 0, the
+//                 same region holds backward_dprefix's partial dPrefixKV per chunk, (C, P, 2, Hkv, D) (scaled),
+//                 C = params.chunks, summed by backward_dprefix_reduce
 //
 // Rendered per head dim and per variant (flash-attention.ts): line 1 gets `const HD = <D>u; const BT = <tile>u; const PREFIX = <bool>;`
 // (and `enable subgroups;`), and one of flash_attention_team_subgroup.wgsl / flash_attention_team_shared.wgsl is
@@ -28,10 +30,12 @@
 // workgroup memory and two barriers). Both sum (a0 + a1) + (a2 + a3), so every lane of a row holds the same scores.
 //
 // Work split: a workgroup of WG = 128 invocations owns ROWS = 32 rows (query rows for forward and backward_dq, key
-// rows for backward_dkv) of one query head; each row is owned by a team of 4 lanes, lane c holding head dims
-// c, c+4, c+8, … (DS = ⌈D/4⌉ of them, zero-padded to DP = 4·DS) of every per-row vector in registers. The other
-// operand streams through workgroup memory in tiles of BT rows (BT ≤ 32, sized so the workgroup stays within
-// 16 KiB). Per tile: partial dot products for all BT rows, one team sum, then the masked online-softmax update.
+// rows for backward_dkv) of one query head (backward_dprefix: prefix rows of one kv head); each row is owned by a
+// team of 4 lanes, lane c holding head dims c, c+4, c+8, … (DS = ⌈D/4⌉ of them, zero-padded to DP = 4·DS) of every
+// per-row vector in registers. The other operand streams through workgroup memory in tiles of BT rows (BT ≤ 32,
+// sized so the workgroup stays within 16 KiB). Per tile: partial dot products for all BT rows, one team sum, then
+// the masked online-softmax update (forward) or the masked gradient sums (backward_dq; keyTile, shared by
+// backward_dkv and backward_dprefix).
 //
 // Key range: a query block scans key tiles from `lo`, the first token whose segment is one of the block's (found by
 // a cooperative scan of seg, 512 tokens per step, before any tile is read), to its last query; a key block scans
@@ -47,9 +51,17 @@
 //                    else partials into stats)       bindings Q K V seg dO stats dK dV, params
 //   backward_reduce  G > 1 only: one invocation per dK element (T·Hkv·D), folded as backward_prep
 //                                                    bindings stats dK dV, params
-//   backward_dprefix P > 0 only: rows = prefix rows, (⌈P/ROWS⌉, Hkv, 1); each workgroup scans every query of every
-//                    segment for each of its group's G query heads in turn, so dPrefixKV is written whole (no
-//                    partials, no reduce; P is small)    bindings Q prefixKV dO stats dPrefixKV, params
+//   backward_dprefix P > 0 only: rows = prefix rows, (⌈P/ROWS⌉, Hkv, C). The G·T query rows of kv head g (every
+//                    query of every segment, for each of the group's G query heads), numbered f = hh·T + i, are cut
+//                    into C chunks of S = params.span consecutive rows (C = params.chunks = ⌈G·T/S⌉; the host picks
+//                    them from the shape: flashPrefixChunks); workgroup z sums chunk z, head by head (a loop over
+//                    heads around the loop over query tiles: a single flat loop made the cold lavapipe compile
+//                    ~15–30× slower), and writes its partial dPrefixKV into stats (also when C = 1: a second
+//                    store path, straight to dPrefixKV, made the cold compile ~1.4× slower)
+//                                                    bindings Q prefixKV dO stats, params
+//   backward_dprefix_reduce  P > 0 only: one invocation per dPrefixKV element (P·2·Hkv·D), folded as backward_prep;
+//                    sums the C partials in chunk order (fixed: the result does not depend on scheduling; C = 1
+//                    copies)                         bindings stats dPrefixKV, params
 // Forward and backward_dq run ⌈P/BT⌉ prefix tiles (every row visible up to P) before the key tiles from `lo`; when
 // bound with P = 0, prefixKV is any small buffer and is never read.
 
@@ -60,6 +72,8 @@ struct Params {
   D: u32,
   scale: f32,
   P: u32, // prefix rows
+  chunks: u32, // backward_dprefix: chunks of query rows per kv head (C)
+  span: u32, // backward_dprefix: query rows per chunk (S)
 }
 
 const WG = 128u;
@@ -112,14 +126,18 @@ const SCAN_PER = 4u; // tokens per invocation per scan step
 // ---- backward_dprefix (Q at binding 0, as above)
 @group(0) @binding(1) var<storage, read> dpPrefix: array<f32>;
 @group(0) @binding(2) var<storage, read> dpDO: array<f32>;
-@group(0) @binding(3) var<storage, read> dpStats: array<f32>;
-@group(0) @binding(4) var<storage, read_write> dpOut: array<f32>;
-@group(0) @binding(5) var<uniform> dpP: Params;
+@group(0) @binding(3) var<storage, read_write> dpStats: array<f32>; // (L, Δ) in, partials out
+@group(0) @binding(4) var<uniform> dpP: Params;
+
+// ---- backward_dprefix_reduce
+@group(0) @binding(0) var<storage, read> dprStats: array<f32>;
+@group(0) @binding(1) var<storage, read_write> dprOut: array<f32>;
+@group(0) @binding(2) var<uniform> dprP: Params;
 
 // ---- workgroup memory
 var<workgroup> tA: array<f32, BT * DP>;   // K tile (forward, dq) or Q tile (dkv, dprefix), (BT, DP)
 var<workgroup> tB: array<f32, BT * DP>;   // V tile or dO tile
-var<workgroup> tSeg: array<u32, BT>;      // seg of the tile's tokens
+var<workgroup> tSeg: array<u32, BT>;      // seg of the tile's tokens (dprefix: all 0, one segment)
 var<workgroup> tL: array<f32, BT>;        // dkv, dprefix: L of the tile's queries
 var<workgroup> tDelta: array<f32, BT>;    // dkv, dprefix: Δ of the tile's queries
 var<workgroup> rowSeg: array<u32, ROWS>;  // seg of the block's own rows
@@ -234,6 +252,37 @@ fn seesColumn(inPrefix: bool, j0: u32, jj: u32, i: u32, si: u32, P: u32) -> bool
   // variant's compile on lavapipe several times slower. tSeg is stale in a prefix tile; select drops it.
   let j = j0 + jj;
   return select((j <= i) & (tSeg[jj] == si), j < P, inPrefix);
+}
+
+/** One tile of BT query rows q0.. against a key row j of segment sj, for backward_dkv and backward_dprefix: with
+ *  tA = Q, tB = dO, tL, tDelta and tSeg of the tile loaded, and kr, vr this lane's dims of the key and value row,
+ *  adds Σ_ii P·dO to dv and Σ_ii dS·Q to dk (unscaled) over the tile rows with j ≤ q0 + ii < limit and
+ *  tSeg[ii] == sj. Workgroup-uniform control flow only (teamSum2). */
+fn keyTile(kr: ptr<function, array<f32, DS>>, vr: ptr<function, array<f32, DS>>, dk: ptr<function, array<f32, DS>>,
+           dv: ptr<function, array<f32, DS>>, q0: u32, limit: u32, j: u32, sj: u32, scale: f32, row: u32, lane: u32) {
+  var sc: array<f32, BT>;
+  var dp: array<f32, BT>;
+  for (var ii = 0u; ii < BT; ii++) {
+    var a = 0.0;
+    var b = 0.0;
+    for (var k = 0u; k < DS; k++) {
+      a = fma((*kr)[k], tA[ii * DP + lane + 4u * k], a);
+      b = fma((*vr)[k], tB[ii * DP + lane + 4u * k], b);
+    }
+    sc[ii] = a;
+    dp[ii] = b;
+  }
+  teamSum2(&sc, &dp, row, lane);
+  for (var ii = 0u; ii < BT; ii++) {
+    let qi = q0 + ii;
+    let vis = j <= qi && qi < limit && tSeg[ii] == sj;
+    let pr = select(0.0, exp(sc[ii] * scale - tL[ii]), vis);
+    let ds = pr * (dp[ii] - tDelta[ii]);
+    for (var k = 0u; k < DS; k++) {
+      (*dv)[k] = fma(pr, tB[ii * DP + lane + 4u * k], (*dv)[k]);
+      (*dk)[k] = fma(ds, tA[ii * DP + lane + 4u * k], (*dk)[k]);
+    }
+  }
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -450,29 +499,7 @@ fn backward_dkv(@builtin(workgroup_id) wid: vec3<u32>, inv: Inv) {
       tDelta[lid] = dkvStats[2u * (qi * p.Hq + h) + 1u];
     }
     workgroupBarrier();
-    var sc: array<f32, BT>;
-    var dp: array<f32, BT>;
-    for (var ii = 0u; ii < BT; ii++) {
-      var a = 0.0;
-      var b = 0.0;
-      for (var k = 0u; k < DS; k++) {
-        a = fma(kr[k], tA[ii * DP + lane + 4u * k], a);
-        b = fma(vr[k], tB[ii * DP + lane + 4u * k], b);
-      }
-      sc[ii] = a;
-      dp[ii] = b;
-    }
-    teamSum2(&sc, &dp, row, lane);
-    for (var ii = 0u; ii < BT; ii++) {
-      let qi = q0 + ii;
-      let vis = j <= qi && qi < p.T && tSeg[ii] == sj;
-      let pr = select(0.0, exp(sc[ii] * p.scale - tL[ii]), vis);
-      let ds = pr * (dp[ii] - tDelta[ii]);
-      for (var k = 0u; k < DS; k++) {
-        dv[k] = fma(pr, tB[ii * DP + lane + 4u * k], dv[k]);
-        dk[k] = fma(ds, tA[ii * DP + lane + 4u * k], dk[k]);
-      }
-    }
+    keyTile(&kr, &vr, &dk, &dv, q0, p.T, j, sj, p.scale, row, lane);
   }
   if (live) {
     let partial = 2u * p.T * p.Hq; // start of the partial dK in stats
@@ -527,11 +554,15 @@ fn backward_dprefix(@builtin(workgroup_id) wid: vec3<u32>, inv: Inv) {
   let row = own.x;
   let lane = own.y;
   let lid = inv.lid;
-  let g = wid.y; // kv head: the workgroup sums its G query heads itself
+  let g = wid.y; // kv head: the workgroup's chunk runs over its G query heads
   let G = p.Hq / p.Hkv;
   let r0 = wid.x * ROWS;
   let r = min(r0 + row, p.P - 1u); // rows past P compute row P−1 again and write nothing
   let live = r0 + row < p.P;
+  // Query rows f0..f1 of the group's G·T, f = hh·T + i (query head g·G + hh, token i): a chunk covers part of one
+  // head's tokens or runs on into the next heads'.
+  let f0 = wid.z * p.span;
+  let f1 = min(f0 + p.span, p.T * G);
 
   let kIdx = (2u * r * p.Hkv + g) * HD;
   let vIdx = kIdx + p.Hkv * HD;
@@ -547,11 +578,14 @@ fn backward_dprefix(@builtin(workgroup_id) wid: vec3<u32>, inv: Inv) {
     dk[k] = 0.0;
     dv[k] = 0.0;
   }
-  let tiles = (p.T + BT - 1u) / BT; // every query of every segment sees every prefix row
-  for (var hh = 0u; hh < G; hh++) {
+  if (lid < BT) { tSeg[lid] = 0u; } // every query sees every prefix row: one segment, key row 0 (keyTile's mask)
+  for (var hh = f0 / p.T; hh * p.T < f1; hh++) {
     let h = g * G + hh;
+    let i0 = max(f0, hh * p.T) - hh * p.T; // this head's tokens in the chunk
+    let i1 = min(f1 - hh * p.T, p.T);
+    let tiles = (i1 - i0 + BT - 1u) / BT;
     for (var t = 0u; t < tiles; t++) {
-      let q0 = t * BT;
+      let q0 = i0 + t * BT;
       workgroupBarrier();
       for (var e0 = 0u; e0 < BT * DP; e0 += WG) {
         let e = min(e0 + lid, BT * DP - 1u);
@@ -559,7 +593,7 @@ fn backward_dprefix(@builtin(workgroup_id) wid: vec3<u32>, inv: Inv) {
         let d = e % DP;
         var a = 0.0;
         var b = 0.0;
-        if (qi < p.T && d < HD) {
+        if (qi < i1 && d < HD) {
           let idx = (qi * p.Hq + h) * HD + d;
           a = Q[idx];
           b = dpDO[idx];
@@ -568,41 +602,36 @@ fn backward_dprefix(@builtin(workgroup_id) wid: vec3<u32>, inv: Inv) {
         tB[e] = b;
       }
       if (lid < BT) {
-        let qi = min(q0 + lid, p.T - 1u);
+        let qi = min(q0 + lid, i1 - 1u);
         tL[lid] = dpStats[2u * (qi * p.Hq + h)];
         tDelta[lid] = dpStats[2u * (qi * p.Hq + h) + 1u];
       }
       workgroupBarrier();
-      var sc: array<f32, BT>;
-      var dp: array<f32, BT>;
-      for (var ii = 0u; ii < BT; ii++) {
-        var a = 0.0;
-        var b = 0.0;
-        for (var k = 0u; k < DS; k++) {
-          a = fma(kr[k], tA[ii * DP + lane + 4u * k], a);
-          b = fma(vr[k], tB[ii * DP + lane + 4u * k], b);
-        }
-        sc[ii] = a;
-        dp[ii] = b;
-      }
-      teamSum2(&sc, &dp, row, lane);
-      for (var ii = 0u; ii < BT; ii++) {
-        let pr = select(0.0, exp(sc[ii] * p.scale - tL[ii]), q0 + ii < p.T);
-        let ds = pr * (dp[ii] - tDelta[ii]);
-        for (var k = 0u; k < DS; k++) {
-          dv[k] = fma(pr, tB[ii * DP + lane + 4u * k], dv[k]);
-          dk[k] = fma(ds, tA[ii * DP + lane + 4u * k], dk[k]);
-        }
-      }
+      keyTile(&kr, &vr, &dk, &dv, q0, i1, 0u, 0u, p.scale, row, lane);
     }
   }
   if (live) {
+    let part = wid.z * p.P * 2u * p.Hkv * HD + 2u * p.T * p.Hq; // this chunk's partials in stats
     for (var k = 0u; k < DS; k++) {
       let d = lane + 4u * k;
       if (d < HD) {
-        dpOut[kIdx + d] = dk[k] * p.scale;
-        dpOut[vIdx + d] = dv[k];
+        dpStats[part + kIdx + d] = dk[k] * p.scale;
+        dpStats[part + vIdx + d] = dv[k];
       }
     }
   }
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+
+@compute @workgroup_size(128, 1, 1)
+fn backward_dprefix_reduce(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, inv: Inv) {
+  let p = dprP;
+  let n = p.P * 2u * p.Hkv * HD; // elements of dPrefixKV, and of each chunk's partials
+  let e = (wid.y * nwg.x + wid.x) * WG + inv.lid;
+  if (e >= n) { return; }
+  let base = 2u * p.T * p.Hq;
+  var s = dprStats[base + e]; // C = 1: an exact copy
+  for (var c = 1u; c < p.chunks; c++) { s += dprStats[base + c * n + e]; } // chunk order: deterministic
+  dprOut[e] = s;
 }

@@ -110,7 +110,7 @@ export interface AttentionBackwardBuffers extends AttentionForwardBuffers {
 }
 
 /** Bytes of the backward's `stats` scratch: (T, Hq, 2) for both kernels, plus the flash kernel's per-query-head
- *  dK, dV partials when Hq > Hkv (flashAttentionStatsBytes; prefix rows need no more). */
+ *  dK, dV partials when Hq > Hkv and its per-chunk dPrefixKV partials when P > 0 (flashAttentionStatsBytes). */
 export function attentionStatsBytes(shape: AttentionShape): number {
   return Math.max(shape.T * shape.Hq * 2 * 4, flashAttentionStatsBytes(shape));
 }

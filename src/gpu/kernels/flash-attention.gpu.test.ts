@@ -9,6 +9,7 @@ import { mismatches, randomArray } from '../ref/testing.ts';
 import { download, driverName, testEngine, upload, zeros } from '../testing-gpu.ts';
 import {
   flashAttentionStatsBytes,
+  flashPrefixChunks,
   flashTileRows,
   recordFlashAttentionBackward,
   recordFlashAttentionForward,
@@ -87,15 +88,21 @@ async function run(e: Engine, c: Case, seed: number, subgroups: boolean) {
 }
 
 // Prefix rows: one tile (P=1), a few (P=3), and more than one tile and one workgroup of prefix rows (P=33 > BT, ROWS);
-// packed segments of odd lengths, an odd head dim and D = 64, GQA (G = 3) and Hq = Hkv. Two head dims only, and one
-// team-sum variant per driver (PREFIX_VARIANTS): the prefix path is its own compiled variant, and a cold lavapipe
-// compile of one costs a minute or more in CI; the team sums it uses are the P = 0 cases' and are tested there. Observed errors under TOL: ≤ 1.1e-6 absolute
-// (L of P=33, |L| ≈ 5; dPrefixKV ≤ 7.3e-7, a sum over every query and head of the group) on lavapipe and SwiftShader.
+// packed segments of odd lengths, an odd head dim and D = 64, GQA (G = 3) and Hq = Hkv. The last three split
+// backward_dprefix's G·T query rows into chunks (flashPrefixChunks; the others are one chunk each): 7 chunks of 65
+// rows (chunk edges inside tiles, heads and segments), 4 of 73 at D = 64, and 2 of 66 with Hq = Hkv and P = 33. Two
+// head dims only, and one team-sum variant per driver (PREFIX_VARIANTS): the prefix path is its own compiled variant,
+// and a cold lavapipe compile of one costs a minute or more in CI; the team sums it uses are the P = 0 cases' and are
+// tested there. Observed errors under TOL: ≤ 1.1e-6 absolute (L of P=33, |L| ≈ 5; dPrefixKV ≤ 7.3e-7, a sum over
+// every query and head of the group; the chunked cases ≤ 8.1e-7, dPrefixKV ≤ 5.1e-7) on lavapipe and SwiftShader.
 const PREFIX_CASES: Case[] = [
   { name: 'P=1 T=37 Hq=6 Hkv=2 D=5, segments 1, 20, 1, 15', T: 37, Hq: 6, Hkv: 2, D: 5, P: 1, seg: segments(1, 20, 1, 15) },
   { name: 'P=3 T=45 Hq=Hkv=3 D=5, segments 5, 30 + 3 padding + 7', T: 45, Hq: 3, Hkv: 3, D: 5, P: 3, seg: segments(5, 30, 1, 1, 1, 7) },
   { name: 'P=33 T=41 Hq=6 Hkv=2 D=64, segments 13, 27, 1', T: 41, Hq: 6, Hkv: 2, D: 64, P: 33, seg: segments(13, 27, 1) },
   { name: 'P=33 T=23 Hq=Hkv=2 D=5, interleaved segments, scale 0.3', T: 23, Hq: 2, Hkv: 2, D: 5, P: 33, scale: 0.3, seg: Array.from({ length: 23 }, (_, i) => (i * 7) % 3) },
+  { name: 'P=3 T=150 Hq=6 Hkv=2 D=5, 7 chunks, segments 70, 1, 79', T: 150, Hq: 6, Hkv: 2, D: 5, P: 3, seg: segments(70, 1, 79) },
+  { name: 'P=5 T=97 Hq=6 Hkv=2 D=64, 4 chunks, segments 40, 57', T: 97, Hq: 6, Hkv: 2, D: 64, P: 5, seg: segments(40, 57) },
+  { name: 'P=33 T=131 Hq=Hkv=3 D=5, 2 chunks, segments 64, 67', T: 131, Hq: 3, Hkv: 3, D: 5, P: 33, seg: segments(64, 67) },
 ];
 
 const VARIANTS = [
@@ -117,6 +124,29 @@ describe(`flash attention (${driverName})`, () => {
         expect(bt).toBeGreaterThanOrEqual(subgroups ? 15 : 7);
       }
     }
+  });
+
+  it('splits the prefix gradient into chunks by shape: one for small cases, ≥ 256 workgroups for large ones', () => {
+    expect(PREFIX_CASES.map((c) => flashPrefixChunks(c))).toEqual([
+      { chunks: 1, span: 111 },
+      { chunks: 1, span: 45 },
+      { chunks: 1, span: 123 },
+      { chunks: 1, span: 23 },
+      { chunks: 7, span: 65 },
+      { chunks: 4, span: 73 },
+      { chunks: 2, span: 66 },
+    ]);
+    expect(flashPrefixChunks({ T: 37, Hq: 6, Hkv: 2, D: 5 })).toEqual({ chunks: 1, span: 111 }); // P = 0 (the host dispatches no backward_dprefix)
+    // Qwen2.5-0.5B (Hq = 14, Hkv = 2, D = 64) with a packed batch of 2048 tokens: 2 prefix blocks × 128 chunks.
+    const qwen = { T: 2048, Hq: 14, Hkv: 2, D: 64, P: 20 };
+    expect(flashPrefixChunks(qwen)).toEqual({ chunks: 128, span: 112 });
+    // The partials (128, P, 2, Hkv, D) fit where the G > 1 dK, dV partials go.
+    expect(flashAttentionStatsBytes(qwen)).toBe((2 * 2048 * 14 + 2 * 2048 * 14 * 64) * 4);
+    // Hq = Hkv: the stats grow by the partials alone.
+    const mha = { T: 4000, Hq: 4, Hkv: 4, D: 8, P: 40 };
+    const { chunks } = flashPrefixChunks(mha);
+    expect(chunks * Math.ceil(40 / 32) * 4).toBeGreaterThanOrEqual(256);
+    expect(flashAttentionStatsBytes(mha)).toBe((2 * 4000 * 4 + chunks * 40 * 2 * 4 * 8) * 4);
   });
 
   for (const v of VARIANTS) {

@@ -5,12 +5,29 @@
 import source from '../../shaders/flash_attention.wgsl?raw';
 import teamShared from '../../shaders/flash_attention_team_shared.wgsl?raw';
 import teamSubgroup from '../../shaders/flash_attention_team_subgroup.wgsl?raw';
-import { KernelError, packParams, type BindingAccess, type DispatchCost, type KernelSpec, type Recorder, type Workgroups } from '../kernel.ts';
+import {
+  KernelError,
+  packParams,
+  type BindingAccess,
+  type DispatchCost,
+  type KernelSpec,
+  type ParamField,
+  type Recorder,
+  type Workgroups,
+} from '../kernel.ts';
 import { renderWgsl } from '../wgsl.ts';
 import { AttentionShapeError, attentionScale, checkShape, prefixRows, type AttentionShape } from '../ref/attention.ref.ts';
 import { foldWorkgroups } from './elementwise.ts';
 
-export const FLASH_ATTENTION_PASSES = ['forward', 'backward_prep', 'backward_dq', 'backward_dkv', 'backward_reduce', 'backward_dprefix'] as const;
+export const FLASH_ATTENTION_PASSES = [
+  'forward',
+  'backward_prep',
+  'backward_dq',
+  'backward_dkv',
+  'backward_reduce',
+  'backward_dprefix',
+  'backward_dprefix_reduce',
+] as const;
 export type FlashAttentionPass = (typeof FLASH_ATTENTION_PASSES)[number];
 
 /** Largest head dim: per-lane arrays hold ⌈D/4⌉ floats. */
@@ -28,7 +45,8 @@ const BINDINGS: Record<FlashAttentionPass, BindingAccess[]> = {
   backward_dq: ['read', 'read', 'read', 'read', 'read', 'read', 'read', 'read_write'], // Q K V seg prefixKV dO stats → dQ
   backward_dkv: ['read', 'read', 'read', 'read', 'read', 'read_write', 'read_write', 'read_write'], // … stats(+partials) → dK dV
   backward_reduce: ['read', 'read_write', 'read_write'], // stats partials → dK dV
-  backward_dprefix: ['read', 'read', 'read', 'read', 'read_write'], // Q prefixKV dO stats → dPrefixKV
+  backward_dprefix: ['read', 'read', 'read', 'read_write'], // Q prefixKV dO stats → stats partials
+  backward_dprefix_reduce: ['read', 'read_write'], // stats partials → dPrefixKV
 };
 
 export interface FlashAttentionVariant {
@@ -94,13 +112,18 @@ export function allFlashAttentionSpecs(subgroups = false): KernelSpec[] {
   return FLASH_ATTENTION_TESTED_HEAD_DIMS.flatMap((D) => FLASH_ATTENTION_PASSES.map((pass) => flashAttentionSpec(pass, { D, subgroups })));
 }
 
+/** The flash kernel's params: the shared six, then backward_dprefix's chunking (chunks, span). */
 function params(shape: AttentionShape): ArrayBuffer {
-  return attentionParams(shape, FLASH_ATTENTION_MAX_HEAD_DIM);
+  const { chunks, span } = flashPrefixChunks(shape);
+  return attentionParams(shape, FLASH_ATTENTION_MAX_HEAD_DIM, [
+    ['u32', chunks],
+    ['u32', span],
+  ]);
 }
 
-/** The params uniform both attention kernels take (T, Hq, Hkv, D, scale, P), after checking the shape against the
- *  kernel's largest head dim. */
-export function attentionParams(shape: AttentionShape, maxHeadDim: number): ArrayBuffer {
+/** The params uniform both attention kernels take (T, Hq, Hkv, D, scale, P, then `extra`), after checking the shape
+ *  against the kernel's largest head dim. */
+export function attentionParams(shape: AttentionShape, maxHeadDim: number, extra: readonly ParamField[] = []): ArrayBuffer {
   checkShape(shape);
   if (shape.D > maxHeadDim) {
     throw new AttentionShapeError(`attention: head_dim ${shape.D} exceeds the kernel's maximum ${maxHeadDim}`);
@@ -114,7 +137,31 @@ export function attentionParams(shape: AttentionShape, maxHeadDim: number): Arra
     ['u32', shape.D],
     ['f32', scale],
     ['u32', prefixRows(shape)],
+    ...extra,
   ]);
+}
+
+/** backward_dprefix aims for at least this many workgroups (a GPU's SMs several times over) when there is work
+ *  enough … */
+const PREFIX_TARGET_WORKGROUPS = 256;
+/** … but gives each chunk at least this many query rows (about 2–9 tiles), so that its partials (2·D floats per
+ *  prefix row) and the reduce stay small beside the chunk's reads of Q and dO (2·D floats per query row). */
+const PREFIX_MIN_SPAN = 64;
+
+/** How backward_dprefix splits the G·T query rows of each kv head (numbered head by head, f = hh·T + i): `chunks`
+ *  chunks (the dispatch's z) of `span` consecutive rows, the last one shorter. One chunk when G·T < 2·PREFIX_MIN_SPAN
+ *  or the prefix alone fills PREFIX_TARGET_WORKGROUPS; else as many as bring ⌈P/32⌉·Hkv·chunks up to that target,
+ *  with spans of at least PREFIX_MIN_SPAN. A function of the shape only (rows, not tiles: not of the variant's BT),
+ *  since flashAttentionStatsBytes sizes the partials with it. E.g. Qwen2.5-0.5B (Hq = 14, Hkv = 2), T = 2048,
+ *  P ≤ 32: 128 chunks of 112 rows, 256 workgroups (before: 2, each over all 14,336 rows). */
+export function flashPrefixChunks(shape: AttentionShape): { chunks: number; span: number } {
+  const rows = shape.T * (shape.Hq / shape.Hkv);
+  const P = prefixRows(shape);
+  if (P === 0 || rows === 0) return { chunks: 1, span: rows };
+  const base = Math.ceil(P / ROWS) * shape.Hkv;
+  const want = Math.max(1, Math.min(Math.ceil(PREFIX_TARGET_WORKGROUPS / base), Math.floor(rows / PREFIX_MIN_SPAN)));
+  const span = Math.ceil(rows / want);
+  return { chunks: Math.ceil(rows / span), span };
 }
 
 /** Whether the recorder's device can run the subgroup variant. */
@@ -138,7 +185,8 @@ function flatGroups(n: number): Workgroups {
  *  segments do less) plus T·P query-prefix pairs. Per pair and head: forward q·k and p·v (4·D); backward_dq q·k,
  *  dO·v, ds·k (6·D); backward_dkv and backward_dprefix k·q, v·dO, p·dO, ds·q (8·D). `groupPartials`: dkv writes
  *  per-query-head partials where heads are grouped (the flash kernel; the row kernel sums its group in place and
- *  writes dK, dV whole). */
+ *  writes dK, dV whole). backward_dprefix writes one dPrefixKV-sized partial per chunk (flashPrefixChunks), which
+ *  backward_dprefix_reduce sums into dPrefixKV. */
 export function flashAttentionCost(pass: FlashAttentionPass, s: AttentionShape, groupPartials = true): DispatchCost {
   const prefixPairs = s.T * prefixRows(s);
   const pairs = (s.T * (s.T + 1)) / 2;
@@ -159,7 +207,11 @@ export function flashAttentionCost(pass: FlashAttentionPass, s: AttentionShape, 
     case 'backward_reduce':
       return { flops: 2 * s.T * s.Hq * s.D, bytes: 2 * q + 2 * kv };
     case 'backward_dprefix':
-      return { flops: 8 * s.D * prefixPairs * s.Hq, bytes: 2 * q + 2 * pkv + 2 * rows };
+      return { flops: 8 * s.D * prefixPairs * s.Hq, bytes: 2 * q + (1 + flashPrefixChunks(s).chunks) * pkv + 2 * rows };
+    case 'backward_dprefix_reduce': {
+      const { chunks } = flashPrefixChunks(s);
+      return { flops: chunks * (pkv / 4), bytes: (chunks + 1) * pkv };
+    }
   }
 }
 
@@ -228,14 +280,19 @@ export interface FlashAttentionBackwardBuffers extends FlashAttentionForwardBuff
   dPrefixKV?: GPUBuffer;
 }
 
-/** Bytes of the backward's `stats` scratch: (L, Δ) per row, and with G > 1 the per-query-head dK, dV partials
- *  (prefix rows need none: backward_dprefix sums its group in place). */
+/** Bytes of the backward's `stats` scratch: (L, Δ) per row, then room for the larger of backward_dkv's per-query-head
+ *  dK, dV partials (G > 1) and backward_dprefix's per-chunk dPrefixKV partials (P > 0: flashPrefixChunks), which use
+ *  it in turn. */
 export function flashAttentionStatsBytes(shape: AttentionShape): number {
   const rows = shape.T * shape.Hq;
-  return (2 * rows + (shape.Hq === shape.Hkv ? 0 : 2 * rows * shape.D)) * 4;
+  const dkvPartials = shape.Hq === shape.Hkv ? 0 : 2 * rows * shape.D;
+  const { chunks } = flashPrefixChunks(shape);
+  const prefixPartials = chunks * prefixRows(shape) * 2 * shape.Hkv * shape.D;
+  return (2 * rows + Math.max(dkvPartials, prefixPartials)) * 4;
 }
 
-/** Records dQ, dK, dV (overwritten) from the forward's O and L: prep → dq → dkv (→ reduce when G > 1). */
+/** Records dQ, dK, dV (overwritten) from the forward's O and L: prep → dq → dkv (→ reduce when G > 1), and with
+ *  P > 0 dPrefixKV: dprefix → dprefix_reduce. */
 export function recordFlashAttentionBackward(rec: Recorder, shape: AttentionShape, b: FlashAttentionBackwardBuffers, o: FlashAttentionOptions = {}): void {
   const p = params(shape);
   const v = { D: shape.D, subgroups: useSubgroups(rec, o.subgroups) };
@@ -267,12 +324,11 @@ export function recordFlashAttentionBackward(rec: Recorder, shape: AttentionShap
     rec.dispatch(flashAttentionSpec('backward_reduce', v), [b.stats, b.dK, b.dV], p, flatGroups(T * Hkv * shape.D), flashAttentionCost('backward_reduce', shape));
   }
   if (P > 0) {
-    rec.dispatch(
-      flashAttentionSpec('backward_dprefix', v),
-      [b.Q, prefix, b.dO, b.stats, b.dPrefixKV as GPUBuffer],
-      p,
-      [Math.ceil(P / ROWS), Hkv, 1],
-      flashAttentionCost('backward_dprefix', shape),
-    );
+    const dPrefixKV = b.dPrefixKV as GPUBuffer;
+    const { chunks } = flashPrefixChunks(shape);
+    const dprefix = flashAttentionSpec('backward_dprefix', v);
+    rec.dispatch(dprefix, [b.Q, prefix, b.dO, b.stats], p, [Math.ceil(P / ROWS), Hkv, chunks], flashAttentionCost('backward_dprefix', shape));
+    const reduce = flashAttentionSpec('backward_dprefix_reduce', v);
+    rec.dispatch(reduce, [b.stats, dPrefixKV], p, flatGroups(P * 2 * Hkv * shape.D), flashAttentionCost('backward_dprefix_reduce', shape));
   }
 }
