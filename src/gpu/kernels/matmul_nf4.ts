@@ -41,9 +41,10 @@ export function nf4DequantBytes(W: Pick<Nf4Weight, 'out' | 'in'>): number {
   return W.out * W.in * 4;
 }
 
-/** Which variant a product of M rows runs: `chosen`, except that the dequant route stands down to DEQUANT_FALLBACK
- *  below NF4_DEQUANT_MIN_ROWS or when the decoded weight would exceed `maxBindingBytes`. The two give the same bits,
- *  so this changes speed and memory only. */
+/** Which variant a product of M rows runs where a shared scratch exists (a training step's workspace; without one the
+ *  runtime runs DEQUANT_FALLBACK, see linear.ts): `chosen`, except that the dequant route stands down to
+ *  DEQUANT_FALLBACK below NF4_DEQUANT_MIN_ROWS or when the decoded weight would exceed `maxBindingBytes`. The two
+ *  give the same bits, so this changes speed and memory only. */
 export function nf4VariantForRows(chosen: MatmulNf4Variant, M: number, W: Pick<Nf4Weight, 'out' | 'in'>, maxBindingBytes: number): MatmulNf4Variant {
   if (chosen !== 'dequant') return chosen;
   return M >= NF4_DEQUANT_MIN_ROWS && nf4DequantBytes(W) <= maxBindingBytes ? 'dequant' : DEQUANT_FALLBACK;

@@ -18,7 +18,7 @@ import {
 import { recordColumnDot, recordScaleColumns } from '../../gpu/kernels/ia3.ts';
 import { doraScalesBlock, recordDoraMagnitudeGrad, recordDoraOutput, recordDoraWeightNorm } from '../../gpu/kernels/dora.ts';
 import { recordMatmul, type MatmulVariant } from '../../gpu/kernels/matmul.ts';
-import { nf4DequantBytes, nf4VariantForRows, recordMatmulNf4, type MatmulNf4Variant } from '../../gpu/kernels/matmul_nf4.ts';
+import { DEQUANT_FALLBACK, nf4DequantBytes, nf4VariantForRows, recordMatmulNf4, type MatmulNf4Variant } from '../../gpu/kernels/matmul_nf4.ts';
 import type { Nf4Weight } from '../../gpu/kernels/nf4.ts';
 import type { ElementType } from '../../gpu/wgsl.ts';
 import type { Workspace } from '../../gpu/workspace.ts';
@@ -425,8 +425,10 @@ function recordBase(rec: Recorder, e: Engine, k: KernelChoice, ws: Workspace | u
 }
 
 /** An NF4 base product of T rows (forward when transB, else dx): the chosen variant, or for `dequant` (where
- *  nf4VariantForRows takes it) the weight decoded into one scratch that every NF4 layer shares — the workspace's
- *  during training (sized by the largest layer after the first step), else a pool buffer for this submission. */
+ *  nf4VariantForRows takes it) the weight decoded into the workspace's one scratch that every NF4 layer shares,
+ *  sized by the largest layer after a training run's first step. Without a workspace (evaluation or generation
+ *  outside a training run) the fused kernel runs instead: a pool scratch per layer would be released only when the
+ *  submission ends, so one recording would hold every layer's decoded weight — the model in f32. */
 function recordNf4Product(
   rec: Recorder,
   e: Engine,
@@ -438,19 +440,9 @@ function recordNf4Product(
   b: { A: GPUBuffer; C: GPUBuffer; bias?: GPUBuffer },
   accumulate: boolean,
 ): void {
-  const variant = nf4VariantForRows(k.nf4, T, W, e.gpu.limits.maxStorageBufferBindingSize);
-  if (variant !== 'dequant') {
-    recordMatmulNf4(rec, { M: T, transB }, { ...b, W }, { variant, accumulate });
-    return;
-  }
-  let scratch: GPUBuffer;
-  if (ws) {
-    scratch = ws.get('nf4.weight', nf4DequantBytes(W));
-  } else {
-    scratch = e.buffers.acquire(nf4DequantBytes(W), undefined, 'nf4.weight');
-    rec.afterSubmit(() => e.buffers.release(scratch));
-  }
-  recordMatmulNf4(rec, { M: T, transB }, { ...b, W }, { variant, accumulate, dequant: { scratch, matmul: k.matmul } });
+  const variant = ws ? nf4VariantForRows(k.nf4, T, W, e.gpu.limits.maxStorageBufferBindingSize) : k.nf4 === 'dequant' ? DEQUANT_FALLBACK : k.nf4;
+  const dequant = variant === 'dequant' ? { scratch: ws!.get('nf4.weight', nf4DequantBytes(W)), matmul: k.matmul } : undefined;
+  recordMatmulNf4(rec, { M: T, transB }, { ...b, W }, { variant, accumulate, dequant });
 }
 
 export interface LinearBackwardOptions {
