@@ -15,21 +15,16 @@ import type { Engine } from '../gpu/engine.ts';
 import { mismatches } from '../gpu/ref/testing.ts';
 import { testEngine } from '../gpu/testing-gpu.ts';
 import { readTokenizer } from '../cli/load.ts';
-import { memoryFolder } from '../model/sources/memory.ts';
 import { nodeFolder } from '../model/sources/node-file.ts';
-import { generate } from '../model/runtime/generate.ts';
 import { kernelChoiceFor } from '../model/runtime/linear.ts';
 import { loadTransformer } from '../model/runtime/load.ts';
 import { FIXTURES } from '../model/runtime/testing.ts';
-import { Batcher } from '../data/batcher.ts';
-import { attachAdapter } from './attach-adapter.ts';
 import { PROMPT_EMBEDDINGS } from './methods/prompt-tuning/config.ts';
 import { METHODS } from './methods/registry.ts';
 import { writeAdapterFolder } from './peft-check.ts';
-import { importPeftAdapter } from './peft.ts';
 import { goldenConfig, goldenRows, trainGoldenAndExport, type EvaluatedGoldenRun } from './testing-golden.ts';
-import { describePromptAdaptersInPeft, type ExportedPromptAdapter } from './testing-peft-live.ts';
-import { evaluateLoss, Trainer } from './trainer.ts';
+import { describePromptAdaptersInPeft, evaluateImportedPromptAdapter, type ExportedPromptAdapter } from './testing-peft-live.ts';
+import { Trainer } from './trainer.ts';
 
 interface PromptGolden extends EvaluatedGoldenRun {
   num_virtual_tokens: number;
@@ -74,20 +69,8 @@ describe.each(['gpt2', 'llama', 'qwen3'])('golden prompt-tuning run against PEFT
     expect(tf.model.virtualTokens, 'dispose takes the virtual tokens off').toBeUndefined();
 
     // Imported back and attached as eval and generate do: our eval loss again, and greedy tokens for the live check.
-    const adapter = await importPeftAdapter(memoryFolder({ ...files }), tf.model.config, 'ours');
-    if (adapter.kind !== 'prompt') throw new Error(`imported as ${adapter.kind}`);
+    const { adapter, evalLoss, generated } = await evaluateImportedPromptAdapter(e, tf, files, g, { peftType: 'PROMPT_TUNING', generate: GENERATE, batchSize: 2 });
     expect(adapter.numVirtualTokens).toBe(g.num_virtual_tokens);
-    const detach = attachAdapter(e, tf.model, adapter);
-    let evalLoss: number;
-    let generated: number[];
-    try {
-      const batcher = new Batcher(rows, { batchSize: 2, padId: 0, seed: null }); // evaluateLoss adds the virtual tokens
-      evalLoss = (await evaluateLoss(e, tf, batcher)).loss;
-      expect(Math.abs(evalLoss - g.final_loss)).toBeLessThan(1e-4 * g.final_loss);
-      generated = (await generate(e, tf, GENERATE.prompt, { maxNewTokens: GENERATE.max_new_tokens })).tokens;
-    } finally {
-      detach();
-    }
     expect(tf.model.virtualTokens).toBeUndefined();
     const dir = join(tmp, name);
     await writeAdapterFolder(dir, files);

@@ -11,21 +11,16 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Engine } from '../gpu/engine.ts';
 import { testEngine } from '../gpu/testing-gpu.ts';
-import { memoryFolder } from '../model/sources/memory.ts';
 import { nodeFolder } from '../model/sources/node-file.ts';
-import { generate } from '../model/runtime/generate.ts';
 import { kernelChoiceFor } from '../model/runtime/linear.ts';
 import { loadTransformer } from '../model/runtime/load.ts';
 import { FIXTURES } from '../model/runtime/testing.ts';
-import { Batcher } from '../data/batcher.ts';
-import { attachAdapter } from './attach-adapter.ts';
 import { P_TUNING_TENSORS, pTuningSegmentName, type PTuningTensor } from './methods/p-tuning/config.ts';
 import { PROMPT_EMBEDDINGS } from './methods/prompt-tuning/config.ts';
 import { writeAdapterFolder } from './peft-check.ts';
-import { importPeftAdapter } from './peft.ts';
 import { goldenConfig, goldenRows, trainGoldenAndExport, type EvaluatedGoldenRun } from './testing-golden.ts';
-import { describePromptAdaptersInPeft, type ExportedPromptAdapter } from './testing-peft-live.ts';
-import { evaluateLoss, Trainer } from './trainer.ts';
+import { describePromptAdaptersInPeft, evaluateImportedPromptAdapter, type ExportedPromptAdapter } from './testing-peft-live.ts';
+import { Trainer } from './trainer.ts';
 
 interface PTuningGolden extends EvaluatedGoldenRun {
   num_virtual_tokens: number;
@@ -75,19 +70,7 @@ describe.each(['gpt2', 'llama', 'qwen3'])('golden P-tuning run against PEFT: %s'
     expect(tf.model.virtualTokens).toBeUndefined();
 
     // Imported back: plain virtual embeddings (the encoder's output) that evaluate to the trained loss.
-    const adapter = await importPeftAdapter(memoryFolder({ ...files }), tf.model.config, 'ours');
-    if (adapter.kind !== 'prompt') throw new Error(`imported as ${adapter.kind}`);
-    expect(adapter.peftType).toBe('P_TUNING');
-    const detach = attachAdapter(e, tf.model, adapter);
-    let evalLoss: number;
-    let generated: number[];
-    try {
-      evalLoss = (await evaluateLoss(e, tf, new Batcher(rows, { batchSize: 3, padId: 0, seed: null }))).loss;
-      expect(Math.abs(evalLoss - g.final_loss)).toBeLessThan(1e-4 * g.final_loss);
-      generated = (await generate(e, tf, GENERATE.prompt, { maxNewTokens: GENERATE.max_new_tokens })).tokens;
-    } finally {
-      detach();
-    }
+    const { adapter, evalLoss, generated } = await evaluateImportedPromptAdapter(e, tf, files, g, { peftType: 'P_TUNING', generate: GENERATE, batchSize: 3 });
     // ... and continue as prompt tuning from that table: step 1's loss is the loss it evaluates to.
     const more = new Trainer({
       engine: e,

@@ -11,20 +11,15 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Engine } from '../gpu/engine.ts';
 import { testEngine } from '../gpu/testing-gpu.ts';
-import { memoryFolder } from '../model/sources/memory.ts';
 import { nodeFolder } from '../model/sources/node-file.ts';
-import { generate } from '../model/runtime/generate.ts';
 import { kernelChoiceFor } from '../model/runtime/linear.ts';
 import { loadTransformer } from '../model/runtime/load.ts';
 import { FIXTURES } from '../model/runtime/testing.ts';
-import { Batcher } from '../data/batcher.ts';
-import { attachAdapter } from './attach-adapter.ts';
 import { METHODS } from './methods/registry.ts';
 import { writeAdapterFolder } from './peft-check.ts';
-import { importPeftAdapter } from './peft.ts';
 import { expectGoldenSteps, goldenConfig, goldenRows, trainGoldenAndExport, type EvaluatedGoldenRun } from './testing-golden.ts';
-import { describePromptAdaptersInPeft, type ExportedPromptAdapter } from './testing-peft-live.ts';
-import { evaluateLoss, Trainer } from './trainer.ts';
+import { describePromptAdaptersInPeft, evaluateImportedPromptAdapter, type ExportedPromptAdapter } from './testing-peft-live.ts';
+import { Trainer } from './trainer.ts';
 
 interface PTuningLstmGolden extends EvaluatedGoldenRun {
   num_virtual_tokens: number;
@@ -73,19 +68,7 @@ describe.each(CASES)('golden P-tuning run with the LSTM encoder against PEFT: %s
     expect(tf.model.virtualTokens).toBeUndefined();
 
     // Imported back: plain virtual embeddings (the encoder's output) that evaluate to the trained loss.
-    const adapter = await importPeftAdapter(memoryFolder({ ...files }), tf.model.config, 'ours');
-    if (adapter.kind !== 'prompt') throw new Error(`imported as ${adapter.kind}`);
-    expect(adapter.peftType).toBe('P_TUNING');
-    const detach = attachAdapter(e, tf.model, adapter);
-    let evalLoss: number;
-    let generated: number[];
-    try {
-      evalLoss = (await evaluateLoss(e, tf, new Batcher(rows, { batchSize: 3, padId: 0, seed: null }))).loss;
-      expect(Math.abs(evalLoss - g.final_loss)).toBeLessThan(1e-4 * g.final_loss);
-      generated = (await generate(e, tf, GENERATE.prompt, { maxNewTokens: GENERATE.max_new_tokens })).tokens;
-    } finally {
-      detach();
-    }
+    const { evalLoss, generated } = await evaluateImportedPromptAdapter(e, tf, files, g, { peftType: 'P_TUNING', generate: GENERATE, batchSize: 3 });
     const dir = join(tmp, name);
     await writeAdapterFolder(dir, files);
     exported.set(name, { fixture: name, dir, loss: evalLoss, rows: g.rows, generated });

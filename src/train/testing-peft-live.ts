@@ -1,10 +1,45 @@
-// The live check the prompt methods' golden tests end with (prompt-golden, ptuning-golden, ptuning-lstm-golden,
-// prefix-golden): the adapters each case exported, loaded by the real PEFT. Test-only.
+// What the prompt methods' golden tests (prompt-golden, ptuning-golden, ptuning-lstm-golden, prefix-golden) do after
+// training: the exported adapter imported back and evaluated, and the live check that loads every case's adapter in
+// the real PEFT. Test-only.
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { Batcher } from '../data/batcher.ts';
+import type { Engine } from '../gpu/engine.ts';
+import { generate } from '../model/runtime/generate.ts';
 import { FIXTURES } from '../model/runtime/testing.ts';
+import type { Transformer } from '../model/runtime/transformer.ts';
+import { memoryFolder } from '../model/sources/memory.ts';
+import { attachAdapter } from './attach-adapter.ts';
 import { referencePython, runPeftCheck } from './peft-check.ts';
-import type { GoldenRun } from './testing-golden.ts';
+import { importPeftAdapter, type AdapterFiles, type PromptAdapter } from './peft.ts';
+import { goldenRows, type EvaluatedGoldenRun, type GoldenRun } from './testing-golden.ts';
+import { evaluateLoss } from './trainer.ts';
+
+/**
+ * Our exported prompt adapter imported back (as `peftType`) and put on the model as eval and generate do: it evaluates
+ * to the golden run's final loss (1e-4 relative) — the rows in micro-batches of `batchSize` — and gives the greedy
+ * tokens the live PEFT check compares. Taken off again afterwards.
+ */
+export async function evaluateImportedPromptAdapter(
+  e: Engine,
+  tf: Transformer,
+  files: AdapterFiles,
+  g: EvaluatedGoldenRun,
+  o: { peftType: PromptAdapter['peftType']; generate: { prompt: number[]; max_new_tokens: number }; batchSize: number },
+): Promise<{ adapter: PromptAdapter; evalLoss: number; generated: number[] }> {
+  const adapter = await importPeftAdapter(memoryFolder({ ...files }), tf.model.config, 'ours');
+  if (adapter.kind !== 'prompt') throw new Error(`imported as ${adapter.kind}`);
+  expect(adapter.peftType).toBe(o.peftType);
+  const detach = attachAdapter(e, tf.model, adapter);
+  try {
+    const evalLoss = (await evaluateLoss(e, tf, new Batcher(goldenRows(g), { batchSize: o.batchSize, padId: 0, seed: null }))).loss;
+    expect(Math.abs(evalLoss - g.final_loss)).toBeLessThan(1e-4 * g.final_loss);
+    const generated = (await generate(e, tf, o.generate.prompt, { maxNewTokens: o.generate.max_new_tokens })).tokens;
+    return { adapter, evalLoss, generated };
+  } finally {
+    detach();
+  }
+}
 
 /** One case's exported adapter: the fixture model it trained, the folder it was written to, the loss and greedy
  *  tokens it gave here. */
