@@ -33,8 +33,8 @@ export const P_TUNING_TENSORS = [
 ] as const;
 export type PTuningTensor = (typeof P_TUNING_TENSORS)[number];
 
-export function pTuningSegmentName(t: PTuningTensor): string {
-  return `prompt_encoder.${t}`;
+export function pTuningSegmentName(name: string): string {
+  return `prompt_encoder.${name}`;
 }
 
 /** H: encoder_hidden_size, the model's hidden size when unset (PEFT's rule). */
@@ -104,26 +104,21 @@ export function pTuningEncoderPrompt(tensors: ReadonlyMap<string, Float32Array>,
   const H = encoderHidden(model, c);
   if (c.encoderType !== 'lstm') return pTuningPrompt(tensors, n, C, H);
   const shapes = new Map(pTuningTensorShapes(model, c));
-  const get = (name: string) => {
-    const v = tensors.get(`prompt_encoder.${name}`);
-    const shape = shapes.get(name)!;
-    if (!v) throw new Error(`no trained prompt_encoder.${name} to export`);
-    if (v.length !== shape.reduce((a, b) => a * b, 1)) throw new Error(`prompt_encoder.${name}: ${v.length} values, expected [${shape.join(', ')}]`);
-    return v;
-  };
-  return lstmPrompt(get, n, C, H, c.encoderNumLayers);
+  return lstmPrompt((name) => trainedTensor(tensors, name, shapes.get(name)!), n, C, H, c.encoderNumLayers);
+}
+
+/** Tensor `name` (under prompt_encoder) of a trained encoder, checked against its shape. */
+function trainedTensor(tensors: ReadonlyMap<string, Float32Array>, name: string, shape: number[]): Float32Array {
+  const v = tensors.get(pTuningSegmentName(name));
+  if (!v) throw new Error(`no trained ${pTuningSegmentName(name)} to export`);
+  if (v.length !== shape.reduce((a, b) => a * b, 1)) throw new Error(`${pTuningSegmentName(name)}: ${v.length} values, expected [${shape.join(', ')}]`);
+  return v;
 }
 
 /** The MLP encoder's virtual-token embeddings: its output over its table (float64, rounded to f32). */
 export function pTuningPrompt(tensors: ReadonlyMap<string, Float32Array>, n: number, C: number, H: number): Float32Array {
   const shapes = pTuningShapes(n, C, H);
-  const get = (t: PTuningTensor) => {
-    const v = tensors.get(pTuningSegmentName(t));
-    const want = shapes[t].reduce((a, b) => a * b, 1);
-    if (!v) throw new Error(`no trained ${pTuningSegmentName(t)} to export`);
-    if (v.length !== want) throw new Error(`${pTuningSegmentName(t)}: ${v.length} values, expected [${shapes[t].join(', ')}]`);
-    return v;
-  };
+  const get = (t: PTuningTensor) => trainedTensor(tensors, t, shapes[t]);
   const { P } = promptEncoderRef(
     { E: get('embedding.weight'), W0: get('mlp_head.0.weight'), b0: get('mlp_head.0.bias'), W2: get('mlp_head.2.weight'), b2: get('mlp_head.2.bias'), W4: get('mlp_head.4.weight'), b4: get('mlp_head.4.bias') },
     { n, C, H },
@@ -150,7 +145,7 @@ export const pTuningMethod: TrainingMethod = {
   validate: (c) => [...promptLearningErrors(c, 'P-tuning'), ...pTuningErrors(c)],
   tensors: () => [],
   ownTensors(model, c): TrainableTensor[] {
-    return pTuningTensorShapes(model, c).map(([name, shape]) => ({ name: `prompt_encoder.${name}`, length: shape.reduce((a, b) => a * b, 1), lrScale: 1 }));
+    return pTuningTensorShapes(model, c).map(([name, shape]) => ({ name: pTuningSegmentName(name), length: shape.reduce((a, b) => a * b, 1), lrScale: 1 }));
   },
   footprint(_modules, c, model) {
     if (!model) throw new Error('P-tuning: the footprint needs the model (its hidden size)');

@@ -12,7 +12,7 @@ import { allocateTrainable, releaseTrainable, segmentBinding } from '../../train
 import { createDenseMlp, type DenseMlp } from '../dense-mlp.ts';
 import type { AttachedMethod, MethodRuntime } from '../method.ts';
 import { standardNormal } from '../prompt-tuning/runtime.ts';
-import { encoderHidden, pTuningMethod, pTuningShapes, type PTuningTensor } from './config.ts';
+import { encoderHidden, pTuningMethod, pTuningSegmentName, pTuningShapes, type PTuningTensor } from './config.ts';
 import { createLstmEncoder, denseLayer, pTuningLstmInit, type EncoderTensors } from './lstm-runtime.ts';
 
 /** PEFT's initial values for each MLP tensor, from `seed`. */
@@ -61,14 +61,17 @@ export const pTuningRuntime: MethodRuntime = {
     }
     const lstm = c.encoderType === 'lstm';
     const drawn: ReadonlyMap<string, Float32Array> = lstm ? pTuningLstmInit(n, C, H, c.encoderNumLayers, init.seed) : pTuningInit(n, C, H, init.seed);
-    const host = new Float32Array(layout.totalLength);
-    for (const seg of layout.segments) host.set(init.initial?.get(seg.name) ?? drawn.get(seg.name.slice('prompt_encoder.'.length))!, seg.offset);
-    const buffers = allocateTrainable(e, layout, host, 'ptuning');
     const segment = (name: string) => {
-      const s = known.get(`prompt_encoder.${name}`);
-      if (!s) throw new Error(`P-tuning: no tensor prompt_encoder.${name}`);
+      const s = known.get(pTuningSegmentName(name));
+      if (!s) throw new Error(`P-tuning: no tensor ${pTuningSegmentName(name)}`);
       return s;
     };
+    const host = new Float32Array(layout.totalLength);
+    for (const [name, values] of drawn) {
+      const seg = segment(name);
+      host.set(init.initial?.get(seg.name) ?? values, seg.offset);
+    }
+    const buffers = allocateTrainable(e, layout, host, 'ptuning');
     const at: EncoderTensors = {
       param: (name) => segmentBinding(buffers.params, segment(name).offset, segment(name).length),
       grad: (name) => segmentBinding(buffers.grads, segment(name).offset, segment(name).length),
