@@ -293,7 +293,9 @@ export function chooseMatmulNf4Variant(
   return choose(e, 'matmul_nf4', MATMUL_NF4_VARIANTS, isMatmulNf4Variant, measure, cache, override, options);
 }
 
-/** What NF4 variant goes with a forced dense one when NF4 is not measured (as kernelChoiceFor maps it). */
+/** What NF4 variant goes with a dense one when NF4 is not measured (a forced dense variant; kernelChoiceFor): NF4 has
+ *  one register-blocked fused kernel (no vec4 twin: its weight is decoded, not loaded as vec4), so both blocked dense
+ *  variants map to it; the dequant route is taken only where measured or forced. */
 export function nf4VariantFor(matmul: MatmulVariant): MatmulNf4Variant {
   return matmul === 'blocked' || matmul === 'blocked4' ? 'blocked' : matmul === 'tiled' ? 'tiled' : 'naive';
 }

@@ -19,6 +19,7 @@ import { recordColumnDot, recordScaleColumns } from '../../gpu/kernels/ia3.ts';
 import { doraScalesBlock, recordDoraMagnitudeGrad, recordDoraOutput, recordDoraWeightNorm } from '../../gpu/kernels/dora.ts';
 import { recordMatmul, type MatmulVariant } from '../../gpu/kernels/matmul.ts';
 import { DEQUANT_FALLBACK, nf4DequantBytes, nf4VariantForRows, recordMatmulNf4, type MatmulNf4Variant } from '../../gpu/kernels/matmul_nf4.ts';
+import { nf4VariantFor } from '../../gpu/kernels/matmul-tuning.ts';
 import type { Nf4Weight } from '../../gpu/kernels/nf4.ts';
 import type { ElementType } from '../../gpu/wgsl.ts';
 import type { Workspace } from '../../gpu/workspace.ts';
@@ -112,9 +113,7 @@ export interface KernelChoice {
 
 export function kernelChoiceFor(matmul: MatmulVariant): KernelChoice {
   const blocked = matmul === 'blocked' || matmul === 'blocked4';
-  // NF4 has one register-blocked variant (no vec4 twin: its weight is decoded, not loaded as vec4), so both blocked
-  // matmul variants map to it.
-  const nf4: MatmulNf4Variant = blocked ? 'blocked' : matmul === 'tiled' ? 'tiled' : 'naive';
+  const nf4 = nf4VariantFor(matmul);
   // The fused LoRA kernel exists with 8×8 and 16×16 tiles only: where a register-blocked matmul was chosen (on a GPU
   // it is several times faster than 16×16 tiles), the base product runs on it and the rank-r terms beside it.
   const lora: LoraRoute = blocked ? 'unfused' : matmul === 'tiled' ? 'tiled' : 'naive';
